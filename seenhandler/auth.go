@@ -1,0 +1,125 @@
+package seenhandler
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Errors an Authenticator returns (possibly wrapped).
+var (
+	// ErrUnauthorized: the token is missing or unknown. HTTP 401.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the token is known but may not use the session. HTTP 403.
+	ErrForbidden = errors.New("forbidden")
+)
+
+// Credentials is what a request presents to an Authenticator.
+type Credentials struct {
+	// Token is the API token, taken from "Authorization: Bearer <token>",
+	// then "X-Api-Key: <token>", then the body's "access_token"; "" when the
+	// request carries none.
+	Token string
+	// Session is the session the request wants to use; "" when it names none
+	// (the handler then answers 400 if the token is accepted).
+	Session string
+}
+
+// Authenticator decides whether a request may use a session.
+//
+// Authenticate must be safe for concurrent use. It returns nil to allow the
+// request, an error wrapping ErrUnauthorized when the token is missing or
+// unknown, and one wrapping ErrForbidden when the token may not use
+// c.Session. When c.Session is "" it checks the token alone. Any other error
+// becomes 500.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c Credentials) error
+}
+
+// AuthenticatorFunc adapts a function to the Authenticator interface.
+type AuthenticatorFunc func(ctx context.Context, c Credentials) error
+
+// Authenticate calls f(ctx, c).
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) error {
+	return f(ctx, c)
+}
+
+// AllSessions, in the session list of NewStaticAuth, lets a token use every
+// session.
+const AllSessions = "*"
+
+// StaticAuth is an Authenticator over a fixed set of tokens. Tokens are
+// compared in constant time. It is safe for concurrent use.
+type StaticAuth struct {
+	tokens []staticToken
+}
+
+type staticToken struct {
+	hash     [sha256.Size]byte
+	all      bool
+	sessions []string
+}
+
+// NewStaticAuth returns a StaticAuth for tokens, a map from each token to
+// the sessions it may use (AllSessions for every session). An empty token or
+// an empty session list is an error.
+func NewStaticAuth(tokens map[string][]string) (*StaticAuth, error) {
+	a := &StaticAuth{}
+	for token, sessions := range tokens {
+		if token == "" {
+			return nil, errors.New("seenhandler: NewStaticAuth: empty token")
+		}
+		if len(sessions) == 0 {
+			return nil, fmt.Errorf("seenhandler: NewStaticAuth: token %.4s… may use no session", token)
+		}
+		a.tokens = append(a.tokens, staticToken{
+			hash:     sha256.Sum256([]byte(token)),
+			all:      slices.Contains(sessions, AllSessions),
+			sessions: slices.Clone(sessions),
+		})
+	}
+	return a, nil
+}
+
+// Authenticate implements Authenticator.
+func (a *StaticAuth) Authenticate(_ context.Context, c Credentials) error {
+	if c.Token == "" {
+		return fmt.Errorf("%w: no token", ErrUnauthorized)
+	}
+	// Hashing first gives equal lengths; every token is compared, so the
+	// time taken does not tell which one matched.
+	h := sha256.Sum256([]byte(c.Token))
+	match := -1
+	for i := range a.tokens {
+		if subtle.ConstantTimeCompare(h[:], a.tokens[i].hash[:]) == 1 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return fmt.Errorf("%w: unknown token", ErrUnauthorized)
+	}
+	t := a.tokens[match]
+	if c.Session == "" || t.all || slices.Contains(t.sessions, c.Session) {
+		return nil
+	}
+	return fmt.Errorf("%w: token may not use session %q", ErrForbidden, c.Session)
+}
+
+// requestToken returns the token from the Authorization (Bearer) header, the
+// X-Api-Key header, or the body's access_token, in that order.
+func requestToken(r *http.Request, bodyToken string) string {
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if token = strings.TrimSpace(token); token != "" {
+			return token
+		}
+	}
+	if token := strings.TrimSpace(r.Header.Get("X-Api-Key")); token != "" {
+		return token
+	}
+	return bodyToken
+}

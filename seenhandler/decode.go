@@ -1,0 +1,133 @@
+package seenhandler
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// seenRequest is the union of the three dialects' bodies. Aliases:
+// session = instance_id; chatId = to; ids = messageId ∪ messageIds. Unknown
+// fields are ignored.
+type seenRequest struct {
+	Session     string   `json:"session" validate:"omitempty,max=128,printascii"`
+	InstanceID  string   `json:"instance_id" validate:"omitempty,max=128,printascii"`
+	AccessToken string   `json:"access_token"`
+	ChatID      string   `json:"chatId" validate:"omitempty,wa_chat"`
+	To          string   `json:"to" validate:"omitempty,wa_chat"`
+	MessageID   string   `json:"messageId" validate:"omitempty,wa_msgid"`
+	MessageIDs  []string `json:"messageIds" validate:"omitempty,dive,wa_msgid"`
+	Participant string   `json:"participant" validate:"omitempty,wa_participant"`
+	Type        string   `json:"type" validate:"omitempty,oneof=read played"`
+}
+
+// Dialects, for logs.
+const (
+	dialectWasend = "wasend"
+	dialectWawp   = "wawp"
+	dialectWAHA   = "waha"
+)
+
+// dialect names the API the request looks like, from its path or else its
+// fields.
+func (req *seenRequest) dialect(r *http.Request) string {
+	switch {
+	case strings.HasSuffix(r.URL.Path, PathWawp):
+		return dialectWawp
+	case strings.HasSuffix(r.URL.Path, PathWAHA):
+		return dialectWAHA
+	case strings.HasSuffix(r.URL.Path, PathWasend):
+		return dialectWasend
+	case req.InstanceID != "" || req.AccessToken != "":
+		return dialectWawp
+	case req.To != "":
+		return dialectWasend
+	}
+	return dialectWAHA
+}
+
+// Request errors, mapped to statuses in errors.go.
+var (
+	errMethodNotAllowed = errors.New("method not allowed")
+	errUnsupportedType  = errors.New("unsupported media type")
+)
+
+// jsonError is a body that is not the JSON object we take.
+type jsonError struct {
+	field string // the JSON field at fault, if known
+	msg   string
+}
+
+func (e *jsonError) Error() string { return e.msg }
+
+// checkContentType accepts application/json and application/*+json, with an
+// optional utf-8 charset.
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return fmt.Errorf("%w: Content-Type is missing, send application/json", errUnsupportedType)
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fmt.Errorf("%w: Content-Type %q cannot be parsed", errUnsupportedType, ct)
+	}
+	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return fmt.Errorf("%w: Content-Type %q is not JSON, send application/json", errUnsupportedType, mt)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return fmt.Errorf("%w: charset %q is not supported, send utf-8", errUnsupportedType, cs)
+	}
+	return nil
+}
+
+// decodeBody reads at most limit bytes of r's body into a seenRequest.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, err // *http.MaxBytesError, or the client went away
+	}
+	return decodeJSON(body)
+}
+
+func decodeJSON(body []byte) (*seenRequest, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, &jsonError{msg: "the body is empty; send a JSON object"}
+	}
+	var req seenRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return nil, describeJSONError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &jsonError{msg: "the body has data after its JSON object"}
+	}
+	return &req, nil
+}
+
+func describeJSONError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return &jsonError{msg: fmt.Sprintf("the body is not valid JSON (at byte %d)", syntax.Offset)}
+	case errors.As(err, &typ) && typ.Field == "":
+		return &jsonError{msg: "the body must be a JSON object, not " + typ.Value}
+	case errors.As(err, &typ):
+		want := typ.Type.String()
+		switch want {
+		case "string":
+			want = "a string"
+		case "[]string":
+			want = "an array of strings"
+		}
+		return &jsonError{field: typ.Field, msg: fmt.Sprintf("%s must be %s, not %s", typ.Field, want, typ.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &jsonError{msg: "the body ends before its JSON object does"}
+	}
+	return &jsonError{msg: "the body is not valid JSON"}
+}

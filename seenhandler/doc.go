@@ -1,0 +1,30 @@
+// Package seenhandler is an http.Handler that marks WhatsApp messages as
+// seen (the blue ticks). It accepts the request bodies of three public
+// gateways unchanged, so clients keep sending what they send today:
+//
+//   - Wasend: POST /sendSeen {"session","to","messageId"}, Authorization: Bearer <token>
+//   - Wawp:   POST /v2/send/seen {"instance_id","access_token","chatId","messageIds":[…],"participant"}
+//   - WAHA:   POST /api/sendSeen {"session","chatId","messageIds":[…],"participant"}, X-Api-Key: <token>
+//
+// All three go through one decode path: session = instance_id, chatId = to,
+// and the ids are messageId ∪ messageIds (deduplicated; WAHA's serialized
+// ids such as "false_123@c.us_3EB0…" are understood). An optional
+// "type":"played" sends played receipts for voice notes and view-once media.
+//
+// The handler authenticates the token, validates and normalises the chat and
+// ids (package validate), finds the session in a session.Registry, groups the
+// ids into one receipt per sender, and answers with what was actually sent:
+//
+//	reg := session.NewMemoryRegistry()
+//	reg.Set("support", mySession)
+//	auth, _ := seenhandler.NewStaticAuth(map[string][]string{"secret": {"support"}})
+//	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
+//	if err != nil { … }
+//	mux := http.NewServeMux()
+//	seenhandler.Mount(mux, h) // /sendSeen, /v2/send/seen, /api/sendSeen
+//
+// Every error answer has the body
+// {"success":false,"error":{"code","message","fields":[{"field","rule","message"}]}}
+// with the statuses listed beside the Code constants; a backend's own error
+// text is logged (WithLogger), never sent to the client.
+package seenhandler

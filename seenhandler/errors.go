@@ -1,0 +1,122 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/validate"
+)
+
+// This file is the one place where errors become HTTP statuses.
+
+// Error codes of ErrorBody.Code, with their statuses.
+const (
+	CodeInvalidJSON          = "invalid_json"           // 400
+	CodeValidationFailed     = "validation_failed"      // 400
+	CodeInvalidReceipt       = "invalid_receipt"        // 400
+	CodeUnauthorized         = "unauthorized"           // 401
+	CodeForbidden            = "forbidden"              // 403
+	CodeSessionNotFound      = "session_not_found"      // 404
+	CodeMessageNotFound      = "message_not_found"      // 404
+	CodeMethodNotAllowed     = "method_not_allowed"     // 405
+	CodeBodyTooLarge         = "body_too_large"         // 413
+	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeClientClosedRequest  = "client_closed_request"  // 499
+	CodeInternal             = "internal"               // 500
+	CodeSessionNotConnected  = "session_not_connected"  // 503
+	CodeSessionNotLoggedIn   = "session_not_logged_in"  // 503
+	CodeTimeout              = "timeout"                // 504
+)
+
+// statusClientClosedRequest is nginx's status for a client that went away;
+// the client never sees it, logs do.
+const statusClientClosedRequest = 499
+
+// errPanic wraps a panic recovered from a backend or an Authenticator.
+var errPanic = errors.New("panic")
+
+// problem is an error as the client sees it.
+type problem struct {
+	status     int
+	code       string
+	message    string
+	fields     []validate.FieldError
+	retryAfter bool
+}
+
+// classify maps err to what the client is told. Only texts written by this
+// package reach the client; a backend's error text goes to the log alone.
+func classify(err error, maxBody int64) problem {
+	var (
+		jsonErr  *jsonError
+		fieldErr validate.Errors
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, errMethodNotAllowed):
+		return problem{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, message: "use POST"}
+	case errors.Is(err, errUnsupportedType):
+		return problem{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMediaType, message: err.Error()}
+	case errors.As(err, &tooLarge):
+		return problem{status: http.StatusRequestEntityTooLarge, code: CodeBodyTooLarge,
+			message: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
+	case errors.As(err, &jsonErr):
+		p := problem{status: http.StatusBadRequest, code: CodeInvalidJSON, message: jsonErr.msg}
+		if jsonErr.field != "" {
+			p.fields = []validate.FieldError{{Field: jsonErr.field, Rule: "type", Message: jsonErr.msg}}
+		}
+		return p
+	case errors.As(err, &fieldErr):
+		return problem{status: http.StatusBadRequest, code: CodeValidationFailed,
+			message: "the request has invalid fields: " + fieldErr.Error(), fields: fieldErr}
+	case errors.Is(err, ErrUnauthorized):
+		return problem{status: http.StatusUnauthorized, code: CodeUnauthorized,
+			message: "a valid API token is required (Authorization: Bearer <token>, X-Api-Key or access_token)"}
+	case errors.Is(err, ErrForbidden):
+		return problem{status: http.StatusForbidden, code: CodeForbidden, message: "this token may not use this session"}
+	case errors.Is(err, session.ErrSessionNotFound):
+		return problem{status: http.StatusNotFound, code: CodeSessionNotFound, message: "no session has this name"}
+	case errors.Is(err, session.ErrMessageNotFound):
+		return problem{status: http.StatusNotFound, code: CodeMessageNotFound, message: "the session does not know this message"}
+	case errors.Is(err, session.ErrInvalidReceipt):
+		return problem{status: http.StatusBadRequest, code: CodeInvalidReceipt,
+			message: "WhatsApp cannot take this receipt as asked; nothing was sent"}
+	case errors.Is(err, session.ErrNotConnected):
+		return problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,
+			message: "the session is not connected to WhatsApp; try again later", retryAfter: true}
+	case errors.Is(err, session.ErrNotLoggedIn):
+		return problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
+			message: "the session is not logged in to WhatsApp; pair it again"}
+	case errors.Is(err, context.DeadlineExceeded):
+		return problem{status: http.StatusGatewayTimeout, code: CodeTimeout, message: "WhatsApp did not answer in time"}
+	case errors.Is(err, context.Canceled):
+		return problem{status: statusClientClosedRequest, code: CodeClientClosedRequest, message: "the client closed the request"}
+	}
+	return problem{status: http.StatusInternalServerError, code: CodeInternal, message: "internal error; the server log has the details"}
+}
+
+// writeError answers with err's problem; sent lists receipts that went out
+// before the failure.
+func (h *Handler) writeError(w http.ResponseWriter, err error, sent []SentReceipt) problem {
+	p := classify(err, h.cfg.maxBodyBytes)
+	switch {
+	case p.status == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodPost)
+	case p.retryAfter:
+		w.Header().Set("Retry-After", strconv.Itoa(int((h.cfg.retryAfter+time.Second-1)/time.Second)))
+	}
+	fields := p.fields
+	if fields == nil {
+		fields = []validate.FieldError{}
+	}
+	writeJSON(w, p.status, ErrorResponse{
+		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields},
+		Receipts: sent,
+	})
+	return p
+}

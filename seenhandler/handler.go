@@ -1,0 +1,194 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/validate"
+)
+
+// Handler is the "mark as seen" endpoint, an http.Handler that any router
+// can mount. It is safe for concurrent use.
+type Handler struct {
+	reg session.Registry
+	cfg config
+	v   *validator.Validate
+}
+
+// New returns a Handler that finds sessions in reg. An authenticator is
+// required: pass WithAuth, or WithNoAuth to accept every request.
+// Configuration errors are returned here, never at request time.
+func New(reg session.Registry, opts ...Option) (*Handler, error) {
+	if reg == nil {
+		return nil, errors.New("seenhandler: nil Registry")
+	}
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case cfg.auth == nil && !cfg.noAuth:
+		return nil, errors.New("seenhandler: no authenticator: pass WithAuth, or WithNoAuth to accept every request")
+	case cfg.auth != nil && cfg.noAuth:
+		return nil, errors.New("seenhandler: WithAuth and WithNoAuth both given")
+	}
+	return &Handler{reg: reg, cfg: cfg, v: validate.New()}, nil
+}
+
+// exchange is one request's state, for the answer and the log.
+type exchange struct {
+	dialect string
+	session string
+	chat    string
+	sent    []SentReceipt
+}
+
+// ServeHTTP answers one request; see the package documentation.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	x := &exchange{}
+	defer func() {
+		// A bug of ours must not take the server down or leave the client
+		// without an answer (nothing has been written before this point).
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.failed(w, r, x, fmt.Errorf("%w: handler: %v", errPanic, v), start)
+		}
+	}()
+	resp, err := h.serve(w, r, x)
+	if err != nil {
+		h.failed(w, r, x, err, start)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+	h.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "seen request done",
+		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
+		slog.Int("status", http.StatusOK), slog.Int("receipts", len(resp.Receipts)),
+		slog.Int("skipped", len(resp.Skipped)), slog.Duration("took", time.Since(start)))
+}
+
+func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
+	p := h.writeError(w, err, x.sent)
+	level := slog.LevelInfo
+	if p.status >= 500 {
+		level = slog.LevelWarn
+	}
+	h.cfg.logger.LogAttrs(r.Context(), level, "seen request failed",
+		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
+		slog.Int("status", p.status), slog.String("code", p.code), slog.Int("receipts_sent", len(x.sent)),
+		slog.String("error", err.Error()), slog.Duration("took", time.Since(start)))
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*Response, error) {
+	if r.Method != http.MethodPost {
+		return nil, errMethodNotAllowed
+	}
+	if err := checkContentType(r); err != nil {
+		return nil, err
+	}
+	req, err := decodeBody(w, r, h.cfg.maxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	x.dialect = req.dialect(r)
+	names := namesFor(req, x.dialect)
+
+	pathName := ""
+	if h.cfg.pathSession != nil {
+		pathName = h.cfg.pathSession(r)
+	}
+	name, nameErrs := sessionName(pathName, req, names)
+	x.session = name
+	if !h.cfg.noAuth {
+		cred := Credentials{Token: requestToken(r, req.AccessToken), Session: name}
+		if err := safeAuth(r.Context(), h.cfg.auth, cred); err != nil {
+			return nil, err
+		}
+	}
+	p, err := h.buildPlan(req, name, names, nameErrs)
+	if err != nil {
+		return nil, err
+	}
+	x.chat = p.chat.String()
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.timeout)
+	defer cancel()
+	sess, err := safeLookup(ctx, h.reg, p.session)
+	if err != nil {
+		return nil, err
+	}
+	receipts, skipped, err := h.group(ctx, sess, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, rc := range receipts {
+		res, err := safeSend(ctx, sess, rc)
+		if err != nil {
+			return nil, err
+		}
+		if res.Type == "" {
+			res.Type = rc.Type
+		}
+		x.sent = append(x.sent, SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)})
+		h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt sent",
+			slog.String("session", p.session), slog.String("chat", rc.Chat), slog.String("sender", rc.Sender),
+			slog.Any("message_ids", rc.MessageIDs), slog.String("type", string(res.Type)),
+			slog.String("requested_type", string(rc.Type)))
+	}
+	sent := x.sent
+	if sent == nil {
+		sent = []SentReceipt{}
+	}
+	return &Response{
+		Success:      true,
+		Acknowledged: len(sent) > 0,
+		Session:      p.session,
+		ChatID:       p.chat.String(),
+		Receipts:     sent,
+		Skipped:      skipped,
+	}, nil
+}
+
+// The backend and the authenticator are other people's code: a panic there
+// becomes errPanic (500) and the server keeps serving.
+
+func safeAuth(ctx context.Context, a Authenticator, c Credentials) (err error) {
+	defer recoverInto(&err, "authenticator")
+	return a.Authenticate(ctx, c)
+}
+
+func safeLookup(ctx context.Context, reg session.Registry, name string) (s session.Session, err error) {
+	defer recoverInto(&err, "registry")
+	s, err = reg.Lookup(ctx, name)
+	if err == nil && s == nil {
+		err = fmt.Errorf("%w: registry returned a nil session for %q", session.ErrSessionNotFound, name)
+	}
+	return s, err
+}
+
+func safeResolve(ctx context.Context, r session.Resolver, chat, id string) (m session.Message, err error) {
+	defer recoverInto(&err, "resolver")
+	return r.ResolveMessage(ctx, chat, id)
+}
+
+func safeSend(ctx context.Context, s session.Session, rc session.Receipt) (res session.Result, err error) {
+	defer recoverInto(&err, "session")
+	return s.SendReceipt(ctx, rc)
+}
+
+func recoverInto(err *error, who string) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("%w: %s: %v", errPanic, who, v)
+	}
+}

@@ -1,0 +1,163 @@
+package seenhandler
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults for the options of New.
+const (
+	// DefaultMaxBodyBytes is the largest request body accepted (64 KiB).
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultMaxMessageIDs is the most message ids one request may carry.
+	DefaultMaxMessageIDs = 100
+	// DefaultTimeout bounds the backend calls of one request.
+	DefaultTimeout = 10 * time.Second
+	// DefaultRetryAfter is the Retry-After sent with 503 Service Unavailable.
+	DefaultRetryAfter = 5 * time.Second
+)
+
+// Option configures a Handler; see New.
+type Option func(*config) error
+
+type config struct {
+	auth          Authenticator
+	noAuth        bool
+	logger        *slog.Logger
+	maxBodyBytes  int64
+	maxMessageIDs int
+	timeout       time.Duration
+	retryAfter    time.Duration
+	pathSession   func(*http.Request) string
+	now           func() time.Time
+}
+
+func defaultConfig() config {
+	return config{
+		logger:        slog.New(slog.DiscardHandler),
+		maxBodyBytes:  DefaultMaxBodyBytes,
+		maxMessageIDs: DefaultMaxMessageIDs,
+		timeout:       DefaultTimeout,
+		retryAfter:    DefaultRetryAfter,
+		now:           time.Now,
+	}
+}
+
+// WithAuth sets the Authenticator that checks each request's token. There is
+// no default: New fails unless WithAuth or WithNoAuth is given, so that a
+// handler is never open by accident. See NewStaticAuth for the built-in one.
+func WithAuth(a Authenticator) Option {
+	return func(c *config) error {
+		if a == nil {
+			return errors.New("seenhandler: WithAuth: nil Authenticator")
+		}
+		c.auth = a
+		return nil
+	}
+}
+
+// WithNoAuth accepts every request without a token: for tests, or when a
+// middleware in front of the handler authenticates. Not the default.
+func WithNoAuth() Option {
+	return func(c *config) error {
+		c.noAuth = true
+		return nil
+	}
+}
+
+// WithLogger sets the logger. Each receipt sent is logged at Info, each
+// failed request at Warn (with the backend's error text, which never reaches
+// the client). Default: a logger that discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("seenhandler: WithLogger: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithMaxBodyBytes sets the largest request body accepted; a larger one gets
+// 413 body_too_large. Default: DefaultMaxBodyBytes (64 KiB).
+func WithMaxBodyBytes(n int64) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return errors.New("seenhandler: WithMaxBodyBytes: limit must be positive")
+		}
+		c.maxBodyBytes = n
+		return nil
+	}
+}
+
+// WithMaxMessageIDs sets the most distinct message ids one request may
+// carry; more get 400 validation_failed. Default: DefaultMaxMessageIDs (100).
+func WithMaxMessageIDs(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return errors.New("seenhandler: WithMaxMessageIDs: limit must be positive")
+		}
+		c.maxMessageIDs = n
+		return nil
+	}
+}
+
+// WithTimeout bounds the backend calls (session lookup, message resolution,
+// sending) of one request; when it passes the client gets 504 timeout.
+// Default: DefaultTimeout (10 s).
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return errors.New("seenhandler: WithTimeout: timeout must be positive")
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithRetryAfter sets the Retry-After header of 503 session_not_connected
+// answers, rounded up to whole seconds. Default: DefaultRetryAfter (5 s).
+func WithRetryAfter(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return errors.New("seenhandler: WithRetryAfter: duration must be positive")
+		}
+		c.retryAfter = d
+		return nil
+	}
+}
+
+// WithPathSession takes the session name from the request's URL, for routes
+// such as "/sessions/{session}/seen". extract returns "" when the URL names
+// none; the body's session (or instance_id) is then used, and when both name
+// one they must agree. Use PathValue for net/http's ServeMux and a function
+// over mux.Vars for gorilla/mux. Default: the session comes from the body.
+func WithPathSession(extract func(*http.Request) string) Option {
+	return func(c *config) error {
+		if extract == nil {
+			return errors.New("seenhandler: WithPathSession: nil extractor")
+		}
+		c.pathSession = extract
+		return nil
+	}
+}
+
+// WithClock sets the clock that timestamps receipts. Default: time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("seenhandler: WithClock: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// PathValue returns an extractor for WithPathSession that reads the named
+// wildcard of a net/http ServeMux pattern, e.g. PathValue("session") for
+// "POST /sessions/{session}/seen".
+func PathValue(name string) func(*http.Request) string {
+	return func(r *http.Request) string { return r.PathValue(name) }
+}

@@ -1,0 +1,224 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/validate"
+)
+
+// plan is a validated, normalised request: what to send where.
+type plan struct {
+	session string
+	chat    validate.JID
+	typ     session.ReceiptType
+	ids     []planID
+	// participant is the request-level sender for group messages; zero
+	// when the request names none.
+	participant validate.JID
+}
+
+// planID is one distinct message id of the request.
+type planID struct {
+	raw    string // as the client sent it
+	field  string // the field it came in, e.g. "messageIds[1]"
+	parsed validate.MessageID
+}
+
+// fieldNames says which of the aliases the client used, so that errors name
+// the fields it sent.
+type fieldNames struct {
+	session, chat, ids string
+}
+
+func namesFor(req *seenRequest, dialect string) fieldNames {
+	n := fieldNames{session: "session", chat: "chatId", ids: "messageIds"}
+	if req.InstanceID != "" || (req.Session == "" && dialect == dialectWawp) {
+		n.session = "instance_id"
+	}
+	if req.To != "" || (req.ChatID == "" && dialect == dialectWasend) {
+		n.chat = "to"
+	}
+	if req.MessageIDs == nil && (req.MessageID != "" || dialect == dialectWasend) {
+		n.ids = "messageId"
+	}
+	return n
+}
+
+// sessionName picks the session from the URL, session and instance_id;
+// those given must agree. It returns the name to authenticate with and the
+// field errors to report once the client is authenticated.
+func sessionName(pathName string, req *seenRequest, names fieldNames) (string, validate.Errors) {
+	var errs validate.Errors
+	if req.Session != "" && req.InstanceID != "" && req.Session != req.InstanceID {
+		errs = append(errs, validate.FieldError{Field: "instance_id", Rule: "conflict",
+			Message: "differs from session; send one of them"})
+	}
+	body := req.Session
+	if body == "" {
+		body = req.InstanceID
+	}
+	switch {
+	case pathName != "" && body != "" && pathName != body:
+		errs = append(errs, validate.FieldError{Field: names.session, Rule: "conflict",
+			Message: "differs from the session in the URL"})
+		return pathName, errs
+	case pathName != "":
+		return pathName, errs
+	case body == "":
+		errs = append(errs, validate.FieldError{Field: names.session, Rule: "required", Message: "is required"})
+	}
+	return body, errs
+}
+
+// buildPlan validates and normalises req. Field errors come back as
+// validate.Errors, all at once.
+func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, errs validate.Errors) (*plan, error) {
+	if err := validate.Struct(h.v, req); err != nil {
+		var fe validate.Errors
+		if !errors.As(err, &fe) {
+			return nil, err
+		}
+		errs = append(errs, fe...)
+	}
+	bad := make(map[string]bool, len(errs))
+	for _, fe := range errs {
+		bad[fe.Field] = true
+	}
+	p := &plan{session: name, typ: session.ReceiptRead}
+	if req.Type == string(session.ReceiptPlayed) {
+		p.typ = session.ReceiptPlayed
+	}
+	if req.Participant != "" && !bad["participant"] {
+		p.participant, _ = validate.NormalizeParticipant(req.Participant)
+	}
+
+	// The chat: chatId or to, which must agree when both are given.
+	chatField := ""
+	for _, c := range []struct{ field, value string }{{"chatId", req.ChatID}, {"to", req.To}} {
+		if c.value == "" || bad[c.field] {
+			continue
+		}
+		jid, _ := validate.NormalizeChat(c.value)
+		switch {
+		case p.chat.IsZero():
+			p.chat, chatField = jid, c.field
+		case jid != p.chat:
+			errs = append(errs, validate.FieldError{Field: c.field, Rule: "conflict",
+				Message: "names another chat than " + chatField})
+		}
+	}
+	chatGiven := req.ChatID != "" || req.To != ""
+
+	// The ids: messageId then messageIds, deduplicated in order. Serialized
+	// ids carry their chat, which must be the request's.
+	seen := make(map[string]bool, len(req.MessageIDs)+1)
+	add := func(field, raw string) {
+		if raw == "" || bad[field] {
+			return
+		}
+		id, err := validate.ParseMessageID(raw)
+		if err != nil { // validated above; kept for safety
+			errs = append(errs, validate.Field(field, validate.TagMessageID, err))
+			return
+		}
+		if id.Serialized {
+			switch {
+			case p.chat.IsZero() && !chatGiven:
+				p.chat, chatField = id.Chat, field
+			case !p.chat.IsZero() && id.Chat != p.chat:
+				errs = append(errs, validate.FieldError{Field: field, Rule: "same_chat",
+					Message: "is a message of chat " + id.Chat.String() + ", not " + p.chat.String()})
+				return
+			}
+		}
+		if seen[id.ID] {
+			return
+		}
+		seen[id.ID] = true
+		p.ids = append(p.ids, planID{raw: raw, field: field, parsed: id})
+	}
+	add("messageId", req.MessageID)
+	for i, raw := range req.MessageIDs {
+		add("messageIds["+strconv.Itoa(i)+"]", raw)
+	}
+
+	switch {
+	case p.chat.IsZero() && !chatGiven:
+		errs = append(errs, validate.FieldError{Field: names.chat, Rule: "required", Message: "is required"})
+	}
+	switch {
+	case len(p.ids) == 0 && req.MessageID == "" && len(req.MessageIDs) == 0:
+		errs = append(errs, validate.FieldError{Field: names.ids, Rule: "required",
+			Message: "needs at least one message id"})
+	case len(p.ids) > h.cfg.maxMessageIDs:
+		errs = append(errs, validate.FieldError{Field: names.ids, Rule: "max",
+			Message: "has " + strconv.Itoa(len(p.ids)) + " distinct message ids; at most " +
+				strconv.Itoa(h.cfg.maxMessageIDs) + " are allowed per request"})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+// group resolves each id's sender and groups the ids into receipts, one per
+// sender, in request order. Ids the account sent itself are skipped.
+func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]session.Receipt, []Skipped, error) {
+	resolver, _ := sess.(session.Resolver)
+	now := h.cfg.now()
+	var (
+		receipts []session.Receipt
+		skipped  = []Skipped{}
+		index    = make(map[string]int) // sender → receipts index
+		missing  validate.Errors
+	)
+	for _, id := range p.ids {
+		fromMe := id.parsed.Serialized && id.parsed.FromMe
+		sender := id.parsed.Participant
+		if sender.IsZero() {
+			sender = p.participant
+		}
+		if resolver != nil && !fromMe {
+			m, err := safeResolve(ctx, resolver, p.chat.String(), id.parsed.ID)
+			switch {
+			case err == nil:
+				fromMe = m.FromMe
+				if sender.IsZero() && m.Sender != "" {
+					if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
+						sender = jid
+					}
+				}
+			case !errors.Is(err, session.ErrMessageNotFound):
+				return nil, nil, err
+			}
+		}
+		if fromMe {
+			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipFromMe})
+			continue
+		}
+		if !p.chat.IsGroup() {
+			sender = validate.JID{} // only group receipts name a sender
+		} else if sender.IsZero() {
+			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
+				Message: "is required for group chats: the sender of " + id.field + " (" + id.parsed.ID + ") is not known"})
+			continue
+		}
+		key := sender.String()
+		i, ok := index[key]
+		if !ok {
+			i = len(receipts)
+			index[key] = i
+			receipts = append(receipts, session.Receipt{
+				Chat: p.chat.String(), Sender: key, Type: p.typ, Timestamp: now,
+			})
+		}
+		receipts[i].MessageIDs = append(receipts[i].MessageIDs, id.parsed.ID)
+	}
+	if len(missing) > 0 {
+		return nil, nil, missing
+	}
+	return receipts, skipped, nil
+}

@@ -1,0 +1,89 @@
+package seenhandler
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/bluetick/bluetick/validate"
+)
+
+// Response is the body of a 200 answer.
+type Response struct {
+	// Success is always true.
+	Success bool `json:"success"`
+	// Acknowledged reports whether at least one receipt was handed to
+	// WhatsApp; false when every id was skipped.
+	Acknowledged bool `json:"acknowledged"`
+	// Session is the session used.
+	Session string `json:"session"`
+	// ChatID is the normalised chat JID.
+	ChatID string `json:"chatId"`
+	// Receipts are the receipts sent, one per sender, in request order.
+	Receipts []SentReceipt `json:"receipts"`
+	// Skipped are the ids not sent, with the reason; never null.
+	Skipped []Skipped `json:"skipped"`
+}
+
+// SentReceipt is one receipt as the backend reports it sent.
+type SentReceipt struct {
+	// ChatID is the normalised chat JID.
+	ChatID string `json:"chatId"`
+	// Sender is the normalised sender JID, for group messages.
+	Sender string `json:"sender,omitempty"`
+	// MessageIDs are the bare message ids sent.
+	MessageIDs []string `json:"messageIds"`
+	// Type is the receipt type as sent: "read", "read-self", "played", …
+	Type string `json:"type"`
+}
+
+// Skipped is a message id that was not sent.
+type Skipped struct {
+	// MessageID is the id as the client sent it.
+	MessageID string `json:"messageId"`
+	// Reason says why: SkipFromMe.
+	Reason string `json:"reason"`
+}
+
+// Skip reasons.
+const (
+	// SkipFromMe: the account itself sent the message, so there is nothing
+	// to mark as read.
+	SkipFromMe = "from_me"
+)
+
+// ErrorResponse is the body of every answer that is not 200.
+type ErrorResponse struct {
+	// Success is always false.
+	Success bool `json:"success"`
+	// Error says what went wrong.
+	Error ErrorBody `json:"error"`
+	// Receipts are the receipts sent before the failure, if any: a request
+	// with several senders may fail part way.
+	Receipts []SentReceipt `json:"receipts,omitempty"`
+}
+
+// ErrorBody is the error member of an ErrorResponse.
+type ErrorBody struct {
+	// Code is a stable machine-readable code, e.g. "validation_failed".
+	Code string `json:"code"`
+	// Message is for people.
+	Message string `json:"message"`
+	// Fields lists the fields at fault; never null.
+	Fields []validate.FieldError `json:"fields"`
+}
+
+// writeJSON writes v as the whole response. Headers must be set before.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Our response types always marshal; this is a programming error.
+		status = http.StatusInternalServerError
+		body = []byte(`{"success":false,"error":{"code":"internal","message":"internal error","fields":[]}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,17 @@
+// Package session defines the seam between bluetick's HTTP handler and a
+// WhatsApp backend: the [Session] that sends one read receipt, the [Registry]
+// that finds a session by name, the optional [Resolver] that knows the
+// messages a session has seen, and the sentinel errors every backend returns.
+//
+// Importing session never links whatsmeow: the real backend lives in its own
+// subpackage, and package sessiontest provides a recording fake and a
+// conformance suite for tests.
+//
+// A backend is anything with a SendReceipt method:
+//
+//	reg := session.NewMemoryRegistry()
+//	reg.Set("support", session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+//		// deliver r.MessageIDs in r.Chat as r.Type ...
+//		return session.Result{Type: r.Type}, nil
+//	}))
+package session

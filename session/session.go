@@ -1,0 +1,99 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// ReceiptType is the kind of receipt a [Receipt] asks for, or the kind a
+// backend reports it actually sent.
+type ReceiptType string
+
+// Receipt types. Callers ask for [ReceiptRead] or [ReceiptPlayed]; a backend
+// may report a different type as sent, e.g. [ReceiptReadSelf] when the
+// account's read-receipt privacy setting is "nobody", or [ReceiptView] for a
+// channel.
+const (
+	// ReceiptRead marks messages as read: the sender sees blue ticks.
+	ReceiptRead ReceiptType = "read"
+	// ReceiptReadSelf marks messages as read on the account's own devices
+	// only; the sender sees no blue ticks.
+	ReceiptReadSelf ReceiptType = "read-self"
+	// ReceiptPlayed marks voice notes and view-once media as played.
+	ReceiptPlayed ReceiptType = "played"
+	// ReceiptPlayedSelf is the self-only variant of ReceiptPlayed.
+	ReceiptPlayedSelf ReceiptType = "played-self"
+	// ReceiptView is the receipt WhatsApp channels use for "seen".
+	ReceiptView ReceiptType = "view"
+)
+
+// Receipt is one read receipt: one or more messages, all in the same chat and
+// all from the same sender.
+type Receipt struct {
+	// Chat is the normalised JID of the chat, e.g. "123456789@s.whatsapp.net",
+	// "120363012345678901@g.us", "123@lid" or "120363@newsletter" (see
+	// package validate).
+	Chat string
+	// Sender is the normalised JID of the author of the messages. It is set
+	// for group chats and empty for direct chats and channels.
+	Sender string
+	// MessageIDs are the WhatsApp message ids, at least one, unique.
+	MessageIDs []string
+	// Type is ReceiptRead or ReceiptPlayed.
+	Type ReceiptType
+	// Timestamp is when the messages were seen.
+	Timestamp time.Time
+}
+
+// Result is what a backend reports it actually sent for a [Receipt].
+type Result struct {
+	// Type is the receipt type as sent, which may differ from the one asked
+	// for (e.g. ReceiptReadSelf instead of ReceiptRead).
+	Type ReceiptType
+}
+
+// Session sends receipts through one WhatsApp account.
+//
+// SendReceipt must be safe for concurrent use. It returns once the receipt
+// has been handed to WhatsApp (or has failed), honouring ctx's deadline and
+// cancellation. Errors that describe the session's state wrap the sentinel
+// errors of this package ([ErrNotConnected], [ErrNotLoggedIn], …) so callers
+// can test them with errors.Is; any other error is treated as an internal
+// failure. A Session must not send anything for an invalid receipt (no
+// message ids, no chat) and returns an error wrapping [ErrInvalidReceipt].
+type Session interface {
+	SendReceipt(ctx context.Context, r Receipt) (Result, error)
+}
+
+// SessionFunc adapts a function to the [Session] interface.
+type SessionFunc func(ctx context.Context, r Receipt) (Result, error)
+
+// SendReceipt calls f(ctx, r).
+func (f SessionFunc) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
+	return f(ctx, r)
+}
+
+// Message is what a [Resolver] knows about a message the session has seen.
+type Message struct {
+	// Chat is the normalised chat JID.
+	Chat string
+	// ID is the message id.
+	ID string
+	// Sender is the normalised JID of the author.
+	Sender string
+	// FromMe reports whether the session's own account sent the message.
+	FromMe bool
+}
+
+// Resolver is implemented by sessions that remember the messages they have
+// seen. When the session returned by a [Registry] implements Resolver, the
+// HTTP handler asks it about each message id to fill in a group message's
+// sender when the request does not name one, and to skip the account's own
+// messages.
+//
+// ResolveMessage must be safe for concurrent use. It returns an error
+// wrapping [ErrMessageNotFound] when the message is unknown; the handler then
+// relies on the request alone. Any other error fails the request.
+type Resolver interface {
+	ResolveMessage(ctx context.Context, chat, id string) (Message, error)
+}

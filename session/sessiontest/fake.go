@@ -1,0 +1,268 @@
+package sessiontest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+// Fake is a recording session backend for tests. One Fake serves any number
+// of named sessions (see Session and Registry); it is safe for concurrent
+// use, and its zero value is not usable: call New.
+type Fake struct {
+	mu              sync.Mutex
+	calls           []Call
+	faults          []*faultState
+	messages        map[messageKey]session.Message
+	readReceiptsOff bool
+	sessions        map[string]*Session
+}
+
+// Call is one SendReceipt call the Fake received.
+type Call struct {
+	// Seq numbers the calls to the Fake from 1, in the order they started.
+	Seq int
+	// Session is the name of the session called.
+	Session string
+	// Receipt is the receipt as the caller passed it.
+	Receipt session.Receipt
+	// Result is what the Fake returned; zero when Err is set.
+	Result session.Result
+	// Err is the error the Fake returned, nil on success.
+	Err error
+}
+
+// Fault tells the Fake to misbehave on the calls it matches. Zero fields
+// match everything: Fault{Err: e} fails every call.
+type Fault struct {
+	// Session limits the fault to one session name.
+	Session string
+	// Chat limits the fault to one chat JID (as in session.Receipt.Chat).
+	Chat string
+	// Call, when positive, limits the fault to the Call-th call it matches
+	// (1 is the first); zero matches every call.
+	Call int
+	// Latency delays the call; if the call's context ends first, the call
+	// fails with the context's error and sends nothing.
+	Latency time.Duration
+	// Panic, when not nil, makes the call panic with this value (after
+	// Latency).
+	Panic any
+	// Err, when not nil, makes the call fail with this error (after Latency)
+	// and send nothing.
+	Err error
+}
+
+type faultState struct {
+	Fault
+	matched int
+}
+
+type messageKey struct{ session, chat, id string }
+
+// New returns an empty Fake.
+func New() *Fake {
+	return &Fake{messages: make(map[messageKey]session.Message), sessions: make(map[string]*Session)}
+}
+
+// Session returns the session called name, creating it on first use. The
+// same name always returns the same *Session.
+func (f *Fake) Session(name string) *Session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sessions[name]
+	if !ok {
+		s = &Session{fake: f, name: name}
+		f.sessions[name] = s
+	}
+	return s
+}
+
+// Registry returns a new session.MemoryRegistry holding the named sessions.
+func (f *Fake) Registry(names ...string) *session.MemoryRegistry {
+	reg := session.NewMemoryRegistry()
+	for _, name := range names {
+		reg.Set(name, f.Session(name))
+	}
+	return reg
+}
+
+// Inject adds a fault; the returned function removes it.
+func (f *Fake) Inject(fault Fault) (remove func()) {
+	st := &faultState{Fault: fault}
+	f.mu.Lock()
+	f.faults = append(f.faults, st)
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.faults = slices.DeleteFunc(f.faults, func(x *faultState) bool { return x == st })
+	}
+}
+
+// AddMessage makes the named session know message m, as if it had seen it
+// arrive: the session's ResolveMessage then returns it. Chat and sender
+// must be normalised JIDs.
+func (f *Fake) AddMessage(sessionName string, m session.Message) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.messages[messageKey{sessionName, m.Chat, m.ID}] = m
+}
+
+// SetReadReceiptsOff emulates an account whose read-receipt privacy is
+// "nobody": read receipts are then sent, and reported, as read-self.
+func (f *Fake) SetReadReceiptsOff(off bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readReceiptsOff = off
+}
+
+// Calls returns every call so far, failed ones included, in order.
+func (f *Fake) Calls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Receipts returns the receipts sent so far, in order: the calls that
+// succeeded, each with Type set to the type as sent.
+func (f *Fake) Receipts() []session.Receipt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []session.Receipt
+	for _, c := range f.calls {
+		if c.Err == nil {
+			r := c.Receipt
+			r.Type = c.Result.Type
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Reset forgets the calls, faults, messages and privacy setting; sessions
+// handed out stay valid.
+func (f *Fake) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls, f.faults, f.readReceiptsOff = nil, nil, false
+	clear(f.messages)
+}
+
+// Session is one named session of a Fake. It implements session.Session
+// and session.Resolver.
+type Session struct {
+	fake *Fake
+	name string
+}
+
+var (
+	_ session.Session  = (*Session)(nil)
+	_ session.Resolver = (*Session)(nil)
+)
+
+// Name returns the session's name.
+func (s *Session) Name() string { return s.name }
+
+// SendReceipt records r and reports it sent, unless a Fault says otherwise.
+// Like a real backend it refuses a receipt with no chat or no ids
+// (session.ErrInvalidReceipt) and a cancelled context, sending nothing.
+// Read receipts come back as read-self when SetReadReceiptsOff is on, and as
+// view for channels.
+func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
+	f := s.fake
+	r.MessageIDs = slices.Clone(r.MessageIDs)
+
+	f.mu.Lock()
+	seq := len(f.calls) + 1
+	f.calls = append(f.calls, Call{Seq: seq, Session: s.name, Receipt: r, Err: errPending})
+	var apply []Fault
+	for _, st := range f.faults {
+		if (st.Session != "" && st.Session != s.name) || (st.Chat != "" && st.Chat != r.Chat) {
+			continue
+		}
+		st.matched++
+		if st.Call == 0 || st.Call == st.matched {
+			apply = append(apply, st.Fault)
+		}
+	}
+	readSelf := f.readReceiptsOff
+	f.mu.Unlock()
+
+	var (
+		res session.Result
+		err = errPanicked
+	)
+	defer func() {
+		f.mu.Lock()
+		f.calls[seq-1].Result, f.calls[seq-1].Err = res, err
+		f.mu.Unlock()
+	}()
+	res, err = s.send(ctx, r, apply, readSelf)
+	return res, err
+}
+
+// Errors recorded in Calls for calls that have not returned.
+var (
+	errPending  = errors.New("sessiontest: call in progress")
+	errPanicked = errors.New("sessiontest: call panicked")
+)
+
+func (s *Session) send(ctx context.Context, r session.Receipt, faults []Fault, readSelf bool) (session.Result, error) {
+	for _, fl := range faults {
+		if fl.Latency > 0 {
+			t := time.NewTimer(fl.Latency)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return session.Result{}, ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+	for _, fl := range faults {
+		if fl.Panic != nil {
+			panic(fl.Panic)
+		}
+	}
+	for _, fl := range faults {
+		if fl.Err != nil {
+			return session.Result{}, fl.Err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return session.Result{}, err
+	}
+	if r.Chat == "" || len(r.MessageIDs) == 0 || slices.Contains(r.MessageIDs, "") {
+		return session.Result{}, fmt.Errorf("%w: a receipt needs a chat and message ids", session.ErrInvalidReceipt)
+	}
+	typ := r.Type
+	switch {
+	case typ != session.ReceiptRead && typ != session.ReceiptPlayed:
+		return session.Result{}, fmt.Errorf("%w: receipt type %q", session.ErrInvalidReceipt, typ)
+	case typ == session.ReceiptRead && strings.HasSuffix(r.Chat, "@newsletter"):
+		typ = session.ReceiptView
+	case typ == session.ReceiptRead && readSelf:
+		typ = session.ReceiptReadSelf
+	}
+	return session.Result{Type: typ}, nil
+}
+
+// ResolveMessage returns a message added with AddMessage, or an error
+// wrapping session.ErrMessageNotFound.
+func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Message, error) {
+	f := s.fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.messages[messageKey{s.name, chat, id}]
+	if !ok {
+		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
+	}
+	return m, nil
+}
