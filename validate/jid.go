@@ -185,7 +185,7 @@ func phoneDigits(s string) (string, error) {
 }
 
 func checkPhone(digits string) error {
-	if !allDigits(digits) {
+	if digits != "" && !allDigits(digits) {
 		return jidError("phone number %q must be digits only", digits)
 	}
 	if n := len(digits); n < minPhoneDigits || n > maxPhoneDigits {

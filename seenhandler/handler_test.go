@@ -1,0 +1,585 @@
+package seenhandler_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+const (
+	token     = "t0ken"
+	demoToken = "demo-only"
+	user      = "15551234567@s.whatsapp.net"
+	sender    = "15557654321@s.whatsapp.net"
+	sender2   = "15550001111@s.whatsapp.net"
+	group     = "120363012345678901@g.us"
+)
+
+var fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler, *sessiontest.Fake) {
+	t.Helper()
+	fake := sessiontest.New()
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{
+		token:     {seenhandler.AllSessions},
+		demoToken: {"demo"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]seenhandler.Option{seenhandler.WithAuth(auth), seenhandler.WithClock(func() time.Time { return fixedNow })}, opts...)
+	h, err := seenhandler.New(fake.Registry("demo", "other"), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, fake
+}
+
+// request is one HTTP request of a table test. Headers default to a JSON
+// content type and the all-sessions token as Bearer; a header set to ""
+// is removed.
+type request struct {
+	method, path string
+	header       map[string]string
+	body         string
+}
+
+func (rq request) do(h http.Handler) *httptest.ResponseRecorder {
+	method, path := rq.method, rq.path
+	if method == "" {
+		method = http.MethodPost
+	}
+	if path == "" {
+		path = seenhandler.PathWAHA
+	}
+	r := httptest.NewRequest(method, path, strings.NewReader(rq.body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range rq.header {
+		if v == "" {
+			r.Header.Del(k)
+		} else {
+			r.Header.Set(k, v)
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func decode[T any](t *testing.T, w *httptest.ResponseRecorder) T {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	var v T
+	dec := json.NewDecoder(w.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decoding %T: %v", v, err)
+	}
+	return v
+}
+
+func receipt(chat, from string, typ session.ReceiptType, ids ...string) session.Receipt {
+	return session.Receipt{Chat: chat, Sender: from, MessageIDs: ids, Type: typ, Timestamp: fixedNow}
+}
+
+func TestDialects(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(*sessiontest.Fake)
+		req   request
+		want  seenhandler.Response
+		sent  []session.Receipt
+	}{
+		{
+			name: "wasend",
+			req: request{path: seenhandler.PathWasend,
+				body: `{"session":"demo","to":"+1 (555) 123-4567","messageId":"3EB0C767D26A1D98A4"}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0C767D26A1D98A4"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0C767D26A1D98A4")},
+		},
+		{
+			name: "wasend group JID",
+			req: request{path: seenhandler.PathWasend,
+				body: `{"session":"demo","to":"` + group + `","messageId":"ABC","participant":"15557654321@c.us"}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"ABC"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "ABC")},
+		},
+		{
+			name: "wawp batch with token in body",
+			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
+				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"15551234567@c.us","messageIds":["A1","B2","C3"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1", "B2", "C3"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1", "B2", "C3")},
+		},
+		{
+			name: "wawp group with participant",
+			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
+				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"` + group + `","messageIds":["A1","B2"],"participant":"+1 555 765 4321"}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"A1", "B2"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "A1", "B2")},
+		},
+		{
+			name: "waha serialized ids with X-Api-Key, own message skipped",
+			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
+				body: `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0AA","true_15551234567@c.us_3EB0BB"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0AA"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{{MessageID: "true_15551234567@c.us_3EB0BB", Reason: seenhandler.SkipFromMe}}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0AA")},
+		},
+		{
+			name: "waha group: one receipt per sender, participants from serialized ids",
+			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
+				body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us","false_` + group + `_M3_15557654321@c.us"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{
+					{ChatID: group, Sender: sender, MessageIDs: []string{"M1", "M3"}, Type: "read"},
+					{ChatID: group, Sender: sender2, MessageIDs: []string{"M2"}, Type: "read"},
+				},
+				Skipped: []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "M1", "M3"), receipt(group, sender2, session.ReceiptRead, "M2")},
+		},
+		{
+			name: "waha chat taken from serialized ids",
+			req:  request{body: `{"session":"demo","messageIds":["false_15551234567@c.us_X1"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"X1"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "X1")},
+		},
+		{
+			name: "played, ids deduplicated across messageId and messageIds, unknown fields ignored",
+			req: request{body: `{"session":"demo","chatId":"123456789012345@lid","messageId":"V1","messageIds":["V1","V2","false_123456789012345@lid_V2"],"type":"played","extra":{"x":1}}`,
+				header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: "123456789012345@lid",
+				Receipts: []seenhandler.SentReceipt{{ChatID: "123456789012345@lid", MessageIDs: []string{"V1", "V2"}, Type: "played"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt("123456789012345@lid", "", session.ReceiptPlayed, "V1", "V2")},
+		},
+		{
+			name:  "read-self reported as sent",
+			setup: func(f *sessiontest.Fake) { f.SetReadReceiptsOff(true) },
+			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`,
+				header: map[string]string{"Content-Type": "application/vnd.api+json"}},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read-self"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptReadSelf, "A1")},
+		},
+		{
+			name: "resolver fills the group sender and skips own messages",
+			setup: func(f *sessiontest.Fake) {
+				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: "15557654321:3@s.whatsapp.net"})
+				f.AddMessage("demo", session.Message{Chat: group, ID: "G2", FromMe: true})
+			},
+			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1","G2"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{{MessageID: "G2", Reason: seenhandler.SkipFromMe}}},
+			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
+		},
+		{
+			name: "request participant wins over the resolver",
+			setup: func(f *sessiontest.Fake) {
+				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: sender2})
+			},
+			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1"],"participant":"` + sender + `"}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
+		},
+		{
+			name: "everything skipped: 200, not acknowledged, nothing sent",
+			req:  request{body: `{"session":"demo","messageIds":["true_15551234567@c.us_OWN"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: false, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{},
+				Skipped:  []seenhandler.Skipped{{MessageID: "true_15551234567@c.us_OWN", Reason: seenhandler.SkipFromMe}}},
+		},
+		{
+			name: "channel read reported as view",
+			req:  request{body: `{"session":"demo","chatId":"120363123456789012@newsletter","messageIds":["101"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: "120363123456789012@newsletter",
+				Receipts: []seenhandler.SentReceipt{{ChatID: "120363123456789012@newsletter", MessageIDs: []string{"101"}, Type: "view"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt("120363123456789012@newsletter", "", session.ReceiptView, "101")},
+		},
+		{
+			name: "session-limited token on its session",
+			req: request{header: map[string]string{"Authorization": "Bearer " + demoToken},
+				body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1")},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			if tc.setup != nil {
+				tc.setup(fake)
+			}
+			w := tc.req.do(h)
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d, body %s", w.Code, w.Body)
+			}
+			got := decode[seenhandler.Response](t, w)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("response\n got %+v\nwant %+v", got, tc.want)
+			}
+			if sent := fake.Receipts(); !reflect.DeepEqual(sent, tc.sent) {
+				t.Errorf("sent\n got %+v\nwant %+v", sent, tc.sent)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	const secret = "s3cr3t backend detail"
+	valid := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	tests := []struct {
+		name   string
+		opts   []seenhandler.Option
+		setup  func(*sessiontest.Fake)
+		req    request
+		status int
+		code   string
+		fields []string // "field rule"
+		header map[string]string
+	}{
+		{name: "GET", req: request{method: http.MethodGet}, status: 405, code: "method_not_allowed", header: map[string]string{"Allow": "POST"}},
+		{name: "PUT", req: request{method: http.MethodPut, body: valid}, status: 405, code: "method_not_allowed", header: map[string]string{"Allow": "POST"}},
+		{name: "no content type", req: request{body: valid, header: map[string]string{"Content-Type": ""}}, status: 415, code: "unsupported_media_type"},
+		{name: "form content type", req: request{body: valid, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, status: 415, code: "unsupported_media_type"},
+		{name: "text/plain", req: request{body: valid, header: map[string]string{"Content-Type": "text/plain"}}, status: 415, code: "unsupported_media_type"},
+		{name: "latin1 charset", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; charset=latin1"}}, status: 415, code: "unsupported_media_type"},
+		{name: "body too large", opts: []seenhandler.Option{seenhandler.WithMaxBodyBytes(64)},
+			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.Repeat("A", 100) + `"]}`}, status: 413, code: "body_too_large"},
+		{name: "body over the default 64 KiB", req: request{body: `{"session":"demo","x":"` + strings.Repeat("A", 64<<10) + `"}`}, status: 413, code: "body_too_large"},
+		{name: "empty body", req: request{body: ``}, status: 400, code: "invalid_json"},
+		{name: "syntax error", req: request{body: `{"session":`}, status: 400, code: "invalid_json"},
+		{name: "not JSON", req: request{body: `session=demo`}, status: 400, code: "invalid_json"},
+		{name: "array body", req: request{body: `[1,2]`}, status: 400, code: "invalid_json"},
+		{name: "trailing data", req: request{body: valid + `{}`}, status: 400, code: "invalid_json"},
+		{name: "messageIds not an array", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":"A1"}`}, status: 400, code: "invalid_json", fields: []string{"messageIds type"}},
+		{name: "messageId a number", req: request{body: `{"session":"demo","to":"15551234567","messageId":12}`}, status: 400, code: "invalid_json", fields: []string{"messageId type"}},
+		{name: "no token", req: request{body: valid, header: map[string]string{"Authorization": ""}}, status: 401, code: "unauthorized"},
+		{name: "wrong token", req: request{body: valid, header: map[string]string{"Authorization": "Bearer nope"}}, status: 401, code: "unauthorized"},
+		{name: "basic auth is no token", req: request{body: valid, header: map[string]string{"Authorization": "Basic dDBrZW4="}}, status: 401, code: "unauthorized"},
+		{name: "wrong X-Api-Key", req: request{body: valid, header: map[string]string{"Authorization": "", "X-Api-Key": "nope"}}, status: 401, code: "unauthorized"},
+		{name: "wrong access_token", req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
+			body: `{"instance_id":"demo","access_token":"nope","chatId":"15551234567","messageIds":["A"]}`}, status: 401, code: "unauthorized"},
+		{name: "no token, no session: 401 first", req: request{body: `{}`, header: map[string]string{"Authorization": ""}}, status: 401, code: "unauthorized"},
+		{name: "token not for this session", req: request{body: `{"session":"other","chatId":"15551234567","messageIds":["A1"]}`,
+			header: map[string]string{"Authorization": "Bearer " + demoToken}}, status: 403, code: "forbidden"},
+		{name: "missing session", req: request{body: `{"chatId":"15551234567","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"session required"}},
+		{name: "missing instance_id (wawp)", req: request{path: seenhandler.PathWawp, body: `{"access_token":"` + token + `","chatId":"15551234567","messageIds":["A1"]}`},
+			status: 400, code: "validation_failed", fields: []string{"instance_id required"}},
+		{name: "session and instance_id differ", req: request{body: `{"session":"demo","instance_id":"other","chatId":"15551234567","messageIds":["A1"]}`},
+			status: 400, code: "validation_failed", fields: []string{"instance_id conflict"}},
+		{name: "missing chat (waha)", req: request{body: `{"session":"demo","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId required"}},
+		{name: "missing to (wasend)", req: request{path: seenhandler.PathWasend, body: `{"session":"demo","messageId":"A1"}`}, status: 400, code: "validation_failed", fields: []string{"to required"}},
+		{name: "missing ids", req: request{body: `{"session":"demo","chatId":"15551234567"}`}, status: 400, code: "validation_failed", fields: []string{"messageIds required"}},
+		{name: "empty ids", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":[]}`}, status: 400, code: "validation_failed", fields: []string{"messageIds required"}},
+		{name: "missing messageId (wasend)", req: request{path: seenhandler.PathWasend, body: `{"session":"demo","to":"15551234567"}`}, status: 400, code: "validation_failed", fields: []string{"messageId required"}},
+		{name: "everything missing", req: request{body: `{}`}, status: 400, code: "validation_failed", fields: []string{"session required", "chatId required", "messageIds required"}},
+		{name: "bad phone", req: request{body: `{"session":"demo","chatId":"0123","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId wa_chat"}},
+		{name: "status broadcast", req: request{body: `{"session":"demo","chatId":"status@broadcast","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId wa_chat"}},
+		{name: "bad to", req: request{path: seenhandler.PathWasend, body: `{"session":"demo","to":"a@b@c","messageId":"A1"}`}, status: 400, code: "validation_failed", fields: []string{"to wa_chat"}},
+		{name: "chatId and to differ", req: request{body: `{"session":"demo","chatId":"15551234567","to":"15557654321","messageIds":["A1"]}`},
+			status: 400, code: "validation_failed", fields: []string{"to conflict"}},
+		{name: "bad message id", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1","no spaces"]}`},
+			status: 400, code: "validation_failed", fields: []string{"messageIds[1] wa_msgid"}},
+		{name: "serialized id of another chat", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["false_15557654321@c.us_A1"]}`},
+			status: 400, code: "validation_failed", fields: []string{"messageIds[0] same_chat"}},
+		{name: "serialized ids of two chats", req: request{body: `{"session":"demo","messageIds":["false_15551234567@c.us_A1","false_15557654321@c.us_A2"]}`},
+			status: 400, code: "validation_failed", fields: []string{"messageIds[1] same_chat"}},
+		{name: "bad participant", req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["A1"],"participant":"` + group + `"}`},
+			status: 400, code: "validation_failed", fields: []string{"participant wa_participant"}},
+		{name: "bad type", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"delivered"}`},
+			status: 400, code: "validation_failed", fields: []string{"type oneof"}},
+		{name: "too many ids", opts: []seenhandler.Option{seenhandler.WithMaxMessageIDs(2)},
+			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1","A2","A3"]}`}, status: 400, code: "validation_failed", fields: []string{"messageIds max"}},
+		{name: "group without participant", req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["A1"]}`},
+			status: 400, code: "validation_failed", fields: []string{"participant required"}},
+		{name: "unknown session", req: request{body: `{"session":"nobody","chatId":"15551234567","messageIds":["A1"]}`}, status: 404, code: "session_not_found"},
+		{name: "not connected", setup: func(f *sessiontest.Fake) {
+			f.Inject(sessiontest.Fault{Err: fmt.Errorf("%w: %s", session.ErrNotConnected, secret)})
+		},
+			req: request{body: valid}, status: 503, code: "session_not_connected", header: map[string]string{"Retry-After": "5"}},
+		{name: "not connected, custom Retry-After", opts: []seenhandler.Option{seenhandler.WithRetryAfter(1500 * time.Millisecond)},
+			setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrNotConnected}) },
+			req:   request{body: valid}, status: 503, code: "session_not_connected", header: map[string]string{"Retry-After": "2"}},
+		{name: "not logged in", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrNotLoggedIn}) },
+			req: request{body: valid}, status: 503, code: "session_not_logged_in"},
+		{name: "message not found", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrMessageNotFound}) },
+			req: request{body: valid}, status: 404, code: "message_not_found"},
+		{name: "backend rejects receipt", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrInvalidReceipt}) },
+			req: request{body: valid}, status: 400, code: "invalid_receipt"},
+		{name: "backend timeout", opts: []seenhandler.Option{seenhandler.WithTimeout(20 * time.Millisecond)},
+			setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Latency: 5 * time.Second}) },
+			req:   request{body: valid}, status: 504, code: "timeout"},
+		{name: "backend error text stays in the log", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: errors.New(secret)}) },
+			req: request{body: valid}, status: 500, code: "internal"},
+		{name: "backend panic", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Panic: secret}) },
+			req: request{body: valid}, status: 500, code: "internal"},
+		{name: "fault on another session does not apply, on this chat does",
+			setup: func(f *sessiontest.Fake) {
+				f.Inject(sessiontest.Fault{Session: "other", Err: session.ErrNotLoggedIn})
+				f.Inject(sessiontest.Fault{Session: "demo", Chat: user, Err: session.ErrNotConnected})
+			},
+			req: request{body: valid}, status: 503, code: "session_not_connected"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t, tc.opts...)
+			if tc.setup != nil {
+				tc.setup(fake)
+			}
+			w := tc.req.do(h)
+			if w.Code != tc.status {
+				t.Errorf("status = %d, want %d; body %s", w.Code, tc.status, w.Body)
+			}
+			for k, v := range tc.header {
+				if got := w.Header().Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			if strings.Contains(w.Body.String(), "s3cr3t") {
+				t.Errorf("body leaks the backend's error text: %s", w.Body)
+			}
+			got := decode[seenhandler.ErrorResponse](t, w)
+			if got.Success || got.Error.Code != tc.code || got.Error.Message == "" || got.Error.Fields == nil {
+				t.Errorf("error body = %+v, want code %q", got, tc.code)
+			}
+			var fields []string
+			for _, f := range got.Error.Fields {
+				fields = append(fields, f.Field+" "+f.Rule)
+				if f.Message == "" {
+					t.Errorf("field %s has no message", f.Field)
+				}
+			}
+			if tc.fields != nil && !reflect.DeepEqual(fields, tc.fields) {
+				t.Errorf("fields = %q, want %q", fields, tc.fields)
+			}
+			if sent := fake.Receipts(); len(sent) != 0 {
+				t.Errorf("sent %+v on an error", sent)
+			}
+		})
+	}
+}
+
+func TestPartialFailureReportsWhatWasSent(t *testing.T) {
+	h, fake := newHandler(t)
+	fake.Inject(sessiontest.Fault{Call: 2, Err: session.ErrNotConnected})
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us"]}`}.do(h)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, body %s", w.Code, w.Body)
+	}
+	got := decode[seenhandler.ErrorResponse](t, w)
+	want := []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"M1"}, Type: "read"}}
+	if !reflect.DeepEqual(got.Receipts, want) {
+		t.Errorf("receipts = %+v, want %+v", got.Receipts, want)
+	}
+	if sent := fake.Receipts(); len(sent) != 1 || sent[0].Sender != sender {
+		t.Errorf("fake sent %+v", sent)
+	}
+}
+
+func TestServesAfterPanic(t *testing.T) {
+	h, fake := newHandler(t)
+	fake.Inject(sessiontest.Fault{Call: 1, Panic: "boom"})
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	if w := (request{body: body}).do(h); w.Code != http.StatusInternalServerError {
+		t.Fatalf("first request: status %d", w.Code)
+	}
+	if w := (request{body: body}).do(h); w.Code != http.StatusOK {
+		t.Fatalf("second request: status %d, body %s", w.Code, w.Body)
+	}
+	calls := fake.Calls()
+	if len(calls) != 2 || calls[0].Err == nil || calls[1].Err != nil {
+		t.Errorf("calls = %+v", calls)
+	}
+}
+
+func TestPanickingAuthenticatorAndRegistry(t *testing.T) {
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	auth := seenhandler.WithAuth(seenhandler.AuthenticatorFunc(func(context.Context, seenhandler.Credentials) error { panic("auth") }))
+	h, err := seenhandler.New(session.NewMemoryRegistry(), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := (request{body: body}).do(h); w.Code != http.StatusInternalServerError {
+		t.Errorf("panicking authenticator: status %d", w.Code)
+	}
+	reg := session.RegistryFunc(func(context.Context, string) (session.Session, error) { panic("registry") })
+	h, err = seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := (request{body: body}).do(h); w.Code != http.StatusInternalServerError {
+		t.Errorf("panicking registry: status %d", w.Code)
+	}
+	nilReg := session.RegistryFunc(func(context.Context, string) (session.Session, error) { return nil, nil })
+	h, err = seenhandler.New(nilReg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := (request{body: body}).do(h); w.Code != http.StatusNotFound {
+		t.Errorf("registry returning nil: status %d", w.Code)
+	}
+}
+
+func TestResolverError(t *testing.T) {
+	var s struct {
+		session.SessionFunc
+		resolverFunc
+	}
+	s.SessionFunc = func(context.Context, session.Receipt) (session.Result, error) {
+		t.Error("sent despite the resolver failing")
+		return session.Result{}, nil
+	}
+	s.resolverFunc = func(context.Context, string, string) (session.Message, error) {
+		return session.Message{}, errors.New("index corrupted")
+	}
+	reg := session.NewMemoryRegistry()
+	reg.Set("demo", s)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(h)
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "corrupted") {
+		t.Errorf("status %d, body %s", w.Code, w.Body)
+	}
+}
+
+type resolverFunc func(ctx context.Context, chat, id string) (session.Message, error)
+
+func (f resolverFunc) ResolveMessage(ctx context.Context, chat, id string) (session.Message, error) {
+	return f(ctx, chat, id)
+}
+
+func TestPathSession(t *testing.T) {
+	fake := sessiontest.New()
+	h, err := seenhandler.New(fake.Registry("demo", "other"), seenhandler.WithNoAuth(),
+		seenhandler.WithPathSession(seenhandler.PathValue("session")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /sessions/{session}/seen", h)
+
+	w := request{path: "/sessions/other/seen", body: `{"chatId":"15551234567","messageIds":["A1"]}`}.do(mux)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d, body %s", w.Code, w.Body)
+	}
+	if calls := fake.Calls(); len(calls) != 1 || calls[0].Session != "other" {
+		t.Errorf("calls = %+v, want one on session other", calls)
+	}
+	w = request{path: "/sessions/other/seen", body: `{"session":"other","chatId":"15551234567","messageIds":["A2"]}`}.do(mux)
+	if w.Code != http.StatusOK {
+		t.Errorf("same session in path and body: status %d, body %s", w.Code, w.Body)
+	}
+	w = request{path: "/sessions/other/seen", body: `{"session":"demo","chatId":"15551234567","messageIds":["A3"]}`}.do(mux)
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 1 || got.Error.Fields[0].Rule != "conflict" {
+		t.Errorf("path and body disagree: status %d, body %+v", w.Code, got)
+	}
+}
+
+func TestMount(t *testing.T) {
+	h, fake := newHandler(t)
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	for _, path := range []string{seenhandler.PathWasend, seenhandler.PathWawp, seenhandler.PathWAHA} {
+		w := request{path: path, body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.ReplaceAll(path, "/", "") + `"]}`}.do(mux)
+		if w.Code != http.StatusOK {
+			t.Errorf("%s: status %d, body %s", path, w.Code, w.Body)
+		}
+		if w := (request{method: http.MethodGet, path: path}).do(mux); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
+			t.Errorf("GET %s: status %d, Allow %q", path, w.Code, w.Header().Get("Allow"))
+		}
+	}
+	if n := len(fake.Receipts()); n != 3 {
+		t.Errorf("sent %d receipts, want 3", n)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	reg := session.NewMemoryRegistry()
+	tests := []struct {
+		name string
+		reg  session.Registry
+		opts []seenhandler.Option
+	}{
+		{"nil registry", nil, []seenhandler.Option{seenhandler.WithNoAuth()}},
+		{"no auth", reg, nil},
+		{"both auth and no auth", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithAuth(seenhandler.AuthenticatorFunc(nil))}},
+		{"nil authenticator", reg, []seenhandler.Option{seenhandler.WithAuth(nil)}},
+		{"nil logger", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithLogger(nil)}},
+		{"zero body limit", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithMaxBodyBytes(0)}},
+		{"zero max ids", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithMaxMessageIDs(0)}},
+		{"negative timeout", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithTimeout(-time.Second)}},
+		{"zero retry-after", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithRetryAfter(0)}},
+		{"nil path extractor", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithPathSession(nil)}},
+		{"nil clock", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithClock(nil)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if h, err := seenhandler.New(tc.reg, tc.opts...); err == nil {
+				t.Errorf("New = %v, want an error", h)
+			}
+		})
+	}
+}
+
+func TestNewStaticAuth(t *testing.T) {
+	if _, err := seenhandler.NewStaticAuth(map[string][]string{"": {"*"}}); err == nil {
+		t.Error("empty token accepted")
+	}
+	if _, err := seenhandler.NewStaticAuth(map[string][]string{"t": nil}); err == nil {
+		t.Error("token with no sessions accepted")
+	}
+	a, err := seenhandler.NewStaticAuth(map[string][]string{"all": {"*"}, "some": {"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		token, session string
+		want           error
+	}{
+		{"all", "x", nil}, {"some", "a", nil}, {"some", "b", nil}, {"some", "", nil},
+		{"some", "c", seenhandler.ErrForbidden}, {"", "a", seenhandler.ErrUnauthorized},
+		{"al", "a", seenhandler.ErrUnauthorized}, {"all ", "a", seenhandler.ErrUnauthorized},
+	} {
+		err := a.Authenticate(ctx, seenhandler.Credentials{Token: tc.token, Session: tc.session})
+		if (tc.want == nil && err != nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.token, tc.session, err, tc.want)
+		}
+	}
+}
