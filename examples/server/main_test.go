@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+)
+
+// syncBuffer is a bytes.Buffer the server goroutines may write while the
+// test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one run of the command under test.
+type server struct {
+	url            string
+	stdout, stderr *syncBuffer
+}
+
+var listeningRE = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)\n`)
+
+// start runs the server on a free loopback port with args and env, and
+// stops it when the test ends, failing the test if it does not stop
+// cleanly.
+func start(t *testing.T, env map[string]string, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	done := make(chan error, 1)
+	args = append([]string{"-demo", "-addr", "127.0.0.1:0"}, args...)
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v after cancel; stderr:\n%s", err, s.stderr)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("run did not return after cancel")
+		}
+	})
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listeningRE.FindStringSubmatch(s.stderr.String()); m != nil {
+			s.url = m[1]
+			return s
+		}
+		select {
+		case err := <-done:
+			done <- err // for Cleanup
+			t.Fatalf("run returned %v before listening; stderr:\n%s", err, s.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q line on stderr:\n%s", "listening on", s.stderr)
+		}
+	}
+}
+
+// post sends body to path with headers and returns the status and body.
+func (s *server) post(t *testing.T, path, body string, headers ...string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+const chat = "15551234567@s.whatsapp.net"
+
+func TestDialects(t *testing.T) {
+	s := start(t, nil, "-v", "-sessions", "demo,support")
+	tests := []struct {
+		name    string
+		path    string
+		headers []string
+		body    string
+		session string
+		id      string
+	}{
+		{
+			name:    "Wasend",
+			path:    seenhandler.PathWasend,
+			headers: []string{"Authorization", "Bearer demo-token"},
+			body:    `{"session":"demo","to":"15551234567","messageId":"3EB0AAAA0001"}`,
+			session: "demo",
+			id:      "3EB0AAAA0001",
+		},
+		{
+			name:    "Wawp",
+			path:    seenhandler.PathWawp,
+			body:    `{"instance_id":"support","access_token":"demo-token","chatId":"15551234567@c.us","messageIds":["3EB0BBBB0002"]}`,
+			session: "support",
+			id:      "3EB0BBBB0002",
+		},
+		{
+			name:    "WAHA",
+			path:    seenhandler.PathWAHA,
+			headers: []string{"X-Api-Key", "demo-token"},
+			body:    `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0C767D26A1D98A4"]}`,
+			session: "demo",
+			id:      "3EB0C767D26A1D98A4",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := s.post(t, tc.path, tc.body, tc.headers...)
+			if status != http.StatusOK {
+				t.Fatalf("status %d, want 200; body: %s", status, body)
+			}
+			var resp seenhandler.Response
+			if err := json.Unmarshal(body, &resp); err != nil {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			if !resp.Success || !resp.Acknowledged || resp.Session != tc.session || resp.ChatID != chat {
+				t.Errorf("body %s: want success, acknowledged, session %q, chatId %q", body, tc.session, chat)
+			}
+			if len(resp.Receipts) != 1 || !slices.Equal(resp.Receipts[0].MessageIDs, []string{tc.id}) ||
+				resp.Receipts[0].Type != "read" {
+				t.Errorf("receipts %+v, want one read receipt for %s", resp.Receipts, tc.id)
+			}
+		})
+	}
+
+	// -v: one JSON line per receipt sent, naming its message id.
+	var sent []string
+	sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg        string   `json:"msg"`
+			Level      string   `json:"level"`
+			MessageIDs []string `json:"message_ids"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("stdout line %q is not JSON: %v", sc.Text(), err)
+		}
+		if line.Msg == "receipt sent" {
+			sent = append(sent, line.MessageIDs...)
+		}
+	}
+	want := []string{"3EB0AAAA0001", "3EB0BBBB0002", "3EB0C767D26A1D98A4"}
+	if !slices.Equal(sent, want) {
+		t.Errorf("receipt lines on stdout name ids %q, want %q; stdout:\n%s", sent, want, s.stdout)
+	}
+}
+
+func TestWrongToken(t *testing.T) {
+	s := start(t, map[string]string{tokenEnv: "env-token"})
+	body := `{"session":"demo","to":"15551234567","messageId":"3EB0AAAA0001"}`
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"Wrong", "nope", http.StatusUnauthorized},
+		{"DemoTokenOverridden", "demo-token", http.StatusUnauthorized},
+		{"FromEnv", "env-token", http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, got := s.post(t, seenhandler.PathWasend, body, "Authorization", "Bearer "+tc.token)
+			if status != tc.status {
+				t.Errorf("status %d, want %d; body: %s", status, tc.status, got)
+			}
+			if tc.status == http.StatusUnauthorized && !strings.Contains(string(got), `"code":"unauthorized"`) {
+				t.Errorf("body %s, want code unauthorized", got)
+			}
+		})
+	}
+	if strings.Contains(s.stderr.String(), "env-token") {
+		t.Errorf("stderr shows the token from the environment:\n%s", s.stderr)
+	}
+}
+
+func TestQuietByDefault(t *testing.T) {
+	s := start(t, nil)
+	status, body := s.post(t, seenhandler.PathWasend, `{"session":"demo","to":"15551234567","messageId":"3EB0AAAA0001"}`,
+		"Authorization", "Bearer demo-token")
+	if status != http.StatusOK {
+		t.Fatalf("status %d, want 200; body: %s", status, body)
+	}
+	if out := s.stdout.String(); out != "" {
+		t.Errorf("stdout without -v = %q, want nothing", out)
+	}
+	errOut := s.stderr.String()
+	for _, want := range []string{"demo-token", "sessions: demo", "curl -sS " + s.url + "/sendSeen"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("start-up lines lack %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	s := start(t, nil)
+	req, err := http.NewRequest(http.MethodGet, s.url+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := do(t, req)
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"ok":true}` {
+		t.Errorf("GET /healthz = %d %s, want 200 {\"ok\":true}", status, body)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		err    error
+		code   int
+		stderr []string
+	}{
+		{"NoDemo", nil, errNoBackend, 2, []string{"whatsmeow", "-demo"}},
+		{"BadFlag", []string{"-nope"}, errUsage, 2, []string{"-nope"}},
+		{"NoSessions", []string{"-demo", "-sessions", " , "}, errUsage, 2, []string{"-sessions"}},
+		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, tc.args, func(string) string { return "" }, &stdout, &stderr)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("run = %v, want %v", err, tc.err)
+			}
+			if code := exitCode(err); code != tc.code {
+				t.Errorf("exit status %d, want %d", code, tc.code)
+			}
+			for _, want := range tc.stderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+		})
+	}
+}
