@@ -6,7 +6,10 @@
 // It answers from an in-memory fake backend (package sessiontest), with one
 // session, "demo". The token is $BLUETICK_TOKEN, or demo-token.
 //
-//	go run ./mux
+//	cd examples/mux && go run .
+//
+// It is a module of its own (go.mod beside this file, replacing bluetick
+// with ../..), so that gorilla/mux never enters the root module's go.mod.
 package main
 
 import (

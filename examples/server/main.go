@@ -5,9 +5,9 @@
 // Until the whatsmeow backend lands, it runs only with -demo, which answers
 // from an in-memory fake (package sessiontest) instead of WhatsApp:
 //
-//	go run ./server -demo                  # token demo-token, session demo
-//	go run ./server -demo -v -sessions support,sales -addr 127.0.0.1:9090
-//	BLUETICK_TOKEN=s3cret go run ./server -demo
+//	go run ./examples/server -demo   # token demo-token, session demo
+//	go run ./examples/server -demo -v -sessions support,sales -addr 127.0.0.1:9090
+//	BLUETICK_TOKEN=s3cret go run ./examples/server -demo
 //
 // The start-up lines (address, sessions, a curl command to try) go to
 // stderr. With -v each receipt sent is logged as one JSON line on stdout;

@@ -6,7 +6,7 @@
 // It answers from an in-memory fake backend (package sessiontest), with one
 // session, "demo". The token is $BLUETICK_TOKEN, or demo-token.
 //
-//	go run ./stdlib
+//	go run ./examples/stdlib
 package main
 
 import (

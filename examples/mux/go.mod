@@ -1,8 +1,8 @@
-module github.com/bluetick/bluetick/examples
+module github.com/bluetick/bluetick/examples/mux
 
 go 1.26.0
 
-replace github.com/bluetick/bluetick => ../
+replace github.com/bluetick/bluetick => ../..
 
 require (
 	github.com/bluetick/bluetick v0.0.0-00010101000000-000000000000
