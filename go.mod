@@ -2,7 +2,10 @@ module github.com/bluetick/bluetick
 
 go 1.26.0
 
-require github.com/go-playground/validator/v10 v10.30.6
+require (
+	github.com/go-playground/validator/v10 v10.30.6
+	github.com/gorilla/mux v1.8.1
+)
 
 require (
 	github.com/gabriel-vasile/mimetype v1.4.16 // indirect

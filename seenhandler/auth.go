@@ -75,7 +75,7 @@ func NewStaticAuth(tokens map[string][]string) (*StaticAuth, error) {
 			return nil, errors.New("seenhandler: NewStaticAuth: empty token")
 		}
 		if len(sessions) == 0 {
-			return nil, fmt.Errorf("seenhandler: NewStaticAuth: token %.4s… may use no session", token)
+			return nil, errors.New("seenhandler: NewStaticAuth: a token may use no session (list names, or AllSessions)")
 		}
 		a.tokens = append(a.tokens, staticToken{
 			hash:     sha256.Sum256([]byte(token)),

@@ -80,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
 	p := h.writeError(w, err, x.sent)
-	level := slog.LevelInfo
+	level := slog.LevelDebug // the client's mistake: not the operator's news
 	if p.status >= 500 {
 		level = slog.LevelWarn
 	}

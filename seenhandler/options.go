@@ -67,9 +67,11 @@ func WithNoAuth() Option {
 	}
 }
 
-// WithLogger sets the logger. Each receipt sent is logged at Info, each
-// failed request at Warn (with the backend's error text, which never reaches
-// the client). Default: a logger that discards everything.
+// WithLogger sets the logger. Each receipt sent is logged at Info with the
+// message "receipt sent"; a request that failed on the server's side (5xx)
+// at Warn with the backend's error text, which never reaches the client; a
+// request refused for the client's fault (4xx) and each request's summary at
+// Debug. Default: a logger that discards everything.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

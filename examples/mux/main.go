@@ -6,10 +6,10 @@
 // It answers from an in-memory fake backend (package sessiontest), with one
 // session, "demo". The token is $BLUETICK_TOKEN, or demo-token.
 //
-//	cd examples/mux && go run .
+//	go run ./examples/mux
 //
-// It is a module of its own (go.mod beside this file, replacing bluetick
-// with ../..), so that gorilla/mux never enters the root module's go.mod.
+// gorilla/mux is a dependency of the root module for this example only:
+// importing seenhandler or session never links it.
 package main
 
 import (

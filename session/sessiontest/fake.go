@@ -130,14 +130,18 @@ func (f *Fake) Calls() []Call {
 	return slices.Clone(f.calls)
 }
 
-// Receipts returns the receipts sent so far, in order: the calls that
-// succeeded, each with Type set to the type as sent.
+// Receipts returns the receipts sent so far by every session, in order: the
+// calls that succeeded, each with Type set to the type as sent.
 func (f *Fake) Receipts() []session.Receipt {
+	return f.receipts("")
+}
+
+func (f *Fake) receipts(name string) []session.Receipt {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []session.Receipt
 	for _, c := range f.calls {
-		if c.Err == nil {
+		if c.Err == nil && (name == "" || c.Session == name) {
 			r := c.Receipt
 			r.Type = c.Result.Type
 			out = append(out, r)
@@ -166,6 +170,12 @@ var (
 	_ session.Session  = (*Session)(nil)
 	_ session.Resolver = (*Session)(nil)
 )
+
+// Receipts returns the receipts this session sent so far, like
+// Fake.Receipts.
+func (s *Session) Receipts() []session.Receipt {
+	return s.fake.receipts(s.name)
+}
 
 // Name returns the session's name.
 func (s *Session) Name() string { return s.name }

@@ -63,6 +63,9 @@ func TestFakeFaults(t *testing.T) {
 	if want := []string{"X1", "X3", "X4"}; !equal(ids, want) {
 		t.Errorf("sent ids %v, want %v", ids, want)
 	}
+	if got := b.Receipts(); len(got) != 1 || got[0].MessageIDs[0] != "X4" {
+		t.Errorf("b.Receipts() = %+v, want X4 only", got)
+	}
 	calls := fake.Calls()
 	if len(calls) != 6 {
 		t.Fatalf("%d calls, want 6", len(calls))
