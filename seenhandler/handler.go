@@ -141,10 +141,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 			res.Type = rc.Type
 		}
 		x.sent = append(x.sent, SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)})
-		h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt sent",
-			slog.String("session", p.session), slog.String("chat", rc.Chat), slog.String("sender", rc.Sender),
-			slog.Any("message_ids", rc.MessageIDs), slog.String("type", string(res.Type)),
-			slog.String("requested_type", string(rc.Type)))
+		h.logSent(ctx, p.session, rc, res)
 	}
 	sent := x.sent
 	if sent == nil {
@@ -158,6 +155,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		Receipts:     sent,
 		Skipped:      skipped,
 	}, nil
+}
+
+// logSent logs one receipt sent, at Info, as "receipt sent".
+func (h *Handler) logSent(ctx context.Context, name string, rc session.Receipt, res session.Result) {
+	attrs := []slog.Attr{slog.String("session", name), slog.String("chat", rc.Chat)}
+	if rc.Sender != "" {
+		attrs = append(attrs, slog.String("sender", rc.Sender))
+	}
+	attrs = append(attrs, slog.Any("message_ids", rc.MessageIDs), slog.String("type", string(res.Type)),
+		slog.String("requested_type", string(rc.Type)))
+	h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt sent", attrs...)
 }
 
 // The backend and the authenticator are other people's code: a panic there

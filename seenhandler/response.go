@@ -1,6 +1,7 @@
 package seenhandler
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -72,18 +73,22 @@ type ErrorBody struct {
 	Fields []validate.FieldError `json:"fields"`
 }
 
-// writeJSON writes v as the whole response. Headers must be set before.
+// writeJSON writes v as the whole response, with HTML characters left as
+// they are (the body is JSON, never HTML).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Our response types always marshal; this is a programming error.
 		status = http.StatusInternalServerError
-		body = []byte(`{"success":false,"error":{"code":"internal","message":"internal error","fields":[]}}`)
+		buf.Reset()
+		buf.WriteString(`{"success":false,"error":{"code":"internal","message":"internal error","fields":[]}}` + "\n")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }

@@ -8,6 +8,7 @@
 //	go run ./examples/server -demo   # token demo-token, session demo
 //	go run ./examples/server -demo -v -sessions support,sales -addr 127.0.0.1:9090
 //	BLUETICK_TOKEN=s3cret go run ./examples/server -demo
+//	go run ./examples/server -demo -sessions demo,down -offline down   # "down" answers 503
 //
 // The start-up lines (address, sessions, a curl command to try) go to
 // stderr. With -v each receipt sent is logged as one JSON line on stdout;
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
@@ -89,6 +91,7 @@ type config struct {
 	addr     string
 	token    string
 	sessions []string
+	offline  []string
 	verbose  bool
 }
 
@@ -103,6 +106,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.addr, "addr", defaultAddr, "`host:port` to listen on")
 	fs.StringVar(&c.token, "token", "", "API `token` clients must send (default $"+tokenEnv+", or "+demoToken+" with -demo)")
 	fs.StringVar(&sessions, "sessions", defaultSessions, "comma-separated session `names` of the -demo backend")
+	var offline string
+	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected), to test clients' retries")
 	fs.BoolVar(&c.verbose, "v", false, "log each receipt sent as a JSON line on stdout")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -114,11 +119,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprintf(stderr, "server: unexpected arguments %q\n", fs.Args())
 		return c, errUsage
 	}
-	for name := range strings.SplitSeq(sessions, ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			c.sessions = append(c.sessions, name)
-		}
-	}
+	c.sessions, c.offline = splitNames(sessions), splitNames(offline)
 	if len(c.sessions) == 0 {
 		fmt.Fprintln(stderr, "server: -sessions names no session")
 		return c, errUsage
@@ -127,6 +128,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		c.token = getenv(tokenEnv)
 	}
 	return c, nil
+}
+
+// splitNames splits a comma-separated list, dropping blanks.
+func splitNames(list string) []string {
+	var names []string
+	for name := range strings.SplitSeq(list, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // run parses args, serves until ctx ends, then shuts down gracefully. It
@@ -154,6 +166,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	logger := newLogger(c.verbose, stdout, stderr)
 	fake := sessiontest.New()
+	for _, name := range c.offline {
+		fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
+	}
 	auth, err := seenhandler.NewStaticAuth(map[string][]string{c.token: {seenhandler.AllSessions}})
 	if err != nil {
 		return err
@@ -185,6 +200,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	base := "http://" + dialAddr(ln.Addr())
 	fmt.Fprintf(stderr, "listening on http://%s\n", ln.Addr())
 	fmt.Fprintf(stderr, "demo backend (nothing reaches WhatsApp); sessions: %s; token: %s\n", strings.Join(c.sessions, ", "), tokenShown)
+	if len(c.offline) > 0 {
+		fmt.Fprintf(stderr, "acting disconnected (503): %s\n", strings.Join(c.offline, ", "))
+	}
 	fmt.Fprintf(stderr, "try:\n  curl -sS %s%s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"session\":\"%s\",\"to\":\"15551234567\",\"messageId\":\"3EB0C767D26A1D98A4\"}'\n",
 		base, seenhandler.PathWasend, tokenShown, c.sessions[0])
 

@@ -284,3 +284,17 @@ func TestExitStatus(t *testing.T) {
 		})
 	}
 }
+
+func TestOfflineSession(t *testing.T) {
+	s := start(t, nil, "-sessions", "demo,down", "-offline", "down")
+	body := func(name string) string {
+		return `{"session":"` + name + `","to":"15551234567","messageId":"3EB0AAAA0002"}`
+	}
+	status, got := s.post(t, seenhandler.PathWasend, body("down"), "Authorization", "Bearer "+demoToken)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(got), `"code":"session_not_connected"`) {
+		t.Errorf("offline session: status %d, body %s", status, got)
+	}
+	if status, got := s.post(t, seenhandler.PathWasend, body("demo"), "Authorization", "Bearer "+demoToken); status != http.StatusOK {
+		t.Errorf("online session: status %d, body %s", status, got)
+	}
+}
