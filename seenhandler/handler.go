@@ -128,6 +128,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	if err != nil {
 		return nil, err
 	}
+	if p.unread {
+		if err := h.unreadIDs(ctx, sess, p); err != nil {
+			return nil, err
+		}
+	}
 	receipts, skipped, err := h.group(ctx, sess, p)
 	if err != nil {
 		return nil, err
@@ -148,13 +153,40 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		sent = []SentReceipt{}
 	}
 	return &Response{
-		Success:      true,
-		Acknowledged: len(sent) > 0,
-		Session:      p.session,
-		ChatID:       p.chat.String(),
-		Receipts:     sent,
-		Skipped:      skipped,
+		Success:        true,
+		Acknowledged:   len(sent) > 0,
+		Session:        p.session,
+		ChatID:         p.chat.String(),
+		Receipts:       sent,
+		Skipped:        skipped,
+		ChatMarkedRead: h.markChatRead(ctx, sess, p, receipts),
 	}, nil
+}
+
+// markChatRead asks a session.ChatMarker, best-effort, to clear the chat's
+// unread badge on the account's other devices once read receipts went out.
+// It returns nil when there is nothing to report.
+func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *plan, sent []session.Receipt) *bool {
+	marker, ok := sess.(session.ChatMarker)
+	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
+		return nil
+	}
+	last := sent[len(sent)-1]
+	err := safeMarkChat(ctx, marker, session.ChatRead{
+		Chat:          p.chat.String(),
+		LastMessageID: last.MessageIDs[len(last.MessageIDs)-1],
+		LastSender:    last.Sender,
+		Timestamp:     last.Timestamp,
+	})
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	marked := err == nil
+	if err != nil {
+		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "marking chat read failed",
+			slog.String("session", p.session), slog.String("chat", p.chat.String()), slog.String("error", err.Error()))
+	}
+	return &marked
 }
 
 // logSent logs one receipt sent, at Info, as "receipt sent".
@@ -188,6 +220,16 @@ func safeLookup(ctx context.Context, reg session.Registry, name string) (s sessi
 func safeResolve(ctx context.Context, r session.Resolver, chat, id string) (m session.Message, err error) {
 	defer recoverInto(&err, "resolver")
 	return r.ResolveMessage(ctx, chat, id)
+}
+
+func safeUnread(ctx context.Context, l session.UnreadLister, chat string, limit int) (m []session.Message, err error) {
+	defer recoverInto(&err, "unread lister")
+	return l.UnreadMessages(ctx, chat, limit)
+}
+
+func safeMarkChat(ctx context.Context, m session.ChatMarker, c session.ChatRead) (err error) {
+	defer recoverInto(&err, "chat marker")
+	return m.MarkChatRead(ctx, c)
 }
 
 func safeSend(ctx context.Context, s session.Session, rc session.Receipt) (res session.Result, err error) {

@@ -26,7 +26,10 @@ const (
 	group     = "120363012345678901@g.us"
 )
 
-var fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+var (
+	fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	yes      = func() *bool { b := true; return &b }()
+)
 
 func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler, *sessiontest.Fake) {
 	t.Helper()
@@ -108,7 +111,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"+1 (555) 123-4567","messageId":"3EB0C767D26A1D98A4"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0C767D26A1D98A4"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0C767D26A1D98A4")},
@@ -117,7 +120,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend group JID",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"` + group + `","messageId":"ABC","participant":"15557654321@c.us"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"ABC"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "ABC")},
@@ -126,7 +129,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp batch with token in body",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"15551234567@c.us","messageIds":["A1","B2","C3"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1", "B2", "C3"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1", "B2", "C3")},
@@ -135,7 +138,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp group with participant",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"` + group + `","messageIds":["A1","B2"],"participant":"+1 555 765 4321"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"A1", "B2"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "A1", "B2")},
@@ -144,7 +147,7 @@ func TestDialects(t *testing.T) {
 			name: "waha serialized ids with X-Api-Key, own message skipped",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0AA","true_15551234567@c.us_3EB0BB"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0AA"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "true_15551234567@c.us_3EB0BB", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0AA")},
@@ -153,7 +156,7 @@ func TestDialects(t *testing.T) {
 			name: "waha group: one receipt per sender, participants from serialized ids",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us","false_` + group + `_M3_15557654321@c.us"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{
 					{ChatID: group, Sender: sender, MessageIDs: []string{"M1", "M3"}, Type: "read"},
 					{ChatID: group, Sender: sender2, MessageIDs: []string{"M2"}, Type: "read"},
@@ -164,7 +167,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "waha chat taken from serialized ids",
 			req:  request{body: `{"session":"demo","messageIds":["false_15551234567@c.us_X1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"X1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "X1")},
@@ -183,7 +186,7 @@ func TestDialects(t *testing.T) {
 			setup: func(f *sessiontest.Fake) { f.SetReadReceiptsOff(true) },
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`,
 				header: map[string]string{"Content-Type": "application/vnd.api+json"}},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read-self"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptReadSelf, "A1")},
@@ -195,7 +198,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G2", FromMe: true})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1","G2"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "G2", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
@@ -206,7 +209,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: sender2})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1"],"participant":"` + sender + `"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
@@ -221,7 +224,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "channel read reported as view",
 			req:  request{body: `{"session":"demo","chatId":"120363123456789012@newsletter","messageIds":["101"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: "120363123456789012@newsletter",
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: "120363123456789012@newsletter",
 				Receipts: []seenhandler.SentReceipt{{ChatID: "120363123456789012@newsletter", MessageIDs: []string{"101"}, Type: "view"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt("120363123456789012@newsletter", "", session.ReceiptView, "101")},
@@ -230,7 +233,7 @@ func TestDialects(t *testing.T) {
 			name: "session-limited token on its session",
 			req: request{header: map[string]string{"Authorization": "Bearer " + demoToken},
 				body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1")},
@@ -302,9 +305,6 @@ func TestErrors(t *testing.T) {
 			status: 400, code: "validation_failed", fields: []string{"instance_id conflict"}},
 		{name: "missing chat (waha)", req: request{body: `{"session":"demo","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId required"}},
 		{name: "missing to (wasend)", req: request{path: seenhandler.PathWasend, body: `{"session":"demo","messageId":"A1"}`}, status: 400, code: "validation_failed", fields: []string{"to required"}},
-		{name: "missing ids", req: request{body: `{"session":"demo","chatId":"15551234567"}`}, status: 400, code: "validation_failed", fields: []string{"messageIds required"}},
-		{name: "empty ids", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":[]}`}, status: 400, code: "validation_failed", fields: []string{"messageIds required"}},
-		{name: "missing messageId (wasend)", req: request{path: seenhandler.PathWasend, body: `{"session":"demo","to":"15551234567"}`}, status: 400, code: "validation_failed", fields: []string{"messageId required"}},
 		{name: "everything missing", req: request{body: `{}`}, status: 400, code: "validation_failed", fields: []string{"session required", "chatId required", "messageIds required"}},
 		{name: "bad phone", req: request{body: `{"session":"demo","chatId":"0123","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId wa_chat"}},
 		{name: "status broadcast", req: request{body: `{"session":"demo","chatId":"status@broadcast","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId wa_chat"}},
@@ -581,5 +581,122 @@ func TestNewStaticAuth(t *testing.T) {
 		if (tc.want == nil && err != nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 			t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.token, tc.session, err, tc.want)
 		}
+	}
+}
+
+// A session that is only a session.Session: no resolver, no unread list,
+// no chat marking.
+func plainHandler(t *testing.T) (*seenhandler.Handler, *sessiontest.Fake) {
+	t.Helper()
+	fake := sessiontest.New()
+	reg := session.NewMemoryRegistry()
+	reg.Set("demo", session.SessionFunc(fake.Session("demo").SendReceipt))
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, fake
+}
+
+func TestIDsRequiredWithoutUnreadLister(t *testing.T) {
+	h, fake := plainHandler(t)
+	for _, tc := range []struct {
+		name, path, body, field string
+	}{
+		{"missing ids", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567"}`, "messageIds"},
+		{"empty ids", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":[]}`, "messageIds"},
+		{"missing messageId (wasend)", seenhandler.PathWasend, `{"session":"demo","to":"15551234567"}`, "messageId"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := request{path: tc.path, body: tc.body}.do(h)
+			got := decode[seenhandler.ErrorResponse](t, w)
+			if w.Code != http.StatusBadRequest || got.Error.Code != seenhandler.CodeValidationFailed ||
+				len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != tc.field || got.Error.Fields[0].Rule != "required" {
+				t.Errorf("status %d, body %+v", w.Code, got)
+			}
+		})
+	}
+	if n := len(fake.Calls()); n != 0 {
+		t.Errorf("%d calls", n)
+	}
+}
+
+func TestPlainSessionReportsNoChatMarking(t *testing.T) {
+	h, _ := plainHandler(t)
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(h)
+	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "chatMarkedRead") {
+		t.Errorf("status %d, body %s", w.Code, w.Body)
+	}
+}
+
+func TestUnreadChat(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithMaxMessageIDs(2))
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "OLD", Sender: sender})
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "MINE", FromMe: true})
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "U1", Sender: sender2})
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "U2", Sender: sender})
+	fake.AddMessage("demo", session.Message{Chat: user, ID: "DM", Sender: user})
+	body := `{"session":"demo","chatId":"` + group + `"}`
+
+	// At most WithMaxMessageIDs: the newest two unread.
+	w := request{body: body}.do(h)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d, body %s", w.Code, w.Body)
+	}
+	got := decode[seenhandler.Response](t, w)
+	want := []seenhandler.SentReceipt{
+		{ChatID: group, Sender: sender2, MessageIDs: []string{"U1"}, Type: "read"},
+		{ChatID: group, Sender: sender, MessageIDs: []string{"U2"}, Type: "read"},
+	}
+	if !reflect.DeepEqual(got.Receipts, want) || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
+		t.Errorf("first call: %+v", got)
+	}
+	reads := fake.ChatReads()
+	if len(reads) != 1 || reads[0].ChatRead != (session.ChatRead{Chat: group, LastMessageID: "U2", LastSender: sender, Timestamp: fixedNow}) {
+		t.Errorf("chat reads = %+v", reads)
+	}
+
+	// Then the one left; then nothing.
+	got = decode[seenhandler.Response](t, request{body: body}.do(h))
+	if len(got.Receipts) != 1 || got.Receipts[0].MessageIDs[0] != "OLD" {
+		t.Errorf("second call: %+v", got)
+	}
+	w = request{body: body}.do(h)
+	got = decode[seenhandler.Response](t, w)
+	if w.Code != http.StatusOK || got.Acknowledged || len(got.Receipts) != 0 || got.ChatMarkedRead != nil {
+		t.Errorf("third call: status %d, %+v", w.Code, got)
+	}
+	if n := len(fake.Receipts()); n != 3 {
+		t.Errorf("sent %d receipts, want 3", n)
+	}
+}
+
+func TestChatMarking(t *testing.T) {
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	for _, tc := range []struct {
+		name string
+		err  error
+		body string
+		want string // the chatMarkedRead member, or "" for absent
+	}{
+		{"marked", nil, body, `"chatMarkedRead":true`},
+		{"failed, receipt still sent", errors.New("no app state keys"), body, `"chatMarkedRead":false`},
+		{"turned off", fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
+		{"played receipts do not mark", nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			fake.SetMarkChatReadError(tc.err)
+			w := request{body: tc.body}.do(h)
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d, body %s", w.Code, w.Body)
+			}
+			if tc.want == "" && strings.Contains(w.Body.String(), "chatMarkedRead") || !strings.Contains(w.Body.String(), tc.want) {
+				t.Errorf("body %s, want %s", w.Body, tc.want)
+			}
+			if strings.Contains(w.Body.String(), "app state") {
+				t.Errorf("body leaks the backend's error: %s", w.Body)
+			}
+		})
 	}
 }

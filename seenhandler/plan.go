@@ -18,6 +18,10 @@ type plan struct {
 	// participant is the request-level sender for group messages; zero
 	// when the request names none.
 	participant validate.JID
+	// unread: the request named a chat but no ids, asking for the chat's
+	// unread messages (possible only with a session.UnreadLister).
+	unread   bool
+	idsField string // the ids' field name, for errors about them
 }
 
 // planID is one distinct message id of the request.
@@ -149,10 +153,12 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	case p.chat.IsZero() && !chatGiven:
 		errs = append(errs, validate.FieldError{Field: names.chat, Rule: "required", Message: "is required"})
 	}
+	p.idsField = names.ids
 	switch {
+	case len(p.ids) == 0 && req.MessageID == "" && len(req.MessageIDs) == 0 && chatGiven:
+		p.unread = true // the session decides: see unreadIDs
 	case len(p.ids) == 0 && req.MessageID == "" && len(req.MessageIDs) == 0:
-		errs = append(errs, validate.FieldError{Field: names.ids, Rule: "required",
-			Message: "needs at least one message id"})
+		errs = append(errs, errIDsRequired(names.ids))
 	case len(p.ids) > h.cfg.maxMessageIDs:
 		errs = append(errs, validate.FieldError{Field: names.ids, Rule: "max",
 			Message: "has " + strconv.Itoa(len(p.ids)) + " distinct message ids; at most " +
@@ -162,6 +168,34 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 		return nil, errs
 	}
 	return p, nil
+}
+
+func errIDsRequired(field string) validate.FieldError {
+	return validate.FieldError{Field: field, Rule: "required", Message: "needs at least one message id"}
+}
+
+// unreadIDs fills p.ids with the chat's unread messages, for a request that
+// named a chat but no ids.
+func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) error {
+	lister, ok := sess.(session.UnreadLister)
+	if !ok {
+		return validate.Errors{errIDsRequired(p.idsField)}
+	}
+	msgs, err := safeUnread(ctx, lister, p.chat.String(), h.cfg.maxMessageIDs)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if len(p.ids) == h.cfg.maxMessageIDs {
+			break // the lister returned more than asked
+		}
+		id := validate.MessageID{ID: m.ID}
+		if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
+			id.Participant = jid
+		}
+		p.ids = append(p.ids, planID{raw: m.ID, field: p.idsField, parsed: id})
+	}
+	return nil
 }
 
 // group resolves each id's sender and groups the ids into receipts, one per

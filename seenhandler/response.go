@@ -23,6 +23,11 @@ type Response struct {
 	Receipts []SentReceipt `json:"receipts"`
 	// Skipped are the ids not sent, with the reason; never null.
 	Skipped []Skipped `json:"skipped"`
+	// ChatMarkedRead reports whether the chat's unread badge was also
+	// cleared on the account's other devices (WhatsApp Web, Desktop, the
+	// phone). Absent when the session does not do that, or for played
+	// receipts.
+	ChatMarkedRead *bool `json:"chatMarkedRead,omitempty"`
 }
 
 // SentReceipt is one receipt as the backend reports it sent.

@@ -48,7 +48,8 @@ type Receipt struct {
 // Result is what a backend reports it actually sent for a [Receipt].
 type Result struct {
 	// Type is the receipt type as sent, which may differ from the one asked
-	// for (e.g. ReceiptReadSelf instead of ReceiptRead).
+	// for (e.g. ReceiptReadSelf instead of ReceiptRead, ReceiptView for a
+	// channel).
 	Type ReceiptType
 }
 
@@ -83,6 +84,8 @@ type Message struct {
 	Sender string
 	// FromMe reports whether the session's own account sent the message.
 	FromMe bool
+	// Timestamp is when the message was sent; zero when unknown.
+	Timestamp time.Time
 }
 
 // Resolver is implemented by sessions that remember the messages they have
@@ -96,4 +99,41 @@ type Message struct {
 // relies on the request alone. Any other error fails the request.
 type Resolver interface {
 	ResolveMessage(ctx context.Context, chat, id string) (Message, error)
+}
+
+// UnreadLister is implemented by sessions that know which incoming messages
+// of a chat are still unread. When a request names a chat but no message
+// ids, the HTTP handler marks those messages as read; without an
+// UnreadLister such a request is refused.
+//
+// UnreadMessages must be safe for concurrent use. It returns at most limit
+// messages, the newest ones, oldest first; none of them FromMe.
+type UnreadLister interface {
+	UnreadMessages(ctx context.Context, chat string, limit int) ([]Message, error)
+}
+
+// ChatRead says which chat to mark as read on the account's other devices,
+// and up to which message.
+type ChatRead struct {
+	// Chat is the normalised chat JID.
+	Chat string
+	// LastMessageID is the newest message read, and LastSender its sender
+	// (empty in direct chats).
+	LastMessageID string
+	LastSender    string
+	// Timestamp is the LastMessageID's time, or when it was read.
+	Timestamp time.Time
+}
+
+// ChatMarker is implemented by sessions that can clear a chat's unread
+// badge on the account's other devices (WhatsApp Web, Desktop, the phone).
+// The HTTP handler calls MarkChatRead once per request, best-effort, after
+// all of the request's read receipts were sent, and reports the outcome as
+// chatMarkedRead.
+//
+// MarkChatRead must be safe for concurrent use. It returns an error
+// wrapping errors.ErrUnsupported when the session is configured not to do
+// it; the handler then reports nothing.
+type ChatMarker interface {
+	MarkChatRead(ctx context.Context, c ChatRead) error
 }

@@ -20,8 +20,22 @@ type Fake struct {
 	calls           []Call
 	faults          []*faultState
 	messages        map[messageKey]session.Message
+	order           []messageKey // AddMessage order
+	read            map[messageKey]bool
 	readReceiptsOff bool
+	chatReads       []ChatReadCall
+	markChatErr     error
 	sessions        map[string]*Session
+}
+
+// ChatReadCall is one MarkChatRead call the Fake received.
+type ChatReadCall struct {
+	// Session is the name of the session called.
+	Session string
+	// ChatRead is what the caller passed.
+	ChatRead session.ChatRead
+	// Err is what the Fake returned.
+	Err error
 }
 
 // Call is one SendReceipt call the Fake received.
@@ -68,7 +82,11 @@ type messageKey struct{ session, chat, id string }
 
 // New returns an empty Fake.
 func New() *Fake {
-	return &Fake{messages: make(map[messageKey]session.Message), sessions: make(map[string]*Session)}
+	return &Fake{
+		messages: make(map[messageKey]session.Message),
+		read:     make(map[messageKey]bool),
+		sessions: make(map[string]*Session),
+	}
 }
 
 // Session returns the session called name, creating it on first use. The
@@ -107,12 +125,33 @@ func (f *Fake) Inject(fault Fault) (remove func()) {
 }
 
 // AddMessage makes the named session know message m, as if it had seen it
-// arrive: the session's ResolveMessage then returns it. Chat and sender
+// arrive: the session's ResolveMessage then returns it, and until a receipt
+// for it is sent, UnreadMessages lists it (unless FromMe). Chat and sender
 // must be normalised JIDs.
 func (f *Fake) AddMessage(sessionName string, m session.Message) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.messages[messageKey{sessionName, m.Chat, m.ID}] = m
+	k := messageKey{sessionName, m.Chat, m.ID}
+	if _, ok := f.messages[k]; !ok {
+		f.order = append(f.order, k)
+	}
+	f.messages[k] = m
+}
+
+// SetMarkChatReadError makes MarkChatRead return err: nil (the default)
+// for success, an error wrapping errors.ErrUnsupported to act like a
+// backend that does not clear unread badges, anything else for a failure.
+func (f *Fake) SetMarkChatReadError(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.markChatErr = err
+}
+
+// ChatReads returns every MarkChatRead call so far, in order.
+func (f *Fake) ChatReads() []ChatReadCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.chatReads)
 }
 
 // SetReadReceiptsOff emulates an account whose read-receipt privacy is
@@ -150,25 +189,29 @@ func (f *Fake) receipts(name string) []session.Receipt {
 	return out
 }
 
-// Reset forgets the calls, faults, messages and privacy setting; sessions
-// handed out stay valid.
+// Reset forgets the calls, faults, messages and settings; sessions handed
+// out stay valid.
 func (f *Fake) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls, f.faults, f.readReceiptsOff = nil, nil, false
+	f.calls, f.faults, f.order, f.chatReads = nil, nil, nil, nil
+	f.readReceiptsOff, f.markChatErr = false, nil
 	clear(f.messages)
+	clear(f.read)
 }
 
-// Session is one named session of a Fake. It implements session.Session
-// and session.Resolver.
+// Session is one named session of a Fake. It implements session.Session,
+// session.Resolver, session.UnreadLister and session.ChatMarker.
 type Session struct {
 	fake *Fake
 	name string
 }
 
 var (
-	_ session.Session  = (*Session)(nil)
-	_ session.Resolver = (*Session)(nil)
+	_ session.Session      = (*Session)(nil)
+	_ session.Resolver     = (*Session)(nil)
+	_ session.UnreadLister = (*Session)(nil)
+	_ session.ChatMarker   = (*Session)(nil)
 )
 
 // Receipts returns the receipts this session sent so far, like
@@ -215,6 +258,13 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		f.mu.Unlock()
 	}()
 	res, err = s.send(ctx, r, apply, readSelf)
+	if err == nil {
+		f.mu.Lock()
+		for _, id := range r.MessageIDs {
+			f.read[messageKey{s.name, r.Chat, id}] = true
+		}
+		f.mu.Unlock()
+	}
 	return res, err
 }
 
@@ -275,4 +325,32 @@ func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Me
 		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
 	}
 	return m, nil
+}
+
+// UnreadMessages lists the messages added with AddMessage to chat that are
+// not FromMe and have had no receipt yet: the newest limit, oldest first.
+func (s *Session) UnreadMessages(_ context.Context, chat string, limit int) ([]session.Message, error) {
+	f := s.fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []session.Message
+	for _, k := range f.order {
+		if m := f.messages[k]; k.session == s.name && k.chat == chat && !m.FromMe && !f.read[k] {
+			out = append(out, m)
+		}
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
+// MarkChatRead records c and returns the error set with
+// SetMarkChatReadError (nil by default).
+func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
+	f := s.fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.chatReads = append(f.chatReads, ChatReadCall{Session: s.name, ChatRead: c, Err: f.markChatErr})
+	return f.markChatErr
 }
