@@ -137,3 +137,24 @@ type ChatRead struct {
 type ChatMarker interface {
 	MarkChatRead(ctx context.Context, c ChatRead) error
 }
+
+// Status is a session's state, as a StatusReporter tells it.
+type Status struct {
+	// Connected: the session's connection to WhatsApp is up.
+	Connected bool
+	// LoggedIn: the session is paired and authenticated; with Connected,
+	// it can send.
+	LoggedIn bool
+	// Paired: the session has a paired device. A session that is not paired
+	// waits for a QR code scan or a pair code.
+	Paired bool
+	// JID is the account's phone-number JID, e.g.
+	// "15551234567@s.whatsapp.net"; empty until paired.
+	JID string
+}
+
+// StatusReporter is implemented by sessions that can tell their state.
+// Status must be safe for concurrent use and must not block on the network.
+type StatusReporter interface {
+	Status(ctx context.Context) Status
+}

@@ -1,0 +1,161 @@
+package whatsmeow_test
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/proto/waCommon"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+
+	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+)
+
+// fakeClient records what a Session asks of whatsmeow.
+type fakeClient struct {
+	mu         sync.Mutex
+	connected  bool
+	loggedIn   bool
+	privacy    types.PrivacySetting // the readreceipts setting answered
+	privacyErr error
+	privacyN   int // privacy queries
+
+	markErr   error
+	viewErr   error
+	viewBlock chan struct{} // NewsletterMarkViewed waits for it when set
+	appErr    error
+	appPanic  bool
+
+	markReads []markRead
+	views     []view
+	patches   []appstate.PatchInfo
+	keys      []msgKey
+	handlers  map[uint32]whatsmeow.EventHandler
+	nextID    uint32
+}
+
+var _ bwm.Client = (*fakeClient)(nil)
+
+type markRead struct {
+	ids          []types.MessageID
+	ts           time.Time
+	chat, sender types.JID
+	extra        []types.ReceiptType
+}
+
+type view struct {
+	jid types.JID
+	ids []types.MessageServerID
+}
+
+type msgKey struct {
+	chat, sender types.JID
+	id           string
+}
+
+func newFakeClient() *fakeClient {
+	return &fakeClient{connected: true, loggedIn: true, privacy: types.PrivacySettingAll, handlers: map[uint32]whatsmeow.EventHandler{}}
+}
+
+func (f *fakeClient) MarkRead(_ context.Context, ids []types.MessageID, ts time.Time, chat, sender types.JID, extra ...types.ReceiptType) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.markErr != nil {
+		return f.markErr
+	}
+	f.markReads = append(f.markReads, markRead{ids, ts, chat, sender, extra})
+	return nil
+}
+
+func (f *fakeClient) NewsletterMarkViewed(_ context.Context, jid types.JID, ids []types.MessageServerID) error {
+	f.mu.Lock()
+	block, err := f.viewBlock, f.viewErr
+	f.mu.Unlock()
+	if block != nil {
+		<-block // like whatsmeow: no ctx while waiting for the answer
+	}
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.views = append(f.views, view{jid, ids})
+	return nil
+}
+
+func (f *fakeClient) SendAppState(_ context.Context, patch appstate.PatchInfo) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.appPanic {
+		panic("nil app state store")
+	}
+	if f.appErr != nil {
+		return f.appErr
+	}
+	f.patches = append(f.patches, patch)
+	return nil
+}
+
+func (f *fakeClient) BuildMessageKey(chat, sender types.JID, id types.MessageID) *waCommon.MessageKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys = append(f.keys, msgKey{chat, sender, id})
+	return &waCommon.MessageKey{RemoteJID: proto.String(chat.String()), ID: proto.String(id), FromMe: proto.Bool(false)}
+}
+
+func (f *fakeClient) TryFetchPrivacySettings(context.Context, bool) (*types.PrivacySettings, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.privacyN++
+	if f.privacyErr != nil {
+		return nil, f.privacyErr
+	}
+	return &types.PrivacySettings{ReadReceipts: f.privacy}, nil
+}
+
+func (f *fakeClient) IsConnected() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.connected }
+func (f *fakeClient) IsLoggedIn() bool  { f.mu.Lock(); defer f.mu.Unlock(); return f.loggedIn }
+
+func (f *fakeClient) AddEventHandler(h whatsmeow.EventHandler) uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	f.handlers[f.nextID] = h
+	return f.nextID
+}
+
+func (f *fakeClient) RemoveEventHandler(id uint32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.handlers[id]
+	delete(f.handlers, id)
+	return ok
+}
+
+// emit delivers evt to the handlers, as whatsmeow does.
+func (f *fakeClient) emit(evt any) {
+	f.mu.Lock()
+	hs := make([]whatsmeow.EventHandler, 0, len(f.handlers))
+	for _, h := range f.handlers {
+		hs = append(hs, h)
+	}
+	f.mu.Unlock()
+	for _, h := range hs {
+		h(evt)
+	}
+}
+
+func (f *fakeClient) set(fn func(*fakeClient)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeClient) recorded() ([]markRead, []view, []appstate.PatchInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]markRead(nil), f.markReads...), append([]view(nil), f.views...), append([]appstate.PatchInfo(nil), f.patches...)
+}

@@ -1,0 +1,312 @@
+package whatsmeow
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+// ErrSessionExists is returned when pairing a name already in use.
+var ErrSessionExists = errors.New("a session with this name exists")
+
+// namePattern is what a session name may look like.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Manager runs one Session per device of a whatsmeow store and finds them
+// by name: it implements session.Registry. Names live in a table of their
+// own (bluetick_session) in the same database, removed with the device
+// when WhatsApp logs it out. It is safe for concurrent use.
+type Manager struct {
+	db        *sql.DB
+	container *sqlstore.Container
+	opts      managerOptions
+
+	mu       sync.RWMutex
+	sessions map[string]*managed
+}
+
+var _ session.Registry = (*Manager)(nil)
+
+type managed struct {
+	name    string
+	client  *whatsmeow.Client
+	session *Session
+}
+
+// ManagerOption configures a Manager.
+type ManagerOption func(*managerOptions)
+
+type managerOptions struct {
+	logger      *slog.Logger
+	sessionOpts []Option
+	clientHook  func(name string, c *whatsmeow.Client)
+}
+
+// WithManagerLogger sets the logger of the Manager and of whatsmeow's
+// clients (their "module" attribute says which part of whatsmeow speaks).
+// Default: discard.
+func WithManagerLogger(l *slog.Logger) ManagerOption {
+	return func(o *managerOptions) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithSessionOptions sets the options of every Session the Manager runs.
+// Default: none.
+func WithSessionOptions(opts ...Option) ManagerOption {
+	return func(o *managerOptions) { o.sessionOpts = append(o.sessionOpts, opts...) }
+}
+
+// WithClientHook calls hook on each whatsmeow client before it connects,
+// e.g. to set a proxy. Default: none.
+func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
+	return func(o *managerOptions) { o.clientHook = hook }
+}
+
+// Open opens the store at dsn (see DefaultDSN; "postgres://…" for
+// PostgreSQL, otherwise a SQLite file path or "file:" URI), brings its
+// schema up to date, and prepares a Session for every stored device. The
+// clients are not connected until Start.
+func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
+	o := managerOptions{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	db, dialect, err := openDB(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed)}
+	if err := m.load(ctx, dialect); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+const createNames = `CREATE TABLE IF NOT EXISTS bluetick_session (
+	name TEXT PRIMARY KEY,
+	jid  TEXT NOT NULL UNIQUE REFERENCES whatsmeow_device(jid) ON DELETE CASCADE ON UPDATE CASCADE
+)`
+
+func (m *Manager) load(ctx context.Context, dialect string) error {
+	c, err := newContainer(ctx, m.db, dialect, newWALogger(m.opts.logger, "whatsmeow/store"))
+	if err != nil {
+		return err
+	}
+	m.container = c
+	if _, err := m.db.ExecContext(ctx, createNames); err != nil {
+		return fmt.Errorf("create bluetick_session: %w", err)
+	}
+	names, err := m.storedNames(ctx)
+	if err != nil {
+		return err
+	}
+	devices, err := c.GetAllDevices(ctx)
+	if err != nil {
+		return fmt.Errorf("load devices: %w", err)
+	}
+	for _, dev := range devices {
+		jid := dev.ID.String()
+		name, ok := names[jid]
+		if !ok {
+			name = m.freeName(dev.ID.User)
+			if err := m.saveName(ctx, name, *dev.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := m.add(name, dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) storedNames(ctx context.Context) (map[string]string, error) {
+	rows, err := m.db.QueryContext(ctx, `SELECT name, jid FROM bluetick_session`)
+	if err != nil {
+		return nil, fmt.Errorf("read session names: %w", err)
+	}
+	defer rows.Close()
+	names := make(map[string]string) // jid → name
+	for rows.Next() {
+		var name, jid string
+		if err := rows.Scan(&name, &jid); err != nil {
+			return nil, fmt.Errorf("read session names: %w", err)
+		}
+		names[jid] = name
+	}
+	return names, rows.Err()
+}
+
+func (m *Manager) saveName(ctx context.Context, name string, jid types.JID) error {
+	_, err := m.db.ExecContext(ctx,
+		`INSERT INTO bluetick_session (name, jid) VALUES ($1, $2) ON CONFLICT (jid) DO UPDATE SET name = excluded.name`,
+		name, jid.String())
+	if err != nil {
+		return fmt.Errorf("save session name %q: %w", name, err)
+	}
+	return nil
+}
+
+// freeName returns base, or base-2, base-3… if taken.
+func (m *Manager) freeName(base string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	name := base
+	for i := 2; m.sessions[name] != nil; i++ {
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+	return name
+}
+
+// add creates the client and Session for dev under name, unless the name
+// is taken.
+func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, taken := m.sessions[name]; taken {
+		return nil, fmt.Errorf("%w: %q", ErrSessionExists, name)
+	}
+	client := whatsmeow.NewClient(dev, newWALogger(m.opts.logger.With("session", name), "whatsmeow"))
+	client.EnableAutoReconnect = true
+	client.InitialAutoReconnect = true
+	if m.opts.clientHook != nil {
+		m.opts.clientHook(name, client)
+	}
+	ms := &managed{name: name, client: client, session: New(client, dev, m.opts.sessionOpts...)}
+	client.AddEventHandler(func(evt any) { m.handleEvent(ms, evt) })
+	m.sessions[name] = ms
+	return ms, nil
+}
+
+func (m *Manager) handleEvent(ms *managed, evt any) {
+	switch e := evt.(type) {
+	case *events.PairSuccess:
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.saveName(ctx, ms.name, e.ID); err != nil {
+			m.opts.logger.Error("saving the paired session's name failed", "session", ms.name, "error", err)
+		}
+	case *events.LoggedOut:
+		m.opts.logger.Warn("session logged out by WhatsApp; it leaves the registry", "session", ms.name, "reason", e.Reason.String())
+		m.drop(ms)
+	case *events.Connected:
+		m.opts.logger.Info("session connected", "session", ms.name)
+	case *events.Disconnected:
+		m.opts.logger.Warn("session disconnected", "session", ms.name)
+	}
+}
+
+// drop removes ms from the registry and stops its client.
+func (m *Manager) drop(ms *managed) {
+	m.mu.Lock()
+	if m.sessions[ms.name] == ms {
+		delete(m.sessions, ms.name)
+	}
+	m.mu.Unlock()
+	ms.session.Close()
+	go ms.client.Disconnect() // not from inside the client's own event handler
+}
+
+// Start connects every paired session's client. A client that cannot reach
+// WhatsApp keeps retrying in the background; its session answers
+// session.ErrNotConnected meanwhile. Start only fails if ctx ends.
+func (m *Manager) Start(ctx context.Context) error {
+	for _, ms := range m.list() {
+		if !ms.session.paired() {
+			continue
+		}
+		if err := ms.client.ConnectContext(ctx); err != nil && !errors.Is(err, whatsmeow.ErrAlreadyConnected) {
+			m.opts.logger.Warn("connecting failed", "session", ms.name, "error", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) list() []*managed {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*managed, 0, len(m.sessions))
+	for _, ms := range m.sessions {
+		out = append(out, ms)
+	}
+	slices.SortFunc(out, func(a, b *managed) int { return cmpString(a.name, b.name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Lookup returns the session called name, or an error wrapping
+// session.ErrSessionNotFound. A session being paired is found too; it
+// answers session.ErrNotLoggedIn until pairing succeeds.
+func (m *Manager) Lookup(_ context.Context, name string) (session.Session, error) {
+	m.mu.RLock()
+	ms, ok := m.sessions[name]
+	m.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", session.ErrSessionNotFound, name)
+	}
+	return ms.session, nil
+}
+
+// Names returns the sessions' names, sorted.
+func (m *Manager) Names() []string {
+	var names []string
+	for _, ms := range m.list() {
+		names = append(names, ms.name)
+	}
+	return names
+}
+
+// Client returns the whatsmeow client of the session called name, for
+// what bluetick does not do itself.
+func (m *Manager) Client(name string) (*whatsmeow.Client, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ms, ok := m.sessions[name]
+	if !ok {
+		return nil, false
+	}
+	return ms.client, true
+}
+
+// Close disconnects every client and closes the store.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	all := m.sessions
+	m.sessions = make(map[string]*managed)
+	m.mu.Unlock()
+	for _, ms := range all {
+		ms.session.Close()
+		ms.client.Disconnect()
+	}
+	return m.container.Close()
+}

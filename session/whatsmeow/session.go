@@ -1,0 +1,437 @@
+package whatsmeow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+// Defaults of the Session options.
+const (
+	// DefaultMaxPendingChannelViews bounds the channel "view" receipts
+	// waiting at once for WhatsApp's answer (see WithMaxPendingChannelViews).
+	DefaultMaxPendingChannelViews = 8
+	// privacyWarmTimeout bounds the privacy-settings query made after each
+	// connection.
+	privacyWarmTimeout = 15 * time.Second
+)
+
+// Option configures a Session.
+type Option func(*options)
+
+type options struct {
+	indexSize    int
+	markChatRead bool
+	maxViews     int
+	logger       *slog.Logger
+}
+
+// WithIndexSize sets how many incoming messages the session remembers (to
+// find a group message's sender, skip the account's own messages, find a
+// channel message's server id and list a chat's unread messages); the
+// oldest is forgotten first, and 0 turns the index off. Each message costs
+// a few hundred bytes. Default: DefaultIndexSize (10,000).
+func WithIndexSize(n int) Option {
+	return func(o *options) { o.indexSize = max(n, 0) }
+}
+
+// WithMarkChatRead turns on or off clearing a chat's unread badge on the
+// account's other devices after read receipts (an app-state patch). Default:
+// on.
+func WithMarkChatRead(on bool) Option {
+	return func(o *options) { o.markChatRead = on }
+}
+
+// WithMaxPendingChannelViews bounds how many channel view receipts may wait
+// at once for WhatsApp's answer: whatsmeow's NewsletterMarkViewed waits
+// without a deadline, so a Session stops waiting when the request's context
+// ends but the call lingers until the server answers or the connection
+// drops. Further views wait for a free slot within their own deadline.
+// Default: DefaultMaxPendingChannelViews (8).
+func WithMaxPendingChannelViews(n int) Option {
+	return func(o *options) { o.maxViews = max(n, 1) }
+}
+
+// WithLogger sets the logger for what the Session does in the background
+// (privacy warm-up, chat marking failures). Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// Session sends receipts through one whatsmeow client. It implements
+// session.Session, session.Resolver, session.UnreadLister and
+// session.ChatMarker, and is safe for concurrent use.
+type Session struct {
+	client    Client
+	device    *store.Device
+	index     *index
+	opts      options
+	views     chan struct{} // slots for pending channel views
+	handlerID uint32
+}
+
+var (
+	_ session.Session        = (*Session)(nil)
+	_ session.Resolver       = (*Session)(nil)
+	_ session.UnreadLister   = (*Session)(nil)
+	_ session.ChatMarker     = (*Session)(nil)
+	_ session.StatusReporter = (*Session)(nil)
+)
+
+// New returns a Session over client, whose device store is device (for a
+// real client, client.Store). It registers an event handler on client to
+// index incoming messages and to warm the privacy settings after each
+// connection; Close removes it.
+func New(client Client, device *store.Device, opts ...Option) *Session {
+	o := options{
+		indexSize:    DefaultIndexSize,
+		markChatRead: true,
+		maxViews:     DefaultMaxPendingChannelViews,
+		logger:       slog.New(slog.DiscardHandler),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Session{
+		client: client,
+		device: device,
+		index:  newIndex(o.indexSize),
+		opts:   o,
+		views:  make(chan struct{}, o.maxViews),
+	}
+	s.handlerID = client.AddEventHandler(s.handleEvent)
+	if client.IsLoggedIn() {
+		go s.warmPrivacy()
+	}
+	return s
+}
+
+// Close stops indexing the client's events. It does not disconnect the
+// client.
+func (s *Session) Close() {
+	s.client.RemoveEventHandler(s.handlerID)
+}
+
+// paired reports whether the device has ever been paired (and not logged
+// out since).
+func (s *Session) paired() bool {
+	return s.device != nil && s.device.ID != nil
+}
+
+// ready checks, before anything is sent, what whatsmeow itself does not.
+func (s *Session) ready() error {
+	switch {
+	case !s.paired():
+		return fmt.Errorf("%w: the device is not paired", session.ErrNotLoggedIn)
+	case !s.client.IsConnected():
+		return session.ErrNotConnected
+	case !s.client.IsLoggedIn():
+		return fmt.Errorf("%w: connected, not yet authenticated", session.ErrNotConnected)
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{session.ErrInvalidReceipt}, args...)...)
+}
+
+// SendReceipt sends r: a read or played receipt through MarkRead, or, for
+// a channel, a view receipt through NewsletterMarkViewed with the
+// messages' numeric server ids. It reports the type as sent.
+func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return session.Result{}, err
+	}
+	if len(r.MessageIDs) == 0 || slices.Contains(r.MessageIDs, "") {
+		return session.Result{}, invalid("no message ids")
+	}
+	if r.Type != session.ReceiptRead && r.Type != session.ReceiptPlayed {
+		return session.Result{}, invalid("receipt type %q", r.Type)
+	}
+	chat, err := parseJID(r.Chat)
+	if err != nil {
+		return session.Result{}, invalid("chat: %v", err)
+	}
+	if err := s.ready(); err != nil {
+		return session.Result{}, err
+	}
+	if chat.Server == types.NewsletterServer {
+		return s.viewChannel(ctx, chat, r.MessageIDs)
+	}
+	sender := types.EmptyJID
+	if chat.Server == types.GroupServer {
+		if sender, err = parseJID(r.Sender); err != nil {
+			return session.Result{}, invalid("a group receipt needs its sender: %v", err)
+		}
+		sender = s.groupSender(ctx, r.Chat, sender)
+	}
+	ts := r.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	typ, extra := s.typeAsSent(ctx, r.Type)
+	err = guard("MarkRead", func() error {
+		return s.client.MarkRead(ctx, slices.Clone(r.MessageIDs), ts, chat, sender, extra...)
+	})
+	if err != nil {
+		return session.Result{}, mapError(err)
+	}
+	s.index.markRead(r.Chat, r.MessageIDs)
+	return session.Result{Type: typ}, nil
+}
+
+// typeAsSent predicts what MarkRead will put on the wire, as it decides:
+// read becomes read-self when the account's read receipts are off. The
+// settings are cached by whatsmeow after the first query; when the query
+// fails, MarkRead sends read.
+func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (session.ReceiptType, []types.ReceiptType) {
+	if asked == session.ReceiptPlayed {
+		return session.ReceiptPlayed, []types.ReceiptType{types.ReceiptTypePlayed}
+	}
+	var settings *types.PrivacySettings
+	err := guard("TryFetchPrivacySettings", func() (err error) {
+		settings, err = s.client.TryFetchPrivacySettings(ctx, false)
+		return err
+	})
+	if err == nil && settings != nil && settings.ReadReceipts == types.PrivacySettingNone {
+		return session.ReceiptReadSelf, nil
+	}
+	return session.ReceiptRead, nil
+}
+
+// groupSender returns the sender as the group addresses its members: in a
+// group addressed by LID (as its indexed messages tell), a phone-number
+// sender is mapped to its LID through the store's LID map.
+func (s *Session) groupSender(ctx context.Context, group string, sender types.JID) types.JID {
+	if sender.Server != types.DefaultUserServer || !s.index.lidGroup(group) || s.device.LIDs == nil {
+		return sender
+	}
+	lid, err := s.device.LIDs.GetLIDForPN(ctx, sender)
+	if err != nil || lid.IsEmpty() {
+		return sender
+	}
+	return lid.ToNonAD()
+}
+
+// viewChannel sends a channel view receipt. Channel messages are addressed
+// by numeric server ids: an id that is not one must be an indexed message
+// of the channel.
+func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string) (session.Result, error) {
+	serverIDs := make([]types.MessageServerID, 0, len(ids))
+	for _, id := range ids {
+		n, err := strconv.Atoi(id)
+		if err != nil || n <= 0 {
+			m, ok := s.index.get(chat.String(), id)
+			if !ok || m.serverID == 0 {
+				return session.Result{}, invalid("channel message %q: not a numeric server id, nor a known message", id)
+			}
+			n = int(m.serverID)
+		}
+		serverIDs = append(serverIDs, types.MessageServerID(n))
+	}
+	select {
+	case s.views <- struct{}{}:
+	case <-ctx.Done():
+		return session.Result{}, ctx.Err()
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.views }()
+		done <- guard("NewsletterMarkViewed", func() error {
+			return s.client.NewsletterMarkViewed(ctx, chat, serverIDs)
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return session.Result{}, mapError(err)
+		}
+	case <-ctx.Done():
+		return session.Result{}, ctx.Err()
+	}
+	s.index.markRead(chat.String(), ids)
+	return session.Result{Type: session.ReceiptView}, nil
+}
+
+// ResolveMessage returns what the index knows of message id in chat, or an
+// error wrapping session.ErrMessageNotFound.
+func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Message, error) {
+	m, ok := s.index.get(chat, id)
+	if !ok {
+		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
+	}
+	return m.message(chat), nil
+}
+
+// UnreadMessages lists chat's newest indexed incoming messages that no
+// receipt has marked read yet, oldest first.
+func (s *Session) UnreadMessages(_ context.Context, chat string, limit int) ([]session.Message, error) {
+	found := s.index.unread(chat, limit)
+	out := make([]session.Message, len(found))
+	for i, m := range found {
+		out[i] = m.message(chat)
+	}
+	return out, nil
+}
+
+func (m indexed) message(chat string) session.Message {
+	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Timestamp: m.timestamp}
+}
+
+// MarkChatRead clears chat's unread badge on the account's other devices
+// with an app-state patch up to c.LastMessageID. It fails until the phone
+// has shared the app-state keys, which can take a while after pairing.
+// Channels have no such badge: for them, and when WithMarkChatRead(false)
+// is set, it returns an error wrapping errors.ErrUnsupported.
+func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
+	if !s.opts.markChatRead {
+		return fmt.Errorf("marking chats read is off: %w", errors.ErrUnsupported)
+	}
+	chat, err := parseJID(c.Chat)
+	if err != nil {
+		return invalid("chat: %v", err)
+	}
+	if chat.Server == types.NewsletterServer {
+		return fmt.Errorf("channels have no unread badge: %w", errors.ErrUnsupported)
+	}
+	// BuildMessageKey and SendAppState panic on a device that was never
+	// paired (no own JID, no app-state store).
+	if err := s.ready(); err != nil {
+		return err
+	}
+	sender := chat // in a direct chat the other party sent the message
+	if c.LastSender != "" {
+		if sender, err = parseJID(c.LastSender); err != nil {
+			return invalid("sender: %v", err)
+		}
+	}
+	ts := c.Timestamp
+	if m, ok := s.index.get(c.Chat, c.LastMessageID); ok && !m.timestamp.IsZero() {
+		ts = m.timestamp
+	}
+	return guard("SendAppState", func() error {
+		key := s.client.BuildMessageKey(chat, sender, c.LastMessageID)
+		return s.client.SendAppState(ctx, appstate.BuildMarkChatAsRead(chat, true, ts, key))
+	})
+}
+
+// handleEvent indexes incoming messages and reads made on other devices,
+// and warms the privacy settings after each connection.
+func (s *Session) handleEvent(evt any) {
+	switch e := evt.(type) {
+	case *events.Message:
+		s.index.add(indexedFrom(e))
+	case *events.Receipt:
+		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
+			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
+		}
+	case *events.Connected:
+		go s.warmPrivacy()
+	}
+}
+
+// warmPrivacy makes whatsmeow fetch and cache the privacy settings, so that
+// the first MarkRead does not wait for them.
+func (s *Session) warmPrivacy() {
+	ctx, cancel := context.WithTimeout(context.Background(), privacyWarmTimeout)
+	defer cancel()
+	err := guard("TryFetchPrivacySettings", func() error {
+		_, err := s.client.TryFetchPrivacySettings(ctx, false)
+		return err
+	})
+	if err != nil {
+		s.opts.logger.Warn("fetching privacy settings failed", "error", err)
+	}
+}
+
+func indexedFrom(e *events.Message) indexed {
+	info := e.Info
+	m := indexed{
+		chat:      info.Chat.ToNonAD().String(),
+		id:        info.ID,
+		sender:    info.Sender.ToNonAD().String(),
+		fromMe:    info.IsFromMe,
+		timestamp: info.Timestamp,
+		played:    e.IsViewOnce || e.Message.GetAudioMessage().GetPTT(),
+		lidGroup:  info.IsGroup && info.AddressingMode == types.AddressingModeLID,
+	}
+	if !info.SenderAlt.IsEmpty() {
+		m.senderAlt = info.SenderAlt.ToNonAD().String()
+	}
+	if info.Chat.Server == types.NewsletterServer {
+		m.serverID = int64(info.ServerID)
+	}
+	if !info.IsGroup && (info.Chat.Server == types.DefaultUserServer || info.Chat.Server == types.HiddenUserServer) {
+		alt := info.SenderAlt
+		if info.IsFromMe {
+			alt = info.RecipientAlt
+		}
+		if !alt.IsEmpty() {
+			m.chatAlt = alt.ToNonAD().String()
+		}
+	}
+	return m
+}
+
+// parseJID parses a JID normalised by package validate.
+func parseJID(s string) (types.JID, error) {
+	if s == "" || !strings.Contains(s, "@") {
+		return types.EmptyJID, fmt.Errorf("%q is not a JID", s)
+	}
+	j, err := types.ParseJID(s)
+	if err != nil {
+		return types.EmptyJID, err
+	}
+	return j.ToNonAD(), nil
+}
+
+func isGroup(chat string) bool { return strings.HasSuffix(chat, "@"+types.GroupServer) }
+
+// mapError turns whatsmeow's errors into the session package's sentinels.
+func mapError(err error) error {
+	switch {
+	case errors.Is(err, whatsmeow.ErrNotConnected):
+		return fmt.Errorf("%w: %w", session.ErrNotConnected, err)
+	case errors.Is(err, whatsmeow.ErrNotLoggedIn):
+		return fmt.Errorf("%w: %w", session.ErrNotLoggedIn, err)
+	case errors.Is(err, whatsmeow.ErrIQTimedOut):
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+// guard runs a whatsmeow call, turning a panic into an error.
+func guard(what string, call func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("whatsmeow %s panicked: %v", what, v)
+		}
+	}()
+	return call()
+}
+
+// Status reports the client's connection and the device's pairing.
+func (s *Session) Status(context.Context) session.Status {
+	st := session.Status{Connected: s.client.IsConnected(), LoggedIn: s.client.IsLoggedIn(), Paired: s.paired()}
+	if st.Paired {
+		st.JID = s.device.ID.ToNonAD().String()
+	}
+	return st
+}
