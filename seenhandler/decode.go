@@ -53,9 +53,13 @@ func (req *seenRequest) dialect(r *http.Request) string {
 
 // Request errors, mapped to statuses in errors.go.
 var (
-	errMethodNotAllowed = errors.New("method not allowed")
-	errUnsupportedType  = errors.New("unsupported media type")
+	errUnsupportedType = errors.New("unsupported media type")
 )
+
+// methodError is a request with a method the endpoint does not take.
+type methodError struct{ allow string }
+
+func (e *methodError) Error() string { return "method not allowed; use " + e.allow }
 
 // jsonError is a body that is not the JSON object we take.
 type jsonError struct {

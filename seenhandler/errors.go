@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,19 +48,21 @@ type problem struct {
 	message    string
 	fields     []validate.FieldError
 	retryAfter bool
+	allow      string // the Allow header of a 405
 }
 
 // classify maps err to what the client is told. Only texts written by this
 // package reach the client; a backend's error text goes to the log alone.
 func classify(err error, maxBody int64) problem {
 	var (
+		method   *methodError
 		jsonErr  *jsonError
 		fieldErr validate.Errors
 		tooLarge *http.MaxBytesError
 	)
 	switch {
-	case errors.Is(err, errMethodNotAllowed):
-		return problem{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, message: "use POST"}
+	case errors.As(err, &method):
+		return problem{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, message: "use " + method.allow, allow: method.allow}
 	case errors.Is(err, errUnsupportedType):
 		return problem{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMediaType, message: err.Error()}
 	case errors.As(err, &tooLarge):
@@ -102,13 +105,13 @@ func classify(err error, maxBody int64) problem {
 
 // writeError answers with err's problem; sent lists receipts that went out
 // before the failure.
-func (h *Handler) writeError(w http.ResponseWriter, err error, sent []SentReceipt) problem {
-	p := classify(err, h.cfg.maxBodyBytes)
+func writeError(w http.ResponseWriter, err error, sent []SentReceipt, cfg config) problem {
+	p := classify(err, cfg.maxBodyBytes)
 	switch {
-	case p.status == http.StatusMethodNotAllowed:
-		w.Header().Set("Allow", http.MethodPost)
+	case p.allow != "":
+		w.Header().Set("Allow", p.allow)
 	case p.retryAfter:
-		w.Header().Set("Retry-After", strconv.Itoa(int((h.cfg.retryAfter+time.Second-1)/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int((cfg.retryAfter+time.Second-1)/time.Second)))
 	}
 	fields := p.fields
 	if fields == nil {
@@ -119,4 +122,13 @@ func (h *Handler) writeError(w http.ResponseWriter, err error, sent []SentReceip
 		Receipts: sent,
 	})
 	return p
+}
+
+// levelFor is the log level of a failed request: the client's mistakes
+// (4xx) are not the operator's news.
+func levelFor(p problem) slog.Level {
+	if p.status >= 500 {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }

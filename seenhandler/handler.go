@@ -26,20 +26,9 @@ type Handler struct {
 // required: pass WithAuth, or WithNoAuth to accept every request.
 // Configuration errors are returned here, never at request time.
 func New(reg session.Registry, opts ...Option) (*Handler, error) {
-	if reg == nil {
-		return nil, errors.New("seenhandler: nil Registry")
-	}
-	cfg := defaultConfig()
-	for _, opt := range opts {
-		if err := opt(&cfg); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case cfg.auth == nil && !cfg.noAuth:
-		return nil, errors.New("seenhandler: no authenticator: pass WithAuth, or WithNoAuth to accept every request")
-	case cfg.auth != nil && cfg.noAuth:
-		return nil, errors.New("seenhandler: WithAuth and WithNoAuth both given")
+	cfg, err := newConfig(reg, opts)
+	if err != nil {
+		return nil, err
 	}
 	return &Handler{reg: reg, cfg: cfg, v: validate.New()}, nil
 }
@@ -79,12 +68,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
-	p := h.writeError(w, err, x.sent)
-	level := slog.LevelDebug // the client's mistake: not the operator's news
-	if p.status >= 500 {
-		level = slog.LevelWarn
-	}
-	h.cfg.logger.LogAttrs(r.Context(), level, "seen request failed",
+	p := writeError(w, err, x.sent, h.cfg)
+	h.cfg.logger.LogAttrs(r.Context(), levelFor(p), "seen request failed",
 		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
 		slog.Int("status", p.status), slog.String("code", p.code), slog.Int("receipts_sent", len(x.sent)),
 		slog.String("error", err.Error()), slog.Duration("took", time.Since(start)))
@@ -92,7 +77,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, er
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*Response, error) {
 	if r.Method != http.MethodPost {
-		return nil, errMethodNotAllowed
+		return nil, &methodError{allow: http.MethodPost}
 	}
 	if err := checkContentType(r); err != nil {
 		return nil, err

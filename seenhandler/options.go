@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/bluetick/bluetick/session"
 )
 
 // Defaults for the options of New.
@@ -43,6 +45,26 @@ func defaultConfig() config {
 		retryAfter:    DefaultRetryAfter,
 		now:           time.Now,
 	}
+}
+
+// newConfig applies opts over the defaults and checks the result.
+func newConfig(reg session.Registry, opts []Option) (config, error) {
+	if reg == nil {
+		return config{}, errors.New("seenhandler: nil Registry")
+	}
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return config{}, err
+		}
+	}
+	switch {
+	case cfg.auth == nil && !cfg.noAuth:
+		return config{}, errors.New("seenhandler: no authenticator: pass WithAuth, or WithNoAuth to accept every request")
+	case cfg.auth != nil && cfg.noAuth:
+		return config{}, errors.New("seenhandler: WithAuth and WithNoAuth both given")
+	}
+	return cfg, nil
 }
 
 // WithAuth sets the Authenticator that checks each request's token. There is

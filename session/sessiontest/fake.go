@@ -25,6 +25,7 @@ type Fake struct {
 	readReceiptsOff bool
 	chatReads       []ChatReadCall
 	markChatErr     error
+	statuses        map[string]session.Status
 	sessions        map[string]*Session
 }
 
@@ -85,6 +86,7 @@ func New() *Fake {
 	return &Fake{
 		messages: make(map[messageKey]session.Message),
 		read:     make(map[messageKey]bool),
+		statuses: make(map[string]session.Status),
 		sessions: make(map[string]*Session),
 	}
 }
@@ -147,6 +149,15 @@ func (f *Fake) SetMarkChatReadError(err error) {
 	f.markChatErr = err
 }
 
+// SetStatus sets what the named session's Status reports. Default: connected,
+// logged in and paired. It does not make SendReceipt fail: inject a Fault
+// with session.ErrNotConnected for that.
+func (f *Fake) SetStatus(sessionName string, st session.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses[sessionName] = st
+}
+
 // ChatReads returns every MarkChatRead call so far, in order.
 func (f *Fake) ChatReads() []ChatReadCall {
 	f.mu.Lock()
@@ -198,20 +209,23 @@ func (f *Fake) Reset() {
 	f.readReceiptsOff, f.markChatErr = false, nil
 	clear(f.messages)
 	clear(f.read)
+	clear(f.statuses)
 }
 
 // Session is one named session of a Fake. It implements session.Session,
-// session.Resolver, session.UnreadLister and session.ChatMarker.
+// session.Resolver, session.UnreadLister, session.ChatMarker and
+// session.StatusReporter.
 type Session struct {
 	fake *Fake
 	name string
 }
 
 var (
-	_ session.Session      = (*Session)(nil)
-	_ session.Resolver     = (*Session)(nil)
-	_ session.UnreadLister = (*Session)(nil)
-	_ session.ChatMarker   = (*Session)(nil)
+	_ session.Session        = (*Session)(nil)
+	_ session.Resolver       = (*Session)(nil)
+	_ session.UnreadLister   = (*Session)(nil)
+	_ session.ChatMarker     = (*Session)(nil)
+	_ session.StatusReporter = (*Session)(nil)
 )
 
 // Receipts returns the receipts this session sent so far, like
@@ -353,4 +367,15 @@ func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
 	defer f.mu.Unlock()
 	f.chatReads = append(f.chatReads, ChatReadCall{Session: s.name, ChatRead: c, Err: f.markChatErr})
 	return f.markChatErr
+}
+
+// Status returns what SetStatus set, or connected, logged in and paired.
+func (s *Session) Status(context.Context) session.Status {
+	f := s.fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st, ok := f.statuses[s.name]; ok {
+		return st
+	}
+	return session.Status{Connected: true, LoggedIn: true, Paired: true}
 }
