@@ -1,0 +1,98 @@
+package fakewa
+
+import (
+	"context"
+
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// preKeyCount is the number of one-time prekeys the server claims to hold for
+// the device; at least whatsmeow.MinPreKeyCount, so the client uploads none.
+const preKeyCount = 50
+
+// answer sends whatever reply node n calls for. whatsmeow matches replies to
+// its requests by tag ("iq" or "ack") and id.
+func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
+	switch n.Tag {
+	case "iq":
+		if reply, ok := c.answerIQ(n); ok {
+			return c.send(ctx, reply)
+		}
+	case "receipt":
+		if reply, ok := c.ackReceipt(n); ok {
+			return c.send(ctx, reply)
+		}
+	}
+	return nil
+}
+
+// answerIQ answers every get or set query with a result carrying the same id:
+// the privacy settings for xmlns="privacy", a prekey count for xmlns="encrypt"
+// with a <count/> child, and no content otherwise (pings, passive, prekey
+// uploads, …). Results and errors the client sends are not answered.
+func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
+	id, _ := n.Attrs["id"].(string)
+	typ, _ := n.Attrs["type"].(string)
+	if id == "" || (typ != "get" && typ != "set") {
+		return waBinary.Node{}, false
+	}
+	reply := waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{
+		"id":   id,
+		"type": "result",
+		"from": types.ServerJID,
+	}}
+	xmlns, _ := n.Attrs["xmlns"].(string)
+	switch {
+	case xmlns == "privacy" && typ == "get":
+		reply.Content = []waBinary.Node{{Tag: "privacy", Content: c.privacyCategories()}}
+	case xmlns == "encrypt" && typ == "get" && hasChild(n, "count"):
+		reply.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": preKeyCount}}}
+	}
+	return reply, true
+}
+
+func (c *conn) privacyCategories() []waBinary.Node {
+	settings := []struct{ name, value string }{
+		{"readreceipts", c.srv.settings().readReceipts},
+		{"last", "all"},
+		{"online", "all"},
+		{"profile", "all"},
+		{"status", "contacts"},
+		{"groupadd", "all"},
+		{"calladd", "all"},
+	}
+	nodes := make([]waBinary.Node, len(settings))
+	for i, s := range settings {
+		nodes[i] = waBinary.Node{Tag: "category", Attrs: waBinary.Attrs{"name": s.name, "value": s.value}}
+	}
+	return nodes
+}
+
+// ackReceipt acknowledges a receipt as WhatsApp does, with
+// <ack class="receipt" id=… from=… type=…/>, except a receipt to a newsletter
+// when the server runs WithoutNewsletterAck.
+func (c *conn) ackReceipt(n waBinary.Node) (waBinary.Node, bool) {
+	id, _ := n.Attrs["id"].(string)
+	if id == "" {
+		return waBinary.Node{}, false
+	}
+	to, _ := n.Attrs["to"].(types.JID)
+	if to.Server == types.NewsletterServer && !c.srv.settings().newsletterAcks {
+		c.log.Debugf("leaving newsletter receipt %s unanswered", id)
+		return waBinary.Node{}, false
+	}
+	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "receipt", "id": id}}
+	if !to.IsEmpty() {
+		ack.Attrs["from"] = to
+	}
+	if typ, ok := n.Attrs["type"].(string); ok {
+		ack.Attrs["type"] = typ
+	}
+	return ack, true
+}
+
+func hasChild(n waBinary.Node, tag string) bool {
+	_, ok := n.GetOptionalChildByTag(tag)
+	return ok
+}

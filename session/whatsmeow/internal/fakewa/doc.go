@@ -1,0 +1,37 @@
+// Package fakewa is a fake WhatsApp websocket server for wire tests of the
+// whatsmeow backend. A real, unmodified *whatsmeow.Client connects to it with
+// the normal Connect: it runs the Noise_XX_25519_AESGCM_SHA256 handshake
+// against a certificate chain signed by a fake root key, logs in as an
+// already-paired device and then talks to the fake, which records every node
+// it receives and answers just enough (query results, privacy settings,
+// receipt acks) for whatsmeow to carry on.
+//
+// Typical use, in a test:
+//
+//	srv := fakewa.Start(t, fakewa.WithReadReceipts("all"))
+//	dev, _ := fakewa.NewDevice(t)
+//	cli := srv.Connect(t, dev)
+//	_ = cli.MarkRead(ctx, []types.MessageID{"ID1"}, ts, chat, types.EmptyJID)
+//	got := srv.WaitNode(t, 5*time.Second, func(n waBinary.Node) bool { return n.Tag == "receipt" })
+//	// fakewa.XML(got) == `<receipt id="ID1" t="…" to="…" type="read"/>`
+//
+// The client reaches the server through Server.HTTPClient, given to
+// Client.SetWebsocketHTTPClient: it dials 127.0.0.1 whatever host whatsmeow
+// asks for and trusts the server's TLS certificate. Nothing leaves the
+// loopback interface.
+//
+// # Not parallel
+//
+// whatsmeow verifies the server's certificate against the package variable
+// whatsmeow.WACertPubKey. Start replaces it with the fake root key and t's
+// cleanup restores it. Several servers may be alive at once (they share the
+// fake root), but tests using this package must not run in parallel with
+// anything that needs the real key or sets the variable itself: do not call
+// t.Parallel in them.
+//
+// # Logs
+//
+// The log of whatsmeow (clients made by Server.NewClient and Server.Connect,
+// and the store of NewDevice) and of the server is kept in memory and printed
+// with t.Log only when the test has failed.
+package fakewa

@@ -1,0 +1,36 @@
+package fakewa
+
+// Option configures a Server at Start.
+type Option func(*config)
+
+type config struct {
+	readReceipts   string
+	newsletterAcks bool
+}
+
+func defaultConfig() config {
+	return config{
+		readReceipts:   "all",
+		newsletterAcks: true,
+	}
+}
+
+// WithReadReceipts sets the value of the "readreceipts" category in the
+// server's answer to the privacy settings query: "all" (the default) or
+// "none". With "none", whatsmeow's MarkRead sends type="read-self" instead of
+// type="read". whatsmeow caches the privacy settings after its first query
+// (the first MarkRead of a client), so the value must be chosen before that;
+// Server.SetReadReceipts changes it later.
+func WithReadReceipts(value string) Option {
+	return func(c *config) { c.readReceipts = value }
+}
+
+// WithoutNewsletterAck makes the server leave receipts addressed to a
+// newsletter (…@newsletter) unanswered. By default it answers them, like other
+// receipts, with <ack class="receipt" id=…>, which is what ends the wait in
+// whatsmeow's NewsletterMarkViewed. Without the ack that call blocks, even
+// past its context, until the connection drops (Server.DropConnections), and
+// then returns nil.
+func WithoutNewsletterAck() Option {
+	return func(c *config) { c.newsletterAcks = false }
+}

@@ -1,0 +1,272 @@
+package fakewa
+
+import (
+	"context"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/util/keys"
+	waLog "go.mau.fi/whatsmeow/util/log"
+)
+
+// tlsServerName is a name the certificate of httptest's TLS servers is valid
+// for. The HTTP client dials the fake whatever host it is asked for and
+// verifies the certificate against this name.
+const tlsServerName = "example.com"
+
+// Server is a fake WhatsApp websocket endpoint on 127.0.0.1. It completes the
+// Noise handshake with an unmodified whatsmeow client, logs in any paired
+// device with <success>, answers the queries whatsmeow makes, and records
+// every node it receives after the handshake.
+//
+// All methods are safe for concurrent use. The ones that take a testing.TB
+// may call t.Fatal and so belong in the test's own goroutine.
+type Server struct {
+	log    *testLog
+	ctx    context.Context
+	cancel context.CancelFunc
+	http   *httptest.Server
+	client *http.Client
+	static *keys.KeyPair
+	chain  []byte
+
+	handlers sync.WaitGroup
+
+	mu      sync.Mutex
+	cfg     config
+	closed  bool
+	conns   map[*conn]struct{}
+	nodes   []waBinary.Node
+	changed chan struct{} // closed and replaced whenever a node is recorded
+}
+
+// Start starts a Server listening on 127.0.0.1 with a fresh port, static key
+// and TLS certificate. t's cleanup closes every connection, stops the server
+// and puts whatsmeow.WACertPubKey back.
+//
+// While any Server is alive, whatsmeow.WACertPubKey holds this package's fake
+// root key instead of WhatsApp's. Servers share that key, but nothing else in
+// the test binary may rely on the real one meanwhile: tests that use the fake
+// must not run in parallel with tests that connect elsewhere or touch
+// WACertPubKey themselves. The simplest rule is not to call t.Parallel in
+// tests that use the fake.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+
+	logs := newTestLog(t) // registered first, so it is flushed after the server stops
+	s := &Server{
+		log:     logs,
+		static:  keys.NewKeyPair(),
+		cfg:     cfg,
+		conns:   make(map[*conn]struct{}),
+		changed: make(chan struct{}),
+	}
+	var err error
+	if s.chain, err = certChain(s.static); err != nil {
+		t.Fatalf("fakewa: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fakewa: listen: %v", err)
+	}
+
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.http = httptest.NewUnstartedServer(http.HandlerFunc(s.serveWebsocket))
+	_ = s.http.Listener.Close()
+	s.http.Listener = ln
+	s.http.Config.ErrorLog = log.New(logWriter{logs.logger("HTTP")}, "", 0)
+	restoreCert := installRootKey()
+	s.http.StartTLS()
+
+	transport := s.http.Client().Transport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.TLSClientConfig.ServerName = tlsServerName
+	addr := ln.Addr().String()
+	transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	s.client = &http.Client{Transport: transport}
+
+	t.Cleanup(func() {
+		s.close()
+		restoreCert()
+	})
+	return s
+}
+
+// HTTPClient returns the client to give to whatsmeow's
+// Client.SetWebsocketHTTPClient: whatever URL whatsmeow dials
+// (wss://web.whatsapp.com/ws/chat), it connects to this server over TLS.
+func (s *Server) HTTPClient() *http.Client {
+	return s.client
+}
+
+// Addr returns the server's address, 127.0.0.1:port.
+func (s *Server) Addr() string {
+	return s.http.Listener.Addr().String()
+}
+
+// SetReadReceipts changes the "readreceipts" value of later answers to the
+// privacy settings query (see WithReadReceipts). The value is sent verbatim.
+func (s *Server) SetReadReceipts(value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.readReceipts = value
+}
+
+// DropConnections closes every open websocket connection abruptly, as a
+// network failure would. It does not wait for the clients to notice. The
+// server keeps accepting connections: a client with EnableAutoReconnect set
+// would come back, which is why the clients made by NewClient and Connect have
+// it unset.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.ws.CloseNow()
+	}
+}
+
+// Nodes returns a copy of every node received from clients after their
+// handshake (the login queries included), in the order they arrived.
+func (s *Server) Nodes() []waBinary.Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]waBinary.Node, len(s.nodes))
+	for i, n := range s.nodes {
+		out[i] = cloneNode(n)
+	}
+	return out
+}
+
+// Receipts returns a copy of the <receipt> nodes among Nodes, in order.
+func (s *Server) Receipts() []waBinary.Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []waBinary.Node
+	for _, n := range s.nodes {
+		if n.Tag == "receipt" {
+			out = append(out, cloneNode(n))
+		}
+	}
+	return out
+}
+
+// WaitNode returns a copy of the first received node, past or future, for
+// which match returns true. If none arrives within timeout it fails the test
+// with t.Fatalf, listing the nodes received so far.
+func (s *Server) WaitNode(t testing.TB, timeout time.Duration, match func(waBinary.Node) bool) waBinary.Node {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	seen := 0
+	for {
+		s.mu.Lock()
+		fresh := s.nodes[seen:len(s.nodes):len(s.nodes)]
+		changed := s.changed
+		s.mu.Unlock()
+		for _, n := range fresh {
+			if c := cloneNode(n); match(c) {
+				return c
+			}
+		}
+		seen += len(fresh)
+		select {
+		case <-changed:
+		case <-timer.C:
+			var got []string
+			for _, n := range s.Nodes() {
+				got = append(got, XML(n))
+			}
+			t.Fatalf("fakewa: no matching node within %v; received:\n%s", timeout, strings.Join(got, "\n"))
+		}
+	}
+}
+
+// record appends a received node and wakes WaitNode.
+func (s *Server) record(n waBinary.Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes = append(s.nodes, n)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// settings returns a copy of the current configuration.
+func (s *Server) settings() config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"web.whatsapp.com"}})
+	if err != nil {
+		s.log.logger("Server").Warnf("websocket accept: %v", err)
+		return
+	}
+	c := &conn{srv: s, ws: ws, log: s.log.logger("Server")}
+	if !s.track(c) {
+		_ = ws.CloseNow()
+		return
+	}
+	defer s.untrack(c)
+	c.serve(s.ctx)
+}
+
+// track registers a new connection, unless the server is closing.
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.handlers.Done()
+}
+
+// close drops every connection, waits for their goroutines and stops the
+// HTTP server.
+func (s *Server) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.DropConnections()
+	s.handlers.Wait()
+	s.http.Close()
+	s.client.CloseIdleConnections()
+}
+
+// logWriter adapts a waLog.Logger to the io.Writer of a *log.Logger.
+type logWriter struct{ l waLog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Warnf("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
