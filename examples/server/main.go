@@ -1,18 +1,26 @@
 // Command server is a complete bluetick server: the three "mark as seen"
-// endpoints (/sendSeen, /v2/send/seen, /api/sendSeen) behind a static API
-// token, plus GET /healthz.
+// endpoints (/sendSeen, /v2/send/seen, /api/sendSeen) and the session status
+// endpoints (GET /v2/session/status?session=NAME, GET /api/sessions/{name})
+// behind an API token, plus GET /healthz.
 //
-// Until the whatsmeow backend lands, it runs only with -demo, which answers
-// from an in-memory fake (package sessiontest) instead of WhatsApp:
+// Real mode sends read receipts through WhatsApp (go.mau.fi/whatsmeow). It
+// keeps its sessions in a SQLite file (bluetick.db) or PostgreSQL (-db
+// postgres://…); with no session stored yet, it pairs one called "default"
+// and prints its QR code (or, with -pair-phone, a pair code):
+//
+//	BLUETICK_TOKEN=s3cret go run ./examples/server
+//	go run ./examples/server -token s3cret -db postgres://bt@127.0.0.1/bt -pair-phone +15551234567
+//
+// Demo mode answers from an in-memory fake (package sessiontest) instead of
+// WhatsApp:
 //
 //	go run ./examples/server -demo   # token demo-token, session demo
 //	go run ./examples/server -demo -v -sessions support,sales -addr 127.0.0.1:9090
-//	BLUETICK_TOKEN=s3cret go run ./examples/server -demo
 //	go run ./examples/server -demo -sessions demo,down -offline down   # "down" answers 503
 //
-// The start-up lines (address, sessions, a curl command to try) go to
-// stderr. With -v each receipt sent is logged as one JSON line on stdout;
-// without it, warnings and errors are logged as text on stderr.
+// The start-up lines (address, sessions, QR codes, a curl command to try)
+// go to stderr. With -v each receipt sent is logged as one JSON line on
+// stdout; without it, warnings and errors are logged as text on stderr.
 package main
 
 import (
@@ -30,9 +38,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mdp/qrterminal/v3"
+	"go.mau.fi/whatsmeow"
+
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
+	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 )
 
 // Defaults of the flags and the environment.
@@ -41,6 +53,7 @@ const (
 	defaultSessions = "demo"
 	demoToken       = "demo-token"
 	tokenEnv        = "BLUETICK_TOKEN"
+	defaultPairName = "default"
 )
 
 // Server timeouts. Writes get the handler's backend timeout plus a margin.
@@ -53,20 +66,25 @@ const (
 	shutdownTimeout   = 10 * time.Second
 )
 
-// Errors run returns that main turns into exit status 2.
-var (
-	// errNoBackend: the real backend was asked for but does not exist yet.
-	errNoBackend = errors.New("the real whatsmeow backend is not available yet")
-	// errUsage: the flags are wrong; run has already said how.
-	errUsage = errors.New("usage error")
-)
+// errUsage: the flags are wrong; run has already said how. main turns it
+// into exit status 2.
+var errUsage = errors.New("usage error")
+
+// env is what run talks to; tests substitute their own.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	// clientHook, when set, is called on each whatsmeow client before it
+	// connects (tests use it to keep clients off the network).
+	clientHook func(name string, c *whatsmeow.Client)
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr})
 	stop()
 	if code := exitCode(err); code != 0 {
-		if !errors.Is(err, errUsage) && !errors.Is(err, errNoBackend) {
+		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "server:", err)
 		}
 		os.Exit(code)
@@ -74,12 +92,12 @@ func main() {
 }
 
 // exitCode is the process status for run's error: 0 for success and -help,
-// 2 for usage errors and a missing backend, 1 otherwise.
+// 2 for usage errors, 1 otherwise.
 func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, errNoBackend):
+	case errors.Is(err, errUsage):
 		return 2
 	}
 	return 1
@@ -93,6 +111,9 @@ type config struct {
 	sessions []string
 	offline  []string
 	verbose  bool
+	db       string
+	pairName string
+	phone    string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -109,6 +130,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	var offline string
 	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected), to test clients' retries")
 	fs.BoolVar(&c.verbose, "v", false, "log each receipt sent as a JSON line on stdout")
+	fs.StringVar(&c.db, "db", bwm.DefaultDSN, "session store: a SQLite file, or a postgres:// `DSN`")
+	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
+	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -144,41 +168,55 @@ func splitNames(list string) []string {
 // run parses args, serves until ctx ends, then shuts down gracefully. It
 // prints "listening on http://ADDR" to stderr once the listener is bound, so
 // that a caller passing -addr 127.0.0.1:0 can learn the port.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c, err := parseFlags(args, getenv, stderr)
+func run(ctx context.Context, args []string, e env) error {
+	c, err := parseFlags(args, e.getenv, e.stderr)
 	if err != nil {
 		return err
 	}
-	if !c.demo {
-		fmt.Fprintln(stderr, "server: the real WhatsApp (whatsmeow) backend is not available yet; it arrives with the whatsmeow issue.")
-		fmt.Fprintln(stderr, "server: run with -demo for a fake backend that records receipts instead of sending them.")
-		return errNoBackend
-	}
 	tokenShown := c.token
 	switch {
+	case c.token == "" && !c.demo:
+		fmt.Fprintf(e.stderr, "server: a token is required outside -demo: -token or $%s\n", tokenEnv)
+		return errUsage
 	case c.token == "":
 		c.token, tokenShown = demoToken, demoToken
-	case c.token == getenv(tokenEnv):
+	case c.token == e.getenv(tokenEnv):
 		tokenShown = "$" + tokenEnv
 	default:
 		tokenShown = "<your -token>"
 	}
 
-	logger := newLogger(c.verbose, stdout, stderr)
-	fake := sessiontest.New()
-	for _, name := range c.offline {
-		fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
-	}
+	logger := newLogger(c.verbose, e.stdout, e.stderr)
 	auth, err := seenhandler.NewStaticAuth(map[string][]string{c.token: {seenhandler.AllSessions}})
 	if err != nil {
 		return err
 	}
-	h, err := seenhandler.New(fake.Registry(c.sessions...), seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))
+	var reg session.Registry
+	if c.demo {
+		fake := sessiontest.New()
+		for _, name := range c.offline {
+			fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
+		}
+		reg = fake.Registry(c.sessions...)
+	} else {
+		m, err := openManager(ctx, c, e, logger)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		reg = m
+	}
+	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	sh, err := seenhandler.NewStatusHandler(reg, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
+	seenhandler.MountStatus(mux, sh)
 	mux.HandleFunc("GET /healthz", healthz)
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -198,20 +236,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { served <- srv.Serve(ln) }()
 
 	base := "http://" + dialAddr(ln.Addr())
+	stderr := e.stderr
 	fmt.Fprintf(stderr, "listening on http://%s\n", ln.Addr())
-	fmt.Fprintf(stderr, "demo backend (nothing reaches WhatsApp); sessions: %s; token: %s\n", strings.Join(c.sessions, ", "), tokenShown)
-	if len(c.offline) > 0 {
-		fmt.Fprintf(stderr, "acting disconnected (503): %s\n", strings.Join(c.offline, ", "))
+	example := c.pairName
+	if c.demo {
+		example = c.sessions[0]
+		fmt.Fprintf(stderr, "demo backend (nothing reaches WhatsApp); sessions: %s; token: %s\n", strings.Join(c.sessions, ", "), tokenShown)
+		if len(c.offline) > 0 {
+			fmt.Fprintf(stderr, "acting disconnected (503): %s\n", strings.Join(c.offline, ", "))
+		}
+	} else {
+		names := reg.(*bwm.Manager).Names()
+		if len(names) > 0 {
+			example = names[0]
+		}
+		list := strings.Join(names, ", ")
+		if list == "" {
+			list = "none yet"
+		}
+		fmt.Fprintf(stderr, "whatsmeow backend; store: %s; sessions: %s; token: %s\n", c.db, list, tokenShown)
 	}
 	fmt.Fprintf(stderr, "try:\n  curl -sS %s%s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"session\":\"%s\",\"to\":\"15551234567\",\"messageId\":\"3EB0C767D26A1D98A4\"}'\n",
-		base, seenhandler.PathWasend, tokenShown, c.sessions[0])
+		base, seenhandler.PathWasend, tokenShown, example)
+	fmt.Fprintf(stderr, "  curl -sS %s/api/sessions/%s -H \"Authorization: Bearer %s\"\n", base, example, tokenShown)
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(stderr, "shutting down")
+	fmt.Fprintln(e.stderr, "shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -221,8 +275,69 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	fmt.Fprintln(stderr, "stopped")
+	fmt.Fprintln(e.stderr, "stopped")
 	return nil
+}
+
+// openManager opens the whatsmeow session store, connects its sessions in
+// the background and, when it holds none, starts pairing one.
+func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, error) {
+	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger))}
+	if e.clientHook != nil {
+		opts = append(opts, bwm.WithClientHook(e.clientHook))
+	}
+	m, err := bwm.Open(ctx, c.db, opts...)
+	if err != nil {
+		return nil, err
+	}
+	empty := len(m.Names()) == 0
+	go func() {
+		if err := m.Start(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("starting sessions failed", "error", err)
+		}
+		if empty {
+			pair(ctx, m, c, e.stderr)
+		}
+	}()
+	return m, nil
+}
+
+// pair pairs the session c.pairName, printing its QR codes (or pair code)
+// and the outcome on w. Without WhatsApp at hand it says so; the server
+// keeps serving.
+func pair(ctx context.Context, m *bwm.Manager, c config, w io.Writer) {
+	var (
+		events <-chan bwm.PairEvent
+		err    error
+	)
+	if c.phone != "" {
+		var code string
+		code, events, err = m.PairPhone(ctx, c.pairName, c.phone)
+		if err == nil {
+			fmt.Fprintf(w, "pair code for session %q: %s\n  on the phone %s: WhatsApp › Linked devices › Link a device › Link with phone number\n", c.pairName, code, c.phone)
+		}
+	} else {
+		events, err = m.PairQR(ctx, c.pairName)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "pairing session %q failed: %v\n  (is WhatsApp reachable? the server keeps serving; restart it to try again)\n", c.pairName, err)
+		return
+	}
+	for ev := range events {
+		switch ev.Kind {
+		case bwm.PairQRCode:
+			if c.phone == "" {
+				fmt.Fprintf(w, "session %q: scan this QR code with WhatsApp › Linked devices › Link a device (valid %s):\n", c.pairName, ev.Timeout)
+				qrterminal.GenerateHalfBlock(ev.Code, qrterminal.L, w)
+			}
+		case bwm.PairSucceeded:
+			fmt.Fprintf(w, "session %q paired as %s\n", c.pairName, ev.JID)
+		case bwm.PairTimedOut:
+			fmt.Fprintf(w, "session %q: pairing timed out; restart the server to try again\n", c.pairName)
+		case bwm.PairFailed:
+			fmt.Fprintf(w, "session %q: pairing failed: %v\n", c.pairName, ev.Err)
+		}
+	}
 }
 
 // newLogger logs Info and above as JSON on stdout when verbose, and Warn

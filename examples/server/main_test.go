@@ -8,13 +8,20 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
 
 	"github.com/bluetick/bluetick/seenhandler"
 )
@@ -46,16 +53,44 @@ type server struct {
 
 var listeningRE = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)\n`)
 
-// start runs the server on a free loopback port with args and env, and
+// start runs the server in -demo mode on a free loopback port with args and
+// env; see launch.
+func start(t *testing.T, env map[string]string, args ...string) *server {
+	t.Helper()
+	return launch(t, env, append([]string{"-demo"}, args...))
+}
+
+// startReal runs the server in real (whatsmeow) mode, its clients kept off
+// the network: every dial they make fails at once.
+func startReal(t *testing.T, env map[string]string, args ...string) *server {
+	t.Helper()
+	return launch(t, env, args)
+}
+
+// offline makes a whatsmeow client's every connection attempt fail without
+// touching the network.
+func offline(_ string, c *whatsmeow.Client) {
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("offline test: no network")
+		},
+	}}
+	c.SetWebsocketHTTPClient(hc)
+	c.SetPreLoginHTTPClient(hc)
+	c.SetMediaHTTPClient(hc)
+}
+
+// launch runs the server on a free loopback port with args and env, and
 // stops it when the test ends, failing the test if it does not stop
 // cleanly.
-func start(t *testing.T, env map[string]string, args ...string) *server {
+func launch(t *testing.T, env map[string]string, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	done := make(chan error, 1)
-	args = append([]string{"-demo", "-addr", "127.0.0.1:0"}, args...)
-	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
+	args = append([]string{"-addr", "127.0.0.1:0"}, args...)
+	e := env_(env, s)
+	go func() { done <- run(ctx, args, e) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -84,6 +119,12 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 			t.Fatalf("no %q line on stderr:\n%s", "listening on", s.stderr)
 		}
 	}
+}
+
+// env_ is the env of a test run: variables from vars, output into s, and
+// whatsmeow clients offline.
+func env_(vars map[string]string, s *server) env {
+	return env{getenv: func(k string) string { return vars[k] }, stdout: s.stdout, stderr: s.stderr, clientHook: offline}
 }
 
 // post sends body to path with headers and returns the status and body.
@@ -259,7 +300,7 @@ func TestExitStatus(t *testing.T) {
 		code   int
 		stderr []string
 	}{
-		{"NoDemo", nil, errNoBackend, 2, []string{"whatsmeow", "-demo"}},
+		{"RealModeWithoutToken", nil, errUsage, 2, []string{"token is required", "BLUETICK_TOKEN"}},
 		{"BadFlag", []string{"-nope"}, errUsage, 2, []string{"-nope"}},
 		{"NoSessions", []string{"-demo", "-sessions", " , "}, errUsage, 2, []string{"-sessions"}},
 		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo"}},
@@ -269,7 +310,7 @@ func TestExitStatus(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var stdout, stderr bytes.Buffer
-			err := run(ctx, tc.args, func(string) string { return "" }, &stdout, &stderr)
+			err := run(ctx, tc.args, env{getenv: func(string) string { return "" }, stdout: &stdout, stderr: &stderr, clientHook: offline})
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("run = %v, want %v", err, tc.err)
 			}
@@ -296,5 +337,69 @@ func TestOfflineSession(t *testing.T) {
 	}
 	if status, got := s.post(t, seenhandler.PathWasend, body("demo"), "Authorization", "Bearer "+demoToken); status != http.StatusOK {
 		t.Errorf("online session: status %d, body %s", status, got)
+	}
+}
+
+func TestRealModeWithoutNetwork(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bluetick.db")
+	storeDevice(t, db, "15550000001")
+	s := startReal(t, map[string]string{tokenEnv: "s3cret"}, "-db", db)
+	auth := []string{"Authorization", "Bearer s3cret"}
+
+	// The stored session is there, not connected: 503 with Retry-After.
+	status, body := s.post(t, seenhandler.PathWAHA, `{"session":"15550000001","chatId":"15551234567","messageIds":["3EB0A"]}`, auth...)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"code":"session_not_connected"`) {
+		t.Errorf("receipt: status %d, body %s", status, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/api/sessions/15550000001", nil)
+	req.Header.Set(auth[0], auth[1])
+	status, body = do(t, req)
+	if status != http.StatusOK || !strings.Contains(string(body), `"status":"STARTING"`) || !strings.Contains(string(body), `"jid":"15550000001@s.whatsapp.net"`) {
+		t.Errorf("status: %d %s", status, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, s.url+"/v2/session/status?session=15550000001&access_token=s3cret", nil)
+	if status, body = do(t, req); status != http.StatusOK {
+		t.Errorf("wawp status: %d %s", status, body)
+	}
+	if !strings.Contains(s.stderr.String(), "whatsmeow backend") || strings.Contains(s.stderr.String(), "s3cret") {
+		t.Errorf("banner:\n%s", s.stderr)
+	}
+}
+
+func TestRealModePairingWithoutNetwork(t *testing.T) {
+	for _, args := range [][]string{nil, {"-pair-phone", "+1 555 123 4567"}} {
+		db := filepath.Join(t.TempDir(), "bluetick.db")
+		s := startReal(t, nil, append([]string{"-db", db, "-token", "s3cret"}, args...)...)
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(s.stderr.String(), `pairing session "default" failed`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: no pairing failure on stderr:\n%s", args, s.stderr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Still serving; the failed pairing left no session behind.
+		status, body := s.post(t, seenhandler.PathWasend, `{"session":"default","to":"15551234567","messageId":"A"}`, "Authorization", "Bearer s3cret")
+		if status != http.StatusNotFound {
+			t.Errorf("%v: status %d, body %s", args, status, body)
+		}
+	}
+}
+
+// storeDevice saves a paired device in the SQLite store at path, as an
+// earlier run would have.
+func storeDevice(t *testing.T, path, user string) {
+	t.Helper()
+	c, err := sqlstore.New(context.Background(), "sqlite", "file:"+path+"?_pragma=foreign_keys(1)", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dev := c.NewDevice()
+	id := types.NewADJID(user, 0, 1)
+	dev.ID = &id
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
