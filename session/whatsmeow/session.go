@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -85,6 +86,14 @@ type Session struct {
 	opts      options
 	views     chan struct{} // slots for pending channel views
 	handlerID uint32
+
+	// Background work (the privacy warm-up) runs under ctx; Close cancels
+	// it and waits for it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bgMu   sync.Mutex // orders background's Add before Close's Wait
+	closed bool
+	bg     sync.WaitGroup
 }
 
 var (
@@ -116,17 +125,38 @@ func New(client Client, device *store.Device, opts ...Option) *Session {
 		opts:   o,
 		views:  make(chan struct{}, o.maxViews),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handlerID = client.AddEventHandler(s.handleEvent)
 	if client.IsLoggedIn() {
-		go s.warmPrivacy()
+		s.background(s.warmPrivacy)
 	}
 	return s
 }
 
-// Close stops indexing the client's events. It does not disconnect the
-// client.
+// Close stops indexing the client's events and waits for the Session's
+// background work to stop. It does not disconnect the client.
 func (s *Session) Close() {
 	s.client.RemoveEventHandler(s.handlerID)
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
+	s.cancel()
+	s.bg.Wait()
+}
+
+// background runs f in a goroutine that Close waits for; after Close it
+// does nothing.
+func (s *Session) background(f func()) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closed {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
 }
 
 // paired reports whether the device has ever been paired (and not logged
@@ -343,20 +373,20 @@ func (s *Session) handleEvent(evt any) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
 		}
 	case *events.Connected:
-		go s.warmPrivacy()
+		s.background(s.warmPrivacy)
 	}
 }
 
 // warmPrivacy makes whatsmeow fetch and cache the privacy settings, so that
 // the first MarkRead does not wait for them.
 func (s *Session) warmPrivacy() {
-	ctx, cancel := context.WithTimeout(context.Background(), privacyWarmTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, privacyWarmTimeout)
 	defer cancel()
 	err := guard("TryFetchPrivacySettings", func() error {
 		_, err := s.client.TryFetchPrivacySettings(ctx, false)
 		return err
 	})
-	if err != nil {
+	if err != nil && s.ctx.Err() == nil {
 		s.opts.logger.Warn("fetching privacy settings failed", "error", err)
 	}
 }
