@@ -1,0 +1,28 @@
+// Package whatsmeow is bluetick's real backend: sessions that send read
+// receipts through go.mau.fi/whatsmeow. It lives apart from package session
+// so that importing seenhandler or session never links whatsmeow.
+//
+// A Manager keeps the sessions: it opens a whatsmeow device store (a SQLite
+// file through pure-Go modernc.org/sqlite by default, PostgreSQL through pgx
+// for a "postgres://" DSN), runs one client per stored device, names them,
+// pairs new ones by QR code or pair code, and is the session.Registry the
+// HTTP handler looks sessions up in:
+//
+//	m, err := whatsmeow.Open(ctx, "bluetick.db")
+//	if err != nil { … }
+//	defer m.Close()
+//	if err := m.Start(ctx); err != nil { … } // connect every stored session
+//	if len(m.Names()) == 0 {
+//		events, err := m.PairQR(ctx, "default") // show each PairQRCode event's Code as a QR code
+//		…
+//	}
+//	h, err := seenhandler.New(m, seenhandler.WithAuth(auth))
+//
+// Each Session checks what whatsmeow does not (connected, logged in) before
+// it sends, reports the receipt type as WhatsApp gets it (read-self when the
+// account's read receipts are off, view for channels), indexes incoming
+// messages (to find a group message's sender, skip the account's own
+// messages, find a channel message's server id, and list a chat's unread
+// messages), and clears the chat's unread badge on the account's other
+// devices after read receipts. New wraps a client you manage yourself.
+package whatsmeow
