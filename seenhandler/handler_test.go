@@ -58,7 +58,8 @@ type request struct {
 	body         string
 }
 
-func (rq request) do(h http.Handler) *httptest.ResponseRecorder {
+func (rq request) do(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
+	t.Helper()
 	method, path := rq.method, rq.path
 	if method == "" {
 		method = http.MethodPost
@@ -78,6 +79,7 @@ func (rq request) do(h http.Handler) *httptest.ResponseRecorder {
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
+	checkContract(t, r, rq.body, w)
 	return w
 }
 
@@ -245,7 +247,7 @@ func TestDialects(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(fake)
 			}
-			w := tc.req.do(h)
+			w := tc.req.do(t, h)
 			if w.Code != http.StatusOK {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
@@ -359,7 +361,7 @@ func TestErrors(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(fake)
 			}
-			w := tc.req.do(h)
+			w := tc.req.do(t, h)
 			if w.Code != tc.status {
 				t.Errorf("status = %d, want %d; body %s", w.Code, tc.status, w.Body)
 			}
@@ -395,7 +397,7 @@ func TestErrors(t *testing.T) {
 func TestPartialFailureReportsWhatWasSent(t *testing.T) {
 	h, fake := newHandler(t)
 	fake.Inject(sessiontest.Fault{Call: 2, Err: session.ErrNotConnected})
-	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us"]}`}.do(h)
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us"]}`}.do(t, h)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
@@ -413,10 +415,10 @@ func TestServesAfterPanic(t *testing.T) {
 	h, fake := newHandler(t)
 	fake.Inject(sessiontest.Fault{Call: 1, Panic: "boom"})
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
-	if w := (request{body: body}).do(h); w.Code != http.StatusInternalServerError {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusInternalServerError {
 		t.Fatalf("first request: status %d", w.Code)
 	}
-	if w := (request{body: body}).do(h); w.Code != http.StatusOK {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusOK {
 		t.Fatalf("second request: status %d, body %s", w.Code, w.Body)
 	}
 	calls := fake.Calls()
@@ -432,7 +434,7 @@ func TestPanickingAuthenticatorAndRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := (request{body: body}).do(h); w.Code != http.StatusInternalServerError {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusInternalServerError {
 		t.Errorf("panicking authenticator: status %d", w.Code)
 	}
 	reg := session.RegistryFunc(func(context.Context, string) (session.Session, error) { panic("registry") })
@@ -440,7 +442,7 @@ func TestPanickingAuthenticatorAndRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := (request{body: body}).do(h); w.Code != http.StatusInternalServerError {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusInternalServerError {
 		t.Errorf("panicking registry: status %d", w.Code)
 	}
 	nilReg := session.RegistryFunc(func(context.Context, string) (session.Session, error) { return nil, nil })
@@ -448,7 +450,7 @@ func TestPanickingAuthenticatorAndRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := (request{body: body}).do(h); w.Code != http.StatusNotFound {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusNotFound {
 		t.Errorf("registry returning nil: status %d", w.Code)
 	}
 }
@@ -471,7 +473,7 @@ func TestResolverError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(h)
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
 	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "corrupted") {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
 	}
@@ -493,18 +495,18 @@ func TestPathSession(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("POST /sessions/{session}/seen", h)
 
-	w := request{path: "/sessions/other/seen", body: `{"chatId":"15551234567","messageIds":["A1"]}`}.do(mux)
+	w := request{path: "/sessions/other/seen", body: `{"chatId":"15551234567","messageIds":["A1"]}`}.do(t, mux)
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
 	if calls := fake.Calls(); len(calls) != 1 || calls[0].Session != "other" {
 		t.Errorf("calls = %+v, want one on session other", calls)
 	}
-	w = request{path: "/sessions/other/seen", body: `{"session":"other","chatId":"15551234567","messageIds":["A2"]}`}.do(mux)
+	w = request{path: "/sessions/other/seen", body: `{"session":"other","chatId":"15551234567","messageIds":["A2"]}`}.do(t, mux)
 	if w.Code != http.StatusOK {
 		t.Errorf("same session in path and body: status %d, body %s", w.Code, w.Body)
 	}
-	w = request{path: "/sessions/other/seen", body: `{"session":"demo","chatId":"15551234567","messageIds":["A3"]}`}.do(mux)
+	w = request{path: "/sessions/other/seen", body: `{"session":"demo","chatId":"15551234567","messageIds":["A3"]}`}.do(t, mux)
 	got := decode[seenhandler.ErrorResponse](t, w)
 	if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 1 || got.Error.Fields[0].Rule != "conflict" {
 		t.Errorf("path and body disagree: status %d, body %+v", w.Code, got)
@@ -516,11 +518,11 @@ func TestMount(t *testing.T) {
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
 	for _, path := range []string{seenhandler.PathWasend, seenhandler.PathWawp, seenhandler.PathWAHA} {
-		w := request{path: path, body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.ReplaceAll(path, "/", "") + `"]}`}.do(mux)
+		w := request{path: path, body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.ReplaceAll(path, "/", "") + `"]}`}.do(t, mux)
 		if w.Code != http.StatusOK {
 			t.Errorf("%s: status %d, body %s", path, w.Code, w.Body)
 		}
-		if w := (request{method: http.MethodGet, path: path}).do(mux); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
+		if w := (request{method: http.MethodGet, path: path}).do(t, mux); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
 			t.Errorf("GET %s: status %d, Allow %q", path, w.Code, w.Header().Get("Allow"))
 		}
 	}
@@ -608,7 +610,7 @@ func TestIDsRequiredWithoutUnreadLister(t *testing.T) {
 		{"missing messageId (wasend)", seenhandler.PathWasend, `{"session":"demo","to":"15551234567"}`, "messageId"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := request{path: tc.path, body: tc.body}.do(h)
+			w := request{path: tc.path, body: tc.body}.do(t, h)
 			got := decode[seenhandler.ErrorResponse](t, w)
 			if w.Code != http.StatusBadRequest || got.Error.Code != seenhandler.CodeValidationFailed ||
 				len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != tc.field || got.Error.Fields[0].Rule != "required" {
@@ -623,7 +625,7 @@ func TestIDsRequiredWithoutUnreadLister(t *testing.T) {
 
 func TestPlainSessionReportsNoChatMarking(t *testing.T) {
 	h, _ := plainHandler(t)
-	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(h)
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
 	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "chatMarkedRead") {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
 	}
@@ -639,7 +641,7 @@ func TestUnreadChat(t *testing.T) {
 	body := `{"session":"demo","chatId":"` + group + `"}`
 
 	// At most WithMaxMessageIDs: the newest two unread.
-	w := request{body: body}.do(h)
+	w := request{body: body}.do(t, h)
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
@@ -657,11 +659,11 @@ func TestUnreadChat(t *testing.T) {
 	}
 
 	// Then the one left; then nothing.
-	got = decode[seenhandler.Response](t, request{body: body}.do(h))
+	got = decode[seenhandler.Response](t, request{body: body}.do(t, h))
 	if len(got.Receipts) != 1 || got.Receipts[0].MessageIDs[0] != "OLD" {
 		t.Errorf("second call: %+v", got)
 	}
-	w = request{body: body}.do(h)
+	w = request{body: body}.do(t, h)
 	got = decode[seenhandler.Response](t, w)
 	if w.Code != http.StatusOK || got.Acknowledged || len(got.Receipts) != 0 || got.ChatMarkedRead != nil {
 		t.Errorf("third call: status %d, %+v", w.Code, got)
@@ -687,7 +689,7 @@ func TestChatMarking(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake := newHandler(t)
 			fake.SetMarkChatReadError(tc.err)
-			w := request{body: tc.body}.do(h)
+			w := request{body: tc.body}.do(t, h)
 			if w.Code != http.StatusOK {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}

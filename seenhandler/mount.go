@@ -15,12 +15,16 @@ const (
 	PathWAHA = "/api/sendSeen"
 )
 
-// Mount registers h on mux at PathWasend, PathWawp and PathWAHA. The
+// Mount registers h on mux at PathWasend, PathWawp and PathWAHA, and the
+// OpenAPI document at the path given to WithOpenAPI, if any. The seen
 // patterns carry no method, so that h itself answers other methods with a
 // JSON 405. To serve under a prefix, mount on a mux behind
 // http.StripPrefix.
-func Mount(mux *http.ServeMux, h http.Handler) {
+func Mount(mux *http.ServeMux, h *Handler) {
 	for _, p := range []string{PathWasend, PathWawp, PathWAHA} {
 		mux.Handle(p, h)
+	}
+	if h.cfg.openAPIPath != "" {
+		mux.Handle("GET "+h.cfg.openAPIPath, OpenAPIHandler())
 	}
 }

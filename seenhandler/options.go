@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bluetick/bluetick/session"
@@ -34,6 +35,7 @@ type config struct {
 	retryAfter    time.Duration
 	pathSession   func(*http.Request) string
 	now           func() time.Time
+	openAPIPath   string
 }
 
 func defaultConfig() config {
@@ -175,6 +177,18 @@ func WithClock(now func() time.Time) Option {
 			return errors.New("seenhandler: WithClock: nil clock")
 		}
 		c.now = now
+		return nil
+	}
+}
+
+// WithOpenAPI makes Mount also serve the OpenAPI document (see OpenAPI) at
+// GET path, e.g. "/openapi.yaml". Default: not served.
+func WithOpenAPI(path string) Option {
+	return func(c *config) error {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " {}") {
+			return errors.New("seenhandler: WithOpenAPI: path must start with / and hold no spaces or wildcards")
+		}
+		c.openAPIPath = path
 		return nil
 	}
 }

@@ -69,6 +69,7 @@ func TestStatusHandler(t *testing.T) {
 			}
 			w := httptest.NewRecorder()
 			mux.ServeHTTP(w, r)
+			checkContract(t, r, "", w)
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d; body %s", w.Code, tc.status, w.Body)
 			}
