@@ -39,6 +39,7 @@ type exchange struct {
 	session string
 	chat    string
 	sent    []SentReceipt
+	skipped int
 }
 
 // ServeHTTP answers one request; see the package documentation.
@@ -65,6 +66,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
 		slog.Int("status", http.StatusOK), slog.Int("receipts", len(resp.Receipts)),
 		slog.Int("skipped", len(resp.Skipped)), slog.Duration("took", time.Since(start)))
+	h.observeDone(r, x, http.StatusOK, "", start)
 }
 
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
@@ -73,6 +75,23 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, er
 		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
 		slog.Int("status", p.status), slog.String("code", p.code), slog.Int("receipts_sent", len(x.sent)),
 		slog.String("error", err.Error()), slog.Duration("took", time.Since(start)))
+	h.cfg.observeBackend(r.Context(), x.session, err)
+	h.observeDone(r, x, p.status, p.code, start)
+}
+
+func (h *Handler) observeDone(r *http.Request, x *exchange, status int, code string, start time.Time) {
+	if h.cfg.observer == nil {
+		return
+	}
+	info := RequestInfo{
+		Endpoint: EndpointSeen, Session: x.session, Dialect: x.dialect,
+		Status: status, Code: code, Latency: time.Since(start),
+		Receipts: len(x.sent), Skipped: x.skipped,
+	}
+	for _, rc := range x.sent {
+		info.Messages += len(rc.MessageIDs)
+	}
+	h.cfg.observer.RequestDone(r.Context(), info)
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*Response, error) {
@@ -111,7 +130,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	defer cancel()
 	sess, err := safeLookup(ctx, h.reg, p.session)
 	if err != nil {
-		return nil, err
+		return nil, backendErr(OpLookup, err)
 	}
 	if p.unread {
 		if err := h.unreadIDs(ctx, sess, p); err != nil {
@@ -122,10 +141,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	if err != nil {
 		return nil, err
 	}
+	x.skipped = len(skipped)
 	for _, rc := range receipts {
 		res, err := safeSend(ctx, sess, rc)
 		if err != nil {
-			return nil, err
+			return nil, backendErr(OpSend, err)
 		}
 		if res.Type == "" {
 			res.Type = rc.Type
@@ -170,6 +190,7 @@ func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *pla
 	if err != nil {
 		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "marking chat read failed",
 			slog.String("session", p.session), slog.String("chat", p.chat.String()), slog.String("error", err.Error()))
+		h.cfg.observeBackend(ctx, p.session, backendErr(OpMarkChatRead, err))
 	}
 	return &marked
 }

@@ -36,6 +36,7 @@ type config struct {
 	pathSession   func(*http.Request) string
 	now           func() time.Time
 	openAPIPath   string
+	observer      Observer
 }
 
 func defaultConfig() config {

@@ -183,7 +183,7 @@ func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) 
 	}
 	msgs, err := safeUnread(ctx, lister, p.chat.String(), h.cfg.maxMessageIDs)
 	if err != nil {
-		return err
+		return backendErr(OpUnread, err)
 	}
 	for _, m := range msgs {
 		if len(p.ids) == h.cfg.maxMessageIDs {
@@ -226,7 +226,7 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 					}
 				}
 			case !errors.Is(err, session.ErrMessageNotFound):
-				return nil, nil, err
+				return nil, nil, backendErr(OpResolve, err)
 			}
 		}
 		if fromMe {

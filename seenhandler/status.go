@@ -2,8 +2,10 @@ package seenhandler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bluetick/bluetick/session"
@@ -77,18 +79,28 @@ func MountStatus(mux *http.ServeMux, sh *StatusHandler) {
 // ServeHTTP answers one status request.
 func (sh *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	resp, err := sh.serve(r)
+	info := RequestInfo{Endpoint: EndpointStatus, Dialect: dialectWAHA, Status: http.StatusOK}
+	if strings.HasSuffix(r.URL.Path, PathWawpStatus) {
+		info.Dialect = dialectWawp
+	}
+	resp, err := sh.serve(r, &info)
 	if err != nil {
 		p := writeError(w, err, nil, sh.cfg)
 		sh.cfg.logger.LogAttrs(r.Context(), levelFor(p), "status request failed",
-			slog.Int("status", p.status), slog.String("code", p.code), slog.String("error", err.Error()),
-			slog.Duration("took", time.Since(start)))
-		return
+			slog.String("session", info.Session), slog.Int("status", p.status), slog.String("code", p.code),
+			slog.String("error", err.Error()), slog.Duration("took", time.Since(start)))
+		sh.cfg.observeBackend(r.Context(), info.Session, err)
+		info.Status, info.Code = p.status, p.code
+	} else {
+		writeJSON(w, http.StatusOK, resp)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if sh.cfg.observer != nil {
+		info.Latency = time.Since(start)
+		sh.cfg.observer.RequestDone(r.Context(), info)
+	}
 }
 
-func (sh *StatusHandler) serve(r *http.Request) (resp *StatusResponse, err error) {
+func (sh *StatusHandler) serve(r *http.Request, info *RequestInfo) (resp *StatusResponse, err error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, &methodError{allow: http.MethodGet}
 	}
@@ -102,6 +114,7 @@ func (sh *StatusHandler) serve(r *http.Request) (resp *StatusResponse, err error
 			name = v
 		}
 	}
+	info.Session = name
 	if !sh.cfg.noAuth {
 		cred := Credentials{Token: requestToken(r, q.Get("access_token")), Session: name}
 		if err := safeAuth(r.Context(), sh.cfg.auth, cred); err != nil {
@@ -115,14 +128,18 @@ func (sh *StatusHandler) serve(r *http.Request) (resp *StatusResponse, err error
 	defer cancel()
 	sess, err := safeLookup(ctx, sh.reg, name)
 	if err != nil {
-		return nil, err
+		return nil, backendErr(OpLookup, err)
 	}
 	resp = &StatusResponse{Success: true, Session: name, Status: StateUnknown}
 	reporter, ok := sess.(session.StatusReporter)
 	if !ok {
 		return resp, nil
 	}
-	defer recoverInto(&err, "status reporter")
+	defer func() {
+		if v := recover(); v != nil {
+			err = backendErr(OpStatus, fmt.Errorf("%w: status reporter: %v", errPanic, v))
+		}
+	}()
 	st := reporter.Status(ctx)
 	resp.Connected, resp.LoggedIn, resp.JID = st.Connected, st.LoggedIn, st.JID
 	switch {

@@ -1,0 +1,134 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Observer is told what the handlers do, for metrics. Its methods are
+// called on the request's goroutine: they must be quick and safe for
+// concurrent use. A nil Observer (the default) observes nothing; no metrics
+// library is linked by this package (examples/prometheus has one).
+type Observer interface {
+	// RequestDone is called once per request, after its answer is written.
+	RequestDone(ctx context.Context, r RequestInfo)
+	// BackendError is called when the registry, a session or its resolver
+	// fails a request on the server's side (a 5xx: not connected, not
+	// logged in, timeout, internal), and when marking a chat read fails
+	// (which does not fail the request). Answers such as an unknown session
+	// or message are the client's business and are only in RequestDone.
+	BackendError(ctx context.Context, e BackendErrorInfo)
+}
+
+// RequestInfo describes one finished request.
+type RequestInfo struct {
+	// Endpoint is EndpointSeen or EndpointStatus.
+	Endpoint string
+	// Session is the session named, or "" when the request named none or
+	// was refused before its body was read.
+	Session string
+	// Dialect is "wasend", "wawp" or "waha" (by path, else by fields), or
+	// "" when the request was refused before its body was read.
+	Dialect string
+	// Status is the HTTP status answered, Code the error code ("" for 200).
+	Status int
+	Code   string
+	// Latency is the time from the request's arrival to its answer.
+	Latency time.Duration
+	// Receipts is how many receipts (backend calls) went out, Messages how
+	// many message ids they carried, Skipped how many ids were skipped.
+	Receipts, Messages, Skipped int
+}
+
+// BackendErrorInfo describes one backend failure.
+type BackendErrorInfo struct {
+	// Session is the session concerned.
+	Session string
+	// Op is what failed: OpLookup, OpResolve, OpUnread, OpSend,
+	// OpMarkChatRead or OpStatus.
+	Op string
+	// Code is the error code the failure maps to (CodeSessionNotConnected,
+	// CodeInternal, …).
+	Code string
+	// Err is the backend's error, for logs; never send its text to clients.
+	Err error
+}
+
+// Endpoints of RequestInfo.
+const (
+	EndpointSeen   = "seen"
+	EndpointStatus = "status"
+)
+
+// Backend operations of BackendErrorInfo.
+const (
+	OpLookup       = "lookup"
+	OpResolve      = "resolve"
+	OpUnread       = "unread"
+	OpSend         = "send"
+	OpMarkChatRead = "mark_chat_read"
+	OpStatus       = "status"
+)
+
+// ObserverFuncs is an Observer made of optional functions; a nil one is
+// not called.
+type ObserverFuncs struct {
+	OnRequestDone  func(ctx context.Context, r RequestInfo)
+	OnBackendError func(ctx context.Context, e BackendErrorInfo)
+}
+
+// RequestDone calls OnRequestDone if set.
+func (o ObserverFuncs) RequestDone(ctx context.Context, r RequestInfo) {
+	if o.OnRequestDone != nil {
+		o.OnRequestDone(ctx, r)
+	}
+}
+
+// BackendError calls OnBackendError if set.
+func (o ObserverFuncs) BackendError(ctx context.Context, e BackendErrorInfo) {
+	if o.OnBackendError != nil {
+		o.OnBackendError(ctx, e)
+	}
+}
+
+// WithObserver sets the Observer of the handler. Default: none.
+func WithObserver(o Observer) Option {
+	return func(c *config) error {
+		if o == nil {
+			return errors.New("seenhandler: WithObserver: nil Observer")
+		}
+		c.observer = o
+		return nil
+	}
+}
+
+// backendError marks an error as the backend's, with the operation that
+// failed; classify sees through it.
+type backendError struct {
+	op  string
+	err error
+}
+
+func (e *backendError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *backendError) Unwrap() error { return e.err }
+
+func backendErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &backendError{op: op, err: err}
+}
+
+// observeBackend reports err to the observer if it is the backend's.
+func (c *config) observeBackend(ctx context.Context, session string, err error) {
+	var be *backendError
+	if c.observer == nil || !errors.As(err, &be) {
+		return
+	}
+	p := classify(err, c.maxBodyBytes)
+	if p.status < 500 && be.op != OpMarkChatRead {
+		return
+	}
+	c.observer.BackendError(ctx, BackendErrorInfo{Session: session, Op: be.op, Code: p.code, Err: be.err})
+}
