@@ -1,0 +1,144 @@
+// Command prometheus serves the bluetick endpoints (demo backend) with
+// Prometheus metrics at GET /metrics, exported through a seenhandler.Observer
+// built on prometheus/client_golang:
+//
+//	go run ./examples/prometheus   # token demo-token, session demo, 127.0.0.1:8080
+//	curl -s 127.0.0.1:8080/metrics | grep bluetick_
+//
+// The metrics:
+//
+//	bluetick_requests_total{endpoint,dialect,session,code}       requests answered ("ok" for 200)
+//	bluetick_request_duration_seconds{endpoint,dialect}          latency histogram
+//	bluetick_receipts_sent_total{session}                        receipts (backend calls) sent
+//	bluetick_messages_sent_total{session}                        message ids they carried
+//	bluetick_messages_skipped_total{session}                     ids skipped (own messages)
+//	bluetick_backend_errors_total{session,op,code}               backend failures
+//
+// Session names are labels: keep their number bounded (they are your
+// WhatsApp accounts). The core library links no metrics library; this is
+// all there is to it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
+	flag.Parse()
+	token := os.Getenv("BLUETICK_TOKEN")
+	if token == "" {
+		token = "demo-token"
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux, err := newMux(sessiontest.New(), token, reg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "listening on http://%s; metrics at /metrics\n", ln.Addr())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Fatal(srv.Serve(ln))
+}
+
+// newMux serves the seen and status endpoints from fake's "demo" session,
+// observed into reg, and reg's metrics at /metrics.
+func newMux(fake *sessiontest.Fake, token string, reg *prometheus.Registry) (*http.ServeMux, error) {
+	obs := newObserver(reg)
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
+	if err != nil {
+		return nil, err
+	}
+	sessions := fake.Registry("demo")
+	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
+	if err != nil {
+		return nil, err
+	}
+	sh, err := seenhandler.NewStatusHandler(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	seenhandler.MountStatus(mux, sh)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux, nil
+}
+
+// observer exports seenhandler's observations as Prometheus metrics.
+type observer struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	receipts      *prometheus.CounterVec
+	messages      *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
+	backendErrors *prometheus.CounterVec
+}
+
+var _ seenhandler.Observer = (*observer)(nil)
+
+func newObserver(reg prometheus.Registerer) *observer {
+	o := &observer{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bluetick_requests_total", Help: "Requests answered, by endpoint, dialect, session and error code (ok for 200).",
+		}, []string{"endpoint", "dialect", "session", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bluetick_request_duration_seconds", Help: "Time from a request's arrival to its answer.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint", "dialect"}),
+		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bluetick_receipts_sent_total", Help: "Receipts (backend calls) sent.",
+		}, []string{"session"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bluetick_messages_sent_total", Help: "Message ids carried by the receipts sent.",
+		}, []string{"session"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bluetick_messages_skipped_total", Help: "Message ids not sent (the account's own messages).",
+		}, []string{"session"}),
+		backendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bluetick_backend_errors_total", Help: "Backend failures, by session, operation and the error code they map to.",
+		}, []string{"session", "op", "code"}),
+	}
+	reg.MustRegister(o.requests, o.duration, o.receipts, o.messages, o.skipped, o.backendErrors)
+	return o
+}
+
+// RequestDone implements seenhandler.Observer.
+func (o *observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
+	code := r.Code
+	if code == "" {
+		code = "ok"
+	}
+	o.requests.WithLabelValues(r.Endpoint, r.Dialect, r.Session, code).Inc()
+	o.duration.WithLabelValues(r.Endpoint, r.Dialect).Observe(r.Latency.Seconds())
+	if r.Receipts > 0 {
+		o.receipts.WithLabelValues(r.Session).Add(float64(r.Receipts))
+		o.messages.WithLabelValues(r.Session).Add(float64(r.Messages))
+	}
+	if r.Skipped > 0 {
+		o.skipped.WithLabelValues(r.Session).Add(float64(r.Skipped))
+	}
+}
+
+// BackendError implements seenhandler.Observer.
+func (o *observer) BackendError(_ context.Context, e seenhandler.BackendErrorInfo) {
+	o.backendErrors.WithLabelValues(e.Session, e.Op, e.Code).Inc()
+}
