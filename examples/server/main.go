@@ -173,7 +173,7 @@ func run(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	tokenShown := c.token
+	var tokenShown string // the token as the banner shows it
 	switch {
 	case c.token == "" && !c.demo:
 		fmt.Fprintf(e.stderr, "server: a token is required outside -demo: -token or $%s\n", tokenEnv)

@@ -151,10 +151,3 @@ func (x *index) lidGroup(group string) bool {
 	g := x.groups[group]
 	return g != nil && g.lid
 }
-
-// len returns how many messages the index holds.
-func (x *index) len() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.order.Len()
-}
