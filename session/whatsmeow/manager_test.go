@@ -2,125 +2,103 @@ package whatsmeow_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"go.mau.fi/whatsmeow/proto/waAdv"
-	"go.mau.fi/whatsmeow/store/sqlstore"
-	"go.mau.fi/whatsmeow/types"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 )
 
-// storeDevice saves a paired device with the given JID user in the SQLite
-// file at path, as a previous run of the server would have.
-func storeDevice(t *testing.T, path, user string) {
-	t.Helper()
-	c, err := sqlstore.New(context.Background(), "sqlite", "file:"+path+"?_pragma=foreign_keys(1)", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	dev := c.NewDevice()
-	id := types.NewADJID(user, 0, 1)
-	dev.ID = &id
-	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
-	if err := dev.Save(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestManagerLoadsStoredDevicesByName(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bluetick.db")
-	storeDevice(t, path, "15550000001")
-	storeDevice(t, path, "15550000002")
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000001")
+		st.SaveDevice(t, "15550000002")
 
-	m, err := bwm.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(m.Names(), ","); got != "15550000001,15550000002" {
-		t.Errorf("names = %s, want the phone numbers", got)
-	}
-	s, err := m.Lookup(ctx, "15550000001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Lookup(ctx, "nobody"); !errors.Is(err, session.ErrSessionNotFound) {
-		t.Errorf("Lookup(nobody) = %v", err)
-	}
-	// Not connected (Start was not called; nothing here reaches WhatsApp).
-	_, err = s.SendReceipt(ctx, session.Receipt{Chat: dm, MessageIDs: []string{"A"}, Type: session.ReceiptRead})
-	if !errors.Is(err, session.ErrNotConnected) {
-		t.Errorf("SendReceipt on an unconnected client = %v, want ErrNotConnected", err)
-	}
-	st := s.(session.StatusReporter).Status(ctx)
-	if st.Connected || st.LoggedIn || !st.Paired || st.JID != "15550000001@s.whatsapp.net" {
-		t.Errorf("status = %+v", st)
-	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+		m, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(m.Names(), ","); got != "15550000001,15550000002" {
+			t.Errorf("names = %s, want the phone numbers", got)
+		}
+		s, err := m.Lookup(ctx, "15550000001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Lookup(ctx, "nobody"); !errors.Is(err, session.ErrSessionNotFound) {
+			t.Errorf("Lookup(nobody) = %v", err)
+		}
+		// Not connected (Start was not called; nothing here reaches WhatsApp).
+		_, err = s.SendReceipt(ctx, session.Receipt{Chat: dm, MessageIDs: []string{"A"}, Type: session.ReceiptRead})
+		if !errors.Is(err, session.ErrNotConnected) {
+			t.Errorf("SendReceipt on an unconnected client = %v, want ErrNotConnected", err)
+		}
+		status := s.(session.StatusReporter).Status(ctx)
+		if status.Connected || status.LoggedIn || !status.Paired || status.JID != "15550000001@s.whatsapp.net" {
+			t.Errorf("status = %+v", status)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
 
-	// Renaming is a row in bluetick_session; the next Open uses it.
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`UPDATE bluetick_session SET name = 'support' WHERE name = '15550000002'`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	m, err = bwm.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if got := strings.Join(m.Names(), ","); got != "15550000001,support" {
-		t.Errorf("names after rename = %s", got)
-	}
+		// Renaming is a row in bluetick_session; the next Open uses it.
+		if _, err := st.DB(t).Exec(`UPDATE bluetick_session SET name = 'support' WHERE name = '15550000002'`); err != nil {
+			t.Fatal(err)
+		}
+		m, err = bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if got := strings.Join(m.Names(), ","); got != "15550000001,support" {
+			t.Errorf("names after rename = %s", got)
+		}
+	})
 }
 
 func TestManagerNamesLeaveWithTheDevice(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bluetick.db")
-	storeDevice(t, path, "15550000001")
-	m, err := bwm.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	// whatsmeow deletes a logged-out device's row; the name goes with it.
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`DELETE FROM whatsmeow_device`); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM bluetick_session`).Scan(&n); err != nil || n != 0 {
-		t.Errorf("names left: %d, %v", n, err)
-	}
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000001")
+		m, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		// whatsmeow deletes a logged-out device's row; the name goes with it.
+		db := st.DB(t)
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM bluetick_session`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("names before: %d, %v; want 1", n, err)
+		}
+		if _, err := db.Exec(`DELETE FROM whatsmeow_device`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow(`SELECT count(*) FROM bluetick_session`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("names left: %d, %v", n, err)
+		}
+	})
 }
 
 func TestManagerRejectsBadStores(t *testing.T) {
 	ctx := context.Background()
-	if _, err := bwm.Open(ctx, filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")); err == nil {
-		t.Error("Open in a missing directory succeeded")
-	}
+	// SQLite: a file in a missing directory; PostgreSQL: a database that
+	// does not exist.
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		if m, err := bwm.Open(ctx, st.BadDSN); err == nil {
+			m.Close()
+			t.Errorf("Open(%s) succeeded", st.BadDSN)
+		}
+	})
 	// A Postgres DSN goes to pgx, which cannot connect to a closed port.
-	if _, err := bwm.Open(ctx, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"); err == nil {
+	if m, err := bwm.Open(ctx, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"); err == nil {
+		m.Close()
 		t.Error("Open of an unreachable Postgres succeeded")
 	}
 }
@@ -145,35 +123,36 @@ func TestManagerPairingValidation(t *testing.T) {
 // A real whatsmeow client that is not connected, behind the real HTTP
 // handler: the client gets 503 session_not_connected, with Retry-After.
 func TestUnconnectedClientThroughTheHandler(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bluetick.db")
-	storeDevice(t, path, "15550000001")
-	m, err := bwm.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	h, err := seenhandler.New(m, seenhandler.WithNoAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		session, code string
-		status        int
-	}{
-		{"15550000001", seenhandler.CodeSessionNotConnected, http.StatusServiceUnavailable},
-		{"nobody", seenhandler.CodeSessionNotFound, http.StatusNotFound},
-	} {
-		r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA,
-			strings.NewReader(`{"session":"`+tc.session+`","chatId":"15551234567","messageIds":["3EB0A"]}`))
-		r.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != tc.status || !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`) {
-			t.Errorf("%s: status %d, body %s", tc.session, w.Code, w.Body)
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000001")
+		m, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if tc.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-			t.Errorf("%s: no Retry-After", tc.session)
+		defer m.Close()
+		h, err := seenhandler.New(m, seenhandler.WithNoAuth())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, tc := range []struct {
+			session, code string
+			status        int
+		}{
+			{"15550000001", seenhandler.CodeSessionNotConnected, http.StatusServiceUnavailable},
+			{"nobody", seenhandler.CodeSessionNotFound, http.StatusNotFound},
+		} {
+			r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA,
+				strings.NewReader(`{"session":"`+tc.session+`","chatId":"15551234567","messageIds":["3EB0A"]}`))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`) {
+				t.Errorf("%s: status %d, body %s", tc.session, w.Code, w.Body)
+			}
+			if tc.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+				t.Errorf("%s: no Retry-After", tc.session)
+			}
+		}
+	})
 }
