@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -142,6 +143,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		return nil, err
 	}
 	x.skipped = len(skipped)
+	var delivered []session.Receipt // as sent: duplicates left out
 	for _, rc := range receipts {
 		res, err := safeSend(ctx, sess, rc)
 		if err != nil {
@@ -150,6 +152,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		if res.Type == "" {
 			res.Type = rc.Type
 		}
+		if len(res.Duplicates) > 0 {
+			rc.MessageIDs = slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool {
+				return slices.Contains(res.Duplicates, id)
+			})
+			for _, id := range res.Duplicates {
+				skipped = append(skipped, Skipped{MessageID: p.raw(id), Reason: SkipDuplicate})
+			}
+			x.skipped = len(skipped)
+		}
+		if len(rc.MessageIDs) == 0 {
+			continue // all sent recently: nothing went out
+		}
+		delivered = append(delivered, rc)
 		x.sent = append(x.sent, SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)})
 		h.logSent(ctx, p.session, rc, res)
 	}
@@ -164,7 +179,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		ChatID:         p.chat.String(),
 		Receipts:       sent,
 		Skipped:        skipped,
-		ChatMarkedRead: h.markChatRead(ctx, sess, p, receipts),
+		ChatMarkedRead: h.markChatRead(ctx, sess, p, delivered),
 	}, nil
 }
 
@@ -172,7 +187,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 // unread badge on the account's other devices once read receipts went out.
 // It returns nil when there is nothing to report.
 func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *plan, sent []session.Receipt) *bool {
-	marker, ok := sess.(session.ChatMarker)
+	marker, ok := session.As[session.ChatMarker](sess)
 	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
 		return nil
 	}

@@ -703,3 +703,43 @@ func TestChatMarking(t *testing.T) {
 		})
 	}
 }
+
+// A backend (a session.Dedup, say) that reports duplicates: they are
+// skipped with reason duplicate and are not in the receipts.
+func TestDuplicatesReported(t *testing.T) {
+	var got []session.Receipt
+	reg := session.NewMemoryRegistry()
+	reg.Set("demo", session.SessionFunc(func(_ context.Context, r session.Receipt) (session.Result, error) {
+		got = append(got, r)
+		var dups []string
+		for _, id := range r.MessageIDs {
+			if strings.HasPrefix(id, "OLD") {
+				dups = append(dups, id)
+			}
+		}
+		return session.Result{Type: r.Type, Duplicates: dups}, nil
+	}))
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_OLD1_15557654321@c.us","false_` + group + `_NEW1_15557654321@c.us","false_` + group + `_OLD2_15550001111@c.us"]}`}.do(t, h)
+	resp := decode[seenhandler.Response](t, w)
+	want := seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+		Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"NEW1"}, Type: "read"}},
+		Skipped: []seenhandler.Skipped{
+			{MessageID: "false_" + group + "_OLD1_15557654321@c.us", Reason: seenhandler.SkipDuplicate},
+			{MessageID: "false_" + group + "_OLD2_15550001111@c.us", Reason: seenhandler.SkipDuplicate},
+		}}
+	if !reflect.DeepEqual(resp, want) {
+		t.Errorf("got  %+v\nwant %+v", resp, want)
+	}
+	if len(got) != 2 {
+		t.Errorf("backend called %d times, want 2", len(got))
+	}
+	// All duplicates: 200, nothing acknowledged.
+	w = request{body: `{"session":"demo","chatId":"15551234567","messageIds":["OLD3"]}`}.do(t, h)
+	if resp := decode[seenhandler.Response](t, w); resp.Acknowledged || len(resp.Receipts) != 0 || len(resp.Skipped) != 1 {
+		t.Errorf("all duplicates: %+v", resp)
+	}
+}

@@ -31,6 +31,16 @@ type planID struct {
 	parsed validate.MessageID
 }
 
+// raw returns the id as the client sent it, for the bare id.
+func (p *plan) raw(id string) string {
+	for _, pid := range p.ids {
+		if pid.parsed.ID == id {
+			return pid.raw
+		}
+	}
+	return id
+}
+
 // fieldNames says which of the aliases the client used, so that errors name
 // the fields it sent.
 type fieldNames struct {
@@ -177,7 +187,7 @@ func errIDsRequired(field string) validate.FieldError {
 // unreadIDs fills p.ids with the chat's unread messages, for a request that
 // named a chat but no ids.
 func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) error {
-	lister, ok := sess.(session.UnreadLister)
+	lister, ok := session.As[session.UnreadLister](sess)
 	if !ok {
 		return validate.Errors{errIDsRequired(p.idsField)}
 	}
@@ -201,7 +211,7 @@ func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) 
 // group resolves each id's sender and groups the ids into receipts, one per
 // sender, in request order. Ids the account sent itself are skipped.
 func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]session.Receipt, []Skipped, error) {
-	resolver, _ := sess.(session.Resolver)
+	resolver, _ := session.As[session.Resolver](sess)
 	now := h.cfg.now()
 	var (
 		receipts []session.Receipt

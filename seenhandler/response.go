@@ -46,7 +46,7 @@ type SentReceipt struct {
 type Skipped struct {
 	// MessageID is the id as the client sent it.
 	MessageID string `json:"messageId"`
-	// Reason says why: SkipFromMe.
+	// Reason says why: SkipFromMe or SkipDuplicate.
 	Reason string `json:"reason"`
 }
 
@@ -55,6 +55,9 @@ const (
 	// SkipFromMe: the account itself sent the message, so there is nothing
 	// to mark as read.
 	SkipFromMe = "from_me"
+	// SkipDuplicate: a receipt for the message was sent recently (see
+	// session.Dedup).
+	SkipDuplicate = "duplicate"
 )
 
 // ErrorResponse is the body of every answer that is not 200.

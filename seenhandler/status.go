@@ -131,7 +131,7 @@ func (sh *StatusHandler) serve(r *http.Request, info *RequestInfo) (resp *Status
 		return nil, backendErr(OpLookup, err)
 	}
 	resp = &StatusResponse{Success: true, Session: name, Status: StateUnknown}
-	reporter, ok := sess.(session.StatusReporter)
+	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
 		return resp, nil
 	}

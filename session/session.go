@@ -51,6 +51,35 @@ type Result struct {
 	// for (e.g. ReceiptReadSelf instead of ReceiptRead, ReceiptView for a
 	// channel).
 	Type ReceiptType
+	// Duplicates are ids of the receipt that were not sent because they
+	// had been sent recently (see Dedup); the others were. When every id is
+	// a duplicate nothing was sent and Type is the type asked for.
+	Duplicates []string
+}
+
+// Wrapper is implemented by Session decorators (Coalesce, Dedup, …): Unwrap
+// returns the Session they decorate. The optional interfaces (Resolver,
+// UnreadLister, ChatMarker, StatusReporter) are looked up through it with
+// As, so a decorator need not forward them.
+type Wrapper interface {
+	Unwrap() Session
+}
+
+// As finds the first Session in s's chain of Wrappers, s included, that
+// implements T.
+func As[T any](s Session) (T, bool) {
+	for s != nil {
+		if t, ok := s.(T); ok {
+			return t, true
+		}
+		w, ok := s.(Wrapper)
+		if !ok {
+			break
+		}
+		s = w.Unwrap()
+	}
+	var zero T
+	return zero, false
 }
 
 // Session sends receipts through one WhatsApp account.
