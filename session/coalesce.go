@@ -1,0 +1,376 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of CoalesceOptions.
+const (
+	defaultCoalesceMaxBatch    = 100
+	defaultCoalesceSendTimeout = 10 * time.Second
+)
+
+// CoalesceOptions configures Coalesce. The zero value coalesces nothing: every
+// call goes straight through.
+type CoalesceOptions struct {
+	// Window is how long the first receipt of a batch waits for others with
+	// the same chat, sender and type before they all go out as one call.
+	// Default 0 (or less): no coalescing; SendReceipt calls the wrapped
+	// Session at once, in the caller's goroutine, with the caller's context,
+	// and never waits on a timer. Every receipt may wait this long, once per
+	// SendReceipt call: keep it to milliseconds, well below the callers'
+	// deadlines.
+	Window time.Duration
+	// MaxBatch is the most distinct message ids one batch carries. A batch
+	// goes out as soon as it holds MaxBatch ids, and before a receipt whose
+	// ids would take it past MaxBatch joins it (that receipt then opens the
+	// next batch). A receipt with more ids than MaxBatch is sent alone,
+	// unsplit. Default (0 or less) 100, the per-request limit of package
+	// seenhandler.
+	MaxBatch int
+	// SendTimeout bounds each batched call to the wrapped Session. Default
+	// (0 or less) 10 s, the request timeout of package seenhandler. It does
+	// not apply to calls passed straight through, which use the caller's
+	// context.
+	SendTimeout time.Duration
+}
+
+// CoalesceStats counts what a Coalescer did since it was created.
+type CoalesceStats struct {
+	// Calls is the number of SendReceipt calls it received.
+	Calls int64
+	// Sends is the number of calls it made to the wrapped Session: one per
+	// batch, plus one per call passed straight through. Sends/Calls is the
+	// number of backend calls per request (1 without coalescing).
+	Sends int64
+}
+
+// Coalescer is a Session that merges receipts for the same chat, sender and
+// type arriving within a short window into one call to the Session it wraps.
+// Create it with Coalesce; it is safe for concurrent use.
+type Coalescer struct {
+	s    Session
+	opts CoalesceOptions // defaults applied
+
+	calls, sends atomic.Int64
+
+	mu      sync.Mutex
+	pending map[batchKey]*batch // batches still open to new receipts
+	closed  bool
+	// wg counts the armed timers and the batches being sent, for Close.
+	wg sync.WaitGroup
+}
+
+var (
+	_ Session = (*Coalescer)(nil)
+	_ Wrapper = (*Coalescer)(nil)
+)
+
+// batchKey is what receipts must share to go out together.
+type batchKey struct {
+	chat, sender string
+	typ          ReceiptType
+}
+
+// batch is one call to the wrapped Session in the making. Its fields are
+// guarded by Coalescer.mu until done is closed; res and err are written once,
+// before done is closed, and only read after.
+type batch struct {
+	key     batchKey
+	ctx     context.Context // the opening caller's values, not its cancellation
+	members []*member
+	ids     map[string]int // distinct ids of the members still waiting → how many carry it
+	timer   *time.Timer
+	sealed  bool          // out of pending: sent, being sent, or abandoned by every member
+	done    chan struct{} // closed once res and err are set
+	res     Result
+	err     error
+}
+
+// member is one SendReceipt call waiting in a batch.
+type member struct {
+	ids  []string
+	ts   time.Time
+	gone bool // its caller stopped waiting before the batch was sealed
+}
+
+// Coalesce returns a Session that coalesces the receipts sent through it:
+// receipts with the same chat, sender and type that arrive within
+// opts.Window, up to opts.MaxBatch ids, go out as one call to s carrying the
+// union of their ids (each id once, in arrival order) and the latest of their
+// timestamps. s must not be nil.
+//
+// Every caller waiting in a batch gets the batch's Result, Type as sent, with
+// Duplicates narrowed to its own ids, or the batch's error. A caller whose ctx
+// ends while it waits returns ctx.Err() at once; if its batch has not gone out
+// yet, its ids are taken out of it (and a batch left empty is not sent).
+//
+// The batch is sent with context.WithoutCancel of the context of the receipt
+// that opened it, bounded by opts.SendTimeout: the values of that context
+// (trace ids, loggers) carry over, but not its cancellation or deadline, as
+// the call belongs to every caller in the batch and one of them giving up
+// must not fail the others; SendTimeout keeps the call bounded all the same.
+// A panic in s during a batched call is turned into an error for every caller
+// of the batch.
+//
+// Receipts with no ids or no chat are passed straight to s, which refuses
+// them with [ErrInvalidReceipt]; so is every receipt when opts.Window is
+// zero, and after [Coalescer.Close]. A caller whose ctx has already ended gets ctx.Err() and
+// nothing is sent.
+//
+// Put Coalesce inside [Dedup] (Dedup(Coalesce(s, …), …)) so that ids sent
+// recently never enter a batch. A graceful shutdown calls Close.
+func Coalesce(s Session, opts CoalesceOptions) *Coalescer {
+	if opts.Window < 0 {
+		opts.Window = 0
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = defaultCoalesceMaxBatch
+	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = defaultCoalesceSendTimeout
+	}
+	return &Coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch)}
+}
+
+// Unwrap returns the Session c wraps.
+func (c *Coalescer) Unwrap() Session { return c.s }
+
+// Stats returns the counts of c's traffic so far.
+func (c *Coalescer) Stats() CoalesceStats {
+	return CoalesceStats{Calls: c.calls.Load(), Sends: c.sends.Load()}
+}
+
+// SendReceipt sends r, alone or in a batch with other receipts for the same
+// chat, sender and type; see Coalesce.
+func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
+	if c.opts.Window == 0 || r.Chat == "" || len(r.MessageIDs) == 0 {
+		return c.direct(ctx, r)
+	}
+	if err := ctx.Err(); err != nil {
+		c.calls.Add(1)
+		return Result{}, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.direct(ctx, r)
+	}
+	c.calls.Add(1)
+	b, m := c.join(ctx, r)
+	c.mu.Unlock()
+
+	select {
+	case <-b.done:
+		if b.err != nil {
+			return Result{}, b.err
+		}
+		return Result{Type: b.res.Type, Duplicates: own(b.res.Duplicates, m.ids)}, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		c.leave(b, m)
+		c.mu.Unlock()
+		return Result{}, ctx.Err()
+	}
+}
+
+// Flush sends every pending batch now, without waiting for the results.
+func (c *Coalescer) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.pending {
+		c.dispatch(b)
+	}
+}
+
+// Close flushes the pending batches and waits until every batch has been
+// sent, or until ctx ends (it then returns ctx.Err(); the batches still in
+// flight finish within SendTimeout). Afterwards SendReceipt passes every
+// receipt straight through to the wrapped Session, so that requests still
+// arriving during a graceful shutdown are served. Close may be called more
+// than once.
+func (c *Coalescer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.Flush()
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// direct passes r straight through to the wrapped Session.
+func (c *Coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
+	c.calls.Add(1)
+	c.sends.Add(1)
+	return c.s.SendReceipt(ctx, r)
+}
+
+// join adds r to the open batch for its key, opening one if needed, and
+// returns the batch and r's place in it. c.mu must be held.
+func (c *Coalescer) join(ctx context.Context, r Receipt) (*batch, *member) {
+	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
+	b := c.pending[key]
+	if b != nil && len(b.ids)+fresh(b.ids, r.MessageIDs) > c.opts.MaxBatch {
+		c.dispatch(b) // r would overfill it: it goes now, r opens the next one
+		b = nil
+	}
+	if b == nil {
+		b = &batch{
+			key:  key,
+			ctx:  context.WithoutCancel(ctx),
+			ids:  make(map[string]int),
+			done: make(chan struct{}),
+		}
+		c.pending[key] = b
+		c.wg.Add(1) // done by expire, or by whoever stops the timer
+		b.timer = time.AfterFunc(c.opts.Window, func() { c.expire(b) })
+	}
+	m := &member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}
+	b.members = append(b.members, m)
+	for _, id := range m.ids {
+		b.ids[id]++
+	}
+	if len(b.ids) >= c.opts.MaxBatch {
+		c.dispatch(b)
+	}
+	return b, m
+}
+
+// fresh counts the distinct ids that are not in have.
+func fresh(have map[string]int, ids []string) int {
+	var added map[string]bool
+	for _, id := range ids {
+		if have[id] == 0 && !added[id] {
+			if added == nil {
+				added = make(map[string]bool, len(ids))
+			}
+			added[id] = true
+		}
+	}
+	return len(added)
+}
+
+// leave takes a member whose caller stopped waiting out of its batch, unless
+// the batch is already out. c.mu must be held.
+func (c *Coalescer) leave(b *batch, m *member) {
+	if b.sealed {
+		return
+	}
+	m.gone = true
+	for _, id := range m.ids {
+		if b.ids[id]--; b.ids[id] <= 0 {
+			delete(b.ids, id)
+		}
+	}
+	if len(b.ids) == 0 { // nobody waits any more: abandon it
+		b.sealed = true
+		delete(c.pending, b.key)
+		c.stopTimer(b)
+	}
+}
+
+// stopTimer stops b's timer; if it had not fired, its expire will never
+// run, so its count in c.wg is released here. c.mu must be held.
+func (c *Coalescer) stopTimer(b *batch) {
+	if b.timer.Stop() {
+		c.wg.Done()
+	}
+}
+
+// expire is b's timer: the window is over, b goes out.
+func (c *Coalescer) expire(b *batch) {
+	defer c.wg.Done()
+	c.mu.Lock()
+	if b.sealed {
+		c.mu.Unlock()
+		return
+	}
+	r := c.seal(b)
+	c.mu.Unlock()
+	c.send(b, r)
+}
+
+// dispatch seals b and sends it in a new goroutine. c.mu must be held.
+func (c *Coalescer) dispatch(b *batch) {
+	r := c.seal(b)
+	go c.send(b, r)
+}
+
+// seal closes b to new and leaving members, and returns the receipt to send
+// for it; the caller must then call c.send. c.mu must be held.
+func (c *Coalescer) seal(b *batch) Receipt {
+	b.sealed = true
+	delete(c.pending, b.key)
+	c.stopTimer(b)
+	c.wg.Add(1) // done by send
+	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ, MessageIDs: make([]string, 0, len(b.ids))}
+	seen := make(map[string]bool, len(b.ids))
+	for _, m := range b.members {
+		if m.gone {
+			continue
+		}
+		if m.ts.After(r.Timestamp) {
+			r.Timestamp = m.ts
+		}
+		for _, id := range m.ids {
+			if !seen[id] {
+				seen[id] = true
+				r.MessageIDs = append(r.MessageIDs, id)
+			}
+		}
+	}
+	return r
+}
+
+// send makes b's call to the wrapped Session and hands the outcome to b's
+// members.
+func (c *Coalescer) send(b *batch, r Receipt) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(b.ctx, c.opts.SendTimeout)
+	defer cancel()
+	c.sends.Add(1)
+	b.res, b.err = c.call(ctx, r)
+	close(b.done)
+}
+
+// call calls the wrapped Session, turning a panic into an error: it would
+// otherwise crash the process from a goroutine no caller can recover in.
+func (c *Coalescer) call(ctx context.Context, r Receipt) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = Result{}, fmt.Errorf("session: panic in coalesced SendReceipt: %v", p)
+		}
+	}()
+	return c.s.SendReceipt(ctx, r)
+}
+
+// own returns the ids of dups that are in ids, in dups' order; nil when none.
+func own(dups, ids []string) []string {
+	if len(dups) == 0 {
+		return nil
+	}
+	mine := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		mine[id] = true
+	}
+	var out []string
+	for _, id := range dups {
+		if mine[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

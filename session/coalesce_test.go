@@ -1,0 +1,707 @@
+package session_test
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+// Addresses the decorator tests send to.
+const (
+	chatA = "15551234567@s.whatsapp.net"
+	chatB = "15559876543@s.whatsapp.net"
+	group = "120363012345678901@g.us"
+	alice = "15557654321@s.whatsapp.net"
+	bob   = "15557654322@s.whatsapp.net"
+)
+
+var ts0 = time.Unix(1767225600, 0)
+
+// rcpt is a read receipt at ts0.
+func rcpt(chat, sender string, ids ...string) session.Receipt {
+	return session.Receipt{Chat: chat, Sender: sender, MessageIDs: ids, Type: session.ReceiptRead, Timestamp: ts0}
+}
+
+func played(r session.Receipt) session.Receipt { r.Type = session.ReceiptPlayed; return r }
+
+func at(r session.Receipt, t time.Time) session.Receipt { r.Timestamp = t; return r }
+
+// reportDups wraps s so that it reports the ids starting with "dup" as
+// duplicates, as a Dedup would.
+func reportDups(s session.Session) session.Session {
+	return session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		res, err := s.SendReceipt(ctx, r)
+		if err == nil {
+			for _, id := range r.MessageIDs {
+				if strings.HasPrefix(id, "dup") {
+					res.Duplicates = append(res.Duplicates, id)
+				}
+			}
+		}
+		return res, err
+	})
+}
+
+func closeCoalescer(t testing.TB, c *session.Coalescer) {
+	t.Helper()
+	if err := c.Close(context.Background()); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestCoalesceConformance(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, window := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run("Window="+window.String(), func(t *testing.T) {
+			sessiontest.Run(t, func(t *testing.T) sessiontest.Harness {
+				fake := sessiontest.New()
+				c := session.Coalesce(fake.Session("conformance"), session.CoalesceOptions{Window: window})
+				t.Cleanup(func() { closeCoalescer(t, c) })
+				return sessiontest.Harness{
+					Session:    c,
+					Sent:       fake.Receipts,
+					Disconnect: func() { fake.Inject(sessiontest.Fault{Err: session.ErrNotConnected}) },
+				}
+			})
+		})
+	}
+}
+
+// TestCoalesce sends each receipt from its own goroutine, one after the
+// other has joined its batch, in a synctest bubble: the window's timers run
+// on a fake clock, so the outcome is exact.
+func TestCoalesce(t *testing.T) {
+	const window = 10 * time.Millisecond
+	tests := []struct {
+		name     string
+		opts     session.CoalesceOptions
+		fault    sessiontest.Fault
+		receipts []session.Receipt
+		// wantCalls are the receipts the wrapped session got, in any order.
+		wantCalls []session.Receipt
+		// want is each caller's Result, or wantErr every caller's error.
+		want    []session.Result
+		wantErr error
+		// wantElapsed is when the last caller returned.
+		wantElapsed time.Duration
+	}{
+		{
+			name: "same chat and sender: one call with the union",
+			opts: session.CoalesceOptions{Window: window},
+			receipts: []session.Receipt{
+				at(rcpt(group, alice, "A1"), ts0.Add(1*time.Second)),
+				at(rcpt(group, alice, "A2", "A3"), ts0.Add(3*time.Second)),
+				at(rcpt(group, alice, "A3", "A4"), ts0.Add(2*time.Second)),
+			},
+			wantCalls: []session.Receipt{
+				at(rcpt(group, alice, "A1", "A2", "A3", "A4"), ts0.Add(3*time.Second)), // the latest timestamp
+			},
+			want:        []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
+			wantElapsed: window,
+		},
+		{
+			name: "different chats, senders and types: separate calls",
+			opts: session.CoalesceOptions{Window: window},
+			receipts: []session.Receipt{
+				rcpt(group, alice, "A1"),
+				rcpt(group, bob, "B1"),
+				rcpt(group, alice, "A2"),
+				played(rcpt(group, alice, "A3")),
+				rcpt(chatA, "", "C1"),
+				rcpt(chatB, "", "D1"),
+			},
+			wantCalls: []session.Receipt{
+				rcpt(group, alice, "A1", "A2"),
+				rcpt(group, bob, "B1"),
+				played(rcpt(group, alice, "A3")),
+				rcpt(chatA, "", "C1"),
+				rcpt(chatB, "", "D1"),
+			},
+			want: []session.Result{
+				{Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "played"}, {Type: "read"}, {Type: "read"},
+			},
+			wantElapsed: window,
+		},
+		{
+			name: "MaxBatch: full batches go at once",
+			opts: session.CoalesceOptions{Window: window, MaxBatch: 3},
+			receipts: []session.Receipt{
+				rcpt(chatA, "", "A1", "A2"),
+				rcpt(chatA, "", "A3", "A4"), // would make 4: A1 A2 go, A3 A4 open the next batch
+				rcpt(chatA, "", "A5"),       // makes 3: sent without waiting for the window
+			},
+			wantCalls: []session.Receipt{
+				rcpt(chatA, "", "A1", "A2"),
+				rcpt(chatA, "", "A3", "A4", "A5"),
+			},
+			want:        []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
+			wantElapsed: 0,
+		},
+		{
+			name: "MaxBatch: ids already in the batch do not count twice",
+			opts: session.CoalesceOptions{Window: window, MaxBatch: 3},
+			receipts: []session.Receipt{
+				rcpt(chatA, "", "A1", "A2"),
+				rcpt(chatA, "", "A2", "A1"),
+			},
+			wantCalls:   []session.Receipt{rcpt(chatA, "", "A1", "A2")},
+			want:        []session.Result{{Type: "read"}, {Type: "read"}},
+			wantElapsed: window,
+		},
+		{
+			name: "MaxBatch: a bigger receipt goes alone, unsplit",
+			opts: session.CoalesceOptions{Window: window, MaxBatch: 2},
+			receipts: []session.Receipt{
+				rcpt(chatA, "", "A1"),
+				rcpt(chatA, "", "A2", "A3", "A4"),
+				rcpt(chatA, "", "A5"),
+			},
+			wantCalls: []session.Receipt{
+				rcpt(chatA, "", "A1"),
+				rcpt(chatA, "", "A2", "A3", "A4"),
+				rcpt(chatA, "", "A5"),
+			},
+			want:        []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
+			wantElapsed: window,
+		},
+		{
+			name:  "a failed batch fails every caller",
+			opts:  session.CoalesceOptions{Window: window},
+			fault: sessiontest.Fault{Err: session.ErrNotConnected},
+			receipts: []session.Receipt{
+				rcpt(chatA, "", "A1"),
+				rcpt(chatA, "", "A2"),
+				rcpt(chatA, "", "A3"),
+			},
+			wantCalls:   []session.Receipt{rcpt(chatA, "", "A1", "A2", "A3")},
+			wantErr:     session.ErrNotConnected,
+			wantElapsed: window,
+		},
+		{
+			name: "the type as sent reaches every caller",
+			opts: session.CoalesceOptions{Window: window},
+			receipts: []session.Receipt{
+				rcpt("120363000000000001@newsletter", "", "101"),
+				rcpt("120363000000000001@newsletter", "", "102"),
+			},
+			wantCalls:   []session.Receipt{rcpt("120363000000000001@newsletter", "", "101", "102")},
+			want:        []session.Result{{Type: "view"}, {Type: "view"}},
+			wantElapsed: window,
+		},
+		{
+			name: "duplicates go back to their own caller",
+			opts: session.CoalesceOptions{Window: window},
+			receipts: []session.Receipt{
+				rcpt(chatA, "", "A1", "dup1"),
+				rcpt(chatA, "", "dup2", "A2"),
+				rcpt(chatA, "", "A3"),
+				rcpt(chatA, "", "dup1", "dup3"),
+			},
+			wantCalls: []session.Receipt{rcpt(chatA, "", "A1", "dup1", "dup2", "A2", "A3", "dup3")},
+			want: []session.Result{
+				{Type: "read", Duplicates: []string{"dup1"}},
+				{Type: "read", Duplicates: []string{"dup2"}},
+				{Type: "read"},
+				{Type: "read", Duplicates: []string{"dup1", "dup3"}},
+			},
+			wantElapsed: window,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fake := sessiontest.New()
+				if tc.fault != (sessiontest.Fault{}) {
+					fake.Inject(tc.fault)
+				}
+				c := session.Coalesce(reportDups(fake.Session("s")), tc.opts)
+				defer closeCoalescer(t, c)
+
+				start := time.Now()
+				results := make([]session.Result, len(tc.receipts))
+				errs := make([]error, len(tc.receipts))
+				var wg sync.WaitGroup
+				for i, r := range tc.receipts {
+					wg.Go(func() { results[i], errs[i] = c.SendReceipt(t.Context(), r) })
+					synctest.Wait() // r has joined a batch before the next one comes
+				}
+				wg.Wait()
+				if got := time.Since(start); got != tc.wantElapsed {
+					t.Errorf("callers returned after %v, want %v", got, tc.wantElapsed)
+				}
+
+				for i := range tc.receipts {
+					if tc.wantErr != nil {
+						if !errors.Is(errs[i], tc.wantErr) {
+							t.Errorf("caller %d: err = %v, want %v", i, errs[i], tc.wantErr)
+						}
+						continue
+					}
+					if errs[i] != nil || results[i].Type != tc.want[i].Type || !slices.Equal(results[i].Duplicates, tc.want[i].Duplicates) {
+						t.Errorf("caller %d: %+v, %v; want %+v", i, results[i], errs[i], tc.want[i])
+					}
+				}
+				var calls []session.Receipt
+				for _, call := range fake.Calls() {
+					calls = append(calls, call.Receipt)
+				}
+				sortReceipts(calls)
+				sortReceipts(tc.wantCalls)
+				if !slices.EqualFunc(calls, tc.wantCalls, sameReceipt) {
+					t.Errorf("the session got\n  %+v\nwant\n  %+v", calls, tc.wantCalls)
+				}
+				if st := c.Stats(); st.Calls != int64(len(tc.receipts)) || st.Sends != int64(len(tc.wantCalls)) {
+					t.Errorf("Stats = %+v, want %d calls, %d sends", st, len(tc.receipts), len(tc.wantCalls))
+				}
+			})
+		})
+	}
+}
+
+func sortReceipts(rs []session.Receipt) {
+	slices.SortFunc(rs, func(a, b session.Receipt) int {
+		return cmp.Or(cmp.Compare(a.Chat, b.Chat), cmp.Compare(a.Sender, b.Sender),
+			cmp.Compare(a.Type, b.Type), cmp.Compare(a.MessageIDs[0], b.MessageIDs[0]))
+	})
+}
+
+func sameReceipt(a, b session.Receipt) bool {
+	return a.Chat == b.Chat && a.Sender == b.Sender && a.Type == b.Type &&
+		slices.Equal(a.MessageIDs, b.MessageIDs) && a.Timestamp.Equal(b.Timestamp)
+}
+
+// A zero window passes every call straight through: the same goroutine, the
+// caller's own context, no timer.
+func TestCoalescePassThrough(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		type key struct{}
+		ctx := context.WithValue(t.Context(), key{}, "caller")
+		inner := session.SessionFunc(func(got context.Context, r session.Receipt) (session.Result, error) {
+			if got != ctx {
+				t.Errorf("the session got context %v, want the caller's", got)
+			}
+			buf := make([]byte, 64<<10)
+			if stack := string(buf[:runtime.Stack(buf, false)]); !strings.Contains(stack, "TestCoalescePassThrough") {
+				t.Errorf("the session was called from another goroutine:\n%s", stack)
+			}
+			return fake.Session("s").SendReceipt(got, r)
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
+		start := time.Now()
+		for _, id := range []string{"A1", "A2", "A3"} {
+			if _, err := c.SendReceipt(ctx, rcpt(chatA, "", id)); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(fake.Calls()); n == 0 || fake.Calls()[n-1].Receipt.MessageIDs[0] != id {
+				t.Fatalf("after SendReceipt(%s) returned, the session had %+v", id, fake.Calls())
+			}
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("pass-through waited %v", d)
+		}
+		if n := len(fake.Receipts()); n != 3 {
+			t.Errorf("the session got %d receipts, want 3", n)
+		}
+		if st := c.Stats(); st != (session.CoalesceStats{Calls: 3, Sends: 3}) {
+			t.Errorf("Stats = %+v", st)
+		}
+	})
+}
+
+// Invalid receipts are not batched: the wrapped session refuses them at once.
+func TestCoalesceInvalidReceipt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Hour})
+		defer closeCoalescer(t, c)
+		start := time.Now()
+		for _, r := range []session.Receipt{rcpt(chatA, ""), rcpt("", "", "A1")} {
+			if _, err := c.SendReceipt(t.Context(), r); !errors.Is(err, session.ErrInvalidReceipt) {
+				t.Errorf("SendReceipt(%+v) = %v, want ErrInvalidReceipt", r, err)
+			}
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("invalid receipts waited %v", d)
+		}
+		if n := len(fake.Receipts()); n != 0 {
+			t.Errorf("%d receipts sent", n)
+		}
+	})
+}
+
+// A caller whose context ends while it waits returns at once, and its ids
+// leave the batch.
+func TestCoalesceCancelWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Minute})
+		defer closeCoalescer(t, c)
+		start := time.Now()
+
+		ctxA, cancelA := context.WithCancel(t.Context())
+		doneA := make(chan error, 1)
+		go func() {
+			_, err := c.SendReceipt(ctxA, rcpt(chatA, "", "A1", "X"))
+			doneA <- err
+		}()
+		synctest.Wait()
+		var errB error
+		var wg sync.WaitGroup
+		wg.Go(func() { _, errB = c.SendReceipt(t.Context(), rcpt(chatA, "", "B1", "X")) })
+		synctest.Wait()
+
+		cancelA()
+		synctest.Wait()
+		select {
+		case err := <-doneA:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled caller: %v, want context.Canceled", err)
+			}
+		default:
+			t.Fatal("the cancelled caller is still waiting")
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("the cancelled caller returned after %v", d)
+		}
+
+		wg.Wait() // the window ends
+		if errB != nil {
+			t.Errorf("the other caller: %v", errB)
+		}
+		if d := time.Since(start); d != time.Minute {
+			t.Errorf("the batch went out after %v, want the window", d)
+		}
+		want := []session.Receipt{rcpt(chatA, "", "B1", "X")}
+		if got := fake.Receipts(); !slices.EqualFunc(got, want, sameReceipt) {
+			t.Errorf("sent %+v, want %+v", got, want)
+		}
+	})
+}
+
+// A batch whose every caller gave up is not sent.
+func TestCoalesceEveryoneCancels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Minute})
+		defer closeCoalescer(t, c)
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		for _, id := range []string{"A1", "A2"} {
+			wg.Go(func() {
+				if _, err := c.SendReceipt(ctx, rcpt(chatA, "", id)); !errors.Is(err, context.Canceled) {
+					t.Errorf("%s: %v, want context.Canceled", id, err)
+				}
+			})
+		}
+		synctest.Wait()
+		cancel()
+		wg.Wait()
+		time.Sleep(2 * time.Minute)
+		if calls := fake.Calls(); len(calls) != 0 {
+			t.Errorf("the session got %+v", calls)
+		}
+		if st := c.Stats(); st.Sends != 0 {
+			t.Errorf("Stats = %+v", st)
+		}
+		// A context that has already ended sends nothing either.
+		if _, err := c.SendReceipt(ctx, rcpt(chatA, "", "A3")); !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled context: %v", err)
+		}
+	})
+}
+
+// Once the batch is out, a caller that gives up returns at once, and the
+// batch's call goes on for the others: it does not run on the first
+// caller's context.
+func TestCoalesceCancelAfterSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var batchCtx context.Context
+		var got []session.Receipt
+		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			batchCtx = ctx
+			got = append(got, r)
+			<-release
+			return session.Result{Type: r.Type}, ctx.Err()
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{Window: time.Minute})
+		defer closeCoalescer(t, c)
+
+		ctxA, cancelA := context.WithCancel(t.Context())
+		doneA := make(chan error, 1)
+		go func() {
+			_, err := c.SendReceipt(ctxA, rcpt(chatA, "", "A1"))
+			doneA <- err
+		}()
+		synctest.Wait()
+		doneB := make(chan error, 1)
+		go func() {
+			_, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "B1"))
+			doneB <- err
+		}()
+		synctest.Wait()
+		c.Flush()
+		synctest.Wait() // the batch is in the session
+
+		cancelA()
+		synctest.Wait()
+		select {
+		case err := <-doneA:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled caller: %v", err)
+			}
+		default:
+			t.Fatal("the cancelled caller is still waiting")
+		}
+		if err := batchCtx.Err(); err != nil {
+			t.Errorf("the first caller's cancellation reached the batch: %v", err)
+		}
+		close(release)
+		if err := <-doneB; err != nil {
+			t.Errorf("the other caller: %v", err)
+		}
+		if want := []session.Receipt{rcpt(chatA, "", "A1", "B1")}; !slices.EqualFunc(got, want, sameReceipt) {
+			t.Errorf("the session got %+v, want %+v", got, want)
+		}
+	})
+}
+
+// The batch's call is bounded by SendTimeout, whatever the callers' contexts.
+func TestCoalesceSendTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{"default", 0, 10 * time.Second},
+		{"set", 3 * time.Second, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+					<-ctx.Done()
+					return session.Result{}, ctx.Err()
+				})
+				const window = time.Millisecond
+				c := session.Coalesce(inner, session.CoalesceOptions{Window: window, SendTimeout: tc.timeout})
+				defer closeCoalescer(t, c)
+				start := time.Now()
+				if _, err := c.SendReceipt(context.Background(), rcpt(chatA, "", "A1")); !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("err = %v, want DeadlineExceeded", err)
+				}
+				if d := time.Since(start); d != window+tc.want {
+					t.Errorf("returned after %v, want %v", d, window+tc.want)
+				}
+			})
+		})
+	}
+}
+
+// A panic in the wrapped session becomes every caller's error.
+func TestCoalescePanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		fake.Inject(sessiontest.Fault{Panic: "boom"})
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Millisecond})
+		defer closeCoalescer(t, c)
+		var wg sync.WaitGroup
+		for _, id := range []string{"A1", "A2"} {
+			wg.Go(func() {
+				if _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", id)); err == nil || !strings.Contains(err.Error(), "boom") {
+					t.Errorf("%s: err = %v, want the panic", id, err)
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+// Close sends what waits without waiting for the window, then passes calls
+// through.
+func TestCoalesceClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Hour})
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, r := range []session.Receipt{rcpt(chatA, "", "A1"), rcpt(chatB, "", "B1"), rcpt(chatA, "", "A2")} {
+			wg.Go(func() {
+				if _, err := c.SendReceipt(t.Context(), r); err != nil {
+					t.Errorf("%+v: %v", r, err)
+				}
+			})
+			synctest.Wait()
+		}
+		if err := c.Close(t.Context()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if n := len(fake.Receipts()); n != 2 {
+			t.Errorf("after Close, %d receipts sent, want 2", n)
+		}
+		wg.Wait()
+		if d := time.Since(start); d != 0 {
+			t.Errorf("the callers returned after %v, want at once", d)
+		}
+
+		if _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "A3")); err != nil {
+			t.Errorf("after Close: %v", err)
+		}
+		if n := len(fake.Receipts()); n != 3 || time.Since(start) != 0 {
+			t.Errorf("after Close, SendReceipt did not pass through: %d receipts, %v", n, time.Since(start))
+		}
+		if err := c.Close(t.Context()); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
+}
+
+// Close gives up waiting when its context ends; the batch still finishes.
+func TestCoalesceCloseTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			<-release
+			return session.Result{Type: r.Type}, nil
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{Window: time.Hour})
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.SendReceipt(context.Background(), rcpt(chatA, "", "A1"))
+			done <- err
+		}()
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := c.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close = %v, want DeadlineExceeded", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Errorf("caller: %v", err)
+		}
+		if err := c.Close(t.Context()); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
+}
+
+// Many callers on real time: every id goes out once, each caller is
+// answered, and nothing is left running after Close.
+func TestCoalesceConcurrent(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	fake := sessiontest.New()
+	c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Millisecond, MaxBatch: 10})
+	const workers, each = 32, 20
+	chats := []string{chatA, chatB, group}
+	var wg sync.WaitGroup
+	var canceled atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				ctx, cancel := context.WithCancel(context.Background())
+				if i%7 == 3 {
+					cancel() // now and then a caller that has given up already
+				}
+				id := fmt.Sprintf("W%02dI%02d", w, i)
+				_, err := c.SendReceipt(ctx, rcpt(chats[(w+i)%len(chats)], "", id))
+				cancel()
+				switch {
+				case i%7 == 3 && errors.Is(err, context.Canceled):
+					canceled.Add(1)
+				case err != nil:
+					t.Errorf("%s: %v", id, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	closeCoalescer(t, c)
+
+	sent := map[string]int{}
+	for _, r := range fake.Receipts() {
+		if len(r.MessageIDs) > 10 {
+			t.Errorf("a batch of %d ids, over MaxBatch", len(r.MessageIDs))
+		}
+		for _, id := range r.MessageIDs {
+			sent[id]++
+		}
+	}
+	if want := workers*each - int(canceled.Load()); len(sent) != want {
+		t.Errorf("%d distinct ids sent, want %d", len(sent), want)
+	}
+	for id, n := range sent {
+		if n != 1 {
+			t.Errorf("%s sent %d times", id, n)
+		}
+	}
+	st := c.Stats()
+	if st.Calls != workers*each || st.Sends >= st.Calls {
+		t.Errorf("Stats = %+v", st)
+	}
+	t.Logf("%d calls in, %d out", st.Calls, st.Sends)
+}
+
+// BenchmarkCoalesce sends bursts of 1,000 receipts over 10 chats from 64
+// goroutines and reports the calls the wrapped session got per receipt
+// (calls/req). A caller waits for its batch before sending its next receipt,
+// so a batch holds at most the callers waiting on its chat at that moment:
+// with the chats interleaved (receipt i to chat i%10) and the callers in
+// lockstep that is 64 receipts in 10 batches, 0.16 calls/req, less as the
+// callers drift apart. When each chat's receipts come together (chat by
+// chat) the batches fill up.
+func BenchmarkCoalesce(b *testing.B) {
+	const requests, chats, workers = 1000, 10, 64
+	interleaved := func(i int) int { return i % chats }
+	chatByChat := func(i int) int { return i / (requests / chats) }
+	for _, bc := range []struct {
+		name   string
+		window time.Duration
+		chatOf func(i int) int
+	}{
+		{"PassThrough", 0, interleaved},
+		{"Window=10ms/Interleaved", 10 * time.Millisecond, interleaved},
+		{"Window=10ms/ChatByChat", 10 * time.Millisecond, chatByChat},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			fake := sessiontest.New()
+			c := session.Coalesce(fake.Session("bench"), session.CoalesceOptions{Window: bc.window})
+			defer closeCoalescer(b, c)
+			receipts := make([]session.Receipt, requests)
+			for i := range receipts {
+				receipts[i] = rcpt(fmt.Sprintf("1555000%04d@s.whatsapp.net", bc.chatOf(i)), "", fmt.Sprintf("3EB0%06d", i))
+			}
+			for b.Loop() {
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				for range workers {
+					wg.Go(func() {
+						for i := int(next.Add(1) - 1); i < requests; i = int(next.Add(1) - 1) {
+							if _, err := c.SendReceipt(context.Background(), receipts[i]); err != nil {
+								b.Error(err)
+							}
+						}
+					})
+				}
+				wg.Wait()
+				fake.Reset() // keep its record of calls small
+			}
+			st := c.Stats()
+			b.ReportMetric(float64(st.Sends)/float64(st.Calls), "calls/req")
+		})
+	}
+}
