@@ -24,6 +24,7 @@ type seenRequest struct {
 	MessageIDs  []string `json:"messageIds" validate:"omitempty,dive,wa_msgid"`
 	Participant string   `json:"participant" validate:"omitempty,wa_participant"`
 	Type        string   `json:"type" validate:"omitempty,oneof=read played"`
+	Async       *bool    `json:"async"`
 }
 
 // Dialects, for logs.

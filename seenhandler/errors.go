@@ -27,10 +27,13 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeBodyTooLarge         = "body_too_large"         // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeRateLimited          = "rate_limited"           // 429
 	CodeClientClosedRequest  = "client_closed_request"  // 499
 	CodeInternal             = "internal"               // 500
 	CodeSessionNotConnected  = "session_not_connected"  // 503
 	CodeSessionNotLoggedIn   = "session_not_logged_in"  // 503
+	CodeQueueFull            = "queue_full"             // 503
+	CodeShuttingDown         = "shutting_down"          // 503
 	CodeTimeout              = "timeout"                // 504
 )
 
@@ -47,8 +50,9 @@ type problem struct {
 	code       string
 	message    string
 	fields     []validate.FieldError
-	retryAfter bool
-	allow      string // the Allow header of a 405
+	retryAfter bool          // set Retry-After
+	after      time.Duration // its value, when not the configured one
+	allow      string        // the Allow header of a 405
 }
 
 // classify maps err to what the client is told. Only texts written by this
@@ -56,6 +60,7 @@ type problem struct {
 func classify(err error, maxBody int64) problem {
 	var (
 		method   *methodError
+		limited  *rateLimitedError
 		jsonErr  *jsonError
 		fieldErr validate.Errors
 		tooLarge *http.MaxBytesError
@@ -74,6 +79,10 @@ func classify(err error, maxBody int64) problem {
 			p.fields = []validate.FieldError{{Field: jsonErr.field, Rule: "type", Message: jsonErr.msg}}
 		}
 		return p
+	case errors.As(err, &limited):
+		return problem{status: http.StatusTooManyRequests, code: CodeRateLimited,
+			message:    "too many requests for this " + limited.what + "; retry after the Retry-After seconds",
+			retryAfter: true, after: limited.retryAfter}
 	case errors.As(err, &fieldErr):
 		return problem{status: http.StatusBadRequest, code: CodeValidationFailed,
 			message: "the request has invalid fields: " + fieldErr.Error(), fields: fieldErr}
@@ -95,6 +104,12 @@ func classify(err error, maxBody int64) problem {
 	case errors.Is(err, session.ErrNotLoggedIn):
 		return problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
 			message: "the session is not logged in to WhatsApp; pair it again"}
+	case errors.Is(err, errQueueFull):
+		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull,
+			message: "too many receipts wait to be sent; nothing of this request was queued; retry later", retryAfter: true}
+	case errors.Is(err, errShuttingDown):
+		return problem{status: http.StatusServiceUnavailable, code: CodeShuttingDown,
+			message: "the server is shutting down; retry later", retryAfter: true}
 	case errors.Is(err, context.DeadlineExceeded):
 		return problem{status: http.StatusGatewayTimeout, code: CodeTimeout, message: "WhatsApp did not answer in time"}
 	case errors.Is(err, context.Canceled):
@@ -111,7 +126,11 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, cfg config
 	case p.allow != "":
 		w.Header().Set("Allow", p.allow)
 	case p.retryAfter:
-		w.Header().Set("Retry-After", strconv.Itoa(int((cfg.retryAfter+time.Second-1)/time.Second)))
+		after := cfg.retryAfter
+		if p.after > 0 {
+			after = p.after
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((after+time.Second-1)/time.Second))))
 	}
 	fields := p.fields
 	if fields == nil {

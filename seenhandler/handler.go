@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -18,9 +19,12 @@ import (
 // Handler is the "mark as seen" endpoint, an http.Handler that any router
 // can mount. It is safe for concurrent use.
 type Handler struct {
-	reg session.Registry
-	cfg config
-	v   *validator.Validate
+	reg        session.Registry
+	cfg        config
+	v          *validator.Validate
+	async      *dispatcher
+	decorators decorators
+	closing    atomic.Bool
 }
 
 // New returns a Handler that finds sessions in reg. An authenticator is
@@ -31,7 +35,7 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{reg: reg, cfg: cfg, v: validate.New()}, nil
+	return &Handler{reg: reg, cfg: cfg, v: validate.New(), async: newDispatcher(cfg.async)}, nil
 }
 
 // exchange is one request's state, for the answer and the log.
@@ -41,12 +45,13 @@ type exchange struct {
 	chat    string
 	sent    []SentReceipt
 	skipped int
+	status  int // of a successful answer: 200, or 202 when queued
 }
 
 // ServeHTTP answers one request; see the package documentation.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	x := &exchange{}
+	x := &exchange{status: http.StatusOK}
 	defer func() {
 		// A bug of ours must not take the server down or leave the client
 		// without an answer (nothing has been written before this point).
@@ -62,12 +67,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, x, err, start)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, x.status, resp)
 	h.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "seen request done",
 		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
-		slog.Int("status", http.StatusOK), slog.Int("receipts", len(resp.Receipts)),
+		slog.Int("status", x.status), slog.Int("receipts", len(resp.Receipts)),
 		slog.Int("skipped", len(resp.Skipped)), slog.Duration("took", time.Since(start)))
-	h.observeDone(r, x, http.StatusOK, "", start)
+	h.observeDone(r, x, x.status, "", start)
 }
 
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
@@ -99,6 +104,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	if r.Method != http.MethodPost {
 		return nil, &methodError{allow: http.MethodPost}
 	}
+	if h.closing.Load() {
+		return nil, errShuttingDown
+	}
 	if err := checkContentType(r); err != nil {
 		return nil, err
 	}
@@ -115,9 +123,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	}
 	name, nameErrs := sessionName(pathName, req, names)
 	x.session = name
+	token := requestToken(r, req.AccessToken)
 	if !h.cfg.noAuth {
-		cred := Credentials{Token: requestToken(r, req.AccessToken), Session: name}
-		if err := safeAuth(r.Context(), h.cfg.auth, cred); err != nil {
+		if err := safeAuth(r.Context(), h.cfg.auth, Credentials{Token: token, Session: name}); err != nil {
+			return nil, err
+		}
+	}
+	if token != "" {
+		if err := h.cfg.checkLimit(r.Context(), h.cfg.tokenLimiter, "token", tokenKey(token)); err != nil {
 			return nil, err
 		}
 	}
@@ -126,6 +139,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		return nil, err
 	}
 	x.chat = p.chat.String()
+	if err := h.cfg.checkLimit(r.Context(), h.cfg.sessionLimiter, "session", "session:"+p.session); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.timeout)
 	defer cancel()
@@ -133,6 +149,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	if err != nil {
 		return nil, backendErr(OpLookup, err)
 	}
+	sess = h.decorate(p.session, sess)
 	if p.unread {
 		if err := h.unreadIDs(ctx, sess, p); err != nil {
 			return nil, err
@@ -143,6 +160,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		return nil, err
 	}
 	x.skipped = len(skipped)
+	if len(receipts) > 0 && p.async(h.cfg.async) {
+		if err := h.sendLater(ctx, sess, p, receipts); err != nil {
+			return nil, err
+		}
+		x.status = http.StatusAccepted
+		planned := make([]SentReceipt, len(receipts))
+		for i, rc := range receipts {
+			planned[i] = SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
+		}
+		return &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chat.String(),
+			Receipts: planned, Skipped: skipped}, nil
+	}
 	var delivered []session.Receipt // as sent: duplicates left out
 	for _, rc := range receipts {
 		res, err := safeSend(ctx, sess, rc)
@@ -256,6 +285,12 @@ func safeMarkChat(ctx context.Context, m session.ChatMarker, c session.ChatRead)
 func safeSend(ctx context.Context, s session.Session, rc session.Receipt) (res session.Result, err error) {
 	defer recoverInto(&err, "session")
 	return s.SendReceipt(ctx, rc)
+}
+
+// safeCall runs call, turning a panic into errPanic.
+func safeCall(who string, call func() error) (err error) {
+	defer recoverInto(&err, who)
+	return call()
 }
 
 func recoverInto(err *error, who string) {

@@ -37,6 +37,12 @@ type config struct {
 	now           func() time.Time
 	openAPIPath   string
 	observer      Observer
+
+	tokenLimiter   Limiter
+	sessionLimiter Limiter
+	async          AsyncOptions
+	coalesce       *session.CoalesceOptions
+	dedup          *session.DedupOptions
 }
 
 func defaultConfig() config {

@@ -22,6 +22,16 @@ type plan struct {
 	// unread messages (possible only with a session.UnreadLister).
 	unread   bool
 	idsField string // the ids' field name, for errors about them
+	// asked is the request's "async", nil when it says nothing.
+	asked *bool
+}
+
+// async reports whether p is to be sent asynchronously.
+func (p *plan) async(o AsyncOptions) bool {
+	if p.asked != nil {
+		return *p.asked
+	}
+	return o.Default
 }
 
 // planID is one distinct message id of the request.
@@ -101,7 +111,7 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	for _, fe := range errs {
 		bad[fe.Field] = true
 	}
-	p := &plan{session: name, typ: session.ReceiptRead}
+	p := &plan{session: name, typ: session.ReceiptRead, asked: req.Async}
 	if req.Type == string(session.ReceiptPlayed) {
 		p.typ = session.ReceiptPlayed
 	}

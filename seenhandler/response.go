@@ -13,8 +13,13 @@ type Response struct {
 	// Success is always true.
 	Success bool `json:"success"`
 	// Acknowledged reports whether at least one receipt was handed to
-	// WhatsApp; false when every id was skipped.
+	// WhatsApp; false when every id was skipped, and in a 202 (queued)
+	// answer.
 	Acknowledged bool `json:"acknowledged"`
+	// Accepted is set in a 202 answer: the receipts are queued, to be sent
+	// after a human-like delay (see WithAsync); Receipts then lists them
+	// with the type asked for.
+	Accepted bool `json:"accepted,omitempty"`
 	// Session is the session used.
 	Session string `json:"session"`
 	// ChatID is the normalised chat JID.

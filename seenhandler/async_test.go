@@ -1,0 +1,182 @@
+package seenhandler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestAsync(t *testing.T) {
+	var draws []float64
+	var mu sync.Mutex
+	rnd := func() float64 { mu.Lock(); defer mu.Unlock(); draws = append(draws, 0.5); return 0.5 }
+	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: 200 * time.Millisecond, MaxDelay: 400 * time.Millisecond, Rand: rnd}))
+
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A1_15557654321@c.us","false_` + group + `_A2_15550001111@c.us","true_` + group + `_A3"],"async":true}`}.do(t, h)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("status %d, body %s", w.Code, w.Body)
+	}
+	got := decode[seenhandler.Response](t, w)
+	want := seenhandler.Response{Success: true, Accepted: true, Session: "demo", ChatID: group,
+		Receipts: []seenhandler.SentReceipt{
+			{ChatID: group, Sender: sender, MessageIDs: []string{"A1"}, Type: "read"},
+			{ChatID: group, Sender: sender2, MessageIDs: []string{"A2"}, Type: "read"},
+		},
+		Skipped: []seenhandler.Skipped{{MessageID: "true_" + group + "_A3", Reason: "from_me"}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	if n := len(fake.Receipts()); n != 0 {
+		t.Errorf("sent %d receipts before the delay", n)
+	}
+	waitFor(t, "the queued receipts", func() bool { return len(fake.Receipts()) == 2 })
+	waitFor(t, "the stats", func() bool { return h.Stats() == seenhandler.Stats{Accepted: 2, Sent: 2} })
+	if len(fake.ChatReads()) != 1 {
+		t.Errorf("chat reads %+v, want 1 after the async receipts", fake.ChatReads())
+	}
+	mu.Lock()
+	if len(draws) != 1 {
+		t.Errorf("rand drawn %d times, want once per request", len(draws))
+	}
+	mu.Unlock()
+
+	// "async": false overrides; everything skipped is not queued.
+	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["S1"],"async":false}`}).do(t, h); w.Code != http.StatusOK {
+		t.Errorf("async false: %d", w.Code)
+	}
+	if w := (request{body: `{"session":"demo","messageIds":["true_15551234567@c.us_OWN"],"async":true}`}).do(t, h); w.Code != http.StatusOK {
+		t.Errorf("nothing to send: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestAsyncByDefaultAndQueueFull(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: time.Hour, MaxDelay: time.Hour, QueueSize: 3}))
+	body := func(ids string) string { return `{"session":"demo","chatId":"15551234567","messageIds":[` + ids + `]}` }
+	for _, tc := range []struct {
+		ids    string
+		status int
+		code   string
+	}{
+		{`"A1"`, 202, ""},
+		{`"A2"`, 202, ""},
+		// Receipts, not ids, fill the queue: one per sender. One more fits,
+		// a second request does not.
+		{`"A3","A4"`, 202, ""},
+		{`"A5"`, 503, "queue_full"},
+	} {
+		w := request{body: body(tc.ids)}.do(t, h)
+		if w.Code != tc.status {
+			t.Errorf("%s: status %d, body %s", tc.ids, w.Code, w.Body)
+		}
+		if tc.code != "" {
+			if got := decode[seenhandler.ErrorResponse](t, w); got.Error.Code != tc.code || w.Header().Get("Retry-After") == "" {
+				t.Errorf("%s: %+v, Retry-After %q", tc.ids, got, w.Header().Get("Retry-After"))
+			}
+		}
+	}
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Pending: 3}) {
+		t.Errorf("stats %+v", st)
+	}
+	if n := len(fake.Receipts()); n != 0 {
+		t.Errorf("%d sent before the delay", n)
+	}
+}
+
+// Shutdown sends every queued receipt now, nothing is lost, and the
+// handler refuses new work.
+func TestShutdownFlushesAsync(t *testing.T) {
+	const n = 50
+	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}))
+	fake.Inject(sessiontest.Fault{Chat: "15550000007@s.whatsapp.net", Err: session.ErrNotConnected})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chat := "15551234567"
+			if i%10 == 7 {
+				chat = "15550000007" // the backend fails these
+			}
+			w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"%s","messageIds":["M%d"],"async":true}`, chat, i)}.do(t, h)
+			if w.Code != http.StatusAccepted {
+				t.Errorf("request %d: %d %s", i, w.Code, w.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: n, Pending: n}) {
+		t.Fatalf("before shutdown: %+v", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.Shutdown(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := int64(n / 10)
+	if want := (seenhandler.Stats{Accepted: n, Sent: n - failed, Failed: failed}); st != want {
+		t.Errorf("after shutdown: %+v, want %+v", st, want)
+	}
+	if got := int64(len(fake.Receipts())); got != n-failed {
+		t.Errorf("the fake got %d receipts, want %d", got, n-failed)
+	}
+	if got := int64(len(fake.Calls())); got != n {
+		t.Errorf("the fake saw %d calls, want every one of the %d accepted", got, n)
+	}
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["LATE"]}`}.do(t, h)
+	if got := decode[seenhandler.ErrorResponse](t, w); w.Code != http.StatusServiceUnavailable || got.Error.Code != "shutting_down" {
+		t.Errorf("after shutdown: %d %+v", w.Code, got)
+	}
+}
+
+// A Shutdown whose deadline passes while the backend hangs reports the
+// receipts it could not send as failed, and the counts still add up.
+func TestShutdownDeadline(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}),
+		seenhandler.WithTimeout(time.Hour))
+	fake.Inject(sessiontest.Fault{Latency: time.Hour})
+	for i := range 3 {
+		request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["H%d"],"async":true}`, i)}.do(t, h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	st, err := h.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want deadline exceeded", err)
+	}
+	if st.Accepted != st.Sent+st.Failed+st.Pending {
+		t.Errorf("stats do not add up: %+v", st)
+	}
+	waitFor(t, "the hung sends to fail", func() bool { return h.Stats() == seenhandler.Stats{Accepted: 3, Failed: 3} })
+}
+
+func TestWithAsyncRejectsBadOptions(t *testing.T) {
+	for _, o := range []seenhandler.AsyncOptions{
+		{MinDelay: 2 * time.Second, MaxDelay: time.Second},
+		{MinDelay: -time.Second, MaxDelay: time.Second},
+		{QueueSize: -1},
+	} {
+		if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithAsync(o)); err == nil {
+			t.Errorf("WithAsync(%+v) accepted", o)
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package seenhandler_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+func TestCoalescingAcrossRequests(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithCoalescing(session.CoalesceOptions{Window: 50 * time.Millisecond}))
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["C%d"]}`, i)}.do(t, h)
+			got := decode[seenhandler.Response](t, w)
+			// Each request is answered with its own ids only.
+			if w.Code != http.StatusOK || len(got.Receipts) != 1 || fmt.Sprint(got.Receipts[0].MessageIDs) != fmt.Sprintf("[C%d]", i) {
+				t.Errorf("request %d: %d %+v", i, w.Code, got)
+			}
+		}()
+	}
+	wg.Wait()
+	calls := fake.Calls()
+	ids := 0
+	for _, c := range calls {
+		ids += len(c.Receipt.MessageIDs)
+	}
+	if ids != n || len(calls) >= n {
+		t.Errorf("%d backend calls carrying %d ids; want fewer calls than the %d requests", len(calls), ids, n)
+	}
+}
+
+func TestDedupAcrossRequests(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithDedup(session.DedupOptions{}))
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["D1","D2"]}`
+	if w := (request{body: body}).do(t, h); w.Code != 200 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D2","D3"]}`}.do(t, h)
+	got := decode[seenhandler.Response](t, w)
+	if len(got.Receipts) != 1 || fmt.Sprint(got.Receipts[0].MessageIDs) != "[D3]" ||
+		len(got.Skipped) != 1 || got.Skipped[0] != (seenhandler.Skipped{MessageID: "D2", Reason: "duplicate"}) {
+		t.Errorf("second: %+v", got)
+	}
+	w = request{body: body}.do(t, h)
+	if got := decode[seenhandler.Response](t, w); got.Acknowledged || len(got.Skipped) != 2 {
+		t.Errorf("third (all duplicates): %+v", got)
+	}
+	if n := len(fake.Calls()); n != 2 {
+		t.Errorf("backend called %d times, want 2", n)
+	}
+	// The other session has its own memory; played is not read.
+	if got := decode[seenhandler.Response](t, request{body: `{"session":"other","chatId":"15551234567","messageIds":["D1"]}`}.do(t, h)); !got.Acknowledged {
+		t.Errorf("other session: %+v", got)
+	}
+	if got := decode[seenhandler.Response](t, request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"type":"played"}`}.do(t, h)); !got.Acknowledged {
+		t.Errorf("played after read: %+v", got)
+	}
+	// The fake's optional interfaces are still found through the decorators.
+	fake.AddMessage("demo", session.Message{Chat: "15551234567@s.whatsapp.net", ID: "MINE", FromMe: true})
+	if got := decode[seenhandler.Response](t, request{body: `{"session":"demo","chatId":"15551234567","messageIds":["MINE"]}`}.do(t, h)); len(got.Skipped) != 1 || got.Skipped[0].Reason != "from_me" {
+		t.Errorf("resolver through decorators: %+v", got)
+	}
+}
+
+// Shutdown flushes a batch waiting on a long window.
+func TestShutdownFlushesCoalescing(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithCoalescing(session.CoalesceOptions{Window: time.Hour}))
+	done := make(chan int, 1)
+	go func() {
+		done <- request{body: `{"session":"demo","chatId":"15551234567","messageIds":["W1"]}`}.do(t, h).Code
+	}()
+	waitFor(t, "the request to wait in its batch", func() bool { return h.Stats() == (seenhandler.Stats{}) && len(fake.Calls()) == 0 && len(done) == 0 })
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 200 || len(fake.Receipts()) != 1 {
+			t.Errorf("status %d, %d receipts", code, len(fake.Receipts()))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting request did not finish after Shutdown")
+	}
+}
+
+func TestDecoratorOptionsRejected(t *testing.T) {
+	for _, opt := range []seenhandler.Option{
+		seenhandler.WithCoalescing(session.CoalesceOptions{Window: -time.Second}),
+		seenhandler.WithDedup(session.DedupOptions{Size: -1}),
+	} {
+		if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), opt); err == nil {
+			t.Error("bad option accepted")
+		}
+	}
+}

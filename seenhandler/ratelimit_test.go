@@ -1,0 +1,118 @@
+package seenhandler_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+func TestSessionRateLimit(t *testing.T) {
+	lim, err := seenhandler.NewMemoryLimiter(0.5, 2) // 2 at once, then one per 2 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, fake := newHandler(t, seenhandler.WithSessionRateLimit(lim))
+	body := func(session string) string {
+		return `{"session":"` + session + `","chatId":"15551234567","messageIds":["A1"]}`
+	}
+	for i, want := range []int{200, 200, 429} {
+		w := request{body: body("demo")}.do(t, h)
+		if w.Code != want {
+			t.Fatalf("request %d: status %d, want %d; body %s", i, w.Code, want, w.Body)
+		}
+		if want == 429 {
+			got := decode[seenhandler.ErrorResponse](t, w)
+			after, _ := strconv.Atoi(w.Header().Get("Retry-After"))
+			if got.Error.Code != "rate_limited" || after < 1 || after > 2 {
+				t.Errorf("429: %+v, Retry-After %q", got, w.Header().Get("Retry-After"))
+			}
+		}
+	}
+	// Another session has its own bucket, whatever the token.
+	if w := (request{body: body("other")}).do(t, h); w.Code != 200 {
+		t.Errorf("other session: %d", w.Code)
+	}
+	if n := len(fake.Receipts()); n != 3 {
+		t.Errorf("sent %d, want 3 (nothing for the limited request)", n)
+	}
+}
+
+func TestTokenRateLimit(t *testing.T) {
+	lim, err := seenhandler.NewMemoryLimiter(0.5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newHandler(t, seenhandler.WithTokenRateLimit(lim))
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	if w := (request{body: body}).do(t, h); w.Code != 200 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	if w := (request{body: body}).do(t, h); w.Code != 429 {
+		t.Errorf("second, same token: %d", w.Code)
+	}
+	// Another token (also allowed on demo) is not limited by the first's.
+	if w := (request{body: body, header: map[string]string{"Authorization": "Bearer " + demoToken}}).do(t, h); w.Code != 200 {
+		t.Errorf("other token: %d", w.Code)
+	}
+	// A bad token is refused before the limiter counts it.
+	if w := (request{body: body, header: map[string]string{"Authorization": "Bearer nope"}}).do(t, h); w.Code != 401 {
+		t.Errorf("bad token: %d", w.Code)
+	}
+}
+
+func TestRateLimiterKeysAndFailures(t *testing.T) {
+	var keys []string
+	failing := seenhandler.LimiterFunc(func(_ context.Context, key string) (bool, time.Duration, error) {
+		keys = append(keys, key)
+		return false, 0, errors.New("redis down")
+	})
+	h, fake := newHandler(t, seenhandler.WithTokenRateLimit(failing), seenhandler.WithSessionRateLimit(failing))
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
+	if w.Code != 200 || len(fake.Receipts()) != 1 {
+		t.Errorf("a failing limiter must let the request through: %d", w.Code)
+	}
+	if len(keys) != 2 || keys[1] != "session:demo" || len(keys[0]) < 10 || keys[0] == "token:"+token {
+		t.Errorf("keys %q: want a token digest, then the session", keys)
+	}
+}
+
+func TestMemoryLimiter(t *testing.T) {
+	if _, err := seenhandler.NewMemoryLimiter(0, 1); err == nil {
+		t.Error("zero rate accepted")
+	}
+	if _, err := seenhandler.NewMemoryLimiter(1, 0); err == nil {
+		t.Error("zero burst accepted")
+	}
+	if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithTokenRateLimit(nil)); err == nil {
+		t.Error("nil limiter accepted")
+	}
+	ctx := context.Background()
+	lim, _ := seenhandler.NewMemoryLimiter(0.001, 1) // one, then one every 1000 s
+	if ok, _, _ := lim.Allow(ctx, "busy"); !ok {
+		t.Fatal("first request refused")
+	}
+	if ok, after, _ := lim.Allow(ctx, "busy"); ok || after < 900*time.Second {
+		t.Errorf("second request: ok %v, retry after %v", ok, after)
+	}
+	// Many more keys than it tracks: memory stays bounded, a recently used
+	// key keeps its bucket, and the least recently used ones start afresh.
+	for i := range seenhandler.DefaultLimiterKeys * 2 {
+		key := strconv.Itoa(i)
+		if ok, _, _ := lim.Allow(ctx, key); !ok {
+			t.Fatalf("key %s refused", key)
+		}
+		if i%1000 == 0 {
+			if ok, _, _ := lim.Allow(ctx, "busy"); ok {
+				t.Fatalf("busy key allowed again after %d other keys", i)
+			}
+		}
+	}
+	if ok, _, _ := lim.Allow(ctx, "0"); !ok {
+		t.Error("the least recently used key was not forgotten")
+	}
+}
