@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/bluetick/bluetick/validate"
 )
 
 // seenRequest is the union of the three dialects' bodies. Aliases:
@@ -25,6 +27,50 @@ type seenRequest struct {
 	Participant string   `json:"participant" validate:"omitempty,wa_participant"`
 	Type        string   `json:"type" validate:"omitempty,oneof=read played"`
 	Async       *bool    `json:"async"`
+}
+
+// wellFormed reports whether req passes its validate tags, checked
+// without reflection. It must agree with validate.Struct on every request
+// (TestWellFormedAgreesWithValidator and FuzzWellFormed hold it to that).
+func (req *seenRequest) wellFormed() bool {
+	for _, name := range []string{req.Session, req.InstanceID} {
+		if len(name) > 128 || !printableASCII(name) {
+			return false
+		}
+	}
+	for _, chat := range []string{req.ChatID, req.To} {
+		if chat != "" {
+			if _, err := validate.NormalizeChat(chat); err != nil {
+				return false
+			}
+		}
+	}
+	if req.MessageID != "" {
+		if _, err := validate.ParseMessageID(req.MessageID); err != nil {
+			return false
+		}
+	}
+	for _, id := range req.MessageIDs {
+		if _, err := validate.ParseMessageID(id); err != nil {
+			return false
+		}
+	}
+	if req.Participant != "" {
+		if _, err := validate.NormalizeParticipant(req.Participant); err != nil {
+			return false
+		}
+	}
+	return req.Type == "" || req.Type == "read" || req.Type == "played"
+}
+
+// printableASCII is validator's printascii: every byte in 0x20–0x7e.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Dialects, for logs.
@@ -74,6 +120,9 @@ func (e *jsonError) Error() string { return e.msg }
 // optional utf-8 charset.
 func checkContentType(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
+	if strings.EqualFold(ct, "application/json") || strings.EqualFold(ct, "application/json; charset=utf-8") {
+		return nil // the common spellings, without parsing
+	}
 	if ct == "" {
 		return fmt.Errorf("%w: Content-Type is missing, send application/json", errUnsupportedType)
 	}
@@ -104,12 +153,8 @@ func decodeJSON(body []byte) (*seenRequest, error) {
 		return nil, &jsonError{msg: "the body is empty; send a JSON object"}
 	}
 	var req seenRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, describeJSONError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &jsonError{msg: "the body has data after its JSON object"}
 	}
 	return &req, nil
 }
@@ -118,6 +163,10 @@ func describeJSONError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &syntax) && strings.HasPrefix(syntax.Error(), "invalid character") && strings.HasSuffix(syntax.Error(), "after top-level value"):
+		return &jsonError{msg: "the body has data after its JSON object"}
+	case errors.As(err, &syntax) && syntax.Error() == "unexpected end of JSON input":
+		return &jsonError{msg: "the body ends before its JSON object does"}
 	case errors.As(err, &syntax):
 		return &jsonError{msg: fmt.Sprintf("the body is not valid JSON (at byte %d)", syntax.Offset)}
 	case errors.As(err, &typ) && typ.Field == "":

@@ -68,10 +68,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, x.status, resp)
-	h.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "seen request done",
-		slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
-		slog.Int("status", x.status), slog.Int("receipts", len(resp.Receipts)),
-		slog.Int("skipped", len(resp.Skipped)), slog.Duration("took", time.Since(start)))
+	if h.cfg.logger.Enabled(r.Context(), slog.LevelDebug) {
+		h.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "seen request done",
+			slog.String("dialect", x.dialect), slog.String("session", x.session), slog.String("chat", x.chat),
+			slog.Int("status", x.status), slog.Int("receipts", len(resp.Receipts)),
+			slog.Int("skipped", len(resp.Skipped)), slog.Duration("took", time.Since(start)))
+	}
 	h.observeDone(r, x, x.status, "", start)
 }
 
@@ -129,7 +131,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 			return nil, err
 		}
 	}
-	if token != "" {
+	if token != "" && h.cfg.tokenLimiter != nil {
 		if err := h.cfg.checkLimit(r.Context(), h.cfg.tokenLimiter, "token", tokenKey(token)); err != nil {
 			return nil, err
 		}
@@ -138,7 +140,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	if err != nil {
 		return nil, err
 	}
-	x.chat = p.chat.String()
+	x.chat = p.chatID
 	if err := h.cfg.checkLimit(r.Context(), h.cfg.sessionLimiter, "session", "session:"+p.session); err != nil {
 		return nil, err
 	}
@@ -169,7 +171,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		for i, rc := range receipts {
 			planned[i] = SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
 		}
-		return &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chat.String(),
+		return &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
 			Receipts: planned, Skipped: skipped}, nil
 	}
 	var delivered []session.Receipt // as sent: duplicates left out
@@ -205,7 +207,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		Success:        true,
 		Acknowledged:   len(sent) > 0,
 		Session:        p.session,
-		ChatID:         p.chat.String(),
+		ChatID:         p.chatID,
 		Receipts:       sent,
 		Skipped:        skipped,
 		ChatMarkedRead: h.markChatRead(ctx, sess, p, delivered),
@@ -222,7 +224,7 @@ func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *pla
 	}
 	last := sent[len(sent)-1]
 	err := safeMarkChat(ctx, marker, session.ChatRead{
-		Chat:          p.chat.String(),
+		Chat:          p.chatID,
 		LastMessageID: last.MessageIDs[len(last.MessageIDs)-1],
 		LastSender:    last.Sender,
 		Timestamp:     last.Timestamp,
@@ -233,7 +235,7 @@ func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *pla
 	marked := err == nil
 	if err != nil {
 		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "marking chat read failed",
-			slog.String("session", p.session), slog.String("chat", p.chat.String()), slog.String("error", err.Error()))
+			slog.String("session", p.session), slog.String("chat", p.chatID), slog.String("error", err.Error()))
 		h.cfg.observeBackend(ctx, p.session, backendErr(OpMarkChatRead, err))
 	}
 	return &marked
@@ -241,6 +243,9 @@ func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *pla
 
 // logSent logs one receipt sent, at Info, as "receipt sent".
 func (h *Handler) logSent(ctx context.Context, name string, rc session.Receipt, res session.Result) {
+	if !h.cfg.logger.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	attrs := []slog.Attr{slog.String("session", name), slog.String("chat", rc.Chat)}
 	if rc.Sender != "" {
 		attrs = append(attrs, slog.String("sender", rc.Sender))

@@ -3,6 +3,7 @@ package seenhandler
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/bluetick/bluetick/session"
@@ -13,6 +14,7 @@ import (
 type plan struct {
 	session string
 	chat    validate.JID
+	chatID  string // chat.String(), once
 	typ     session.ReceiptType
 	ids     []planID
 	// participant is the request-level sender for group messages; zero
@@ -37,7 +39,7 @@ func (p *plan) async(o AsyncOptions) bool {
 // planID is one distinct message id of the request.
 type planID struct {
 	raw    string // as the client sent it
-	field  string // the field it came in, e.g. "messageIds[1]"
+	index  int    // of messageIds; idMessageID or idUnread for the others
 	parsed validate.MessageID
 }
 
@@ -49,6 +51,23 @@ func (p *plan) raw(id string) string {
 		}
 	}
 	return id
+}
+
+// planID.index for ids that did not come in messageIds.
+const (
+	idMessageID = -1 // the messageId field
+	idUnread    = -2 // listed by the session's UnreadLister
+)
+
+// fieldOf names the field id came in, e.g. "messageIds[1]", for errors.
+func (p *plan) fieldOf(id planID) string {
+	switch id.index {
+	case idMessageID:
+		return "messageId"
+	case idUnread:
+		return p.idsField
+	}
+	return "messageIds[" + strconv.Itoa(id.index) + "]"
 }
 
 // fieldNames says which of the aliases the client used, so that errors name
@@ -100,16 +119,24 @@ func sessionName(pathName string, req *seenRequest, names fieldNames) (string, v
 // buildPlan validates and normalises req. Field errors come back as
 // validate.Errors, all at once.
 func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, errs validate.Errors) (*plan, error) {
-	if err := validate.Struct(h.v, req); err != nil {
-		var fe validate.Errors
-		if !errors.As(err, &fe) {
-			return nil, err
+	// validator/v10 names every broken field; it is only asked when the
+	// same rules, checked directly, find one (most requests are valid, and
+	// its reflection costs a third of a request).
+	if !req.wellFormed() {
+		if err := validate.Struct(h.v, req); err != nil {
+			var fe validate.Errors
+			if !errors.As(err, &fe) {
+				return nil, err
+			}
+			errs = append(errs, fe...)
 		}
-		errs = append(errs, fe...)
 	}
-	bad := make(map[string]bool, len(errs))
-	for _, fe := range errs {
-		bad[fe.Field] = true
+	var bad map[string]bool
+	if len(errs) > 0 {
+		bad = make(map[string]bool, len(errs))
+		for _, fe := range errs {
+			bad[fe.Field] = true
+		}
 	}
 	p := &plan{session: name, typ: session.ReceiptRead, asked: req.Async}
 	if req.Type == string(session.ReceiptPlayed) {
@@ -138,35 +165,46 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 
 	// The ids: messageId then messageIds, deduplicated in order. Serialized
 	// ids carry their chat, which must be the request's.
-	seen := make(map[string]bool, len(req.MessageIDs)+1)
-	add := func(field, raw string) {
-		if raw == "" || bad[field] {
+	var seen map[string]bool // for long lists; short ones are searched
+	if len(req.MessageIDs) > 32 {
+		seen = make(map[string]bool, len(req.MessageIDs)+1)
+	}
+	add := func(index int, raw string) {
+		if raw == "" {
+			return
+		}
+		field := func() string { return p.fieldOf(planID{index: index}) }
+		if bad != nil && bad[field()] {
 			return
 		}
 		id, err := validate.ParseMessageID(raw)
 		if err != nil { // validated above; kept for safety
-			errs = append(errs, validate.Field(field, validate.TagMessageID, err))
+			errs = append(errs, validate.Field(field(), validate.TagMessageID, err))
 			return
 		}
 		if id.Serialized {
 			switch {
 			case p.chat.IsZero() && !chatGiven:
-				p.chat, chatField = id.Chat, field
+				p.chat, chatField = id.Chat, field()
 			case !p.chat.IsZero() && id.Chat != p.chat:
-				errs = append(errs, validate.FieldError{Field: field, Rule: "same_chat",
+				errs = append(errs, validate.FieldError{Field: field(), Rule: "same_chat",
 					Message: "is a message of chat " + id.Chat.String() + ", not " + p.chat.String()})
 				return
 			}
 		}
-		if seen[id.ID] {
+		if seen != nil {
+			if seen[id.ID] {
+				return
+			}
+			seen[id.ID] = true
+		} else if slices.ContainsFunc(p.ids, func(x planID) bool { return x.parsed.ID == id.ID }) {
 			return
 		}
-		seen[id.ID] = true
-		p.ids = append(p.ids, planID{raw: raw, field: field, parsed: id})
+		p.ids = append(p.ids, planID{raw: raw, index: index, parsed: id})
 	}
-	add("messageId", req.MessageID)
+	add(idMessageID, req.MessageID)
 	for i, raw := range req.MessageIDs {
-		add("messageIds["+strconv.Itoa(i)+"]", raw)
+		add(i, raw)
 	}
 
 	switch {
@@ -187,6 +225,7 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	p.chatID = p.chat.String()
 	return p, nil
 }
 
@@ -201,7 +240,7 @@ func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) 
 	if !ok {
 		return validate.Errors{errIDsRequired(p.idsField)}
 	}
-	msgs, err := safeUnread(ctx, lister, p.chat.String(), h.cfg.maxMessageIDs)
+	msgs, err := safeUnread(ctx, lister, p.chatID, h.cfg.maxMessageIDs)
 	if err != nil {
 		return backendErr(OpUnread, err)
 	}
@@ -213,7 +252,7 @@ func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) 
 		if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
 			id.Participant = jid
 		}
-		p.ids = append(p.ids, planID{raw: m.ID, field: p.idsField, parsed: id})
+		p.ids = append(p.ids, planID{raw: m.ID, index: idUnread, parsed: id})
 	}
 	return nil
 }
@@ -226,7 +265,6 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 	var (
 		receipts []session.Receipt
 		skipped  = []Skipped{}
-		index    = make(map[string]int) // sender → receipts index
 		missing  validate.Errors
 	)
 	for _, id := range p.ids {
@@ -236,7 +274,7 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 			sender = p.participant
 		}
 		if resolver != nil && !fromMe {
-			m, err := safeResolve(ctx, resolver, p.chat.String(), id.parsed.ID)
+			m, err := safeResolve(ctx, resolver, p.chatID, id.parsed.ID)
 			switch {
 			case err == nil:
 				fromMe = m.FromMe
@@ -257,16 +295,14 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 			sender = validate.JID{} // only group receipts name a sender
 		} else if sender.IsZero() {
 			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
-				Message: "is required for group chats: the sender of " + id.field + " (" + id.parsed.ID + ") is not known"})
+				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
 			continue
 		}
-		key := sender.String()
-		i, ok := index[key]
-		if !ok {
+		i := slices.IndexFunc(receipts, func(r session.Receipt) bool { return r.Sender == sender.String() })
+		if i < 0 {
 			i = len(receipts)
-			index[key] = i
 			receipts = append(receipts, session.Receipt{
-				Chat: p.chat.String(), Sender: key, Type: p.typ, Timestamp: now,
+				Chat: p.chatID, Sender: sender.String(), Type: p.typ, Timestamp: now,
 			})
 		}
 		receipts[i].MessageIDs = append(receipts[i].MessageIDs, id.parsed.ID)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"sync"
 
 	"github.com/bluetick/bluetick/validate"
 )
@@ -86,11 +87,20 @@ type ErrorBody struct {
 	Fields []validate.FieldError `json:"fields"`
 }
 
+// buffers recycles the buffers answers are encoded in.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // writeJSON writes v as the whole response, with HTML characters left as
 // they are (the body is JSON, never HTML).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := buffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 { // do not keep what a huge answer grew
+			buf.Reset()
+			buffers.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		// Our response types always marshal; this is a programming error.
