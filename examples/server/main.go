@@ -91,7 +91,21 @@ type config struct {
 	db       string
 	pairName string
 	phone    string
+
+	sessionRate, tokenRate   float64
+	sessionBurst, tokenBurst int
+	async                    bool
+	asyncMin, asyncMax       time.Duration
+	coalesce                 time.Duration
+	dedup                    bool
 }
+
+// Protective defaults of real mode, for one WhatsApp account: bursts of a
+// CRM opening a conversation pass, a loop hammering the account does not.
+const (
+	realSessionRate  = 2  // requests a second, on average
+	realSessionBurst = 20 // at once
+)
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
@@ -110,6 +124,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.db, "db", bwm.DefaultDSN, "session store: a SQLite file, or a postgres:// `DSN`")
 	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
 	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
+	fs.Float64Var(&c.sessionRate, "session-rate", -1, "requests a `second` per session, on average (0: no limit; default "+
+		fmt.Sprint(realSessionRate)+" in real mode, none with -demo)")
+	fs.IntVar(&c.sessionBurst, "session-burst", realSessionBurst, "requests per session at once, with -session-rate")
+	fs.Float64Var(&c.tokenRate, "token-rate", 0, "requests a `second` per API token, on average (0: no limit)")
+	fs.IntVar(&c.tokenBurst, "token-burst", 20, "requests per token at once, with -token-rate")
+	fs.BoolVar(&c.async, "async", false, `answer 202 at once and send after a human-like delay, unless a request says "async": false`)
+	fs.DurationVar(&c.asyncMin, "async-min", seenhandler.DefaultAsyncMinDelay, "shortest delay of asynchronous receipts")
+	fs.DurationVar(&c.asyncMax, "async-max", seenhandler.DefaultAsyncMaxDelay, "longest delay of asynchronous receipts")
+	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
+	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -183,7 +207,11 @@ func run(ctx context.Context, args []string, e env) error {
 		defer m.Close()
 		reg = m
 	}
-	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))
+	opts, err := handlerOptions(c)
+	if err != nil {
+		return err
+	}
+	h, err := seenhandler.New(reg, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))...)
 	if err != nil {
 		return err
 	}
@@ -252,8 +280,48 @@ func run(ctx context.Context, args []string, e env) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	fmt.Fprintln(e.stderr, "stopped")
+	// No request comes in any more: send what is queued or batched.
+	st, err := h.Shutdown(sctx)
+	fmt.Fprintf(e.stderr, "stopped; asynchronous receipts: %d accepted, %d sent, %d failed, %d pending\n",
+		st.Accepted, st.Sent, st.Failed, st.Pending)
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
 	return nil
+}
+
+// handlerOptions turns the flags into the handler's throughput options.
+func handlerOptions(c config) ([]seenhandler.Option, error) {
+	var opts []seenhandler.Option
+	rate := c.sessionRate
+	if rate < 0 { // not set: protective in real mode, none in demo mode
+		rate = 0
+		if !c.demo {
+			rate = realSessionRate
+		}
+	}
+	if rate > 0 {
+		lim, err := seenhandler.NewMemoryLimiter(rate, c.sessionBurst)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, seenhandler.WithSessionRateLimit(lim))
+	}
+	if c.tokenRate > 0 {
+		lim, err := seenhandler.NewMemoryLimiter(c.tokenRate, c.tokenBurst)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, seenhandler.WithTokenRateLimit(lim))
+	}
+	opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: c.async, MinDelay: c.asyncMin, MaxDelay: c.asyncMax}))
+	if c.coalesce > 0 {
+		opts = append(opts, seenhandler.WithCoalescing(session.CoalesceOptions{Window: c.coalesce}))
+	}
+	if c.dedup {
+		opts = append(opts, seenhandler.WithDedup(session.DedupOptions{}))
+	}
+	return opts, nil
 }
 
 // openManager opens the whatsmeow session store, connects its sessions in

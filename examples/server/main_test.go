@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -402,4 +403,82 @@ func storeDevice(t *testing.T, path, user string) {
 	if err := dev.Save(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestAsyncAndShutdownStats(t *testing.T) {
+	s := launchUntilStopped(t, "-demo", "-async", "-async-min", "1h", "-async-max", "1h")
+	status, body := s.post(t, seenhandler.PathWasend, `{"session":"demo","to":"15551234567","messageId":"ASYNC1"}`, "Authorization", "Bearer "+demoToken)
+	if status != http.StatusAccepted || !strings.Contains(string(body), `"accepted":true`) {
+		t.Fatalf("status %d, body %s", status, body)
+	}
+	// Stopping sends the queued receipt at once (the delay was an hour).
+	if out := s.stop(t); !strings.Contains(out, "1 accepted, 1 sent, 0 failed, 0 pending") {
+		t.Errorf("stderr after stop:\n%s", out)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	// Demo mode has no limit by default; -session-rate sets one.
+	s := start(t, nil, "-session-rate", "0.001", "-session-burst", "2")
+	codes := ""
+	for i := range 3 {
+		status, _ := s.post(t, seenhandler.PathWasend, fmt.Sprintf(`{"session":"demo","to":"15551234567","messageId":"R%d"}`, i), "Authorization", "Bearer "+demoToken)
+		codes += fmt.Sprint(status, " ")
+	}
+	if codes != "200 200 429 " {
+		t.Errorf("statuses %s, want 200 200 429", codes)
+	}
+	// Real mode protects each account by default.
+	db := filepath.Join(t.TempDir(), "bluetick.db")
+	storeDevice(t, db, "15550000001")
+	r := startReal(t, nil, "-db", db, "-token", "s3cret")
+	limited := false
+	for i := range realSessionBurst + 1 {
+		status, _ := r.post(t, seenhandler.PathWAHA, fmt.Sprintf(`{"session":"15550000001","chatId":"15551234567","messageIds":["R%d"]}`, i), "Authorization", "Bearer s3cret")
+		limited = limited || status == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Errorf("%d requests in a burst were not limited in real mode", realSessionBurst+1)
+	}
+}
+
+// stoppable is a server run a test stops itself, to read what it prints on
+// the way out.
+type stoppable struct {
+	*server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func launchUntilStopped(t *testing.T, args ...string) *stoppable {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stoppable{server: &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}, cancel: cancel, done: make(chan error, 1)}
+	t.Cleanup(cancel)
+	go func() { s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env_(nil, s.server)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listeningRE.FindStringSubmatch(s.stderr.String()); m != nil {
+			s.url = m[1]
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening:\n%s", s.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *stoppable) stop(t *testing.T) string {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop")
+	}
+	return s.stderr.String()
 }
