@@ -13,6 +13,7 @@
 //	bluetick_messages_sent_total{session}                        message ids they carried
 //	bluetick_messages_skipped_total{session}                     ids skipped (own messages)
 //	bluetick_backend_errors_total{session,op,code}               backend failures
+//	bluetick_async_queue_depth                                   asynchronous receipts waiting
 //
 // Session names are labels: keep their number bounded (they are your
 // WhatsApp accounts). The core library links no metrics library; this is

@@ -72,9 +72,10 @@ type observer struct {
 	messages      *prometheus.CounterVec
 	skipped       *prometheus.CounterVec
 	backendErrors *prometheus.CounterVec
+	queue         prometheus.Gauge
 }
 
-var _ seenhandler.Observer = (*observer)(nil)
+var _ seenhandler.QueueObserver = (*observer)(nil)
 
 func newObserver(reg prometheus.Registerer) *observer {
 	o := &observer{
@@ -97,8 +98,11 @@ func newObserver(reg prometheus.Registerer) *observer {
 		backendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bluetick_backend_errors_total", Help: "Backend failures, by session, operation and the error code they map to.",
 		}, []string{"session", "op", "code"}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bluetick_async_queue_depth", Help: "Receipts of asynchronous requests waiting to be sent.",
+		}),
 	}
-	reg.MustRegister(o.requests, o.duration, o.receipts, o.messages, o.skipped, o.backendErrors)
+	reg.MustRegister(o.requests, o.duration, o.receipts, o.messages, o.skipped, o.backendErrors, o.queue)
 	return o
 }
 
@@ -122,4 +126,9 @@ func (o *observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
 // BackendError implements seenhandler.Observer.
 func (o *observer) BackendError(_ context.Context, e seenhandler.BackendErrorInfo) {
 	o.backendErrors.WithLabelValues(e.Session, e.Op, e.Code).Inc()
+}
+
+// QueueDepth implements seenhandler.QueueObserver.
+func (o *observer) QueueDepth(_ context.Context, depth int) {
+	o.queue.Set(float64(depth))
 }

@@ -37,6 +37,7 @@ func TestMetrics(t *testing.T) {
 	post("/api/sendSeen", `{"session":"demo","chatId":"15551234567","messageIds":["A1","A2","true_15551234567@c.us_A3"]}`)
 	post("/sendSeen", `{"session":"demo","to":"15551234567","messageId":"A4"}`)
 	post("/sendSeen", `{"session":"nobody","to":"15551234567","messageId":"A5"}`)
+	post("/api/sendSeen", `{"session":"demo","chatId":"15551234567","messageIds":["Q1"],"async":true}`) // queued for ~1 s
 	fake.Inject(sessiontest.Fault{Err: errors.Join(session.ErrNotConnected, errors.New("down"))})
 	post("/v2/send/seen", `{"instance_id":"demo","chatId":"15551234567","messageIds":["A6"]}`)
 
@@ -47,7 +48,7 @@ func TestMetrics(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`bluetick_requests_total{code="ok",dialect="waha",endpoint="seen",session="demo"} 1`,
+		`bluetick_requests_total{code="ok",dialect="waha",endpoint="seen",session="demo"} 2`,
 		`bluetick_requests_total{code="ok",dialect="wasend",endpoint="seen",session="demo"} 1`,
 		`bluetick_requests_total{code="session_not_found",dialect="wasend",endpoint="seen",session="nobody"} 1`,
 		`bluetick_requests_total{code="session_not_connected",dialect="wawp",endpoint="seen",session="demo"} 1`,
@@ -56,12 +57,13 @@ func TestMetrics(t *testing.T) {
 		`bluetick_messages_skipped_total{session="demo"} 1`,
 		`bluetick_backend_errors_total{code="session_not_connected",op="send",session="demo"} 1`,
 		`bluetick_request_duration_seconds_count{dialect="wasend",endpoint="seen"} 2`,
+		`bluetick_async_queue_depth 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	if n, err := testutil.GatherAndCount(reg, "bluetick_requests_total"); err != nil || n != 4 {
-		t.Errorf("bluetick_requests_total series = %d, %v; want 4", n, err)
+		t.Errorf("bluetick_requests_total series = %d, %v; want 4 (the async one shares the waha series)", n, err)
 	}
 }
