@@ -3,6 +3,12 @@
 // that finds a session by name, the optional [Resolver] that knows the
 // messages a session has seen, and the sentinel errors every backend returns.
 //
+// Two decorators wrap any Session: [Coalesce] batches receipts for the same
+// chat, sender and type that arrive within a window into one call, and
+// [Dedup] skips ids sent recently (reporting them in Result.Duplicates).
+// Wrap Dedup around Coalesce: Dedup(Coalesce(s, …), …). The optional
+// interfaces are found through decorators with [As].
+//
 // Importing session never links whatsmeow: the real backend lives in its own
 // subpackage, and package sessiontest provides a recording fake and a
 // conformance suite for tests.
