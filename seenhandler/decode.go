@@ -149,8 +149,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenReque
 }
 
 func decodeJSON(body []byte) (*seenRequest, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return nil, &jsonError{msg: "the body is empty; send a JSON object"}
+	}
+	if bytes.Equal(trimmed, []byte("null")) {
+		return nil, &jsonError{msg: "the body must be a JSON object, not null"}
 	}
 	var req seenRequest
 	if err := json.Unmarshal(body, &req); err != nil {

@@ -288,6 +288,7 @@ func TestErrors(t *testing.T) {
 		{name: "syntax error", req: request{body: `{"session":`}, status: 400, code: "invalid_json"},
 		{name: "not JSON", req: request{body: `session=demo`}, status: 400, code: "invalid_json"},
 		{name: "array body", req: request{body: `[1,2]`}, status: 400, code: "invalid_json"},
+		{name: "null body", req: request{body: ` null `}, status: 400, code: "invalid_json"},
 		{name: "trailing data", req: request{body: valid + `{}`}, status: 400, code: "invalid_json"},
 		{name: "messageIds not an array", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":"A1"}`}, status: 400, code: "invalid_json", fields: []string{"messageIds type"}},
 		{name: "messageId a number", req: request{body: `{"session":"demo","to":"15551234567","messageId":12}`}, status: 400, code: "invalid_json", fields: []string{"messageId type"}},

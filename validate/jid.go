@@ -122,7 +122,7 @@ func normalize(s string, chat bool) (JID, error) {
 	if strings.Contains(server, "@") {
 		return JID{}, jidError("more than one @ in %q", s)
 	}
-	server = strings.ToLower(server)
+	server = asciiLower(server)
 	switch server {
 	case ServerUser, ServerLegacyUser:
 		u, err := dropDevice(user)
@@ -161,6 +161,18 @@ func normalize(s string, chat bool) (JID, error) {
 	default:
 		return JID{}, jidError("unknown server %q (want s.whatsapp.net, c.us, g.us, lid or newsletter)", server)
 	}
+}
+
+// asciiLower lowers A–Z only: a server name is ASCII, and Unicode case
+// folding must not turn a look-alike ("LİD") into one.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // phoneDigits strips the characters people write phone numbers with and

@@ -65,6 +65,7 @@ func TestNormalizeChatRejects(t *testing.T) {
 		{"bad group", "abc@g.us", "group id"},
 		{"bad lid", "12ab@lid", "lid id"},
 		{"bad channel", "news@newsletter", "channel id"},
+		{"look-alike server", "123456789@LİD", "unknown server"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
