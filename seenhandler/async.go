@@ -200,7 +200,7 @@ func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, 
 				return sent, len(receipts) - i
 			}
 			sctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
-			res, err := safeSend(sctx, sess, rc)
+			out, _, err := h.sendOne(sctx, sess, p, rc)
 			cancel()
 			if err != nil {
 				failed++
@@ -210,12 +210,10 @@ func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, 
 				h.cfg.observeBackend(ctx, p.session, backendErr(OpSend, err))
 				continue
 			}
-			sent++
-			if res.Type == "" {
-				res.Type = rc.Type
+			sent++ // handed to the backend, which may have found them all duplicates
+			if len(out.MessageIDs) > 0 {
+				delivered = append(delivered, out)
 			}
-			h.logSent(ctx, p.session, rc, res)
-			delivered = append(delivered, rc)
 		}
 		mctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
 		defer cancel()

@@ -176,28 +176,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 	}
 	var delivered []session.Receipt // as sent: duplicates left out
 	for _, rc := range receipts {
-		res, err := safeSend(ctx, sess, rc)
+		out, res, err := h.sendOne(ctx, sess, p, rc)
 		if err != nil {
 			return nil, backendErr(OpSend, err)
 		}
-		if res.Type == "" {
-			res.Type = rc.Type
+		for _, id := range res.Duplicates {
+			skipped = append(skipped, Skipped{MessageID: p.raw(id), Reason: SkipDuplicate})
 		}
-		if len(res.Duplicates) > 0 {
-			rc.MessageIDs = slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool {
-				return slices.Contains(res.Duplicates, id)
-			})
-			for _, id := range res.Duplicates {
-				skipped = append(skipped, Skipped{MessageID: p.raw(id), Reason: SkipDuplicate})
-			}
-			x.skipped = len(skipped)
-		}
-		if len(rc.MessageIDs) == 0 {
+		x.skipped = len(skipped)
+		if len(out.MessageIDs) == 0 {
 			continue // all sent recently: nothing went out
 		}
-		delivered = append(delivered, rc)
-		x.sent = append(x.sent, SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)})
-		h.logSent(ctx, p.session, rc, res)
+		delivered = append(delivered, out)
+		x.sent = append(x.sent, SentReceipt{ChatID: out.Chat, Sender: out.Sender, MessageIDs: out.MessageIDs, Type: string(res.Type)})
 	}
 	sent := x.sent
 	if sent == nil {
@@ -212,6 +203,28 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		Skipped:        skipped,
 		ChatMarkedRead: h.markChatRead(ctx, sess, p, delivered),
 	}, nil
+}
+
+// sendOne sends rc and returns it as it went out (without the ids the
+// backend reported as duplicates) with the backend's result (Type set).
+// It logs what was sent.
+func (h *Handler) sendOne(ctx context.Context, sess session.Session, p *plan, rc session.Receipt) (session.Receipt, session.Result, error) {
+	res, err := safeSend(ctx, sess, rc)
+	if err != nil {
+		return rc, res, err
+	}
+	if res.Type == "" {
+		res.Type = rc.Type
+	}
+	if len(res.Duplicates) > 0 {
+		rc.MessageIDs = slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool {
+			return slices.Contains(res.Duplicates, id)
+		})
+	}
+	if len(rc.MessageIDs) > 0 {
+		h.logSent(ctx, p.session, rc, res)
+	}
+	return rc, res, nil
 }
 
 // markChatRead asks a session.ChatMarker, best-effort, to clear the chat's
