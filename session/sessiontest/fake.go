@@ -275,7 +275,9 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err == nil {
 		f.mu.Lock()
 		for _, id := range r.MessageIDs {
-			f.read[messageKey{s.name, r.Chat, id}] = true
+			if k := (messageKey{s.name, r.Chat, id}); f.messages[k].ID != "" {
+				f.read[k] = true // only known messages can be unread
+			}
 		}
 		f.mu.Unlock()
 	}

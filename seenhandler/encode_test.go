@@ -1,0 +1,48 @@
+package seenhandler
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+func encodingJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	yes, no := true, false
+	for _, r := range []Response{
+		{},
+		{Success: true, Acknowledged: true, Session: "demo", ChatID: "1@s.whatsapp.net",
+			Receipts: []SentReceipt{{ChatID: "1@g.us", Sender: "2@s.whatsapp.net", MessageIDs: []string{"A", "B"}, Type: "read"}, {ChatID: "x"}},
+			Skipped:  []Skipped{{MessageID: "true_1@c.us_C", Reason: SkipFromMe}}, ChatMarkedRead: &yes},
+		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &no},
+		{Session: "quote\" back\\slash <html> & \u2028\u2029 \x00\x1f\x7f é 😀 \xff\xfe", ChatID: "\t\n\r\b\f"},
+	} {
+		got := r.appendJSON(nil)
+		if want := encodingJSON(t, &r); !bytes.Equal(got, want) {
+			t.Errorf("appendJSON\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("demo", "15551234567@s.whatsapp.net", "3EB0", "from_me", true)
+	f.Add("\"\\\x00\u2028", "\xff", "é😀", "<>&", false)
+	f.Fuzz(func(t *testing.T, session, chat, id, reason string, flag bool) {
+		r := Response{Success: flag, Acknowledged: !flag, Accepted: flag, Session: session, ChatID: chat,
+			Receipts: []SentReceipt{{ChatID: chat, Sender: session, MessageIDs: []string{id, reason}, Type: reason}},
+			Skipped:  []Skipped{{MessageID: id, Reason: reason}}, ChatMarkedRead: &flag}
+		if got, want := r.appendJSON(nil), encodingJSON(t, &r); !bytes.Equal(got, want) {
+			t.Errorf("appendJSON\n got %q\nwant %q", got, want)
+		}
+	})
+}
