@@ -173,21 +173,21 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 		if raw == "" {
 			return
 		}
-		field := func() string { return p.fieldOf(planID{index: index}) }
-		if bad != nil && bad[field()] {
+		field := planID{index: index}
+		if bad != nil && bad[p.fieldOf(field)] {
 			return
 		}
 		id, err := validate.ParseMessageID(raw)
 		if err != nil { // validated above; kept for safety
-			errs = append(errs, validate.Field(field(), validate.TagMessageID, err))
+			errs = append(errs, validate.Field(p.fieldOf(field), validate.TagMessageID, err))
 			return
 		}
 		if id.Serialized {
 			switch {
 			case p.chat.IsZero() && !chatGiven:
-				p.chat, chatField = id.Chat, field()
+				p.chat, chatField = id.Chat, p.fieldOf(field)
 			case !p.chat.IsZero() && id.Chat != p.chat:
-				errs = append(errs, validate.FieldError{Field: field(), Rule: "same_chat",
+				errs = append(errs, validate.FieldError{Field: p.fieldOf(field), Rule: "same_chat",
 					Message: "is a message of chat " + id.Chat.String() + ", not " + p.chat.String()})
 				return
 			}
@@ -298,11 +298,12 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
 			continue
 		}
-		i := slices.IndexFunc(receipts, func(r session.Receipt) bool { return r.Sender == sender.String() })
+		key := sender.String()
+		i := slices.IndexFunc(receipts, func(r session.Receipt) bool { return r.Sender == key })
 		if i < 0 {
 			i = len(receipts)
 			receipts = append(receipts, session.Receipt{
-				Chat: p.chatID, Sender: sender.String(), Type: p.typ, Timestamp: now,
+				Chat: p.chatID, Sender: key, Type: p.typ, Timestamp: now,
 			})
 		}
 		receipts[i].MessageIDs = append(receipts[i].MessageIDs, id.parsed.ID)

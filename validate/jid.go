@@ -166,6 +166,9 @@ func normalize(s string, chat bool) (JID, error) {
 // asciiLower lowers A–Z only: a server name is ASCII, and Unicode case
 // folding must not turn a look-alike ("LİD") into one.
 func asciiLower(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' }) {
+		return s
+	}
 	b := []byte(s)
 	for i, c := range b {
 		if c >= 'A' && c <= 'Z' {
