@@ -235,13 +235,7 @@ func (h *Handler) markChatRead(ctx context.Context, sess session.Session, p *pla
 	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
 		return nil
 	}
-	last := sent[len(sent)-1]
-	err := safeMarkChat(ctx, marker, session.ChatRead{
-		Chat:          p.chatID,
-		LastMessageID: last.MessageIDs[len(last.MessageIDs)-1],
-		LastSender:    last.Sender,
-		Timestamp:     last.Timestamp,
-	})
+	err := safeMarkChat(ctx, marker, p.newest(sent))
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil
 	}

@@ -744,3 +744,22 @@ func TestDuplicatesReported(t *testing.T) {
 		t.Errorf("all duplicates: %+v", resp)
 	}
 }
+
+// The chat is marked read up to the newest message the session knows the
+// time of, whatever the order of the request's ids.
+func TestChatMarkedReadUpToTheNewest(t *testing.T) {
+	h, fake := newHandler(t)
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "OLD", Sender: sender, Timestamp: t0})
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "NEW", Sender: sender2, Timestamp: t0.Add(time.Minute)})
+	fake.AddMessage("demo", session.Message{Chat: group, ID: "MID", Sender: sender, Timestamp: t0.Add(time.Second)})
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["NEW","OLD","MID"]}`}.do(t, h)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	reads := fake.ChatReads()
+	want := session.ChatRead{Chat: group, LastMessageID: "NEW", LastSender: sender2, Timestamp: t0.Add(time.Minute)}
+	if len(reads) != 1 || reads[0].ChatRead != want {
+		t.Errorf("chat reads %+v, want %+v", reads, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/validate"
@@ -26,6 +27,38 @@ type plan struct {
 	idsField string // the ids' field name, for errors about them
 	// asked is the request's "async", nil when it says nothing.
 	asked *bool
+	// sentAt holds when the messages the session knows were sent, by id.
+	sentAt map[string]time.Time
+}
+
+// noteSentAt remembers when message id was sent, if known.
+func (p *plan) noteSentAt(id string, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if p.sentAt == nil {
+		p.sentAt = make(map[string]time.Time)
+	}
+	p.sentAt[id] = t
+}
+
+// newest picks, among the receipts sent, the message up to which the chat
+// is read: the newest the session knows the time of, else the last one of
+// the request.
+func (p *plan) newest(sent []session.Receipt) session.ChatRead {
+	last := sent[len(sent)-1]
+	c := session.ChatRead{Chat: p.chatID, LastMessageID: last.MessageIDs[len(last.MessageIDs)-1],
+		LastSender: last.Sender, Timestamp: last.Timestamp}
+	var newest time.Time
+	for _, rc := range sent {
+		for _, id := range rc.MessageIDs {
+			if t, ok := p.sentAt[id]; ok && !t.Before(newest) {
+				newest = t
+				c.LastMessageID, c.LastSender, c.Timestamp = id, rc.Sender, t
+			}
+		}
+	}
+	return c
 }
 
 // async reports whether p is to be sent asynchronously.
@@ -253,6 +286,7 @@ func (h *Handler) unreadIDs(ctx context.Context, sess session.Session, p *plan) 
 			id.Participant = jid
 		}
 		p.ids = append(p.ids, planID{raw: m.ID, index: idUnread, parsed: id})
+		p.noteSentAt(m.ID, m.Timestamp)
 	}
 	return nil
 }
@@ -278,6 +312,7 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 			switch {
 			case err == nil:
 				fromMe = m.FromMe
+				p.noteSentAt(id.parsed.ID, m.Timestamp)
 				if sender.IsZero() && m.Sender != "" {
 					if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
 						sender = jid
