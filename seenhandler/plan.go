@@ -202,18 +202,22 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	if len(req.MessageIDs) > 32 {
 		seen = make(map[string]bool, len(req.MessageIDs)+1)
 	}
-	add := func(index int, raw string) {
+	for index := idMessageID; index < len(req.MessageIDs); index++ {
+		raw := req.MessageID
+		if index >= 0 {
+			raw = req.MessageIDs[index]
+		}
 		if raw == "" {
-			return
+			continue
 		}
 		field := planID{index: index}
 		if bad != nil && bad[p.fieldOf(field)] {
-			return
+			continue
 		}
 		id, err := validate.ParseMessageID(raw)
 		if err != nil { // validated above; kept for safety
 			errs = append(errs, validate.Field(p.fieldOf(field), validate.TagMessageID, err))
-			return
+			continue
 		}
 		if id.Serialized {
 			switch {
@@ -222,22 +226,18 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 			case !p.chat.IsZero() && id.Chat != p.chat:
 				errs = append(errs, validate.FieldError{Field: p.fieldOf(field), Rule: "same_chat",
 					Message: "is a message of chat " + id.Chat.String() + ", not " + p.chat.String()})
-				return
+				continue
 			}
 		}
 		if seen != nil {
 			if seen[id.ID] {
-				return
+				continue
 			}
 			seen[id.ID] = true
 		} else if slices.ContainsFunc(p.ids, func(x planID) bool { return x.parsed.ID == id.ID }) {
-			return
+			continue
 		}
 		p.ids = append(p.ids, planID{raw: raw, index: index, parsed: id})
-	}
-	add(idMessageID, req.MessageID)
-	for i, raw := range req.MessageIDs {
-		add(i, raw)
 	}
 
 	switch {

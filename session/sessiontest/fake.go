@@ -338,7 +338,7 @@ func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Me
 	defer f.mu.Unlock()
 	m, ok := f.messages[messageKey{s.name, chat, id}]
 	if !ok {
-		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
+		return session.Message{}, session.ErrMessageNotFound // the common case: no message text to format
 	}
 	return m, nil
 }
