@@ -222,7 +222,7 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 		if id.Serialized {
 			switch {
 			case p.chat.IsZero() && !chatGiven:
-				p.chat, chatField = id.Chat, p.fieldOf(field)
+				p.chat = id.Chat
 			case !p.chat.IsZero() && id.Chat != p.chat:
 				errs = append(errs, validate.FieldError{Field: p.fieldOf(field), Rule: "same_chat",
 					Message: "is a message of chat " + id.Chat.String() + ", not " + p.chat.String()})
