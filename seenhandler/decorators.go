@@ -12,8 +12,9 @@ import (
 // WithCoalescing batches receipts for the same (session, chat, sender,
 // type) that arrive within o.Window into one backend call (see
 // session.Coalesce); every request still gets its own answer. A request
-// then waits up to o.Window per sender before its receipts go out, so it is
-// off by default: the synchronous path never waits on a timer unless asked.
+// then waits up to o.Window before its receipts go out (its senders' batches
+// are waited for at once), so it is off by default: the synchronous path
+// never waits on a timer unless asked.
 // Shutdown flushes pending batches. Default: off.
 func WithCoalescing(o session.CoalesceOptions) Option {
 	return func(c *config) error {

@@ -2,6 +2,7 @@ package seenhandler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -104,5 +105,45 @@ func TestDecoratorOptionsRejected(t *testing.T) {
 		if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), opt); err == nil {
 			t.Error("bad option accepted")
 		}
+	}
+}
+
+// With coalescing, a request's receipts (one per sender) wait for their
+// batches at the same time: the backend sees all three in flight at once.
+// Sent one after another, the barrier below would never open.
+func TestCoalescingSendsSendersAtOnce(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		arrived int
+		open    = make(chan struct{})
+	)
+	backend := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		mu.Lock()
+		if arrived++; arrived == 3 {
+			close(open)
+		}
+		mu.Unlock()
+		select {
+		case <-open:
+		case <-time.After(5 * time.Second):
+			return session.Result{}, errors.New("the receipts were not sent at once")
+		}
+		if r.Sender == sender2 {
+			return session.Result{}, session.ErrNotConnected
+		}
+		return session.Result{Type: r.Type}, nil
+	})
+	reg := session.NewMemoryRegistry()
+	reg.Set("demo", backend)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithCoalescing(session.CoalesceOptions{Window: time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A_15557654321@c.us","false_` + group + `_B_15550001111@c.us","false_` + group + `_C_15550002222@c.us"]}`}.do(t, h)
+	got := decode[seenhandler.ErrorResponse](t, w)
+	// One sender failed: 503, and the answer lists the two that went out.
+	if w.Code != http.StatusServiceUnavailable || len(got.Receipts) != 2 ||
+		got.Receipts[0].MessageIDs[0] != "A" || got.Receipts[1].MessageIDs[0] != "C" {
+		t.Errorf("status %d, %+v", w.Code, got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -175,8 +176,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 			Receipts: planned, Skipped: skipped}, nil
 	}
 	var delivered []session.Receipt // as sent: duplicates left out
-	for _, rc := range receipts {
-		out, res, err := h.sendOne(ctx, sess, p, rc)
+	for _, o := range h.sendAll(ctx, sess, p, receipts) {
+		out, res, err := o.rc, o.res, o.err
 		if err != nil {
 			return nil, backendErr(OpSend, err)
 		}
@@ -203,6 +204,55 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 		Skipped:        skipped,
 		ChatMarkedRead: h.markChatRead(ctx, sess, p, delivered),
 	}, nil
+}
+
+// outcome is what sendOne returned for one receipt.
+type outcome struct {
+	rc  session.Receipt
+	res session.Result
+	err error
+}
+
+// sendAll sends the receipts of a request, in order. One after another they
+// stop at the first failure (the rest are not sent). With coalescing, where
+// each receipt may wait a window for its batch, they go at once, so that a
+// request waits one window rather than one per sender; the answer then lists
+// every receipt that did go out before reporting the first failure.
+func (h *Handler) sendAll(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt) []outcome {
+	out := make([]outcome, 0, len(receipts))
+	if h.cfg.coalesce == nil || h.cfg.coalesce.Window == 0 || len(receipts) == 1 {
+		for _, rc := range receipts {
+			o := outcome{}
+			o.rc, o.res, o.err = h.sendOne(ctx, sess, p, rc)
+			out = append(out, o)
+			if o.err != nil {
+				break
+			}
+		}
+		return out
+	}
+	out = out[:len(receipts)]
+	var wg sync.WaitGroup
+	for i, rc := range receipts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := &out[i]
+			o.rc, o.res, o.err = h.sendOne(ctx, sess, p, rc)
+		}()
+	}
+	wg.Wait()
+	// Successes first, then the first failure: the answer reports both.
+	slices.SortStableFunc(out, func(a, b outcome) int {
+		switch {
+		case a.err == nil && b.err != nil:
+			return -1
+		case a.err != nil && b.err == nil:
+			return 1
+		}
+		return 0
+	})
+	return out
 }
 
 // sendOne sends rc and returns it as it went out (without the ids the
