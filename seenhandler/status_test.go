@@ -58,18 +58,7 @@ func TestStatusHandler(t *testing.T) {
 			if method == "" {
 				method = http.MethodGet
 			}
-			r := httptest.NewRequest(method, tc.target, nil)
-			r.Header.Set("Authorization", "Bearer "+token)
-			for k, v := range tc.header {
-				if v == "" {
-					r.Header.Del(k)
-				} else {
-					r.Header.Set(k, v)
-				}
-			}
-			w := httptest.NewRecorder()
-			mux.ServeHTTP(w, r)
-			checkContract(t, r, "", w)
+			w := request{method: method, path: tc.target, header: tc.header}.do(t, mux)
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d; body %s", w.Code, tc.status, w.Body)
 			}
