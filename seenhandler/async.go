@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -39,8 +40,10 @@ type AsyncOptions struct {
 	Rand func() float64
 }
 
-// WithAsync configures asynchronous requests. Without it, requests may
-// still ask for "async": true and get the defaults of AsyncOptions.
+// WithAsync enables asynchronous requests, configured by o. Default: off;
+// a request that asks for "async": true then gets 400 validation_failed
+// (field async, rule disabled), so that no client queues receipts the
+// operator did not agree to.
 func WithAsync(o AsyncOptions) Option {
 	return func(c *config) error {
 		o = o.withDefaults()
@@ -50,7 +53,7 @@ func WithAsync(o AsyncOptions) Option {
 		if o.QueueSize < 0 {
 			return errors.New("seenhandler: WithAsync: negative QueueSize")
 		}
-		c.async = o
+		c.async = &o
 		return nil
 	}
 }
@@ -95,7 +98,9 @@ var (
 
 // dispatcher runs asynchronous jobs after their delay.
 type dispatcher struct {
-	opts AsyncOptions
+	opts    AsyncOptions
+	onDepth func(depth int) // told the number of pending receipts when it changes
+	onPanic func(v any)     // told a job's panic
 
 	mu      sync.Mutex
 	closed  bool
@@ -108,11 +113,14 @@ type job struct {
 	receipts int
 	timer    *time.Timer
 	once     sync.Once
-	run      func(context.Context) (sent, failed int)
+	run      func(ctx context.Context, c *counts)
 }
 
-func newDispatcher(o AsyncOptions) *dispatcher {
-	return &dispatcher{opts: o.withDefaults(), jobs: make(map[*job]struct{})}
+// counts are a job's receipts sent so far (the others failed).
+type counts struct{ sent int }
+
+func newDispatcher(o AsyncOptions, onDepth func(int), onPanic func(any)) *dispatcher {
+	return &dispatcher{opts: o.withDefaults(), onDepth: onDepth, onPanic: onPanic, jobs: make(map[*job]struct{})}
 }
 
 // delay draws a job's delay.
@@ -122,37 +130,51 @@ func (d *dispatcher) delay() time.Duration {
 }
 
 // enqueue queues run, which sends n receipts, to start after a delay.
-func (d *dispatcher) enqueue(n int, run func(context.Context) (sent, failed int)) (depth int, err error) {
+func (d *dispatcher) enqueue(n int, run func(context.Context, *counts)) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	switch {
 	case d.closed:
-		return 0, errShuttingDown
+		d.mu.Unlock()
+		return errShuttingDown
 	case d.stats.Pending+int64(n) > int64(d.opts.QueueSize):
-		return 0, errQueueFull
+		d.mu.Unlock()
+		return errQueueFull
 	}
 	j := &job{receipts: n, run: run}
 	d.jobs[j] = struct{}{}
 	d.stats.Accepted += int64(n)
 	d.stats.Pending += int64(n)
+	depth := d.stats.Pending
 	d.running.Add(1)
 	j.timer = time.AfterFunc(d.delay(), func() { d.fire(j, context.Background()) })
-	return int(d.stats.Pending), nil
+	d.mu.Unlock()
+	d.onDepth(int(depth))
+	return nil
 }
 
-// fire runs j once, now.
+// fire runs j once, now, and counts its receipts: those it did not report
+// (it panicked) count as failed.
 func (d *dispatcher) fire(j *job, ctx context.Context) {
 	j.once.Do(func() {
 		defer d.running.Done()
 		d.mu.Lock()
 		delete(d.jobs, j)
 		d.mu.Unlock()
-		sent, failed := j.run(ctx)
-		d.mu.Lock()
-		d.stats.Sent += int64(sent)
-		d.stats.Failed += int64(failed)
-		d.stats.Pending -= int64(sent + failed)
-		d.mu.Unlock()
+		var c counts
+		defer func() {
+			v := recover() // the job's goroutine: nobody else can
+			d.mu.Lock()
+			d.stats.Sent += int64(c.sent)
+			d.stats.Failed += int64(j.receipts - c.sent)
+			d.stats.Pending -= int64(j.receipts)
+			depth := d.stats.Pending
+			d.mu.Unlock()
+			if v != nil {
+				d.onPanic(v)
+			}
+			d.onDepth(int(depth))
+		}()
+		j.run(ctx, &c)
 	})
 }
 
@@ -162,8 +184,9 @@ func (d *dispatcher) snapshot() Stats {
 	return d.stats
 }
 
-// shutdown stops accepting, sends every waiting job now, and waits for
-// them all, or for ctx.
+// shutdown stops accepting and sends every waiting job now, one after
+// another in one goroutine, then waits for them all, or for ctx. Jobs it
+// has not reached when ctx ends count their receipts as failed.
 func (d *dispatcher) shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
@@ -172,11 +195,17 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 		waiting = append(waiting, j)
 	}
 	d.mu.Unlock()
+	var now []*job
 	for _, j := range waiting {
 		if j.timer.Stop() {
-			go d.fire(j, ctx)
+			now = append(now, j)
 		}
 	}
+	go func() {
+		for _, j := range now {
+			d.fire(j, ctx)
+		}
+	}()
 	done := make(chan struct{})
 	go func() {
 		d.running.Wait()
@@ -190,72 +219,81 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 	}
 }
 
-// sendLater is the asynchronous counterpart of the sending loop of serve:
-// it queues the receipts and returns at once.
-func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt) error {
-	run := func(ctx context.Context) (sent, failed int) {
+// sendLater is the asynchronous counterpart of the sending loop of
+// serveSeen: it queues the receipts and returns at once.
+func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) error {
+	ctx = context.WithoutCancel(ctx) // values (the principal) only
+	run := func(jctx context.Context, c *counts) {
 		var delivered []session.Receipt
-		for i, rc := range receipts {
-			if ctx.Err() != nil {
-				return sent, len(receipts) - i
+		for _, rc := range receipts {
+			if jctx.Err() != nil {
+				return // the rest count as failed
 			}
-			sctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+			sctx, cancel := h.jobContext(ctx, jctx)
 			out, _, err := h.sendOne(sctx, sess, p, rc)
 			cancel()
 			if err != nil {
-				failed++
 				h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "async receipt failed",
 					slog.String("session", p.session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
 					slog.String("error", err.Error()))
 				h.cfg.observeBackend(ctx, p.session, backendErr(OpSend, err))
 				continue
 			}
-			sent++ // handed to the backend, which may have found them all duplicates
+			c.sent++ // handed to the backend, which may have found them all duplicates
 			if len(out.MessageIDs) > 0 {
 				delivered = append(delivered, out)
 			}
 		}
-		mctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+		mctx, cancel := h.jobContext(ctx, jctx)
 		defer cancel()
-		h.markChatRead(mctx, sess, p, delivered)
-		h.observeQueue(ctx)
-		return sent, failed
+		h.markChatRead(mctx, nil, sess, p, delivered, known)
 	}
-	depth, err := h.async.enqueue(len(receipts), run)
-	if err != nil {
-		return err
-	}
-	if qo, ok := h.cfg.observer.(QueueObserver); ok {
-		qo.QueueDepth(ctx, depth)
-	}
-	return nil
+	return h.async.enqueue(len(receipts), run)
 }
 
-func (h *Handler) observeQueue(ctx context.Context) {
+// jobContext returns a context for one step of an asynchronous job: the
+// values of vals (the request's: the principal), the handler's timeout, and
+// an end when done (the job's context) ends.
+func (h *Handler) jobContext(vals, done context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(vals, h.cfg.timeout)
+	stop := context.AfterFunc(done, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+func (h *Handler) logJobPanic(v any) {
+	h.cfg.logger.LogAttrs(context.Background(), slog.LevelError, "panic in an asynchronous job; its unsent receipts count as failed",
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+}
+
+func (h *Handler) observeQueue(depth int) {
 	if qo, ok := h.cfg.observer.(QueueObserver); ok {
-		qo.QueueDepth(ctx, int(h.async.snapshot().Pending))
+		qo.QueueDepth(context.Background(), depth)
 	}
 }
 
-// Stats returns the counts of asynchronous receipts.
+// Stats returns the counts of asynchronous receipts (all zero without
+// WithAsync).
 func (h *Handler) Stats() Stats {
+	if h.async == nil {
+		return Stats{}
+	}
 	return h.async.snapshot()
 }
 
 // Shutdown stops the handler gracefully: new requests get 503
 // shutting_down, asynchronous receipts still waiting for their delay are
-// sent now, and Shutdown waits for them (and for the decorators'
-// batches, see WithCoalescing) until ctx ends. It logs and returns the
-// final Stats; a ctx that ends first leaves the rest Pending and returns
-// its error. Call it after http.Server.Shutdown, which stops new
-// connections.
+// sent now, one job after another, and Shutdown waits for them until ctx
+// ends. It logs and returns the final Stats; a ctx that ends first returns
+// its error, and the receipts not sent by then are counted as failed. Call
+// it after http.Server.Shutdown, which stops new connections, and before
+// closing the registry (see session.Decorate).
 func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {
 	h.closing.Store(true)
-	err := h.async.shutdown(ctx)
-	if cerr := h.closeDecorators(ctx); err == nil {
-		err = cerr
+	var err error
+	if h.async != nil {
+		err = h.async.shutdown(ctx)
 	}
-	st := h.async.snapshot()
+	st := h.Stats()
 	h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "seen handler shut down",
 		slog.Int64("accepted", st.Accepted), slog.Int64("sent", st.Sent),
 		slog.Int64("failed", st.Failed), slog.Int64("pending", st.Pending))

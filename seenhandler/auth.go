@@ -30,22 +30,27 @@ type Credentials struct {
 	Session string
 }
 
-// Authenticator decides whether a request may use a session.
+// Authenticator decides whether a request may use a session, and says who
+// is asking.
 //
-// Authenticate must be safe for concurrent use. It returns nil to allow the
-// request, an error wrapping ErrUnauthorized when the token is missing or
-// unknown, and one wrapping ErrForbidden when the token may not use
-// c.Session. When c.Session is "" it checks the token alone. Any other error
-// becomes 500.
+// Authenticate must be safe for concurrent use. To allow the request it
+// returns a nil error and the context to serve the request in: ctx itself,
+// or ctx with the principal the token stands for (under the
+// Authenticator's own context key), which then reaches the
+// session.Registry's Lookup, the Session and the Observer. A nil context
+// means ctx. It returns an error wrapping [ErrUnauthorized] when the token
+// is missing or unknown, and one wrapping [ErrForbidden] when the token may
+// not use c.Session. When c.Session is "" it checks the token alone. Any
+// other error becomes 500. ctx carries the request's timeout (WithTimeout).
 type Authenticator interface {
-	Authenticate(ctx context.Context, c Credentials) error
+	Authenticate(ctx context.Context, c Credentials) (context.Context, error)
 }
 
-// AuthenticatorFunc adapts a function to the Authenticator interface.
-type AuthenticatorFunc func(ctx context.Context, c Credentials) error
+// AuthenticatorFunc adapts a function to the [Authenticator] interface.
+type AuthenticatorFunc func(ctx context.Context, c Credentials) (context.Context, error)
 
 // Authenticate calls f(ctx, c).
-func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) error {
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (context.Context, error) {
 	return f(ctx, c)
 }
 
@@ -86,10 +91,10 @@ func NewStaticAuth(tokens map[string][]string) (*StaticAuth, error) {
 	return a, nil
 }
 
-// Authenticate implements Authenticator.
-func (a *StaticAuth) Authenticate(_ context.Context, c Credentials) error {
+// Authenticate implements [Authenticator]; it returns ctx unchanged.
+func (a *StaticAuth) Authenticate(ctx context.Context, c Credentials) (context.Context, error) {
 	if c.Token == "" {
-		return fmt.Errorf("%w: no token", ErrUnauthorized)
+		return nil, fmt.Errorf("%w: no token", ErrUnauthorized)
 	}
 	// Hashing first gives equal lengths; every token is compared, so the
 	// time taken does not tell which one matched.
@@ -101,13 +106,13 @@ func (a *StaticAuth) Authenticate(_ context.Context, c Credentials) error {
 		}
 	}
 	if match < 0 {
-		return fmt.Errorf("%w: unknown token", ErrUnauthorized)
+		return nil, fmt.Errorf("%w: unknown token", ErrUnauthorized)
 	}
 	t := a.tokens[match]
 	if c.Session == "" || t.all || slices.Contains(t.sessions, c.Session) {
-		return nil
+		return ctx, nil
 	}
-	return fmt.Errorf("%w: token may not use session %q", ErrForbidden, c.Session)
+	return nil, fmt.Errorf("%w: token may not use session %q", ErrForbidden, c.Session)
 }
 
 // requestToken returns the token from the Authorization (Bearer) header, the

@@ -9,68 +9,22 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-
-	"github.com/bluetick/bluetick/validate"
 )
 
 // seenRequest is the union of the three dialects' bodies. Aliases:
 // session = instance_id; chatId = to; ids = messageId ∪ messageIds. Unknown
-// fields are ignored.
+// fields are ignored. buildPlan validates it.
 type seenRequest struct {
-	Session     string   `json:"session" validate:"omitempty,max=128,printascii"`
-	InstanceID  string   `json:"instance_id" validate:"omitempty,max=128,printascii"`
+	Session     string   `json:"session"`
+	InstanceID  string   `json:"instance_id"`
 	AccessToken string   `json:"access_token"`
-	ChatID      string   `json:"chatId" validate:"omitempty,wa_chat"`
-	To          string   `json:"to" validate:"omitempty,wa_chat"`
-	MessageID   string   `json:"messageId" validate:"omitempty,wa_msgid"`
-	MessageIDs  []string `json:"messageIds" validate:"omitempty,dive,wa_msgid"`
-	Participant string   `json:"participant" validate:"omitempty,wa_participant"`
-	Type        string   `json:"type" validate:"omitempty,oneof=read played"`
+	ChatID      string   `json:"chatId"`
+	To          string   `json:"to"`
+	MessageID   string   `json:"messageId"`
+	MessageIDs  []string `json:"messageIds"`
+	Participant string   `json:"participant"`
+	Type        string   `json:"type"`
 	Async       *bool    `json:"async"`
-}
-
-// wellFormed reports whether req passes its validate tags, checked
-// without reflection. It must agree with validate.Struct on every request
-// (TestWellFormedAgreesWithValidator and FuzzWellFormed hold it to that).
-func (req *seenRequest) wellFormed() bool {
-	for _, name := range []string{req.Session, req.InstanceID} {
-		if len(name) > 128 || !printableASCII(name) {
-			return false
-		}
-	}
-	for _, chat := range []string{req.ChatID, req.To} {
-		if chat != "" {
-			if _, err := validate.NormalizeChat(chat); err != nil {
-				return false
-			}
-		}
-	}
-	if req.MessageID != "" {
-		if _, err := validate.ParseMessageID(req.MessageID); err != nil {
-			return false
-		}
-	}
-	for _, id := range req.MessageIDs {
-		if _, err := validate.ParseMessageID(id); err != nil {
-			return false
-		}
-	}
-	if req.Participant != "" {
-		if _, err := validate.NormalizeParticipant(req.Participant); err != nil {
-			return false
-		}
-	}
-	return req.Type == "" || req.Type == "read" || req.Type == "played"
-}
-
-// printableASCII is validator's printascii: every byte in 0x20–0x7e.
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // Dialects, for logs.

@@ -57,7 +57,7 @@ type problem struct {
 
 // classify maps err to what the client is told. Only texts written by this
 // package reach the client; a backend's error text goes to the log alone.
-func classify(err error, maxBody int64) problem {
+func classify(err error) problem {
 	var (
 		method   *methodError
 		limited  *rateLimitedError
@@ -72,7 +72,7 @@ func classify(err error, maxBody int64) problem {
 		return problem{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMediaType, message: err.Error()}
 	case errors.As(err, &tooLarge):
 		return problem{status: http.StatusRequestEntityTooLarge, code: CodeBodyTooLarge,
-			message: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
+			message: fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit)}
 	case errors.As(err, &jsonErr):
 		p := problem{status: http.StatusBadRequest, code: CodeInvalidJSON, message: jsonErr.msg}
 		if jsonErr.field != "" {
@@ -118,15 +118,24 @@ func classify(err error, maxBody int64) problem {
 	return problem{status: http.StatusInternalServerError, code: CodeInternal, message: "internal error; the server log has the details"}
 }
 
+// WriteError answers err in the handler's JSON error format (an
+// [ErrorResponse]) with the status of its Code: for a middleware in front
+// of a [Handler] that refuses requests itself, e.g. with an error wrapping
+// [ErrUnauthorized] or [ErrForbidden]. As in the handler's own answers,
+// only texts of this package reach the client, never err's own.
+func WriteError(w http.ResponseWriter, err error) {
+	writeError(w, err, nil, DefaultRetryAfter)
+}
+
 // writeError answers with err's problem; sent lists receipts that went out
-// before the failure.
-func writeError(w http.ResponseWriter, err error, sent []SentReceipt, cfg config) problem {
-	p := classify(err, cfg.maxBodyBytes)
+// before the failure, retryAfter is the Retry-After of a 503.
+func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter time.Duration) problem {
+	p := classify(err)
 	switch {
 	case p.allow != "":
 		w.Header().Set("Allow", p.allow)
 	case p.retryAfter:
-		after := cfg.retryAfter
+		after := retryAfter
 		if p.after > 0 {
 			after = p.after
 		}

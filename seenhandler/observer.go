@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// Observer is told what the handlers do, for metrics. Its methods are
-// called on the request's goroutine: they must be quick and safe for
-// concurrent use. A nil Observer (the default) observes nothing; no metrics
+// Observer is told what the handler does, for metrics. Its methods are
+// called on the request's goroutine (or an asynchronous job's): they must
+// be quick and safe for concurrent use; a panic in them is logged and does
+// not change the answer. A nil Observer (the default) observes nothing; no metrics
 // library is linked by this package (examples/prometheus has one).
 type Observer interface {
 	// RequestDone is called once per request, after its answer is written.
@@ -24,9 +25,10 @@ type Observer interface {
 // RequestInfo describes one finished request.
 type RequestInfo struct {
 	// Endpoint is EndpointSeen or EndpointStatus.
-	Endpoint string
-	// Session is the session named, or "" when the request named none or
-	// was refused before its body was read.
+	Endpoint Endpoint
+	// Session is the session used: set only once the client was
+	// authenticated and the registry found the session, so that clients
+	// cannot mint label values; "" otherwise.
 	Session string
 	// Dialect is "wasend", "wawp" or "waha" (by path, else by fields), or
 	// "" when the request was refused before its body was read.
@@ -45,9 +47,8 @@ type RequestInfo struct {
 type BackendErrorInfo struct {
 	// Session is the session concerned.
 	Session string
-	// Op is what failed: OpLookup, OpResolve, OpUnread, OpSend,
-	// OpMarkChatRead or OpStatus.
-	Op string
+	// Op is what failed.
+	Op Op
 	// Code is the error code the failure maps to (CodeSessionNotConnected,
 	// CodeInternal, …).
 	Code string
@@ -55,20 +56,26 @@ type BackendErrorInfo struct {
 	Err error
 }
 
+// Endpoint names an endpoint of the handler, in [RequestInfo].
+type Endpoint string
+
 // Endpoints of RequestInfo.
 const (
-	EndpointSeen   = "seen"
-	EndpointStatus = "status"
+	EndpointSeen   Endpoint = "seen"   // ServeHTTP
+	EndpointStatus Endpoint = "status" // ServeStatus
 )
+
+// Op names a backend operation, in [BackendErrorInfo].
+type Op string
 
 // Backend operations of BackendErrorInfo.
 const (
-	OpLookup       = "lookup"
-	OpResolve      = "resolve"
-	OpUnread       = "unread"
-	OpSend         = "send"
-	OpMarkChatRead = "mark_chat_read"
-	OpStatus       = "status"
+	OpLookup       Op = "lookup"         // session.Registry.Lookup
+	OpResolve      Op = "resolve"        // session.Resolver.ResolveMessage
+	OpUnread       Op = "unread"         // session.UnreadLister.UnreadMessages
+	OpSend         Op = "send"           // session.Session.SendReceipt
+	OpMarkChatRead Op = "mark_chat_read" // session.ChatMarker.MarkChatRead
+	OpStatus       Op = "status"         // session.StatusReporter.Status
 )
 
 // ObserverFuncs is an Observer made of optional functions; a nil one is
@@ -106,14 +113,14 @@ func WithObserver(o Observer) Option {
 // backendError marks an error as the backend's, with the operation that
 // failed; classify sees through it.
 type backendError struct {
-	op  string
+	op  Op
 	err error
 }
 
-func (e *backendError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *backendError) Error() string { return string(e.op) + ": " + e.err.Error() }
 func (e *backendError) Unwrap() error { return e.err }
 
-func backendErr(op string, err error) error {
+func backendErr(op Op, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -126,7 +133,7 @@ func (c *config) observeBackend(ctx context.Context, session string, err error) 
 	if c.observer == nil || !errors.As(err, &be) {
 		return
 	}
-	p := classify(err, c.maxBodyBytes)
+	p := classify(err)
 	if p.status < 500 && be.op != OpMarkChatRead {
 		return
 	}

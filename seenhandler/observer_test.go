@@ -59,10 +59,10 @@ func TestObserver(t *testing.T) {
 			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 200, Receipts: 1, Messages: 2, Skipped: 1}, nil},
 		{"refused before the backend", nil,
 			request{path: seenhandler.PathWasend, body: `{"session":"demo","to":"15551234567","messageId":"A"}`, header: map[string]string{"Authorization": "Bearer nope"}},
-			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "wasend", Status: 401, Code: "unauthorized"}, nil},
+			seenhandler.RequestInfo{Endpoint: "seen", Dialect: "wasend", Status: 401, Code: "unauthorized"}, nil},
 		{"unknown session is no backend error", nil,
 			request{path: seenhandler.PathWawp, body: `{"instance_id":"nobody","chatId":"15551234567","messageIds":["A"]}`},
-			seenhandler.RequestInfo{Endpoint: "seen", Session: "nobody", Dialect: "wawp", Status: 404, Code: "session_not_found"}, nil},
+			seenhandler.RequestInfo{Endpoint: "seen", Dialect: "wawp", Status: 404, Code: "session_not_found"}, nil},
 		{"backend down", func() { fake.Inject(sessiontest.Fault{Call: 1, Err: errors.Join(session.ErrNotConnected, errDown)}) },
 			request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A"]}`},
 			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 503, Code: "session_not_connected"},
@@ -111,12 +111,12 @@ func TestObserver(t *testing.T) {
 func TestStatusObserver(t *testing.T) {
 	rec := &recorder{}
 	fake := sessiontest.New()
-	sh, err := seenhandler.NewStatusHandler(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(rec.observer()))
+	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(rec.observer()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	seenhandler.MountStatus(mux, sh)
+	seenhandler.Mount(mux, h)
 	for _, target := range []string{"/v2/session/status?session=demo", "/api/sessions/nobody"} {
 		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
 	}
@@ -127,7 +127,7 @@ func TestStatusObserver(t *testing.T) {
 	if r := reqs[0]; r.Endpoint != "status" || r.Dialect != "wawp" || r.Session != "demo" || r.Status != 200 {
 		t.Errorf("first: %+v", r)
 	}
-	if r := reqs[1]; r.Dialect != "waha" || r.Session != "nobody" || r.Status != 404 || r.Code != "session_not_found" {
+	if r := reqs[1]; r.Dialect != "waha" || r.Session != "" || r.Status != 404 || r.Code != "session_not_found" {
 		t.Errorf("second: %+v", r)
 	}
 }

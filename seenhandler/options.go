@@ -33,16 +33,14 @@ type config struct {
 	maxMessageIDs int
 	timeout       time.Duration
 	retryAfter    time.Duration
-	pathSession   func(*http.Request) string
+	pathSession   func(*http.Request) string // never nil
 	now           func() time.Time
 	openAPIPath   string
 	observer      Observer
 
 	tokenLimiter   Limiter
 	sessionLimiter Limiter
-	async          AsyncOptions
-	coalesce       *session.CoalesceOptions
-	dedup          *session.DedupOptions
+	async          *AsyncOptions // nil: no asynchronous requests
 }
 
 func defaultConfig() config {
@@ -53,6 +51,7 @@ func defaultConfig() config {
 		timeout:       DefaultTimeout,
 		retryAfter:    DefaultRetryAfter,
 		now:           time.Now,
+		pathSession:   PathValue("session"),
 	}
 }
 
@@ -137,9 +136,10 @@ func WithMaxMessageIDs(n int) Option {
 	}
 }
 
-// WithTimeout bounds the backend calls (session lookup, message resolution,
-// sending) of one request; when it passes the client gets 504 timeout.
-// Default: DefaultTimeout (10 s).
+// WithTimeout bounds the work of one request once its body is read:
+// authentication, rate limits and the backend calls (session lookup,
+// message resolution, sending); when it passes the client gets 504
+// timeout. Default: DefaultTimeout (10 s).
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -164,9 +164,11 @@ func WithRetryAfter(d time.Duration) Option {
 
 // WithPathSession takes the session name from the request's URL, for routes
 // such as "/sessions/{session}/seen". extract returns "" when the URL names
-// none; the body's session (or instance_id) is then used, and when both name
-// one they must agree. Use PathValue for net/http's ServeMux and a function
-// over mux.Vars for gorilla/mux. Default: the session comes from the body.
+// none; the body's (or, for the status endpoint, the query's) session or
+// instance_id is then used, and when both name one they must agree. Use
+// PathValue for net/http's ServeMux and chi, and a function over mux.Vars
+// for gorilla/mux. Default: PathValue("session"), the {session} wildcard
+// of a ServeMux pattern (such as PathWAHAStatus), if any.
 func WithPathSession(extract func(*http.Request) string) Option {
 	return func(c *config) error {
 		if extract == nil {

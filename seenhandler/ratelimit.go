@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -17,18 +18,42 @@ import (
 // process; when several replicas serve the same accounts, implement Limiter
 // over a shared store.
 //
-// Allow must be safe for concurrent use. It reports whether the request may
-// proceed and, if not, how long until one may. An error lets the request
-// through (a broken limiter must not stop receipts) and is logged.
+// Reserve must be safe for concurrent use. It takes one request from the
+// key's budget and reports whether the request may proceed and, if not, how
+// long until one may. An error lets the request through (a broken limiter
+// must not stop receipts) and is logged. The handler asks the token's
+// limiter once the token is authenticated, and the session's once the
+// registry found the session, so that only real tokens and sessions become
+// keys.
 type Limiter interface {
-	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+	Reserve(ctx context.Context, key string) (Reservation, error)
 }
 
-// LimiterFunc adapts a function to the Limiter interface.
-type LimiterFunc func(ctx context.Context, key string) (bool, time.Duration, error)
+// Reservation is a [Limiter]'s answer for one request.
+type Reservation struct {
+	// OK: the request may proceed now.
+	OK bool
+	// RetryAfter is, when not OK, how long until a request of the key may
+	// proceed.
+	RetryAfter time.Duration
+	// Cancel, when OK and not nil, gives the request back to the key's
+	// budget. The handler calls it when a later limit refuses the request,
+	// so that a session's limit does not spend the token's budget.
+	Cancel func()
+}
 
-// Allow calls f(ctx, key).
-func (f LimiterFunc) Allow(ctx context.Context, key string) (bool, time.Duration, error) {
+// cancel gives r back, if it can be.
+func (r *Reservation) cancel() {
+	if r != nil && r.Cancel != nil {
+		r.Cancel()
+	}
+}
+
+// LimiterFunc adapts a function to the [Limiter] interface.
+type LimiterFunc func(ctx context.Context, key string) (Reservation, error)
+
+// Reserve calls f(ctx, key).
+func (f LimiterFunc) Reserve(ctx context.Context, key string) (Reservation, error) {
 	return f(ctx, key)
 }
 
@@ -59,8 +84,9 @@ func NewMemoryLimiter(perSecond float64, burst int) (*MemoryLimiter, error) {
 	return &MemoryLimiter{limit: rate.Limit(perSecond), burst: burst, buckets: buckets}, nil
 }
 
-// Allow implements Limiter.
-func (m *MemoryLimiter) Allow(_ context.Context, key string) (bool, time.Duration, error) {
+// Reserve implements [Limiter]; the Reservation's Cancel gives back the
+// token it took.
+func (m *MemoryLimiter) Reserve(_ context.Context, key string) (Reservation, error) {
 	now := time.Now()
 	b, ok := m.buckets.Get(key)
 	if !ok {
@@ -72,14 +98,19 @@ func (m *MemoryLimiter) Allow(_ context.Context, key string) (bool, time.Duratio
 	r := b.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return false, d, nil
+		return Reservation{RetryAfter: d}, nil
 	}
-	return true, 0, nil
+	// Reservation.CancelAt gives nothing back once the reservation's time
+	// has come (as it has: it was for now), so the token is returned as a
+	// reservation of -1: rate.Limiter then holds one token more, capped at
+	// the burst when it next refills.
+	return Reservation{OK: true, Cancel: func() { b.ReserveN(time.Now(), -1) }}, nil
 }
 
 // WithTokenRateLimit limits the requests of each API token (a digest of
-// it is the key). Requests over the limit get 429 rate_limited with
-// Retry-After. Default: no limit.
+// it is the key), once the Authenticator accepted it; with WithNoAuth no
+// token is checked, so none is limited. Requests over the limit get 429
+// rate_limited with Retry-After. Default: no limit.
 func WithTokenRateLimit(l Limiter) Option {
 	return func(c *config) error {
 		if l == nil {
@@ -92,6 +123,8 @@ func WithTokenRateLimit(l Limiter) Option {
 
 // WithSessionRateLimit limits the requests for each session (its name is
 // the key), whatever token they carry: it protects the WhatsApp account.
+// Only sessions the registry found are keys, and a request this limit
+// refuses is given back to its token's limit.
 // Requests over the limit get 429 rate_limited with Retry-After. Default: no
 // limit.
 func WithSessionRateLimit(l Limiter) Option {
@@ -120,25 +153,18 @@ func tokenKey(token string) string {
 	return "token:" + hex.EncodeToString(sum[:12])
 }
 
-// checkLimit asks l about key; a limiter error lets the request through.
-func (c *config) checkLimit(ctx context.Context, l Limiter, what, key string) error {
-	if l == nil {
-		return nil
-	}
-	var (
-		ok    bool
-		after time.Duration
-	)
-	err := safeCall("limiter", func() (err error) {
-		ok, after, err = l.Allow(ctx, key)
-		return err
-	})
+// reserve asks l about key. It returns the reservation to cancel if a
+// later check refuses the request (nil when there is none), or the
+// refusal. A limiter error lets the request through.
+func (c *config) reserve(ctx context.Context, l Limiter, what, key string) (*Reservation, error) {
+	res, err := l.Reserve(ctx, key)
 	switch {
 	case err != nil:
-		c.logger.Warn("rate limiter failed; letting the request through", "limit", what, "error", err)
-		return nil
-	case !ok:
-		return &rateLimitedError{what: what, retryAfter: after}
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed; letting the request through",
+			slog.String("limit", what), slog.String("error", err.Error()))
+		return nil, nil
+	case !res.OK:
+		return nil, &rateLimitedError{what: what, retryAfter: res.RetryAfter}
 	}
-	return nil
+	return &res, nil
 }

@@ -67,9 +67,9 @@ func TestTokenRateLimit(t *testing.T) {
 
 func TestRateLimiterKeysAndFailures(t *testing.T) {
 	var keys []string
-	failing := seenhandler.LimiterFunc(func(_ context.Context, key string) (bool, time.Duration, error) {
+	failing := seenhandler.LimiterFunc(func(_ context.Context, key string) (seenhandler.Reservation, error) {
 		keys = append(keys, key)
-		return false, 0, errors.New("redis down")
+		return seenhandler.Reservation{}, errors.New("redis down")
 	})
 	h, fake := newHandler(t, seenhandler.WithTokenRateLimit(failing), seenhandler.WithSessionRateLimit(failing))
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
@@ -93,26 +93,35 @@ func TestMemoryLimiter(t *testing.T) {
 	}
 	ctx := context.Background()
 	lim, _ := seenhandler.NewMemoryLimiter(0.001, 1) // one, then one every 1000 s
-	if ok, _, _ := lim.Allow(ctx, "busy"); !ok {
+	if r, _ := lim.Reserve(ctx, "busy"); !r.OK {
 		t.Fatal("first request refused")
 	}
-	if ok, after, _ := lim.Allow(ctx, "busy"); ok || after < 900*time.Second {
-		t.Errorf("second request: ok %v, retry after %v", ok, after)
+	if r, _ := lim.Reserve(ctx, "busy"); r.OK || r.RetryAfter < 900*time.Second {
+		t.Errorf("second request: %+v", r)
+	}
+	// A reservation given back restores the budget.
+	if r, _ := lim.Reserve(ctx, "refund"); !r.OK || r.Cancel == nil {
+		t.Fatalf("first of another key: %+v", r)
+	} else {
+		r.Cancel()
+	}
+	if r, _ := lim.Reserve(ctx, "refund"); !r.OK {
+		t.Error("a cancelled reservation was not given back")
 	}
 	// Many more keys than it tracks: memory stays bounded, a recently used
 	// key keeps its bucket, and the least recently used ones start afresh.
 	for i := range seenhandler.DefaultLimiterKeys * 2 {
 		key := strconv.Itoa(i)
-		if ok, _, _ := lim.Allow(ctx, key); !ok {
+		if r, _ := lim.Reserve(ctx, key); !r.OK {
 			t.Fatalf("key %s refused", key)
 		}
 		if i%1000 == 0 {
-			if ok, _, _ := lim.Allow(ctx, "busy"); ok {
+			if r, _ := lim.Reserve(ctx, "busy"); r.OK {
 				t.Fatalf("busy key allowed again after %d other keys", i)
 			}
 		}
 	}
-	if ok, _, _ := lim.Allow(ctx, "0"); !ok {
+	if r, _ := lim.Reserve(ctx, "0"); !r.OK {
 		t.Error("the least recently used key was not forgotten")
 	}
 }

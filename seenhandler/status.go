@@ -2,14 +2,10 @@ package seenhandler
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/bluetick/bluetick/session"
-	"github.com/bluetick/bluetick/validate"
 )
 
 // The standard paths of the status endpoint.
@@ -34,7 +30,7 @@ const (
 	StateUnknown = "UNKNOWN"
 )
 
-// StatusResponse is the body of a 200 answer of a StatusHandler.
+// StatusResponse is the body of a 200 answer of [Handler.ServeStatus].
 type StatusResponse struct {
 	// Success is always true.
 	Success bool `json:"success"`
@@ -51,96 +47,37 @@ type StatusResponse struct {
 	JID string `json:"jid,omitempty"`
 }
 
-// StatusHandler answers GET requests for a session's state, authenticated
-// like Handler. The session comes from WithPathSession's extractor, else
-// the ServeMux wildcard {session}, else the query's session or instance_id.
-// It is safe for concurrent use.
-type StatusHandler struct {
-	reg session.Registry
-	cfg config
-}
-
-// NewStatusHandler returns a StatusHandler over reg. It takes the options of
-// New (those about bodies and ids have no effect).
-func NewStatusHandler(reg session.Registry, opts ...Option) (*StatusHandler, error) {
-	cfg, err := newConfig(reg, opts)
+// serveStatus serves one status request (see ServeStatus).
+func (h *Handler) serveStatus(ctx context.Context, _ http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
+	x.dialect = dialectWAHA
+	if strings.HasSuffix(r.URL.Path, PathWawpStatus) {
+		x.dialect = dialectWawp
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, &methodError{allow: "GET, HEAD"}
+	}
+	q := r.URL.Query()
+	name, errs := sessionName(h.cfg.pathSession(r), q.Get("session"), q.Get("instance_id"), "session")
+	x.asked = name
+	ctx, token, err := h.admit(ctx, r, x, q.Get("access_token"))
 	if err != nil {
 		return nil, err
 	}
-	return &StatusHandler{reg: reg, cfg: cfg}, nil
-}
-
-// MountStatus registers sh on mux at PathWawpStatus and PathWAHAStatus.
-func MountStatus(mux *http.ServeMux, sh *StatusHandler) {
-	mux.Handle(PathWawpStatus, sh)
-	mux.Handle(PathWAHAStatus, sh)
-}
-
-// ServeHTTP answers one status request.
-func (sh *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	info := RequestInfo{Endpoint: EndpointStatus, Dialect: dialectWAHA, Status: http.StatusOK}
-	if strings.HasSuffix(r.URL.Path, PathWawpStatus) {
-		info.Dialect = dialectWawp
+	if len(errs) > 0 {
+		return nil, errs
 	}
-	resp, err := sh.serve(r, &info)
+	sess, err := h.lookup(ctx, x, name, token)
 	if err != nil {
-		p := writeError(w, err, nil, sh.cfg)
-		sh.cfg.logger.LogAttrs(r.Context(), levelFor(p), "status request failed",
-			slog.String("session", info.Session), slog.Int("status", p.status), slog.String("code", p.code),
-			slog.String("error", err.Error()), slog.Duration("took", time.Since(start)))
-		sh.cfg.observeBackend(r.Context(), info.Session, err)
-		info.Status, info.Code = p.status, p.code
-	} else {
-		writeJSON(w, http.StatusOK, resp)
+		return nil, err
 	}
-	if sh.cfg.observer != nil {
-		info.Latency = time.Since(start)
-		sh.cfg.observer.RequestDone(r.Context(), info)
-	}
-}
-
-func (sh *StatusHandler) serve(r *http.Request, info *RequestInfo) (resp *StatusResponse, err error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return nil, &methodError{allow: http.MethodGet}
-	}
-	q := r.URL.Query()
-	name := ""
-	if sh.cfg.pathSession != nil {
-		name = sh.cfg.pathSession(r)
-	}
-	for _, v := range []string{r.PathValue("session"), q.Get("session"), q.Get("instance_id")} {
-		if name == "" {
-			name = v
-		}
-	}
-	info.Session = name
-	if !sh.cfg.noAuth {
-		cred := Credentials{Token: requestToken(r, q.Get("access_token")), Session: name}
-		if err := safeAuth(r.Context(), sh.cfg.auth, cred); err != nil {
-			return nil, err
-		}
-	}
-	if name == "" {
-		return nil, validate.Errors{{Field: "session", Rule: "required", Message: "is required (query session or instance_id, or the path)"}}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), sh.cfg.timeout)
-	defer cancel()
-	sess, err := safeLookup(ctx, sh.reg, name)
-	if err != nil {
-		return nil, backendErr(OpLookup, err)
-	}
-	resp = &StatusResponse{Success: true, Session: name, Status: StateUnknown}
+	resp := &StatusResponse{Success: true, Session: name, Status: StateUnknown}
 	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
 		return resp, nil
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			err = backendErr(OpStatus, fmt.Errorf("%w: status reporter: %v", errPanic, v))
-		}
-	}()
+	x.op = OpStatus
 	st := reporter.Status(ctx)
+	x.op = ""
 	resp.Connected, resp.LoggedIn, resp.JID = st.Connected, st.LoggedIn, st.JID
 	switch {
 	case !st.Paired:

@@ -11,7 +11,7 @@ import (
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
-func TestStatusHandler(t *testing.T) {
+func TestStatus(t *testing.T) {
 	fake := sessiontest.New()
 	reg := fake.Registry("demo", "other", "pairing", "down")
 	reg.Set("plain", session.SessionFunc(fake.Session("plain").SendReceipt))
@@ -21,12 +21,12 @@ func TestStatusHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := seenhandler.NewStatusHandler(reg, seenhandler.WithAuth(auth))
+	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	seenhandler.MountStatus(mux, sh)
+	seenhandler.Mount(mux, h)
 
 	tests := []struct {
 		name, method, target string
@@ -50,6 +50,7 @@ func TestStatusHandler(t *testing.T) {
 		{name: "token not for the session", target: "/api/sessions/other", header: map[string]string{"Authorization": "Bearer " + demoToken}, status: 403, code: "forbidden"},
 		{name: "unknown session", target: "/api/sessions/nobody", status: 404, code: "session_not_found"},
 		{name: "no session", target: "/v2/session/status", status: 400, code: "validation_failed"},
+		{name: "session and instance_id disagree", target: "/v2/session/status?session=demo&instance_id=other", status: 400, code: "validation_failed"},
 		{name: "POST", method: http.MethodPost, target: "/v2/session/status?session=demo", status: 405, code: "method_not_allowed"},
 	}
 	for _, tc := range tests {
@@ -67,7 +68,7 @@ func TestStatusHandler(t *testing.T) {
 				if got.Error.Code != tc.code {
 					t.Errorf("code %q, want %q", got.Error.Code, tc.code)
 				}
-				if tc.status == 405 && w.Header().Get("Allow") != "GET" {
+				if tc.status == 405 && w.Header().Get("Allow") != "GET, HEAD" {
 					t.Errorf("Allow = %q", w.Header().Get("Allow"))
 				}
 				return
@@ -79,9 +80,9 @@ func TestStatusHandler(t *testing.T) {
 	}
 }
 
-func TestStatusHandlerWithPathSession(t *testing.T) {
+func TestStatusWithPathSession(t *testing.T) {
 	fake := sessiontest.New()
-	sh, err := seenhandler.NewStatusHandler(fake.Registry("demo"), seenhandler.WithNoAuth(),
+	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(),
 		seenhandler.WithPathSession(func(r *http.Request) string { return r.Header.Get("X-Session") }))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestStatusHandlerWithPathSession(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/anything", nil).WithContext(context.Background())
 	r.Header.Set("X-Session", "demo")
 	w := httptest.NewRecorder()
-	sh.ServeHTTP(w, r)
+	h.ServeStatus(w, r)
 	if w.Code != http.StatusOK {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
 	}

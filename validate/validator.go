@@ -17,10 +17,12 @@ const (
 	TagParticipant = "wa_participant"
 	// TagMessageID accepts what ParseMessageID accepts.
 	TagMessageID = "wa_msgid"
+	// TagSession accepts what SessionName accepts.
+	TagSession = "wa_session"
 )
 
-// New returns a validator with bluetick's tags (TagChat, TagParticipant,
-// TagMessageID) registered, which names fields by their JSON names. It is
+// New returns a validator with bluetick's tags ([TagChat], [TagParticipant],
+// [TagMessageID], [TagSession]) registered, which names fields by their JSON names. It is
 // safe for concurrent use once built; build it once and keep it.
 func New() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
@@ -38,6 +40,7 @@ func New() *validator.Validate {
 		TagChat:        func(s string) error { _, err := NormalizeChat(s); return err },
 		TagParticipant: func(s string) error { _, err := NormalizeParticipant(s); return err },
 		TagMessageID:   func(s string) error { _, err := ParseMessageID(s); return err },
+		TagSession:     SessionName,
 	} {
 		// RegisterValidation only fails for an empty tag or a nil function.
 		_ = v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
@@ -85,6 +88,8 @@ func message(fe validator.FieldError) string {
 	case TagMessageID:
 		_, err := ParseMessageID(value)
 		return reasonOr(err, "must be a message id")
+	case TagSession:
+		return reasonOr(SessionName(value), "must be a session name")
 	case "required":
 		return "is required"
 	case "oneof":

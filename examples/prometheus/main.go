@@ -53,13 +53,8 @@ func newMux(fake *sessiontest.Fake, token string, reg *prometheus.Registry) (*ht
 	if err != nil {
 		return nil, err
 	}
-	sh, err := seenhandler.NewStatusHandler(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
-	if err != nil {
-		return nil, err
-	}
 	mux := http.NewServeMux()
-	seenhandler.Mount(mux, h)
-	seenhandler.MountStatus(mux, sh)
+	seenhandler.Mount(mux, h) // the seen and the status endpoints
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux, nil
 }
@@ -112,8 +107,8 @@ func (o *observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
 	if code == "" {
 		code = "ok"
 	}
-	o.requests.WithLabelValues(r.Endpoint, r.Dialect, r.Session, code).Inc()
-	o.duration.WithLabelValues(r.Endpoint, r.Dialect).Observe(r.Latency.Seconds())
+	o.requests.WithLabelValues(string(r.Endpoint), r.Dialect, r.Session, code).Inc()
+	o.duration.WithLabelValues(string(r.Endpoint), r.Dialect).Observe(r.Latency.Seconds())
 	if r.Receipts > 0 {
 		o.receipts.WithLabelValues(r.Session).Add(float64(r.Receipts))
 		o.messages.WithLabelValues(r.Session).Add(float64(r.Messages))
@@ -125,7 +120,7 @@ func (o *observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
 
 // BackendError implements seenhandler.Observer.
 func (o *observer) BackendError(_ context.Context, e seenhandler.BackendErrorInfo) {
-	o.backendErrors.WithLabelValues(e.Session, e.Op, e.Code).Inc()
+	o.backendErrors.WithLabelValues(e.Session, string(e.Op), e.Code).Inc()
 }
 
 // QueueDepth implements seenhandler.QueueObserver.

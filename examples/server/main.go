@@ -129,7 +129,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.sessionBurst, "session-burst", realSessionBurst, "requests per session at once, with -session-rate")
 	fs.Float64Var(&c.tokenRate, "token-rate", 0, "requests a `second` per API token, on average (0: no limit)")
 	fs.IntVar(&c.tokenBurst, "token-burst", 20, "requests per token at once, with -token-rate")
-	fs.BoolVar(&c.async, "async", false, `answer 202 at once and send after a human-like delay, unless a request says "async": false`)
+	fs.BoolVar(&c.async, "async", false, `answer 202 at once and send after a human-like delay, unless a request says "async": false (without -async, "async": true is refused)`)
 	fs.DurationVar(&c.asyncMin, "async-min", seenhandler.DefaultAsyncMinDelay, "shortest delay of asynchronous receipts")
 	fs.DurationVar(&c.asyncMax, "async-max", seenhandler.DefaultAsyncMaxDelay, "longest delay of asynchronous receipts")
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
@@ -207,21 +207,19 @@ func run(ctx context.Context, args []string, e env) error {
 		defer m.Close()
 		reg = m
 	}
+	// The decorators (coalescing, dedup) live with the registry, which
+	// owns them: closed after the handler's Shutdown, below.
+	decorated := session.Decorate(reg, decorateOptions(c))
 	opts, err := handlerOptions(c)
 	if err != nil {
 		return err
 	}
-	h, err := seenhandler.New(reg, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))...)
-	if err != nil {
-		return err
-	}
-	sh, err := seenhandler.NewStatusHandler(reg, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))
+	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))...)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
-	seenhandler.MountStatus(mux, sh)
 	mux.HandleFunc("GET /healthz", healthz)
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -280,8 +278,12 @@ func run(ctx context.Context, args []string, e env) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	// No request comes in any more: send what is queued or batched.
+	// No request comes in any more: send what is queued, then what is
+	// batched.
 	st, err := h.Shutdown(sctx)
+	if cerr := decorated.Close(sctx); err == nil {
+		err = cerr
+	}
 	fmt.Fprintf(e.stderr, "stopped; asynchronous receipts: %d accepted, %d sent, %d failed, %d pending\n",
 		st.Accepted, st.Sent, st.Failed, st.Pending)
 	if err != nil {
@@ -314,14 +316,22 @@ func handlerOptions(c config) ([]seenhandler.Option, error) {
 		}
 		opts = append(opts, seenhandler.WithTokenRateLimit(lim))
 	}
-	opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: c.async, MinDelay: c.asyncMin, MaxDelay: c.asyncMax}))
-	if c.coalesce > 0 {
-		opts = append(opts, seenhandler.WithCoalescing(session.CoalesceOptions{Window: c.coalesce}))
-	}
-	if c.dedup {
-		opts = append(opts, seenhandler.WithDedup(session.DedupOptions{}))
+	if c.async {
+		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: c.asyncMin, MaxDelay: c.asyncMax}))
 	}
 	return opts, nil
+}
+
+// decorateOptions turns the flags into the registry's decorators.
+func decorateOptions(c config) session.DecorateOptions {
+	var o session.DecorateOptions
+	if c.coalesce > 0 {
+		o.Coalesce = &session.CoalesceOptions{Window: c.coalesce}
+	}
+	if c.dedup {
+		o.Dedup = &session.DedupOptions{}
+	}
+	return o
 }
 
 // openManager opens the whatsmeow session store, connects its sessions in

@@ -50,6 +50,9 @@ func (b *syncBuffer) String() string {
 type server struct {
 	url            string
 	stdout, stderr *syncBuffer
+	cancel         context.CancelFunc // stops run, as SIGTERM does
+	done           chan error         // run's result
+	stopped        bool
 }
 
 var listeningRE = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)\n`)
@@ -87,20 +90,13 @@ func offline(_ string, c *whatsmeow.Client) {
 func launch(t *testing.T, env map[string]string, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	done := make(chan error, 1)
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	args = append([]string{"-addr", "127.0.0.1:0"}, args...)
 	e := env_(env, s)
-	go func() { done <- run(ctx, args, e) }()
+	go func() { s.done <- run(ctx, args, e) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v after cancel; stderr:\n%s", err, s.stderr)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("run did not return after cancel")
+		if !s.stopped {
+			s.stop(t)
 		}
 	})
 
@@ -111,8 +107,8 @@ func launch(t *testing.T, env map[string]string, args []string) *server {
 			return s
 		}
 		select {
-		case err := <-done:
-			done <- err // for Cleanup
+		case err := <-s.done:
+			s.stopped = true
 			t.Fatalf("run returned %v before listening; stderr:\n%s", err, s.stderr)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -120,6 +116,23 @@ func launch(t *testing.T, env map[string]string, args []string) *server {
 			t.Fatalf("no %q line on stderr:\n%s", "listening on", s.stderr)
 		}
 	}
+}
+
+// stop stops the server as SIGTERM would, and returns what it printed on
+// stderr; run must return nil.
+func (s *server) stop(t *testing.T) string {
+	t.Helper()
+	s.stopped = true
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("run returned %v after cancel; stderr:\n%s", err, s.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Errorf("run did not return after cancel")
+	}
+	return s.stderr.String()
 }
 
 // env_ is the env of a test run: variables from vars, output into s, and
@@ -406,7 +419,7 @@ func storeDevice(t *testing.T, path, user string) {
 }
 
 func TestAsyncAndShutdownStats(t *testing.T) {
-	s := launchUntilStopped(t, "-demo", "-async", "-async-min", "1h", "-async-max", "1h")
+	s := start(t, nil, "-async", "-async-min", "1h", "-async-max", "1h")
 	status, body := s.post(t, seenhandler.PathWasend, `{"session":"demo","to":"15551234567","messageId":"ASYNC1"}`, "Authorization", "Bearer "+demoToken)
 	if status != http.StatusAccepted || !strings.Contains(string(body), `"accepted":true`) {
 		t.Fatalf("status %d, body %s", status, body)
@@ -440,45 +453,4 @@ func TestRateLimits(t *testing.T) {
 	if !limited {
 		t.Errorf("%d requests in a burst were not limited in real mode", realSessionBurst+1)
 	}
-}
-
-// stoppable is a server run a test stops itself, to read what it prints on
-// the way out.
-type stoppable struct {
-	*server
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func launchUntilStopped(t *testing.T, args ...string) *stoppable {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &stoppable{server: &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}, cancel: cancel, done: make(chan error, 1)}
-	t.Cleanup(cancel)
-	go func() { s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env_(nil, s.server)) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := listeningRE.FindStringSubmatch(s.stderr.String()); m != nil {
-			s.url = m[1]
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not listening:\n%s", s.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *stoppable) stop(t *testing.T) string {
-	t.Helper()
-	s.cancel()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("did not stop")
-	}
-	return s.stderr.String()
 }

@@ -1,55 +1,11 @@
 package main
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"slices"
-	"strings"
 	"testing"
 
-	"github.com/bluetick/bluetick/session/sessiontest"
+	"github.com/bluetick/bluetick/examples/internal/routertest"
 )
 
 func TestPathSession(t *testing.T) {
-	tests := []struct {
-		name   string
-		path   string
-		status int
-		sent   bool
-	}{
-		{"Known", "/sessions/demo/seen", http.StatusOK, true},
-		{"Unknown", "/sessions/other/seen", http.StatusNotFound, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			fake := sessiontest.New()
-			router, err := newRouter(fake, "t0ken")
-			if err != nil {
-				t.Fatal(err)
-			}
-			req := httptest.NewRequest(http.MethodPost, tc.path,
-				strings.NewReader(`{"chatId":"15551234567","messageIds":["3EB0C767D26A1D98A4"]}`))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer t0ken")
-			rec := httptest.NewRecorder()
-			router.ServeHTTP(rec, req)
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d; body: %s", rec.Code, tc.status, rec.Body)
-			}
-			calls, receipts := fake.Calls(), fake.Receipts()
-			if !tc.sent {
-				if len(calls) != 0 {
-					t.Errorf("calls %+v, want none", calls)
-				}
-				return
-			}
-			if len(calls) != 1 || calls[0].Session != "demo" {
-				t.Errorf("calls %+v, want one to session demo", calls)
-			}
-			if len(receipts) != 1 || receipts[0].Chat != "15551234567@s.whatsapp.net" ||
-				!slices.Equal(receipts[0].MessageIDs, []string{"3EB0C767D26A1D98A4"}) {
-				t.Errorf("receipts %+v, want one for 3EB0C767D26A1D98A4", receipts)
-			}
-		})
-	}
+	routertest.PathSession(t, newRouter)
 }

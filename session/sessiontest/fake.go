@@ -60,6 +60,9 @@ type Fault struct {
 	Session string
 	// Chat limits the fault to one chat JID (as in session.Receipt.Chat).
 	Chat string
+	// Sender limits the fault to one sender JID (as in
+	// session.Receipt.Sender), e.g. one sender of a group.
+	Sender string
 	// Call, when positive, limits the fault to the Call-th call it matches
 	// (1 is the first); zero matches every call.
 	Call int
@@ -251,7 +254,8 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	f.calls = append(f.calls, Call{Seq: seq, Session: s.name, Receipt: r, Err: errPending})
 	var apply []Fault
 	for _, st := range f.faults {
-		if (st.Session != "" && st.Session != s.name) || (st.Chat != "" && st.Chat != r.Chat) {
+		if (st.Session != "" && st.Session != s.name) || (st.Chat != "" && st.Chat != r.Chat) ||
+			(st.Sender != "" && st.Sender != r.Sender) {
 			continue
 		}
 		st.matched++

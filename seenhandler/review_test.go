@@ -1,0 +1,191 @@
+package seenhandler_test
+
+// Regression tests for the bugs of the 2026-11 design review (issue 8).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+// Bug 1: a job cut short by Shutdown's deadline counts the receipts it had
+// already failed, and the queue gauge ends at 0.
+func TestReviewAsyncCountsAfterDeadline(t *testing.T) {
+	reg := session.NewMemoryRegistry()
+	reg.Set("demo", session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		<-ctx.Done() // WhatsApp never answers: the first send fails when the deadline passes
+		return session.Result{}, errors.New("boom")
+	}))
+	var (
+		mu    sync.Mutex
+		depth []int
+	)
+	obs := queueRecorder{depth: func(d int) { mu.Lock(); depth = append(depth, d); mu.Unlock() }}
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithObserver(obs),
+		seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A1_15557654321@c.us","false_` + group + `_A2_15550001111@c.us"],"async":true}`}.do(t, h)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the deadline", err)
+	}
+	waitFor(t, "every receipt counted", func() bool { return h.Stats().Pending == 0 })
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 2, Failed: 2}) {
+		t.Errorf("stats %+v, want {Accepted:2 Failed:2}", st)
+	}
+	waitFor(t, "the gauge back to 0", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(depth) > 0 && depth[len(depth)-1] == 0
+	})
+}
+
+type queueRecorder struct{ depth func(int) }
+
+func (queueRecorder) RequestDone(context.Context, seenhandler.RequestInfo)       {}
+func (queueRecorder) BackendError(context.Context, seenhandler.BackendErrorInfo) {}
+func (q queueRecorder) QueueDepth(_ context.Context, d int)                      { q.depth(d) }
+
+// Bug 2: a panic after the answer was written does not add a second body,
+// and the request is observed once.
+func TestReviewPanicAfterAnswer(t *testing.T) {
+	var calls int
+	obs := seenhandler.ObserverFuncs{OnRequestDone: func(context.Context, seenhandler.RequestInfo) {
+		calls++
+		panic("observer bug")
+	}}
+	h, _ := newHandler(t, seenhandler.WithObserver(obs))
+	r := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}
+	w := r.do(t, h)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
+	var first, second json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&second); err == nil {
+		t.Errorf("a second JSON document after the answer: %s", second)
+	}
+	if calls != 1 {
+		t.Errorf("RequestDone called %d times, want 1", calls)
+	}
+}
+
+// Bug 3: clients that are not authenticated, or name no session that
+// exists, do not choose the session label.
+func TestReviewSessionLabelAfterAuthAndLookup(t *testing.T) {
+	var got []seenhandler.RequestInfo
+	obs := seenhandler.ObserverFuncs{OnRequestDone: func(_ context.Context, r seenhandler.RequestInfo) { got = append(got, r) }}
+	h, _ := newHandler(t, seenhandler.WithObserver(obs))
+	body := `{"session":"minted-label-1","chatId":"15551234567","messageIds":["A1"]}`
+	request{body: body, header: map[string]string{"Authorization": "Bearer nope"}}.do(t, h)
+	request{body: body}.do(t, h) // authenticated, but no such session
+	request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
+	if len(got) != 3 {
+		t.Fatalf("%d requests observed", len(got))
+	}
+	for i, want := range []struct {
+		status  int
+		session string
+	}{{401, ""}, {404, ""}, {200, "demo"}} {
+		if got[i].Status != want.status || got[i].Session != want.session {
+			t.Errorf("request %d: status %d session %q, want %d %q", i, got[i].Status, got[i].Session, want.status, want.session)
+		}
+	}
+}
+
+// Bug 5: "async": true is refused unless the operator enabled WithAsync.
+func TestReviewAsyncNeedsConsent(t *testing.T) {
+	h, fake := newHandler(t)
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"async":true}`}.do(t, h)
+	if w.Code != http.StatusBadRequest {
+		t.Fatalf("status %d %s, want 400", w.Code, w.Body)
+	}
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != "async" {
+		t.Errorf("fields %+v, want one about async", got.Error.Fields)
+	}
+	if n := len(fake.Receipts()); n != 0 {
+		t.Errorf("%d receipts sent", n)
+	}
+}
+
+// Bug 6: requests naming sessions that do not exist do not evict the real
+// session's bucket, and a request refused by the session limit does not
+// spend the token's budget.
+func TestReviewLimiterKeysAfterLookup(t *testing.T) {
+	sessions, err := seenhandler.NewMemoryLimiter(0.001, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := seenhandler.NewMemoryLimiter(0.001, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newHandler(t, seenhandler.WithSessionRateLimit(sessions))
+	body := func(s string) string { return `{"session":"` + s + `","chatId":"15551234567","messageIds":["A1"]}` }
+	if w := (request{body: body("demo")}).do(t, h); w.Code != 200 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	for i := range seenhandler.DefaultLimiterKeys + 1 {
+		r := httptestRequest(body("ghost-" + strconv.Itoa(i)))
+		h.ServeHTTP(discard{}, r)
+	}
+	if w := (request{body: body("demo")}).do(t, h); w.Code != http.StatusTooManyRequests {
+		t.Errorf("after 10,001 unknown sessions: %d, want 429 (the bucket was reset)", w.Code)
+	}
+
+	h, _ = newHandler(t, seenhandler.WithSessionRateLimit(mustLimiter(t, 0.001, 1)), seenhandler.WithTokenRateLimit(tokens))
+	for i, c := range []struct {
+		session string
+		want    int
+	}{{"demo", 200}, {"demo", 429}, {"other", 200}} {
+		if w := (request{body: body(c.session)}).do(t, h); w.Code != c.want {
+			t.Errorf("request %d (%s): %d, want %d", i, c.session, w.Code, c.want)
+		}
+	}
+}
+
+func mustLimiter(t *testing.T, rate float64, burst int) *seenhandler.MemoryLimiter {
+	t.Helper()
+	l, err := seenhandler.NewMemoryLimiter(rate, burst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// httptestRequest is a POST of body to PathWAHA with the all-sessions token,
+// for loops too long for the contract check of request.do.
+func httptestRequest(body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+// discard is a ResponseWriter that forgets what it is told.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}

@@ -1,0 +1,335 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/validate"
+)
+
+// serveSeen serves one "mark as seen" request: decode, authenticate,
+// validate, find the session, send.
+func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
+	if r.Method != http.MethodPost {
+		return nil, &methodError{allow: http.MethodPost}
+	}
+	if h.closing.Load() {
+		return nil, errShuttingDown
+	}
+	if err := checkContentType(r); err != nil {
+		return nil, err
+	}
+	req, err := decodeBody(w, r, h.cfg.maxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	x.dialect = req.dialect(r)
+	names := namesFor(req, x.dialect)
+	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
+	x.asked = name
+	ctx, token, err := h.admit(ctx, r, x, req.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.buildPlan(req, name, names, nameErrs)
+	if err != nil {
+		return nil, err
+	}
+	x.chat = p.chatID
+	sess, err := h.lookup(ctx, x, p.session, token)
+	if err != nil {
+		return nil, err
+	}
+	ids, known := p.ids, messageTimes(nil)
+	if p.unread {
+		if ids, known, err = h.unreadIDs(ctx, x, sess, p); err != nil {
+			return nil, err
+		}
+	}
+	receipts, skipped, err := h.group(ctx, x, sess, p, ids, &known)
+	if err != nil {
+		return nil, err
+	}
+	x.skipped = len(skipped)
+	if len(receipts) > 0 && p.async {
+		if err := h.sendLater(ctx, sess, p, receipts, known); err != nil {
+			return nil, err
+		}
+		x.status = http.StatusAccepted
+		planned := make([]SentReceipt, len(receipts))
+		for i, rc := range receipts {
+			planned[i] = SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
+		}
+		return &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
+			Receipts: planned, Skipped: skipped}, nil
+	}
+	var delivered []session.Receipt // as sent: duplicates left out
+	x.op = OpSend
+	outcomes := h.sendAll(ctx, sess, p, receipts)
+	x.op = ""
+	for _, o := range outcomes {
+		if o.err != nil {
+			return nil, backendErr(OpSend, o.err)
+		}
+		for _, id := range o.res.Duplicates {
+			skipped = append(skipped, Skipped{MessageID: p.raw(id), Reason: SkipDuplicate})
+		}
+		x.skipped = len(skipped)
+		if len(o.rc.MessageIDs) == 0 {
+			continue // all sent recently: nothing went out
+		}
+		delivered = append(delivered, o.rc)
+		x.sent = append(x.sent, SentReceipt{ChatID: o.rc.Chat, Sender: o.rc.Sender, MessageIDs: o.rc.MessageIDs, Type: string(o.res.Type)})
+	}
+	sent := x.sent
+	if sent == nil {
+		sent = []SentReceipt{}
+	}
+	return &Response{
+		Success:        true,
+		Acknowledged:   len(sent) > 0,
+		Session:        p.session,
+		ChatID:         p.chatID,
+		Receipts:       sent,
+		Skipped:        skipped,
+		ChatMarkedRead: h.markChatRead(ctx, x, sess, p, delivered, known),
+	}, nil
+}
+
+// messageTimes holds when the messages the session knows were sent, by id.
+type messageTimes map[string]time.Time
+
+// note remembers when message id was sent, if known; the map is made on
+// first use.
+func (m *messageTimes) note(id string, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if *m == nil {
+		*m = make(messageTimes)
+	}
+	(*m)[id] = t
+}
+
+// newest picks, among the receipts sent, the message up to which the chat
+// is read: the newest the session knows the time of, else the last one of
+// the request.
+func (m messageTimes) newest(chat string, sent []session.Receipt) session.ChatRead {
+	last := sent[len(sent)-1]
+	c := session.ChatRead{Chat: chat, LastMessageID: last.MessageIDs[len(last.MessageIDs)-1],
+		LastSender: last.Sender, Timestamp: last.Timestamp}
+	var newest time.Time
+	for _, rc := range sent {
+		for _, id := range rc.MessageIDs {
+			if t, ok := m[id]; ok && !t.Before(newest) {
+				newest = t
+				c.LastMessageID, c.LastSender, c.Timestamp = id, rc.Sender, t
+			}
+		}
+	}
+	return c
+}
+
+// unreadIDs lists the chat's unread messages, for a request that named a
+// chat but no ids, with the times of those the session knows.
+func (h *Handler) unreadIDs(ctx context.Context, x *exchange, sess session.Session, p *plan) ([]planID, messageTimes, error) {
+	lister, ok := session.As[session.UnreadLister](sess)
+	if !ok {
+		return nil, nil, validate.Errors{errIDsRequired(p.idsField)}
+	}
+	x.op = OpUnread
+	msgs, err := lister.UnreadMessages(ctx, p.chatID, h.cfg.maxMessageIDs)
+	x.op = ""
+	if err != nil {
+		return nil, nil, backendErr(OpUnread, err)
+	}
+	ids := make([]planID, 0, min(len(msgs), h.cfg.maxMessageIDs))
+	var known messageTimes
+	for _, m := range msgs {
+		if len(ids) == h.cfg.maxMessageIDs {
+			break // the lister returned more than asked
+		}
+		id := validate.MessageID{ID: m.ID}
+		if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
+			id.Participant = jid
+		}
+		ids = append(ids, planID{raw: m.ID, index: idUnread, parsed: id})
+		known.note(m.ID, m.Timestamp)
+	}
+	return ids, known, nil
+}
+
+// group resolves each id's sender and groups the ids into receipts, one per
+// sender, in request order. Ids the account sent itself are skipped. It
+// notes in known the times of the messages the session resolved.
+func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes) ([]session.Receipt, []Skipped, error) {
+	resolver, _ := session.As[session.Resolver](sess)
+	now := h.cfg.now()
+	var (
+		receipts []session.Receipt
+		skipped  = []Skipped{}
+		missing  validate.Errors
+	)
+	for _, id := range ids {
+		fromMe := id.parsed.Serialized && id.parsed.FromMe
+		sender := id.parsed.Participant
+		if sender.IsZero() {
+			sender = p.participant
+		}
+		if resolver != nil && !fromMe {
+			x.op = OpResolve
+			m, err := resolver.ResolveMessage(ctx, p.chatID, id.parsed.ID)
+			x.op = ""
+			switch {
+			case err == nil:
+				fromMe = m.FromMe
+				known.note(id.parsed.ID, m.Timestamp)
+				if sender.IsZero() && m.Sender != "" {
+					if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
+						sender = jid
+					}
+				}
+			case !errors.Is(err, session.ErrMessageNotFound):
+				return nil, nil, backendErr(OpResolve, err)
+			}
+		}
+		if fromMe {
+			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipFromMe})
+			continue
+		}
+		if !p.chat.IsGroup() {
+			sender = validate.JID{} // only group receipts name a sender
+		} else if sender.IsZero() {
+			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
+				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
+			continue
+		}
+		key := sender.String()
+		i := slices.IndexFunc(receipts, func(r session.Receipt) bool { return r.Sender == key })
+		if i < 0 {
+			i = len(receipts)
+			receipts = append(receipts, session.Receipt{
+				Chat: p.chatID, Sender: key, Type: p.typ, Timestamp: now,
+			})
+		}
+		receipts[i].MessageIDs = append(receipts[i].MessageIDs, id.parsed.ID)
+	}
+	if len(missing) > 0 {
+		return nil, nil, missing
+	}
+	return receipts, skipped, nil
+}
+
+// outcome is what sendOne returned for one receipt.
+type outcome struct {
+	rc  session.Receipt
+	res session.Result
+	err error
+}
+
+// sendAll sends the receipts of a request (one per sender) at once, so
+// that a request waits for its slowest receipt rather than for the sum
+// (with a coalescing session each may wait for its batch). It returns every
+// outcome, the successes first: the answer then lists every receipt that
+// did go out before reporting the first failure.
+func (h *Handler) sendAll(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt) []outcome {
+	out := make([]outcome, len(receipts))
+	if len(receipts) == 1 { // the common case: no goroutine
+		o := &out[0]
+		o.rc, o.res, o.err = h.sendOne(ctx, sess, p, receipts[0])
+		return out
+	}
+	var wg sync.WaitGroup
+	for i, rc := range receipts {
+		wg.Go(func() {
+			o := &out[i]
+			defer func() { // nobody else can recover in this goroutine
+				if v := recover(); v != nil {
+					o.err = fmt.Errorf("%w: session: %v", errPanic, v)
+				}
+			}()
+			o.rc, o.res, o.err = h.sendOne(ctx, sess, p, rc)
+		})
+	}
+	wg.Wait()
+	slices.SortStableFunc(out, func(a, b outcome) int {
+		switch {
+		case a.err == nil && b.err != nil:
+			return -1
+		case a.err != nil && b.err == nil:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// sendOne sends rc and returns it as it went out (without the ids the
+// backend reported as duplicates) with the backend's result (Type set).
+// It logs what was sent.
+func (h *Handler) sendOne(ctx context.Context, sess session.Session, p *plan, rc session.Receipt) (session.Receipt, session.Result, error) {
+	res, err := sess.SendReceipt(ctx, rc)
+	if err != nil {
+		return rc, res, err
+	}
+	if res.Type == "" {
+		res.Type = rc.Type
+	}
+	if len(res.Duplicates) > 0 {
+		rc.MessageIDs = slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool {
+			return slices.Contains(res.Duplicates, id)
+		})
+	}
+	if len(rc.MessageIDs) > 0 {
+		h.logSent(ctx, p.session, rc, res)
+	}
+	return rc, res, nil
+}
+
+// markChatRead asks a session.ChatMarker, best-effort, to clear the chat's
+// unread badge on the account's other devices once read receipts went out.
+// It returns nil when there is nothing to report.
+func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, sent []session.Receipt, known messageTimes) *bool {
+	marker, ok := session.As[session.ChatMarker](sess)
+	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
+		return nil
+	}
+	if x != nil {
+		x.op = OpMarkChatRead
+	}
+	err := marker.MarkChatRead(ctx, known.newest(p.chatID, sent))
+	if x != nil {
+		x.op = ""
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	marked := err == nil
+	if err != nil {
+		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "marking chat read failed",
+			slog.String("session", p.session), slog.String("chat", p.chatID), slog.String("error", err.Error()))
+		h.cfg.observeBackend(ctx, p.session, backendErr(OpMarkChatRead, err))
+	}
+	return &marked
+}
+
+// logSent logs one receipt sent, at Info, as "receipt sent".
+func (h *Handler) logSent(ctx context.Context, name string, rc session.Receipt, res session.Result) {
+	if !h.cfg.logger.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("session", name), slog.String("chat", rc.Chat)}
+	if rc.Sender != "" {
+		attrs = append(attrs, slog.String("sender", rc.Sender))
+	}
+	attrs = append(attrs, slog.Any("message_ids", rc.MessageIDs), slog.String("type", string(res.Type)),
+		slog.String("requested_type", string(rc.Type)))
+	h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt sent", attrs...)
+}
