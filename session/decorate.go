@@ -224,10 +224,13 @@ func (d *Decorated) sweep(now time.Time) []*chain {
 	for name, c := range d.chains {
 		c.mu.Lock()
 		ok := c.inflight == 0 && now.Sub(c.lastUsed) >= d.ttl
+		if ok {
+			c.retired = true // in the same section: no call starts in between
+		}
 		c.mu.Unlock()
 		if ok {
 			delete(d.chains, name)
-			d.retire(c)
+			d.track(c)
 			idle = append(idle, c)
 		}
 	}
@@ -250,12 +253,17 @@ func (d *Decorated) drop(ctx context.Context, name string) {
 }
 
 // retire marks c, already out of d.chains, as dropped: calls that start
-// from now on pass it by. A chain with a coalescer stays in d.retired until
-// it is settled. d.mu must be held.
+// from now on pass it by. d.mu must be held.
 func (d *Decorated) retire(c *chain) {
 	c.mu.Lock()
 	c.retired = true
 	c.mu.Unlock()
+	d.track(c)
+}
+
+// track keeps a retired chain that has a coalescer in d.retired until it is
+// settled. d.mu must be held.
+func (d *Decorated) track(c *chain) {
 	if c.coalescer != nil {
 		if d.retired == nil {
 			d.retired = make(map[*chain]bool)
