@@ -161,14 +161,14 @@ func (d *Decorated) Close(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
 	all := make([]*chain, 0, len(d.chains)+len(d.retired))
+	for c := range d.retired {
+		all = append(all, c) // closed again: Coalescer.Close waits for it too
+	}
 	for _, c := range d.chains {
 		all = append(all, c)
 		d.retire(c)
 	}
 	d.chains = nil
-	for c := range d.retired {
-		all = append(all, c) // closed again: Coalescer.Close waits for it too
-	}
 	d.mu.Unlock()
 	return d.closeChains(ctx, all)
 }
