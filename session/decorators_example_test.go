@@ -83,3 +83,51 @@ func ExampleDedup() {
 	// sent [3EB0CC]
 	// resolver: true
 }
+
+// Decorate gives every session of a registry its own Dedup and Coalesce,
+// made on first use and closed by Close. With an HTTP handler:
+// seenhandler.New(d, …), and at shutdown the handler's Shutdown, then
+// d.Close, so that the batches still waiting go out.
+func ExampleDecorate() {
+	fake := sessiontest.New()
+	d := session.Decorate(fake.Registry("support"), session.DecorateOptions{
+		Coalesce: &session.CoalesceOptions{Window: time.Second, MaxBatch: 3},
+		Dedup:    &session.DedupOptions{TTL: 24 * time.Hour},
+	})
+
+	var wg sync.WaitGroup
+	for _, id := range []string{"3EB0AA", "3EB0BB", "3EB0CC"} {
+		wg.Go(func() { // three requests, each looking its session up
+			sess, err := d.Lookup(context.Background(), "support")
+			if err != nil {
+				fmt.Println(err)
+				return
+			}
+			_, err = sess.SendReceipt(context.Background(), session.Receipt{
+				Chat:       "15551234567@s.whatsapp.net",
+				MessageIDs: []string{id},
+				Type:       session.ReceiptRead,
+				Timestamp:  time.Now(),
+			})
+			if err != nil {
+				fmt.Println(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := d.Close(context.Background()); err != nil { // at shutdown
+		fmt.Println(err)
+	}
+
+	for _, r := range fake.Receipts() {
+		fmt.Println(r.Chat, slices.Sorted(slices.Values(r.MessageIDs)), r.Type)
+	}
+	st := d.Stats()
+	fmt.Printf("%d calls in, %d out\n", st.Calls, st.Sends)
+	sess, _ := d.Lookup(context.Background(), "support")
+	fmt.Println("undecorated after Close:", sess == session.Session(fake.Session("support")))
+	// Output:
+	// 15551234567@s.whatsapp.net [3EB0AA 3EB0BB 3EB0CC] read
+	// 3 calls in, 1 out
+	// undecorated after Close: true
+}

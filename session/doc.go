@@ -9,6 +9,12 @@
 // Wrap Dedup around Coalesce: Dedup(Coalesce(s, …), …). The optional
 // interfaces are found through decorators with [As].
 //
+// [Decorate] applies them to every session of a Registry: it makes one chain
+// of decorators per session name on first Lookup, sends through it to the
+// session the registry returns now, drops it when the name goes away or
+// stays unused, and closes them all in [Decorated.Close], which its creator
+// calls at shutdown, after the HTTP handler's.
+//
 // Importing session never links whatsmeow: the real backend lives in its own
 // subpackage, and package sessiontest provides a recording fake and a
 // conformance suite for tests.
