@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -14,18 +15,11 @@ import (
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+func TestAsync(t *testing.T) {
+	synctest.Test(t, testAsync)
 }
 
-func TestAsync(t *testing.T) {
+func testAsync(t *testing.T) {
 	var draws []float64
 	var mu sync.Mutex
 	rnd := func() float64 { mu.Lock(); defer mu.Unlock(); draws = append(draws, 0.5); return 0.5 }
@@ -48,8 +42,19 @@ func TestAsync(t *testing.T) {
 	if n := len(fake.Receipts()); n != 0 {
 		t.Errorf("sent %d receipts before the delay", n)
 	}
-	waitFor(t, "the queued receipts", func() bool { return len(fake.Receipts()) == 2 })
-	waitFor(t, "the stats", func() bool { return h.Stats() == seenhandler.Stats{Accepted: 2, Sent: 2} })
+	time.Sleep(299 * time.Millisecond) // the delay drawn is 300 ms
+	synctest.Wait()
+	if n := len(fake.Receipts()); n != 0 {
+		t.Errorf("sent %d receipts before the delay", n)
+	}
+	time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if n := len(fake.Receipts()); n != 2 {
+		t.Errorf("%d receipts sent after the delay, want 2", n)
+	}
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 2, Sent: 2}) {
+		t.Errorf("stats %+v", st)
+	}
 	if len(fake.ChatReads()) != 1 {
 		t.Errorf("chat reads %+v, want 1 after the async receipts", fake.ChatReads())
 	}
@@ -151,6 +156,10 @@ func TestShutdownFlushesAsync(t *testing.T) {
 // A Shutdown whose deadline passes while the backend hangs reports the
 // receipts it could not send as failed, and the counts still add up.
 func TestShutdownDeadline(t *testing.T) {
+	synctest.Test(t, testShutdownDeadline)
+}
+
+func testShutdownDeadline(t *testing.T) {
 	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}),
 		seenhandler.WithTimeout(time.Hour))
 	fake.Inject(sessiontest.Fault{Latency: time.Hour})
@@ -166,7 +175,10 @@ func TestShutdownDeadline(t *testing.T) {
 	if st.Accepted != st.Sent+st.Failed+st.Pending {
 		t.Errorf("stats do not add up: %+v", st)
 	}
-	waitFor(t, "the hung sends to fail", func() bool { return h.Stats() == seenhandler.Stats{Accepted: 3, Failed: 3} })
+	synctest.Wait() // the flush goes on after the deadline: the rest fail at once
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Failed: 3}) {
+		t.Errorf("once the flush ends: %+v, want {Accepted:3 Failed:3}", st)
+	}
 }
 
 func TestWithAsyncRejectsBadOptions(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -22,6 +23,10 @@ import (
 // Bug 1: a job cut short by Shutdown's deadline counts the receipts it had
 // already failed, and the queue gauge ends at 0.
 func TestReviewAsyncCountsAfterDeadline(t *testing.T) {
+	synctest.Test(t, testReviewAsyncCountsAfterDeadline)
+}
+
+func testReviewAsyncCountsAfterDeadline(t *testing.T) {
 	reg := session.NewMemoryRegistry()
 	reg.Set("demo", session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
 		<-ctx.Done() // WhatsApp never answers: the first send fails when the deadline passes
@@ -46,15 +51,15 @@ func TestReviewAsyncCountsAfterDeadline(t *testing.T) {
 	if _, err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v, want the deadline", err)
 	}
-	waitFor(t, "every receipt counted", func() bool { return h.Stats().Pending == 0 })
+	synctest.Wait()
 	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 2, Failed: 2}) {
 		t.Errorf("stats %+v, want {Accepted:2 Failed:2}", st)
 	}
-	waitFor(t, "the gauge back to 0", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(depth) > 0 && depth[len(depth)-1] == 0
-	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(depth) == 0 || depth[len(depth)-1] != 0 {
+		t.Errorf("queue depths reported %v, want the last to be 0", depth)
+	}
 }
 
 type queueRecorder struct{ depth func(int) }

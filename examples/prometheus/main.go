@@ -49,7 +49,8 @@ func newMux(fake *sessiontest.Fake, token string, reg *prometheus.Registry) (*ht
 		return nil, err
 	}
 	sessions := fake.Registry("demo")
-	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
+	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs),
+		seenhandler.WithAsync(seenhandler.AsyncOptions{})) // "async": true queues, feeding the queue gauge
 	if err != nil {
 		return nil, err
 	}

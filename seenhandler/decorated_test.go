@@ -1,0 +1,157 @@
+package seenhandler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+// decorated returns a handler over fake's "demo" and "other" sessions
+// decorated by o, and the decorated registry (closed at the test's end).
+func decorated(t *testing.T, o session.DecorateOptions) (*seenhandler.Handler, *session.Decorated, *sessiontest.Fake) {
+	t.Helper()
+	fake := sessiontest.New()
+	reg := session.Decorate(fake.Registry("demo", "other"), o)
+	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithClock(func() time.Time { return fixedNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, reg, fake
+}
+
+// Receipts of requests arriving within the window share backend calls;
+// each request is answered with its own ids.
+func TestCoalescingAcrossRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _, fake := decorated(t, session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: 50 * time.Millisecond}})
+		const n = 8
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["C%d"]}`, i)}.do(t, h)
+				got := decode[seenhandler.Response](t, w)
+				if w.Code != http.StatusOK || len(got.Receipts) != 1 || fmt.Sprint(got.Receipts[0].MessageIDs) != fmt.Sprintf("[C%d]", i) {
+					t.Errorf("request %d: %d %+v", i, w.Code, got)
+				}
+			})
+		}
+		wg.Wait()
+		calls := fake.Calls()
+		ids := 0
+		for _, c := range calls {
+			ids += len(c.Receipt.MessageIDs)
+		}
+		if ids != n || len(calls) != 1 {
+			t.Errorf("%d backend calls carrying %d ids; want 1 call for the %d requests", len(calls), ids, n)
+		}
+	})
+}
+
+func TestDedupAcrossRequests(t *testing.T) {
+	h, _, fake := decorated(t, session.DecorateOptions{Dedup: &session.DedupOptions{}})
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["D1","D2"]}`
+	if w := (request{body: body}).do(t, h); w.Code != 200 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D2","D3"]}`}.do(t, h)
+	got := decode[seenhandler.Response](t, w)
+	if len(got.Receipts) != 1 || fmt.Sprint(got.Receipts[0].MessageIDs) != "[D3]" ||
+		len(got.Skipped) != 1 || got.Skipped[0] != (seenhandler.Skipped{MessageID: "D2", Reason: "duplicate"}) {
+		t.Errorf("second: %+v", got)
+	}
+	w = request{body: body}.do(t, h)
+	if got := decode[seenhandler.Response](t, w); got.Acknowledged || len(got.Skipped) != 2 {
+		t.Errorf("third (all duplicates): %+v", got)
+	}
+	if n := len(fake.Calls()); n != 2 {
+		t.Errorf("backend called %d times, want 2", n)
+	}
+	// The other session has its own memory; played is not read.
+	if got := decode[seenhandler.Response](t, request{body: `{"session":"other","chatId":"15551234567","messageIds":["D1"]}`}.do(t, h)); !got.Acknowledged {
+		t.Errorf("other session: %+v", got)
+	}
+	if got := decode[seenhandler.Response](t, request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"type":"played"}`}.do(t, h)); !got.Acknowledged {
+		t.Errorf("played after read: %+v", got)
+	}
+	// The fake's optional interfaces are still found through the decorators.
+	fake.AddMessage("demo", session.Message{Chat: "15551234567@s.whatsapp.net", ID: "MINE", FromMe: true})
+	if got := decode[seenhandler.Response](t, request{body: `{"session":"demo","chatId":"15551234567","messageIds":["MINE"]}`}.do(t, h)); len(got.Skipped) != 1 || got.Skipped[0].Reason != "from_me" {
+		t.Errorf("resolver through decorators: %+v", got)
+	}
+}
+
+// Closing the registry after the handler's Shutdown flushes a batch waiting
+// on a long window: the waiting request is answered 200.
+func TestRegistryCloseFlushesCoalescing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, reg, fake := decorated(t, session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: time.Hour}})
+		done := make(chan int, 1)
+		go func() {
+			done <- request{body: `{"session":"demo","chatId":"15551234567","messageIds":["W1"]}`}.do(t, h).Code
+		}()
+		synctest.Wait() // the request waits in its batch
+		if len(fake.Calls()) != 0 || len(done) != 0 {
+			t.Fatal("the batch went out before its window")
+		}
+		ctx := context.Background()
+		if _, err := h.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if code := <-done; code != 200 || len(fake.Receipts()) != 1 {
+			t.Errorf("status %d, %d receipts", code, len(fake.Receipts()))
+		}
+	})
+}
+
+// A request's receipts (one per sender) are sent at the same time: the
+// backend sees all three in flight at once (sent one after another, the
+// barrier below would never open), and the answer lists those that went
+// out before reporting the failure.
+func TestSendersAtOnce(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		arrived int
+		open    = make(chan struct{})
+	)
+	backend := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		mu.Lock()
+		if arrived++; arrived == 3 {
+			close(open)
+		}
+		mu.Unlock()
+		select {
+		case <-open:
+		case <-time.After(5 * time.Second):
+			return session.Result{}, errors.New("the receipts were not sent at once")
+		}
+		if r.Sender == sender2 {
+			return session.Result{}, session.ErrNotConnected
+		}
+		return session.Result{Type: r.Type}, nil
+	})
+	reg := session.NewMemoryRegistry()
+	reg.Set("demo", backend)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A_15557654321@c.us","false_` + group + `_B_15550001111@c.us","false_` + group + `_C_15550002222@c.us"]}`}.do(t, h)
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusServiceUnavailable || len(got.Receipts) != 2 ||
+		got.Receipts[0].MessageIDs[0] != "A" || got.Receipts[1].MessageIDs[0] != "C" {
+		t.Errorf("status %d, %+v", w.Code, got)
+	}
+}
