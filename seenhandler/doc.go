@@ -21,10 +21,16 @@
 //	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
 //	if err != nil { … }
 //	mux := http.NewServeMux()
-//	seenhandler.Mount(mux, h) // /sendSeen, /v2/send/seen, /api/sendSeen
+//	seenhandler.Mount(mux, h) // /sendSeen, /v2/send/seen, /api/sendSeen, and the status paths
+//
+// The same [Handler] answers a session's state ([Handler.ServeStatus]: GET
+// /v2/session/status?session=NAME, GET /api/sessions/{session}). To batch
+// or deduplicate receipts across requests, wrap the registry in
+// session.Decorate, and close it after [Handler.Shutdown].
 //
 // Every error answer has the body
 // {"success":false,"error":{"code","message","fields":[{"field","rule","message"}]}}
 // with the statuses listed beside the Code constants; a backend's own error
-// text is logged (WithLogger), never sent to the client.
+// text is logged ([WithLogger]), never sent to the client. [WriteError]
+// answers in the same format, for middleware in front of the handler.
 package seenhandler

@@ -41,6 +41,9 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 // exchange is one request's state, for the answer, the log and the
 // Observer.
 type exchange struct {
+	// ctx is the request's context: with its timeout, and once the client
+	// is authenticated, the Authenticator's.
+	ctx      context.Context
 	endpoint Endpoint
 	dialect  string
 	start    time.Time
@@ -82,9 +85,9 @@ type endpointFunc func(ctx context.Context, w http.ResponseWriter, r *http.Reque
 // answer is written the client gets 500; after, the panic is logged and the
 // answer stands.
 func (h *Handler) handle(w http.ResponseWriter, r *http.Request, ep Endpoint, serve endpointFunc) {
-	x := &exchange{endpoint: ep, start: time.Now(), status: http.StatusOK}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.timeout)
 	defer cancel()
+	x := &exchange{ctx: ctx, endpoint: ep, start: time.Now(), status: http.StatusOK}
 	defer func() {
 		v := recover()
 		switch {
@@ -105,9 +108,10 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, ep Endpoint, se
 		if x.op != "" {
 			err = backendErr(x.op, err)
 		}
-		h.fail(ctx, w, x, err)
+		h.fail(x.ctx, w, x, err)
 	}()
 	resp, err := serve(ctx, w, r, x)
+	ctx = x.ctx
 	if err != nil {
 		h.fail(ctx, w, x, err)
 		return
@@ -167,6 +171,7 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	}
 	if actx != nil {
 		ctx = actx
+		x.ctx = ctx
 	}
 	if h.cfg.tokenLimiter == nil || token == "" {
 		return ctx, nil, nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -194,3 +195,58 @@ type discard struct{}
 func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 func (discard) WriteHeader(int)             {}
+
+type principalKey struct{}
+
+// Item 9: the principal an Authenticator establishes reaches the registry,
+// the session and the Observer; the Authenticator runs under the request's
+// timeout.
+func TestReviewPrincipal(t *testing.T) {
+	var seen []string
+	note := func(where string, ctx context.Context) {
+		p, _ := ctx.Value(principalKey{}).(string)
+		seen = append(seen, where+"="+p)
+	}
+	auth := seenhandler.AuthenticatorFunc(func(ctx context.Context, c seenhandler.Credentials) (context.Context, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("the Authenticator runs without the request's deadline")
+		}
+		if c.Token != token {
+			return nil, seenhandler.ErrUnauthorized
+		}
+		return context.WithValue(ctx, principalKey{}, "alice"), nil
+	})
+	reg := session.RegistryFunc(func(ctx context.Context, name string) (session.Session, error) {
+		note("lookup", ctx)
+		return session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			note("send", ctx)
+			return session.Result{Type: r.Type}, nil
+		}), nil
+	})
+	obs := seenhandler.ObserverFuncs{OnRequestDone: func(ctx context.Context, _ seenhandler.RequestInfo) { note("observer", ctx) }}
+	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != 200 {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	if got := strings.Join(seen, " "); got != "lookup=alice send=alice observer=alice" {
+		t.Errorf("principal seen as %q", got)
+	}
+}
+
+// Item 9: a middleware in front of the handler answers in its JSON format.
+func TestWriteError(t *testing.T) {
+	w := httptest.NewRecorder()
+	seenhandler.WriteError(w, fmt.Errorf("%w: expired session cookie", seenhandler.ErrUnauthorized))
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusUnauthorized || got.Error.Code != seenhandler.CodeUnauthorized || strings.Contains(got.Error.Message, "cookie") {
+		t.Errorf("status %d, %+v", w.Code, got)
+	}
+	w = httptest.NewRecorder()
+	seenhandler.WriteError(w, session.ErrNotConnected)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "5" {
+		t.Errorf("not connected: status %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+}

@@ -35,8 +35,9 @@ func main() {
 	log.Fatal(srv.Serve(ln))
 }
 
-// newRouter serves POST /sessions/{session}/seen from fake's "demo"
-// session, for clients presenting token.
+// newRouter serves POST /sessions/{session}/seen and GET
+// /sessions/{session} (the status) from fake's "demo" session, for clients
+// presenting token.
 func newRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
 	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
 	if err != nil {
@@ -51,5 +52,6 @@ func newRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
 	}
 	r := mux.NewRouter()
 	r.Handle("/sessions/{session}/seen", h).Methods(http.MethodPost)
+	r.HandleFunc("/sessions/{session}", h.ServeStatus).Methods(http.MethodGet, http.MethodHead)
 	return r, nil
 }

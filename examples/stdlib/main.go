@@ -33,8 +33,9 @@ func main() {
 	log.Fatal(srv.Serve(ln))
 }
 
-// newRouter serves POST /sessions/{session}/seen from fake's "demo"
-// session, for clients presenting token.
+// newRouter serves POST /sessions/{session}/seen and GET
+// /sessions/{session} (the status) from fake's "demo" session, for clients
+// presenting token.
 func newRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
 	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
 	if err != nil {
@@ -49,5 +50,6 @@ func newRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /sessions/{session}/seen", h)
+	mux.HandleFunc("GET /sessions/{session}", h.ServeStatus)
 	return mux, nil
 }

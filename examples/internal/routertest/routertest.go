@@ -62,4 +62,17 @@ func PathSession(t *testing.T, newRouter NewRouter) {
 			}
 		})
 	}
+	t.Run("Status", func(t *testing.T) {
+		router, err := newRouter(sessiontest.New(), "t0ken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/sessions/demo", nil)
+		req.Header.Set("Authorization", "Bearer t0ken")
+		rec := httptest.NewRecorder()
+		router.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"status":"WORKING"`) {
+			t.Errorf("status %d, body %s", rec.Code, rec.Body)
+		}
+	})
 }
