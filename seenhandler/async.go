@@ -12,7 +12,7 @@ import (
 	"github.com/bluetick/bluetick/session"
 )
 
-// Defaults of AsyncOptions.
+// Defaults of [AsyncOptions].
 const (
 	DefaultAsyncMinDelay  = 800 * time.Millisecond
 	DefaultAsyncMaxDelay  = 2 * time.Second
@@ -28,7 +28,7 @@ type AsyncOptions struct {
 	// "async": false. Default: false.
 	Default bool
 	// MinDelay and MaxDelay bound the delay, drawn uniformly for each
-	// request. Default: DefaultAsyncMinDelay (800 ms) and
+	// request. Default: [DefaultAsyncMinDelay] (800 ms) and
 	// DefaultAsyncMaxDelay (2 s).
 	MinDelay, MaxDelay time.Duration
 	// QueueSize bounds the receipts waiting to be sent; a request that
@@ -83,7 +83,7 @@ type Stats struct {
 	Pending int64
 }
 
-// QueueObserver is an Observer that also wants the number of receipts
+// QueueObserver is an [Observer] that also wants the number of receipts
 // waiting in the asynchronous queue, each time it changes.
 type QueueObserver interface {
 	Observer
@@ -272,7 +272,7 @@ func (h *Handler) observeQueue(depth int) {
 }
 
 // Stats returns the counts of asynchronous receipts (all zero without
-// WithAsync).
+// [WithAsync]).
 func (h *Handler) Stats() Stats {
 	if h.async == nil {
 		return Stats{}
@@ -283,7 +283,7 @@ func (h *Handler) Stats() Stats {
 // Shutdown stops the handler gracefully: new requests get 503
 // shutting_down, asynchronous receipts still waiting for their delay are
 // sent now, one job after another, and Shutdown waits for them until ctx
-// ends. It logs and returns the final Stats; a ctx that ends first returns
+// ends. It logs and returns the final [Stats]; a ctx that ends first returns
 // its error, and the receipts not sent by then are counted as failed. Call
 // it after http.Server.Shutdown, which stops new connections, and before
 // closing the registry (see session.Decorate).

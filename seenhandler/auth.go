@@ -11,15 +11,15 @@ import (
 	"strings"
 )
 
-// Errors an Authenticator returns (possibly wrapped).
+// Errors an [Authenticator] returns (possibly wrapped).
 var (
-	// ErrUnauthorized: the token is missing or unknown. HTTP 401.
+	// [ErrUnauthorized]: the token is missing or unknown. HTTP 401.
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrForbidden: the token is known but may not use the session. HTTP 403.
 	ErrForbidden = errors.New("forbidden")
 )
 
-// Credentials is what a request presents to an Authenticator.
+// Credentials is what a request presents to an [Authenticator].
 type Credentials struct {
 	// Token is the API token, taken from "Authorization: Bearer <token>",
 	// then "X-Api-Key: <token>", then the body's "access_token"; "" when the
@@ -36,12 +36,12 @@ type Credentials struct {
 // Authenticate must be safe for concurrent use. To allow the request it
 // returns a nil error and the context to serve the request in: ctx itself,
 // or ctx with the principal the token stands for (under the
-// Authenticator's own context key), which then reaches the
-// session.Registry's Lookup, the Session and the Observer. A nil context
+// [Authenticator]'s own context key), which then reaches the
+// session.Registry's Lookup, the Session and the [Observer]. A nil context
 // means ctx. It returns an error wrapping [ErrUnauthorized] when the token
 // is missing or unknown, and one wrapping [ErrForbidden] when the token may
 // not use c.Session. When c.Session is "" it checks the token alone. Any
-// other error becomes 500. ctx carries the request's timeout (WithTimeout).
+// other error becomes 500. ctx carries the request's timeout ([WithTimeout]).
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (context.Context, error)
 }
@@ -54,11 +54,11 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (con
 	return f(ctx, c)
 }
 
-// AllSessions, in the session list of NewStaticAuth, lets a token use every
+// [AllSessions], in the session list of [NewStaticAuth], lets a token use every
 // session.
 const AllSessions = "*"
 
-// StaticAuth is an Authenticator over a fixed set of tokens. Tokens are
+// StaticAuth is an [Authenticator] over a fixed set of tokens. Tokens are
 // compared in constant time. It is safe for concurrent use.
 type StaticAuth struct {
 	tokens []staticToken
@@ -70,8 +70,8 @@ type staticToken struct {
 	sessions []string
 }
 
-// NewStaticAuth returns a StaticAuth for tokens, a map from each token to
-// the sessions it may use (AllSessions for every session). An empty token or
+// NewStaticAuth returns a [StaticAuth] for tokens, a map from each token to
+// the sessions it may use ([AllSessions] for every session). An empty token or
 // an empty session list is an error.
 func NewStaticAuth(tokens map[string][]string) (*StaticAuth, error) {
 	a := &StaticAuth{}

@@ -15,7 +15,7 @@ import (
 
 // This file is the one place where errors become HTTP statuses.
 
-// Error codes of ErrorBody.Code, with their statuses.
+// Error codes of [ErrorBody].Code, with their statuses.
 const (
 	CodeInvalidJSON          = "invalid_json"           // 400
 	CodeValidationFailed     = "validation_failed"      // 400
@@ -41,7 +41,7 @@ const (
 // the client never sees it, logs do.
 const statusClientClosedRequest = 499
 
-// errPanic wraps a panic recovered from a backend or an Authenticator.
+// errPanic wraps a panic recovered from a backend or an [Authenticator].
 var errPanic = errors.New("panic")
 
 // problem is an error as the client sees it.

@@ -23,8 +23,8 @@ type Handler struct {
 	closing atomic.Bool
 }
 
-// New returns a Handler that finds sessions in reg. An authenticator is
-// required: pass WithAuth, or WithNoAuth to accept every request.
+// New returns a [Handler] that finds sessions in reg. An authenticator is
+// required: pass [WithAuth], or [WithNoAuth] to accept every request.
 // Configuration errors are returned here, never at request time.
 func New(reg session.Registry, opts ...Option) (*Handler, error) {
 	cfg, err := newConfig(reg, opts)
@@ -39,17 +39,17 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 }
 
 // exchange is one request's state, for the answer, the log and the
-// Observer.
+// [Observer].
 type exchange struct {
 	// ctx is the request's context: with its timeout, and once the client
-	// is authenticated, the Authenticator's.
+	// is authenticated, the [Authenticator]'s.
 	ctx      context.Context
 	endpoint Endpoint
 	dialect  string
 	start    time.Time
 	// asked is the session the request names, for the log; session is set
 	// once the client is authenticated and the registry found it, and only
-	// then reaches the Observer (clients must not mint metric labels).
+	// then reaches the [Observer] (clients must not mint metric labels).
 	asked, session string
 	chat           string
 	// op is the backend operation under way, so that a panic in it is
@@ -69,15 +69,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ServeStatus answers one GET (or HEAD) request for a session's state,
 // authenticated like ServeHTTP: {"success","session","status","connected",
-// "loggedIn","jid"}. The session comes from the URL (see WithPathSession),
-// else the query's session or instance_id, which must agree. Mount
-// registers it at PathWawpStatus and PathWAHAStatus.
+// "loggedIn","jid"}. The session comes from the URL (see [WithPathSession]),
+// else the query's session or instance_id, which must agree. [Mount]
+// registers it at [PathWawpStatus] and PathWAHAStatus.
 func (h *Handler) ServeStatus(w http.ResponseWriter, r *http.Request) {
 	h.handle(w, r, EndpointStatus, h.serveStatus)
 }
 
 // endpointFunc serves one endpoint's request: it returns the answer (a
-// *Response or a *StatusResponse) or the error to answer with.
+// *[Response] or a *[StatusResponse]) or the error to answer with.
 type endpointFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error)
 
 // handle runs serve within the request's timeout and answers. It is the
@@ -158,7 +158,7 @@ func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code
 
 // admit authenticates the request and takes it from the token's rate
 // limit. It returns the context to serve the request in (the
-// Authenticator's) and the token's reservation, to give back if a later
+// [Authenticator]'s) and the token's reservation, to give back if a later
 // check refuses the request.
 func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyToken string) (context.Context, *Reservation, error) {
 	if h.cfg.noAuth {

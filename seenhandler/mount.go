@@ -15,17 +15,17 @@ const (
 	PathWAHA = "/api/sendSeen"
 )
 
-// Router is what Mount needs of a router: net/http's ServeMux and chi's
+// Router is what [Mount] needs of a router: net/http's ServeMux and chi's
 // Router have this method. (gorilla/mux's returns a *Route: register
 // [Handler] and [Handler.ServeStatus] on it yourself, as examples/mux does.)
 type Router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-// Mount registers h on r: the seen endpoint at PathWasend, PathWawp and
-// PathWAHA, the status endpoint ([Handler.ServeStatus]) at PathWawpStatus
-// and PathWAHAStatus, and the OpenAPI document at the path given to
-// WithOpenAPI, if any. The patterns carry no method, so that h itself
+// Mount registers h on r: the seen endpoint at [PathWasend], PathWawp and
+// PathWAHA, the status endpoint ([Handler.ServeStatus]) at [PathWawpStatus]
+// and PathWAHAStatus, and the [OpenAPI] document at the path given to
+// [WithOpenAPI], if any. The patterns carry no method, so that h itself
 // answers other methods with a JSON 405. To serve under a prefix, mount on
 // a router behind http.StripPrefix.
 func Mount(r Router, h *Handler) {

@@ -9,7 +9,7 @@ import (
 // Observer is told what the handler does, for metrics. Its methods are
 // called on the request's goroutine (or an asynchronous job's): they must
 // be quick and safe for concurrent use; a panic in them is logged and does
-// not change the answer. A nil Observer (the default) observes nothing; no metrics
+// not change the answer. A nil [Observer] (the default) observes nothing; no metrics
 // library is linked by this package (examples/prometheus has one).
 type Observer interface {
 	// RequestDone is called once per request, after its answer is written.
@@ -24,7 +24,7 @@ type Observer interface {
 
 // RequestInfo describes one finished request.
 type RequestInfo struct {
-	// Endpoint is EndpointSeen or EndpointStatus.
+	// Endpoint is [EndpointSeen] or EndpointStatus.
 	Endpoint Endpoint
 	// Session is the session used: set only once the client was
 	// authenticated and the registry found the session, so that clients
@@ -39,7 +39,7 @@ type RequestInfo struct {
 	// Latency is the time from the request's arrival to its answer.
 	Latency time.Duration
 	// Receipts is how many receipts (backend calls) went out, Messages how
-	// many message ids they carried, Skipped how many ids were skipped.
+	// many message ids they carried, [Skipped] how many ids were skipped.
 	Receipts, Messages, Skipped int
 }
 
@@ -59,7 +59,7 @@ type BackendErrorInfo struct {
 // Endpoint names an endpoint of the handler, in [RequestInfo].
 type Endpoint string
 
-// Endpoints of RequestInfo.
+// Endpoints of [RequestInfo].
 const (
 	EndpointSeen   Endpoint = "seen"   // ServeHTTP
 	EndpointStatus Endpoint = "status" // ServeStatus
@@ -68,7 +68,7 @@ const (
 // Op names a backend operation, in [BackendErrorInfo].
 type Op string
 
-// Backend operations of BackendErrorInfo.
+// Backend operations of [BackendErrorInfo].
 const (
 	OpLookup       Op = "lookup"         // session.Registry.Lookup
 	OpResolve      Op = "resolve"        // session.Resolver.ResolveMessage
@@ -78,7 +78,7 @@ const (
 	OpStatus       Op = "status"         // session.StatusReporter.Status
 )
 
-// ObserverFuncs is an Observer made of optional functions; a nil one is
+// ObserverFuncs is an [Observer] made of optional functions; a nil one is
 // not called.
 type ObserverFuncs struct {
 	OnRequestDone  func(ctx context.Context, r RequestInfo)
@@ -99,7 +99,7 @@ func (o ObserverFuncs) BackendError(ctx context.Context, e BackendErrorInfo) {
 	}
 }
 
-// WithObserver sets the Observer of the handler. Default: none.
+// WithObserver sets the [Observer] of the handler. Default: none.
 func WithObserver(o Observer) Option {
 	return func(c *config) error {
 		if o == nil {

@@ -9,7 +9,7 @@ import (
 //go:embed openapi.yaml
 var openAPIDoc []byte
 
-// OpenAPI returns the OpenAPI 3.1 document (YAML) of the endpoints: the
+// OpenAPI returns the [OpenAPI] 3.1 document (YAML) of the endpoints: the
 // three dialects of the seen endpoint, the status endpoint, and every
 // answer's body. The package's tests check every response they provoke
 // against it, so it does not drift from the code.
@@ -17,7 +17,7 @@ func OpenAPI() []byte {
 	return bytes.Clone(openAPIDoc)
 }
 
-// OpenAPIHandler serves the OpenAPI document as application/yaml.
+// OpenAPIHandler serves the [OpenAPI] document as application/yaml.
 func OpenAPIHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml; charset=utf-8")

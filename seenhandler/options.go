@@ -22,7 +22,7 @@ const (
 	DefaultRetryAfter = 5 * time.Second
 )
 
-// Option configures a Handler; see New.
+// Option configures a [Handler]; see New.
 type Option func(*config) error
 
 type config struct {
@@ -75,9 +75,9 @@ func newConfig(reg session.Registry, opts []Option) (config, error) {
 	return cfg, nil
 }
 
-// WithAuth sets the Authenticator that checks each request's token. There is
-// no default: New fails unless WithAuth or WithNoAuth is given, so that a
-// handler is never open by accident. See NewStaticAuth for the built-in one.
+// WithAuth sets the [Authenticator] that checks each request's token. There is
+// no default: New fails unless [WithAuth] or [WithNoAuth] is given, so that a
+// handler is never open by accident. See [NewStaticAuth] for the built-in one.
 func WithAuth(a Authenticator) Option {
 	return func(c *config) error {
 		if a == nil {
@@ -113,7 +113,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMaxBodyBytes sets the largest request body accepted; a larger one gets
-// 413 body_too_large. Default: DefaultMaxBodyBytes (64 KiB).
+// 413 body_too_large. Default: [DefaultMaxBodyBytes] (64 KiB).
 func WithMaxBodyBytes(n int64) Option {
 	return func(c *config) error {
 		if n <= 0 {
@@ -166,8 +166,8 @@ func WithRetryAfter(d time.Duration) Option {
 // such as "/sessions/{session}/seen". extract returns "" when the URL names
 // none; the body's (or, for the status endpoint, the query's) session or
 // instance_id is then used, and when both name one they must agree. Use
-// PathValue for net/http's ServeMux and chi, and a function over mux.Vars
-// for gorilla/mux. Default: PathValue("session"), the {session} wildcard
+// [PathValue] for net/http's ServeMux and chi, and a function over mux.Vars
+// for gorilla/mux. Default: [PathValue]("session"), the {session} wildcard
 // of a ServeMux pattern (such as PathWAHAStatus), if any.
 func WithPathSession(extract func(*http.Request) string) Option {
 	return func(c *config) error {
@@ -190,7 +190,7 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithOpenAPI makes Mount also serve the OpenAPI document (see OpenAPI) at
+// WithOpenAPI makes [Mount] also serve the [OpenAPI] document (see [OpenAPI]) at
 // GET path, e.g. "/openapi.yaml". Default: not served.
 func WithOpenAPI(path string) Option {
 	return func(c *config) error {
@@ -202,8 +202,8 @@ func WithOpenAPI(path string) Option {
 	}
 }
 
-// PathValue returns an extractor for WithPathSession that reads the named
-// wildcard of a net/http ServeMux pattern, e.g. PathValue("session") for
+// PathValue returns an extractor for [WithPathSession] that reads the named
+// wildcard of a net/http ServeMux pattern, e.g. [PathValue]("session") for
 // "POST /sessions/{session}/seen".
 func PathValue(name string) func(*http.Request) string {
 	return func(r *http.Request) string { return r.PathValue(name) }

@@ -23,7 +23,7 @@ type plan struct {
 	// unread messages (possible only with a session.UnreadLister).
 	unread   bool
 	idsField string // the ids' field name, for errors about them
-	// async: the receipts are to be queued (see WithAsync).
+	// async: the receipts are to be queued (see [WithAsync]).
 	async bool
 }
 

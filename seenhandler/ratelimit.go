@@ -14,8 +14,8 @@ import (
 )
 
 // Limiter decides whether one more request may go now for a key (a token's
-// digest, or a session name). A MemoryLimiter keeps its buckets in this
-// process; when several replicas serve the same accounts, implement Limiter
+// digest, or a session name). A [MemoryLimiter] keeps its buckets in this
+// process; when several replicas serve the same accounts, implement [Limiter]
 // over a shared store.
 //
 // Reserve must be safe for concurrent use. It takes one request from the
@@ -57,13 +57,13 @@ func (f LimiterFunc) Reserve(ctx context.Context, key string) (Reservation, erro
 	return f(ctx, key)
 }
 
-// DefaultLimiterKeys is how many keys a MemoryLimiter tracks; past that
+// DefaultLimiterKeys is how many keys a [MemoryLimiter] tracks; past that
 // it forgets the least recently used one (which then starts with a full
 // bucket again).
 const DefaultLimiterKeys = 10_000
 
-// MemoryLimiter is a Limiter with one token bucket (golang.org/x/time/rate)
-// per key, in memory, for at most DefaultLimiterKeys keys (least recently
+// MemoryLimiter is a [Limiter] with one token bucket (golang.org/x/time/rate)
+// per key, in memory, for at most [DefaultLimiterKeys] keys (least recently
 // used forgotten first). It is safe for concurrent use.
 type MemoryLimiter struct {
 	limit   rate.Limit
@@ -71,7 +71,7 @@ type MemoryLimiter struct {
 	buckets *lru.Cache[string, *rate.Limiter]
 }
 
-// NewMemoryLimiter returns a MemoryLimiter that lets each key make perSecond
+// NewMemoryLimiter returns a [MemoryLimiter] that lets each key make perSecond
 // requests a second on average, and burst at once.
 func NewMemoryLimiter(perSecond float64, burst int) (*MemoryLimiter, error) {
 	if perSecond <= 0 || burst < 1 {
@@ -84,7 +84,7 @@ func NewMemoryLimiter(perSecond float64, burst int) (*MemoryLimiter, error) {
 	return &MemoryLimiter{limit: rate.Limit(perSecond), burst: burst, buckets: buckets}, nil
 }
 
-// Reserve implements [Limiter]; the Reservation's Cancel gives back the
+// Reserve implements [Limiter]; the [Reservation]'s Cancel gives back the
 // token it took.
 func (m *MemoryLimiter) Reserve(_ context.Context, key string) (Reservation, error) {
 	now := time.Now()
@@ -100,7 +100,7 @@ func (m *MemoryLimiter) Reserve(_ context.Context, key string) (Reservation, err
 		r.CancelAt(now)
 		return Reservation{RetryAfter: d}, nil
 	}
-	// Reservation.CancelAt gives nothing back once the reservation's time
+	// [Reservation].CancelAt gives nothing back once the reservation's time
 	// has come (as it has: it was for now), so the token is returned as a
 	// reservation of -1: rate.Limiter then holds one token more, capped at
 	// the burst when it next refills.
@@ -108,7 +108,7 @@ func (m *MemoryLimiter) Reserve(_ context.Context, key string) (Reservation, err
 }
 
 // WithTokenRateLimit limits the requests of each API token (a digest of
-// it is the key), once the Authenticator accepted it; with WithNoAuth no
+// it is the key), once the [Authenticator] accepted it; with [WithNoAuth] no
 // token is checked, so none is limited. Requests over the limit get 429
 // rate_limited with Retry-After. Default: no limit.
 func WithTokenRateLimit(l Limiter) Option {

@@ -18,7 +18,7 @@ type Response struct {
 	// answer.
 	Acknowledged bool `json:"acknowledged"`
 	// Accepted is set in a 202 answer: the receipts are queued, to be sent
-	// after a human-like delay (see WithAsync); Receipts then lists them
+	// after a human-like delay (see [WithAsync]); Receipts then lists them
 	// with the type asked for.
 	Accepted bool `json:"accepted,omitempty"`
 	// Session is the session used.
@@ -52,13 +52,13 @@ type SentReceipt struct {
 type Skipped struct {
 	// MessageID is the id as the client sent it.
 	MessageID string `json:"messageId"`
-	// Reason says why: SkipFromMe or SkipDuplicate.
+	// Reason says why: [SkipFromMe] or SkipDuplicate.
 	Reason string `json:"reason"`
 }
 
 // Skip reasons.
 const (
-	// SkipFromMe: the account itself sent the message, so there is nothing
+	// [SkipFromMe]: the account itself sent the message, so there is nothing
 	// to mark as read.
 	SkipFromMe = "from_me"
 	// SkipDuplicate: a receipt for the message was sent recently (see
@@ -77,7 +77,7 @@ type ErrorResponse struct {
 	Receipts []SentReceipt `json:"receipts,omitempty"`
 }
 
-// ErrorBody is the error member of an ErrorResponse.
+// ErrorBody is the error member of an [ErrorResponse].
 type ErrorBody struct {
 	// Code is a stable machine-readable code, e.g. "validation_failed".
 	Code string `json:"code"`
@@ -91,7 +91,7 @@ type ErrorBody struct {
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // writeJSON writes v as the whole response, with HTML characters left as
-// they are (the body is JSON, never HTML). A *Response, the answer of
+// they are (the body is JSON, never HTML). A *[Response], the answer of
 // nearly every request, is encoded without reflection.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	bp := buffers.Get().(*[]byte)

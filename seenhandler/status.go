@@ -18,9 +18,9 @@ const (
 	PathWAHAStatus = "/api/sessions/{session}"
 )
 
-// Session states of StatusResponse.Status, in WAHA's words.
+// Session states of [StatusResponse].Status, in WAHA's words.
 const (
-	// StateWorking: connected and logged in; receipts go out.
+	// [StateWorking]: connected and logged in; receipts go out.
 	StateWorking = "WORKING"
 	// StateStarting: paired, (re)connecting; receipts get 503 meanwhile.
 	StateStarting = "STARTING"
@@ -36,7 +36,7 @@ type StatusResponse struct {
 	Success bool `json:"success"`
 	// Session is the session's name.
 	Session string `json:"session"`
-	// Status is StateWorking, StateStarting, StateScanQRCode or
+	// Status is [StateWorking], StateStarting, StateScanQRCode or
 	// StateUnknown.
 	Status string `json:"status"`
 	// Connected: the connection to WhatsApp is up.
