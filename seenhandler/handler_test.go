@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -717,10 +718,15 @@ func TestChatMarking(t *testing.T) {
 // A backend (a session.Dedup, say) that reports duplicates: they are
 // skipped with reason duplicate and are not in the receipts.
 func TestDuplicatesReported(t *testing.T) {
-	var got []session.Receipt
+	var (
+		mu  sync.Mutex // a request's receipts are sent at once
+		got []session.Receipt
+	)
 	reg := session.NewMemoryRegistry()
 	reg.Set("demo", session.SessionFunc(func(_ context.Context, r session.Receipt) (session.Result, error) {
+		mu.Lock()
 		got = append(got, r)
+		mu.Unlock()
 		var dups []string
 		for _, id := range r.MessageIDs {
 			if strings.HasPrefix(id, "OLD") {
