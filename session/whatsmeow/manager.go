@@ -37,6 +37,9 @@ type Manager struct {
 
 	mu       sync.RWMutex
 	sessions map[string]*managed
+	// retiring counts the goroutines stopping dropped sessions; Close
+	// waits for them.
+	retiring sync.WaitGroup
 }
 
 var _ session.Registry = (*Manager)(nil)
@@ -214,15 +217,25 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	}
 }
 
-// drop removes ms from the registry and stops its client.
+// drop removes ms from the registry and stops its Session and client, in
+// a goroutine that Close waits for: drop runs inside the client's own event
+// dispatch (events.LoggedOut), which holds the lock that RemoveEventHandler
+// (called by Session.Close) needs, so closing there would deadlock the
+// client's event dispatch for good. Whoever takes ms out of the registry
+// stops it, once: drop after Close does nothing.
 func (m *Manager) drop(ms *managed) {
 	m.mu.Lock()
-	if m.sessions[ms.name] == ms {
-		delete(m.sessions, ms.name)
+	defer m.mu.Unlock()
+	if m.sessions[ms.name] != ms {
+		return
 	}
-	m.mu.Unlock()
-	ms.session.Close()
-	go ms.client.Disconnect() // not from inside the client's own event handler
+	delete(m.sessions, ms.name)
+	m.retiring.Add(1)
+	go func() {
+		defer m.retiring.Done()
+		ms.session.Close()
+		ms.client.Disconnect()
+	}()
 }
 
 // Start connects every paired session's client. A client that cannot reach
@@ -308,5 +321,6 @@ func (m *Manager) Close() error {
 		ms.session.Close()
 		ms.client.Disconnect()
 	}
+	m.retiring.Wait()
 	return m.container.Close()
 }

@@ -134,7 +134,11 @@ func New(client Client, device *store.Device, opts ...Option) *Session {
 }
 
 // Close stops indexing the client's events and waits for the Session's
-// background work to stop. It does not disconnect the client.
+// background work to stop. It does not disconnect the client. It must not
+// be called from inside one of the client's event handlers: whatsmeow runs
+// them under the lock that RemoveEventHandler takes, so Close would
+// deadlock the client's event dispatch (Manager closes a logged-out
+// session from a goroutine of its own for this reason).
 func (s *Session) Close() {
 	s.client.RemoveEventHandler(s.handlerID)
 	s.bgMu.Lock()
