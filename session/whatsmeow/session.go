@@ -94,6 +94,13 @@ type Session struct {
 	bgMu   sync.Mutex // orders background's Add before Close's Wait
 	closed bool
 	bg     sync.WaitGroup
+
+	// privMu guards connects (events.Connected seen) and privacyAt (the
+	// value of connects when the privacy settings were last fetched
+	// bypassing whatsmeow's cache).
+	privMu    sync.Mutex
+	connects  uint64
+	privacyAt uint64
 }
 
 var (
@@ -220,7 +227,10 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	typ, extra := s.typeAsSent(ctx, r.Type)
+	typ, extra, err := s.typeAsSent(ctx, r.Type)
+	if err != nil {
+		return session.Result{}, err
+	}
 	err = guard("MarkRead", func() error {
 		return s.client.MarkRead(ctx, slices.Clone(r.MessageIDs), ts, chat, sender, extra...)
 	})
@@ -232,22 +242,68 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 }
 
 // typeAsSent predicts what MarkRead will put on the wire, as it decides:
-// read becomes read-self when the account's read receipts are off. The
-// settings are cached by whatsmeow after the first query; when the query
-// fails, MarkRead sends read.
-func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (session.ReceiptType, []types.ReceiptType) {
+// read becomes read-self when the account's read receipts are off.
+// whatsmeow's MarkRead reads the privacy settings through
+// GetPrivacySettings, which swallows a failed query and returns empty
+// settings, and then sends read: an account with read receipts off would
+// leak blue ticks. So read goes out only once the settings are known: they
+// are fetched (again, bypassing whatsmeow's cache, after each reconnection)
+// and, if still unknown, the receipt is refused with session.ErrNotConnected
+// (HTTP 503 with Retry-After); nothing is sent. A successful fetch fills
+// whatsmeow's cache, which MarkRead then reads. played is sent as asked:
+// whatsmeow never changes it.
+func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (session.ReceiptType, []types.ReceiptType, error) {
 	if asked == session.ReceiptPlayed {
-		return session.ReceiptPlayed, []types.ReceiptType{types.ReceiptTypePlayed}
+		return session.ReceiptPlayed, []types.ReceiptType{types.ReceiptTypePlayed}, nil
 	}
+	refetch := !s.privacyFresh()
+	settings, err := s.fetchPrivacy(ctx, refetch)
+	if (err != nil || settings.ReadReceipts == "") && !refetch && ctx.Err() == nil {
+		settings, err = s.fetchPrivacy(ctx, true)
+	}
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending read: %w", session.ErrNotConnected, mapError(err))
+	case settings.ReadReceipts == "":
+		return "", nil, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending read", session.ErrNotConnected)
+	case settings.ReadReceipts == types.PrivacySettingNone:
+		return session.ReceiptReadSelf, nil, nil
+	}
+	return session.ReceiptRead, nil, nil
+}
+
+// privacyFresh reports whether the privacy settings were fetched since the
+// last connection.
+func (s *Session) privacyFresh() bool {
+	s.privMu.Lock()
+	defer s.privMu.Unlock()
+	return s.privacyAt >= s.connects
+}
+
+// fetchPrivacy asks whatsmeow for the privacy settings, from its cache
+// unless refetch, and records a successful fetch. It never returns nil
+// settings without an error.
+func (s *Session) fetchPrivacy(ctx context.Context, refetch bool) (types.PrivacySettings, error) {
+	s.privMu.Lock()
+	gen := s.connects
+	s.privMu.Unlock()
 	var settings *types.PrivacySettings
 	err := guard("TryFetchPrivacySettings", func() (err error) {
-		settings, err = s.client.TryFetchPrivacySettings(ctx, false)
+		settings, err = s.client.TryFetchPrivacySettings(ctx, refetch)
 		return err
 	})
-	if err == nil && settings != nil && settings.ReadReceipts == types.PrivacySettingNone {
-		return session.ReceiptReadSelf, nil
+	if err == nil && settings == nil {
+		err = errors.New("no privacy settings")
 	}
-	return session.ReceiptRead, nil
+	if err != nil {
+		return types.PrivacySettings{}, err
+	}
+	if refetch {
+		s.privMu.Lock()
+		s.privacyAt = max(s.privacyAt, gen)
+		s.privMu.Unlock()
+	}
+	return *settings, nil
 }
 
 // groupSender returns the sender as the group addresses its members: in a
@@ -377,19 +433,22 @@ func (s *Session) handleEvent(evt any) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
 		}
 	case *events.Connected:
+		// The settings may have changed while disconnected: the next
+		// read receipt refetches them unless the warm-up has by then.
+		s.privMu.Lock()
+		s.connects++
+		s.privMu.Unlock()
 		s.background(s.warmPrivacy)
 	}
 }
 
-// warmPrivacy makes whatsmeow fetch and cache the privacy settings, so that
-// the first MarkRead does not wait for them.
+// warmPrivacy makes whatsmeow fetch and cache the privacy settings afresh
+// (they may have changed while disconnected), so that the first read
+// receipt after connecting does not wait for them.
 func (s *Session) warmPrivacy() {
 	ctx, cancel := context.WithTimeout(s.ctx, privacyWarmTimeout)
 	defer cancel()
-	err := guard("TryFetchPrivacySettings", func() error {
-		_, err := s.client.TryFetchPrivacySettings(ctx, false)
-		return err
-	})
+	_, err := s.fetchPrivacy(ctx, true)
 	if err != nil && s.ctx.Err() == nil {
 		s.opts.logger.Warn("fetching privacy settings failed", "error", err)
 	}

@@ -230,3 +230,17 @@ func receiptsOf(t *testing.T, nodes []waBinary.Node) []session.Receipt {
 	}
 	return out
 }
+
+// readReceipts keeps the receipts a client sends for messages it has
+// seen (read, read-self, played, view), leaving out the delivery
+// receipts and acknowledgements whatsmeow sends by itself.
+func readReceipts(nodes []waBinary.Node) []waBinary.Node {
+	var out []waBinary.Node
+	for _, n := range nodes {
+		switch n.Attrs["type"] {
+		case "read", "read-self", "played", "played-self", "view":
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -44,6 +44,9 @@ func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 	}}
 	xmlns, _ := n.Attrs["xmlns"].(string)
 	switch {
+	case xmlns == "privacy" && typ == "get" && c.srv.settings().privacyErrors:
+		reply.Attrs["type"] = "error"
+		reply.Content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": "500", "text": "internal-server-error"}}}
 	case xmlns == "privacy" && typ == "get":
 		reply.Content = []waBinary.Node{{Tag: "privacy", Content: c.privacyCategories()}}
 	case xmlns == "encrypt" && typ == "get" && hasChild(n, "count"):

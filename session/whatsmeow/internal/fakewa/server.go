@@ -127,6 +127,13 @@ func (s *Server) SetReadReceipts(value string) {
 	s.cfg.readReceipts = value
 }
 
+// SetPrivacyErrors turns the error answers of WithPrivacyErrors on or off.
+func (s *Server) SetPrivacyErrors(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.privacyErrors = on
+}
+
 // DropConnections closes every open websocket connection abruptly, as a
 // network failure would. It does not wait for the clients to notice. The
 // server keeps accepting connections: a client with EnableAutoReconnect set

@@ -1,0 +1,120 @@
+package whatsmeow_test
+
+// Wire tests for the fixes of issue 9 (a protocol audit of this backend):
+// a real client over the fake server, assertions on the exact nodes.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/types/events"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
+)
+
+// assertReceipts checks the receipt nodes the server got, verbatim.
+func assertReceipts(t *testing.T, w *wire, want ...string) {
+	t.Helper()
+	got := xmls(readReceipts(w.sent(t)))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("receipts\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	for _, n := range got {
+		t.Logf("%s", n)
+	}
+}
+
+// Item 5. The privacy query fails: whatsmeow's MarkRead would send read (its
+// GetPrivacySettings swallows the error), leaking blue ticks from an account
+// that may have read receipts off. The Session refetches, and while the
+// setting stays unknown it sends nothing and answers 503 with Retry-After.
+//
+// Before: <receipt id="3EB0PRIV1" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>
+func TestWirePrivacyUnknownSendsNoRead(t *testing.T) {
+	w := newWire(t, fakewa.WithPrivacyErrors())
+	_, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0PRIV1"))
+	if !errors.Is(err, session.ErrNotConnected) {
+		t.Errorf("err = %v, want ErrNotConnected", err)
+	}
+	assertReceipts(t, w)
+
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"wire","chatId":"15551234567","messageIds":["3EB0PRIV2"]}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), seenhandler.CodeSessionNotConnected) {
+		t.Errorf("status %d, Retry-After %q, body %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	assertReceipts(t, w)
+
+	// Once WhatsApp answers, read goes out; played never depended on it.
+	w.srv.SetPrivacyErrors(false)
+	if _, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0PRIV3")); err != nil {
+		t.Fatal(err)
+	}
+	assertReceipts(t, w, `<receipt id="3EB0PRIV3" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
+
+// Item 10. The account turns read receipts off while the client is
+// disconnected: after the reconnection the Session refetches the settings
+// (whatsmeow caches them for the client's lifetime) and sends read-self.
+//
+// Before: <receipt id="3EB0PRIV5" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>
+func TestWirePrivacyRefreshedOnReconnect(t *testing.T) {
+	w := newWire(t)
+	if _, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0PRIV4")); err != nil {
+		t.Fatal(err)
+	}
+	assertReceipts(t, w, `<receipt id="3EB0PRIV4" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>`)
+	w.dropAndWait(t)
+	w.srv.SetReadReceipts("none")
+	w.reconnect(t)
+	res, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0PRIV5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Type != session.ReceiptReadSelf {
+		t.Errorf("reported type %q, want read-self", res.Type)
+	}
+	assertReceipts(t, w,
+		`<receipt id="3EB0PRIV4" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<receipt id="3EB0PRIV5" t="1767225600" to="15551234567@s.whatsapp.net" type="read-self"/>`)
+}
+
+// reconnect connects the client again and waits until it has logged in.
+// The Session's handler, registered first, has seen events.Connected by
+// then.
+func (w *wire) reconnect(t *testing.T) {
+	t.Helper()
+	connected := make(chan struct{}, 1)
+	id := w.cli.AddEventHandler(func(evt any) {
+		if _, ok := evt.(*events.Connected); ok {
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer w.cli.RemoveEventHandler(id)
+	if err := w.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(wireWait):
+		t.Fatal("the client did not log in again")
+	}
+}
