@@ -27,6 +27,11 @@ const (
 	ReceiptView ReceiptType = "view"
 )
 
+// MaxReceiptIDs is the most message ids one receipt stanza carries:
+// WhatsApp Web caps an aggregate receipt at 256 ids. A backend sends a
+// [Receipt] with more ids as several stanzas; [Coalesce] never batches more.
+const MaxReceiptIDs = 256
+
 // Receipt is one read receipt: one or more messages, all in the same chat and
 // all from the same sender.
 type Receipt struct {

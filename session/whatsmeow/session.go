@@ -231,13 +231,18 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err != nil {
 		return session.Result{}, err
 	}
-	err = guard("MarkRead", func() error {
-		return s.client.MarkRead(ctx, slices.Clone(r.MessageIDs), ts, chat, sender, extra...)
-	})
-	if err != nil {
-		return session.Result{}, mapError(err)
+	// One <receipt> per session.MaxReceiptIDs ids: WhatsApp Web never
+	// sends a longer aggregate receipt. A failure stops the rest; the
+	// stanzas already written stay sent.
+	for ids := range slices.Chunk(r.MessageIDs, session.MaxReceiptIDs) {
+		err = guard("MarkRead", func() error {
+			return s.client.MarkRead(ctx, slices.Clone(ids), ts, chat, sender, extra...)
+		})
+		if err != nil {
+			return session.Result{}, mapError(err)
+		}
+		s.index.markRead(r.Chat, ids)
 	}
-	s.index.markRead(r.Chat, r.MessageIDs)
 	return session.Result{Type: typ}, nil
 }
 

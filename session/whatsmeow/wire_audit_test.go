@@ -6,6 +6,7 @@ package whatsmeow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -117,4 +118,28 @@ func (w *wire) reconnect(t *testing.T) {
 	case <-time.After(wireWait):
 		t.Fatal("the client did not log in again")
 	}
+}
+
+// Item 4. 600 ids of one sender go out as three <receipt> stanzas of at
+// most 256 ids (WhatsApp Web's cap on an aggregate receipt), in order.
+//
+// Before: one <receipt id="ID000" …><list><item id="ID001"/>…<item id="ID599"/></list></receipt>
+func TestWireReceiptStanzaCap(t *testing.T) {
+	w := newWire(t)
+	ids := make([]string, 600)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ID%03d", i)
+	}
+	if _, err := w.session.SendReceipt(context.Background(), rcpt(grp, member, session.ReceiptRead, ids...)); err != nil {
+		t.Fatal(err)
+	}
+	stanza := func(from, to int) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, `<receipt id="%s" participant="15557654321@s.whatsapp.net" t="1767225600" to="120363012345678901@g.us" type="read"><list>`, ids[from])
+		for _, id := range ids[from+1 : to] {
+			fmt.Fprintf(&b, `<item id="%s"/>`, id)
+		}
+		return b.String() + `</list></receipt>`
+	}
+	assertReceipts(t, w, stanza(0, 256), stanza(256, 512), stanza(512, 600))
 }
