@@ -189,7 +189,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (*R
 			continue // all sent recently: nothing went out
 		}
 		delivered = append(delivered, out)
-		x.sent = append(x.sent, SentReceipt{ChatID: out.Chat, Sender: out.Sender, MessageIDs: out.MessageIDs, Type: string(res.Type)})
+		x.sent = append(x.sent, sentAs(out, res))
 	}
 	sent := x.sent
 	if sent == nil {

@@ -172,7 +172,7 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 		if b.err != nil {
 			return Result{}, b.err
 		}
-		return Result{Type: b.res.Type, Duplicates: own(b.res.Duplicates, m.ids)}, nil
+		return Result{Type: b.res.Type, Chat: b.res.Chat, Sender: b.res.Sender, Duplicates: own(b.res.Duplicates, m.ids)}, nil
 	case <-ctx.Done():
 		c.mu.Lock()
 		c.leave(b, m)

@@ -216,12 +216,9 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if chat.Server == types.NewsletterServer {
 		return s.viewChannel(ctx, chat, r.MessageIDs)
 	}
-	sender := types.EmptyJID
-	if chat.Server == types.GroupServer {
-		if sender, err = parseJID(r.Sender); err != nil {
-			return session.Result{}, invalid("a group receipt needs its sender: %v", err)
-		}
-		sender = s.groupSender(ctx, r.Chat, sender)
+	stanzas, err := s.address(ctx, r, chat)
+	if err != nil {
+		return session.Result{}, err
 	}
 	ts := r.Timestamp
 	if ts.IsZero() {
@@ -231,19 +228,93 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err != nil {
 		return session.Result{}, err
 	}
-	// One <receipt> per session.MaxReceiptIDs ids: WhatsApp Web never
-	// sends a longer aggregate receipt. A failure stops the rest; the
-	// stanzas already written stay sent.
-	for ids := range slices.Chunk(r.MessageIDs, session.MaxReceiptIDs) {
-		err = guard("MarkRead", func() error {
-			return s.client.MarkRead(ctx, slices.Clone(ids), ts, chat, sender, extra...)
-		})
-		if err != nil {
-			return session.Result{}, mapError(err)
+	for _, st := range stanzas {
+		// One <receipt> per session.MaxReceiptIDs ids: WhatsApp Web never
+		// sends a longer aggregate receipt. A failure stops the rest; the
+		// stanzas already written stay sent.
+		for ids := range slices.Chunk(st.ids, session.MaxReceiptIDs) {
+			err = guard("MarkRead", func() error {
+				return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, extra...)
+			})
+			if err != nil {
+				return session.Result{}, mapError(err)
+			}
+			s.index.markRead(r.Chat, ids)
 		}
-		s.index.markRead(r.Chat, ids)
 	}
-	return session.Result{Type: typ}, nil
+	res := session.Result{Type: typ}
+	if c := stanzas[0].chat.String(); c != r.Chat {
+		res.Chat = c
+	}
+	if !stanzas[0].sender.IsEmpty() {
+		if sd := stanzas[0].sender.String(); sd != r.Sender {
+			res.Sender = sd
+		}
+	}
+	return res, nil
+}
+
+// stanza is the ids of a receipt that go out with one address.
+type stanza struct {
+	chat, sender types.JID // sender: empty in direct chats
+	ids          []string
+}
+
+// hasParticipant reports whether receipts to chat name the message's
+// sender: groups and status updates (status@broadcast).
+func hasParticipant(chat types.JID) bool {
+	return chat.Server == types.GroupServer || chat.Server == types.BroadcastServer
+}
+
+// address decides where each id of r goes, as WhatsApp expects it: a
+// message the index knows is answered in the form it arrived in — its chat
+// JID (a direct chat's LID or phone number, whichever it came from, as
+// whatsmeow's own delivery receipts answer the message's from) and, in
+// groups and status, its sender as the server named it. The indexed sender
+// wins over r.Sender: a receipt naming another participant would reach
+// nobody. Other ids go to r.Chat and, in groups, to r.Sender (mapped to its
+// LID in a LID-addressed group). The stanzas keep the order of r's ids.
+func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID) ([]stanza, error) {
+	group := hasParticipant(chat)
+	var (
+		asked     = types.EmptyJID
+		askedErr  error
+		askedDone bool
+		out       []stanza
+	)
+	for _, id := range r.MessageIDs {
+		st := stanza{chat: chat}
+		m, known := s.index.get(r.Chat, id)
+		if known {
+			if c, err := parseJID(m.chat); err == nil {
+				st.chat = c
+			}
+		}
+		if group {
+			if known && m.sender != "" {
+				st.sender, _ = parseJID(m.sender)
+			}
+			if st.sender.IsEmpty() {
+				if !askedDone {
+					askedDone = true
+					if asked, askedErr = parseJID(r.Sender); askedErr == nil {
+						asked = s.groupSender(ctx, r.Chat, asked)
+					}
+				}
+				if askedErr != nil {
+					return nil, invalid("a group receipt needs its sender: %v", askedErr)
+				}
+				st.sender = asked
+			}
+		}
+		i := slices.IndexFunc(out, func(o stanza) bool { return o.chat == st.chat && o.sender == st.sender })
+		if i < 0 {
+			i = len(out)
+			out = append(out, st)
+		}
+		out[i].ids = append(out[i].ids, id)
+	}
+	return out, nil
 }
 
 // typeAsSent predicts what MarkRead will put on the wire, as it decides:

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
@@ -142,4 +145,104 @@ func TestWireReceiptStanzaCap(t *testing.T) {
 		return b.String() + `</list></receipt>`
 	}
 	assertReceipts(t, w, stanza(0, 256), stanza(256, 512), stanza(512, 600))
+}
+
+const (
+	memberLID = "222222222222222@lid" // member's LID
+	msgTime   = "1767225500"          // when the test messages were sent
+)
+
+// deliver has the fake server deliver a message to the client, encrypted
+// with Signal by the sender (attrs["participant"] in a group, attrs["from"]
+// otherwise), and waits until the client has handled it: the Session's
+// event handler has indexed it through whatsmeow's own dispatch.
+func (w *wire) deliver(t *testing.T, msg *waE2E.Message, attrs ...string) {
+	t.Helper()
+	a := waBinary.Attrs{"t": msgTime}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if v := attrs[i+1]; strings.Contains(v, "@") {
+			a[attrs[i]] = jid(v) // the wire encodes JIDs apart from strings
+		} else {
+			a[attrs[i]] = v
+		}
+	}
+	from := fmt.Sprint(a["from"])
+	if p, ok := a["participant"]; ok {
+		from = fmt.Sprint(p)
+	}
+	w.srv.SendMessage(t, w.dev, jid(from), a, msg)
+}
+
+func text(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
+
+// Item 3. A direct message that arrived from the sender's LID, marked read
+// with the phone-number chat: the receipt answers the LID it came from, as
+// whatsmeow's own delivery receipt did, and the Result says so (item 8).
+//
+// Before: <receipt id="3EB0LIDDM" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>
+func TestWireReceiptToTheFormTheMessageCameFrom(t *testing.T) {
+	w := newWire(t)
+	w.deliver(t, text("hi"), "from", dmLID, "sender_pn", dm, "id", "3EB0LIDDM")
+	res, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0LIDDM", "3EB0UNSEEN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Chat != dmLID {
+		t.Errorf("Result.Chat = %q, want %q", res.Chat, dmLID)
+	}
+	// An id the session never saw goes to the chat as asked.
+	assertReceipts(t, w,
+		`<receipt id="3EB0LIDDM" t="1767225600" to="123456789012345@lid" type="read"/>`,
+		`<receipt id="3EB0UNSEEN" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
+
+// Items 2 and 8, through the handler. In a group, a request naming the
+// wrong participant: the sender the session saw the message from wins (a
+// receipt naming anyone else reaches nobody). In a LID-addressed group, a
+// request naming the member's phone number: the receipt names the LID the
+// message came from. The answer reports the sender that went on the wire,
+// and the requested one beside it.
+//
+// Before: <receipt id="3EB0WHO" participant="15550009999@s.whatsapp.net" t="…" to="120363012345678901@g.us" type="read"/>
+// and the answer said "sender":"15557654321@s.whatsapp.net" for a receipt that named the LID.
+func TestWireIndexedSenderWinsThroughTheHandler(t *testing.T) {
+	w := newWire(t)
+	w.deliver(t, text("hello"), "from", grp, "participant", member, "id", "3EB0WHO")
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(body string) string {
+		r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		return strings.TrimSpace(rec.Body.String())
+	}
+	got := post(`{"session":"wire","chatId":"120363012345678901@g.us","messageIds":["3EB0WHO"],"participant":"15550009999"}`)
+	want := `{"success":true,"acknowledged":true,"session":"wire","chatId":"120363012345678901@g.us","receipts":[{"chatId":"120363012345678901@g.us","sender":"15557654321@s.whatsapp.net","requestedSender":"15550009999@s.whatsapp.net","messageIds":["3EB0WHO"],"type":"read"}],"skipped":[],"chatMarkedRead":false}`
+	if got != want {
+		t.Errorf("answer\n got %s\nwant %s", got, want)
+	}
+	nodes := readReceipts(w.sent(t))
+	tAttr := fmt.Sprint(nodes[0].Attrs["t"])
+	assertReceipts(t, w, `<receipt id="3EB0WHO" participant="15557654321@s.whatsapp.net" t="`+tAttr+`" to="120363012345678901@g.us" type="read"/>`)
+
+	const lidGroup = "120363099999999999@g.us"
+	w.deliver(t, text("hello"), "from", lidGroup, "participant", memberLID, "participant_pn", member, "addressing_mode", "lid", "id", "3EB0LIDG")
+	got = post(`{"session":"wire","chatId":"120363099999999999@g.us","messageIds":["3EB0LIDG"],"participant":"15557654321"}`)
+	want = `{"success":true,"acknowledged":true,"session":"wire","chatId":"120363099999999999@g.us","receipts":[{"chatId":"120363099999999999@g.us","sender":"222222222222222@lid","requestedSender":"15557654321@s.whatsapp.net","messageIds":["3EB0LIDG"],"type":"read"}],"skipped":[],"chatMarkedRead":false}`
+	if got != want {
+		t.Errorf("answer\n got %s\nwant %s", got, want)
+	}
+	nodes = readReceipts(w.sent(t))
+	tAttr2 := fmt.Sprint(nodes[1].Attrs["t"])
+	assertReceipts(t, w,
+		`<receipt id="3EB0WHO" participant="15557654321@s.whatsapp.net" t="`+tAttr+`" to="120363012345678901@g.us" type="read"/>`,
+		`<receipt id="3EB0LIDG" participant="222222222222222@lid" t="`+tAttr2+`" to="120363099999999999@g.us" type="read"/>`)
 }

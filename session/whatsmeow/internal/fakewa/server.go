@@ -45,7 +45,8 @@ type Server struct {
 	closed  bool
 	conns   map[*conn]struct{}
 	nodes   []waBinary.Node
-	changed chan struct{} // closed and replaced whenever a node is recorded
+	changed chan struct{} // closed and replaced whenever a node is recorded or a connection ends
+	peers   map[peerKey]*peer
 }
 
 // Start starts a Server listening on 127.0.0.1 with a fresh port, static key
@@ -72,6 +73,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		cfg:     cfg,
 		conns:   make(map[*conn]struct{}),
 		changed: make(chan struct{}),
+		peers:   make(map[peerKey]*peer),
 	}
 	var err error
 	if s.chain, err = certChain(s.static); err != nil {
