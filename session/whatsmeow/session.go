@@ -13,9 +13,11 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/session"
 )
@@ -503,7 +505,9 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
-		s.index.add(indexedFrom(e))
+		if readable(e) {
+			s.index.add(indexedFrom(e))
+		}
 	case *events.Receipt:
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
@@ -528,6 +532,29 @@ func (s *Session) warmPrivacy() {
 	if err != nil && s.ctx.Err() == nil {
 		s.opts.logger.Warn("fetching privacy settings failed", "error", err)
 	}
+}
+
+// readable reports whether e is a message WhatsApp shows as one of its
+// own, which WhatsApp Web marks read: not a reaction, an edit, a revoke, a
+// poll vote, an event response, a pin or keep-in-chat, or a protocol
+// message (history sync, app-state keys, ephemeral settings …), nor a
+// message that only carries a sender key. Those are never indexed, so a
+// chat-only request sends no receipt for them and none becomes the chat's
+// newest message.
+func readable(e *events.Message) bool {
+	m := e.Message
+	switch {
+	case m == nil, e.IsEdit, e.Info.Edit != types.EditAttributeEmpty,
+		m.GetProtocolMessage() != nil, m.GetReactionMessage() != nil, m.GetEncReactionMessage() != nil,
+		m.GetPollUpdateMessage() != nil, m.GetEncEventResponseMessage() != nil,
+		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil:
+		return false
+	}
+	// Strip what rides along with any message; a message with nothing
+	// else has no content to read.
+	rest := proto.Clone(m).(*waE2E.Message)
+	rest.SenderKeyDistributionMessage, rest.MessageContextInfo = nil, nil
+	return proto.Size(rest) > 0
 }
 
 func indexedFrom(e *events.Message) indexed {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
@@ -245,4 +246,46 @@ func TestWireIndexedSenderWinsThroughTheHandler(t *testing.T) {
 	assertReceipts(t, w,
 		`<receipt id="3EB0WHO" participant="15557654321@s.whatsapp.net" t="`+tAttr+`" to="120363012345678901@g.us" type="read"/>`,
 		`<receipt id="3EB0LIDG" participant="222222222222222@lid" t="`+tAttr2+`" to="120363099999999999@g.us" type="read"/>`)
+}
+
+// Item 7. A text, then a reaction to it, a poll vote, an edit and a revoke
+// (protocol messages): only the text is a message WhatsApp Web marks read.
+// A chat-only request marks it, and nothing else.
+//
+// Before: <receipt id="3EB0TEXT" t="…" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0REACT"/><item id="3EB0VOTE"/><item id="3EB0EDIT"/><item id="3EB0REVOKE"/></list></receipt>
+func TestWireOnlyReadableMessagesAreIndexed(t *testing.T) {
+	w := newWire(t)
+	key := &waCommon.MessageKey{RemoteJID: proto.String(dm), FromMe: proto.Bool(false), ID: proto.String("3EB0TEXT")}
+	w.deliver(t, text("hi"), "from", dm, "id", "3EB0TEXT")
+	w.deliver(t, &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key, Text: proto.String("👍")}}, "from", dm, "id", "3EB0REACT", "type", "reaction")
+	w.deliver(t, &waE2E.Message{PollUpdateMessage: &waE2E.PollUpdateMessage{PollCreationMessageKey: key}}, "from", dm, "id", "3EB0VOTE", "type", "poll")
+	w.deliver(t, &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(), Key: key,
+		EditedMessage: text("hi!")}}, "from", dm, "id", "3EB0EDIT", "edit", "1")
+	w.deliver(t, &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_REVOKE.Enum(), Key: key}}, "from", dm, "id", "3EB0REVOKE", "edit", "7")
+
+	unread, err := w.session.UnreadMessages(context.Background(), dm, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := messageIDs(unread); strings.Join(got, ",") != "3EB0TEXT" {
+		t.Errorf("unread = %v, want [3EB0TEXT]", got)
+	}
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"wire","chatId":"15551234567"}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	nodes := readReceipts(w.sent(t))
+	if len(nodes) != 1 {
+		t.Fatalf("receipts %v", xmls(nodes))
+	}
+	assertReceipts(t, w, `<receipt id="3EB0TEXT" t="`+fmt.Sprint(nodes[0].Attrs["t"])+`" to="15551234567@s.whatsapp.net" type="read"/>`)
 }
