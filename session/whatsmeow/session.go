@@ -464,7 +464,11 @@ func (m indexed) message(chat string) session.Message {
 }
 
 // MarkChatRead clears chat's unread badge on the account's other devices
-// with an app-state patch up to c.LastMessageID. It fails until the phone
+// with an app-state patch up to the chat's newest indexed message, with its
+// real timestamp and in the form it arrived in (the chat's LID or phone
+// number, the sender as the group named it); for a chat the index knows
+// nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
+// the receipt's. It fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
 // Channels have no such badge: for them, and when WithMarkChatRead(false)
 // is set, it returns an error wrapping errors.ErrUnsupported.
@@ -484,18 +488,33 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	sender := chat // in a direct chat the other party sent the message
-	if c.LastSender != "" {
+	id, sender, ts := c.LastMessageID, chat, c.Timestamp // in a direct chat the other party sent it
+	if m, ok := s.index.newest(c.Chat); ok {
+		// The chat's newest message, as WhatsApp Web marks a chat read:
+		// its real time, and its chat and sender in the form they arrived
+		// in, as the receipts are addressed.
+		id, ts = m.id, m.timestamp
+		if j, err := parseJID(m.chat); err == nil {
+			chat, sender = j, j
+		}
+		if hasParticipant(chat) || m.fromMe {
+			if j, err := parseJID(m.sender); err == nil {
+				sender = j
+			}
+		}
+	} else if hasParticipant(chat) {
+		// Unknown chat: the request's last message, its sender in the
+		// form the receipt named it.
 		if sender, err = parseJID(c.LastSender); err != nil {
 			return invalid("sender: %v", err)
 		}
+		sender = s.groupSender(ctx, c.Chat, sender)
 	}
-	ts := c.Timestamp
-	if m, ok := s.index.get(c.Chat, c.LastMessageID); ok && !m.timestamp.IsZero() {
-		ts = m.timestamp
+	if ts.IsZero() {
+		ts = time.Now()
 	}
 	return guard("SendAppState", func() error {
-		key := s.client.BuildMessageKey(chat, sender, c.LastMessageID)
+		key := s.client.BuildMessageKey(chat, sender, id)
 		return s.client.SendAppState(ctx, appstate.BuildMarkChatAsRead(chat, true, ts, key))
 	})
 }

@@ -4,6 +4,7 @@ package whatsmeow_test
 // a real client over the fake server, assertions on the exact nodes.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waServerSync"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -288,4 +293,90 @@ func TestWireOnlyReadableMessagesAreIndexed(t *testing.T) {
 		t.Fatalf("receipts %v", xmls(nodes))
 	}
 	assertReceipts(t, w, `<receipt id="3EB0TEXT" t="`+fmt.Sprint(nodes[0].Attrs["t"])+`" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
+
+// chatReadPatches decodes the "mark chat read" mutations the client sent
+// in app-state patches, with the device's own app-state key, as one line
+// each: chat, read, last message timestamp, and the key (remote JID, id,
+// fromMe, participant).
+func chatReadPatches(t *testing.T, w *wire) []string {
+	t.Helper()
+	proc := appstate.NewProcessor(w.dev, waLog.Noop)
+	var out []string
+	for _, n := range w.srv.Nodes() {
+		patch, ok := n.GetOptionalChildByTag("sync", "collection", "patch")
+		if n.Tag != "iq" || !ok {
+			continue
+		}
+		var p waServerSync.SyncdPatch
+		if err := proto.Unmarshal(patch.Content.([]byte), &p); err != nil {
+			t.Fatal(err)
+		}
+		muts, _, err := proc.DecodePatches(context.Background(), &appstate.PatchList{Name: appstate.WAPatchRegularLow, Patches: []*waServerSync.SyncdPatch{&p}}, appstate.HashState{}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range muts {
+			a := m.Action.GetMarkChatAsReadAction()
+			r := a.GetMessageRange()
+			line := fmt.Sprintf("%s read=%v last=%d", strings.Join(m.Index, " "), a.GetRead(), r.GetLastMessageTimestamp())
+			for _, msg := range r.GetMessages() {
+				k := msg.GetKey()
+				line += fmt.Sprintf(" key={%s %s fromMe=%v participant=%s} t=%d", k.GetRemoteJID(), k.GetID(), k.GetFromMe(), k.GetParticipant(), msg.GetTimestamp())
+			}
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// Item 6. The app-state patch that clears the chat's unread badge on the
+// account's other devices names the chat's newest message with its real
+// time, and the chat and sender in the form the messages arrived in — the
+// same form as the receipts — whatever form and order the request used.
+//
+// Before (DM): markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225560 key={15551234567@s.whatsapp.net 3EB0NEW fromMe=false participant=} t=1767225560
+// Before (LID group): … key={120363099999999999@g.us 3EB0LIDG fromMe=false participant=15557654321@s.whatsapp.net} …
+func TestWireChatReadPatch(t *testing.T) {
+	w := newWire(t)
+	if err := w.dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
+		store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
+		t.Fatal(err)
+	}
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(body string) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"chatMarkedRead":true`) {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+
+	w.deliver(t, text("old"), "from", dmLID, "sender_pn", dm, "id", "3EB0OLD", "t", "1767225500")
+	w.deliver(t, text("new"), "from", dmLID, "sender_pn", dm, "id", "3EB0NEW", "t", "1767225560")
+	post(`{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW","3EB0OLD"]}`)
+
+	const lidGroup = "120363099999999999@g.us"
+	w.deliver(t, text("hello"), "from", lidGroup, "participant", memberLID, "participant_pn", member, "addressing_mode", "lid", "id", "3EB0LIDG", "t", "1767225570")
+	post(`{"session":"wire","chatId":"120363099999999999@g.us","messageIds":["3EB0LIDG"],"participant":"15557654321"}`)
+
+	got := chatReadPatches(t, w)
+	want := []string{
+		"markChatAsRead 123456789012345@lid read=true last=1767225560 key={123456789012345@lid 3EB0NEW fromMe=false participant=} t=1767225560",
+		"markChatAsRead 120363099999999999@g.us read=true last=1767225570 key={120363099999999999@g.us 3EB0LIDG fromMe=false participant=222222222222222@lid} t=1767225570",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("patches\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	for _, p := range got {
+		t.Log(p)
+	}
 }
