@@ -326,8 +326,8 @@ func (h *Handler) group(ctx context.Context, sess session.Session, p *plan) ([]s
 			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipFromMe})
 			continue
 		}
-		if !p.chat.IsGroup() {
-			sender = validate.JID{} // only group receipts name a sender
+		if !p.chat.IsGroup() && !p.chat.IsStatus() {
+			sender = validate.JID{} // only group and status receipts name a sender
 		} else if sender.IsZero() {
 			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
 				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})

@@ -480,8 +480,8 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	if err != nil {
 		return invalid("chat: %v", err)
 	}
-	if chat.Server == types.NewsletterServer {
-		return fmt.Errorf("channels have no unread badge: %w", errors.ErrUnsupported)
+	if chat.Server == types.NewsletterServer || chat.Server == types.BroadcastServer {
+		return fmt.Errorf("channels and status updates have no unread badge: %w", errors.ErrUnsupported)
 	}
 	// BuildMessageKey and SendAppState panic on a device that was never
 	// paired (no own JID, no app-state store).

@@ -380,3 +380,41 @@ func TestWireChatReadPatch(t *testing.T) {
 		t.Log(p)
 	}
 }
+
+// Item 13. A status update (story) marked seen, as WhatsApp Web and WAHA
+// do: a receipt to status@broadcast naming the author as participant — the
+// one the session saw it from when the request does not name one.
+//
+// Before: 400 validation_failed, "status updates and broadcast lists (@broadcast) are not supported"; nothing sent.
+func TestWireStatusSeen(t *testing.T) {
+	w := newWire(t)
+	w.deliver(t, text("my story"), "from", "status@broadcast", "participant", member, "id", "3EB0STORY")
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"wire","chatId":"status@broadcast","messageIds":["3EB0STORY"]}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	want := `{"success":true,"acknowledged":true,"session":"wire","chatId":"status@broadcast","receipts":[{"chatId":"status@broadcast","sender":"15557654321@s.whatsapp.net","messageIds":["3EB0STORY"],"type":"read"}],"skipped":[]}`
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != want {
+		t.Errorf("status %d\n got %s\nwant %s", rec.Code, rec.Body, want)
+	}
+	nodes := readReceipts(w.sent(t))
+	if len(nodes) != 1 {
+		t.Fatalf("receipts %v", xmls(nodes))
+	}
+	assertReceipts(t, w, `<receipt id="3EB0STORY" participant="15557654321@s.whatsapp.net" t="`+fmt.Sprint(nodes[0].Attrs["t"])+`" to="status@broadcast" type="read"/>`)
+
+	// A status the session never saw needs its author.
+	r = httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"wire","chatId":"status@broadcast","messageIds":["3EB0OTHER"]}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"field":"participant"`) {
+		t.Errorf("unknown status without participant: %d %s", rec.Code, rec.Body)
+	}
+}
