@@ -125,11 +125,16 @@ func (m *Manager) load(ctx context.Context, dialect string) error {
 	if err != nil {
 		return fmt.Errorf("load devices: %w", err)
 	}
+	stored := make(map[string]bool, len(names)) // names taken in the store
+	for _, name := range names {
+		stored[name] = true
+	}
 	for _, dev := range devices {
 		jid := dev.ID.String()
 		name, ok := names[jid]
 		if !ok {
-			name = m.freeName(dev.ID.User)
+			name = m.freeName(dev.ID.User, stored)
+			stored[name] = true
 			if err := m.saveName(ctx, name, *dev.ID); err != nil {
 				return err
 			}
@@ -168,12 +173,14 @@ func (m *Manager) saveName(ctx context.Context, name string, jid types.JID) erro
 	return nil
 }
 
-// freeName returns base, or base-2, base-3… if taken.
-func (m *Manager) freeName(base string) string {
+// freeName returns base, or base-2, base-3… if taken by a session in
+// memory or by a name in the store (another device's, which may not be
+// loaded yet).
+func (m *Manager) freeName(base string, stored map[string]bool) string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	name := base
-	for i := 2; m.sessions[name] != nil; i++ {
+	for i := 2; m.sessions[name] != nil || stored[name]; i++ {
 		name = fmt.Sprintf("%s-%d", base, i)
 	}
 	return name
