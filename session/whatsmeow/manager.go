@@ -200,10 +200,32 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	if m.opts.clientHook != nil {
 		m.opts.clientHook(name, client)
 	}
+	capReconnectWait(client)
 	ms := &managed{name: name, client: client, session: New(client, dev, m.opts.sessionOpts...)}
 	client.AddEventHandler(func(evt any) { m.handleEvent(ms, evt) })
 	m.sessions[name] = ms
 	return ms, nil
+}
+
+// MaxReconnectWait is the longest a Manager's client waits between two
+// attempts to reconnect. whatsmeow waits 2 s × the number of failed
+// attempts, without bound: after an hour offline it would wait minutes
+// before trying again.
+const MaxReconnectWait = 30 * time.Second
+
+// capReconnectWait bounds whatsmeow's reconnection wait by
+// MaxReconnectWait: after each failed attempt (AutoReconnectHook, called
+// from the reconnecting goroutine itself) it lowers the failure count that
+// the next wait is computed from. A hook set by WithClientHook still runs.
+func capReconnectWait(client *whatsmeow.Client) {
+	const maxSteps = int(MaxReconnectWait / (2 * time.Second))
+	next := client.AutoReconnectHook
+	client.AutoReconnectHook = func(err error) bool {
+		if client.AutoReconnectErrors > maxSteps {
+			client.AutoReconnectErrors = maxSteps
+		}
+		return next == nil || next(err)
+	}
 }
 
 func (m *Manager) handleEvent(ms *managed, evt any) {

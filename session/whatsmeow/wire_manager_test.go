@@ -107,3 +107,21 @@ func TestWireLogoutThroughTheDispatch(t *testing.T) {
 		t.Fatal("the client's event handler lock is still held: its dispatch is deadlocked")
 	}
 }
+
+// Issue 9, item 12 (in part): whatsmeow waits 2 s × failed attempts before
+// reconnecting, without bound; the Manager's clients stop growing the wait
+// at MaxReconnectWait. The test calls the hook of a Manager's real client
+// as whatsmeow's autoReconnect does after a failed attempt; it does not
+// wait through real backoff.
+func TestManagerReconnectWaitIsCapped(t *testing.T) {
+	srv := fakewa.Start(t)
+	w := newManagedWire(t, srv)
+	steps := int(bwm.MaxReconnectWait / (2 * time.Second))
+	w.cli.AutoReconnectErrors = 100 // as after a long time offline
+	if !w.cli.AutoReconnectHook(errors.New("dial tcp: connection refused")) {
+		t.Error("the hook stopped the reconnection")
+	}
+	if got := time.Duration(w.cli.AutoReconnectErrors) * 2 * time.Second; got != bwm.MaxReconnectWait {
+		t.Errorf("next wait %v (AutoReconnectErrors %d, cap %d), want %v", got, w.cli.AutoReconnectErrors, steps, bwm.MaxReconnectWait)
+	}
+}
