@@ -65,6 +65,14 @@ func (s *SentReceipt) appendJSON(b []byte) []byte {
 		b = append(b, `,"sender":`...)
 		b = appendString(b, s.Sender)
 	}
+	if s.RequestedChatID != "" {
+		b = append(b, `,"requestedChatId":`...)
+		b = appendString(b, s.RequestedChatID)
+	}
+	if s.RequestedSender != "" {
+		b = append(b, `,"requestedSender":`...)
+		b = appendString(b, s.RequestedSender)
+	}
 	b = append(b, `,"messageIds":`...)
 	if s.MessageIDs == nil {
 		b = append(b, "null"...)

@@ -22,8 +22,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	for _, r := range []Response{
 		{},
 		{Success: true, Acknowledged: true, Session: "demo", ChatID: "1@s.whatsapp.net",
-			Receipts: []SentReceipt{{ChatID: "1@g.us", Sender: "2@s.whatsapp.net", MessageIDs: []string{"A", "B"}, Type: "read"}, {ChatID: "x"}},
-			Skipped:  []Skipped{{MessageID: "true_1@c.us_C", Reason: SkipFromMe}}, ChatMarkedRead: &yes},
+			Receipts: []SentReceipt{{ChatID: "1@g.us", Sender: "2@s.whatsapp.net", MessageIDs: []string{"A", "B"}, Type: "read"}, {ChatID: "x"},
+				{ChatID: "3@lid", Sender: "4@lid", RequestedChatID: "3@s.whatsapp.net", RequestedSender: "4@s.whatsapp.net", MessageIDs: []string{"C"}, Type: "read"}},
+			Skipped: []Skipped{{MessageID: "true_1@c.us_C", Reason: SkipFromMe}}, ChatMarkedRead: &yes},
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &no},
 		{Session: "quote\" back\\slash <html> & \u2028\u2029 \x00\x1f\x7f é 😀 \xff\xfe", ChatID: "\t\n\r\b\f"},
 	} {

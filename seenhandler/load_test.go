@@ -64,7 +64,7 @@ var loadCases = []loadCase{
 		status: http.StatusBadRequest, code: seenhandler.CodeInvalidJSON},
 	{name: "invalid chat", path: seenhandler.PathWasend,
 		header: map[string]string{"Authorization": "Bearer " + loadToken},
-		body:   `{"session":"demo","to":"status@broadcast","messageId":"3EB0"}`,
+		body:   `{"session":"demo","to":"12345@broadcast","messageId":"3EB0"}`,
 		status: http.StatusBadRequest, code: seenhandler.CodeValidationFailed},
 	{name: "group without participant", path: seenhandler.PathWAHA,
 		header: map[string]string{"X-Api-Key": loadToken},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/validate"
 )
 
@@ -38,10 +39,17 @@ type Response struct {
 
 // SentReceipt is one receipt as the backend reports it sent.
 type SentReceipt struct {
-	// ChatID is the normalised chat JID.
+	// ChatID is the normalised chat JID the receipt went out to.
 	ChatID string `json:"chatId"`
-	// Sender is the normalised sender JID, for group messages.
+	// Sender is the normalised sender JID the receipt named, for group
+	// messages and status updates.
 	Sender string `json:"sender,omitempty"`
+	// RequestedChatID and RequestedSender are the chat and sender as the
+	// request named them, when the backend addressed the receipt otherwise
+	// (e.g. to the LID a message arrived from, or to the sender it knows
+	// the message by); absent when as requested.
+	RequestedChatID string `json:"requestedChatId,omitempty"`
+	RequestedSender string `json:"requestedSender,omitempty"`
 	// MessageIDs are the bare message ids sent.
 	MessageIDs []string `json:"messageIds"`
 	// Type is the receipt type as sent: "read", "read-self", "played", …
@@ -121,4 +129,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// sentAs returns the receipt rc as the backend reports it sent with res.
+func sentAs(rc session.Receipt, res session.Result) SentReceipt {
+	sr := SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)}
+	if res.Chat != "" && res.Chat != rc.Chat {
+		sr.ChatID, sr.RequestedChatID = res.Chat, rc.Chat
+	}
+	if res.Sender != "" && res.Sender != rc.Sender {
+		sr.Sender, sr.RequestedSender = res.Sender, rc.Sender
+	}
+	return sr
 }

@@ -86,7 +86,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 			continue // all sent recently: nothing went out
 		}
 		delivered = append(delivered, o.rc)
-		x.sent = append(x.sent, SentReceipt{ChatID: o.rc.Chat, Sender: o.rc.Sender, MessageIDs: o.rc.MessageIDs, Type: string(o.res.Type)})
+		x.sent = append(x.sent, sentAs(o.rc, o.res))
 	}
 	sent := x.sent
 	if sent == nil {
@@ -204,8 +204,8 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipFromMe})
 			continue
 		}
-		if !p.chat.IsGroup() {
-			sender = validate.JID{} // only group receipts name a sender
+		if !p.chat.IsGroup() && !p.chat.IsStatus() {
+			sender = validate.JID{} // only group and status receipts name a sender
 		} else if sender.IsZero() {
 			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
 				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})

@@ -29,8 +29,10 @@ type CoalesceOptions struct {
 	// goes out as soon as it holds MaxBatch ids, and before a receipt whose
 	// ids would take it past MaxBatch joins it (that receipt then opens the
 	// next batch). A receipt with more ids than MaxBatch is sent alone,
-	// unsplit. Default (0 or less) 100, the per-request limit of package
-	// seenhandler.
+	// unsplit (the backend splits it into stanzas of MaxReceiptIDs). Default
+	// (0 or less) 100, the per-request limit of package seenhandler; at most
+	// MaxReceiptIDs (256, what one receipt stanza may carry): a larger
+	// value is lowered to it.
 	MaxBatch int
 	// SendTimeout bounds each batched call to the wrapped Session. Default
 	// (0 or less) 10 s, the request timeout of package seenhandler. It does
@@ -131,6 +133,7 @@ func Coalesce(s Session, opts CoalesceOptions) *Coalescer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = defaultCoalesceMaxBatch
 	}
+	opts.MaxBatch = min(opts.MaxBatch, MaxReceiptIDs)
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = defaultCoalesceSendTimeout
 	}
@@ -169,7 +172,7 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 		if b.err != nil {
 			return Result{}, b.err
 		}
-		return Result{Type: b.res.Type, Duplicates: own(b.res.Duplicates, m.ids)}, nil
+		return Result{Type: b.res.Type, Chat: b.res.Chat, Sender: b.res.Sender, Duplicates: own(b.res.Duplicates, m.ids)}, nil
 	case <-ctx.Done():
 		c.mu.Lock()
 		c.leave(b, m)

@@ -705,3 +705,30 @@ func BenchmarkCoalesce(b *testing.B) {
 		})
 	}
 }
+
+// Issue 9, item 4: a batch never carries more ids than one receipt stanza
+// may (MaxReceiptIDs), whatever MaxBatch says.
+func TestCoalesceMaxBatchCappedAtStanzaSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Second, MaxBatch: 1000})
+		defer closeCoalescer(t, c)
+		var wg sync.WaitGroup
+		for i := range 300 {
+			wg.Go(func() {
+				if _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", fmt.Sprintf("ID%03d", i))); err != nil {
+					t.Error(err)
+				}
+			})
+			synctest.Wait()
+		}
+		wg.Wait()
+		var sizes []int
+		for _, r := range fake.Receipts() {
+			sizes = append(sizes, len(r.MessageIDs))
+		}
+		if !slices.Equal(sizes, []int{session.MaxReceiptIDs, 300 - session.MaxReceiptIDs}) {
+			t.Errorf("batch sizes %v, want [256 44]", sizes)
+		}
+	})
+}

@@ -27,6 +27,11 @@ const (
 	ReceiptView ReceiptType = "view"
 )
 
+// MaxReceiptIDs is the most message ids one receipt stanza carries:
+// WhatsApp Web caps an aggregate receipt at 256 ids. A backend sends a
+// [Receipt] with more ids as several stanzas; [Coalesce] never batches more.
+const MaxReceiptIDs = 256
+
 // Receipt is one read receipt: one or more messages, all in the same chat and
 // all from the same sender.
 type Receipt struct {
@@ -51,6 +56,12 @@ type Result struct {
 	// for (e.g. ReceiptReadSelf instead of ReceiptRead, ReceiptView for a
 	// channel).
 	Type ReceiptType
+	// Chat and Sender are the chat and sender JIDs the receipt went out
+	// to when they differ from the Receipt's, e.g. the LID a message
+	// arrived from where the Receipt named the phone number, or the sender
+	// a backend knows the message by; empty when as asked. When the ids
+	// went out to several addresses, these are the first's.
+	Chat, Sender string
 	// Duplicates are ids of the receipt that were not sent because they
 	// had been sent recently (see Dedup); the others were. When every id is
 	// a duplicate nothing was sent and Type is the type asked for.

@@ -12,14 +12,14 @@ func ExampleNormalizeChat() {
 		jid, err := validate.NormalizeChat(in)
 		fmt.Println(jid, err)
 	}
-	_, err := validate.NormalizeChat("status@broadcast")
+	_, err := validate.NormalizeChat("12345@broadcast")
 	fmt.Println(err)
 	// Output:
 	// 1234567890@s.whatsapp.net <nil>
 	// 1234567890@s.whatsapp.net <nil>
 	// 123456789@s.whatsapp.net <nil>
 	// 120363012345678901@g.us <nil>
-	// invalid jid: status updates and broadcast lists (@broadcast) are not supported
+	// invalid jid: broadcast lists (@broadcast) are not supported; status@broadcast is
 }
 
 func ExampleParseMessageID() {

@@ -71,6 +71,8 @@ func checkNormal(t *testing.T, in string, j validate.JID) {
 		ok = digitsUser.MatchString(j.User)
 	case validate.ServerGroup:
 		ok = groupUser.MatchString(j.User) && len(j.User) <= 50
+	case validate.ServerBroadcast:
+		ok = j.IsStatus()
 	}
 	if !ok {
 		t.Fatalf("%q → %#v: not a normal JID", in, j)

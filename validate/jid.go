@@ -19,9 +19,12 @@ const (
 	ServerLID = "lid"
 	// ServerChannel is the server of channels (newsletters).
 	ServerChannel = "newsletter"
-	// ServerBroadcast is the server of status updates and broadcast lists,
-	// which bluetick does not accept.
+	// ServerBroadcast is the server of status updates (StatusBroadcast,
+	// accepted as a chat) and broadcast lists (not accepted).
 	ServerBroadcast = "broadcast"
+	// StatusBroadcast is the user part of the status updates' chat,
+	// status@broadcast: a receipt there names the status's author.
+	StatusBroadcast = "status"
 )
 
 // Phone-number bounds (E.164 allows at most 15 digits).
@@ -51,6 +54,10 @@ func (j JID) IsZero() bool { return j.Server == "" }
 
 // IsGroup reports whether j is a group chat.
 func (j JID) IsGroup() bool { return j.Server == ServerGroup }
+
+// IsStatus reports whether j is status@broadcast, the chat of status updates
+// (stories); like a group's, its receipts name the message's sender.
+func (j JID) IsStatus() bool { return j.Server == ServerBroadcast && j.User == StatusBroadcast }
 
 // IsChannel reports whether j is a channel (newsletter).
 func (j JID) IsChannel() bool { return j.Server == ServerChannel }
@@ -90,10 +97,11 @@ func reason(err error) string {
 //   - digits@c.us → digits@s.whatsapp.net; digits@s.whatsapp.net is kept and
 //     a device suffix ("123:12@s.whatsapp.net") is dropped;
 //   - id@g.us (a group), digits@lid (a hidden-number account, device suffix
-//     dropped) and digits@newsletter (a channel) are kept.
+//     dropped), digits@newsletter (a channel) and status@broadcast (status
+//     updates) are kept.
 //
 // Anything else — an empty string, several @, an unknown server, letters in
-// a user part, status@broadcast — is an error wrapping ErrInvalidJID.
+// a user part, a broadcast list — is an error wrapping ErrInvalidJID.
 func NormalizeChat(s string) (JID, error) {
 	return normalize(s, true)
 }
@@ -155,7 +163,13 @@ func normalize(s string, chat bool) (JID, error) {
 		}
 		return JID{User: user, Server: server}, nil
 	case ServerBroadcast:
-		return JID{}, jidError("status updates and broadcast lists (@broadcast) are not supported")
+		if chat && user == StatusBroadcast {
+			return JID{User: user, Server: server}, nil
+		}
+		if !chat {
+			return JID{}, jidError("a participant must be a person (@s.whatsapp.net, @c.us or @lid), not @%s", server)
+		}
+		return JID{}, jidError("broadcast lists (@broadcast) are not supported; status@broadcast is")
 	case "":
 		return JID{}, jidError("missing server after @ in %q", s)
 	default:

@@ -52,7 +52,6 @@ func TestNormalizeChatRejects(t *testing.T) {
 		{"unknown server", "15551234567@example.com", "unknown server"},
 		{"letters in user", "abc@s.whatsapp.net", "digits only"},
 		{"letters in c.us user", "1555abc4567@c.us", "digits only"},
-		{"status broadcast", "status@broadcast", "not supported"},
 		{"broadcast list", "12345@broadcast", "not supported"},
 		{"too short", "123456", "7 to 15 digits"},
 		{"too long", "1234567890123456", "7 to 15 digits"},

@@ -58,7 +58,7 @@ func TestParseMessageIDRejects(t *testing.T) {
 		{"no id part", "false_15551234567@c.us", "must look like"},
 		{"empty id part", "false_15551234567@c.us_", "1 to 128"},
 		{"bad chat", "false_abc@c.us_3EB0", "chat"},
-		{"broadcast chat", "false_status@broadcast_3EB0", "chat"},
+		{"broadcast chat", "false_12345@broadcast_3EB0", "chat"},
 		{"group participant", "false_120363012345678901@g.us_3EB0_120363@g.us", "participant"},
 		{"bad id in serialized", "false_15551234567@c.us_3E B0", "may only contain"},
 	}

@@ -17,6 +17,18 @@ import (
 //     blocks on a privacy-settings query (warmed after connecting), and it
 //     silently sends read-self instead of read for channels and when the
 //     account's read-receipt privacy is "nobody".
+//   - MarkRead reads the privacy settings through GetPrivacySettings, which
+//     swallows a failed query and returns empty settings (then it sends
+//     read); whatsmeow caches them for the client's lifetime, reconnections
+//     included. A Session fetches them itself before sending read.
+//   - MarkRead puts every id in one <receipt>; WhatsApp Web caps an
+//     aggregate receipt at 256 ids (session.MaxReceiptIDs).
+//   - Event handlers run under a read lock that RemoveEventHandler takes
+//     for writing: removing a handler from inside one deadlocks the
+//     client's dispatch. A device_removed stream error is dispatched as
+//     events.LoggedOut, after whatsmeow has deleted the device from the store.
+//   - Auto-reconnect waits 2 s × failed attempts, without bound, unless
+//     AutoReconnectHook lowers AutoReconnectErrors (Manager caps it).
 //   - NewsletterMarkViewed ignores ctx while it waits for the server's
 //     answer: a Session bounds the wait itself.
 //   - SendAppState fails until app-state keys have arrived from the phone.

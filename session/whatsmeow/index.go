@@ -143,6 +143,19 @@ func (x *index) unread(chat string, limit int) []indexed {
 	return out
 }
 
+// newest returns the newest indexed message of chat (either form of its
+// JID).
+func (x *index) newest(chat string) (indexed, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for e := x.order.Back(); e != nil; e = e.Prev() {
+		if m := e.Value.(*indexed); m.chat == chat || m.chatAlt == chat {
+			return *m, true
+		}
+	}
+	return indexed{}, false
+}
+
 // lidGroup reports whether the newest indexed message of group was
 // addressed by LID.
 func (x *index) lidGroup(group string) bool {

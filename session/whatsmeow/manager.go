@@ -37,6 +37,9 @@ type Manager struct {
 
 	mu       sync.RWMutex
 	sessions map[string]*managed
+	// retiring counts the goroutines stopping dropped sessions; Close
+	// waits for them.
+	retiring sync.WaitGroup
 }
 
 var _ session.Registry = (*Manager)(nil)
@@ -122,11 +125,16 @@ func (m *Manager) load(ctx context.Context, dialect string) error {
 	if err != nil {
 		return fmt.Errorf("load devices: %w", err)
 	}
+	stored := make(map[string]bool, len(names)) // names taken in the store
+	for _, name := range names {
+		stored[name] = true
+	}
 	for _, dev := range devices {
 		jid := dev.ID.String()
 		name, ok := names[jid]
 		if !ok {
-			name = m.freeName(dev.ID.User)
+			name = m.freeName(dev.ID.User, stored)
+			stored[name] = true
 			if err := m.saveName(ctx, name, *dev.ID); err != nil {
 				return err
 			}
@@ -165,12 +173,14 @@ func (m *Manager) saveName(ctx context.Context, name string, jid types.JID) erro
 	return nil
 }
 
-// freeName returns base, or base-2, base-3… if taken.
-func (m *Manager) freeName(base string) string {
+// freeName returns base, or base-2, base-3… if taken by a session in
+// memory or by a name in the store (another device's, which may not be
+// loaded yet).
+func (m *Manager) freeName(base string, stored map[string]bool) string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	name := base
-	for i := 2; m.sessions[name] != nil; i++ {
+	for i := 2; m.sessions[name] != nil || stored[name]; i++ {
 		name = fmt.Sprintf("%s-%d", base, i)
 	}
 	return name
@@ -190,10 +200,32 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	if m.opts.clientHook != nil {
 		m.opts.clientHook(name, client)
 	}
+	capReconnectWait(client)
 	ms := &managed{name: name, client: client, session: New(client, dev, m.opts.sessionOpts...)}
 	client.AddEventHandler(func(evt any) { m.handleEvent(ms, evt) })
 	m.sessions[name] = ms
 	return ms, nil
+}
+
+// MaxReconnectWait is the longest a Manager's client waits between two
+// attempts to reconnect. whatsmeow waits 2 s × the number of failed
+// attempts, without bound: after an hour offline it would wait minutes
+// before trying again.
+const MaxReconnectWait = 30 * time.Second
+
+// capReconnectWait bounds whatsmeow's reconnection wait by
+// MaxReconnectWait: after each failed attempt (AutoReconnectHook, called
+// from the reconnecting goroutine itself) it lowers the failure count that
+// the next wait is computed from. A hook set by WithClientHook still runs.
+func capReconnectWait(client *whatsmeow.Client) {
+	const maxSteps = int(MaxReconnectWait / (2 * time.Second))
+	next := client.AutoReconnectHook
+	client.AutoReconnectHook = func(err error) bool {
+		if client.AutoReconnectErrors > maxSteps {
+			client.AutoReconnectErrors = maxSteps
+		}
+		return next == nil || next(err)
+	}
 }
 
 func (m *Manager) handleEvent(ms *managed, evt any) {
@@ -214,15 +246,25 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	}
 }
 
-// drop removes ms from the registry and stops its client.
+// drop removes ms from the registry and stops its Session and client, in
+// a goroutine that Close waits for: drop runs inside the client's own event
+// dispatch (events.LoggedOut), which holds the lock that RemoveEventHandler
+// (called by Session.Close) needs, so closing there would deadlock the
+// client's event dispatch for good. Whoever takes ms out of the registry
+// stops it, once: drop after Close does nothing.
 func (m *Manager) drop(ms *managed) {
 	m.mu.Lock()
-	if m.sessions[ms.name] == ms {
-		delete(m.sessions, ms.name)
+	defer m.mu.Unlock()
+	if m.sessions[ms.name] != ms {
+		return
 	}
-	m.mu.Unlock()
-	ms.session.Close()
-	go ms.client.Disconnect() // not from inside the client's own event handler
+	delete(m.sessions, ms.name)
+	m.retiring.Add(1)
+	go func() {
+		defer m.retiring.Done()
+		ms.session.Close()
+		ms.client.Disconnect()
+	}()
 }
 
 // Start connects every paired session's client. A client that cannot reach
@@ -308,5 +350,6 @@ func (m *Manager) Close() error {
 		ms.session.Close()
 		ms.client.Disconnect()
 	}
+	m.retiring.Wait()
 	return m.container.Close()
 }

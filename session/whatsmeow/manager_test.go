@@ -156,3 +156,43 @@ func TestUnconnectedClientThroughTheHandler(t *testing.T) {
 		}
 	})
 }
+
+// Issue 9, item 11. A device without a stored name is named after its
+// phone number, unless another device's stored name already is that
+// number: it then gets the next free name instead of failing Open with a
+// primary-key error on bluetick_session.
+func TestManagerNameTakenInTheStore(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000002") // loaded first
+		st.SaveDevice(t, "15550000001")
+		m, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		// 15550000001 is renamed to the other's number, which loses its name.
+		db := st.DB(t)
+		if _, err := db.Exec(`DELETE FROM bluetick_session WHERE name = '15550000002'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE bluetick_session SET name = '15550000002' WHERE name = '15550000001'`); err != nil {
+			t.Fatal(err)
+		}
+		m, err = bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer m.Close()
+		if got := strings.Join(m.Names(), ","); got != "15550000002,15550000002-2" {
+			t.Errorf("names = %s, want 15550000002,15550000002-2", got)
+		}
+		s, err := m.Lookup(ctx, "15550000002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jid := s.(session.StatusReporter).Status(ctx).JID; jid != "15550000001@s.whatsapp.net" {
+			t.Errorf("15550000002 is %s, want the renamed 15550000001", jid)
+		}
+	})
+}

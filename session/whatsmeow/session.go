@@ -13,9 +13,11 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/session"
 )
@@ -94,6 +96,13 @@ type Session struct {
 	bgMu   sync.Mutex // orders background's Add before Close's Wait
 	closed bool
 	bg     sync.WaitGroup
+
+	// privMu guards connects (events.Connected seen) and privacyAt (the
+	// value of connects when the privacy settings were last fetched
+	// bypassing whatsmeow's cache).
+	privMu    sync.Mutex
+	connects  uint64
+	privacyAt uint64
 }
 
 var (
@@ -134,7 +143,11 @@ func New(client Client, device *store.Device, opts ...Option) *Session {
 }
 
 // Close stops indexing the client's events and waits for the Session's
-// background work to stop. It does not disconnect the client.
+// background work to stop. It does not disconnect the client. It must not
+// be called from inside one of the client's event handlers: whatsmeow runs
+// them under the lock that RemoveEventHandler takes, so Close would
+// deadlock the client's event dispatch (Manager closes a logged-out
+// session from a goroutine of its own for this reason).
 func (s *Session) Close() {
 	s.client.RemoveEventHandler(s.handlerID)
 	s.bgMu.Lock()
@@ -205,45 +218,170 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if chat.Server == types.NewsletterServer {
 		return s.viewChannel(ctx, chat, r.MessageIDs)
 	}
-	sender := types.EmptyJID
-	if chat.Server == types.GroupServer {
-		if sender, err = parseJID(r.Sender); err != nil {
-			return session.Result{}, invalid("a group receipt needs its sender: %v", err)
-		}
-		sender = s.groupSender(ctx, r.Chat, sender)
+	stanzas, err := s.address(ctx, r, chat)
+	if err != nil {
+		return session.Result{}, err
 	}
 	ts := r.Timestamp
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	typ, extra := s.typeAsSent(ctx, r.Type)
-	err = guard("MarkRead", func() error {
-		return s.client.MarkRead(ctx, slices.Clone(r.MessageIDs), ts, chat, sender, extra...)
-	})
+	typ, extra, err := s.typeAsSent(ctx, r.Type)
 	if err != nil {
-		return session.Result{}, mapError(err)
+		return session.Result{}, err
 	}
-	s.index.markRead(r.Chat, r.MessageIDs)
-	return session.Result{Type: typ}, nil
+	for _, st := range stanzas {
+		// One <receipt> per session.MaxReceiptIDs ids: WhatsApp Web never
+		// sends a longer aggregate receipt. A failure stops the rest; the
+		// stanzas already written stay sent.
+		for ids := range slices.Chunk(st.ids, session.MaxReceiptIDs) {
+			err = guard("MarkRead", func() error {
+				return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, extra...)
+			})
+			if err != nil {
+				return session.Result{}, mapError(err)
+			}
+			s.index.markRead(r.Chat, ids)
+		}
+	}
+	res := session.Result{Type: typ}
+	if c := stanzas[0].chat.String(); c != r.Chat {
+		res.Chat = c
+	}
+	if !stanzas[0].sender.IsEmpty() {
+		if sd := stanzas[0].sender.String(); sd != r.Sender {
+			res.Sender = sd
+		}
+	}
+	return res, nil
+}
+
+// stanza is the ids of a receipt that go out with one address.
+type stanza struct {
+	chat, sender types.JID // sender: empty in direct chats
+	ids          []string
+}
+
+// hasParticipant reports whether receipts to chat name the message's
+// sender: groups and status updates (status@broadcast).
+func hasParticipant(chat types.JID) bool {
+	return chat.Server == types.GroupServer || chat.Server == types.BroadcastServer
+}
+
+// address decides where each id of r goes, as WhatsApp expects it: a
+// message the index knows is answered in the form it arrived in — its chat
+// JID (a direct chat's LID or phone number, whichever it came from, as
+// whatsmeow's own delivery receipts answer the message's from) and, in
+// groups and status, its sender as the server named it. The indexed sender
+// wins over r.Sender: a receipt naming another participant would reach
+// nobody. Other ids go to r.Chat and, in groups, to r.Sender (mapped to its
+// LID in a LID-addressed group). The stanzas keep the order of r's ids.
+func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID) ([]stanza, error) {
+	group := hasParticipant(chat)
+	var (
+		asked     = types.EmptyJID
+		askedErr  error
+		askedDone bool
+		out       []stanza
+	)
+	for _, id := range r.MessageIDs {
+		st := stanza{chat: chat}
+		m, known := s.index.get(r.Chat, id)
+		if known {
+			if c, err := parseJID(m.chat); err == nil {
+				st.chat = c
+			}
+		}
+		if group {
+			if known && m.sender != "" {
+				st.sender, _ = parseJID(m.sender)
+			}
+			if st.sender.IsEmpty() {
+				if !askedDone {
+					askedDone = true
+					if asked, askedErr = parseJID(r.Sender); askedErr == nil {
+						asked = s.groupSender(ctx, r.Chat, asked)
+					}
+				}
+				if askedErr != nil {
+					return nil, invalid("a group receipt needs its sender: %v", askedErr)
+				}
+				st.sender = asked
+			}
+		}
+		i := slices.IndexFunc(out, func(o stanza) bool { return o.chat == st.chat && o.sender == st.sender })
+		if i < 0 {
+			i = len(out)
+			out = append(out, st)
+		}
+		out[i].ids = append(out[i].ids, id)
+	}
+	return out, nil
 }
 
 // typeAsSent predicts what MarkRead will put on the wire, as it decides:
-// read becomes read-self when the account's read receipts are off. The
-// settings are cached by whatsmeow after the first query; when the query
-// fails, MarkRead sends read.
-func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (session.ReceiptType, []types.ReceiptType) {
+// read becomes read-self when the account's read receipts are off.
+// whatsmeow's MarkRead reads the privacy settings through
+// GetPrivacySettings, which swallows a failed query and returns empty
+// settings, and then sends read: an account with read receipts off would
+// leak blue ticks. So read goes out only once the settings are known: they
+// are fetched (again, bypassing whatsmeow's cache, after each reconnection)
+// and, if still unknown, the receipt is refused with session.ErrNotConnected
+// (HTTP 503 with Retry-After); nothing is sent. A successful fetch fills
+// whatsmeow's cache, which MarkRead then reads. played is sent as asked:
+// whatsmeow never changes it.
+func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (session.ReceiptType, []types.ReceiptType, error) {
 	if asked == session.ReceiptPlayed {
-		return session.ReceiptPlayed, []types.ReceiptType{types.ReceiptTypePlayed}
+		return session.ReceiptPlayed, []types.ReceiptType{types.ReceiptTypePlayed}, nil
 	}
+	refetch := !s.privacyFresh()
+	settings, err := s.fetchPrivacy(ctx, refetch)
+	if (err != nil || settings.ReadReceipts == "") && !refetch && ctx.Err() == nil {
+		settings, err = s.fetchPrivacy(ctx, true)
+	}
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending read: %w", session.ErrNotConnected, mapError(err))
+	case settings.ReadReceipts == "":
+		return "", nil, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending read", session.ErrNotConnected)
+	case settings.ReadReceipts == types.PrivacySettingNone:
+		return session.ReceiptReadSelf, nil, nil
+	}
+	return session.ReceiptRead, nil, nil
+}
+
+// privacyFresh reports whether the privacy settings were fetched since the
+// last connection.
+func (s *Session) privacyFresh() bool {
+	s.privMu.Lock()
+	defer s.privMu.Unlock()
+	return s.privacyAt >= s.connects
+}
+
+// fetchPrivacy asks whatsmeow for the privacy settings, from its cache
+// unless refetch, and records a successful fetch. It never returns nil
+// settings without an error.
+func (s *Session) fetchPrivacy(ctx context.Context, refetch bool) (types.PrivacySettings, error) {
+	s.privMu.Lock()
+	gen := s.connects
+	s.privMu.Unlock()
 	var settings *types.PrivacySettings
 	err := guard("TryFetchPrivacySettings", func() (err error) {
-		settings, err = s.client.TryFetchPrivacySettings(ctx, false)
+		settings, err = s.client.TryFetchPrivacySettings(ctx, refetch)
 		return err
 	})
-	if err == nil && settings != nil && settings.ReadReceipts == types.PrivacySettingNone {
-		return session.ReceiptReadSelf, nil
+	if err == nil && settings == nil {
+		err = errors.New("no privacy settings")
 	}
-	return session.ReceiptRead, nil
+	if err != nil {
+		return types.PrivacySettings{}, err
+	}
+	if refetch {
+		s.privMu.Lock()
+		s.privacyAt = max(s.privacyAt, gen)
+		s.privMu.Unlock()
+	}
+	return *settings, nil
 }
 
 // groupSender returns the sender as the group addresses its members: in a
@@ -326,7 +464,11 @@ func (m indexed) message(chat string) session.Message {
 }
 
 // MarkChatRead clears chat's unread badge on the account's other devices
-// with an app-state patch up to c.LastMessageID. It fails until the phone
+// with an app-state patch up to the chat's newest indexed message, with its
+// real timestamp and in the form it arrived in (the chat's LID or phone
+// number, the sender as the group named it); for a chat the index knows
+// nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
+// the receipt's. It fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
 // Channels have no such badge: for them, and when WithMarkChatRead(false)
 // is set, it returns an error wrapping errors.ErrUnsupported.
@@ -338,26 +480,41 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	if err != nil {
 		return invalid("chat: %v", err)
 	}
-	if chat.Server == types.NewsletterServer {
-		return fmt.Errorf("channels have no unread badge: %w", errors.ErrUnsupported)
+	if chat.Server == types.NewsletterServer || chat.Server == types.BroadcastServer {
+		return fmt.Errorf("channels and status updates have no unread badge: %w", errors.ErrUnsupported)
 	}
 	// BuildMessageKey and SendAppState panic on a device that was never
 	// paired (no own JID, no app-state store).
 	if err := s.ready(); err != nil {
 		return err
 	}
-	sender := chat // in a direct chat the other party sent the message
-	if c.LastSender != "" {
+	id, sender, ts := c.LastMessageID, chat, c.Timestamp // in a direct chat the other party sent it
+	if m, ok := s.index.newest(c.Chat); ok {
+		// The chat's newest message, as WhatsApp Web marks a chat read:
+		// its real time, and its chat and sender in the form they arrived
+		// in, as the receipts are addressed.
+		id, ts = m.id, m.timestamp
+		if j, err := parseJID(m.chat); err == nil {
+			chat, sender = j, j
+		}
+		if hasParticipant(chat) || m.fromMe {
+			if j, err := parseJID(m.sender); err == nil {
+				sender = j
+			}
+		}
+	} else if hasParticipant(chat) {
+		// Unknown chat: the request's last message, its sender in the
+		// form the receipt named it.
 		if sender, err = parseJID(c.LastSender); err != nil {
 			return invalid("sender: %v", err)
 		}
+		sender = s.groupSender(ctx, c.Chat, sender)
 	}
-	ts := c.Timestamp
-	if m, ok := s.index.get(c.Chat, c.LastMessageID); ok && !m.timestamp.IsZero() {
-		ts = m.timestamp
+	if ts.IsZero() {
+		ts = time.Now()
 	}
 	return guard("SendAppState", func() error {
-		key := s.client.BuildMessageKey(chat, sender, c.LastMessageID)
+		key := s.client.BuildMessageKey(chat, sender, id)
 		return s.client.SendAppState(ctx, appstate.BuildMarkChatAsRead(chat, true, ts, key))
 	})
 }
@@ -367,28 +524,56 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
-		s.index.add(indexedFrom(e))
+		if readable(e) {
+			s.index.add(indexedFrom(e))
+		}
 	case *events.Receipt:
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
 		}
 	case *events.Connected:
+		// The settings may have changed while disconnected: the next
+		// read receipt refetches them unless the warm-up has by then.
+		s.privMu.Lock()
+		s.connects++
+		s.privMu.Unlock()
 		s.background(s.warmPrivacy)
 	}
 }
 
-// warmPrivacy makes whatsmeow fetch and cache the privacy settings, so that
-// the first MarkRead does not wait for them.
+// warmPrivacy makes whatsmeow fetch and cache the privacy settings afresh
+// (they may have changed while disconnected), so that the first read
+// receipt after connecting does not wait for them.
 func (s *Session) warmPrivacy() {
 	ctx, cancel := context.WithTimeout(s.ctx, privacyWarmTimeout)
 	defer cancel()
-	err := guard("TryFetchPrivacySettings", func() error {
-		_, err := s.client.TryFetchPrivacySettings(ctx, false)
-		return err
-	})
+	_, err := s.fetchPrivacy(ctx, true)
 	if err != nil && s.ctx.Err() == nil {
 		s.opts.logger.Warn("fetching privacy settings failed", "error", err)
 	}
+}
+
+// readable reports whether e is a message WhatsApp shows as one of its
+// own, which WhatsApp Web marks read: not a reaction, an edit, a revoke, a
+// poll vote, an event response, a pin or keep-in-chat, or a protocol
+// message (history sync, app-state keys, ephemeral settings …), nor a
+// message that only carries a sender key. Those are never indexed, so a
+// chat-only request sends no receipt for them and none becomes the chat's
+// newest message.
+func readable(e *events.Message) bool {
+	m := e.Message
+	switch {
+	case m == nil, e.IsEdit, e.Info.Edit != types.EditAttributeEmpty,
+		m.GetProtocolMessage() != nil, m.GetReactionMessage() != nil, m.GetEncReactionMessage() != nil,
+		m.GetPollUpdateMessage() != nil, m.GetEncEventResponseMessage() != nil,
+		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil:
+		return false
+	}
+	// Strip what rides along with any message; a message with nothing
+	// else has no content to read.
+	rest := proto.Clone(m).(*waE2E.Message)
+	rest.SenderKeyDistributionMessage, rest.MessageContextInfo = nil, nil
+	return proto.Size(rest) > 0
 }
 
 func indexedFrom(e *events.Message) indexed {

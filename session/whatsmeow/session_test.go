@@ -107,8 +107,6 @@ func TestSendReceiptCalls(t *testing.T) {
 			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dm), sender: types.EmptyJID}, session.ReceiptReadSelf},
 		{"played stays played with read receipts off", func(f *fakeClient) { f.privacy = types.PrivacySettingNone }, rcpt(dm, "", session.ReceiptPlayed, "V1"),
 			markRead{ids: []string{"V1"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: []types.ReceiptType{types.ReceiptTypePlayed}}, session.ReceiptPlayed},
-		{"privacy unknown: whatsmeow sends read", func(f *fakeClient) { f.privacyErr = errors.New("iq timed out") }, rcpt(dm, "", session.ReceiptRead, "3EB0A"),
-			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dm), sender: types.EmptyJID}, session.ReceiptRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +146,8 @@ func TestSendReceiptErrors(t *testing.T) {
 		{"whatsmeow not connected", nil, func(f *fakeClient) { f.markErr = whatsmeow.ErrNotConnected }, rcpt(dm, "", session.ReceiptRead, "A"), session.ErrNotConnected},
 		{"whatsmeow not logged in", nil, func(f *fakeClient) { f.markErr = whatsmeow.ErrNotLoggedIn }, rcpt(dm, "", session.ReceiptRead, "A"), session.ErrNotLoggedIn},
 		{"whatsmeow iq timeout", nil, func(f *fakeClient) { f.viewErr = whatsmeow.ErrIQTimedOut }, rcpt(channel, "", session.ReceiptRead, "7"), context.DeadlineExceeded},
+		{"privacy unknown: no read", nil, func(f *fakeClient) { f.privacyErr = errors.New("iq timed out") }, rcpt(dm, "", session.ReceiptRead, "A"), session.ErrNotConnected},
+		{"privacy empty: no read", nil, func(f *fakeClient) { f.privacy = "" }, rcpt(dm, "", session.ReceiptRead, "A"), session.ErrNotConnected},
 		{"no ids", nil, nil, rcpt(dm, "", session.ReceiptRead), session.ErrInvalidReceipt},
 		{"empty id", nil, nil, rcpt(dm, "", session.ReceiptRead, ""), session.ErrInvalidReceipt},
 		{"no chat", nil, nil, rcpt("", "", session.ReceiptRead, "A"), session.ErrInvalidReceipt},

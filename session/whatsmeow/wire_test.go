@@ -19,6 +19,7 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -33,6 +34,7 @@ const wireWait = 5 * time.Second
 // wire is a Session over a real client logged in to a fake server.
 type wire struct {
 	srv     *fakewa.Server
+	dev     *store.Device
 	cli     *whatsmeow.Client
 	session *bwm.Session
 }
@@ -44,7 +46,7 @@ func newWire(t *testing.T, opts ...fakewa.Option) *wire {
 	cli := srv.Connect(t, dev)
 	s := bwm.New(cli, dev)
 	t.Cleanup(s.Close)
-	return &wire{srv: srv, cli: cli, session: s}
+	return &wire{srv: srv, dev: dev, cli: cli, session: s}
 }
 
 // sent returns the <receipt> nodes the server has received. MarkRead is
@@ -227,6 +229,20 @@ func receiptsOf(t *testing.T, nodes []waBinary.Node) []session.Receipt {
 			}
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// readReceipts keeps the receipts a client sends for messages it has
+// seen (read, read-self, played, view), leaving out the delivery
+// receipts and acknowledgements whatsmeow sends by itself.
+func readReceipts(nodes []waBinary.Node) []waBinary.Node {
+	var out []waBinary.Node
+	for _, n := range nodes {
+		switch n.Attrs["type"] {
+		case "read", "read-self", "played", "played-self", "view":
+			out = append(out, n)
+		}
 	}
 	return out
 }

@@ -28,6 +28,7 @@ func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
 }
 
 // answerIQ answers every get or set query with a result carrying the same id:
+// app-state syncs with their collections unchanged (see appStateCollections),
 // the privacy settings for xmlns="privacy", a prekey count for xmlns="encrypt"
 // with a <count/> child, and no content otherwise (pings, passive, prekey
 // uploads, …). Results and errors the client sends are not answered.
@@ -44,8 +45,13 @@ func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 	}}
 	xmlns, _ := n.Attrs["xmlns"].(string)
 	switch {
+	case xmlns == "privacy" && typ == "get" && c.srv.settings().privacyErrors:
+		reply.Attrs["type"] = "error"
+		reply.Content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": "500", "text": "internal-server-error"}}}
 	case xmlns == "privacy" && typ == "get":
 		reply.Content = []waBinary.Node{{Tag: "privacy", Content: c.privacyCategories()}}
+	case xmlns == "w:sync:app:state":
+		reply.Content = []waBinary.Node{{Tag: "sync", Content: appStateCollections(n)}}
 	case xmlns == "encrypt" && typ == "get" && hasChild(n, "count"):
 		reply.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": preKeyCount}}}
 	}
@@ -90,6 +96,20 @@ func (c *conn) ackReceipt(n waBinary.Node) (waBinary.Node, bool) {
 		ack.Attrs["type"] = typ
 	}
 	return ack, true
+}
+
+// appStateCollections answers an app-state sync (a patch sent, or a fetch)
+// as a server with nothing new: each collection asked for, at the version
+// the client gave, with no patches.
+func appStateCollections(n waBinary.Node) []waBinary.Node {
+	sync, _ := n.GetOptionalChildByTag("sync")
+	var out []waBinary.Node
+	for _, c := range sync.GetChildrenByTag("collection") {
+		out = append(out, waBinary.Node{Tag: "collection", Attrs: waBinary.Attrs{
+			"name": c.Attrs["name"], "version": c.Attrs["version"],
+		}})
+	}
+	return out
 }
 
 func hasChild(n waBinary.Node, tag string) bool {

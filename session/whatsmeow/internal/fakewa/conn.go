@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,6 +28,8 @@ type conn struct {
 	header []byte // the bytes the client sent before its first frame
 	buf    []byte // received bytes not yet split into frames
 	noise  *transport
+
+	loggedIn atomic.Bool // <success> was sent
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -52,6 +55,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.log.Warnf("send success: %v", err)
 		return
 	}
+	c.loggedIn.Store(true)
 
 	for {
 		frame, err := c.readFrame(ctx)

@@ -42,7 +42,15 @@ func NewDevice(t testing.TB) (*store.Device, *sqlstore.Container) {
 		t.Fatalf("fakewa: open store: %v", err)
 	}
 	t.Cleanup(func() { _ = container.Close() })
+	return PairDevice(t, container), container
+}
 
+// PairDevice saves in container a device that looks paired, as NewDevice
+// describes, and returns it. Use it to put a device the fake can log in
+// into a store opened elsewhere (e.g. a Manager's SQLite file).
+func PairDevice(t testing.TB, container *sqlstore.Container) *store.Device {
+	t.Helper()
+	ctx := context.Background()
 	dev := container.NewDevice()
 	id := deviceJID
 	dev.ID = &id
@@ -67,5 +75,5 @@ func NewDevice(t testing.TB) (*store.Device, *sqlstore.Container) {
 	if err := dev.PreKeys.MarkPreKeysAsUploaded(ctx, preKeys[len(preKeys)-1].KeyID); err != nil {
 		t.Fatalf("fakewa: mark prekeys uploaded: %v", err)
 	}
-	return dev, container
+	return dev
 }

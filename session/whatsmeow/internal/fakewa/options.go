@@ -6,6 +6,7 @@ type Option func(*config)
 type config struct {
 	readReceipts   string
 	newsletterAcks bool
+	privacyErrors  bool
 }
 
 func defaultConfig() config {
@@ -33,4 +34,13 @@ func WithReadReceipts(value string) Option {
 // then returns nil.
 func WithoutNewsletterAck() Option {
 	return func(c *config) { c.newsletterAcks = false }
+}
+
+// WithPrivacyErrors makes the server answer the privacy settings query with
+// <iq type="error"><error code="500" text="internal-server-error"/></iq>,
+// as WhatsApp does when it cannot answer: whatsmeow's TryFetchPrivacySettings
+// then fails, and its GetPrivacySettings (which MarkRead uses) returns empty
+// settings. Server.SetPrivacyErrors changes it later.
+func WithPrivacyErrors() Option {
+	return func(c *config) { c.privacyErrors = true }
 }

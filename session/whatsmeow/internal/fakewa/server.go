@@ -45,7 +45,8 @@ type Server struct {
 	closed  bool
 	conns   map[*conn]struct{}
 	nodes   []waBinary.Node
-	changed chan struct{} // closed and replaced whenever a node is recorded
+	changed chan struct{} // closed and replaced whenever a node is recorded or a connection ends
+	peers   map[peerKey]*peer
 }
 
 // Start starts a Server listening on 127.0.0.1 with a fresh port, static key
@@ -72,6 +73,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		cfg:     cfg,
 		conns:   make(map[*conn]struct{}),
 		changed: make(chan struct{}),
+		peers:   make(map[peerKey]*peer),
 	}
 	var err error
 	if s.chain, err = certChain(s.static); err != nil {
@@ -125,6 +127,13 @@ func (s *Server) SetReadReceipts(value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg.readReceipts = value
+}
+
+// SetPrivacyErrors turns the error answers of WithPrivacyErrors on or off.
+func (s *Server) SetPrivacyErrors(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.privacyErrors = on
 }
 
 // DropConnections closes every open websocket connection abruptly, as a
@@ -200,6 +209,50 @@ func (s *Server) WaitNode(t testing.TB, timeout time.Duration, match func(waBina
 	}
 }
 
+// Send sends n to every logged-in client, as WhatsApp pushes a node (a
+// <stream:error>, a <message>, …). It fails the test if no client is
+// logged in or a send fails.
+func (s *Server) Send(t testing.TB, n waBinary.Node) {
+	t.Helper()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.loggedIn.Load() {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	if len(conns) == 0 {
+		t.Fatalf("fakewa: no logged-in client to send %s to", n.Tag)
+	}
+	for _, c := range conns {
+		if err := c.send(s.ctx, n); err != nil {
+			t.Fatalf("fakewa: send %s: %v", XML(n), err)
+		}
+	}
+}
+
+// WaitConnections waits until exactly n clients are connected; it fails the
+// test if that does not happen within timeout.
+func (s *Server) WaitConnections(t testing.TB, timeout time.Duration, n int) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		have, changed := len(s.conns), s.changed
+		s.mu.Unlock()
+		if have == n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("fakewa: %d connections after %v, want %d", have, timeout, n)
+		}
+	}
+}
+
 // record appends a received node and wakes WaitNode.
 func (s *Server) record(n waBinary.Node) {
 	s.mu.Lock()
@@ -246,6 +299,8 @@ func (s *Server) track(c *conn) bool {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	close(s.changed)
+	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	s.handlers.Done()
 }
