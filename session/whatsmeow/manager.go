@@ -1,6 +1,7 @@
 package whatsmeow
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -50,8 +51,9 @@ type managed struct {
 	session *Session
 }
 
-// ManagerOption configures a Manager.
-type ManagerOption func(*managerOptions)
+// ManagerOption configures a Manager; see [Open]. A bad value is an error
+// of Open, never clamped silently.
+type ManagerOption func(*managerOptions) error
 
 type managerOptions struct {
 	logger      *slog.Logger
@@ -61,25 +63,37 @@ type managerOptions struct {
 
 // WithManagerLogger sets the logger of the Manager and of whatsmeow's
 // clients (their "module" attribute says which part of whatsmeow speaks).
-// Default: discard.
+// nil is an error. Default: discard.
 func WithManagerLogger(l *slog.Logger) ManagerOption {
-	return func(o *managerOptions) {
-		if l != nil {
-			o.logger = l
+	return func(o *managerOptions) error {
+		if l == nil {
+			return errors.New("whatsmeow: WithManagerLogger: nil logger")
 		}
+		o.logger = l
+		return nil
 	}
 }
 
 // WithSessionOptions sets the options of every Session the Manager runs.
-// Default: none.
+// They are checked by Open. Default: none.
 func WithSessionOptions(opts ...Option) ManagerOption {
-	return func(o *managerOptions) { o.sessionOpts = append(o.sessionOpts, opts...) }
+	return func(o *managerOptions) error {
+		o.sessionOpts = append(o.sessionOpts, opts...)
+		_, err := newOptions(o.sessionOpts)
+		return err
+	}
 }
 
 // WithClientHook calls hook on each whatsmeow client before it connects,
-// e.g. to set a proxy. Default: none.
+// e.g. to set a proxy; nil is an error. Default: none.
 func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
-	return func(o *managerOptions) { o.clientHook = hook }
+	return func(o *managerOptions) error {
+		if hook == nil {
+			return errors.New("whatsmeow: WithClientHook: nil hook")
+		}
+		o.clientHook = hook
+		return nil
+	}
 }
 
 // Open opens the store at dsn (see DefaultDSN; "postgres://…" for
@@ -89,7 +103,9 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
 	o := managerOptions{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
 	}
 	db, dialect, err := openDB(ctx, dsn)
 	if err != nil {
@@ -201,7 +217,11 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 		m.opts.clientHook(name, client)
 	}
 	capReconnectWait(client)
-	ms := &managed{name: name, client: client, session: New(client, dev, m.opts.sessionOpts...)}
+	sess, err := New(client, dev, m.opts.sessionOpts...)
+	if err != nil {
+		return nil, err // checked by Open: unreachable
+	}
+	ms := &managed{name: name, client: client, session: sess}
 	client.AddEventHandler(func(evt any) { m.handleEvent(ms, evt) })
 	m.sessions[name] = ms
 	return ms, nil
@@ -292,18 +312,8 @@ func (m *Manager) list() []*managed {
 	for _, ms := range m.sessions {
 		out = append(out, ms)
 	}
-	slices.SortFunc(out, func(a, b *managed) int { return cmpString(a.name, b.name) })
+	slices.SortFunc(out, func(a, b *managed) int { return cmp.Compare(a.name, b.name) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Lookup returns the session called name, or an error wrapping

@@ -32,8 +32,9 @@ const (
 	privacyWarmTimeout = 15 * time.Second
 )
 
-// Option configures a Session.
-type Option func(*options)
+// Option configures a Session; see [New]. A bad value is an error of New
+// (and of [Open], for [WithSessionOptions]), never clamped silently.
+type Option func(*options) error
 
 type options struct {
 	indexSize    int
@@ -46,16 +47,23 @@ type options struct {
 // find a group message's sender, skip the account's own messages, find a
 // channel message's server id and list a chat's unread messages); the
 // oldest is forgotten first, and 0 turns the index off. Each message costs
-// a few hundred bytes. Default: DefaultIndexSize (10,000).
+// a few hundred bytes. A negative n is an error. Default: [DefaultIndexSize]
+// (10,000).
 func WithIndexSize(n int) Option {
-	return func(o *options) { o.indexSize = max(n, 0) }
+	return func(o *options) error {
+		if n < 0 {
+			return errors.New("whatsmeow: WithIndexSize: negative size")
+		}
+		o.indexSize = n
+		return nil
+	}
 }
 
 // WithMarkChatRead turns on or off clearing a chat's unread badge on the
 // account's other devices after read receipts (an app-state patch). Default:
 // on.
 func WithMarkChatRead(on bool) Option {
-	return func(o *options) { o.markChatRead = on }
+	return func(o *options) error { o.markChatRead = on; return nil }
 }
 
 // WithMaxPendingChannelViews bounds how many channel view receipts may wait
@@ -63,18 +71,27 @@ func WithMarkChatRead(on bool) Option {
 // without a deadline, so a Session stops waiting when the request's context
 // ends but the call lingers until the server answers or the connection
 // drops. Further views wait for a free slot within their own deadline.
-// Default: DefaultMaxPendingChannelViews (8).
+// n must be at least 1. Default: [DefaultMaxPendingChannelViews] (8).
 func WithMaxPendingChannelViews(n int) Option {
-	return func(o *options) { o.maxViews = max(n, 1) }
+	return func(o *options) error {
+		if n < 1 {
+			return errors.New("whatsmeow: WithMaxPendingChannelViews: need at least 1")
+		}
+		o.maxViews = n
+		return nil
+	}
 }
 
 // WithLogger sets the logger for what the Session does in the background
-// (privacy warm-up, chat marking failures). Default: discard.
+// (privacy warm-up, chat marking failures); nil is an error. Default:
+// discard.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.logger = l
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("whatsmeow: WithLogger: nil logger")
 		}
+		o.logger = l
+		return nil
 	}
 }
 
@@ -116,16 +133,12 @@ var (
 // New returns a Session over client, whose device store is device (for a
 // real client, client.Store). It registers an event handler on client to
 // index incoming messages and to warm the privacy settings after each
-// connection; Close removes it.
-func New(client Client, device *store.Device, opts ...Option) *Session {
-	o := options{
-		indexSize:    DefaultIndexSize,
-		markChatRead: true,
-		maxViews:     DefaultMaxPendingChannelViews,
-		logger:       slog.New(slog.DiscardHandler),
-	}
-	for _, opt := range opts {
-		opt(&o)
+// connection; Close removes it. A bad option is an error, and nothing is
+// registered then.
+func New(client Client, device *store.Device, opts ...Option) (*Session, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	s := &Session{
 		client: client,
@@ -139,7 +152,23 @@ func New(client Client, device *store.Device, opts ...Option) *Session {
 	if client.IsLoggedIn() {
 		s.background(s.warmPrivacy)
 	}
-	return s
+	return s, nil
+}
+
+// newOptions applies opts over the defaults.
+func newOptions(opts []Option) (options, error) {
+	o := options{
+		indexSize:    DefaultIndexSize,
+		markChatRead: true,
+		maxViews:     DefaultMaxPendingChannelViews,
+		logger:       slog.New(slog.DiscardHandler),
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return options{}, err
+		}
+	}
+	return o, nil
 }
 
 // Close stops indexing the client's events and waits for the Session's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -64,7 +65,7 @@ func newSession(t *testing.T, opts ...bwm.Option) (*bwm.Session, *fakeClient, *s
 	t.Helper()
 	fc := newFakeClient()
 	dev := newDevice(t, true)
-	s := bwm.New(fc, dev, opts...)
+	s := mustNew(t, fc, dev, opts...)
 	t.Cleanup(s.Close)
 	return s, fc, dev
 }
@@ -166,7 +167,7 @@ func TestSendReceiptErrors(t *testing.T) {
 			if tc.device != nil {
 				dev = tc.device(t)
 			}
-			s := bwm.New(fc, dev)
+			s := mustNew(t, fc, dev)
 			defer s.Close()
 			_, err := s.SendReceipt(context.Background(), tc.receipt)
 			if !errors.Is(err, tc.want) {
@@ -385,7 +386,7 @@ func TestMarkChatRead(t *testing.T) {
 			if tc.setup != nil {
 				fc.set(tc.setup)
 			}
-			s := bwm.New(fc, newDevice(t, tc.paired), tc.opts...)
+			s := mustNew(t, fc, newDevice(t, tc.paired), tc.opts...)
 			defer s.Close()
 			if err := s.MarkChatRead(ctx, session.ChatRead{Chat: tc.chat, LastMessageID: "X", Timestamp: ts}); !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
@@ -414,7 +415,7 @@ func TestMarkChatRead(t *testing.T) {
 func TestPrivacyWarmedOnConnect(t *testing.T) {
 	fc := newFakeClient()
 	fc.set(func(f *fakeClient) { f.loggedIn = false })
-	s := bwm.New(fc, newDevice(t, true))
+	s := mustNew(t, fc, newDevice(t, true))
 	defer s.Close()
 	fc.emit(&events.Connected{})
 	deadline := time.Now().Add(5 * time.Second)
@@ -442,9 +443,43 @@ func TestStatus(t *testing.T) {
 	if got := s.Status(context.Background()); got.Connected || got.LoggedIn || !got.Paired {
 		t.Errorf("disconnected Status = %+v", got)
 	}
-	unpaired := bwm.New(newFakeClient(), newDevice(t, false))
+	unpaired := mustNew(t, newFakeClient(), newDevice(t, false))
 	defer unpaired.Close()
 	if got := unpaired.Status(context.Background()); got.Paired || got.JID != "" {
 		t.Errorf("unpaired Status = %+v", got)
+	}
+}
+
+// mustNew is bwm.New for options known to be good.
+func mustNew(t testing.TB, c bwm.Client, dev *store.Device, opts ...bwm.Option) *bwm.Session {
+	t.Helper()
+	s, err := bwm.New(c, dev, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Options with bad values are errors, never clamped silently.
+func TestBadOptions(t *testing.T) {
+	for name, opt := range map[string]bwm.Option{
+		"negative index": bwm.WithIndexSize(-1),
+		"no view slot":   bwm.WithMaxPendingChannelViews(0),
+		"nil logger":     bwm.WithLogger(nil),
+	} {
+		if _, err := bwm.New(newFakeClient(), newDevice(t, true), opt); err == nil {
+			t.Errorf("%s: accepted by New", name)
+		}
+		if _, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), bwm.WithSessionOptions(opt)); err == nil {
+			t.Errorf("%s: accepted by Open", name)
+		}
+	}
+	for name, opt := range map[string]bwm.ManagerOption{
+		"nil manager logger": bwm.WithManagerLogger(nil),
+		"nil hook":           bwm.WithClientHook(nil),
+	} {
+		if _, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
+			t.Errorf("%s: accepted by Open", name)
+		}
 	}
 }

@@ -44,7 +44,7 @@ func newWire(t *testing.T, opts ...fakewa.Option) *wire {
 	srv := fakewa.Start(t, opts...)
 	dev, _ := fakewa.NewDevice(t)
 	cli := srv.Connect(t, dev)
-	s := bwm.New(cli, dev)
+	s := mustNew(t, cli, dev)
 	t.Cleanup(s.Close)
 	return &wire{srv: srv, dev: dev, cli: cli, session: s}
 }
