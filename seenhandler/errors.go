@@ -146,6 +146,7 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter
 		fields = []validate.FieldError{}
 	}
 	writeJSON(w, p.status, ErrorResponse{
+		Message:  p.message,
 		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields},
 		Receipts: sent,
 	})

@@ -388,6 +388,9 @@ func TestErrors(t *testing.T) {
 			if got.Success || got.Error.Code != tc.code || got.Error.Message == "" || got.Error.Fields == nil {
 				t.Errorf("error body = %+v, want code %q", got, tc.code)
 			}
+			if got.Message != got.Error.Message {
+				t.Errorf("top-level message %q, want error.message %q", got.Message, got.Error.Message)
+			}
 			var fields []string
 			for _, f := range got.Error.Fields {
 				fields = append(fields, f.Field+" "+f.Rule)

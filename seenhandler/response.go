@@ -70,6 +70,9 @@ const (
 type ErrorResponse struct {
 	// Success is always false.
 	Success bool `json:"success"`
+	// Message is Error.Message again, at the top level where the WAHA SDKs
+	// (and many HTTP clients) look for an error's text.
+	Message string `json:"message"`
 	// Error says what went wrong.
 	Error ErrorBody `json:"error"`
 	// Receipts are the receipts sent before the failure, if any: a request
@@ -112,7 +115,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			// Our response types always marshal; this is a programming error.
 			status = http.StatusInternalServerError
 			buf.Reset()
-			buf.WriteString(`{"success":false,"error":{"code":"internal","message":"internal error","fields":[]}}` + "\n")
+			buf.WriteString(`{"success":false,"message":"internal error","error":{"code":"internal","message":"internal error","fields":[]}}` + "\n")
 		}
 		body = buf.Bytes()
 	}
