@@ -781,3 +781,74 @@ func TestChatMarkedReadUpToTheNewest(t *testing.T) {
 		t.Errorf("chat reads %+v, want %+v", reads, want)
 	}
 }
+
+// Issue 13, item 3: an empty id is a bad id, not an absent one (which asks
+// for the whole chat), and a null in messageIds is said to be null.
+func TestEmptyAndNullMessageIDs(t *testing.T) {
+	tests := []struct {
+		name, path, body string
+		field, message   string
+	}{
+		{"empty messageId", seenhandler.PathWasend, `{"session":"demo","to":"15551234567","messageId":""}`, "messageId", "got 0"},
+		{"empty messageId beside a chat", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageId":""}`, "messageId", "got 0"},
+		{"empty in messageIds", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":["A1",""]}`, "messageIds[1]", "got 0"},
+		{"null in messageIds", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":[null]}`, "messageIds[0]", "is null"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			fake.AddMessage("demo", session.Message{Chat: user, ID: "UNREAD1", Sender: user})
+			w := request{path: tc.path, body: tc.body}.do(t, h)
+			got := decode[seenhandler.ErrorResponse](t, w)
+			if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != tc.field ||
+				!strings.Contains(got.Error.Fields[0].Message, tc.message) {
+				t.Errorf("%d %+v, want 400 on %s saying %q", w.Code, got, tc.field, tc.message)
+			}
+			if sent := fake.Receipts(); len(sent) != 0 {
+				t.Errorf("sent %+v", sent)
+			}
+		})
+	}
+	// null and absent are the same: the whole chat.
+	for _, body := range []string{`{"session":"demo","chatId":"15551234567"}`, `{"session":"demo","chatId":"15551234567","messageId":null,"messageIds":null}`} {
+		h, fake := newHandler(t)
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "UNREAD1", Sender: user})
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK || len(fake.Receipts()) != 1 {
+			t.Errorf("%s: %d %s, sent %+v; want the chat's unread message sent", body, w.Code, w.Body, fake.Receipts())
+		}
+	}
+}
+
+// Issue 13, item 4: keys match exactly; other spellings of ours are
+// unknown fields, ignored, whichever comes last.
+func TestKeysMatchExactly(t *testing.T) {
+	tests := []struct {
+		name, body string
+		status     int
+		session    string // where the receipt went
+	}{
+		{"upper-case duplicate after", `{"session":"demo","SESSION":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"upper-case duplicate before", `{"Session":"other","session":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"folded with long s", `{"session":"demo","ſession":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"escaped exact key counts", `{"\u0073ession":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"other spellings only", `{"SESSION":"demo","ChatId":"15551234567","MessageIds":["A1"]}`, 400, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			w := request{body: tc.body}.do(t, h)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
+			}
+			if tc.session == "" {
+				if n := len(fake.Receipts()); n != 0 {
+					t.Errorf("sent %d receipts", n)
+				}
+				return
+			}
+			if n, m := len(fake.Session(tc.session).Receipts()), len(fake.Receipts()); n != 1 || m != 1 {
+				t.Errorf("session %s sent %d of %d receipts", tc.session, n, m)
+			}
+		})
+	}
+}
