@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"unicode/utf8"
@@ -153,11 +155,28 @@ func checkContentType(r *http.Request) error {
 	return nil
 }
 
+// bodyError is a body that could not be read to its end: the client cut
+// it off, or sent it too slowly for the server's read deadline (timeout).
+// Either is the client's doing.
+type bodyError struct {
+	err     error
+	timeout bool
+}
+
+func (e *bodyError) Error() string { return "reading the body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
 // decodeBody reads at most limit bytes of r's body into a seenRequest.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		return nil, err // *http.MaxBytesError, or the client went away
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, err
+	case err != nil:
+		var ne net.Error
+		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+		return nil, &bodyError{err: err, timeout: timeout}
 	}
 	return decodeJSON(body)
 }

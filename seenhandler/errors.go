@@ -21,6 +21,7 @@ const (
 	CodeValidationFailed     = "validation_failed"      // 400
 	CodeInvalidReceipt       = "invalid_receipt"        // 400
 	CodeUnauthorized         = "unauthorized"           // 401
+	CodeRequestTimeout       = "request_timeout"        // 408
 	CodeForbidden            = "forbidden"              // 403
 	CodeSessionNotFound      = "session_not_found"      // 404
 	CodeMessageNotFound      = "message_not_found"      // 404
@@ -64,6 +65,7 @@ func classify(err error) problem {
 		jsonErr  *jsonError
 		fieldErr validate.Errors
 		tooLarge *http.MaxBytesError
+		body     *bodyError
 	)
 	switch {
 	case errors.As(err, &method):
@@ -73,6 +75,12 @@ func classify(err error) problem {
 	case errors.As(err, &tooLarge):
 		return problem{status: http.StatusRequestEntityTooLarge, code: CodeBodyTooLarge,
 			message: fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit)}
+	case errors.As(err, &body) && body.timeout:
+		return problem{status: http.StatusRequestTimeout, code: CodeRequestTimeout,
+			message: "the body did not arrive in time; send it at once"}
+	case errors.As(err, &body):
+		return problem{status: http.StatusBadRequest, code: CodeInvalidJSON,
+			message: "the body ended before it was complete (connection closed or cut off)"}
 	case errors.As(err, &jsonErr):
 		p := problem{status: http.StatusBadRequest, code: CodeInvalidJSON, message: jsonErr.msg}
 		if jsonErr.field != "" {
