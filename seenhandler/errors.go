@@ -38,6 +38,11 @@ const (
 	CodeTimeout              = "timeout"                // 504
 )
 
+// maxReportedFields is the most field errors an answer lists; the rest
+// are counted (ErrorBody.FieldsTotal), so that a request with thousands of
+// bad ids does not get an answer many times its size.
+const maxReportedFields = 20
+
 // statusClientClosedRequest is nginx's status for a client that went away;
 // the client never sees it, logs do.
 const statusClientClosedRequest = 499
@@ -51,6 +56,7 @@ type problem struct {
 	code       string
 	message    string
 	fields     []validate.FieldError
+	total      int           // of fields, when fields lists only the first ones
 	retryAfter bool          // set Retry-After
 	after      time.Duration // its value, when not the configured one
 	allow      string        // the Allow header of a 405
@@ -91,6 +97,11 @@ func classify(err error) problem {
 		return problem{status: http.StatusTooManyRequests, code: CodeRateLimited,
 			message:    "too many requests for this " + limited.what + "; retry after the Retry-After seconds",
 			retryAfter: true, after: limited.retryAfter}
+	case errors.As(err, &fieldErr) && len(fieldErr) > maxReportedFields:
+		return problem{status: http.StatusBadRequest, code: CodeValidationFailed,
+			message: fmt.Sprintf("the request has %d invalid fields, the first %d: %s", len(fieldErr), maxReportedFields,
+				fieldErr[:maxReportedFields].Error()),
+			fields: fieldErr[:maxReportedFields:maxReportedFields], total: len(fieldErr)}
 	case errors.As(err, &fieldErr):
 		return problem{status: http.StatusBadRequest, code: CodeValidationFailed,
 			message: "the request has invalid fields: " + fieldErr.Error(), fields: fieldErr}
@@ -155,7 +166,7 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter
 	}
 	writeJSON(w, p.status, ErrorResponse{
 		Message:  p.message,
-		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields},
+		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
 		Receipts: sent,
 	})
 	return p

@@ -852,3 +852,24 @@ func TestKeysMatchExactly(t *testing.T) {
 		})
 	}
 }
+
+// Issue 13, item 9: a request with thousands of bad ids gets a short
+// answer: the first 20 field errors and the total.
+func TestErrorBodyCapped(t *testing.T) {
+	h, _ := newHandler(t)
+	ids := make([]string, 6000)
+	for i := range ids {
+		ids[i] = `"bad id"`
+	}
+	body := `{"session":"demo","chatId":"15551234567","messageIds":[` + strings.Join(ids, ",") + `]}`
+	w := request{body: body}.do(t, h)
+	size := w.Body.Len()
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 20 || got.Error.FieldsTotal < 6000 {
+		t.Errorf("%d: %d fields, total %d; want 400 with 20 fields and a total of at least 6000", w.Code, len(got.Error.Fields), got.Error.FieldsTotal)
+	}
+	t.Logf("answer: %d bytes for a %d-byte request", size, len(body))
+	if size > 8<<10 {
+		t.Errorf("the answer is %d bytes for a %d-byte request", size, len(body))
+	}
+}

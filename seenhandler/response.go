@@ -86,8 +86,11 @@ type ErrorBody struct {
 	Code string `json:"code"`
 	// Message is for people.
 	Message string `json:"message"`
-	// Fields lists the fields at fault; never null.
+	// Fields lists the fields at fault, at most the first 20; never null.
 	Fields []validate.FieldError `json:"fields"`
+	// FieldsTotal counts the fields at fault when Fields lists only the
+	// first 20 of them; absent otherwise.
+	FieldsTotal int `json:"fieldsTotal,omitempty"`
 }
 
 // buffers recycles the buffers answers are encoded in.
