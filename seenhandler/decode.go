@@ -144,13 +144,13 @@ func checkContentType(r *http.Request) error {
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return fmt.Errorf("%w: Content-Type %q cannot be parsed", errUnsupportedType, ct)
+		return fmt.Errorf("%w: Content-Type cannot be parsed, send application/json", errUnsupportedType)
 	}
 	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-		return fmt.Errorf("%w: Content-Type %q is not JSON, send application/json", errUnsupportedType, mt)
+		return fmt.Errorf("%w: Content-Type is not JSON, send application/json", errUnsupportedType)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return fmt.Errorf("%w: charset %q is not supported, send utf-8", errUnsupportedType, cs)
+		return fmt.Errorf("%w: the charset is not supported, send utf-8", errUnsupportedType)
 	}
 	return nil
 }

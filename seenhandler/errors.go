@@ -160,6 +160,9 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((after+time.Second-1)/time.Second))))
 	}
+	if p.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bluetick"`)
+	}
 	fields := p.fields
 	if fields == nil {
 		fields = []validate.FieldError{}
