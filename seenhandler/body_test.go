@@ -89,3 +89,51 @@ func TestCutOffAndSlowBodies(t *testing.T) {
 		})
 	}
 }
+
+// unreadable is a body that records whether anyone read it.
+type unreadable struct {
+	io.Reader
+	read bool
+}
+
+func (u *unreadable) Read(p []byte) (int, error) {
+	u.read = true
+	return u.Reader.Read(p)
+}
+
+// Issue 13, item 7: an unknown token in a header is refused before the
+// body is read; a known one, or one in the body, gets the body read.
+func TestUnknownHeaderTokenRefusedBeforeTheBody(t *testing.T) {
+	const valid = `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	tests := []struct {
+		name     string
+		header   map[string]string
+		body     string
+		status   int
+		bodyRead bool
+	}{
+		{"unknown bearer", map[string]string{"Authorization": "Bearer nope"}, valid, 401, false},
+		{"unknown X-Api-Key", map[string]string{"X-Api-Key": "nope"}, valid, 401, false},
+		{"known bearer", map[string]string{"Authorization": "Bearer " + token}, valid, 200, true},
+		{"token for another session: 403 after the body", map[string]string{"Authorization": "Bearer " + demoToken},
+			`{"session":"other","chatId":"15551234567","messageIds":["A1"]}`, 403, true},
+		{"token in the body", nil, `{"session":"demo","access_token":"nope","chatId":"15551234567","messageIds":["A1"]}`, 401, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newHandler(t)
+			body := &unreadable{Reader: strings.NewReader(tc.body)}
+			r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, body)
+			r.Header.Set("Content-Type", "application/json")
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			checkContract(t, r, tc.body, w)
+			if w.Code != tc.status || body.read != tc.bodyRead {
+				t.Errorf("status %d, body read %v; want %d, %v: %s", w.Code, body.read, tc.status, tc.bodyRead, w.Body)
+			}
+		})
+	}
+}

@@ -99,6 +99,20 @@ const (
 // dialect names the API the request looks like, from its path or else its
 // fields.
 func (req *seenRequest) dialect(r *http.Request) string {
+	if d := pathDialect(r); d != "" {
+		return d
+	}
+	switch {
+	case req.InstanceID != "" || req.AccessToken != "":
+		return dialectWawp
+	case req.To != "":
+		return dialectWasend
+	}
+	return dialectWAHA
+}
+
+// pathDialect names the API whose path r has, or "".
+func pathDialect(r *http.Request) string {
 	switch {
 	case strings.HasSuffix(r.URL.Path, PathWawp):
 		return dialectWawp
@@ -106,12 +120,8 @@ func (req *seenRequest) dialect(r *http.Request) string {
 		return dialectWAHA
 	case strings.HasSuffix(r.URL.Path, PathWasend):
 		return dialectWasend
-	case req.InstanceID != "" || req.AccessToken != "":
-		return dialectWawp
-	case req.To != "":
-		return dialectWasend
 	}
-	return dialectWAHA
+	return ""
 }
 
 // Request errors, mapped to statuses in errors.go.
