@@ -42,6 +42,11 @@ type Credentials struct {
 // is missing or unknown, and one wrapping [ErrForbidden] when the token may
 // not use c.Session. When c.Session is "" it checks the token alone. Any
 // other error becomes 500. ctx carries the request's timeout ([WithTimeout]).
+//
+// A "mark as seen" request whose token is in a header is authenticated
+// twice: before its body is read, with the session of the URL or "" (so
+// that an unknown token is refused without reading the body), and once the
+// body is decoded, with the session it names.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (context.Context, error)
 }

@@ -7,24 +7,86 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
+	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // seenRequest is the union of the three dialects' bodies. Aliases:
-// session = instance_id; chatId = to; ids = messageId ∪ messageIds. Unknown
-// fields are ignored. buildPlan validates it.
+// session = instance_id; chatId = to; ids = messageId ∪ messageIds. Keys
+// match exactly (see decodeJSON); unknown fields, other spellings of ours
+// among them, are ignored. A null is the same as an absent field, except in
+// messageIds. buildPlan validates it.
 type seenRequest struct {
-	Session     string   `json:"session"`
-	InstanceID  string   `json:"instance_id"`
-	AccessToken string   `json:"access_token"`
-	ChatID      string   `json:"chatId"`
-	To          string   `json:"to"`
-	MessageID   string   `json:"messageId"`
-	MessageIDs  []string `json:"messageIds"`
-	Participant string   `json:"participant"`
-	Type        string   `json:"type"`
-	Async       *bool    `json:"async"`
+	Session     string      `json:"session"`
+	InstanceID  string      `json:"instance_id"`
+	AccessToken string      `json:"access_token"`
+	ChatID      string      `json:"chatId"`
+	To          string      `json:"to"`
+	MessageID   optString   `json:"messageId"`
+	MessageIDs  []optString `json:"messageIds"`
+	Participant string      `json:"participant"`
+	Type        string      `json:"type"`
+	Async       *bool       `json:"async"`
+}
+
+// optString is a JSON string that remembers whether it was given: ok is
+// false for null (and for an absent field), so that "messageId": "" (a bad
+// id) differs from no messageId (the whole chat), and [null] from [""].
+type optString struct {
+	s  string
+	ok bool
+}
+
+var stringType = reflect.TypeFor[string]()
+
+// UnmarshalJSON implements json.Unmarshaler. encoding/json has checked b's
+// syntax before calling it.
+func (o *optString) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) == 0:
+		return &json.UnmarshalTypeError{Value: "nothing", Type: stringType}
+	case b[0] == 'n':
+		*o = optString{}
+		return nil
+	case b[0] != '"':
+		return &json.UnmarshalTypeError{Value: jsonKind(b[0]), Type: stringType}
+	}
+	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		*o = optString{s: string(inner), ok: true}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*o = optString{s: s, ok: true}
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler: null when not given.
+func (o optString) MarshalJSON() ([]byte, error) {
+	if !o.ok {
+		return []byte("null"), nil
+	}
+	return json.Marshal(o.s)
+}
+
+// jsonKind names the kind of JSON value that starts with c, as
+// json.UnmarshalTypeError.Value does.
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	}
+	return "number"
 }
 
 // Dialects, for logs.
@@ -37,6 +99,20 @@ const (
 // dialect names the API the request looks like, from its path or else its
 // fields.
 func (req *seenRequest) dialect(r *http.Request) string {
+	if d := pathDialect(r); d != "" {
+		return d
+	}
+	switch {
+	case req.InstanceID != "" || req.AccessToken != "":
+		return dialectWawp
+	case req.To != "":
+		return dialectWasend
+	}
+	return dialectWAHA
+}
+
+// pathDialect names the API whose path r has, or "".
+func pathDialect(r *http.Request) string {
 	switch {
 	case strings.HasSuffix(r.URL.Path, PathWawp):
 		return dialectWawp
@@ -44,12 +120,8 @@ func (req *seenRequest) dialect(r *http.Request) string {
 		return dialectWAHA
 	case strings.HasSuffix(r.URL.Path, PathWasend):
 		return dialectWasend
-	case req.InstanceID != "" || req.AccessToken != "":
-		return dialectWawp
-	case req.To != "":
-		return dialectWasend
 	}
-	return dialectWAHA
+	return ""
 }
 
 // Request errors, mapped to statuses in errors.go.
@@ -82,22 +154,39 @@ func checkContentType(r *http.Request) error {
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return fmt.Errorf("%w: Content-Type %q cannot be parsed", errUnsupportedType, ct)
+		return fmt.Errorf("%w: Content-Type cannot be parsed, send application/json", errUnsupportedType)
 	}
 	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-		return fmt.Errorf("%w: Content-Type %q is not JSON, send application/json", errUnsupportedType, mt)
+		return fmt.Errorf("%w: Content-Type is not JSON, send application/json", errUnsupportedType)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return fmt.Errorf("%w: charset %q is not supported, send utf-8", errUnsupportedType, cs)
+		return fmt.Errorf("%w: the charset is not supported, send utf-8", errUnsupportedType)
 	}
 	return nil
 }
 
+// bodyError is a body that could not be read to its end: the client cut
+// it off, or sent it too slowly for the server's read deadline (timeout).
+// Either is the client's doing.
+type bodyError struct {
+	err     error
+	timeout bool
+}
+
+func (e *bodyError) Error() string { return "reading the body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
 // decodeBody reads at most limit bytes of r's body into a seenRequest.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		return nil, err // *http.MaxBytesError, or the client went away
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, err
+	case err != nil:
+		var ne net.Error
+		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+		return nil, &bodyError{err: err, timeout: timeout}
 	}
 	return decodeJSON(body)
 }
@@ -111,10 +200,88 @@ func decodeJSON(body []byte) (*seenRequest, error) {
 		return nil, &jsonError{msg: "the body must be a JSON object, not null"}
 	}
 	var req seenRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	decode := json.Unmarshal
+	if needsExact(body) {
+		decode = unmarshalExact
+	}
+	if err := decode(body, &req); err != nil {
 		return nil, describeJSONError(err)
 	}
 	return &req, nil
+}
+
+// requestKeys are the keys of seenRequest, with the field each sets.
+var requestKeys = []struct {
+	key   string
+	field func(*seenRequest) any
+}{
+	{"session", func(r *seenRequest) any { return &r.Session }},
+	{"instance_id", func(r *seenRequest) any { return &r.InstanceID }},
+	{"access_token", func(r *seenRequest) any { return &r.AccessToken }},
+	{"chatId", func(r *seenRequest) any { return &r.ChatID }},
+	{"to", func(r *seenRequest) any { return &r.To }},
+	{"messageId", func(r *seenRequest) any { return &r.MessageID }},
+	{"messageIds", func(r *seenRequest) any { return &r.MessageIDs }},
+	{"participant", func(r *seenRequest) any { return &r.Participant }},
+	{"type", func(r *seenRequest) any { return &r.Type }},
+	{"async", func(r *seenRequest) any { return &r.Async }},
+}
+
+// needsExact reports whether json.Unmarshal could set a field of
+// seenRequest from a key that is not spelled exactly as ours: encoding/json
+// matches keys case-insensitively (and folds ſ and K), so that
+// {"session":"a","SESSION":"b"} would act on b. Bodies with a backslash or
+// a non-ASCII byte (an escaped or folded key) or a string that equals one of
+// our keys but for case take the exact, slower path; the others, nearly all,
+// decode as they are.
+func needsExact(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; c == '\\' || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '"' {
+			continue
+		}
+		end := bytes.IndexByte(body[i+1:], '"')
+		if end < 0 {
+			return false // a syntax error, reported by the decoder
+		}
+		s := body[i+1 : i+1+end]
+		for _, k := range requestKeys {
+			if len(s) == len(k.key) && string(s) != k.key && bytes.EqualFold(s, []byte(k.key)) {
+				return true
+			}
+		}
+		i += end + 1
+	}
+	return false
+}
+
+// unmarshalExact decodes body into req, setting a field only from the key
+// spelled exactly as its tag. Of repeated keys the last counts, as in
+// json.Unmarshal.
+func unmarshalExact(body []byte, v any) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return err
+	}
+	req := v.(*seenRequest)
+	for _, k := range requestKeys {
+		raw, ok := obj[k.key]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, k.field(req)); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) {
+				typ.Field = k.key
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func describeJSONError(err error) error {
@@ -131,11 +298,11 @@ func describeJSONError(err error) error {
 		return &jsonError{msg: "the body must be a JSON object, not " + typ.Value}
 	case errors.As(err, &typ):
 		want := typ.Type.String()
-		switch want {
-		case "string":
-			want = "a string"
-		case "[]string":
+		switch {
+		case strings.HasPrefix(want, "[]"):
 			want = "an array of strings"
+		case want == "string" || strings.HasSuffix(want, "optString"):
+			want = "a string"
 		}
 		return &jsonError{field: typ.Field, msg: fmt.Sprintf("%s must be %s, not %s", typ.Field, want, typ.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF):

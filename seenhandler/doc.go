@@ -29,7 +29,7 @@
 // session.Decorate, and close it after [Handler.Shutdown].
 //
 // Every error answer has the body
-// {"success":false,"error":{"code","message","fields":[{"field","rule","message"}]}}
+// {"success":false,"message","error":{"code","message","fields":[{"field","rule","message"}]}}
 // with the statuses listed beside the Code constants; a backend's own error
 // text is logged ([WithLogger]), never sent to the client. [WriteError]
 // answers in the same format, for middleware in front of the handler.

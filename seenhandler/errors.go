@@ -21,6 +21,7 @@ const (
 	CodeValidationFailed     = "validation_failed"      // 400
 	CodeInvalidReceipt       = "invalid_receipt"        // 400
 	CodeUnauthorized         = "unauthorized"           // 401
+	CodeRequestTimeout       = "request_timeout"        // 408
 	CodeForbidden            = "forbidden"              // 403
 	CodeSessionNotFound      = "session_not_found"      // 404
 	CodeMessageNotFound      = "message_not_found"      // 404
@@ -37,6 +38,11 @@ const (
 	CodeTimeout              = "timeout"                // 504
 )
 
+// maxReportedFields is the most field errors an answer lists; the rest
+// are counted (ErrorBody.FieldsTotal), so that a request with thousands of
+// bad ids does not get an answer many times its size.
+const maxReportedFields = 20
+
 // statusClientClosedRequest is nginx's status for a client that went away;
 // the client never sees it, logs do.
 const statusClientClosedRequest = 499
@@ -50,6 +56,7 @@ type problem struct {
 	code       string
 	message    string
 	fields     []validate.FieldError
+	total      int           // of fields, when fields lists only the first ones
 	retryAfter bool          // set Retry-After
 	after      time.Duration // its value, when not the configured one
 	allow      string        // the Allow header of a 405
@@ -64,6 +71,7 @@ func classify(err error) problem {
 		jsonErr  *jsonError
 		fieldErr validate.Errors
 		tooLarge *http.MaxBytesError
+		body     *bodyError
 	)
 	switch {
 	case errors.As(err, &method):
@@ -73,6 +81,12 @@ func classify(err error) problem {
 	case errors.As(err, &tooLarge):
 		return problem{status: http.StatusRequestEntityTooLarge, code: CodeBodyTooLarge,
 			message: fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit)}
+	case errors.As(err, &body) && body.timeout:
+		return problem{status: http.StatusRequestTimeout, code: CodeRequestTimeout,
+			message: "the body did not arrive in time; send it at once"}
+	case errors.As(err, &body):
+		return problem{status: http.StatusBadRequest, code: CodeInvalidJSON,
+			message: "the body ended before it was complete (connection closed or cut off)"}
 	case errors.As(err, &jsonErr):
 		p := problem{status: http.StatusBadRequest, code: CodeInvalidJSON, message: jsonErr.msg}
 		if jsonErr.field != "" {
@@ -83,6 +97,11 @@ func classify(err error) problem {
 		return problem{status: http.StatusTooManyRequests, code: CodeRateLimited,
 			message:    "too many requests for this " + limited.what + "; retry after the Retry-After seconds",
 			retryAfter: true, after: limited.retryAfter}
+	case errors.As(err, &fieldErr) && len(fieldErr) > maxReportedFields:
+		return problem{status: http.StatusBadRequest, code: CodeValidationFailed,
+			message: fmt.Sprintf("the request has %d invalid fields, the first %d: %s", len(fieldErr), maxReportedFields,
+				fieldErr[:maxReportedFields].Error()),
+			fields: fieldErr[:maxReportedFields:maxReportedFields], total: len(fieldErr)}
 	case errors.As(err, &fieldErr):
 		return problem{status: http.StatusBadRequest, code: CodeValidationFailed,
 			message: "the request has invalid fields: " + fieldErr.Error(), fields: fieldErr}
@@ -141,12 +160,16 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((after+time.Second-1)/time.Second))))
 	}
+	if p.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bluetick"`)
+	}
 	fields := p.fields
 	if fields == nil {
 		fields = []validate.FieldError{}
 	}
 	writeJSON(w, p.status, ErrorResponse{
-		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields},
+		Message:  p.message,
+		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
 		Receipts: sent,
 	})
 	return p

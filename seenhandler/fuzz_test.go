@@ -52,6 +52,7 @@ var bodySeeds = []string{
 	`{"session":"demo","to":"123:12@s.whatsapp.net","messageId":"x"}`, `{"session":"demo","to":"+1 (234) 567-890","messageId":"x"}`,
 	`{"session":"démo","chatId":"١٢٣٤٥٦٧٨","messageIds":["ünï","\u0000"]}`, `{"session":"\ud800","to":"\u00e9"}`,
 	`{"SESSION":"demo","ChatID":"15551234567","MESSAGEID":"A"}`, `{"session":"demo","session":"other"}`,
+	`{"session":"demo","SESSION":"sales"}`, `{"\u0073ession":"demo","ſession":"sales","meſſageId":"x"}`, `{"messageId":"","messageIds":[null,""]}`,
 	`{"session":"demo","chatId":"15551234567@c.us","messageIds":["A","A","a"],"type":"PLAYED"}`,
 	`{"session":"demo","chatId":"15551234567@c.us","to":"15557654321","messageIds":["A"]}`,
 	`{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15557654321@c.us_A"]}`,
@@ -82,6 +83,12 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !json.Valid(body) {
 			t.Fatalf("decodeJSON(%q) succeeded on invalid JSON: %+v", body, req)
+		}
+		// The fast path (json.Unmarshal) is taken only where it decodes
+		// what the key-exact one does.
+		var exact seenRequest
+		if err := unmarshalExact(body, &exact); err != nil || !reflect.DeepEqual(&exact, req) {
+			t.Fatalf("decodeJSON(%q) = %+v, the key-exact decoder %+v, %v", body, req, exact, err)
 		}
 		// Re-encoding is sane: valid JSON that decodes to the same request.
 		enc, err := json.Marshal(req)
@@ -258,7 +265,7 @@ func checkFuzzOK(t *testing.T, in string, body []byte, w *httptest.ResponseRecor
 	if err != nil {
 		t.Fatalf("%s: status %d for a body decodeJSON refuses: %v", in, w.Code, err)
 	}
-	noIDs := req.MessageID == "" && len(req.MessageIDs) == 0
+	noIDs := !req.MessageID.ok && len(req.MessageIDs) == 0
 	if len(resp.Skipped) == 0 && !noIDs {
 		t.Fatalf("%s: status %d with nothing sent and nothing skipped: %s", in, w.Code, w.Body)
 	}

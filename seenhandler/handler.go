@@ -180,6 +180,24 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	return ctx, res, err
 }
 
+// preauth refuses, before the body is read, a request whose token (in a
+// header) the [Authenticator] does not know, so that strangers cannot make
+// the server read and decode bodies. The session is the URL's, if any, else
+// "": the token alone is checked, and admit checks it again with the
+// request's session once the body is decoded. A request with no token in a
+// header (its token may be in the body) passes.
+func (h *Handler) preauth(ctx context.Context, r *http.Request) error {
+	if h.cfg.noAuth {
+		return nil
+	}
+	token := requestToken(r, "")
+	if token == "" {
+		return nil
+	}
+	_, err := h.cfg.auth.Authenticate(ctx, Credentials{Token: token, Session: h.cfg.pathSession(r)})
+	return err
+}
+
 // lookup finds the session named name and takes the request from the
 // session's rate limit; a refusal gives the token's reservation back.
 func (h *Handler) lookup(ctx context.Context, x *exchange, name string, token *Reservation) (session.Session, error) {

@@ -290,6 +290,9 @@ func TestErrors(t *testing.T) {
 		{name: "no content type", req: request{body: valid, header: map[string]string{"Content-Type": ""}}, status: 415, code: "unsupported_media_type"},
 		{name: "form content type", req: request{body: valid, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, status: 415, code: "unsupported_media_type"},
 		{name: "text/plain", req: request{body: valid, header: map[string]string{"Content-Type": "text/plain"}}, status: 415, code: "unsupported_media_type"},
+		{name: "content type not echoed", req: request{body: valid, header: map[string]string{"Content-Type": "text/html; x=s3cr3t"}}, status: 415, code: "unsupported_media_type"},
+		{name: "charset not echoed", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; charset=s3cr3t"}}, status: 415, code: "unsupported_media_type"},
+		{name: "unparsable content type not echoed", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; s3cr3t"}}, status: 415, code: "unsupported_media_type"},
 		{name: "latin1 charset", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; charset=latin1"}}, status: 415, code: "unsupported_media_type"},
 		{name: "body too large", opts: []seenhandler.Option{seenhandler.WithMaxBodyBytes(64)},
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.Repeat("A", 100) + `"]}`}, status: 413, code: "body_too_large"},
@@ -302,8 +305,8 @@ func TestErrors(t *testing.T) {
 		{name: "trailing data", req: request{body: valid + `{}`}, status: 400, code: "invalid_json"},
 		{name: "messageIds not an array", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":"A1"}`}, status: 400, code: "invalid_json", fields: []string{"messageIds type"}},
 		{name: "messageId a number", req: request{body: `{"session":"demo","to":"15551234567","messageId":12}`}, status: 400, code: "invalid_json", fields: []string{"messageId type"}},
-		{name: "no token", req: request{body: valid, header: map[string]string{"Authorization": ""}}, status: 401, code: "unauthorized"},
-		{name: "wrong token", req: request{body: valid, header: map[string]string{"Authorization": "Bearer nope"}}, status: 401, code: "unauthorized"},
+		{name: "no token", req: request{body: valid, header: map[string]string{"Authorization": ""}}, status: 401, code: "unauthorized", header: map[string]string{"WWW-Authenticate": `Bearer realm="bluetick"`}},
+		{name: "wrong token", req: request{body: valid, header: map[string]string{"Authorization": "Bearer nope"}}, status: 401, code: "unauthorized", header: map[string]string{"WWW-Authenticate": `Bearer realm="bluetick"`}},
 		{name: "basic auth is no token", req: request{body: valid, header: map[string]string{"Authorization": "Basic dDBrZW4="}}, status: 401, code: "unauthorized"},
 		{name: "wrong X-Api-Key", req: request{body: valid, header: map[string]string{"Authorization": "", "X-Api-Key": "nope"}}, status: 401, code: "unauthorized"},
 		{name: "wrong access_token", req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
@@ -388,6 +391,9 @@ func TestErrors(t *testing.T) {
 			got := decode[seenhandler.ErrorResponse](t, w)
 			if got.Success || got.Error.Code != tc.code || got.Error.Message == "" || got.Error.Fields == nil {
 				t.Errorf("error body = %+v, want code %q", got, tc.code)
+			}
+			if got.Message != got.Error.Message {
+				t.Errorf("top-level message %q, want error.message %q", got.Message, got.Error.Message)
 			}
 			var fields []string
 			for _, f := range got.Error.Fields {
@@ -777,5 +783,97 @@ func TestChatMarkedReadUpToTheNewest(t *testing.T) {
 	want := session.ChatRead{Chat: group, LastMessageID: "NEW", LastSender: sender2, Timestamp: t0.Add(time.Minute)}
 	if len(reads) != 1 || reads[0].ChatRead != want {
 		t.Errorf("chat reads %+v, want %+v", reads, want)
+	}
+}
+
+// Issue 13, item 3: an empty id is a bad id, not an absent one (which asks
+// for the whole chat), and a null in messageIds is said to be null.
+func TestEmptyAndNullMessageIDs(t *testing.T) {
+	tests := []struct {
+		name, path, body string
+		field, message   string
+	}{
+		{"empty messageId", seenhandler.PathWasend, `{"session":"demo","to":"15551234567","messageId":""}`, "messageId", "got 0"},
+		{"empty messageId beside a chat", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageId":""}`, "messageId", "got 0"},
+		{"empty in messageIds", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":["A1",""]}`, "messageIds[1]", "got 0"},
+		{"null in messageIds", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":[null]}`, "messageIds[0]", "is null"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			fake.AddMessage("demo", session.Message{Chat: user, ID: "UNREAD1", Sender: user})
+			w := request{path: tc.path, body: tc.body}.do(t, h)
+			got := decode[seenhandler.ErrorResponse](t, w)
+			if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != tc.field ||
+				!strings.Contains(got.Error.Fields[0].Message, tc.message) {
+				t.Errorf("%d %+v, want 400 on %s saying %q", w.Code, got, tc.field, tc.message)
+			}
+			if sent := fake.Receipts(); len(sent) != 0 {
+				t.Errorf("sent %+v", sent)
+			}
+		})
+	}
+	// null and absent are the same: the whole chat.
+	for _, body := range []string{`{"session":"demo","chatId":"15551234567"}`, `{"session":"demo","chatId":"15551234567","messageId":null,"messageIds":null}`} {
+		h, fake := newHandler(t)
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "UNREAD1", Sender: user})
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK || len(fake.Receipts()) != 1 {
+			t.Errorf("%s: %d %s, sent %+v; want the chat's unread message sent", body, w.Code, w.Body, fake.Receipts())
+		}
+	}
+}
+
+// Issue 13, item 4: keys match exactly; other spellings of ours are
+// unknown fields, ignored, whichever comes last.
+func TestKeysMatchExactly(t *testing.T) {
+	tests := []struct {
+		name, body string
+		status     int
+		session    string // where the receipt went
+	}{
+		{"upper-case duplicate after", `{"session":"demo","SESSION":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"upper-case duplicate before", `{"Session":"other","session":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"folded with long s", `{"session":"demo","ſession":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"escaped exact key counts", `{"\u0073ession":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"other spellings only", `{"SESSION":"demo","ChatId":"15551234567","MessageIds":["A1"]}`, 400, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			w := request{body: tc.body}.do(t, h)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
+			}
+			if tc.session == "" {
+				if n := len(fake.Receipts()); n != 0 {
+					t.Errorf("sent %d receipts", n)
+				}
+				return
+			}
+			if n, m := len(fake.Session(tc.session).Receipts()), len(fake.Receipts()); n != 1 || m != 1 {
+				t.Errorf("session %s sent %d of %d receipts", tc.session, n, m)
+			}
+		})
+	}
+}
+
+// Issue 13, item 9: a request with thousands of bad ids gets a short
+// answer: the first 20 field errors and the total.
+func TestErrorBodyCapped(t *testing.T) {
+	h, _ := newHandler(t)
+	ids := make([]string, 6000)
+	for i := range ids {
+		ids[i] = `"bad id"`
+	}
+	body := `{"session":"demo","chatId":"15551234567","messageIds":[` + strings.Join(ids, ",") + `]}`
+	w := request{body: body}.do(t, h)
+	size := w.Body.Len()
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 20 || got.Error.FieldsTotal < 6000 {
+		t.Errorf("%d: %d fields, total %d; want 400 with 20 fields and a total of at least 6000", w.Code, len(got.Error.Fields), got.Error.FieldsTotal)
+	}
+	t.Logf("answer: %d bytes for a %d-byte request", size, len(body))
+	if size > 8<<10 {
+		t.Errorf("the answer is %d bytes for a %d-byte request", size, len(body))
 	}
 }

@@ -75,7 +75,7 @@ func namesFor(req *seenRequest, dialect string) fieldNames {
 	if req.To != "" || (req.ChatID == "" && dialect == dialectWasend) {
 		n.chat = "to"
 	}
-	if req.MessageIDs == nil && (req.MessageID != "" || dialect == dialectWasend) {
+	if req.MessageIDs == nil && (req.MessageID.ok || dialect == dialectWasend) {
 		n.ids = "messageId"
 	}
 	return n
@@ -149,13 +149,19 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 		seen = make(map[string]bool, len(req.MessageIDs)+1)
 	}
 	for index := idMessageID; index < len(req.MessageIDs); index++ {
-		raw := req.MessageID
+		given := req.MessageID
 		if index >= 0 {
-			raw = req.MessageIDs[index]
+			given = req.MessageIDs[index]
 		}
-		if raw == "" && index == idMessageID {
-			continue // absent
+		switch {
+		case !given.ok && index == idMessageID:
+			continue // absent or null: only messageIds, or the whole chat
+		case !given.ok:
+			errs = append(errs, validate.FieldError{Field: p.fieldOf(planID{index: index}), Rule: validate.TagMessageID,
+				Message: "is null, not a message id"})
+			continue
 		}
+		raw := given.s // "" is a bad id, not an absent one
 		id, err := validate.ParseMessageID(raw)
 		if err != nil {
 			errs = append(errs, validate.Field(p.fieldOf(planID{index: index}), validate.TagMessageID, err))
@@ -209,9 +215,9 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 		errs = append(errs, validate.FieldError{Field: names.chat, Rule: "required", Message: "is required"})
 	}
 	switch {
-	case len(p.ids) == 0 && req.MessageID == "" && len(req.MessageIDs) == 0 && chatGiven:
+	case len(p.ids) == 0 && !req.MessageID.ok && len(req.MessageIDs) == 0 && chatGiven:
 		p.unread = true // the session decides: see unreadIDs
-	case len(p.ids) == 0 && req.MessageID == "" && len(req.MessageIDs) == 0:
+	case len(p.ids) == 0 && !req.MessageID.ok && len(req.MessageIDs) == 0:
 		errs = append(errs, errIDsRequired(names.ids))
 	case len(p.ids) > h.cfg.maxMessageIDs:
 		errs = append(errs, validate.FieldError{Field: names.ids, Rule: "max",

@@ -78,6 +78,9 @@ const (
 type ErrorResponse struct {
 	// Success is always false.
 	Success bool `json:"success"`
+	// Message is Error.Message again, at the top level where the WAHA SDKs
+	// (and many HTTP clients) look for an error's text.
+	Message string `json:"message"`
 	// Error says what went wrong.
 	Error ErrorBody `json:"error"`
 	// Receipts are the receipts sent before the failure, if any: a request
@@ -91,8 +94,11 @@ type ErrorBody struct {
 	Code string `json:"code"`
 	// Message is for people.
 	Message string `json:"message"`
-	// Fields lists the fields at fault; never null.
+	// Fields lists the fields at fault, at most the first 20; never null.
 	Fields []validate.FieldError `json:"fields"`
+	// FieldsTotal counts the fields at fault when Fields lists only the
+	// first 20 of them; absent otherwise.
+	FieldsTotal int `json:"fieldsTotal,omitempty"`
 }
 
 // buffers recycles the buffers answers are encoded in.
@@ -120,7 +126,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			// Our response types always marshal; this is a programming error.
 			status = http.StatusInternalServerError
 			buf.Reset()
-			buf.WriteString(`{"success":false,"error":{"code":"internal","message":"internal error","fields":[]}}` + "\n")
+			buf.WriteString(`{"success":false,"message":"internal error","error":{"code":"internal","message":"internal error","fields":[]}}` + "\n")
 		}
 		body = buf.Bytes()
 	}

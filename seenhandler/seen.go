@@ -26,6 +26,10 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	if err := checkContentType(r); err != nil {
 		return nil, err
 	}
+	if err := h.preauth(ctx, r); err != nil {
+		x.dialect = pathDialect(r) // the body, unread, cannot tell
+		return nil, err
+	}
 	req, err := decodeBody(w, r, h.cfg.maxBodyBytes)
 	if err != nil {
 		return nil, err

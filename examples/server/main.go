@@ -17,6 +17,7 @@ import (
 
 	"github.com/mdp/qrterminal/v3"
 	"go.mau.fi/whatsmeow"
+	"golang.org/x/net/netutil"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
@@ -31,6 +32,9 @@ const (
 	demoToken       = "demo-token"
 	tokenEnv        = "BLUETICK_TOKEN"
 	defaultPairName = "default"
+	// defaultMaxConns caps the connections served at once; more wait in
+	// the kernel's backlog until one closes.
+	defaultMaxConns = 1024
 )
 
 // Server timeouts. Writes get the handler's backend timeout plus a margin.
@@ -98,6 +102,7 @@ type config struct {
 	asyncMin, asyncMax       time.Duration
 	coalesce                 time.Duration
 	dedup                    bool
+	maxConns                 int
 }
 
 // Protective defaults of real mode, for one WhatsApp account: bursts of a
@@ -134,6 +139,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.asyncMax, "async-max", seenhandler.DefaultAsyncMaxDelay, "longest delay of asynchronous receipts")
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
+	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -147,6 +153,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.sessions, c.offline = splitNames(sessions), splitNames(offline)
 	if len(c.sessions) == 0 {
 		fmt.Fprintln(stderr, "server: -sessions names no session")
+		return c, errUsage
+	}
+	if c.maxConns < 0 {
+		fmt.Fprintln(stderr, "server: -max-conns must be 0 (no limit) or more")
 		return c, errUsage
 	}
 	if c.token == "" {
@@ -222,7 +232,7 @@ func run(ctx context.Context, args []string, e env) error {
 	seenhandler.Mount(mux, h)
 	mux.HandleFunc("GET /healthz", healthz)
 
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := listen(c.addr, c.maxConns)
 	if err != nil {
 		return err
 	}
@@ -290,6 +300,17 @@ func run(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// listen listens on addr, serving at most maxConns connections at once
+// (0: no limit): a connection beyond is accepted only once one closes, so
+// that many stalled clients cannot grow the server's memory without bound.
+func listen(addr string, maxConns int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || maxConns == 0 {
+		return ln, err
+	}
+	return netutil.LimitListener(ln, maxConns), nil
 }
 
 // handlerOptions turns the flags into the handler's throughput options.

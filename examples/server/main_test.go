@@ -317,7 +317,8 @@ func TestExitStatus(t *testing.T) {
 		{"RealModeWithoutToken", nil, errUsage, 2, []string{"token is required", "BLUETICK_TOKEN"}},
 		{"BadFlag", []string{"-nope"}, errUsage, 2, []string{"-nope"}},
 		{"NoSessions", []string{"-demo", "-sessions", " , "}, errUsage, 2, []string{"-sessions"}},
-		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo"}},
+		{"NegativeMaxConns", []string{"-demo", "-max-conns", "-1"}, errUsage, 2, []string{"-max-conns"}},
+		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo", "-max-conns", "(default 1024)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,5 +453,39 @@ func TestRateLimits(t *testing.T) {
 	}
 	if !limited {
 		t.Errorf("%d requests in a burst were not limited in real mode", realSessionBurst+1)
+	}
+}
+
+// Issue 13, item 7: -max-conns caps the connections served at once: with
+// one, a stalled client holds the only slot and the next request is served
+// once it leaves.
+func TestMaxConns(t *testing.T) {
+	s := start(t, nil, "-max-conns", "1")
+	stalled, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stalled, "POST /sendSeen HTTP/1.1\r\nHost: x\r\n"); err != nil { // headers never end
+		t.Fatal(err)
+	}
+	served := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(s.url + "/healthz")
+		if err != nil {
+			served <- 0
+			return
+		}
+		resp.Body.Close()
+		served <- resp.StatusCode
+	}()
+	// A negative check: it can only pass wrongly, never fail by chance.
+	select {
+	case code := <-served:
+		t.Fatalf("served (%d) while the only connection slot was taken", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	stalled.Close()
+	if code := <-served; code != http.StatusOK {
+		t.Errorf("GET /healthz after the stalled client left: %d", code)
 	}
 }
