@@ -21,7 +21,7 @@ type fakeClient struct {
 	loggedIn   bool
 	privacy    types.PrivacySetting // the readreceipts setting answered
 	privacyErr error
-	privacyN   int // privacy queries
+	privacyN   int                                // privacy queries
 	groups     map[types.JID]types.AddressingMode // GetGroupInfo's answers; others: not found
 	groupN     int                                // group-info queries
 
