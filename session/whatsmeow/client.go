@@ -32,12 +32,19 @@ import (
 //   - NewsletterMarkViewed ignores ctx while it waits for the server's
 //     answer: a Session bounds the wait itself.
 //   - SendAppState fails until app-state keys have arrived from the phone.
+//   - GetGroupInfo asks WhatsApp every time (one <iq xmlns="w:g2"> round
+//     trip; whatsmeow's own group cache is not consulted), stores the LID ↔
+//     phone-number pairs of the members it lists in the device's LID store,
+//     and fails with ErrGroupNotFound or ErrNotInGroup for a group the
+//     account cannot see. Its AddressingMode is "lid" for a group that
+//     addresses its members by LID.
 type Client interface {
 	MarkRead(ctx context.Context, ids []types.MessageID, timestamp time.Time, chat, sender types.JID, receiptTypeExtra ...types.ReceiptType) error
 	NewsletterMarkViewed(ctx context.Context, jid types.JID, serverIDs []types.MessageServerID) error
 	SendAppState(ctx context.Context, patch appstate.PatchInfo) error
 	BuildMessageKey(chat, sender types.JID, id types.MessageID) *waCommon.MessageKey
 	TryFetchPrivacySettings(ctx context.Context, ignoreCache bool) (*types.PrivacySettings, error)
+	GetGroupInfo(ctx context.Context, jid types.JID) (*types.GroupInfo, error)
 	IsConnected() bool
 	IsLoggedIn() bool
 	AddEventHandler(handler whatsmeow.EventHandler) uint32

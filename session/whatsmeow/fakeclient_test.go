@@ -21,7 +21,9 @@ type fakeClient struct {
 	loggedIn   bool
 	privacy    types.PrivacySetting // the readreceipts setting answered
 	privacyErr error
-	privacyN   int // privacy queries
+	privacyN   int                                // privacy queries
+	groups     map[types.JID]types.AddressingMode // GetGroupInfo's answers; others: not found
+	groupN     int                                // group-info queries
 
 	markErr   error
 	viewErr   error
@@ -114,6 +116,17 @@ func (f *fakeClient) TryFetchPrivacySettings(context.Context, bool) (*types.Priv
 		return nil, f.privacyErr
 	}
 	return &types.PrivacySettings{ReadReceipts: f.privacy}, nil
+}
+
+func (f *fakeClient) GetGroupInfo(_ context.Context, jid types.JID) (*types.GroupInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groupN++
+	mode, ok := f.groups[jid]
+	if !ok {
+		return nil, whatsmeow.ErrGroupNotFound
+	}
+	return &types.GroupInfo{JID: jid, AddressingMode: mode}, nil
 }
 
 func (f *fakeClient) IsConnected() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.connected }

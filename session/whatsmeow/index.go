@@ -156,11 +156,14 @@ func (x *index) newest(chat string) (indexed, bool) {
 	return indexed{}, false
 }
 
-// lidGroup reports whether the newest indexed message of group was
-// addressed by LID.
-func (x *index) lidGroup(group string) bool {
+// groupMode reports whether the newest indexed message of group was
+// addressed by LID; known is false when the index holds no message of it.
+func (x *index) groupMode(group string) (lid, known bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	g := x.groups[group]
-	return g != nil && g.lid
+	if g == nil {
+		return false, false
+	}
+	return g.lid, true
 }

@@ -102,6 +102,7 @@ type Session struct {
 	client    Client
 	device    *store.Device
 	index     *index
+	groups    *groupModes // addressing modes WhatsApp told (GetGroupInfo)
 	opts      options
 	views     chan struct{} // slots for pending channel views
 	handlerID uint32
@@ -144,6 +145,7 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 		client: client,
 		device: device,
 		index:  newIndex(o.indexSize),
+		groups: newGroupModes(),
 		opts:   o,
 		views:  make(chan struct{}, o.maxViews),
 	}
@@ -414,10 +416,10 @@ func (s *Session) fetchPrivacy(ctx context.Context, refetch bool) (types.Privacy
 }
 
 // groupSender returns the sender as the group addresses its members: in a
-// group addressed by LID (as its indexed messages tell), a phone-number
-// sender is mapped to its LID through the store's LID map.
+// group addressed by LID (see lidGroup), a phone-number sender is mapped to
+// its LID through the store's LID map.
 func (s *Session) groupSender(ctx context.Context, group string, sender types.JID) types.JID {
-	if sender.Server != types.DefaultUserServer || !s.index.lidGroup(group) || s.device.LIDs == nil {
+	if sender.Server != types.DefaultUserServer || s.device.LIDs == nil || !s.lidGroup(ctx, group) {
 		return sender
 	}
 	lid, err := s.device.LIDs.GetLIDForPN(ctx, sender)
@@ -425,6 +427,49 @@ func (s *Session) groupSender(ctx context.Context, group string, sender types.JI
 		return sender
 	}
 	return lid.ToNonAD()
+}
+
+// lidGroup reports whether group addresses its members by LID: as its
+// newest indexed message was addressed or, when the index holds none, as
+// WhatsApp answers GetGroupInfo, remembered for groupModeTTL (a group-change
+// event forgets it sooner). whatsmeow's GetGroupInfo also stores the LIDs
+// of the members it lists, which groupSender then maps to. A group WhatsApp
+// says does not exist or the account is not in is remembered as addressed
+// by phone number; a failed query (not connected, timeout) is not
+// remembered, and the group is taken as addressed by phone number, as
+// before asking.
+func (s *Session) lidGroup(ctx context.Context, group string) bool {
+	if lid, known := s.index.groupMode(group); known {
+		return lid
+	}
+	if !isGroup(group) {
+		return false // status@broadcast
+	}
+	if lid, ok := s.groups.get(group, time.Now()); ok {
+		return lid
+	}
+	jid, err := parseJID(group)
+	if err != nil {
+		return false
+	}
+	var info *types.GroupInfo
+	err = guard("GetGroupInfo", func() (err error) {
+		info, err = s.client.GetGroupInfo(ctx, jid)
+		return err
+	})
+	switch {
+	case errors.Is(err, whatsmeow.ErrGroupNotFound), errors.Is(err, whatsmeow.ErrNotInGroup):
+		s.groups.put(group, false, time.Now())
+		return false
+	case err != nil || info == nil:
+		if ctx.Err() == nil {
+			s.opts.logger.Warn("asking a group's addressing mode failed; addressing its members by phone number", "group", group, "error", err)
+		}
+		return false
+	}
+	lid := info.AddressingMode == types.AddressingModeLID
+	s.groups.put(group, lid, time.Now())
+	return lid
 }
 
 // viewChannel sends a channel view receipt. Channel messages are addressed
@@ -549,7 +594,7 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
-// and warms the privacy settings after each connection.
+// keeps the groups' addressing modes fresh, and warms the privacy settings after each connection.
 func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
@@ -560,6 +605,12 @@ func (s *Session) handleEvent(evt any) {
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
 		}
+	case *events.GroupInfo:
+		// Something of the group changed: ask again rather than trust
+		// an answer about its addressing from before.
+		s.groups.forget(e.JID.ToNonAD().String())
+	case *events.JoinedGroup:
+		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID, time.Now())
 	case *events.Connected:
 		// The settings may have changed while disconnected: the next
 		// read receipt refetches them unless the warm-up has by then.

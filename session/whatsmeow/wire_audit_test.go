@@ -418,3 +418,94 @@ func TestWireStatusSeen(t *testing.T) {
 		t.Errorf("unknown status without participant: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// groupInfoQueries returns the group-info queries (whatsmeow's GetGroupInfo)
+// the server has received, verbatim.
+func groupInfoQueries(w *wire) []string {
+	var out []string
+	for _, n := range w.srv.Nodes() {
+		if n.Tag == "iq" && n.Attrs["xmlns"] == "w:g2" {
+			out = append(out, fakewa.XML(n))
+		}
+	}
+	return out
+}
+
+// Item 9. A message of a LID-addressed group the session never saw (none of
+// the group's messages is indexed), marked read with the sender's phone
+// number: the Session asks WhatsApp how the group addresses its members
+// (GetGroupInfo, which also tells the members' LIDs) and names the sender's
+// LID. The answer is remembered: a second request asks nothing; a
+// group-change notification (events.GroupInfo, through whatsmeow's own
+// dispatch) makes the next request ask again.
+//
+// Before: <receipt id="3EB0GINFO1" participant="15557654321@s.whatsapp.net" t="1767225600" to="120363088888888888@g.us" type="read"/>
+// (no group-info query; the phone number reaches no member of a LID group).
+func TestWireUnindexedLIDGroupAsksGroupInfoOnce(t *testing.T) {
+	const lidGroup = "120363088888888888@g.us"
+	w := newWire(t)
+	w.srv.SetGroup(fakewa.Group{JID: jid(lidGroup), AddressingMode: "lid", Participants: []fakewa.GroupParticipant{
+		{JID: jid(memberLID), PhoneNumber: jid(member)},
+		{JID: jid("100000000000001@lid"), PhoneNumber: jid("15550000001@s.whatsapp.net")},
+	}})
+	for _, id := range []string{"3EB0GINFO1", "3EB0GINFO2"} {
+		res, err := w.session.SendReceipt(context.Background(), rcpt(lidGroup, member, session.ReceiptRead, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sender != memberLID {
+			t.Errorf("%s: Result.Sender = %q, want %q", id, res.Sender, memberLID)
+		}
+	}
+	assertReceipts(t, w,
+		`<receipt id="3EB0GINFO1" participant="222222222222222@lid" t="1767225600" to="120363088888888888@g.us" type="read"/>`,
+		`<receipt id="3EB0GINFO2" participant="222222222222222@lid" t="1767225600" to="120363088888888888@g.us" type="read"/>`)
+	queries := groupInfoQueries(w)
+	if len(queries) != 1 {
+		t.Fatalf("%d group-info queries for two requests, want 1:\n%s", len(queries), strings.Join(queries, "\n"))
+	}
+	t.Logf("%s", queries[0])
+	if want := `to="120363088888888888@g.us" type="get" xmlns="w:g2"><query request="interactive"/></iq>`; !strings.HasSuffix(queries[0], want) {
+		t.Errorf("query %s, want …%s", queries[0], want)
+	}
+
+	// The group changes (its subject here): the next request asks again.
+	changed := make(chan struct{}, 1)
+	id := w.cli.AddEventHandler(func(evt any) { // after the Session's handler
+		if e, ok := evt.(*events.GroupInfo); ok && e.JID.String() == lidGroup {
+			changed <- struct{}{}
+		}
+	})
+	defer w.cli.RemoveEventHandler(id)
+	w.srv.Send(t, waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
+		"type": "w:gp2", "id": "GP2CHANGE", "from": jid(lidGroup), "participant": jid(memberLID), "t": msgTime,
+	}, Content: []waBinary.Node{{Tag: "subject", Attrs: waBinary.Attrs{"subject": "renamed", "s_t": msgTime}}}})
+	select {
+	case <-changed:
+	case <-time.After(wireWait):
+		t.Fatal("no events.GroupInfo for the group change")
+	}
+	if _, err := w.session.SendReceipt(context.Background(), rcpt(lidGroup, member, session.ReceiptRead, "3EB0GINFO3")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(groupInfoQueries(w)); n != 2 {
+		t.Errorf("%d group-info queries after the group changed, want 2", n)
+	}
+}
+
+// Item 9. A group WhatsApp does not know (404) is addressed by phone
+// number, as before, and the answer is remembered too.
+func TestWireUnknownGroupAsksOnceAndUsesThePhoneNumber(t *testing.T) {
+	w := newWire(t)
+	for _, id := range []string{"3EB0NOGRP1", "3EB0NOGRP2"} {
+		if _, err := w.session.SendReceipt(context.Background(), rcpt(grp, member, session.ReceiptRead, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertReceipts(t, w,
+		`<receipt id="3EB0NOGRP1" participant="15557654321@s.whatsapp.net" t="1767225600" to="120363012345678901@g.us" type="read"/>`,
+		`<receipt id="3EB0NOGRP2" participant="15557654321@s.whatsapp.net" t="1767225600" to="120363012345678901@g.us" type="read"/>`)
+	if n := len(groupInfoQueries(w)); n != 1 {
+		t.Errorf("%d group-info queries, want 1", n)
+	}
+}

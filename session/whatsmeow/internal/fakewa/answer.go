@@ -29,7 +29,8 @@ func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
 
 // answerIQ answers every get or set query with a result carrying the same id:
 // app-state syncs with their collections unchanged (see appStateCollections),
-// the privacy settings for xmlns="privacy", a prekey count for xmlns="encrypt"
+// the privacy settings for xmlns="privacy", a group's info for a group-info
+// query (see Server.SetGroup), a prekey count for xmlns="encrypt"
 // with a <count/> child, and no content otherwise (pings, passive, prekey
 // uploads, …). Results and errors the client sends are not answered.
 func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
@@ -50,6 +51,8 @@ func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 		reply.Content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": "500", "text": "internal-server-error"}}}
 	case xmlns == "privacy" && typ == "get":
 		reply.Content = []waBinary.Node{{Tag: "privacy", Content: c.privacyCategories()}}
+	case isGroupInfoQuery(n):
+		c.answerGroupInfo(n, &reply)
 	case xmlns == "w:sync:app:state":
 		reply.Content = []waBinary.Node{{Tag: "sync", Content: appStateCollections(n)}}
 	case xmlns == "encrypt" && typ == "get" && hasChild(n, "count"):

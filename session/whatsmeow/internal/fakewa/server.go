@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
 	waLog "go.mau.fi/whatsmeow/util/log"
 )
@@ -47,6 +48,7 @@ type Server struct {
 	nodes   []waBinary.Node
 	changed chan struct{} // closed and replaced whenever a node is recorded or a connection ends
 	peers   map[peerKey]*peer
+	groups  map[types.JID]Group // see SetGroup
 }
 
 // Start starts a Server listening on 127.0.0.1 with a fresh port, static key
