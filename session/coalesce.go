@@ -39,6 +39,13 @@ type CoalesceOptions struct {
 	// not apply to calls passed straight through, which use the caller's
 	// context.
 	SendTimeout time.Duration
+	// GroupCommit batches without waiting on a timer: a receipt goes out at
+	// once, in the caller's goroutine and with its context, when no call for
+	// its chat, sender and type is in flight; receipts arriving while one is
+	// join the next batch, which goes out as soon as that call returns. Under
+	// no load nothing waits; under load the batches grow with it. Window is
+	// then not used. Default: false.
+	GroupCommit bool
 }
 
 // CoalesceStats counts what a Coalescer did since it was created.
@@ -62,7 +69,10 @@ type Coalescer struct {
 
 	mu      sync.Mutex
 	pending map[batchKey]*batch // batches still open to new receipts
-	closed  bool
+	// inflight counts the calls in flight per key, with GroupCommit: a
+	// pending batch exists only while its key has one.
+	inflight map[batchKey]int
+	closed   bool
 	// wg counts the armed timers and the batches being sent, for Close.
 	wg sync.WaitGroup
 }
@@ -121,7 +131,7 @@ type member struct {
 //
 // Receipts with no ids or no chat are passed straight to s, which refuses
 // them with [ErrInvalidReceipt]; so is every receipt when opts.Window is
-// zero, and after [Coalescer.Close]. A caller whose ctx has already ended gets ctx.Err() and
+// zero without opts.GroupCommit, and after [Coalescer.Close]. A caller whose ctx has already ended gets ctx.Err() and
 // nothing is sent.
 //
 // Put Coalesce inside [Dedup] (Dedup(Coalesce(s, …), …)) so that ids sent
@@ -137,7 +147,7 @@ func Coalesce(s Session, opts CoalesceOptions) *Coalescer {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = defaultCoalesceSendTimeout
 	}
-	return &Coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch)}
+	return &Coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch), inflight: make(map[batchKey]int)}
 }
 
 // Unwrap returns the Session c wraps.
@@ -151,7 +161,7 @@ func (c *Coalescer) Stats() CoalesceStats {
 // SendReceipt sends r, alone or in a batch with other receipts for the same
 // chat, sender and type; see Coalesce.
 func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
-	if c.opts.Window == 0 || r.Chat == "" || len(r.MessageIDs) == 0 {
+	if (c.opts.Window == 0 && !c.opts.GroupCommit) || r.Chat == "" || len(r.MessageIDs) == 0 {
 		return c.direct(ctx, r)
 	}
 	if err := ctx.Err(); err != nil {
@@ -164,7 +174,17 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 		return c.direct(ctx, r)
 	}
 	c.calls.Add(1)
-	b, m := c.join(ctx, r)
+	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
+	if c.opts.GroupCommit && c.inflight[key] == 0 {
+		// Nothing in flight for the key: r goes now, alone, as a call
+		// passed straight through would; receipts arriving meanwhile batch.
+		c.inflight[key]++
+		c.mu.Unlock()
+		defer c.landed(key)
+		c.sends.Add(1)
+		return c.s.SendReceipt(ctx, r)
+	}
+	b, m := c.join(ctx, key, r)
 	c.mu.Unlock()
 
 	select {
@@ -223,8 +243,7 @@ func (c *Coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
 
 // join adds r to the open batch for its key, opening one if needed, and
 // returns the batch and r's place in it. c.mu must be held.
-func (c *Coalescer) join(ctx context.Context, r Receipt) (*batch, *member) {
-	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
+func (c *Coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, *member) {
 	b := c.pending[key]
 	if b != nil && len(b.ids)+fresh(b.ids, r.MessageIDs) > c.opts.MaxBatch {
 		c.dispatch(b) // r would overfill it: it goes now, r opens the next one
@@ -238,8 +257,10 @@ func (c *Coalescer) join(ctx context.Context, r Receipt) (*batch, *member) {
 			done: make(chan struct{}),
 		}
 		c.pending[key] = b
-		c.wg.Add(1) // done by expire, or by whoever stops the timer
-		b.timer = time.AfterFunc(c.opts.Window, func() { c.expire(b) })
+		if !c.opts.GroupCommit { // with GroupCommit, the call in flight sends it when it lands
+			c.wg.Add(1) // done by expire, or by whoever stops the timer
+			b.timer = time.AfterFunc(c.opts.Window, func() { c.expire(b) })
+		}
 	}
 	m := &member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}
 	b.members = append(b.members, m)
@@ -288,8 +309,21 @@ func (c *Coalescer) leave(b *batch, m *member) {
 // stopTimer stops b's timer; if it had not fired, its expire will never
 // run, so its count in c.wg is released here. c.mu must be held.
 func (c *Coalescer) stopTimer(b *batch) {
-	if b.timer.Stop() {
+	if b.timer != nil && b.timer.Stop() {
 		c.wg.Done()
+	}
+}
+
+// landed ends a call in flight for key, with GroupCommit: the batch that
+// gathered meanwhile, if any, goes out now.
+func (c *Coalescer) landed(key batchKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight[key]--; c.inflight[key] <= 0 {
+		delete(c.inflight, key)
+	}
+	if b := c.pending[key]; b != nil && c.inflight[key] == 0 {
+		c.dispatch(b)
 	}
 }
 
@@ -309,6 +343,9 @@ func (c *Coalescer) expire(b *batch) {
 // dispatch seals b and sends it in a new goroutine. c.mu must be held.
 func (c *Coalescer) dispatch(b *batch) {
 	r := c.seal(b)
+	if c.opts.GroupCommit {
+		c.inflight[b.key]++
+	}
 	go c.send(b, r)
 }
 
@@ -347,6 +384,9 @@ func (c *Coalescer) send(b *batch, r Receipt) {
 	c.sends.Add(1)
 	b.res, b.err = c.call(ctx, r)
 	close(b.done)
+	if c.opts.GroupCommit {
+		c.landed(b.key)
+	}
 }
 
 // call calls the wrapped Session, turning a panic into an error: it would

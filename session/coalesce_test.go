@@ -65,11 +65,13 @@ func closeCoalescer(t testing.TB, c *session.Coalescer) {
 
 func TestCoalesceConformance(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	for _, window := range []time.Duration{0, 2 * time.Millisecond} {
-		t.Run("Window="+window.String(), func(t *testing.T) {
+	for name, o := range map[string]session.CoalesceOptions{
+		"Window=0": {}, "Window=2ms": {Window: 2 * time.Millisecond}, "GroupCommit": {GroupCommit: true},
+	} {
+		t.Run(name, func(t *testing.T) {
 			sessiontest.Run(t, func(t *testing.T) sessiontest.Harness {
 				fake := sessiontest.New()
-				c := session.Coalesce(fake.Session("conformance"), session.CoalesceOptions{Window: window})
+				c := session.Coalesce(fake.Session("conformance"), o)
 				t.Cleanup(func() { closeCoalescer(t, c) })
 				return sessiontest.Harness{
 					Session:    c,
@@ -676,10 +678,19 @@ func BenchmarkCoalesce(b *testing.B) {
 		{"PassThrough", 0, interleaved},
 		{"Window=10ms/Interleaved", 10 * time.Millisecond, interleaved},
 		{"Window=10ms/ChatByChat", 10 * time.Millisecond, chatByChat},
+		{"GroupCommit/Interleaved", -1, interleaved},
+		{"GroupCommit/ChatByChat", -1, chatByChat},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			fake := sessiontest.New()
-			c := session.Coalesce(fake.Session("bench"), session.CoalesceOptions{Window: bc.window})
+			// A backend call takes 200 µs, as a frame written to WhatsApp's socket
+			// roughly does; group commit batches what arrives meanwhile.
+			fake.Inject(sessiontest.Fault{Latency: 200 * time.Microsecond})
+			o := session.CoalesceOptions{Window: bc.window}
+			if bc.window < 0 {
+				o = session.CoalesceOptions{GroupCommit: true}
+			}
+			c := session.Coalesce(fake.Session("bench"), o)
 			defer closeCoalescer(b, c)
 			receipts := make([]session.Receipt, requests)
 			for i := range receipts {
@@ -699,6 +710,7 @@ func BenchmarkCoalesce(b *testing.B) {
 				}
 				wg.Wait()
 				fake.Reset() // keep its record of calls small
+				fake.Inject(sessiontest.Fault{Latency: 200 * time.Microsecond})
 			}
 			st := c.Stats()
 			b.ReportMetric(float64(st.Sends)/float64(st.Calls), "calls/req")
@@ -729,6 +741,117 @@ func TestCoalesceMaxBatchCappedAtStanzaSize(t *testing.T) {
 		}
 		if !slices.Equal(sizes, []int{session.MaxReceiptIDs, 300 - session.MaxReceiptIDs}) {
 			t.Errorf("batch sizes %v, want [256 44]", sizes)
+		}
+	})
+}
+
+// With GroupCommit a receipt goes out at once when nothing is in flight for
+// its chat (no timer is waited on); those arriving while a call is in flight
+// go out together as soon as it returns.
+func TestCoalesceGroupCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var (
+			mu   sync.Mutex
+			sent [][]string
+		)
+		backend := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			mu.Lock()
+			sent = append(sent, slices.Clone(r.MessageIDs))
+			first := len(sent) == 1
+			mu.Unlock()
+			if first {
+				<-release // the first call stays in flight until the test says
+			}
+			return session.Result{Type: r.Type}, nil
+		})
+		c := session.Coalesce(backend, session.CoalesceOptions{GroupCommit: true, Window: time.Hour})
+		defer closeCoalescer(t, c)
+		start := time.Now()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "G0")); err != nil {
+				t.Error(err)
+			}
+		})
+		synctest.Wait()
+		for i := 1; i <= 5; i++ {
+			wg.Go(func() {
+				res, err := c.SendReceipt(t.Context(), rcpt(chatA, "", fmt.Sprintf("G%d", i)))
+				if err != nil || res.Type != session.ReceiptRead {
+					t.Errorf("G%d: %+v %v", i, res, err)
+				}
+			})
+		}
+		// Another chat is not held up by chatA's call in flight.
+		if _, err := c.SendReceipt(t.Context(), rcpt(chatB, "", "OTHER")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		mu.Lock()
+		if len(sent) != 2 || !slices.Equal(sent[1], []string{"OTHER"}) {
+			t.Errorf("while G0 is in flight: sent %v, want [G0] [OTHER]", sent)
+		}
+		mu.Unlock()
+		close(release)
+		wg.Wait()
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("waited %v on a timer", waited)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sent) != 3 || len(sent[2]) != 5 {
+			t.Errorf("sent %v, want G1…G5 in one call after G0 landed", sent)
+		}
+		if st := c.Stats(); st != (session.CoalesceStats{Calls: 7, Sends: 3}) {
+			t.Errorf("stats %+v", st)
+		}
+	})
+}
+
+// With GroupCommit, a caller that gives up while its batch waits for the
+// call in flight leaves it; Close sends the batch that is waiting.
+func TestCoalesceGroupCommitCancelAndClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		fake := sessiontest.New()
+		var calls atomic.Int32
+		backend := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			if calls.Add(1) == 1 {
+				<-release
+			}
+			return fake.Session("s").SendReceipt(ctx, r)
+		})
+		c := session.Coalesce(backend, session.CoalesceOptions{GroupCommit: true})
+		go func() { _, _ = c.SendReceipt(context.Background(), rcpt(chatA, "", "FIRST")) }()
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		gone := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(ctx, rcpt(chatA, "", "GONE")); gone <- err }()
+		stays := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(context.Background(), rcpt(chatA, "", "STAYS")); stays <- err }()
+		synctest.Wait()
+		cancel()
+		if err := <-gone; !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled caller: %v", err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close(context.Background()) }()
+		synctest.Wait()
+		close(release)
+		if err := <-stays; err != nil {
+			t.Errorf("waiting caller: %v", err)
+		}
+		if err := <-closed; err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		synctest.Wait() // FIRST lands
+		var ids []string // Close sent STAYS's batch while FIRST was still in flight
+		for _, r := range fake.Receipts() {
+			ids = append(ids, strings.Join(r.MessageIDs, "+"))
+		}
+		if slices.Sort(ids); !slices.Equal(ids, []string{"FIRST", "STAYS"}) {
+			t.Errorf("sent %v, want FIRST and STAYS, GONE left out", ids)
 		}
 	})
 }
