@@ -845,7 +845,7 @@ func TestCoalesceGroupCommitCancelAndClose(t *testing.T) {
 		if err := <-closed; err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		synctest.Wait() // FIRST lands
+		synctest.Wait()  // FIRST lands
 		var ids []string // Close sent STAYS's batch while FIRST was still in flight
 		for _, r := range fake.Receipts() {
 			ids = append(ids, strings.Join(r.MessageIDs, "+"))
