@@ -118,11 +118,11 @@ func classify(err error) problem {
 		return problem{status: http.StatusBadRequest, code: CodeInvalidReceipt,
 			message: "WhatsApp cannot take this receipt as asked; nothing was sent"}
 	case errors.Is(err, session.ErrNotConnected):
-		return problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,
-			message: "the session is not connected to WhatsApp; try again later", retryAfter: true}
+		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,
+			message: "the session is not connected to WhatsApp; try again later", retryAfter: true})
 	case errors.Is(err, session.ErrNotLoggedIn):
-		return problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
-			message: "the session is not logged in to WhatsApp; pair it again"}
+		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
+			message: "the session is not logged in to WhatsApp; pair it again"})
 	case errors.Is(err, errQueueFull):
 		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull,
 			message: "too many receipts wait to be sent; nothing of this request was queued; retry later", retryAfter: true}
@@ -135,6 +135,16 @@ func classify(err error) problem {
 		return problem{status: statusClientClosedRequest, code: CodeClientClosedRequest, message: "the client closed the request"}
 	}
 	return problem{status: http.StatusInternalServerError, code: CodeInternal, message: "internal error; the server log has the details"}
+}
+
+// backendRetryAfter gives p the Retry-After the backend put on err
+// (session.RetryAfter), when it did: e.g. the time to the next attempt to
+// reach WhatsApp.
+func backendRetryAfter(err error, p problem) problem {
+	if d, ok := session.RetryAfter(err); ok {
+		p.retryAfter, p.after = true, d
+	}
+	return p
 }
 
 // WriteError answers err in the handler's JSON error format (an

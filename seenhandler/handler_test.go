@@ -352,6 +352,15 @@ func TestErrors(t *testing.T) {
 			req:   request{body: valid}, status: 503, code: "session_not_connected", header: map[string]string{"Retry-After": "2"}},
 		{name: "not logged in", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrNotLoggedIn}) },
 			req: request{body: valid}, status: 503, code: "session_not_logged_in"},
+		{name: "not logged in, the backend's Retry-After", setup: func(f *sessiontest.Fake) {
+			f.Inject(sessiontest.Fault{Err: session.WithRetryAfter(session.ErrNotLoggedIn, 7*time.Second)})
+		},
+			req: request{body: valid}, status: 503, code: "session_not_logged_in", header: map[string]string{"Retry-After": "7"}},
+		{name: "not connected, the backend's Retry-After wins", opts: []seenhandler.Option{seenhandler.WithRetryAfter(time.Second)},
+			setup: func(f *sessiontest.Fake) {
+				f.Inject(sessiontest.Fault{Err: session.WithRetryAfter(session.ErrNotConnected, 2500*time.Millisecond)})
+			},
+			req: request{body: valid}, status: 503, code: "session_not_connected", header: map[string]string{"Retry-After": "3"}},
 		{name: "message not found", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrMessageNotFound}) },
 			req: request{body: valid}, status: 404, code: "message_not_found"},
 		{name: "backend rejects receipt", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrInvalidReceipt}) },

@@ -1,6 +1,9 @@
 package session
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Sentinel errors returned (possibly wrapped) by a [Registry], a [Session] or
 // a [Resolver]. Package seenhandler maps each to the HTTP status named in its
@@ -9,10 +12,13 @@ var (
 	// ErrSessionNotFound: no session has the requested name. HTTP 404.
 	ErrSessionNotFound = errors.New("session not found")
 	// ErrNotConnected: the session exists but its connection to WhatsApp is
-	// down; retrying later may succeed. HTTP 503 with Retry-After.
+	// down; retrying later may succeed. HTTP 503 with Retry-After: the
+	// error's own ([RetryAfter]) when it knows, else the handler's.
 	ErrNotConnected = errors.New("session not connected")
 	// ErrNotLoggedIn: the session's device is not paired or was logged out;
-	// it needs a new login before it can send. HTTP 503.
+	// it needs a new login before it can send. HTTP 503, with Retry-After
+	// when the error knows when to retry ([RetryAfter]: e.g. a pairing
+	// waiting to reach WhatsApp again).
 	ErrNotLoggedIn = errors.New("session not logged in")
 	// ErrMessageNotFound: the session does not know the message. HTTP 404
 	// when a Session returns it; a Resolver returns it to mean "unknown,
@@ -23,3 +29,37 @@ var (
 	// sent. HTTP 400.
 	ErrInvalidReceipt = errors.New("invalid receipt")
 )
+
+// WithRetryAfter returns err annotated with how long the caller should wait
+// before trying again: [RetryAfter] reports d, errors.Is and errors.As see
+// err, and the text is err's. Package seenhandler sends d (rounded up to
+// whole seconds) as the Retry-After of the 503 that err maps to. A d of 0
+// or less returns err unchanged.
+func WithRetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return &retryAfterError{err: err, after: d}
+}
+
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string             { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error             { return e.err }
+func (e *retryAfterError) RetryAfter() time.Duration { return e.after }
+
+// RetryAfter reports how long to wait before retrying what failed with err,
+// when err or an error it wraps knows: one with a method
+// RetryAfter() time.Duration returning a positive duration, such as those of
+// [WithRetryAfter].
+func RetryAfter(err error) (time.Duration, bool) {
+	var r interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &r) {
+		return 0, false
+	}
+	d := r.RetryAfter()
+	return d, d > 0
+}

@@ -356,7 +356,9 @@ func decorateOptions(c config) session.DecorateOptions {
 }
 
 // openManager opens the whatsmeow session store, connects its sessions in
-// the background and, when it holds none, starts pairing one.
+// the background and, when it holds none, starts pairing one: registered at
+// once (SCAN_QR_CODE, 503 session_not_logged_in) and retried while WhatsApp
+// is unreachable.
 func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, error) {
 	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger))}
 	if e.clientHook != nil {
@@ -366,41 +368,33 @@ func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bw
 	if err != nil {
 		return nil, err
 	}
-	empty := len(m.Names()) == 0
+	var events <-chan bwm.PairEvent
+	if len(m.Names()) == 0 {
+		if events, err = m.KeepPairing(ctx, c.pairName, c.phone); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	go func() {
 		if err := m.Start(ctx); err != nil && ctx.Err() == nil {
 			logger.Error("starting sessions failed", "error", err)
 		}
-		if empty {
-			pair(ctx, m, c, e.stderr)
+		if events != nil {
+			pair(events, c, e.stderr) // ends when the Manager closes at the latest
 		}
 	}()
 	return m, nil
 }
 
-// pair pairs the session c.pairName, printing its QR codes (or pair code)
-// and the outcome on w. Without WhatsApp at hand it says so; the server
-// keeps serving.
-func pair(ctx context.Context, m *bwm.Manager, c config, w io.Writer) {
-	var (
-		events <-chan bwm.PairEvent
-		err    error
-	)
-	if c.phone != "" {
-		var code string
-		code, events, err = m.PairPhone(ctx, c.pairName, c.phone)
-		if err == nil {
-			fmt.Fprintf(w, "pair code for session %q: %s\n  on the phone %s: WhatsApp › Linked devices › Link a device › Link with phone number\n", c.pairName, code, c.phone)
-		}
-	} else {
-		events, err = m.PairQR(ctx, c.pairName)
-	}
-	if err != nil {
-		fmt.Fprintf(w, "pairing session %q failed: %v\n  (is WhatsApp reachable? the server keeps serving; restart it to try again)\n", c.pairName, err)
-		return
-	}
+// pair prints the pairing of session c.pairName on w: its QR codes (or pair
+// code), the attempts to reach WhatsApp, and the outcome.
+func pair(events <-chan bwm.PairEvent, c config, w io.Writer) {
 	for ev := range events {
 		switch ev.Kind {
+		case bwm.PairRetrying:
+			fmt.Fprintf(w, "pairing session %q: WhatsApp is unreachable (%v); trying again in %s\n", c.pairName, ev.Err, ev.Timeout)
+		case bwm.PairPhoneCode:
+			fmt.Fprintf(w, "pair code for session %q: %s\n  on the phone %s: WhatsApp › Linked devices › Link a device › Link with phone number\n", c.pairName, ev.Code, c.phone)
 		case bwm.PairQRCode:
 			if c.phone == "" {
 				fmt.Fprintf(w, "session %q: scan this QR code with WhatsApp › Linked devices › Link a device (valid %s):\n", c.pairName, ev.Timeout)

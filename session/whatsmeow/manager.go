@@ -24,6 +24,9 @@ import (
 // ErrSessionExists is returned when pairing a name already in use.
 var ErrSessionExists = errors.New("a session with this name exists")
 
+// errClosed is returned when pairing with a closed Manager.
+var errClosed = errors.New("whatsmeow: the manager is closed")
+
 // namePattern is what a session name may look like.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -36,7 +39,14 @@ type Manager struct {
 	container *sqlstore.Container
 	opts      managerOptions
 
+	// life ends when Close begins: it stops the pairings that retry in
+	// the background (pairing, which Close waits for).
+	life    context.Context
+	endLife context.CancelFunc
+	pairing sync.WaitGroup
+
 	mu       sync.RWMutex
+	closed   bool
 	sessions map[string]*managed
 	// retiring counts the goroutines stopping dropped sessions; Close
 	// waits for them.
@@ -59,6 +69,8 @@ type managerOptions struct {
 	logger      *slog.Logger
 	sessionOpts []Option
 	clientHook  func(name string, c *whatsmeow.Client)
+	pairFirst   time.Duration // KeepPairing's first wait
+	pairMax     time.Duration // and its longest
 }
 
 // WithManagerLogger sets the logger of the Manager and of whatsmeow's
@@ -84,6 +96,29 @@ func WithSessionOptions(opts ...Option) ManagerOption {
 	}
 }
 
+// Defaults of WithPairRetry.
+const (
+	// DefaultPairRetry is KeepPairing's wait after its first failed attempt
+	// to reach WhatsApp; each further failure doubles it.
+	DefaultPairRetry = 2 * time.Second
+	// DefaultMaxPairRetry is KeepPairing's longest wait between attempts.
+	DefaultMaxPairRetry = MaxReconnectWait
+)
+
+// WithPairRetry sets how KeepPairing waits between its attempts to reach
+// WhatsApp: first after the first failure, doubling after each further one
+// up to max. first must be positive and max at least first. Default:
+// [DefaultPairRetry] (2 s) and [DefaultMaxPairRetry] (30 s).
+func WithPairRetry(first, max time.Duration) ManagerOption {
+	return func(o *managerOptions) error {
+		if first <= 0 || max < first {
+			return errors.New("whatsmeow: WithPairRetry: need 0 < first <= max")
+		}
+		o.pairFirst, o.pairMax = first, max
+		return nil
+	}
+}
+
 // WithClientHook calls hook on each whatsmeow client before it connects,
 // e.g. to set a proxy; nil is an error. Default: none.
 func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
@@ -101,7 +136,7 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 // schema up to date, and prepares a Session for every stored device. The
 // clients are not connected until Start.
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
-	o := managerOptions{logger: slog.New(slog.DiscardHandler)}
+	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -112,6 +147,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 		return nil, err
 	}
 	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed)}
+	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, dialect); err != nil {
 		db.Close()
 		return nil, err
@@ -207,6 +243,9 @@ func (m *Manager) freeName(base string, stored map[string]bool) string {
 func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
 	if _, taken := m.sessions[name]; taken {
 		return nil, fmt.Errorf("%w: %q", ErrSessionExists, name)
 	}
@@ -350,12 +389,16 @@ func (m *Manager) Client(name string) (*whatsmeow.Client, bool) {
 	return ms.client, true
 }
 
-// Close disconnects every client and closes the store.
+// Close stops the pairings that retry in the background, disconnects every
+// client and closes the store.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	m.closed = true
 	all := m.sessions
 	m.sessions = make(map[string]*managed)
 	m.mu.Unlock()
+	m.endLife()
+	m.pairing.Wait()
 	for _, ms := range all {
 		ms.session.Close()
 		ms.client.Disconnect()

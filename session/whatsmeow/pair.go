@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
 
 	"github.com/bluetick/bluetick/validate"
 )
@@ -22,19 +23,29 @@ const (
 	PairTimedOut = "timeout"
 	// PairFailed: pairing failed with Err; the session is gone.
 	PairFailed = "error"
+	// PairRetrying: WhatsApp could not be reached (Err); KeepPairing tries
+	// again after Timeout. The session stays registered.
+	PairRetrying = "retrying"
+	// PairPhoneCode: type Code into WhatsApp on the phone (Linked devices ›
+	// Link with phone number); KeepPairing with a phone number.
+	PairPhoneCode = "phone-code"
 )
 
 // PairEvent is one step of pairing a new session.
 type PairEvent struct {
-	// Kind is PairQRCode, PairSucceeded, PairTimedOut or PairFailed.
+	// Kind is PairQRCode, PairPhoneCode, PairRetrying, PairSucceeded,
+	// PairTimedOut or PairFailed.
 	Kind string
-	// Code is the QR code's content (PairQRCode).
+	// Code is the QR code's content (PairQRCode) or the pair code
+	// (PairPhoneCode).
 	Code string
-	// Timeout is how long Code is valid (PairQRCode).
+	// Timeout is how long Code is valid (PairQRCode), or the wait before
+	// the next attempt (PairRetrying).
 	Timeout time.Duration
 	// JID is the paired account's phone-number JID (PairSucceeded).
 	JID string
-	// Err says why pairing failed (PairFailed).
+	// Err says why pairing failed (PairFailed) or why the attempt did
+	// (PairRetrying).
 	Err error
 }
 
@@ -84,9 +95,16 @@ func (m *Manager) PairPhone(ctx context.Context, name, phone string) (string, <-
 	return code, events, nil
 }
 
-func (m *Manager) startPairing(ctx context.Context, name string) (*managed, <-chan PairEvent, error) {
+func checkName(name string) error {
 	if !namePattern.MatchString(name) {
-		return nil, nil, fmt.Errorf("session name %q: use 1 to 64 letters, digits, _, . and -, starting with a letter or digit", name)
+		return fmt.Errorf("session name %q: use 1 to 64 letters, digits, _, . and -, starting with a letter or digit", name)
+	}
+	return nil
+}
+
+func (m *Manager) startPairing(ctx context.Context, name string) (*managed, <-chan PairEvent, error) {
+	if err := checkName(name); err != nil {
+		return nil, nil, err
 	}
 	dev := m.container.NewDevice()
 	ms, err := m.add(name, dev)
@@ -120,6 +138,163 @@ func (m *Manager) startPairing(ctx context.Context, name string) (*managed, <-ch
 		}
 	}()
 	return ms, out, nil
+}
+
+// KeepPairing pairs a new session called name as PairQR does (as
+// PairPhone does when phone is not empty), except that it does not give up
+// when WhatsApp cannot be reached. It returns at once, without waiting for
+// WhatsApp: the session is in the registry from now on, answering
+// session.ErrNotLoggedIn — and, while the Manager waits to try again, with
+// the wait before the next attempt as its session.RetryAfter. Connecting
+// is retried in the background after each failure (a PairRetrying event),
+// waiting WithPairRetry's first duration, then twice as long each time, up
+// to its max. Once connected it goes on as PairQR: PairQRCode events (with
+// a phone, one PairPhoneCode event after the first), ending with
+// PairSucceeded, PairTimedOut or PairFailed.
+//
+// The Manager owns the retrying: Close stops it. When ctx ends first, the
+// pairing stops and the session is gone; events after that are dropped.
+// Read the channel until it is closed.
+func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan PairEvent, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	var user string
+	if phone != "" {
+		jid, err := validate.NormalizeParticipant(phone)
+		if err != nil || jid.Server != validate.ServerUser {
+			return nil, fmt.Errorf("pair phone: %q is not a phone number in international format", phone)
+		}
+		user = jid.User
+	}
+	dev := m.container.NewDevice()
+	ms, err := m.add(name, dev)
+	if err != nil {
+		return nil, err
+	}
+	ms.client.InitialAutoReconnect = false // the retrying is KeepPairing's
+	pctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(m.life, cancel)
+	qr, err := ms.client.GetQRChannel(pctx)
+	if err == nil {
+		m.mu.Lock()
+		if m.closed {
+			err = errClosed
+		} else {
+			m.pairing.Add(1)
+		}
+		m.mu.Unlock()
+	}
+	if err != nil {
+		stop()
+		cancel()
+		m.drop(ms)
+		return nil, fmt.Errorf("pair %q: %w", name, err)
+	}
+	out := make(chan PairEvent, 1)
+	go func() {
+		defer m.pairing.Done()
+		defer close(out)
+		defer cancel()
+		defer stop()
+		p := &pairing{m: m, ms: ms, dev: dev, ctx: pctx, out: out, user: user}
+		if !p.connect() || !p.forward(qr) {
+			m.drop(ms)
+		}
+	}()
+	return out, nil
+}
+
+// pairing is one run of KeepPairing, in its goroutine.
+type pairing struct {
+	m    *Manager
+	ms   *managed
+	dev  *store.Device
+	ctx  context.Context
+	out  chan<- PairEvent
+	user string // the phone number's user part, for a pair code
+}
+
+// send hands ev to the reader unless the pairing has ended.
+func (p *pairing) send(ev PairEvent) bool {
+	select {
+	case p.out <- ev:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// connect connects the client, trying again after each failure with a
+// capped exponential backoff. It reports whether it connected.
+func (p *pairing) connect() bool {
+	wait := p.m.opts.pairFirst
+	for {
+		err := p.ms.client.ConnectContext(p.ctx)
+		if err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
+			return true
+		}
+		if p.ctx.Err() != nil {
+			return false
+		}
+		p.ms.session.setNextPairing(time.Now().Add(wait))
+		p.m.opts.logger.Warn("pairing: WhatsApp is unreachable; trying again", "session", p.ms.name, "in", wait, "error", err)
+		if !p.send(PairEvent{Kind: PairRetrying, Err: err, Timeout: wait}) {
+			return false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return false
+		}
+		p.ms.session.setNextPairing(time.Time{})
+		wait = min(2*wait, p.m.opts.pairMax)
+	}
+}
+
+// forward passes the QR channel's items on as events, asking for the pair
+// code after the first QR code when pairing by phone. It reports whether
+// the session may stay: false when pairing failed, timed out or was
+// stopped.
+func (p *pairing) forward(qr <-chan whatsmeow.QRChannelItem) bool {
+	asked := p.user == ""
+	for {
+		var item whatsmeow.QRChannelItem
+		var ok bool
+		select {
+		case item, ok = <-qr:
+		case <-p.ctx.Done():
+			return false
+		}
+		if !ok {
+			return p.dev.ID != nil
+		}
+		ev := pairEvent(item)
+		switch ev.Kind {
+		case PairSucceeded:
+			if p.dev.ID != nil {
+				ev.JID = p.dev.ID.ToNonAD().String()
+			}
+		case PairQRCode:
+			if !asked {
+				asked = true
+				code, err := p.ms.client.PairPhone(p.ctx, p.user, true, whatsmeow.PairClientChrome, "Chrome (Linux)")
+				if err != nil {
+					p.send(PairEvent{Kind: PairFailed, Err: fmt.Errorf("pair phone: %w", err)})
+					return false
+				}
+				ev = PairEvent{Kind: PairPhoneCode, Code: code}
+			}
+		}
+		if !p.send(ev) {
+			return false
+		}
+		if ev.Kind == PairTimedOut || ev.Kind == PairFailed {
+			return false
+		}
+	}
 }
 
 func pairEvent(item whatsmeow.QRChannelItem) PairEvent {

@@ -121,6 +121,11 @@ type Session struct {
 	privMu    sync.Mutex
 	connects  uint64
 	privacyAt uint64
+
+	// nextPairing is when the Manager next tries to reach WhatsApp to pair
+	// this session (KeepPairing), or zero.
+	pairMu      sync.Mutex
+	nextPairing time.Time
 }
 
 var (
@@ -213,13 +218,31 @@ func (s *Session) paired() bool {
 func (s *Session) ready() error {
 	switch {
 	case !s.paired():
-		return fmt.Errorf("%w: the device is not paired", session.ErrNotLoggedIn)
+		err := fmt.Errorf("%w: the device is not paired", session.ErrNotLoggedIn)
+		if wait := time.Until(s.nextPairingAttempt()); wait > 0 {
+			err = session.WithRetryAfter(fmt.Errorf("%w; WhatsApp is unreachable, pairing tries again in %v", err, wait), wait)
+		}
+		return err
 	case !s.client.IsConnected():
 		return session.ErrNotConnected
 	case !s.client.IsLoggedIn():
 		return fmt.Errorf("%w: connected, not yet authenticated", session.ErrNotConnected)
 	}
 	return nil
+}
+
+// setNextPairing records when the Manager next tries to reach WhatsApp to
+// pair the session; zero when it is not waiting.
+func (s *Session) setNextPairing(at time.Time) {
+	s.pairMu.Lock()
+	defer s.pairMu.Unlock()
+	s.nextPairing = at
+}
+
+func (s *Session) nextPairingAttempt() time.Time {
+	s.pairMu.Lock()
+	defer s.pairMu.Unlock()
+	return s.nextPairing
 }
 
 func invalid(format string, args ...any) error {

@@ -475,8 +475,10 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 	for name, opt := range map[string]bwm.ManagerOption{
-		"nil manager logger": bwm.WithManagerLogger(nil),
-		"nil hook":           bwm.WithClientHook(nil),
+		"nil manager logger":     bwm.WithManagerLogger(nil),
+		"nil hook":               bwm.WithClientHook(nil),
+		"no pair retry":          bwm.WithPairRetry(0, time.Second),
+		"pair retry max < first": bwm.WithPairRetry(2*time.Second, time.Second),
 	} {
 		if _, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
 			t.Errorf("%s: accepted by Open", name)

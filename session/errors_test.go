@@ -1,0 +1,26 @@
+package session_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+func TestRetryAfter(t *testing.T) {
+	err := fmt.Errorf("pairing: %w", session.WithRetryAfter(session.ErrNotLoggedIn, 3*time.Second))
+	if d, ok := session.RetryAfter(err); !ok || d != 3*time.Second {
+		t.Errorf("RetryAfter = %v, %v; want 3s, true", d, ok)
+	}
+	if !errors.Is(err, session.ErrNotLoggedIn) || err.Error() != "pairing: session not logged in" {
+		t.Errorf("err = %v", err)
+	}
+	if _, ok := session.RetryAfter(session.ErrNotLoggedIn); ok {
+		t.Error("RetryAfter of a bare sentinel is known")
+	}
+	if err := session.WithRetryAfter(session.ErrNotConnected, 0); err != session.ErrNotConnected {
+		t.Errorf("WithRetryAfter(err, 0) = %v, want err itself", err)
+	}
+}
