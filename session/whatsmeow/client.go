@@ -10,9 +10,9 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// Client is the part of *whatsmeow.Client a Session uses; tests substitute
-// a fake. The facts a Session relies on, from whatsmeow's source:
-//   - MarkRead is fire-and-forget and does not check the login: a Session
+// Client is the part of *whatsmeow.Client a [Session] uses; tests substitute
+// a fake. The facts a [Session] relies on, from whatsmeow's source:
+//   - MarkRead is fire-and-forget and does not check the login: a [Session]
 //     checks IsConnected and IsLoggedIn first. Its first call per client
 //     blocks on a privacy-settings query (warmed after connecting), and it
 //     silently sends read-self instead of read for channels and when the
@@ -20,7 +20,7 @@ import (
 //   - MarkRead reads the privacy settings through GetPrivacySettings, which
 //     swallows a failed query and returns empty settings (then it sends
 //     read); whatsmeow caches them for the client's lifetime, reconnections
-//     included. A Session fetches them itself before sending read.
+//     included. A [Session] fetches them itself before sending read.
 //   - MarkRead puts every id in one <receipt>; WhatsApp Web caps an
 //     aggregate receipt at 256 ids (session.MaxReceiptIDs).
 //   - Event handlers run under a read lock that RemoveEventHandler takes
@@ -28,9 +28,9 @@ import (
 //     client's dispatch. A device_removed stream error is dispatched as
 //     events.LoggedOut, after whatsmeow has deleted the device from the store.
 //   - Auto-reconnect waits 2 s × failed attempts, without bound, unless
-//     AutoReconnectHook lowers AutoReconnectErrors (Manager caps it).
+//     AutoReconnectHook lowers AutoReconnectErrors ([Manager] caps it).
 //   - NewsletterMarkViewed ignores ctx while it waits for the server's
-//     answer: a Session bounds the wait itself.
+//     answer: a [Session] bounds the wait itself.
 //   - SendAppState fails until app-state keys have arrived from the phone.
 //   - GetGroupInfo asks WhatsApp every time (one <iq xmlns="w:g2"> round
 //     trip; whatsmeow's own group cache is not consulted), stores the LID ↔

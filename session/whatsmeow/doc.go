@@ -2,7 +2,7 @@
 // receipts through go.mau.fi/whatsmeow. It lives apart from package session
 // so that importing seenhandler or session never links whatsmeow.
 //
-// A Manager keeps the sessions: it opens a whatsmeow device store (a SQLite
+// A [Manager] keeps the sessions: it opens a whatsmeow device store (a SQLite
 // file through pure-Go modernc.org/sqlite by default, PostgreSQL through pgx
 // for a "postgres://" DSN), runs one client per stored device, names them,
 // pairs new ones by QR code or pair code, and is the session.Registry the
@@ -18,7 +18,7 @@
 //	}
 //	h, err := seenhandler.New(m, seenhandler.WithAuth(auth))
 //
-// Each Session checks what whatsmeow does not (connected, logged in) before
+// Each [Session] checks what whatsmeow does not (connected, logged in) before
 // it sends, reports the receipt type as WhatsApp gets it (read-self when the
 // account's read receipts are off, view for channels), indexes incoming
 // messages (to find a group message's sender, skip the account's own

@@ -7,7 +7,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// Bounds of a Session's cache of group addressing modes.
+// Bounds of a [Session]'s cache of group addressing modes.
 const (
 	// groupModeCacheSize is how many groups' addressing modes a Session
 	// remembers; the least recently used is forgotten first.

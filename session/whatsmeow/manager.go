@@ -24,13 +24,13 @@ import (
 // ErrSessionExists is returned when pairing a name already in use.
 var ErrSessionExists = errors.New("a session with this name exists")
 
-// errClosed is returned when pairing with a closed Manager.
+// errClosed is returned when pairing with a closed [Manager].
 var errClosed = errors.New("whatsmeow: the manager is closed")
 
 // namePattern is what a session name may look like.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
-// Manager runs one Session per device of a whatsmeow store and finds them
+// Manager runs one [Session] per device of a whatsmeow store and finds them
 // by name: it implements session.Registry. Names live in a table of their
 // own (bluetick_session) in the same database, removed with the device
 // when WhatsApp logs it out. It is safe for concurrent use.
@@ -61,7 +61,7 @@ type managed struct {
 	session *Session
 }
 
-// ManagerOption configures a Manager; see [Open]. A bad value is an error
+// ManagerOption configures a [Manager]; see [Open]. A bad value is an error
 // of Open, never clamped silently.
 type ManagerOption func(*managerOptions) error
 
@@ -73,7 +73,7 @@ type managerOptions struct {
 	pairMax     time.Duration // and its longest
 }
 
-// WithManagerLogger sets the logger of the Manager and of whatsmeow's
+// WithManagerLogger sets the logger of the [Manager] and of whatsmeow's
 // clients (their "module" attribute says which part of whatsmeow speaks).
 // nil is an error. Default: discard.
 func WithManagerLogger(l *slog.Logger) ManagerOption {
@@ -86,7 +86,7 @@ func WithManagerLogger(l *slog.Logger) ManagerOption {
 	}
 }
 
-// WithSessionOptions sets the options of every Session the Manager runs.
+// WithSessionOptions sets the options of every [Session] the [Manager] runs.
 // They are checked by Open. Default: none.
 func WithSessionOptions(opts ...Option) ManagerOption {
 	return func(o *managerOptions) error {
@@ -96,7 +96,7 @@ func WithSessionOptions(opts ...Option) ManagerOption {
 	}
 }
 
-// Defaults of WithPairRetry.
+// Defaults of [WithPairRetry].
 const (
 	// DefaultPairRetry is KeepPairing's wait after its first failed attempt
 	// to reach WhatsApp; each further failure doubles it.
@@ -131,9 +131,9 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 	}
 }
 
-// Open opens the store at dsn (see DefaultDSN; "postgres://…" for
+// Open opens the store at dsn (see [DefaultDSN]; "postgres://…" for
 // PostgreSQL, otherwise a SQLite file path or "file:" URI), brings its
-// schema up to date, and prepares a Session for every stored device. The
+// schema up to date, and prepares a [Session] for every stored device. The
 // clients are not connected until Start.
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
 	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry}
@@ -238,7 +238,7 @@ func (m *Manager) freeName(base string, stored map[string]bool) string {
 	return name
 }
 
-// add creates the client and Session for dev under name, unless the name
+// add creates the client and [Session] for dev under name, unless the name
 // is taken.
 func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	m.mu.Lock()
@@ -266,16 +266,16 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	return ms, nil
 }
 
-// MaxReconnectWait is the longest a Manager's client waits between two
+// MaxReconnectWait is the longest a [Manager]'s client waits between two
 // attempts to reconnect. whatsmeow waits 2 s × the number of failed
 // attempts, without bound: after an hour offline it would wait minutes
 // before trying again.
 const MaxReconnectWait = 30 * time.Second
 
 // capReconnectWait bounds whatsmeow's reconnection wait by
-// MaxReconnectWait: after each failed attempt (AutoReconnectHook, called
+// [MaxReconnectWait]: after each failed attempt (AutoReconnectHook, called
 // from the reconnecting goroutine itself) it lowers the failure count that
-// the next wait is computed from. A hook set by WithClientHook still runs.
+// the next wait is computed from. A hook set by [WithClientHook] still runs.
 func capReconnectWait(client *whatsmeow.Client) {
 	const maxSteps = int(MaxReconnectWait / (2 * time.Second))
 	next := client.AutoReconnectHook
@@ -305,10 +305,10 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	}
 }
 
-// drop removes ms from the registry and stops its Session and client, in
+// drop removes ms from the registry and stops its [Session] and client, in
 // a goroutine that Close waits for: drop runs inside the client's own event
 // dispatch (events.LoggedOut), which holds the lock that RemoveEventHandler
-// (called by Session.Close) needs, so closing there would deadlock the
+// (called by [Session.Close]) needs, so closing there would deadlock the
 // client's event dispatch for good. Whoever takes ms out of the registry
 // stops it, once: drop after Close does nothing.
 func (m *Manager) drop(ms *managed) {

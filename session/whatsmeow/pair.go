@@ -12,7 +12,7 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
-// Kinds of PairEvent.
+// Kinds of [PairEvent].
 const (
 	// PairQRCode: show Code as a QR code; it is valid for Timeout.
 	PairQRCode = "qr"
@@ -50,7 +50,7 @@ type PairEvent struct {
 }
 
 // PairQR starts pairing a new session called name by QR code: scan each
-// PairQRCode event's Code with WhatsApp on the phone (Linked devices). The
+// [PairQRCode] event's Code with WhatsApp on the phone (Linked devices). The
 // session is in the registry from now on (answering
 // session.ErrNotLoggedIn); the channel ends with PairSucceeded, after which
 // the name is stored with the device, or with PairTimedOut or PairFailed,
@@ -64,7 +64,7 @@ func (m *Manager) PairQR(ctx context.Context, name string) (<-chan PairEvent, er
 // PairPhone starts pairing a new session called name by pair code: it
 // returns the 8-character code to type into WhatsApp on the phone with the
 // number phone (Linked devices › Link with phone number), and the events
-// as PairQR does (its PairQRCode events may be ignored).
+// as PairQR does (its [PairQRCode] events may be ignored).
 func (m *Manager) PairPhone(ctx context.Context, name, phone string) (string, <-chan PairEvent, error) {
 	jid, err := validate.NormalizeParticipant(phone)
 	if err != nil || jid.Server != validate.ServerUser {
@@ -144,15 +144,15 @@ func (m *Manager) startPairing(ctx context.Context, name string) (*managed, <-ch
 // PairPhone does when phone is not empty), except that it does not give up
 // when WhatsApp cannot be reached. It returns at once, without waiting for
 // WhatsApp: the session is in the registry from now on, answering
-// session.ErrNotLoggedIn — and, while the Manager waits to try again, with
+// session.ErrNotLoggedIn — and, while the [Manager] waits to try again, with
 // the wait before the next attempt as its session.RetryAfter. Connecting
 // is retried in the background after each failure (a PairRetrying event),
-// waiting WithPairRetry's first duration, then twice as long each time, up
-// to its max. Once connected it goes on as PairQR: PairQRCode events (with
+// waiting [WithPairRetry]'s first duration, then twice as long each time, up
+// to its max. Once connected it goes on as PairQR: [PairQRCode] events (with
 // a phone, one PairPhoneCode event after the first), ending with
 // PairSucceeded, PairTimedOut or PairFailed.
 //
-// The Manager owns the retrying: Close stops it. When ctx ends first, the
+// The [Manager] owns the retrying: Close stops it. When ctx ends first, the
 // pairing stops and the session is gone; events after that are dropped.
 // Read the channel until it is closed.
 func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan PairEvent, error) {

@@ -22,7 +22,7 @@ import (
 	"github.com/bluetick/bluetick/session"
 )
 
-// Defaults of the Session options.
+// Defaults of the [Session] options.
 const (
 	// DefaultMaxPendingChannelViews bounds the channel "view" receipts
 	// waiting at once for WhatsApp's answer (see WithMaxPendingChannelViews).
@@ -32,7 +32,7 @@ const (
 	privacyWarmTimeout = 15 * time.Second
 )
 
-// Option configures a Session; see [New]. A bad value is an error of New
+// Option configures a [Session]; see [New]. A bad value is an error of New
 // (and of [Open], for [WithSessionOptions]), never clamped silently.
 type Option func(*options) error
 
@@ -68,7 +68,7 @@ func WithMarkChatRead(on bool) Option {
 
 // WithMaxPendingChannelViews bounds how many channel view receipts may wait
 // at once for WhatsApp's answer: whatsmeow's NewsletterMarkViewed waits
-// without a deadline, so a Session stops waiting when the request's context
+// without a deadline, so a [Session] stops waiting when the request's context
 // ends but the call lingers until the server answers or the connection
 // drops. Further views wait for a free slot within their own deadline.
 // n must be at least 1. Default: [DefaultMaxPendingChannelViews] (8).
@@ -82,7 +82,7 @@ func WithMaxPendingChannelViews(n int) Option {
 	}
 }
 
-// WithLogger sets the logger for what the Session does in the background
+// WithLogger sets the logger for what the [Session] does in the background
 // (privacy warm-up, chat marking failures); nil is an error. Default:
 // discard.
 func WithLogger(l *slog.Logger) Option {
@@ -136,7 +136,7 @@ var (
 	_ session.StatusReporter = (*Session)(nil)
 )
 
-// New returns a Session over client, whose device store is device (for a
+// New returns a [Session] over client, whose device store is device (for a
 // real client, client.Store). It registers an event handler on client to
 // index incoming messages and to warm the privacy settings after each
 // connection; Close removes it. A bad option is an error, and nothing is
@@ -178,11 +178,11 @@ func newOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
-// Close stops indexing the client's events and waits for the Session's
+// Close stops indexing the client's events and waits for the [Session]'s
 // background work to stop. It does not disconnect the client. It must not
 // be called from inside one of the client's event handlers: whatsmeow runs
 // them under the lock that RemoveEventHandler takes, so Close would
-// deadlock the client's event dispatch (Manager closes a logged-out
+// deadlock the client's event dispatch ([Manager] closes a logged-out
 // session from a goroutine of its own for this reason).
 func (s *Session) Close() {
 	s.client.RemoveEventHandler(s.handlerID)
@@ -231,7 +231,7 @@ func (s *Session) ready() error {
 	return nil
 }
 
-// setNextPairing records when the Manager next tries to reach WhatsApp to
+// setNextPairing records when the [Manager] next tries to reach WhatsApp to
 // pair the session; zero when it is not waiting.
 func (s *Session) setNextPairing(at time.Time) {
 	s.pairMu.Lock()
@@ -567,7 +567,7 @@ func (m indexed) message(chat string) session.Message {
 // nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
 // the receipt's. It fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
-// Channels have no such badge: for them, and when WithMarkChatRead(false)
+// Channels have no such badge: for them, and when [WithMarkChatRead](false)
 // is set, it returns an error wrapping errors.ErrUnsupported.
 func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	if !s.opts.markChatRead {
