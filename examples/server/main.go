@@ -202,7 +202,10 @@ func run(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var reg session.Registry
+	var (
+		reg     session.Registry
+		manager *bwm.Manager // in real mode
+	)
 	if c.demo {
 		fake := sessiontest.New()
 		for _, name := range c.offline {
@@ -215,7 +218,7 @@ func run(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		defer m.Close()
-		reg = m
+		manager, reg = m, managerRegistry{m}
 	}
 	// The decorators (coalescing, dedup) live with the registry, which
 	// owns them: closed after the handler's Shutdown, below.
@@ -259,7 +262,7 @@ func run(ctx context.Context, args []string, e env) error {
 			fmt.Fprintf(stderr, "acting disconnected (503): %s\n", strings.Join(c.offline, ", "))
 		}
 	} else {
-		names := reg.(*bwm.Manager).Names()
+		names := manager.Names()
 		if len(names) > 0 {
 			example = names[0]
 		}
@@ -311,6 +314,15 @@ func listen(addr string, maxConns int) (net.Listener, error) {
 		return ln, err
 	}
 	return netutil.LimitListener(ln, maxConns), nil
+}
+
+// managerRegistry is the whatsmeow Manager as a session.Lister too, for
+// WAHA's GET /api/sessions.
+type managerRegistry struct{ *bwm.Manager }
+
+// ListSessions implements session.Lister.
+func (m managerRegistry) ListSessions(context.Context) ([]string, error) {
+	return m.Names(), nil
 }
 
 // handlerOptions turns the flags into the handler's throughput options.

@@ -370,12 +370,17 @@ func TestRealModeWithoutNetwork(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, s.url+"/api/sessions/15550000001", nil)
 	req.Header.Set(auth[0], auth[1])
 	status, body = do(t, req)
-	if status != http.StatusOK || !strings.Contains(string(body), `"status":"STARTING"`) || !strings.Contains(string(body), `"jid":"15550000001@s.whatsapp.net"`) {
+	if status != http.StatusOK || !strings.Contains(string(body), `"status":"STARTING"`) || !strings.Contains(string(body), `"me":{"id":"15550000001@c.us"`) {
 		t.Errorf("status: %d %s", status, body)
 	}
 	req, _ = http.NewRequest(http.MethodGet, s.url+"/v2/session/status?session=15550000001&access_token=s3cret", nil)
-	if status, body = do(t, req); status != http.StatusOK {
+	if status, body = do(t, req); status != http.StatusOK || !strings.Contains(string(body), `"jid":"15550000001@s.whatsapp.net"`) {
 		t.Errorf("wawp status: %d %s", status, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, s.url+"/api/sessions", nil) // the Manager lists its sessions
+	req.Header.Set(auth[0], auth[1])
+	if status, body = do(t, req); status != http.StatusOK || !strings.Contains(string(body), `[{"name":"15550000001","status":"STARTING"`) {
+		t.Errorf("session list: %d %s", status, body)
 	}
 	if !strings.Contains(s.stderr.String(), "whatsmeow backend") || strings.Contains(s.stderr.String(), "s3cret") {
 		t.Errorf("banner:\n%s", s.stderr)
