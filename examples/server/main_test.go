@@ -353,6 +353,24 @@ func TestOfflineSession(t *testing.T) {
 	if status, got := s.post(t, seenhandler.PathWasend, body("demo"), "Authorization", "Bearer "+demoToken); status != http.StatusOK {
 		t.Errorf("online session: status %d, body %s", status, got)
 	}
+	// Issue 13, item 6: the status agrees (it said WORKING, connected).
+	for target, want := range map[string]string{
+		"/api/sessions/down":                                `"status":"STARTING"`,
+		"/v2/session/status?session=down":                   `"connected":false`,
+		"/api/sessions/demo":                                `"status":"WORKING"`,
+		"/v2/session/status?session=demo&instance_id=sales": `"rule":"conflict"`,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, s.url+target, nil)
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		status, got := do(t, req)
+		wantStatus := http.StatusOK
+		if strings.Contains(target, "instance_id") {
+			wantStatus = http.StatusBadRequest
+		}
+		if status != wantStatus || !strings.Contains(string(got), want) {
+			t.Errorf("GET %s: %d %s, want %d with %s", target, status, got, wantStatus, want)
+		}
+	}
 }
 
 func TestRealModeWithoutNetwork(t *testing.T) {

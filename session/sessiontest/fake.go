@@ -154,7 +154,7 @@ func (f *Fake) SetMarkChatReadError(err error) {
 
 // SetStatus sets what the named session's Status reports. Default: connected,
 // logged in and paired. It does not make SendReceipt fail: inject a Fault
-// with session.ErrNotConnected for that.
+// with session.ErrNotConnected for that (Status then agrees).
 func (f *Fake) SetStatus(sessionName string, st session.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -375,13 +375,29 @@ func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
 	return f.markChatErr
 }
 
-// Status returns what SetStatus set, or connected, logged in and paired.
+// Status returns what SetStatus set, or connected, logged in and paired;
+// then, as a real backend's state would, it agrees with the faults that
+// fail every call of the session (no Chat, Sender or Call): one wrapping
+// session.ErrNotConnected makes it not connected, one wrapping
+// session.ErrNotLoggedIn not logged in.
 func (s *Session) Status(context.Context) session.Status {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if st, ok := f.statuses[s.name]; ok {
-		return st
+	st, ok := f.statuses[s.name]
+	if !ok {
+		st = session.Status{Connected: true, LoggedIn: true, Paired: true}
 	}
-	return session.Status{Connected: true, LoggedIn: true, Paired: true}
+	for _, fl := range f.faults {
+		if (fl.Session != "" && fl.Session != s.name) || fl.Chat != "" || fl.Sender != "" || fl.Call != 0 || fl.Err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(fl.Err, session.ErrNotConnected):
+			st.Connected = false
+		case errors.Is(fl.Err, session.ErrNotLoggedIn):
+			st.LoggedIn = false
+		}
+	}
+	return st
 }

@@ -186,3 +186,28 @@ func TestFakeIsRaceSafe(t *testing.T) {
 		t.Errorf("sent %d receipts, want 400", n)
 	}
 }
+
+// Issue 13, item 6: a session whose every call fails as not connected (or
+// not logged in) says so in its Status.
+func TestFakeStatusAgreesWithFaults(t *testing.T) {
+	ctx := context.Background()
+	fake := sessiontest.New()
+	fake.Inject(sessiontest.Fault{Session: "down", Err: session.ErrNotConnected})
+	fake.Inject(sessiontest.Fault{Session: "out", Err: session.ErrNotLoggedIn})
+	fake.Inject(sessiontest.Fault{Session: "ok", Chat: "15551234567@s.whatsapp.net", Err: session.ErrNotConnected})
+	remove := fake.Inject(sessiontest.Fault{Session: "later", Err: session.ErrNotConnected})
+	for name, want := range map[string]session.Status{
+		"down":  {LoggedIn: true, Paired: true},
+		"out":   {Connected: true, Paired: true},
+		"ok":    {Connected: true, LoggedIn: true, Paired: true}, // one chat only
+		"later": {LoggedIn: true, Paired: true},
+	} {
+		if got := fake.Session(name).Status(ctx); got != want {
+			t.Errorf("%s: Status = %+v, want %+v", name, got, want)
+		}
+	}
+	remove()
+	if got := fake.Session("later").Status(ctx); !got.Connected {
+		t.Errorf("after the fault is removed: %+v", got)
+	}
+}
