@@ -32,6 +32,8 @@ const (
 	demoToken       = "demo-token"
 	tokenEnv        = "BLUETICK_TOKEN"
 	defaultPairName = "default"
+	// openAPIPath serves the OpenAPI document, without a token.
+	openAPIPath = "/openapi.yaml"
 	// defaultMaxConns caps the connections served at once; more wait in
 	// the kernel's backlog until one closes.
 	defaultMaxConns = 1024
@@ -227,7 +229,8 @@ func run(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))...)
+	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger),
+		seenhandler.WithOpenAPI(openAPIPath))...)
 	if err != nil {
 		return err
 	}

@@ -306,6 +306,15 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+// Issue 13, item 5: the server serves the document it is checked against.
+func TestOpenAPIServed(t *testing.T) {
+	s := start(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/openapi.yaml", nil)
+	if status, body := do(t, req); status != http.StatusOK || !bytes.Equal(body, seenhandler.OpenAPI()) {
+		t.Errorf("GET /openapi.yaml: %d, %d bytes", status, len(body))
+	}
+}
+
 func TestExitStatus(t *testing.T) {
 	tests := []struct {
 		name   string
