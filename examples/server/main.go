@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -157,14 +158,61 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprintln(stderr, "server: -sessions names no session")
 		return c, errUsage
 	}
-	if c.maxConns < 0 {
-		fmt.Fprintln(stderr, "server: -max-conns must be 0 (no limit) or more")
+	if err := checkFlags(fs, c); err != nil {
+		fmt.Fprintln(stderr, "server:", err)
 		return c, errUsage
 	}
 	if c.token == "" {
 		c.token = getenv(tokenEnv)
 	}
 	return c, nil
+}
+
+// minRate is the lowest non-zero -session-rate and -token-rate: one
+// request in 1,000 s, so that Retry-After stays within a quarter of an hour
+// and a typo (1e-9) does not lock a client out for years.
+const minRate = 0.001
+
+// checkFlags refuses flag values that would silently mean something else
+// than they say: a NaN or infinite rate (a NaN -session-rate used to switch
+// the protective default off), a tiny one, a burst below 1, a negative
+// duration (-coalesce -1s used to mean off), async delays out of order, a
+// negative -max-conns.
+func checkFlags(fs *flag.FlagSet, c config) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"session", c.sessionRate, c.sessionBurst}, {"token", c.tokenRate, c.tokenBurst}} {
+		if !set[r.name+"-rate"] {
+			continue
+		}
+		switch {
+		case math.IsNaN(r.rate) || math.IsInf(r.rate, 0) || r.rate < 0:
+			return fmt.Errorf("-%s-rate must be a number of requests a second, 0 (no limit) or more, not %v", r.name, r.rate)
+		case r.rate > 0 && r.rate < minRate:
+			return fmt.Errorf("-%s-rate %v is below %v requests a second; use 0 for no limit", r.name, r.rate, minRate)
+		case r.rate > 0 && r.burst < 1:
+			return fmt.Errorf("-%s-burst must be 1 or more", r.name)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"coalesce", c.coalesce}, {"async-min", c.asyncMin}, {"async-max", c.asyncMax}} {
+		if d.d < 0 {
+			return fmt.Errorf("-%s must not be negative (use 0 for off), not %v", d.name, d.d)
+		}
+	}
+	if c.asyncMin > c.asyncMax {
+		return fmt.Errorf("-async-min %v is longer than -async-max %v", c.asyncMin, c.asyncMax)
+	}
+	if c.maxConns < 0 {
+		return errors.New("-max-conns must be 0 (no limit) or more")
+	}
+	return nil
 }
 
 // splitNames splits a comma-separated list, dropping blanks.

@@ -327,6 +327,14 @@ func TestExitStatus(t *testing.T) {
 		{"BadFlag", []string{"-nope"}, errUsage, 2, []string{"-nope"}},
 		{"NoSessions", []string{"-demo", "-sessions", " , "}, errUsage, 2, []string{"-sessions"}},
 		{"NegativeMaxConns", []string{"-demo", "-max-conns", "-1"}, errUsage, 2, []string{"-max-conns"}},
+		// Issue 13, item 12: flags that would silently mean something else.
+		{"NaNSessionRate", []string{"-demo", "-session-rate", "NaN"}, errUsage, 2, []string{"-session-rate"}},
+		{"InfTokenRate", []string{"-demo", "-token-rate", "+Inf"}, errUsage, 2, []string{"-token-rate"}},
+		{"NegativeSessionRate", []string{"-demo", "-session-rate", "-1"}, errUsage, 2, []string{"-session-rate"}},
+		{"TinySessionRate", []string{"-demo", "-session-rate", "1e-9"}, errUsage, 2, []string{"-session-rate", "0.001"}},
+		{"ZeroBurst", []string{"-demo", "-token-rate", "5", "-token-burst", "0"}, errUsage, 2, []string{"-token-burst"}},
+		{"NegativeCoalesce", []string{"-demo", "-coalesce", "-1s"}, errUsage, 2, []string{"-coalesce"}},
+		{"AsyncDelaysOutOfOrder", []string{"-demo", "-async-min", "3s", "-async-max", "1s"}, errUsage, 2, []string{"-async-min"}},
 		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo", "-max-conns", "(default 1024)"}},
 	}
 	for _, tc := range tests {
