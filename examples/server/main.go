@@ -129,7 +129,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	var offline string
 	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected), to test clients' retries")
 	fs.BoolVar(&c.verbose, "v", false, "log each receipt sent as a JSON line on stdout")
-	fs.StringVar(&c.db, "db", bwm.DefaultDSN, "session store: a SQLite file, or a postgres:// `DSN`")
+	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+bwm.DefaultDSN+")")
 	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
 	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
 	fs.Float64Var(&c.sessionRate, "session-rate", -1, "requests a `second` per session, on average (0: no limit; default "+
@@ -164,6 +164,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.token == "" {
 		c.token = getenv(tokenEnv)
+	}
+	if c.db == "" {
+		c.db = getenv(dbEnv)
+	}
+	if c.db == "" {
+		c.db = bwm.DefaultDSN
 	}
 	return c, nil
 }
@@ -253,8 +259,9 @@ func run(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	var (
-		reg     session.Registry
-		manager *bwm.Manager // in real mode
+		reg        session.Registry
+		manager    *bwm.Manager // in real mode
+		storeShown string       // the store's DSN, its password masked
 	)
 	if c.demo {
 		fake := sessiontest.New()
@@ -263,9 +270,15 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		reg = fake.Registry(c.sessions...)
 	} else {
+		store, err := parseStoreDSN(c.db)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "server:", err)
+			return errUsage
+		}
+		c.db, storeShown = store.dsn, store.shown
 		m, err := openManager(ctx, c, e, logger)
 		if err != nil {
-			return err
+			return store.redact(err)
 		}
 		defer m.Close()
 		manager, reg = m, managerRegistry{m}
@@ -321,7 +334,7 @@ func run(ctx context.Context, args []string, e env) error {
 		if list == "" {
 			list = "none yet"
 		}
-		fmt.Fprintf(stderr, "whatsmeow backend; store: %s; sessions: %s; token: %s\n", c.db, list, tokenShown)
+		fmt.Fprintf(stderr, "whatsmeow backend; store: %s; sessions: %s; token: %s\n", storeShown, list, tokenShown)
 	}
 	fmt.Fprintf(stderr, "try:\n  curl -sS %s%s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"session\":\"%s\",\"to\":\"15551234567\",\"messageId\":\"3EB0C767D26A1D98A4\"}'\n",
 		base, seenhandler.PathWasend, tokenShown, example)
