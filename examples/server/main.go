@@ -33,6 +33,9 @@ const (
 	demoToken       = "demo-token"
 	tokenEnv        = "BLUETICK_TOKEN"
 	defaultPairName = "default"
+	// demoRecords is how many calls the -demo backend remembers: it keeps
+	// the last ones only, so that its memory stays flat however long it runs.
+	demoRecords = 1000
 	// openAPIPath serves the OpenAPI document, without a token.
 	openAPIPath = "/openapi.yaml"
 	// defaultMaxConns caps the connections served at once; more wait in
@@ -264,7 +267,7 @@ func run(ctx context.Context, args []string, e env) error {
 		storeShown string       // the store's DSN, its password masked
 	)
 	if c.demo {
-		fake := sessiontest.New()
+		fake := sessiontest.New(sessiontest.WithMaxRecords(demoRecords))
 		for _, name := range c.offline {
 			fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
 		}
