@@ -64,11 +64,16 @@ type env struct {
 	// clientHook, when set, is called on each whatsmeow client before it
 	// connects (tests use it to keep clients off the network).
 	clientHook func(name string, c *whatsmeow.Client)
+	// hup delivers SIGHUP: the -tokens file is reloaded.
+	hup <-chan os.Signal
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, hup: hup})
+	signal.Stop(hup)
 	stop()
 	if code := exitCode(err); code != 0 {
 		if !errors.Is(err, errUsage) {
@@ -95,6 +100,7 @@ type config struct {
 	demo     bool
 	addr     string
 	token    string
+	tokens   string // -tokens FILE
 	sessions []string
 	offline  []string
 	verbose  bool
@@ -128,6 +134,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.demo, "demo", false, "answer from an in-memory fake backend instead of WhatsApp")
 	fs.StringVar(&c.addr, "addr", defaultAddr, "`host:port` to listen on")
 	fs.StringVar(&c.token, "token", "", "API `token` clients must send (default $"+tokenEnv+", or "+demoToken+" with -demo)")
+	fs.StringVar(&c.tokens, "tokens", "", "`file` of API tokens, one \"token: session,…\" per line (* for every session), reloaded on SIGHUP; with -token, both work")
 	fs.StringVar(&sessions, "sessions", defaultSessions, "comma-separated session `names` of the -demo backend")
 	var offline string
 	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected), to test clients' retries")
@@ -245,9 +252,11 @@ func run(ctx context.Context, args []string, e env) error {
 	}
 	var tokenShown string // the token as the banner shows it
 	switch {
-	case c.token == "" && !c.demo:
-		fmt.Fprintf(e.stderr, "server: a token is required outside -demo: -token or $%s\n", tokenEnv)
+	case c.token == "" && c.tokens == "" && !c.demo:
+		fmt.Fprintf(e.stderr, "server: a token is required outside -demo: -token, $%s or -tokens FILE\n", tokenEnv)
 		return errUsage
+	case c.token == "" && c.tokens != "":
+		tokenShown = "<a token of " + c.tokens + ">"
 	case c.token == "":
 		c.token, tokenShown = demoToken, demoToken
 	case c.token == e.getenv(tokenEnv):
@@ -257,9 +266,16 @@ func run(ctx context.Context, args []string, e env) error {
 	}
 
 	logger := newLogger(c.verbose, e.stdout, e.stderr)
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{c.token: {seenhandler.AllSessions}})
+	auth, err := newTokenAuth(c.tokens, c.token)
 	if err != nil {
-		return err
+		fmt.Fprintln(e.stderr, "server:", err)
+		return errUsage
+	}
+	if c.tokens != "" {
+		fmt.Fprintf(e.stderr, "tokens: %d from %s (reloaded on SIGHUP)\n", auth.count.Load(), c.tokens)
+		if e.hup != nil {
+			go auth.reloadOn(ctx, e.hup, e.stderr, logger)
+		}
 	}
 	var (
 		reg        session.Registry
