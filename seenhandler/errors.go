@@ -31,6 +31,7 @@ const (
 	CodeRateLimited          = "rate_limited"           // 429
 	CodeClientClosedRequest  = "client_closed_request"  // 499
 	CodeInternal             = "internal"               // 500
+	CodeNotImplemented       = "not_implemented"        // 501
 	CodeSessionNotConnected  = "session_not_connected"  // 503
 	CodeSessionNotLoggedIn   = "session_not_logged_in"  // 503
 	CodeQueueFull            = "queue_full"             // 503
@@ -46,6 +47,9 @@ const maxReportedFields = 20
 // statusClientClosedRequest is nginx's status for a client that went away;
 // the client never sees it, logs do.
 const statusClientClosedRequest = 499
+
+// errListUnsupported: the registry cannot list its sessions.
+var errListUnsupported = fmt.Errorf("seenhandler: the registry is no session.Lister: %w", errors.ErrUnsupported)
 
 // errPanic wraps a panic recovered from a backend or an [Authenticator].
 var errPanic = errors.New("panic")
@@ -76,6 +80,8 @@ func classify(err error) problem {
 	switch {
 	case errors.As(err, &method):
 		return problem{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, message: "use " + method.allow, allow: method.allow}
+	case errors.Is(err, errListUnsupported):
+		return problem{status: http.StatusNotImplemented, code: CodeNotImplemented, message: "this server cannot list its sessions"}
 	case errors.Is(err, errUnsupportedType):
 		return problem{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMediaType, message: err.Error()}
 	case errors.As(err, &tooLarge):

@@ -68,8 +68,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeStatus answers one GET (or HEAD) request for a session's state,
-// authenticated like ServeHTTP: {"success","session","status","connected",
-// "loggedIn","jid"}. The session comes from the URL (see [WithPathSession]),
+// authenticated like ServeHTTP: a [StatusResponse] {"success","session",
+// "status","connected","loggedIn","jid"}, or on WAHA's path
+// (/api/sessions/{session}) WAHA's [SessionInfo] {"name","status","me",
+// "config"}. The session comes from the URL (see [WithPathSession]),
 // else the query's session or instance_id, which must agree. [Mount]
 // registers it at [PathWawpStatus] and PathWAHAStatus.
 func (h *Handler) ServeStatus(w http.ResponseWriter, r *http.Request) {

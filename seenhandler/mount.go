@@ -24,7 +24,8 @@ type Router interface {
 
 // Mount registers h on r: the seen endpoint at [PathWasend], PathWawp and
 // PathWAHA, the status endpoint ([Handler.ServeStatus]) at [PathWawpStatus]
-// and PathWAHAStatus, and the [OpenAPI] document at the path given to
+// and PathWAHAStatus, the session list ([Handler.ServeSessions]) at
+// PathWAHASessions, and the [OpenAPI] document at the path given to
 // [WithOpenAPI], if any. The patterns carry no method, so that h itself
 // answers other methods with a JSON 405. To serve under a prefix, mount on
 // a router behind http.StripPrefix.
@@ -35,6 +36,7 @@ func Mount(r Router, h *Handler) {
 	status := http.HandlerFunc(h.ServeStatus)
 	r.Handle(PathWawpStatus, status)
 	r.Handle(PathWAHAStatus, status)
+	r.Handle(PathWAHASessions, http.HandlerFunc(h.ServeSessions))
 	if h.cfg.openAPIPath != "" {
 		r.Handle("GET "+h.cfg.openAPIPath, OpenAPIHandler())
 	}

@@ -24,7 +24,7 @@ type Observer interface {
 
 // RequestInfo describes one finished request.
 type RequestInfo struct {
-	// Endpoint is [EndpointSeen] or EndpointStatus.
+	// Endpoint is [EndpointSeen], EndpointStatus or EndpointSessions.
 	Endpoint Endpoint
 	// Session is the session used: set only once the client was
 	// authenticated and the registry found the session, so that clients
@@ -63,6 +63,8 @@ type Endpoint string
 const (
 	EndpointSeen   Endpoint = "seen"   // ServeHTTP
 	EndpointStatus Endpoint = "status" // ServeStatus
+	// EndpointSessions is ServeSessions, the session list.
+	EndpointSessions Endpoint = "sessions"
 )
 
 // Op names a backend operation, in [BackendErrorInfo].

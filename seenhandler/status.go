@@ -2,6 +2,7 @@ package seenhandler
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -14,8 +15,11 @@ const (
 	// (or instance_id=NAME, and access_token=TOKEN for the token).
 	PathWawpStatus = "/v2/session/status"
 	// PathWAHAStatus is WAHA's status path, a ServeMux pattern:
-	// GET /api/sessions/{session}.
+	// GET /api/sessions/{session}. Its answer is WAHA's SessionInfo.
 	PathWAHAStatus = "/api/sessions/{session}"
+	// PathWAHASessions is WAHA's session list: GET /api/sessions, a JSON
+	// array of SessionInfo (see [Handler.ServeSessions]).
+	PathWAHASessions = "/api/sessions"
 )
 
 // Session states of [StatusResponse].Status, in WAHA's words.
@@ -27,8 +31,34 @@ const (
 	// StateScanQRCode: waiting to be paired by QR code or pair code.
 	StateScanQRCode = "SCAN_QR_CODE"
 	// StateUnknown: the session cannot tell (it is no session.StatusReporter).
+	// Not a WAHA state: the WAHA path's [SessionInfo] says StateWorking
+	// then, as requests do go to the session.
 	StateUnknown = "UNKNOWN"
 )
+
+// SessionInfo is WAHA's SessionInfo: the body of a 200 answer of
+// [Handler.ServeStatus] on WAHA's path (/api/sessions/{session}), and an
+// element of [Handler.ServeSessions]'s list. Wawp's path answers a
+// [StatusResponse].
+type SessionInfo struct {
+	// Name is the session's name.
+	Name string `json:"name"`
+	// Status is one of WAHA's states: [StateWorking], StateStarting or
+	// StateScanQRCode (WAHA's STOPPED and FAILED are never reported).
+	Status string `json:"status"`
+	// Me is the account, once paired; null before.
+	Me *Me `json:"me"`
+	// Config is WAHA's session configuration; always null here.
+	Config *struct{} `json:"config"`
+}
+
+// Me is the account of a session, as WAHA writes it.
+type Me struct {
+	// ID is the account's id in WAHA's form, e.g. "15551234567@c.us".
+	ID string `json:"id"`
+	// PushName is the account's display name; "" when unknown.
+	PushName string `json:"pushName"`
+}
 
 // StatusResponse is the body of a 200 answer of [Handler.ServeStatus].
 type StatusResponse struct {
@@ -70,22 +100,108 @@ func (h *Handler) serveStatus(ctx context.Context, _ http.ResponseWriter, r *htt
 	if err != nil {
 		return nil, err
 	}
-	resp := &StatusResponse{Success: true, Session: name, Status: StateUnknown}
+	state, st := h.state(ctx, x, sess)
+	if wahaSessionPath(r) {
+		return sessionInfo(name, state, st), nil
+	}
+	return &StatusResponse{Success: true, Session: name, Status: state,
+		Connected: st.Connected, LoggedIn: st.LoggedIn, JID: st.JID}, nil
+}
+
+// wahaSessionPath reports whether r came by WAHA's session path
+// (/api/sessions/{session}, under any prefix), whose answer is WAHA's
+// SessionInfo.
+func wahaSessionPath(r *http.Request) bool {
+	return strings.Contains(r.URL.Path, PathWAHASessions+"/")
+}
+
+// state asks sess for its state: one of the State constants, and what the
+// session reported (zero when it cannot tell).
+func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) (string, session.Status) {
 	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
-		return resp, nil
+		return StateUnknown, session.Status{}
 	}
 	x.op = OpStatus
 	st := reporter.Status(ctx)
 	x.op = ""
-	resp.Connected, resp.LoggedIn, resp.JID = st.Connected, st.LoggedIn, st.JID
 	switch {
 	case !st.Paired:
-		resp.Status = StateScanQRCode
+		return StateScanQRCode, st
 	case st.Connected && st.LoggedIn:
-		resp.Status = StateWorking
-	default:
-		resp.Status = StateStarting
+		return StateWorking, st
 	}
-	return resp, nil
+	return StateStarting, st
+}
+
+// sessionInfo is WAHA's view of a session's state.
+func sessionInfo(name, state string, st session.Status) *SessionInfo {
+	info := &SessionInfo{Name: name, Status: state}
+	if state == StateUnknown {
+		info.Status = StateWorking
+	}
+	if user, server, ok := strings.Cut(st.JID, "@"); ok && st.Paired {
+		if server == "s.whatsapp.net" {
+			server = "c.us"
+		}
+		info.Me = &Me{ID: user + "@" + server}
+	}
+	return info
+}
+
+// ServeSessions answers WAHA's GET /api/sessions (registered by [Mount] at
+// [PathWAHASessions]): a JSON array of [SessionInfo], one per session the
+// registry lists (see session.Lister) that the request's token may use,
+// sorted by name. A registry that cannot list its sessions gets 501.
+func (h *Handler) ServeSessions(w http.ResponseWriter, r *http.Request) {
+	h.handle(w, r, EndpointSessions, h.serveSessions)
+}
+
+func (h *Handler) serveSessions(ctx context.Context, _ http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
+	x.dialect = dialectWAHA
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, &methodError{allow: "GET, HEAD"}
+	}
+	bodyToken := r.URL.Query().Get("access_token")
+	ctx, _, err := h.admit(ctx, r, x, bodyToken) // the token alone: no session is named
+	if err != nil {
+		return nil, err
+	}
+	lister, ok := h.reg.(session.Lister)
+	if !ok {
+		return nil, errListUnsupported
+	}
+	x.op = OpLookup
+	names, err := lister.ListSessions(ctx)
+	x.op = ""
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil, errListUnsupported
+	}
+	if err != nil {
+		return nil, backendErr(OpLookup, err)
+	}
+	infos := []*SessionInfo{}
+	for _, name := range names {
+		if !h.cfg.noAuth {
+			_, err := h.cfg.auth.Authenticate(ctx, Credentials{Token: requestToken(r, bodyToken), Session: name})
+			if errors.Is(err, ErrForbidden) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		x.op = OpLookup
+		sess, err := h.reg.Lookup(ctx, name)
+		x.op = ""
+		if errors.Is(err, session.ErrSessionNotFound) || (err == nil && sess == nil) {
+			continue // gone since it was listed
+		}
+		if err != nil {
+			return nil, backendErr(OpLookup, err)
+		}
+		state, st := h.state(ctx, x, sess)
+		infos = append(infos, sessionInfo(name, state, st))
+	}
+	return infos, nil
 }

@@ -2,8 +2,10 @@ package seenhandler_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -33,6 +35,7 @@ func TestStatus(t *testing.T) {
 		header               map[string]string
 		status               int
 		want                 seenhandler.StatusResponse
+		info                 *seenhandler.SessionInfo // on WAHA's path
 		code                 string
 	}{
 		{name: "wawp query", target: "/v2/session/status?session=demo", status: 200,
@@ -40,12 +43,20 @@ func TestStatus(t *testing.T) {
 		{name: "wawp instance_id and access_token", target: "/v2/session/status?instance_id=demo&access_token=" + demoToken,
 			header: map[string]string{"Authorization": ""}, status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "demo", Status: "WORKING", Connected: true, LoggedIn: true}},
-		{name: "waha path with X-Api-Key", target: "/api/sessions/down", header: map[string]string{"Authorization": "", "X-Api-Key": token}, status: 200,
+		{name: "wawp: paired, down", target: "/v2/session/status?session=down", status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "down", Status: "STARTING", JID: "15550000001@s.whatsapp.net"}},
-		{name: "waiting for pairing", target: "/api/sessions/pairing", status: 200,
+		{name: "wawp: waiting for pairing", target: "/v2/session/status?session=pairing", status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "pairing", Status: "SCAN_QR_CODE", Connected: true}},
-		{name: "session that cannot tell", target: "/api/sessions/plain", status: 200,
+		{name: "wawp: session that cannot tell", target: "/v2/session/status?session=plain", status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "plain", Status: "UNKNOWN"}},
+		{name: "waha path with X-Api-Key: SessionInfo", target: "/api/sessions/down", header: map[string]string{"Authorization": "", "X-Api-Key": token}, status: 200,
+			info: &seenhandler.SessionInfo{Name: "down", Status: "STARTING", Me: &seenhandler.Me{ID: "15550000001@c.us"}}},
+		{name: "waha: working", target: "/api/sessions/demo", status: 200,
+			info: &seenhandler.SessionInfo{Name: "demo", Status: "WORKING"}},
+		{name: "waha: waiting for pairing", target: "/api/sessions/pairing", status: 200,
+			info: &seenhandler.SessionInfo{Name: "pairing", Status: "SCAN_QR_CODE"}},
+		{name: "waha: session that cannot tell is WORKING, never UNKNOWN", target: "/api/sessions/plain", status: 200,
+			info: &seenhandler.SessionInfo{Name: "plain", Status: "WORKING"}},
 		{name: "no token", target: "/api/sessions/demo", header: map[string]string{"Authorization": ""}, status: 401, code: "unauthorized"},
 		{name: "token not for the session", target: "/api/sessions/other", header: map[string]string{"Authorization": "Bearer " + demoToken}, status: 403, code: "forbidden"},
 		{name: "unknown session", target: "/api/sessions/nobody", status: 404, code: "session_not_found"},
@@ -73,6 +84,16 @@ func TestStatus(t *testing.T) {
 				}
 				return
 			}
+			if tc.info != nil {
+				var raw map[string]any
+				if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil || len(raw) != 4 || raw["config"] != nil {
+					t.Errorf("SessionInfo %s: want name, status, me, config (null)", w.Body)
+				}
+				if got := decode[seenhandler.SessionInfo](t, w); !reflect.DeepEqual(&got, tc.info) {
+					t.Errorf("got %+v (me %+v), want %+v", got, got.Me, tc.info)
+				}
+				return
+			}
 			if got := decode[seenhandler.StatusResponse](t, w); got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
@@ -93,5 +114,52 @@ func TestStatusWithPathSession(t *testing.T) {
 	h.ServeStatus(w, r)
 	if w.Code != http.StatusOK {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
+	}
+}
+
+// Issue 13, item 1: GET /api/sessions lists, as WAHA's SessionInfo, the
+// sessions the token may use; a registry that cannot list gets 501.
+func TestSessionList(t *testing.T) {
+	fake := sessiontest.New()
+	reg := fake.Registry("demo", "other", "pairing")
+	fake.SetStatus("pairing", session.Status{Connected: true})
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}, demoToken: {"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		reg    session.Registry
+		header map[string]string
+		status int
+		want   []string
+	}{
+		{"all", session.Decorate(reg, session.DecorateOptions{}), nil, 200, []string{"demo:WORKING", "other:WORKING", "pairing:SCAN_QR_CODE"}},
+		{"a token for one session", reg, map[string]string{"Authorization": "Bearer " + demoToken}, 200, []string{"demo:WORKING"}},
+		{"unknown token", reg, map[string]string{"Authorization": "Bearer nope"}, 401, nil},
+		{"registry that cannot list", session.RegistryFunc(reg.Lookup), nil, 501, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := seenhandler.New(tc.reg, seenhandler.WithAuth(auth))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			seenhandler.Mount(mux, h)
+			w := request{method: http.MethodGet, path: seenhandler.PathWAHASessions, header: tc.header}.do(t, mux)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
+			}
+			if tc.status != 200 {
+				return
+			}
+			var got []string
+			for _, info := range decode[[]seenhandler.SessionInfo](t, w) {
+				got = append(got, info.Name+":"+info.Status)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -95,6 +95,16 @@ func Decorate(reg Registry, opts DecorateOptions) *Decorated {
 // Unwrap returns the Registry d decorates.
 func (d *Decorated) Unwrap() Registry { return d.reg }
 
+// ListSessions implements [Lister] by asking the wrapped Registry; it
+// returns an error wrapping errors.ErrUnsupported when that is no Lister.
+func (d *Decorated) ListSessions(ctx context.Context) ([]string, error) {
+	l, ok := d.reg.(Lister)
+	if !ok {
+		return nil, fmt.Errorf("session: %T cannot list its sessions: %w", d.reg, errors.ErrUnsupported)
+	}
+	return l.ListSessions(ctx)
+}
+
 // Lookup looks name up in the wrapped Registry and returns its session
 // decorated. An error from the wrapped Registry is returned as is; if it
 // wraps [ErrSessionNotFound], the decorators of name are closed first, their

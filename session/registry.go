@@ -23,6 +23,25 @@ func (f RegistryFunc) Lookup(ctx context.Context, name string) (Session, error) 
 	return f(ctx, name)
 }
 
+// Lister is implemented by registries that can list their sessions, for
+// the session list endpoint (WAHA's GET /api/sessions).
+//
+// ListSessions must be safe for concurrent use. It returns the names
+// clients use for the sessions, sorted, or an error wrapping
+// errors.ErrUnsupported when it cannot list them (a wrapper over a
+// registry that is no Lister); the handler answers that with 501.
+type Lister interface {
+	ListSessions(ctx context.Context) ([]string, error)
+}
+
+// ListerFunc adapts a function to the [Lister] interface.
+type ListerFunc func(ctx context.Context) ([]string, error)
+
+// ListSessions calls f(ctx).
+func (f ListerFunc) ListSessions(ctx context.Context) ([]string, error) {
+	return f(ctx)
+}
+
 // MemoryRegistry is a [Registry] backed by a map. It is safe for concurrent
 // use; the zero value is an empty registry ready to use.
 type MemoryRegistry struct {
@@ -62,6 +81,11 @@ func (m *MemoryRegistry) Lookup(_ context.Context, name string) (Session, error)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
 	}
 	return s, nil
+}
+
+// ListSessions implements [Lister]: it returns [MemoryRegistry.Names].
+func (m *MemoryRegistry) ListSessions(context.Context) ([]string, error) {
+	return m.Names(), nil
 }
 
 // Names returns the registered names, sorted.

@@ -40,3 +40,27 @@ func TestMemoryRegistry(t *testing.T) {
 		t.Errorf("RegistryFunc Lookup = %v", err)
 	}
 }
+
+// Issue 13, item 1: registries list their sessions (session.Lister), and a
+// Decorated one lists what it wraps, or says it cannot.
+func TestLister(t *testing.T) {
+	ctx := context.Background()
+	reg := session.NewMemoryRegistry()
+	reg.Set("b", session.SessionFunc(nil))
+	reg.Set("a", session.SessionFunc(nil))
+	d := session.Decorate(reg, session.DecorateOptions{})
+	defer d.Close(ctx)
+	for _, l := range []session.Lister{reg, d} {
+		if got, err := l.ListSessions(ctx); err != nil || len(got) != 2 || got[0] != "a" || got[1] != "b" {
+			t.Errorf("%T.ListSessions = %v, %v", l, got, err)
+		}
+	}
+	plain := session.Decorate(session.RegistryFunc(reg.Lookup), session.DecorateOptions{})
+	defer plain.Close(ctx)
+	if _, err := plain.ListSessions(ctx); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Decorated over a registry that cannot list: %v", err)
+	}
+	if got, _ := session.ListerFunc(func(context.Context) ([]string, error) { return []string{"x"}, nil }).ListSessions(ctx); len(got) != 1 {
+		t.Errorf("ListerFunc: %v", got)
+	}
+}

@@ -237,8 +237,8 @@ func checkDigits(kind, user string) error {
 // "creatorphone-timestamp".
 func checkGroup(user string) error {
 	a, b, dash := strings.Cut(user, "-")
-	if !allDigits(a) || (dash && !allDigits(b)) || len(user) > 2*maxIDDigits {
-		return jidError("group id %q must be digits, or digits-digits", user)
+	if !allDigits(a) || len(a) > maxIDDigits || (dash && (!allDigits(b) || len(b) > maxIDDigits)) {
+		return jidError("group id %q must be 1 to %d digits, or two such parts joined by -", user, maxIDDigits)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +33,11 @@ const (
 	demoToken       = "demo-token"
 	tokenEnv        = "BLUETICK_TOKEN"
 	defaultPairName = "default"
+	// demoRecords is how many calls the -demo backend remembers: it keeps
+	// the last ones only, so that its memory stays flat however long it runs.
+	demoRecords = 1000
+	// openAPIPath serves the OpenAPI document, without a token.
+	openAPIPath = "/openapi.yaml"
 	// defaultMaxConns caps the connections served at once; more wait in
 	// the kernel's backlog until one closes.
 	defaultMaxConns = 1024
@@ -58,11 +64,16 @@ type env struct {
 	// clientHook, when set, is called on each whatsmeow client before it
 	// connects (tests use it to keep clients off the network).
 	clientHook func(name string, c *whatsmeow.Client)
+	// hup delivers SIGHUP: the -tokens file is reloaded.
+	hup <-chan os.Signal
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, hup: hup})
+	signal.Stop(hup)
 	stop()
 	if code := exitCode(err); code != 0 {
 		if !errors.Is(err, errUsage) {
@@ -89,6 +100,7 @@ type config struct {
 	demo     bool
 	addr     string
 	token    string
+	tokens   string // -tokens FILE
 	sessions []string
 	offline  []string
 	verbose  bool
@@ -122,11 +134,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.demo, "demo", false, "answer from an in-memory fake backend instead of WhatsApp")
 	fs.StringVar(&c.addr, "addr", defaultAddr, "`host:port` to listen on")
 	fs.StringVar(&c.token, "token", "", "API `token` clients must send (default $"+tokenEnv+", or "+demoToken+" with -demo)")
+	fs.StringVar(&c.tokens, "tokens", "", "`file` of API tokens, one \"token: session,…\" per line (* for every session), reloaded on SIGHUP; with -token, both work")
 	fs.StringVar(&sessions, "sessions", defaultSessions, "comma-separated session `names` of the -demo backend")
 	var offline string
 	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected), to test clients' retries")
 	fs.BoolVar(&c.verbose, "v", false, "log each receipt sent as a JSON line on stdout")
-	fs.StringVar(&c.db, "db", bwm.DefaultDSN, "session store: a SQLite file, or a postgres:// `DSN`")
+	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+bwm.DefaultDSN+")")
 	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
 	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
 	fs.Float64Var(&c.sessionRate, "session-rate", -1, "requests a `second` per session, on average (0: no limit; default "+
@@ -155,14 +168,67 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprintln(stderr, "server: -sessions names no session")
 		return c, errUsage
 	}
-	if c.maxConns < 0 {
-		fmt.Fprintln(stderr, "server: -max-conns must be 0 (no limit) or more")
+	if err := checkFlags(fs, c); err != nil {
+		fmt.Fprintln(stderr, "server:", err)
 		return c, errUsage
 	}
 	if c.token == "" {
 		c.token = getenv(tokenEnv)
 	}
+	if c.db == "" {
+		c.db = getenv(dbEnv)
+	}
+	if c.db == "" {
+		c.db = bwm.DefaultDSN
+	}
 	return c, nil
+}
+
+// minRate is the lowest non-zero -session-rate and -token-rate: one
+// request in 1,000 s, so that Retry-After stays within a quarter of an hour
+// and a typo (1e-9) does not lock a client out for years.
+const minRate = 0.001
+
+// checkFlags refuses flag values that would silently mean something else
+// than they say: a NaN or infinite rate (a NaN -session-rate used to switch
+// the protective default off), a tiny one, a burst below 1, a negative
+// duration (-coalesce -1s used to mean off), async delays out of order, a
+// negative -max-conns.
+func checkFlags(fs *flag.FlagSet, c config) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"session", c.sessionRate, c.sessionBurst}, {"token", c.tokenRate, c.tokenBurst}} {
+		if !set[r.name+"-rate"] {
+			continue
+		}
+		switch {
+		case math.IsNaN(r.rate) || math.IsInf(r.rate, 0) || r.rate < 0:
+			return fmt.Errorf("-%s-rate must be a number of requests a second, 0 (no limit) or more, not %v", r.name, r.rate)
+		case r.rate > 0 && r.rate < minRate:
+			return fmt.Errorf("-%s-rate %v is below %v requests a second; use 0 for no limit", r.name, r.rate, minRate)
+		case r.rate > 0 && r.burst < 1:
+			return fmt.Errorf("-%s-burst must be 1 or more", r.name)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"coalesce", c.coalesce}, {"async-min", c.asyncMin}, {"async-max", c.asyncMax}} {
+		if d.d < 0 {
+			return fmt.Errorf("-%s must not be negative (use 0 for off), not %v", d.name, d.d)
+		}
+	}
+	if c.asyncMin > c.asyncMax {
+		return fmt.Errorf("-async-min %v is longer than -async-max %v", c.asyncMin, c.asyncMax)
+	}
+	if c.maxConns < 0 {
+		return errors.New("-max-conns must be 0 (no limit) or more")
+	}
+	return nil
 }
 
 // splitNames splits a comma-separated list, dropping blanks.
@@ -186,9 +252,11 @@ func run(ctx context.Context, args []string, e env) error {
 	}
 	var tokenShown string // the token as the banner shows it
 	switch {
-	case c.token == "" && !c.demo:
-		fmt.Fprintf(e.stderr, "server: a token is required outside -demo: -token or $%s\n", tokenEnv)
+	case c.token == "" && c.tokens == "" && !c.demo:
+		fmt.Fprintf(e.stderr, "server: a token is required outside -demo: -token, $%s or -tokens FILE\n", tokenEnv)
 		return errUsage
+	case c.token == "" && c.tokens != "":
+		tokenShown = "<a token of " + c.tokens + ">"
 	case c.token == "":
 		c.token, tokenShown = demoToken, demoToken
 	case c.token == e.getenv(tokenEnv):
@@ -198,24 +266,41 @@ func run(ctx context.Context, args []string, e env) error {
 	}
 
 	logger := newLogger(c.verbose, e.stdout, e.stderr)
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{c.token: {seenhandler.AllSessions}})
+	auth, err := newTokenAuth(c.tokens, c.token)
 	if err != nil {
-		return err
+		fmt.Fprintln(e.stderr, "server:", err)
+		return errUsage
 	}
-	var reg session.Registry
+	if c.tokens != "" {
+		fmt.Fprintf(e.stderr, "tokens: %d from %s (reloaded on SIGHUP)\n", auth.count.Load(), c.tokens)
+		if e.hup != nil {
+			go auth.reloadOn(ctx, e.hup, e.stderr, logger)
+		}
+	}
+	var (
+		reg        session.Registry
+		manager    *bwm.Manager // in real mode
+		storeShown string       // the store's DSN, its password masked
+	)
 	if c.demo {
-		fake := sessiontest.New()
+		fake := sessiontest.New(sessiontest.WithMaxRecords(demoRecords))
 		for _, name := range c.offline {
 			fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
 		}
 		reg = fake.Registry(c.sessions...)
 	} else {
+		store, err := parseStoreDSN(c.db)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "server:", err)
+			return errUsage
+		}
+		c.db, storeShown = store.dsn, store.shown
 		m, err := openManager(ctx, c, e, logger)
 		if err != nil {
-			return err
+			return store.redact(err)
 		}
 		defer m.Close()
-		reg = m
+		manager, reg = m, managerRegistry{m}
 	}
 	// The decorators (coalescing, dedup) live with the registry, which
 	// owns them: closed after the handler's Shutdown, below.
@@ -224,7 +309,8 @@ func run(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))...)
+	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger),
+		seenhandler.WithOpenAPI(openAPIPath))...)
 	if err != nil {
 		return err
 	}
@@ -259,7 +345,7 @@ func run(ctx context.Context, args []string, e env) error {
 			fmt.Fprintf(stderr, "acting disconnected (503): %s\n", strings.Join(c.offline, ", "))
 		}
 	} else {
-		names := reg.(*bwm.Manager).Names()
+		names := manager.Names()
 		if len(names) > 0 {
 			example = names[0]
 		}
@@ -267,7 +353,7 @@ func run(ctx context.Context, args []string, e env) error {
 		if list == "" {
 			list = "none yet"
 		}
-		fmt.Fprintf(stderr, "whatsmeow backend; store: %s; sessions: %s; token: %s\n", c.db, list, tokenShown)
+		fmt.Fprintf(stderr, "whatsmeow backend; store: %s; sessions: %s; token: %s\n", storeShown, list, tokenShown)
 	}
 	fmt.Fprintf(stderr, "try:\n  curl -sS %s%s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"session\":\"%s\",\"to\":\"15551234567\",\"messageId\":\"3EB0C767D26A1D98A4\"}'\n",
 		base, seenhandler.PathWasend, tokenShown, example)
@@ -311,6 +397,15 @@ func listen(addr string, maxConns int) (net.Listener, error) {
 		return ln, err
 	}
 	return netutil.LimitListener(ln, maxConns), nil
+}
+
+// managerRegistry is the whatsmeow Manager as a session.Lister too, for
+// WAHA's GET /api/sessions.
+type managerRegistry struct{ *bwm.Manager }
+
+// ListSessions implements session.Lister.
+func (m managerRegistry) ListSessions(context.Context) ([]string, error) {
+	return m.Names(), nil
 }
 
 // handlerOptions turns the flags into the handler's throughput options.

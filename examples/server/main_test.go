@@ -11,12 +11,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +55,7 @@ type server struct {
 	url            string
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc // stops run, as SIGTERM does
+	hup            chan os.Signal     // SIGHUP, as the process would get it; unbuffered
 	done           chan error         // run's result
 	stopped        bool
 }
@@ -92,9 +95,10 @@ func offline(_ string, c *whatsmeow.Client) {
 func launch(t *testing.T, env map[string]string, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), hup: make(chan os.Signal)}
 	args = append([]string{"-addr", "127.0.0.1:0"}, args...)
 	e := env_(env, s)
+	e.hup = s.hup
 	go func() { s.done <- run(ctx, args, e) }()
 	t.Cleanup(func() {
 		if !s.stopped {
@@ -308,6 +312,15 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+// Issue 13, item 5: the server serves the document it is checked against.
+func TestOpenAPIServed(t *testing.T) {
+	s := start(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/openapi.yaml", nil)
+	if status, body := do(t, req); status != http.StatusOK || !bytes.Equal(body, seenhandler.OpenAPI()) {
+		t.Errorf("GET /openapi.yaml: %d, %d bytes", status, len(body))
+	}
+}
+
 func TestExitStatus(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -320,6 +333,15 @@ func TestExitStatus(t *testing.T) {
 		{"BadFlag", []string{"-nope"}, errUsage, 2, []string{"-nope"}},
 		{"NoSessions", []string{"-demo", "-sessions", " , "}, errUsage, 2, []string{"-sessions"}},
 		{"NegativeMaxConns", []string{"-demo", "-max-conns", "-1"}, errUsage, 2, []string{"-max-conns"}},
+		{"MissingTokensFile", []string{"-tokens", "/nonexistent/tokens"}, errUsage, 2, []string{"-tokens"}},
+		// Issue 13, item 12: flags that would silently mean something else.
+		{"NaNSessionRate", []string{"-demo", "-session-rate", "NaN"}, errUsage, 2, []string{"-session-rate"}},
+		{"InfTokenRate", []string{"-demo", "-token-rate", "+Inf"}, errUsage, 2, []string{"-token-rate"}},
+		{"NegativeSessionRate", []string{"-demo", "-session-rate", "-1"}, errUsage, 2, []string{"-session-rate"}},
+		{"TinySessionRate", []string{"-demo", "-session-rate", "1e-9"}, errUsage, 2, []string{"-session-rate", "0.001"}},
+		{"ZeroBurst", []string{"-demo", "-token-rate", "5", "-token-burst", "0"}, errUsage, 2, []string{"-token-burst"}},
+		{"NegativeCoalesce", []string{"-demo", "-coalesce", "-1s"}, errUsage, 2, []string{"-coalesce"}},
+		{"AsyncDelaysOutOfOrder", []string{"-demo", "-async-min", "3s", "-async-max", "1s"}, errUsage, 2, []string{"-async-min"}},
 		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo", "-max-conns", "(default 1024)"}},
 	}
 	for _, tc := range tests {
@@ -355,6 +377,24 @@ func TestOfflineSession(t *testing.T) {
 	if status, got := s.post(t, seenhandler.PathWasend, body("demo"), "Authorization", "Bearer "+demoToken); status != http.StatusOK {
 		t.Errorf("online session: status %d, body %s", status, got)
 	}
+	// Issue 13, item 6: the status agrees (it said WORKING, connected).
+	for target, want := range map[string]string{
+		"/api/sessions/down":                                `"status":"STARTING"`,
+		"/v2/session/status?session=down":                   `"connected":false`,
+		"/api/sessions/demo":                                `"status":"WORKING"`,
+		"/v2/session/status?session=demo&instance_id=sales": `"rule":"conflict"`,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, s.url+target, nil)
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		status, got := do(t, req)
+		wantStatus := http.StatusOK
+		if strings.Contains(target, "instance_id") {
+			wantStatus = http.StatusBadRequest
+		}
+		if status != wantStatus || !strings.Contains(string(got), want) {
+			t.Errorf("GET %s: %d %s, want %d with %s", target, status, got, wantStatus, want)
+		}
+	}
 }
 
 func TestRealModeWithoutNetwork(t *testing.T) {
@@ -372,12 +412,17 @@ func TestRealModeWithoutNetwork(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, s.url+"/api/sessions/15550000001", nil)
 	req.Header.Set(auth[0], auth[1])
 	status, body = do(t, req)
-	if status != http.StatusOK || !strings.Contains(string(body), `"status":"STARTING"`) || !strings.Contains(string(body), `"jid":"15550000001@s.whatsapp.net"`) {
+	if status != http.StatusOK || !strings.Contains(string(body), `"status":"STARTING"`) || !strings.Contains(string(body), `"me":{"id":"15550000001@c.us"`) {
 		t.Errorf("status: %d %s", status, body)
 	}
 	req, _ = http.NewRequest(http.MethodGet, s.url+"/v2/session/status?session=15550000001&access_token=s3cret", nil)
-	if status, body = do(t, req); status != http.StatusOK {
+	if status, body = do(t, req); status != http.StatusOK || !strings.Contains(string(body), `"jid":"15550000001@s.whatsapp.net"`) {
 		t.Errorf("wawp status: %d %s", status, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, s.url+"/api/sessions", nil) // the Manager lists its sessions
+	req.Header.Set(auth[0], auth[1])
+	if status, body = do(t, req); status != http.StatusOK || !strings.Contains(string(body), `[{"name":"15550000001","status":"STARTING"`) {
+		t.Errorf("session list: %d %s", status, body)
 	}
 	if !strings.Contains(s.stderr.String(), "whatsmeow backend") || strings.Contains(s.stderr.String(), "s3cret") {
 		t.Errorf("banner:\n%s", s.stderr)
@@ -520,5 +565,60 @@ func TestMaxConns(t *testing.T) {
 	stalled.Close()
 	if code := <-served; code != http.StatusOK {
 		t.Errorf("GET /healthz after the stalled client left: %d", code)
+	}
+}
+
+// Issue 13, item 14: -tokens FILE scopes tokens to sessions, and SIGHUP
+// reloads it (a bad file leaves the tokens in use).
+func TestTokensFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	write := func(content string) {
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# tenants\nsales-key: sales\n\nops-key: *\n")
+	s := start(t, nil, "-sessions", "demo,sales", "-tokens", file)
+	body := func(name string) string {
+		return `{"session":"` + name + `","to":"15551234567","messageId":"3EB0AAAA0003"}`
+	}
+	check := func(token, name string, want int) {
+		t.Helper()
+		if status, got := s.post(t, seenhandler.PathWasend, body(name), "Authorization", "Bearer "+token); status != want {
+			t.Errorf("%s on %s: %d %s, want %d", token, name, status, got, want)
+		}
+	}
+	check("sales-key", "sales", 200)
+	check("sales-key", "demo", 403)
+	check("ops-key", "demo", 200)
+	check(demoToken, "demo", 401) // -tokens without -token: no demo token
+	// Each send returns once reloadOn has taken the signal; the second,
+	// once it has finished with the first.
+	hup := func() { s.hup <- syscall.SIGHUP; s.hup <- syscall.SIGHUP }
+
+	write("sales-key: demo\n")
+	hup()
+	check("sales-key", "demo", 200)
+	check("sales-key", "sales", 403)
+	check("ops-key", "demo", 401)
+
+	write("sales-key demo\n") // no colon: refused, the tokens in use stay
+	hup()
+	check("sales-key", "demo", 200)
+	if out := s.stop(t); !strings.Contains(out, "tokens: 2 from") || !strings.Contains(out, "tokens reloaded from") ||
+		!strings.Contains(out, "tokens not reloaded") || strings.Contains(out, "sales-key") {
+		t.Errorf("stderr:\n%s", out)
+	}
+}
+
+func TestParseTokens(t *testing.T) {
+	got, err := parseTokens(strings.NewReader("a: x, y\n# c: z\n  b :* \n"))
+	if err != nil || len(got) != 2 || len(got["a"]) != 2 || got["b"][0] != "*" {
+		t.Errorf("parseTokens = %v, %v", got, err)
+	}
+	for _, bad := range []string{"a x", ": x", "a:", "a: x\na: y", "a b: x"} {
+		if _, err := parseTokens(strings.NewReader(bad)); err == nil || strings.Contains(err.Error(), "a") && strings.Contains(bad, "a b") && strings.Contains(err.Error(), "a b") {
+			t.Errorf("parseTokens(%q) = %v", bad, err)
+		}
 	}
 }

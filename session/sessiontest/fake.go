@@ -17,7 +17,9 @@ import (
 // use, and its zero value is not usable: call New.
 type Fake struct {
 	mu              sync.Mutex
-	calls           []Call
+	maxRecords      int    // 0: keep every call
+	seq             int    // calls so far, dropped ones included
+	calls           []Call // the last maxRecords of them
 	faults          []*faultState
 	messages        map[messageKey]session.Message
 	order           []messageKey // AddMessage order
@@ -84,14 +86,49 @@ type faultState struct {
 
 type messageKey struct{ session, chat, id string }
 
+// Option configures a Fake; see New.
+type Option func(*Fake)
+
+// WithMaxRecords makes the Fake remember only the last n SendReceipt calls
+// (Calls, Receipts) and the last n MarkChatRead calls (ChatReads), so that a
+// long-running demo backend does not grow without bound; Call.Seq still
+// counts every call. n <= 0 keeps every call. Default: every call, as tests
+// want.
+func WithMaxRecords(n int) Option {
+	return func(f *Fake) { f.maxRecords = max(n, 0) }
+}
+
 // New returns an empty Fake.
-func New() *Fake {
-	return &Fake{
+func New(opts ...Option) *Fake {
+	f := &Fake{
 		messages: make(map[messageKey]session.Message),
 		read:     make(map[messageKey]bool),
 		statuses: make(map[string]session.Status),
 		sessions: make(map[string]*Session),
 	}
+	for _, opt := range opts {
+		opt(f)
+	}
+	return f
+}
+
+// record appends c to the calls, dropping the oldest beyond maxRecords.
+// f.mu must be held.
+func (f *Fake) record(c Call) {
+	f.calls = append(f.calls, c)
+	if f.maxRecords > 0 && len(f.calls) > f.maxRecords {
+		f.calls = f.calls[len(f.calls)-f.maxRecords:] // append copies the rest when it grows
+	}
+}
+
+// call returns the record of call seq, or nil once it has been dropped.
+// f.mu must be held.
+func (f *Fake) call(seq int) *Call {
+	i := len(f.calls) - (f.seq - seq) - 1
+	if i < 0 || i >= len(f.calls) || f.calls[i].Seq != seq {
+		return nil
+	}
+	return &f.calls[i]
 }
 
 // Session returns the session called name, creating it on first use. The
@@ -154,7 +191,7 @@ func (f *Fake) SetMarkChatReadError(err error) {
 
 // SetStatus sets what the named session's Status reports. Default: connected,
 // logged in and paired. It does not make SendReceipt fail: inject a Fault
-// with session.ErrNotConnected for that.
+// with session.ErrNotConnected for that (Status then agrees).
 func (f *Fake) SetStatus(sessionName string, st session.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -176,7 +213,8 @@ func (f *Fake) SetReadReceiptsOff(off bool) {
 	f.readReceiptsOff = off
 }
 
-// Calls returns every call so far, failed ones included, in order.
+// Calls returns every call so far (the last ones, with WithMaxRecords),
+// failed ones included, in order.
 func (f *Fake) Calls() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -208,7 +246,7 @@ func (f *Fake) receipts(name string) []session.Receipt {
 func (f *Fake) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls, f.faults, f.order, f.chatReads = nil, nil, nil, nil
+	f.calls, f.faults, f.order, f.chatReads, f.seq = nil, nil, nil, nil, 0
 	f.readReceiptsOff, f.markChatErr = false, nil
 	clear(f.messages)
 	clear(f.read)
@@ -250,8 +288,9 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	r.MessageIDs = slices.Clone(r.MessageIDs)
 
 	f.mu.Lock()
-	seq := len(f.calls) + 1
-	f.calls = append(f.calls, Call{Seq: seq, Session: s.name, Receipt: r, Err: errPending})
+	f.seq++
+	seq := f.seq
+	f.record(Call{Seq: seq, Session: s.name, Receipt: r, Err: errPending})
 	var apply []Fault
 	for _, st := range f.faults {
 		if (st.Session != "" && st.Session != s.name) || (st.Chat != "" && st.Chat != r.Chat) ||
@@ -272,7 +311,9 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	)
 	defer func() {
 		f.mu.Lock()
-		f.calls[seq-1].Result, f.calls[seq-1].Err = res, err
+		if c := f.call(seq); c != nil {
+			c.Result, c.Err = res, err
+		}
 		f.mu.Unlock()
 	}()
 	res, err = s.send(ctx, r, apply, readSelf)
@@ -372,16 +413,35 @@ func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.chatReads = append(f.chatReads, ChatReadCall{Session: s.name, ChatRead: c, Err: f.markChatErr})
+	if f.maxRecords > 0 && len(f.chatReads) > f.maxRecords {
+		f.chatReads = f.chatReads[len(f.chatReads)-f.maxRecords:]
+	}
 	return f.markChatErr
 }
 
-// Status returns what SetStatus set, or connected, logged in and paired.
+// Status returns what SetStatus set, or connected, logged in and paired;
+// then, as a real backend's state would, it agrees with the faults that
+// fail every call of the session (no Chat, Sender or Call): one wrapping
+// session.ErrNotConnected makes it not connected, one wrapping
+// session.ErrNotLoggedIn not logged in.
 func (s *Session) Status(context.Context) session.Status {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if st, ok := f.statuses[s.name]; ok {
-		return st
+	st, ok := f.statuses[s.name]
+	if !ok {
+		st = session.Status{Connected: true, LoggedIn: true, Paired: true}
 	}
-	return session.Status{Connected: true, LoggedIn: true, Paired: true}
+	for _, fl := range f.faults {
+		if (fl.Session != "" && fl.Session != s.name) || fl.Chat != "" || fl.Sender != "" || fl.Call != 0 || fl.Err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(fl.Err, session.ErrNotConnected):
+			st.Connected = false
+		case errors.Is(fl.Err, session.ErrNotLoggedIn):
+			st.LoggedIn = false
+		}
+	}
+	return st
 }

@@ -186,3 +186,54 @@ func TestFakeIsRaceSafe(t *testing.T) {
 		t.Errorf("sent %d receipts, want 400", n)
 	}
 }
+
+// Issue 13, item 6: a session whose every call fails as not connected (or
+// not logged in) says so in its Status.
+func TestFakeStatusAgreesWithFaults(t *testing.T) {
+	ctx := context.Background()
+	fake := sessiontest.New()
+	fake.Inject(sessiontest.Fault{Session: "down", Err: session.ErrNotConnected})
+	fake.Inject(sessiontest.Fault{Session: "out", Err: session.ErrNotLoggedIn})
+	fake.Inject(sessiontest.Fault{Session: "ok", Chat: "15551234567@s.whatsapp.net", Err: session.ErrNotConnected})
+	remove := fake.Inject(sessiontest.Fault{Session: "later", Err: session.ErrNotConnected})
+	for name, want := range map[string]session.Status{
+		"down":  {LoggedIn: true, Paired: true},
+		"out":   {Connected: true, Paired: true},
+		"ok":    {Connected: true, LoggedIn: true, Paired: true}, // one chat only
+		"later": {LoggedIn: true, Paired: true},
+	} {
+		if got := fake.Session(name).Status(ctx); got != want {
+			t.Errorf("%s: Status = %+v, want %+v", name, got, want)
+		}
+	}
+	remove()
+	if got := fake.Session("later").Status(ctx); !got.Connected {
+		t.Errorf("after the fault is removed: %+v", got)
+	}
+}
+
+// Issue 13, item 13: WithMaxRecords bounds what the Fake remembers; Seq
+// still counts every call.
+func TestFakeMaxRecords(t *testing.T) {
+	ctx := context.Background()
+	fake := sessiontest.New(sessiontest.WithMaxRecords(3))
+	s := fake.Session("demo")
+	for i := range 10 {
+		if _, err := s.SendReceipt(ctx, session.Receipt{Chat: "c", MessageIDs: []string{string(rune('A' + i))}, Type: session.ReceiptRead}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := fake.Calls()
+	if len(calls) != 3 || calls[0].Seq != 8 || calls[2].Seq != 10 || calls[2].Receipt.MessageIDs[0] != "J" || calls[2].Err != nil {
+		t.Errorf("Calls = %+v, want the last 3 (Seq 8–10), finished", calls)
+	}
+	if n, m := len(fake.Receipts()), len(fake.ChatReads()); n != 3 || m != 3 {
+		t.Errorf("%d receipts and %d chat reads remembered, want 3 each", n, m)
+	}
+	if n := len(sessiontest.New().Calls()); n != 0 {
+		t.Errorf("a new Fake has %d calls", n)
+	}
+}
