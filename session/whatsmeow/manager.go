@@ -71,6 +71,21 @@ type managerOptions struct {
 	clientHook  func(name string, c *whatsmeow.Client)
 	pairFirst   time.Duration // KeepPairing's first wait
 	pairMax     time.Duration // and its longest
+	pool        DBPool
+}
+
+// WithDBPool sets the store's connection pool; see [DBPool] for the
+// defaults of its zero fields. A negative field, or MaxIdle above MaxOpen,
+// is an error of Open.
+func WithDBPool(p DBPool) ManagerOption {
+	return func(o *managerOptions) error {
+		d := p.withDefaults()
+		if p.MaxOpen < 0 || p.MaxIdle < 0 || d.MaxIdle > d.MaxOpen || p.MaxLifetime < 0 || p.MaxIdleTime < 0 {
+			return errors.New("whatsmeow: WithDBPool: negative field, or MaxIdle above MaxOpen")
+		}
+		o.pool = p
+		return nil
+	}
 }
 
 // WithManagerLogger sets the logger of the [Manager] and of whatsmeow's
@@ -142,7 +157,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 			return nil, err
 		}
 	}
-	db, dialect, err := openDB(ctx, dsn)
+	db, dialect, err := openDB(ctx, dsn, o.pool)
 	if err != nil {
 		return nil, err
 	}
