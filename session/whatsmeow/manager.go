@@ -336,9 +336,19 @@ func (m *Manager) drop(ms *managed) {
 	m.retiring.Add(1)
 	go func() {
 		defer m.retiring.Done()
-		ms.session.Close()
-		ms.client.Disconnect()
+		ms.stop()
 	}()
+}
+
+// stop disconnects ms's client, then closes its session. In that order:
+// whatsmeow answers the queries in flight when it disconnects (under its
+// lock), whereas a query whose context is cancelled (as Session.Close
+// cancels its background work) can race whatsmeow's delivery of the answer
+// (request.go: cancelResponse closes the channel receiveResponse may be
+// sending on).
+func (ms *managed) stop() {
+	ms.client.Disconnect()
+	ms.session.Close()
 }
 
 // Start connects every paired session's client. A client that cannot reach
@@ -415,8 +425,7 @@ func (m *Manager) Close() error {
 	m.endLife()
 	m.pairing.Wait()
 	for _, ms := range all {
-		ms.session.Close()
-		ms.client.Disconnect()
+		ms.stop()
 	}
 	m.retiring.Wait()
 	return m.container.Close()
