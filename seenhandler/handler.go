@@ -160,16 +160,21 @@ func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code
 
 // admit authenticates the request and takes it from the token's rate
 // limit. It returns the context to serve the request in (the
-// [Authenticator]'s) and the token's reservation, to give back if a later
-// check refuses the request.
-func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyToken string) (context.Context, *Reservation, error) {
+// Authenticator's) and the token's reservation, to give back if a later
+// check refuses the request. pre is what preauth already accepted: the
+// Authenticator is not asked twice about the same credentials.
+func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyToken string, pre preauthed) (context.Context, *Reservation, error) {
 	if h.cfg.noAuth {
 		return ctx, nil, nil // no token was checked: none is limited
 	}
 	token := requestToken(r, bodyToken)
-	actx, err := h.cfg.auth.Authenticate(ctx, Credentials{Token: token, Session: x.asked})
-	if err != nil {
-		return ctx, nil, err
+	cred := Credentials{Token: token, Session: x.asked}
+	actx := pre.ctx
+	if !pre.ok || pre.cred != cred {
+		var err error
+		if actx, err = h.cfg.auth.Authenticate(ctx, cred); err != nil {
+			return ctx, nil, err
+		}
 	}
 	if actx != nil {
 		ctx = actx
@@ -182,22 +187,35 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	return ctx, res, err
 }
 
+// preauthed is what preauth accepted: ok with the credentials checked and
+// the Authenticator's context.
+type preauthed struct {
+	ok   bool
+	cred Credentials
+	ctx  context.Context
+}
+
 // preauth refuses, before the body is read, a request whose token (in a
 // header) the [Authenticator] does not know, so that strangers cannot make
 // the server read and decode bodies. The session is the URL's, if any, else
 // "": the token alone is checked, and admit checks it again with the
-// request's session once the body is decoded. A request with no token in a
-// header (its token may be in the body) passes.
-func (h *Handler) preauth(ctx context.Context, r *http.Request) error {
+// request's session once the body is decoded, unless that is what preauth
+// checked. A request with no token in a header (its token may be in the
+// body) passes.
+func (h *Handler) preauth(ctx context.Context, r *http.Request) (preauthed, error) {
 	if h.cfg.noAuth {
-		return nil
+		return preauthed{}, nil
 	}
 	token := requestToken(r, "")
 	if token == "" {
-		return nil
+		return preauthed{}, nil
 	}
-	_, err := h.cfg.auth.Authenticate(ctx, Credentials{Token: token, Session: h.cfg.pathSession(r)})
-	return err
+	cred := Credentials{Token: token, Session: h.cfg.pathSession(r)}
+	actx, err := h.cfg.auth.Authenticate(ctx, cred)
+	if err != nil {
+		return preauthed{}, err
+	}
+	return preauthed{ok: true, cred: cred, ctx: actx}, nil
 }
 
 // lookup finds the session named name and takes the request from the

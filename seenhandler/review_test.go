@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
 // Bug 1: a job cut short by Shutdown's deadline counts the receipts it had
@@ -248,5 +250,37 @@ func TestWriteError(t *testing.T) {
 	seenhandler.WriteError(w, session.ErrNotConnected)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "5" {
 		t.Errorf("not connected: status %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
+// A header token is checked before the body is read; when that check
+// already named the request's session (from the URL), the Authenticator is
+// not asked again after decoding.
+func TestAuthenticatorAskedOncePerCredentials(t *testing.T) {
+	var asked []seenhandler.Credentials
+	auth := seenhandler.AuthenticatorFunc(func(ctx context.Context, c seenhandler.Credentials) (context.Context, error) {
+		asked = append(asked, c)
+		return ctx, nil
+	})
+	fake := sessiontest.New()
+	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithAuth(auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /sessions/{session}/seen", h)
+	body := `{"chatId":"15551234567","messageIds":["A1"]}`
+	if w := (request{path: "/sessions/demo/seen", body: body}).do(t, mux); w.Code != 200 {
+		t.Fatalf("URL session: %d %s", w.Code, w.Body)
+	}
+	if want := []seenhandler.Credentials{{Token: token, Session: "demo"}}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("URL session: asked %+v, want %+v", asked, want)
+	}
+	asked = nil
+	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != 200 {
+		t.Fatalf("body session: %d %s", w.Code, w.Body)
+	}
+	if want := []seenhandler.Credentials{{Token: token}, {Token: token, Session: "demo"}}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("body session: asked %+v, want %+v (the token alone, then with the session)", asked, want)
 	}
 }

@@ -26,7 +26,8 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	if err := checkContentType(r); err != nil {
 		return nil, err
 	}
-	if err := h.preauth(ctx, r); err != nil {
+	pre, err := h.preauth(ctx, r)
+	if err != nil {
 		x.dialect = pathDialect(r) // the body, unread, cannot tell
 		return nil, err
 	}
@@ -38,7 +39,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	names := namesFor(req, x.dialect)
 	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
 	x.asked = name
-	ctx, token, err := h.admit(ctx, r, x, req.AccessToken)
+	ctx, token, err := h.admit(ctx, r, x, req.AccessToken, pre)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func (h *Handler) serveStatus(ctx context.Context, _ http.ResponseWriter, r *htt
 	q := r.URL.Query()
 	name, errs := sessionName(h.cfg.pathSession(r), q.Get("session"), q.Get("instance_id"), "session")
 	x.asked = name
-	ctx, token, err := h.admit(ctx, r, x, q.Get("access_token"))
+	ctx, token, err := h.admit(ctx, r, x, q.Get("access_token"), preauthed{})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (h *Handler) serveSessions(ctx context.Context, _ http.ResponseWriter, r *h
 		return nil, &methodError{allow: "GET, HEAD"}
 	}
 	bodyToken := r.URL.Query().Get("access_token")
-	ctx, _, err := h.admit(ctx, r, x, bodyToken) // the token alone: no session is named
+	ctx, _, err := h.admit(ctx, r, x, bodyToken, preauthed{}) // the token alone: no session is named
 	if err != nil {
 		return nil, err
 	}
