@@ -176,19 +176,21 @@ type bodyError struct {
 func (e *bodyError) Error() string { return "reading the body: " + e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
-// decodeBody reads at most limit bytes of r's body into a seenRequest.
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, error) {
+// decodeBody reads at most limit bytes of r's body into a seenRequest; it
+// returns the body too, as read (for a [Forwarder]).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, []byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, err
+		return nil, nil, err
 	case err != nil:
 		var ne net.Error
 		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-		return nil, &bodyError{err: err, timeout: timeout}
+		return nil, nil, &bodyError{err: err, timeout: timeout}
 	}
-	return decodeJSON(body)
+	req, err := decodeJSON(body)
+	return req, body, err
 }
 
 func decodeJSON(body []byte) (*seenRequest, error) {

@@ -118,6 +118,10 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, ep Endpoint, se
 		h.fail(ctx, w, x, err)
 		return
 	}
+	if _, ok := resp.(forwarded); ok {
+		h.observeDone(ctx, x, x.status, "") // answered by the session's owner
+		return
+	}
 	x.answered = true
 	writeJSON(w, x.status, resp)
 	if h.cfg.logger.Enabled(ctx, slog.LevelDebug) {

@@ -37,6 +37,7 @@ type config struct {
 	now           func() time.Time
 	openAPIPath   string
 	observer      Observer
+	forwarder     Forwarder // nil: every session is served here
 
 	tokenLimiter   Limiter
 	sessionLimiter Limiter

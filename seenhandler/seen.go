@@ -31,7 +31,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		x.dialect = pathDialect(r) // the body, unread, cannot tell
 		return nil, err
 	}
-	req, err := decodeBody(w, r, h.cfg.maxBodyBytes)
+	req, body, err := decodeBody(w, r, h.cfg.maxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -39,6 +39,11 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	names := namesFor(req, x.dialect)
 	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
 	x.asked = name
+	if len(nameErrs) == 0 {
+		if done, err := h.forward(w, r, x, name, body); done || err != nil {
+			return forwarded{}, err
+		}
+	}
 	ctx, token, err := h.admit(ctx, r, x, req.AccessToken, pre)
 	if err != nil {
 		return nil, err

@@ -50,6 +50,9 @@ type SessionInfo struct {
 	Me *Me `json:"me"`
 	// Config is WAHA's session configuration; always null here.
 	Config *struct{} `json:"config"`
+	// Node is the id of the process that serves the session, when several
+	// share it (see session.Status.Node); omitted otherwise.
+	Node string `json:"node,omitempty"`
 }
 
 // Me is the account of a session, as WAHA writes it.
@@ -75,10 +78,13 @@ type StatusResponse struct {
 	LoggedIn bool `json:"loggedIn"`
 	// JID is the account's phone-number JID, once paired.
 	JID string `json:"jid,omitempty"`
+	// Node is the id of the process that serves the session, when several
+	// share it (see session.Status.Node); omitted otherwise.
+	Node string `json:"node,omitempty"`
 }
 
 // serveStatus serves one status request (see ServeStatus).
-func (h *Handler) serveStatus(ctx context.Context, _ http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
+func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
 	x.dialect = dialectWAHA
 	if strings.HasSuffix(r.URL.Path, PathWawpStatus) {
 		x.dialect = dialectWawp
@@ -89,6 +95,11 @@ func (h *Handler) serveStatus(ctx context.Context, _ http.ResponseWriter, r *htt
 	q := r.URL.Query()
 	name, errs := sessionName(h.cfg.pathSession(r), q.Get("session"), q.Get("instance_id"), "session")
 	x.asked = name
+	if len(errs) == 0 {
+		if done, err := h.forward(w, r, x, name, nil); done || err != nil {
+			return forwarded{}, err
+		}
+	}
 	ctx, token, err := h.admit(ctx, r, x, q.Get("access_token"), preauthed{})
 	if err != nil {
 		return nil, err
@@ -105,7 +116,7 @@ func (h *Handler) serveStatus(ctx context.Context, _ http.ResponseWriter, r *htt
 		return sessionInfo(name, state, st), nil
 	}
 	return &StatusResponse{Success: true, Session: name, Status: state,
-		Connected: st.Connected, LoggedIn: st.LoggedIn, JID: st.JID}, nil
+		Connected: st.Connected, LoggedIn: st.LoggedIn, JID: st.JID, Node: st.Node}, nil
 }
 
 // wahaSessionPath reports whether r came by WAHA's session path
@@ -136,7 +147,7 @@ func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) 
 
 // sessionInfo is WAHA's view of a session's state.
 func sessionInfo(name, state string, st session.Status) *SessionInfo {
-	info := &SessionInfo{Name: name, Status: state}
+	info := &SessionInfo{Name: name, Status: state, Node: st.Node}
 	if state == StateUnknown {
 		info.Status = StateWorking
 	}

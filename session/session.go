@@ -191,6 +191,10 @@ type Status struct {
 	// JID is the account's phone-number JID, e.g.
 	// "15551234567@s.whatsapp.net"; empty until paired.
 	JID string
+	// Node is the id of the process that serves the session when several
+	// processes share the sessions (a cluster), or "" while none does;
+	// always "" in a single process.
+	Node string
 }
 
 // StatusReporter is implemented by sessions that can tell their state.

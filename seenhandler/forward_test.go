@@ -1,0 +1,133 @@
+package seenhandler_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+// forwarder is a Forwarder that serves the sessions in owners elsewhere (by
+// answering 299 with the body it was given) and records what it was asked.
+type forwarder struct {
+	mu     sync.Mutex
+	asked  []string
+	bodies []string
+	owners map[string]bool
+	err    error
+}
+
+func (f *forwarder) Forward(w http.ResponseWriter, r *http.Request, name string, body []byte) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, name)
+	f.bodies = append(f.bodies, string(body))
+	if f.err != nil {
+		return false, f.err
+	}
+	if !f.owners[name] {
+		return false, nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(299)
+	fmt.Fprintf(w, `{"forwarded":%q}`, name)
+	return true, nil
+}
+
+func TestForwarder(t *testing.T) {
+	fake := sessiontest.New()
+	reg := fake.Registry("here", "there")
+	fwd := &forwarder{owners: map[string]bool{"there": true}}
+	var rec recorder
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithForwarder(fwd), seenhandler.WithObserver(rec.observer()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	do := func(method, target, body string) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+
+	body := `{"session":"there","to":"15551234567","messageId":"3EB0AA"}`
+	if w := do("POST", "/sendSeen", body); w.Code != 299 || w.Body.String() != `{"forwarded":"there"}` {
+		t.Fatalf("forwarded POST: %d %s, want the owner's answer alone", w.Code, w.Body)
+	}
+	if got := fake.Calls(); len(got) != 0 {
+		t.Fatalf("a forwarded request was sent here too: %v", got)
+	}
+	if fwd.bodies[0] != body {
+		t.Fatalf("Forward got body %q, want the request's %q", fwd.bodies[0], body)
+	}
+	if w := do("GET", "/api/sessions/there", ""); w.Code != 299 {
+		t.Fatalf("forwarded status: %d %s", w.Code, w.Body)
+	}
+	if w := do("POST", "/sendSeen", `{"session":"here","to":"15551234567","messageId":"3EB0AB"}`); w.Code != 200 {
+		t.Fatalf("local POST: %d %s", w.Code, w.Body)
+	}
+	if got := fake.Calls(); len(got) != 1 {
+		t.Fatalf("local request: %d calls, want 1", len(got))
+	}
+	// A bad session name is answered here, never forwarded.
+	if w := do("POST", "/sendSeen", `{"session":"caf\u00e9","to":"15551234567","messageId":"3EB0AC"}`); w.Code != 400 {
+		t.Fatalf("bad name: %d %s", w.Code, w.Body)
+	}
+	if want := []string{"there", "there", "here"}; fmt.Sprint(fwd.asked) != fmt.Sprint(want) {
+		t.Fatalf("Forward asked about %v, want %v", fwd.asked, want)
+	}
+	done, _ := rec.take()
+	var st []int
+	for _, d := range done {
+		st = append(st, d.Status)
+	}
+	if fmt.Sprint(st) != "[299 299 200 400]" {
+		t.Fatalf("Observer saw statuses %v", st)
+	}
+
+	// An error of the Forwarder is the handler's answer.
+	fwd.err = session.WithRetryAfter(fmt.Errorf("%w: the owner is unreachable", session.ErrNotConnected), 7*time.Second)
+	w := do("POST", "/sendSeen", body)
+	var e struct{ Error struct{ Code string } }
+	_ = json.NewDecoder(bytes.NewReader(w.Body.Bytes())).Decode(&e)
+	if w.Code != 503 || e.Error.Code != "session_not_connected" || w.Header().Get("Retry-After") != "7" {
+		t.Fatalf("forwarder error: %d %s Retry-After %q", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
+	if strings.Contains(w.Body.String(), "unreachable") {
+		t.Fatalf("the forwarder's error text reached the client: %s", w.Body)
+	}
+}
+
+func TestStatusNode(t *testing.T) {
+	fake := sessiontest.New()
+	reg := fake.Registry("demo")
+	fake.SetStatus("demo", session.Status{Connected: true, LoggedIn: true, Paired: true, Node: "node-b"})
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	for _, target := range []string{"/api/sessions/demo", "/v2/session/status?session=demo", "/api/sessions"} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"node":"node-b"`) {
+			t.Errorf("%s: %d %s, want node-b", target, w.Code, w.Body)
+		}
+	}
+}
