@@ -1,0 +1,368 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+// Devices is what a [Node] needs of the sessions it places: the sessions
+// of one process's store. *whatsmeow.Manager implements it.
+type Devices interface {
+	session.Registry
+	// Refresh loads the sessions that appeared in the shared store since
+	// the last call (paired by another process), drops those whose device
+	// is gone, and returns every name, sorted. It connects nothing.
+	Refresh(ctx context.Context) ([]string, error)
+	// Acquire connects the named sessions, re-reading their devices from
+	// the store; it returns when each has connected or failed once.
+	Acquire(ctx context.Context, names ...string) error
+	// Release disconnects the named session and returns once it is
+	// disconnected; it does not reconnect until acquired again.
+	Release(ctx context.Context, name string) error
+	// ReleaseAll disconnects every session now (self-fencing).
+	ReleaseAll()
+	// Capacity is how many sessions this process can hold connected.
+	Capacity() int
+}
+
+// Defaults of [Config].
+const (
+	// DefaultLeaseTTL is how long a lease lives without renewal: a dead
+	// node's sessions are free that long after its last renewal.
+	DefaultLeaseTTL = 8 * time.Second
+	// DefaultRenew is how often a node renews its leases and heartbeat and
+	// revisits the placement.
+	DefaultRenew = time.Second
+	// DefaultConnectEstimate is what a Retry-After counts for connecting a
+	// session once its new owner has its lease.
+	DefaultConnectEstimate = 2 * time.Second
+)
+
+// nodeIDPattern is what a node id may look like (a host name does).
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// Config configures a [Node]. NodeID is required; the zero value of every
+// other field is its default.
+type Config struct {
+	// NodeID names this process among the nodes, e.g. its host name. Two
+	// live processes cannot share one: Start waits for an earlier process
+	// with this id to be gone (its heartbeat to expire), up to LeaseTTL.
+	NodeID string
+	// Advertise is the base URL at which the other nodes reach this
+	// process's handler, e.g. "http://10.0.0.5:8080" (a forwarded request
+	// keeps its path). Empty: requests are not forwarded to this node.
+	Advertise string
+	// Secret authenticates the nodes to each other: a forwarded request
+	// carries an HMAC-SHA256 of itself under it. Every node must have the
+	// same. Empty: this node forwards nothing, and a request for a session
+	// another node owns gets 503 session_not_connected.
+	Secret []byte
+	// LeaseTTL is how long a lease lives unrenewed, which bounds a
+	// failover (see the package documentation). Default: [DefaultLeaseTTL]
+	// (8 s); at least 3 × Renew.
+	LeaseTTL time.Duration
+	// Renew is the period of the heartbeat, the renewals and the
+	// placement. Default: [DefaultRenew] (1 s).
+	Renew time.Duration
+	// ConnectEstimate is what a Retry-After counts for connecting a session
+	// once its new owner has its lease. Default: [DefaultConnectEstimate]
+	// (2 s).
+	ConnectEstimate time.Duration
+	// Client forwards requests to their owners. Default: a client with a
+	// 30 s timeout.
+	Client *http.Client
+	// Logger logs the node's decisions (ownership changes at Info, fencing
+	// and lost leases at Error). Default: discard.
+	Logger *slog.Logger
+	// Now is the clock; tests may set it. Default: time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if !nodeIDPattern.MatchString(c.NodeID) {
+		return c, fmt.Errorf("cluster: NodeID %q: want 1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit", c.NodeID)
+	}
+	if c.Advertise != "" {
+		u, err := url.Parse(c.Advertise)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("cluster: Advertise %q: want an http:// or https:// URL", c.Advertise)
+		}
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.Renew == 0 {
+		c.Renew = DefaultRenew
+	}
+	if c.ConnectEstimate == 0 {
+		c.ConnectEstimate = DefaultConnectEstimate
+	}
+	if c.Renew < 0 || c.LeaseTTL < 3*c.Renew || c.ConnectEstimate < 0 {
+		return c, errors.New("cluster: need 0 < Renew, 3 × Renew <= LeaseTTL, 0 <= ConnectEstimate")
+	}
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// fenceAfter is how long after sending a renewal that succeeded a node
+// still serves its sessions: two renewal periods short of the lease's
+// life, so that it has disconnected them before anyone else may take them.
+func (c Config) fenceAfter() time.Duration { return c.LeaseTTL - 2*c.Renew }
+
+// Node is one process of a cluster: it implements session.Registry,
+// session.Lister and seenhandler.Forwarder over the sessions of its
+// [Devices], serving those it owns and forwarding the others to their
+// owners. It is safe for concurrent use.
+type Node struct {
+	cfg         Config
+	db          *sql.DB
+	dev         Devices
+	incarnation string
+
+	life    context.Context
+	endLife context.CancelFunc
+	loops   sync.WaitGroup
+	renewed chan struct{} // a renewal succeeded: the watchdog re-arms
+
+	// acquiring is cancelled when the node fences itself, so that a
+	// connect under way does not outlive the leases.
+	acquireMu     sync.Mutex
+	acquiring     context.Context
+	stopAcquiring context.CancelFunc
+
+	mu         sync.RWMutex
+	started    bool
+	closed     bool
+	held       map[string]int64 // leases held: session name → epoch
+	validUntil time.Time        // serve held sessions until then (fencing)
+	view       view             // the last snapshot of the cluster
+}
+
+// view is a snapshot of the cluster's tables, taken each Renew.
+type view struct {
+	at     time.Time
+	nodes  map[string]nodeRow
+	leases map[string]leaseRow
+	names  []string // every session of the store, sorted
+}
+
+type nodeRow struct {
+	id, url  string
+	capacity int
+}
+
+type leaseRow struct {
+	node    string
+	epoch   int64
+	status  string
+	live    bool
+	remains time.Duration
+}
+
+var (
+	_ session.Registry      = (*Node)(nil)
+	_ session.Lister        = (*Node)(nil)
+	_ seenhandler.Forwarder = (*Node)(nil)
+)
+
+// Open prepares a node of the cluster whose coordinator is the PostgreSQL
+// database at dsn (a postgres:// URL: the same database as the sessions'
+// store). It opens a small connection pool of its own, so that a busy
+// store cannot starve the renewals, and creates its tables. Nothing is
+// connected until Start.
+func Open(ctx context.Context, dsn string, dev Devices, cfg Config) (*Node, error) {
+	if dev == nil {
+		return nil, errors.New("cluster: nil Devices")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open the coordinator: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := createSchema(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	n := &Node{cfg: cfg, db: db, dev: dev, incarnation: rand.Text(),
+		renewed: make(chan struct{}, 1), held: make(map[string]int64)}
+	n.life, n.endLife = context.WithCancel(context.Background())
+	n.acquiring, n.stopAcquiring = context.WithCancel(n.life)
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Start registers the node (waiting, up to LeaseTTL, for an earlier
+// process with its id to be gone), takes its share of the sessions and
+// connects them, then keeps the placement up to date in the background
+// until Close.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	if n.started || n.closed {
+		n.mu.Unlock()
+		return errors.New("cluster: Start called twice, or after Close")
+	}
+	n.started = true
+	n.mu.Unlock()
+	if err := n.register(ctx); err != nil {
+		return err
+	}
+	if err := n.place(ctx); err != nil {
+		n.cfg.Logger.Warn("cluster: the first placement failed; retrying in the background", "error", err)
+	}
+	n.loops.Add(3)
+	go n.renewLoop()
+	go n.placeLoop()
+	go n.watchdog()
+	return nil
+}
+
+// register heartbeats until this incarnation holds the node id.
+func (n *Node) register(ctx context.Context) error {
+	deadline := n.cfg.Now().Add(n.cfg.LeaseTTL + n.cfg.Renew)
+	for {
+		sent := n.cfg.Now()
+		ok, err := n.heartbeat(ctx)
+		if err != nil {
+			return fmt.Errorf("cluster: register node %q: %w", n.cfg.NodeID, err)
+		}
+		if ok {
+			n.markRenewed(sent)
+			return nil
+		}
+		if n.cfg.Now().After(deadline) {
+			return fmt.Errorf("cluster: node id %q is used by another live process", n.cfg.NodeID)
+		}
+		n.cfg.Logger.Warn("cluster: another process holds this node id; waiting for its heartbeat to expire", "node", n.cfg.NodeID)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(n.cfg.Renew):
+		}
+	}
+}
+
+// Close hands the node's sessions over: it disconnects them, then frees
+// their leases so that the other nodes take them at once, and leaves the
+// membership. It does not close the Devices.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	held := n.held
+	n.held = make(map[string]int64)
+	n.mu.Unlock()
+	n.endLife()
+	n.loops.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names := make([]string, 0, len(held))
+	for name := range held {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		if err := n.dev.Release(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("release %q: %w", name, err))
+			continue // its lease expires on its own
+		}
+		if err := n.free(ctx, name, held[name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := n.db.ExecContext(ctx, `DELETE FROM bluetick_node WHERE id = $1 AND incarnation = $2`, n.cfg.NodeID, n.incarnation); err != nil {
+		errs = append(errs, fmt.Errorf("leave the membership: %w", err))
+	}
+	errs = append(errs, n.db.Close())
+	return errors.Join(errs...)
+}
+
+// serving reports whether this node serves name now: it holds its lease
+// and has renewed recently enough.
+func (n *Node) serving(name string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	_, ok := n.held[name]
+	return ok && n.cfg.Now().Before(n.validUntil)
+}
+
+// Local reports whether this node serves the session called name now (a
+// worker delivering queued receipts asks it).
+func (n *Node) Local(name string) bool { return n.serving(name) }
+
+// Owner returns the id of the node that holds the lease of the session
+// called name, as of the last snapshot, and whether one does.
+func (n *Node) Owner(name string) (string, bool) {
+	if n.serving(name) {
+		return n.cfg.NodeID, true
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	l, ok := n.view.leases[name]
+	if !ok || !l.live {
+		return "", false
+	}
+	if _, alive := n.view.nodes[l.node]; !alive {
+		return "", false
+	}
+	return l.node, true
+}
+
+// Held returns the names of the sessions this node holds, sorted.
+func (n *Node) Held() []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	names := make([]string, 0, len(n.held))
+	for name := range n.held {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// retryAfter is how long a client should wait for the session called name
+// to have an owner again: what remains of a lease nobody renews, then a
+// placement round and a connect.
+func (n *Node) retryAfter(name string) time.Duration {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	d := n.cfg.Renew + n.cfg.ConnectEstimate
+	if l, ok := n.view.leases[name]; ok && l.live {
+		d += l.remains
+	}
+	return d
+}

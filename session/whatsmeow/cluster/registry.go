@@ -1,0 +1,90 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+// Lookup returns the session called name: this process's own session when
+// this node serves it; otherwise a stand-in that reports the status its
+// owner published (and the owner's node id) and answers every receipt with
+// session.ErrNotConnected and a Retry-After, since a handler with
+// [Node] as its seenhandler.Forwarder sends such requests to the owner. A
+// name the store does not know wraps session.ErrSessionNotFound.
+func (n *Node) Lookup(ctx context.Context, name string) (session.Session, error) {
+	s, err := n.dev.Lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if n.serving(name) {
+		return &local{Session: s, node: n.cfg.NodeID}, nil
+	}
+	r := &remote{name: name, n: n}
+	n.mu.RLock()
+	l, ok := n.view.leases[name]
+	_, alive := n.view.nodes[l.node]
+	n.mu.RUnlock()
+	if ok && l.live && alive && l.node != n.cfg.NodeID {
+		r.node = l.node
+		var ws wireStatus
+		if json.Unmarshal([]byte(l.status), &ws) == nil {
+			r.status = session.Status{Connected: ws.Connected, LoggedIn: ws.LoggedIn, Paired: ws.Paired, JID: ws.JID}
+		}
+	}
+	if r.node == "" {
+		r.status = session.Status{Paired: true} // stored, so paired; nobody connects it now
+	}
+	r.status.Node = r.node
+	return r, nil
+}
+
+// ListSessions returns the names of every session in the store, as of the
+// last snapshot, sorted.
+func (n *Node) ListSessions(ctx context.Context) ([]string, error) {
+	n.mu.RLock()
+	names := n.view.names
+	n.mu.RUnlock()
+	if names == nil {
+		return n.dev.Refresh(ctx)
+	}
+	return append([]string(nil), names...), nil
+}
+
+// local is a session this node serves: its status names the node.
+type local struct {
+	session.Session
+	node string
+}
+
+func (s *local) Unwrap() session.Session { return s.Session }
+
+func (s *local) Status(ctx context.Context) session.Status {
+	r, ok := session.As[session.StatusReporter](s.Session)
+	if !ok {
+		return session.Status{Node: s.node}
+	}
+	st := r.Status(ctx)
+	st.Node = s.node
+	return st
+}
+
+// remote stands for a session this node does not serve.
+type remote struct {
+	n      *Node
+	name   string
+	node   string // the owner's id; "" while nobody serves it
+	status session.Status
+}
+
+func (r *remote) SendReceipt(context.Context, session.Receipt) (session.Result, error) {
+	err := fmt.Errorf("%w: session %q has no owner now", session.ErrNotConnected, r.name)
+	if r.node != "" {
+		err = fmt.Errorf("%w: session %q is served by node %q, and this handler does not forward", session.ErrNotConnected, r.name, r.node)
+	}
+	return session.Result{}, session.WithRetryAfter(err, r.n.retryAfter(r.name))
+}
+
+func (r *remote) Status(context.Context) session.Status { return r.status }
