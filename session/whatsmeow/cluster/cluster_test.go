@@ -138,7 +138,7 @@ type member struct {
 	srv  *httptest.Server
 }
 
-func startMember(t *testing.T, w *world, dsn, id string) *member {
+func startMember(t testing.TB, w *world, dsn, id string) *member {
 	t.Helper()
 	m := &member{id: id, dev: &devices{w: w, node: id}}
 	var h http.Handler
@@ -169,7 +169,7 @@ func startMember(t *testing.T, w *world, dsn, id string) *member {
 // settle waits until every session is connected by exactly one of the
 // live members, each member holds what it connected, the placement is
 // balanced (⌈S/N⌉+1) and it has stayed so for two renewal periods.
-func settle(t *testing.T, w *world, live []*member, within time.Duration) map[string]string {
+func settle(t testing.TB, w *world, live []*member, within time.Duration) map[string]string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var since time.Time
@@ -471,3 +471,5 @@ func TestPartitionAndDeath(t *testing.T) {
 	}
 	w.mu.Unlock()
 }
+
+var pgtestNew = pgtest.New
