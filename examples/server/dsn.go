@@ -26,6 +26,7 @@ type storeDSN struct {
 	dsn      string // for Open
 	shown    string // the DSN with its password masked
 	password string // to mask in error texts; "" when none
+	postgres bool   // a PostgreSQL store: the server runs as a cluster node
 }
 
 // parseStoreDSN recognises Postgres DSNs that session/whatsmeow would take
@@ -59,7 +60,7 @@ func pgURL(u *url.URL) storeDSN {
 		q.Set("connect_timeout", defaultConnectTimeout)
 		u.RawQuery = q.Encode()
 	}
-	s := storeDSN{dsn: u.String(), shown: u.Redacted()}
+	s := storeDSN{dsn: u.String(), shown: u.Redacted(), postgres: true}
 	if p, ok := u.User.Password(); ok {
 		s.password = p
 		if q.Get("password") == "" {

@@ -24,6 +24,7 @@ import (
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+	"github.com/bluetick/bluetick/session/whatsmeow/cluster"
 )
 
 // Defaults of the flags and the environment.
@@ -32,7 +33,9 @@ const (
 	defaultSessions = "demo"
 	demoToken       = "demo-token"
 	tokenEnv        = "BLUETICK_TOKEN"
-	defaultPairName = "default"
+	// clusterSecretEnv holds the secret of -cluster-secret.
+	clusterSecretEnv = "BLUETICK_CLUSTER_SECRET"
+	defaultPairName  = "default"
 	// demoRecords is how many calls the -demo backend remembers: it keeps
 	// the last ones only, so that its memory stays flat however long it runs.
 	demoRecords = 1000
@@ -115,6 +118,9 @@ type config struct {
 	coalesce                 time.Duration
 	dedup                    bool
 	maxConns                 int
+
+	// Cluster mode (a Postgres store).
+	nodeID, advertise, clusterSecret string
 }
 
 // Protective defaults of real mode, for one WhatsApp account: bursts of a
@@ -153,6 +159,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
+	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store (default: the host name)")
+	fs.StringVar(&c.advertise, "advertise", "", "`URL` at which the other nodes reach this one, e.g. http://10.0.0.5:8080 (default: http:// and the address listened on)")
+	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "`secret` the nodes of a Postgres store share to forward requests to each other (default $"+clusterSecretEnv+"; none: no forwarding)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -180,6 +189,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.db == "" {
 		c.db = bwm.DefaultDSN
+	}
+	if c.clusterSecret == "" {
+		c.clusterSecret = getenv(clusterSecretEnv)
 	}
 	return c, nil
 }
@@ -277,10 +289,19 @@ func run(ctx context.Context, args []string, e env) error {
 			go auth.reloadOn(ctx, e.hup, e.stderr, logger)
 		}
 	}
+	ln, err := listen(c.addr, c.maxConns)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // on an early return; Serve closes it otherwise
+	base := "http://" + dialAddr(ln.Addr())
 	var (
 		reg        session.Registry
-		manager    *bwm.Manager // in real mode
-		storeShown string       // the store's DSN, its password masked
+		manager    *bwm.Manager  // in real mode
+		node       *cluster.Node // in real mode on a Postgres store
+		pairing    <-chan bwm.PairEvent
+		storeShown string // the store's DSN, its password masked
+		opts       []seenhandler.Option
 	)
 	if c.demo {
 		fake := sessiontest.New(sessiontest.WithMaxRecords(demoRecords))
@@ -295,20 +316,36 @@ func run(ctx context.Context, args []string, e env) error {
 			return errUsage
 		}
 		c.db, storeShown = store.dsn, store.shown
-		m, err := openManager(ctx, c, e, logger)
+		m, events, err := openManager(ctx, c, e, logger)
 		if err != nil {
 			return store.redact(err)
 		}
 		defer m.Close()
-		manager, reg = m, managerRegistry{m}
+		manager, reg, pairing = m, managerRegistry{m}, events
+		if store.postgres {
+			if c.advertise == "" {
+				c.advertise = base
+			}
+			if node, err = openNode(ctx, c, m, logger); err != nil {
+				return store.redact(err)
+			}
+			defer node.Close() // before m.Close: hands the sessions over
+			reg = node
+			opts = append(opts, seenhandler.WithForwarder(node))
+		} else if c.nodeID != "" || c.advertise != "" || c.clusterSecret != "" {
+			fmt.Fprintln(e.stderr, "server: -node-id, -advertise and a cluster secret need a Postgres store (-db postgres://…); a SQLite store serves one process")
+			return errUsage
+		}
+		go startSessions(ctx, m, node, pairing, c, e.stderr, logger)
 	}
 	// The decorators (coalescing, dedup) live with the registry, which
 	// owns them: closed after the handler's Shutdown, below.
 	decorated := session.Decorate(reg, decorateOptions(c))
-	opts, err := handlerOptions(c)
+	hopts, err := handlerOptions(c)
 	if err != nil {
 		return err
 	}
+	opts = append(opts, hopts...)
 	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger),
 		seenhandler.WithOpenAPI(openAPIPath))...)
 	if err != nil {
@@ -318,10 +355,6 @@ func run(ctx context.Context, args []string, e env) error {
 	seenhandler.Mount(mux, h)
 	mux.HandleFunc("GET /healthz", healthz)
 
-	ln, err := listen(c.addr, c.maxConns)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -334,7 +367,6 @@ func run(ctx context.Context, args []string, e env) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	base := "http://" + dialAddr(ln.Addr())
 	stderr := e.stderr
 	fmt.Fprintf(stderr, "listening on http://%s\n", ln.Addr())
 	example := c.pairName
@@ -354,6 +386,13 @@ func run(ctx context.Context, args []string, e env) error {
 			list = "none yet"
 		}
 		fmt.Fprintf(stderr, "whatsmeow backend; store: %s; sessions: %s; token: %s\n", storeShown, list, tokenShown)
+		if node != nil {
+			forwarding := "on"
+			if c.clusterSecret == "" {
+				forwarding = "off (no $" + clusterSecretEnv + ")"
+			}
+			fmt.Fprintf(stderr, "cluster node %s, reached at %s; forwarding %s\n", node.ID(), c.advertise, forwarding)
+		}
 	}
 	fmt.Fprintf(stderr, "try:\n  curl -sS %s%s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"session\":\"%s\",\"to\":\"15551234567\",\"messageId\":\"3EB0C767D26A1D98A4\"}'\n",
 		base, seenhandler.PathWasend, tokenShown, example)
@@ -379,6 +418,13 @@ func run(ctx context.Context, args []string, e env) error {
 	st, err := h.Shutdown(sctx)
 	if cerr := decorated.Close(sctx); err == nil {
 		err = cerr
+	}
+	if node != nil {
+		// Hand the sessions over to the other nodes now, not when the
+		// leases expire.
+		if cerr := node.Close(); err == nil {
+			err = cerr
+		}
 	}
 	fmt.Fprintf(e.stderr, "stopped; asynchronous receipts: %d accepted, %d sent, %d failed, %d pending\n",
 		st.Accepted, st.Sent, st.Failed, st.Pending)
@@ -450,35 +496,45 @@ func decorateOptions(c config) session.DecorateOptions {
 	return o
 }
 
-// openManager opens the whatsmeow session store, connects its sessions in
-// the background and, when it holds none, starts pairing one: registered at
-// once (SCAN_QR_CODE, 503 session_not_logged_in) and retried while WhatsApp
-// is unreachable.
-func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, error) {
+// openManager opens the whatsmeow session store and, when it holds none,
+// starts pairing one: registered at once (SCAN_QR_CODE, 503
+// session_not_logged_in) and retried while WhatsApp is unreachable; the
+// pairing's events come on the channel. startSessions connects the rest.
+func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, <-chan bwm.PairEvent, error) {
 	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger))}
 	if e.clientHook != nil {
 		opts = append(opts, bwm.WithClientHook(e.clientHook))
 	}
 	m, err := bwm.Open(ctx, c.db, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var events <-chan bwm.PairEvent
 	if len(m.Names()) == 0 {
 		if events, err = m.KeepPairing(ctx, c.pairName, c.phone); err != nil {
 			m.Close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	go func() {
-		if err := m.Start(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("starting sessions failed", "error", err)
-		}
-		if events != nil {
-			pair(events, c, e.stderr) // ends when the Manager closes at the latest
-		}
-	}()
-	return m, nil
+	return m, events, nil
+}
+
+// startSessions connects the stored sessions — all of them, or in a
+// cluster this node's share — then prints the pairing's events, if any.
+func startSessions(ctx context.Context, m *bwm.Manager, node *cluster.Node, events <-chan bwm.PairEvent, c config, w io.Writer, logger *slog.Logger) {
+	var err error
+	if node != nil {
+		err = node.Start(ctx)
+	} else {
+		err = m.Start(ctx)
+	}
+	if err != nil && ctx.Err() == nil {
+		logger.Error("starting sessions failed", "error", err)
+		fmt.Fprintln(w, "server: starting sessions failed:", err)
+	}
+	if events != nil {
+		pair(events, c, w) // ends when the Manager closes at the latest
+	}
 }
 
 // pair prints the pairing of session c.pairName on w: its QR codes (or pair
