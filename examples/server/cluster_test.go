@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// postgresDB creates a database of its own for t on the server of
+// $BLUETICK_TEST_POSTGRES (skipped without one, failed with CI=true) and
+// drops it when t ends.
+func postgresDB(t *testing.T) string {
+	t.Helper()
+	const envPG = "BLUETICK_TEST_POSTGRES"
+	admin := os.Getenv(envPG)
+	if admin == "" {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatal(envPG + " is not set, and CI=true")
+		}
+		t.Skip(envPG + " is not set: PostgreSQL tests skipped")
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "bluetick_test_" + strings.ToLower(rand.Text())
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// storePGDevice stores a paired device whose JID user is user in the
+// Postgres store at dsn.
+func storePGDevice(t *testing.T, dsn, user string) {
+	t.Helper()
+	c, err := sqlstore.New(context.Background(), "pgx", dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dev := c.NewDevice()
+	id := types.NewADJID(user, 0, 1)
+	dev.ID = &id
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proc is examples/server running as a process of its own.
+type proc struct {
+	cmd *exec.Cmd
+	url string
+}
+
+var listeningLine = regexp.MustCompile(`listening on (http://\S+)`)
+
+// startProc runs bin with args; its whatsmeow clients reach no network:
+// HTTPS_PROXY points them at a closed loopback port.
+func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "NO_PROXY=", "no_proxy=")
+	cmd.Env = append(cmd.Env, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+			if testing.Verbose() {
+				t.Log(filepath.Base(bin), sc.Text())
+			}
+		}
+	}()
+	select {
+	case p.url = <-found:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the server did not say it was listening")
+	}
+	return p
+}
+
+// buildServer builds examples/server into a temporary directory.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "server")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func (p *proc) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	return do(t, req)
+}
+
+func (p *proc) node(t *testing.T, session string) string {
+	t.Helper()
+	status, body := p.get(t, "/api/sessions/"+session)
+	var info struct{ Node string }
+	if status != 200 || json.Unmarshal(body, &info) != nil {
+		t.Fatalf("status of %s: %d %s", session, status, body)
+	}
+	return info.Node
+}
+
+// Issue 12, "Processes": two examples/server processes on one Postgres
+// database with one stored device: exactly one owns it, both name the same
+// owner, a request to either gets the owner's answer, and when the owner
+// is killed (SIGKILL) the other takes over within the bound.
+func TestClusterProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server twice")
+	}
+	dsn := postgresDB(t)
+	storePGDevice(t, dsn, "15550000001")
+	bin := buildServer(t)
+	env := []string{tokenEnv + "=s3cret", clusterSecretEnv + "=cluster-s3cret"}
+	nodes := map[string]*proc{
+		"node-1": startProc(t, bin, env, "-db", dsn, "-node-id", "node-1"),
+		"node-2": startProc(t, bin, env, "-db", dsn, "-node-id", "node-2"),
+	}
+	const name = "15550000001"
+	var owner string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		a, b := nodes["node-1"].node(t, name), nodes["node-2"].node(t, name)
+		if a != "" && a == b {
+			owner = a
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no agreed owner: node-1 says %q, node-2 says %q", a, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	other := "node-1"
+	if owner == "node-1" {
+		other = "node-2"
+	}
+	// Either node answers with the owner's answer: its client cannot reach
+	// WhatsApp here, so 503 session_not_connected, the same bytes.
+	body := `{"session":"` + name + `","chatId":"15551234567","messageIds":["3EB0A"]}`
+	var answers []string
+	for _, id := range []string{owner, other} {
+		req, _ := http.NewRequest(http.MethodPost, nodes[id].url+"/api/sendSeen", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", "s3cret")
+		status, b := do(t, req)
+		answers = append(answers, strconv.Itoa(status)+" "+string(b))
+	}
+	if answers[0] != answers[1] || !strings.HasPrefix(answers[0], "503 ") {
+		t.Errorf("answers: at the owner %s, at the other %s", answers[0], answers[1])
+	}
+	status, list := nodes[other].get(t, "/api/sessions")
+	if status != 200 || !strings.Contains(string(list), `"node":"`+owner+`"`) {
+		t.Errorf("session list at %s: %d %s", other, status, list)
+	}
+
+	// SIGKILL the owner: the other takes the session within the bound
+	// (lease 8 s + a renewal round + connecting).
+	if err := nodes[owner].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	for nodes[other].node(t, name) != other {
+		if time.Since(killed) > 15*time.Second {
+			t.Fatalf("%s did not take the session within 15 s of %s's death", other, owner)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("takeover after SIGKILL: %v", time.Since(killed).Round(time.Millisecond))
+}
