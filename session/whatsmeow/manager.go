@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -45,20 +46,43 @@ type Manager struct {
 	endLife context.CancelFunc
 	pairing sync.WaitGroup
 
+	// slots bounds the connects in flight (WithConnectConcurrency).
+	slots chan struct{}
+
 	mu       sync.RWMutex
 	closed   bool
 	sessions map[string]*managed
-	// retiring counts the goroutines stopping dropped sessions; Close
-	// waits for them.
-	retiring sync.WaitGroup
+	// fence counts the calls of ReleaseAll: an Acquire that began before
+	// one does not connect after it.
+	fence uint64
+	// retiring counts the goroutines stopping dropped sessions, and
+	// connecting those connecting acquired sessions; Close waits for them.
+	retiring   sync.WaitGroup
+	connecting sync.WaitGroup
 }
 
 var _ session.Registry = (*Manager)(nil)
 
+// managed is the registry's entry for a session: its client and [Session].
+// They are never swapped: Acquire replaces a released entry with a new one
+// (a fresh client over the device as the store has it now), sharing gate.
 type managed struct {
 	name    string
 	client  *whatsmeow.Client
 	session *Session
+	// gate serialises Acquire and Release of the name; the entries that
+	// replace one another share it.
+	gate gate
+	// conn is the context the client connects under: its socket and
+	// whatsmeow's reconnect loop end with it. Release and stop cancel it.
+	conn   context.Context
+	cancel context.CancelFunc
+	// acquired: Acquire connected the client (or is connecting it) and
+	// neither Release nor a replaced stream has stopped it since.
+	acquired atomic.Bool
+	// attempt receives the outcome of the client's first connection
+	// attempt: nil once logged in, or why it failed.
+	attempt chan error
 }
 
 // ManagerOption configures a [Manager]; see [Open]. A bad value is an error
@@ -72,6 +96,7 @@ type managerOptions struct {
 	pairFirst   time.Duration // KeepPairing's first wait
 	pairMax     time.Duration // and its longest
 	pool        DBPool
+	connects    int // WithConnectConcurrency
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -151,7 +176,8 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 // schema up to date, and prepares a [Session] for every stored device. The
 // clients are not connected until Start.
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
-	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry}
+	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry,
+		connects: DefaultConnectConcurrency}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -161,7 +187,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed)}
+	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects)}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, dialect); err != nil {
 		db.Close()
@@ -264,6 +290,17 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	if _, taken := m.sessions[name]; taken {
 		return nil, fmt.Errorf("%w: %q", ErrSessionExists, name)
 	}
+	ms, err := m.newManaged(name, dev, newGate())
+	if err != nil {
+		return nil, err
+	}
+	m.sessions[name] = ms
+	return ms, nil
+}
+
+// newManaged creates the client and [Session] of an entry for dev, not
+// connected and not in the registry.
+func (m *Manager) newManaged(name string, dev *store.Device, g gate) (*managed, error) {
 	client := whatsmeow.NewClient(dev, newWALogger(m.opts.logger.With("session", name), "whatsmeow"))
 	client.EnableAutoReconnect = true
 	client.InitialAutoReconnect = true
@@ -275,9 +312,10 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 	if err != nil {
 		return nil, err // checked by Open: unreachable
 	}
-	ms := &managed{name: name, client: client, session: sess}
+	ms := &managed{name: name, client: client, session: sess, gate: g, attempt: make(chan error, 1)}
+	// Not under m.life: Close disconnects before it cancels (see release).
+	ms.conn, ms.cancel = context.WithCancel(context.Background())
 	client.AddEventHandler(func(evt any) { m.handleEvent(ms, evt) })
-	m.sessions[name] = ms
 	return ms, nil
 }
 
@@ -312,11 +350,31 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 		}
 	case *events.LoggedOut:
 		m.opts.logger.Warn("session logged out by WhatsApp; it leaves the registry", "session", ms.name, "reason", e.Reason.String())
+		ms.tell(fmt.Errorf("logged out by WhatsApp (%s)", e.Reason))
 		m.drop(ms)
 	case *events.Connected:
 		m.opts.logger.Info("session connected", "session", ms.name)
+		ms.tell(nil)
 	case *events.Disconnected:
 		m.opts.logger.Warn("session disconnected", "session", ms.name)
+		ms.tell(errors.New("disconnected before logging in"))
+	case *events.ConnectFailure:
+		ms.tell(fmt.Errorf("WhatsApp refused the login: %s %s", e.Reason, e.Message))
+	case *events.TemporaryBan:
+		ms.tell(fmt.Errorf("temporarily banned: %s", e))
+	case *events.ClientOutdated:
+		ms.tell(errors.New("WhatsApp says the client is outdated"))
+	case *events.StreamReplaced:
+		ms.tell(errors.New("replaced by another connection of the device"))
+	}
+}
+
+// tell hands the outcome of a connection attempt to an Acquire waiting for
+// it; later outcomes are dropped.
+func (ms *managed) tell(err error) {
+	select {
+	case ms.attempt <- err:
+	default:
 	}
 }
 
@@ -347,24 +405,28 @@ func (m *Manager) drop(ms *managed) {
 // (request.go: cancelResponse closes the channel receiveResponse may be
 // sending on).
 func (ms *managed) stop() {
-	ms.client.Disconnect()
+	ms.release()
 	ms.session.Close()
 }
 
-// Start connects every paired session's client. A client that cannot reach
-// WhatsApp keeps retrying in the background; its session answers
-// session.ErrNotConnected meanwhile. Start only fails if ctx ends.
+// Start connects every paired session's client, as Acquire of them all:
+// [WithConnectConcurrency] at a time. A client that cannot reach WhatsApp
+// keeps retrying in the background; its session answers
+// session.ErrNotConnected meanwhile. Start only fails if ctx ends; the
+// connections do not end with ctx.
 func (m *Manager) Start(ctx context.Context) error {
+	var names []string
 	for _, ms := range m.list() {
-		if !ms.session.paired() {
-			continue
+		if ms.session.paired() {
+			names = append(names, ms.name)
 		}
-		if err := ms.client.ConnectContext(ctx); err != nil && !errors.Is(err, whatsmeow.ErrAlreadyConnected) {
-			m.opts.logger.Warn("connecting failed", "session", ms.name, "error", err)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	}
+	err := m.Acquire(ctx, names...)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if err != nil {
+		m.opts.logger.Warn("connecting failed", "error", err)
 	}
 	return nil
 }
@@ -424,9 +486,12 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	m.endLife()
 	m.pairing.Wait()
+	var wg sync.WaitGroup
 	for _, ms := range all {
-		ms.stop()
+		wg.Go(ms.stop)
 	}
+	wg.Wait()
+	m.connecting.Wait()
 	m.retiring.Wait()
 	return m.container.Close()
 }

@@ -116,7 +116,7 @@ func newPostgresStore(t *testing.T) TestStore {
 
 // DB opens the store with database/sql, for direct SQL; it is closed when t
 // ends.
-func (st TestStore) DB(t *testing.T) *sql.DB {
+func (st TestStore) DB(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := sql.Open(st.Driver, st.DriverDSN)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waWa6"
 	"go.mau.fi/whatsmeow/socket"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +31,7 @@ type conn struct {
 	noise  *transport
 
 	loggedIn atomic.Bool // <success> was sent
+	device   types.JID   // the device logging in, once known; guarded by srv.mu
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -47,6 +49,7 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	c.log.Infof("login of %d:%d", payload.GetUsername(), payload.GetDevice())
+	c.srv.login(ctx, c, types.JID{User: strconv.FormatUint(payload.GetUsername(), 10), Device: uint16(payload.GetDevice()), Server: types.DefaultUserServer})
 	err = c.send(ctx, waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{
 		"t":        strconv.FormatInt(time.Now().Unix(), 10),
 		"location": "fakewa",

@@ -50,11 +50,26 @@ func NewDevice(t testing.TB) (*store.Device, *sqlstore.Container) {
 // into a store opened elsewhere (e.g. a Manager's SQLite file).
 func PairDevice(t testing.TB, container *sqlstore.Container) *store.Device {
 	t.Helper()
+	return pairDevice(t, container, deviceJID, deviceLID)
+}
+
+// PairDeviceAs saves in container a device that looks paired, as PairDevice
+// does, for the account with phone number user (digits, e.g. "15550000002"):
+// its ID is user:1@s.whatsapp.net and its LID "9"+user+":1@lid". Use it to
+// store several devices the fake logs in side by side.
+func PairDeviceAs(t testing.TB, container *sqlstore.Container, user string) *store.Device {
+	t.Helper()
+	return pairDevice(t, container,
+		types.JID{User: user, Device: 1, Server: types.DefaultUserServer},
+		types.JID{User: "9" + user, Device: 1, Server: types.HiddenUserServer})
+}
+
+func pairDevice(t testing.TB, container *sqlstore.Container, id, lid types.JID) *store.Device {
+	t.Helper()
 	ctx := context.Background()
 	dev := container.NewDevice()
-	id := deviceJID
 	dev.ID = &id
-	dev.LID = deviceLID
+	dev.LID = lid
 	dev.PushName = devicePushName
 	dev.Platform = "android"
 	dev.Account = &waAdv.ADVSignedDeviceIdentity{

@@ -49,6 +49,9 @@ type Server struct {
 	changed chan struct{} // closed and replaced whenever a node is recorded or a connection ends
 	peers   map[peerKey]*peer
 	groups  map[types.JID]Group // see SetGroup
+
+	replaced      int               // see Replaced
+	maxConcurrent map[types.JID]int // see MaxConcurrent
 }
 
 // Start starts a Server listening on 127.0.0.1 with a fresh port, static key
@@ -76,6 +79,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		conns:   make(map[*conn]struct{}),
 		changed: make(chan struct{}),
 		peers:   make(map[peerKey]*peer),
+
+		maxConcurrent: make(map[types.JID]int),
 	}
 	var err error
 	if s.chain, err = certChain(s.static); err != nil {

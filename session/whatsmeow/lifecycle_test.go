@@ -1,0 +1,221 @@
+package whatsmeow_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/bluetick/bluetick/session"
+	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
+)
+
+// storeDevices stores, in st, paired devices the fake logs in, one per
+// phone number, as a process that paired them would have (names included,
+// when named: the phone number).
+func storeDevices(t testing.TB, st bwm.TestStore, named bool, users ...string) {
+	t.Helper()
+	ctx := context.Background()
+	db := st.DB(t)
+	c := sqlstore.NewWithDB(db, st.Dialect, nil)
+	if err := c.Upgrade(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range users {
+		dev := fakewa.PairDeviceAs(t, c, user)
+		if named {
+			if _, err := db.ExecContext(ctx, `INSERT INTO bluetick_session (name, jid) VALUES ($1, $2)`, user, dev.ID.String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// openOn opens a Manager on dsn whose clients dial srv (and keep
+// whatsmeow's automatic reconnection, as a Manager's clients do), closed
+// when t ends.
+func openOn(t testing.TB, srv *fakewa.Server, dsn string, opts ...bwm.ManagerOption) *bwm.Manager {
+	t.Helper()
+	hook := bwm.WithClientHook(func(_ string, cli *whatsmeow.Client) {
+		cli.SetWebsocketHTTPClient(srv.HTTPClient())
+		cli.SetPreLoginHTTPClient(srv.HTTPClient())
+	})
+	m, err := bwm.Open(context.Background(), dsn, append([]bwm.ManagerOption{hook}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// deviceOf is the device JID the fake sees for a phone number stored by
+// storeDevices.
+func deviceOf(user string) types.JID {
+	return types.JID{User: user, Device: 1, Server: types.DefaultUserServer}
+}
+
+// wantDevices checks the devices connected to srv now.
+func wantDevices(t *testing.T, srv *fakewa.Server, users ...string) {
+	t.Helper()
+	want := make([]types.JID, len(users))
+	for i, u := range users {
+		want[i] = deviceOf(u)
+	}
+	srv.WaitConnections(t, wireWait, len(users))
+	if got := srv.ConnectedDevices(); !slices.Equal(got, want) {
+		t.Errorf("connected devices %v, want %v", got, want)
+	}
+}
+
+func connected(t *testing.T, m *bwm.Manager, name string) bool {
+	t.Helper()
+	s, err := m.Lookup(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.(session.StatusReporter).Status(context.Background())
+	return st.Connected && st.LoggedIn
+}
+
+const (
+	userA = "15550000011"
+	userB = "15550000012"
+	userC = "15550000013"
+)
+
+// Issue 12, the per-session lifecycle the cluster stands on: Acquire
+// connects the named sessions (and only those), Release disconnects one and
+// returns once it is disconnected, Acquire after Release connects a fresh
+// client, ReleaseAll disconnects all. Through the real clients, over the
+// wire; the fake sees one connection per device throughout.
+func TestManagerAcquireRelease(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		srv := fakewa.Start(t)
+		storeDevices(t, st, false, userA, userB, userC)
+		m := openOn(t, srv, st.DSN)
+		wantDevices(t, srv)
+
+		if err := m.Acquire(ctx, userA, userB); err != nil {
+			t.Fatal(err)
+		}
+		wantDevices(t, srv, userA, userB)
+		if !connected(t, m, userA) || !connected(t, m, userB) || connected(t, m, userC) {
+			t.Error("after Acquire(A, B): want A and B connected, C not")
+		}
+		first, _ := m.Client(userA)
+		if err := m.Acquire(ctx, userA); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := m.Client(userA); again != first {
+			t.Error("Acquire of an acquired session made a new client")
+		}
+
+		if err := m.Release(ctx, userA); err != nil {
+			t.Fatal(err)
+		}
+		if first.IsConnected() {
+			t.Error("the client is connected after Release returned")
+		}
+		s, _ := m.Lookup(ctx, userA)
+		if _, err := s.SendReceipt(ctx, session.Receipt{Chat: dm, MessageIDs: []string{"A"}, Type: session.ReceiptRead}); !errors.Is(err, session.ErrNotConnected) {
+			t.Errorf("SendReceipt after Release = %v, want ErrNotConnected", err)
+		}
+		wantDevices(t, srv, userB)
+
+		if err := m.Acquire(ctx, userA); err != nil {
+			t.Fatal(err)
+		}
+		second, _ := m.Client(userA)
+		if second == first || !second.IsLoggedIn() {
+			t.Errorf("Acquire after Release: same client %v, logged in %v; want a fresh, logged-in one", second == first, second.IsLoggedIn())
+		}
+		wantDevices(t, srv, userA, userB)
+
+		clientB, _ := m.Client(userB)
+		m.ReleaseAll()
+		if second.IsConnected() || clientB.IsConnected() {
+			t.Error("a client is connected after ReleaseAll returned")
+		}
+		wantDevices(t, srv)
+		if err := m.Acquire(ctx, userA, userB, userC); err != nil {
+			t.Fatal(err)
+		}
+		wantDevices(t, srv, userA, userB, userC)
+
+		if err := m.Acquire(ctx, "nobody", userA); !errors.Is(err, session.ErrSessionNotFound) || !strings.Contains(err.Error(), `"nobody"`) {
+			t.Errorf("Acquire(nobody) = %v", err)
+		}
+		if err := m.Release(ctx, "nobody"); !errors.Is(err, session.ErrSessionNotFound) {
+			t.Errorf("Release(nobody) = %v", err)
+		}
+		if n, most := srv.Replaced(), srv.MaxConcurrent(types.EmptyJID); n != 0 || most != 1 {
+			t.Errorf("the fake replaced %d connections, saw at most %d at once for a device; want 0 and 1", n, most)
+		}
+	})
+}
+
+// Refresh loads the devices another process paired into the store (not
+// connected), and drops the sessions whose device has left it; Acquire of
+// a session whose device has left fails and drops it.
+func TestManagerRefresh(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		srv := fakewa.Start(t)
+		storeDevices(t, st, false, userA)
+		m := openOn(t, srv, st.DSN)
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wantDevices(t, srv, userA)
+
+		storeDevices(t, st, true, userB, userC) // paired by another process
+		names, err := m.Refresh(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(names, ","); got != userA+","+userB+","+userC {
+			t.Errorf("Refresh = %s", got)
+		}
+		if connected(t, m, userB) {
+			t.Error("a refreshed session is connected")
+		}
+		wantDevices(t, srv, userA)
+		if err := m.Acquire(ctx, userB); err != nil {
+			t.Fatal(err)
+		}
+		wantDevices(t, srv, userA, userB)
+
+		// Another process renames B and C's device leaves the store;
+		// then A's, under an acquired session.
+		db := st.DB(t)
+		if _, err := db.Exec(`UPDATE bluetick_session SET name = 'support' WHERE name = $1`, userB); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`DELETE FROM whatsmeow_device WHERE jid = $1`, deviceOf(userC).String()); err != nil {
+			t.Fatal(err)
+		}
+		if names, err = m.Refresh(ctx); err != nil || strings.Join(names, ",") != userA+",support" {
+			t.Errorf("Refresh after a rename and a removal = %v, %v", names, err)
+		}
+		wantDevices(t, srv, userA) // the renamed session is not connected
+		if _, err := db.Exec(`DELETE FROM whatsmeow_device WHERE jid = $1`, deviceOf(userA).String()); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Release(ctx, userA); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Acquire(ctx, userA); !errors.Is(err, session.ErrSessionNotFound) {
+			t.Errorf("Acquire of a session whose device left = %v, want ErrSessionNotFound", err)
+		}
+		if _, err := m.Lookup(ctx, userA); !errors.Is(err, session.ErrSessionNotFound) {
+			t.Errorf("Lookup after = %v", err)
+		}
+	})
+}
