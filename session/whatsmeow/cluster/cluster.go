@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -36,8 +37,16 @@ type Devices interface {
 	Release(ctx context.Context, name string) error
 	// ReleaseAll disconnects every session now (self-fencing).
 	ReleaseAll()
-	// Capacity is how many sessions this process can hold connected.
-	Capacity() int
+}
+
+// capacity is how many sessions dev can hold connected: its Capacity()
+// int method's answer if it has one (the whatsmeow Manager's descriptor
+// budget), else no limit.
+func capacity(dev Devices) int {
+	if c, ok := dev.(interface{ Capacity() int }); ok {
+		return c.Capacity()
+	}
+	return math.MaxInt32
 }
 
 // Defaults of [Config].

@@ -100,7 +100,6 @@ func (d *devices) ReleaseAll() {
 	}
 }
 
-func (d *devices) Capacity() int { return 100 }
 
 type device struct {
 	d    *devices

@@ -64,7 +64,7 @@ VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
 ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation, url = excluded.url,
 	capacity = excluded.capacity, expires_at = excluded.expires_at
 WHERE bluetick_node.incarnation = excluded.incarnation OR bluetick_node.expires_at < now()`,
-		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, n.dev.Capacity(), seconds(n.cfg.LeaseTTL))
+		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, capacity(n.dev), seconds(n.cfg.LeaseTTL))
 	if err != nil {
 		return false, err
 	}
@@ -98,7 +98,7 @@ WITH hb AS (
 	RETURNING l.name
 )
 SELECT h.n, r.name FROM (SELECT count(*) AS n FROM hb) h LEFT JOIN renewed r ON true`,
-		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, n.dev.Capacity(), seconds(n.cfg.LeaseTTL),
+		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, capacity(n.dev), seconds(n.cfg.LeaseTTL),
 		names, epochs, statuses)
 	if err != nil {
 		return false, nil, err
