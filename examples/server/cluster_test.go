@@ -149,6 +149,9 @@ func (p *proc) node(t *testing.T, session string) string {
 	t.Helper()
 	status, body := p.get(t, "/api/sessions/"+session)
 	var info struct{ Node string }
+	if status == 503 {
+		return "" // its owner is out of reach: nobody serves it now
+	}
 	if status != 200 || json.Unmarshal(body, &info) != nil {
 		t.Fatalf("status of %s: %d %s", session, status, body)
 	}
@@ -168,8 +171,8 @@ func TestClusterProcesses(t *testing.T) {
 	bin := buildServer(t)
 	env := []string{tokenEnv + "=s3cret", clusterSecretEnv + "=cluster-s3cret"}
 	nodes := map[string]*proc{
-		"node-1": startProc(t, bin, env, "-db", dsn, "-node-id", "node-1"),
-		"node-2": startProc(t, bin, env, "-db", dsn, "-node-id", "node-2"),
+		"node-1": startProc(t, bin, env, "-db", dsn, "-node-id", "node-1", "-session-rate", "0"),
+		"node-2": startProc(t, bin, env, "-db", dsn, "-node-id", "node-2", "-session-rate", "0"),
 	}
 	const name = "15550000001"
 	var owner string

@@ -168,6 +168,9 @@ type Node struct {
 	held       map[string]int64 // leases held: session name → epoch
 	validUntil time.Time        // serve held sessions until then (fencing)
 	view       view             // the last snapshot of the cluster
+	// suspects are nodes a forwarded request could not reach, until when
+	// they count as gone (their sessions as ownerless).
+	suspects map[string]time.Time
 }
 
 // view is a snapshot of the cluster's tables, taken each Renew.
@@ -175,7 +178,8 @@ type view struct {
 	at     time.Time
 	nodes  map[string]nodeRow
 	leases map[string]leaseRow
-	names  []string // every session of the store, sorted
+	names  []string // the paired sessions, placed on the nodes, sorted
+	all    []string // and those being paired here, sorted
 }
 
 type nodeRow struct {
@@ -342,13 +346,31 @@ func (n *Node) Owner(name string) (string, bool) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	l, ok := n.view.leases[name]
-	if !ok || !l.live {
-		return "", false
-	}
-	if _, alive := n.view.nodes[l.node]; !alive {
+	if !ok || !l.live || !n.alive(l.node) {
 		return "", false
 	}
 	return l.node, true
+}
+
+// alive reports whether node heartbeats and was not found unreachable
+// lately; n.mu must be held.
+func (n *Node) alive(node string) bool {
+	if _, ok := n.view.nodes[node]; !ok {
+		return false
+	}
+	until, ok := n.suspects[node]
+	return !ok || n.cfg.Now().After(until)
+}
+
+// suspect counts node as gone for two renewal periods: a request could not
+// reach it.
+func (n *Node) suspect(node string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.suspects == nil {
+		n.suspects = make(map[string]time.Time)
+	}
+	n.suspects[node] = n.cfg.Now().Add(2 * n.cfg.Renew)
 }
 
 // Held returns the names of the sessions this node holds, sorted.

@@ -86,6 +86,10 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 			return false, r.Context().Err()
 		}
 		n.cfg.Logger.Warn("cluster: the owner of a session could not be reached", "session", name, "owner", owner, "error", err)
+		n.suspect(owner)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return false, nil // a status: answered here, the session ownerless for now
+		}
 		return false, session.WithRetryAfter(
 			fmt.Errorf("%w: the owner %q of session %q cannot be reached: %v", session.ErrNotConnected, owner, name, err),
 			n.retryAfter(name))

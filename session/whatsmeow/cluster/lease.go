@@ -187,7 +187,12 @@ func (n *Node) snapshot(ctx context.Context) (view, error) {
 	if err != nil {
 		return v, fmt.Errorf("refresh the sessions: %w", err)
 	}
-	v.names = names
+	v.all = names
+	for _, name := range names {
+		if n.paired(ctx, name) {
+			v.names = append(v.names, name)
+		}
+	}
 	rows, err := n.db.QueryContext(ctx, `SELECT id, url, capacity FROM bluetick_node WHERE expires_at > now()`)
 	if err != nil {
 		return v, err

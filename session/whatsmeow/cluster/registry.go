@@ -22,10 +22,13 @@ func (n *Node) Lookup(ctx context.Context, name string) (session.Session, error)
 	if n.serving(name) {
 		return &local{Session: s, node: n.cfg.NodeID}, nil
 	}
+	if !n.paired(ctx, name) {
+		return s, nil // being paired here: nobody else has its device
+	}
 	r := &remote{name: name, n: n}
 	n.mu.RLock()
 	l, ok := n.view.leases[name]
-	_, alive := n.view.nodes[l.node]
+	alive := ok && n.alive(l.node)
 	n.mu.RUnlock()
 	if ok && l.live && alive && l.node != n.cfg.NodeID {
 		r.node = l.node
@@ -41,11 +44,11 @@ func (n *Node) Lookup(ctx context.Context, name string) (session.Session, error)
 	return r, nil
 }
 
-// ListSessions returns the names of every session in the store, as of the
-// last snapshot, sorted.
+// ListSessions returns the names of every session in the store, and of
+// those being paired here, as of the last snapshot, sorted.
 func (n *Node) ListSessions(ctx context.Context) ([]string, error) {
 	n.mu.RLock()
-	names := n.view.names
+	names := n.view.all
 	n.mu.RUnlock()
 	if names == nil {
 		return n.dev.Refresh(ctx)
@@ -88,3 +91,14 @@ func (r *remote) SendReceipt(context.Context, session.Receipt) (session.Result, 
 }
 
 func (r *remote) Status(context.Context) session.Status { return r.status }
+
+// paired reports whether the session called name has a paired device (a
+// session being paired here has none yet, and is not placed).
+func (n *Node) paired(ctx context.Context, name string) bool {
+	s, err := n.dev.Lookup(ctx, name)
+	if err != nil {
+		return false
+	}
+	r, ok := session.As[session.StatusReporter](s)
+	return !ok || r.Status(ctx).Paired
+}
