@@ -62,6 +62,10 @@ const (
 	DefaultConnectEstimate = 2 * time.Second
 )
 
+// handOverDrain bounds how long a hand-over waits for the session's sends
+// in flight before it disconnects.
+const handOverDrain = 5 * time.Second
+
 // nodeIDPattern is what a node id may look like (a host name does).
 var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
 
@@ -168,6 +172,12 @@ type Node struct {
 	held       map[string]int64 // leases held: session name → epoch
 	validUntil time.Time        // serve held sessions until then (fencing)
 	view       view             // the last snapshot of the cluster
+	// inflight counts the sends under way per session (see local);
+	// landed is signalled when a count drops to 0.
+	flightMu sync.Mutex
+	inflight map[string]int
+	landed   *sync.Cond
+
 	// suspects are nodes a forwarded request could not reach, until when
 	// they count as gone (their sessions as ownerless).
 	suspects map[string]time.Time
@@ -226,7 +236,8 @@ func Open(ctx context.Context, dsn string, dev Devices, cfg Config) (*Node, erro
 		return nil, err
 	}
 	n := &Node{cfg: cfg, db: db, dev: dev, incarnation: rand.Text(),
-		renewed: make(chan struct{}, 1), held: make(map[string]int64)}
+		renewed: make(chan struct{}, 1), held: make(map[string]int64), inflight: make(map[string]int)}
+	n.landed = sync.NewCond(&n.flightMu)
 	n.life, n.endLife = context.WithCancel(context.Background())
 	n.acquiring, n.stopAcquiring = context.WithCancel(n.life)
 	return n, nil
@@ -309,6 +320,7 @@ func (n *Node) Close() error {
 	slices.Sort(names)
 	var errs []error
 	for _, name := range names {
+		n.drain(name, handOverDrain)
 		if err := n.dev.Release(ctx, name); err != nil {
 			errs = append(errs, fmt.Errorf("release %q: %w", name, err))
 			continue // its lease expires on its own

@@ -100,7 +100,6 @@ func (d *devices) ReleaseAll() {
 	}
 }
 
-
 type device struct {
 	d    *devices
 	name string

@@ -55,12 +55,19 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 		return false, nil
 	}
 	owner, ok := n.Owner(name)
+	var target string
+	if ok {
+		n.mu.RLock()
+		target = n.view.nodes[owner].url
+		n.mu.RUnlock()
+	} else {
+		// The snapshot (up to Renew old) knows no owner: ask the table,
+		// in case one took the session since.
+		owner, target, ok = n.currentOwner(r.Context(), name)
+	}
 	if !ok || owner == n.cfg.NodeID {
 		return false, nil
 	}
-	n.mu.RLock()
-	target := n.view.nodes[owner].url
-	n.mu.RUnlock()
 	if target == "" {
 		return false, nil // the owner takes no forwarded requests: the stand-in answers 503
 	}

@@ -355,3 +355,19 @@ func (n *Node) recoverLoop(loop string) {
 		n.fence()
 	}
 }
+
+// currentOwner reads who holds the lease of name now, and that node's
+// URL, when both the lease and the node are live.
+func (n *Node) currentOwner(ctx context.Context, name string) (node, url string, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Renew)
+	defer cancel()
+	err := n.db.QueryRowContext(ctx, `SELECT l.node, nd.url FROM bluetick_lease l JOIN bluetick_node nd ON nd.id = l.node
+WHERE l.name = $1 AND l.expires_at > now() AND nd.expires_at > now()`, name).Scan(&node, &url)
+	if err != nil {
+		return "", "", false
+	}
+	n.mu.RLock()
+	suspect := !n.alive(node) && n.view.nodes[node].id != ""
+	n.mu.RUnlock()
+	return node, url, !suspect
+}

@@ -133,6 +133,7 @@ func (n *Node) place(ctx context.Context) error {
 			continue
 		}
 		n.cfg.Logger.Info("cluster: handing a session over", "node", n.cfg.NodeID, "session", name, "to", desired[name])
+		n.drain(name, handOverDrain)
 		if err := n.dev.Release(ctx, name); err != nil {
 			n.cfg.Logger.Error("cluster: releasing a session failed; its lease will expire", "session", name, "error", err)
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/bluetick/bluetick/session"
 )
@@ -20,7 +21,7 @@ func (n *Node) Lookup(ctx context.Context, name string) (session.Session, error)
 		return nil, err
 	}
 	if n.serving(name) {
-		return &local{Session: s, node: n.cfg.NodeID}, nil
+		return &local{Session: s, n: n, name: name}, nil
 	}
 	if !n.paired(ctx, name) {
 		return s, nil // being paired here: nobody else has its device
@@ -56,22 +57,73 @@ func (n *Node) ListSessions(ctx context.Context) ([]string, error) {
 	return append([]string(nil), names...), nil
 }
 
-// local is a session this node serves: its status names the node.
+// local is a session this node serves: its status names the node, and its
+// sends are counted, so that a hand-over waits for those in flight before
+// it disconnects (a receipt written to WhatsApp, then cut off before its
+// answer, would be answered 503 though it went out).
 type local struct {
 	session.Session
-	node string
+	n    *Node
+	name string
 }
 
 func (s *local) Unwrap() session.Session { return s.Session }
 
+func (s *local) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
+	if !s.n.enter(s.name) {
+		err := fmt.Errorf("%w: session %q is being handed over", session.ErrNotConnected, s.name)
+		return session.Result{}, session.WithRetryAfter(err, s.n.retryAfter(s.name))
+	}
+	defer s.n.leave(s.name)
+	return s.Session.SendReceipt(ctx, r)
+}
+
 func (s *local) Status(ctx context.Context) session.Status {
 	r, ok := session.As[session.StatusReporter](s.Session)
 	if !ok {
-		return session.Status{Node: s.node}
+		return session.Status{Node: s.n.cfg.NodeID}
 	}
 	st := r.Status(ctx)
-	st.Node = s.node
+	st.Node = s.n.cfg.NodeID
 	return st
+}
+
+// enter counts a send of the session called name in flight, if this node
+// still serves it.
+func (n *Node) enter(name string) bool {
+	n.flightMu.Lock()
+	defer n.flightMu.Unlock()
+	if !n.serving(name) {
+		return false
+	}
+	n.inflight[name]++
+	return true
+}
+
+func (n *Node) leave(name string) {
+	n.flightMu.Lock()
+	defer n.flightMu.Unlock()
+	if n.inflight[name]--; n.inflight[name] <= 0 {
+		delete(n.inflight, name)
+		n.landed.Broadcast()
+	}
+}
+
+// drain waits, up to timeout, for the sends in flight of the session
+// called name, which this node no longer serves (no new send enters).
+func (n *Node) drain(name string, timeout time.Duration) {
+	stop := time.AfterFunc(timeout, func() {
+		n.flightMu.Lock()
+		n.landed.Broadcast()
+		n.flightMu.Unlock()
+	})
+	defer stop.Stop()
+	deadline := time.Now().Add(timeout)
+	n.flightMu.Lock()
+	defer n.flightMu.Unlock()
+	for n.inflight[name] > 0 && time.Now().Before(deadline) {
+		n.landed.Wait()
+	}
 }
 
 // remote stands for a session this node does not serve.
