@@ -565,7 +565,9 @@ func (m indexed) message(chat string) session.Message {
 // real timestamp and in the form it arrived in (the chat's LID or phone
 // number, the sender as the group named it); for a chat the index knows
 // nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
-// the receipt's. It fails until the phone
+// the receipt's; with no c.LastMessageID, for such a chat, it sends
+// nothing and returns an error wrapping session.ErrMessageNotFound. It
+// fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
 // Channels have no such badge: for them, and when [WithMarkChatRead](false)
 // is set, it returns an error wrapping errors.ErrUnsupported.
@@ -599,6 +601,8 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 				sender = j
 			}
 		}
+	} else if c.LastMessageID == "" {
+		return fmt.Errorf("%w: no message of %s is known", session.ErrMessageNotFound, c.Chat)
 	} else if hasParticipant(chat) {
 		// Unknown chat: the request's last message, its sender in the
 		// form the receipt named it.
