@@ -45,6 +45,12 @@ type Manager struct {
 	endLife context.CancelFunc
 	pairing sync.WaitGroup
 
+	// The message index of the sessions: its table in the store, and the
+	// memory cache in front of it that they share.
+	messages *messageStore
+	cache    *index
+	owners   int // numbers the sessions' messages in cache
+
 	mu       sync.RWMutex
 	closed   bool
 	sessions map[string]*managed
@@ -72,6 +78,8 @@ type managerOptions struct {
 	pairFirst   time.Duration // KeepPairing's first wait
 	pairMax     time.Duration // and its longest
 	pool        DBPool
+	cacheSize   int
+	retention   Retention
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -151,7 +159,8 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 // schema up to date, and prepares a [Session] for every stored device. The
 // clients are not connected until Start.
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
-	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry}
+	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry,
+		cacheSize: DefaultIndexCache}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -161,9 +170,12 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed)}
+	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed), cache: newIndex(o.cacheSize)}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, dialect); err != nil {
+		if m.messages != nil {
+			m.messages.close()
+		}
 		db.Close()
 		return nil, err
 	}
@@ -183,6 +195,9 @@ func (m *Manager) load(ctx context.Context, dialect string) error {
 	m.container = c
 	if _, err := m.db.ExecContext(ctx, createNames); err != nil {
 		return fmt.Errorf("create bluetick_session: %w", err)
+	}
+	if m.messages, err = newMessageStore(ctx, m.db, m.opts.retention, m.opts.logger); err != nil {
+		return err
 	}
 	names, err := m.storedNames(ctx)
 	if err != nil {
@@ -271,7 +286,8 @@ func (m *Manager) add(name string, dev *store.Device) (*managed, error) {
 		m.opts.clientHook(name, client)
 	}
 	capReconnectWait(client)
-	sess, err := New(client, dev, m.opts.sessionOpts...)
+	m.owners++
+	sess, err := New(client, dev, append(m.opts.sessionOpts, withStore(m.messages, m.cache, fmt.Sprint(m.owners)))...)
 	if err != nil {
 		return nil, err // checked by Open: unreachable
 	}
@@ -415,7 +431,7 @@ func (m *Manager) Client(name string) (*whatsmeow.Client, bool) {
 }
 
 // Close stops the pairings that retry in the background, disconnects every
-// client and closes the store.
+// client, writes the message index's queued writes and closes the store.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
@@ -428,5 +444,6 @@ func (m *Manager) Close() error {
 		ms.stop()
 	}
 	m.retiring.Wait()
+	m.messages.close() // writes what the sessions queued
 	return m.container.Close()
 }
