@@ -80,8 +80,9 @@ var createMessages = []string{
 // see [WithIndexRetention].
 type Retention struct {
 	// MaxMessages is the most messages kept per session (device), the
-	// newest by their time; messages of the same second as the oldest kept
-	// may stay too. Default: [DefaultIndexMaxMessages] (50,000).
+	// newest by their time (fewer when several share the time of the
+	// oldest that would be kept). Default: [DefaultIndexMaxMessages]
+	// (50,000).
 	MaxMessages int
 	// MaxAge drops messages older than that. Default:
 	// [DefaultIndexMaxAge] (90 days).
@@ -416,7 +417,7 @@ func (w *messageStore) prune(device string) {
 	cutoff := w.now().Add(-w.retention.MaxAge).UnixNano()
 	_, err := w.db.ExecContext(ctx, `DELETE FROM bluetick_message WHERE device = $1 AND ts < $2`, device, cutoff)
 	if err == nil {
-		_, err = w.db.ExecContext(ctx, `DELETE FROM bluetick_message WHERE device = $1 AND ts < (
+		_, err = w.db.ExecContext(ctx, `DELETE FROM bluetick_message WHERE device = $1 AND ts <= (
 	SELECT ts FROM bluetick_message WHERE device = $1 ORDER BY ts DESC LIMIT 1 OFFSET $2)`, device, w.retention.MaxMessages)
 	}
 	if err != nil {
