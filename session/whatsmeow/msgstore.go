@@ -114,6 +114,7 @@ type messageStore struct {
 	mu       sync.Mutex
 	queue    []indexOp // waiting for the writer
 	inflight []indexOp // being written: still found by pending
+	spare    []indexOp // the last batch written, emptied, for the next queue
 	queued   uint64    // ops accepted so far
 	done     uint64    // ops written (or given up) so far
 	progress chan struct{}
@@ -265,7 +266,7 @@ func (w *messageStore) run() {
 		for {
 			w.mu.Lock()
 			batch := w.queue
-			w.queue, w.inflight = nil, batch
+			w.queue, w.inflight, w.spare = w.spare, batch, nil
 			closing := w.closing
 			w.mu.Unlock()
 			if len(batch) == 0 {
@@ -277,6 +278,10 @@ func (w *messageStore) run() {
 			w.write(batch)
 			w.mu.Lock()
 			w.inflight = nil
+			if cap(batch) <= 4*indexRowsPerInsert { // do not keep what a burst grew
+				clear(batch)
+				w.spare = batch[:0]
+			}
 			w.done += uint64(len(batch))
 			close(w.progress)
 			w.progress = make(chan struct{})

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -197,4 +199,67 @@ func TestMessageStoreRetention(t *testing.T) {
 			t.Errorf("kept %v, want the newest three, M2 M3 M4", left)
 		}
 	})
+}
+
+// Issue 11, item 5: a Manager's sessions share one memory cache, bounded
+// for all of them; what it forgot is found in the store, and a closed
+// session's messages leave it.
+func TestSharedCache(t *testing.T) {
+	ForEachStore(t, func(t *testing.T, st TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000009")
+		st.SaveDevice(t, "15550000008")
+		w, db := openMessageStore(t, st.DSN, Retention{})
+		defer db.Close()
+		defer w.close()
+		cache := newIndex(3)
+		idA, idB := types.NewADJID("15550000009", 0, 1), types.NewADJID("15550000008", 0, 1)
+		a := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "1"}, deviceWith(idA))
+		b := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "2"}, deviceWith(idB))
+		const dm = "15551234567@s.whatsapp.net"
+		for i := range 3 {
+			a.add(indexed{chat: dm, id: fmt.Sprintf("A%d", i), sender: dm, timestamp: time.Unix(1767225500, 0)})
+			b.add(indexed{chat: dm, id: fmt.Sprintf("B%d", i), sender: dm, timestamp: time.Unix(1767225500, 0)})
+		}
+		if n := cache.order.Len(); n != 3 {
+			t.Errorf("the cache holds %d messages, want its bound, 3, for both sessions", n)
+		}
+		if _, ok := cache.get("1", dm, "A0"); ok {
+			t.Error("A0 is still cached")
+		}
+		for _, tc := range []struct {
+			x      *messages
+			id     string
+			wantOK bool
+		}{{a, "A0", true}, {a, "B0", false}, {b, "B0", true}, {b, "A2", false}} {
+			if _, ok, err := tc.x.get(ctx, dm, tc.id); err != nil || ok != tc.wantOK {
+				t.Errorf("get %s = %v, %v; want %v", tc.id, ok, err, tc.wantOK)
+			}
+		}
+		if _, ok := cache.get("1", dm, "A0"); !ok {
+			t.Error("A0, read from the store, was not cached")
+		}
+		a.close()
+		for e := cache.order.Front(); e != nil; e = e.Next() {
+			if e.Value.(*indexed).owner == "1" {
+				t.Errorf("a closed session's message is still cached: %+v", e.Value)
+			}
+		}
+	})
+}
+
+func deviceWith(id types.JID) *store.Device { return &store.Device{ID: &id} }
+
+// A bad index option is an error of Open.
+func TestIndexOptionErrors(t *testing.T) {
+	for name, opt := range map[string]ManagerOption{
+		"negative cache":        WithIndexCache(-1),
+		"negative max":          WithIndexRetention(Retention{MaxMessages: -1}),
+		"negative age":          WithIndexRetention(Retention{MaxAge: -time.Hour}),
+		"negative session size": WithSessionOptions(WithIndexSize(-1)),
+	} {
+		if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
 }
