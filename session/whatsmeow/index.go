@@ -130,6 +130,18 @@ func (x *index) remove(e *list.Element) {
 	x.order.Remove(e)
 }
 
+// clear drops every message.
+func (x *index) clear() {
+	if x == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.order.Init()
+	clear(x.byKey)
+	clear(x.groups)
+}
+
 // forget drops every message of owner.
 func (x *index) forget(owner string) {
 	if x == nil {

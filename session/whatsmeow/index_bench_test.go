@@ -68,7 +68,7 @@ func BenchmarkIndexAdd(b *testing.B) {
 	})
 	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
 		st.SaveDevice(b, "15550000009")
-		w, db := openMessageStore(b, st.DSN, Retention{})
+		w, db := openMessageStore(b, st.DSN, Retention{MaxAge: 100 * 365 * 24 * time.Hour})
 		defer db.Close()
 		defer w.close()
 		id := types.NewADJID("15550000009", 0, 1)
@@ -89,7 +89,10 @@ func BenchmarkIndexAdd(b *testing.B) {
 func BenchmarkIndexWrite(b *testing.B) {
 	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
 		st.SaveDevice(b, "15550000009")
-		w, db := openMessageStore(b, st.DSN, Retention{MaxMessages: 1_000_000})
+		// The default count (50,000 per device: beyond it, each 1,000
+		// messages prune as many), no age limit (benchMessage's times
+		// are of January 2026).
+		w, db := openMessageStore(b, st.DSN, Retention{MaxAge: 100 * 365 * 24 * time.Hour})
 		defer db.Close()
 		defer w.close()
 		device := types.NewADJID("15550000009", 0, 1).String()
@@ -101,5 +104,40 @@ func BenchmarkIndexWrite(b *testing.B) {
 		if err := w.flush(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	})
+}
+
+// Issue 11, item 5: what the store's reads cost a request, with 10,000
+// messages of the device stored: an id nobody indexed (a cache miss that
+// reads the store; ResolveMessage and SendReceipt each ask), and a chat's
+// newest message (the "mark chat read" patch of every read request).
+func BenchmarkIndexLookup(b *testing.B) {
+	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
+		st.SaveDevice(b, "15550000009")
+		w, db := openMessageStore(b, st.DSN, Retention{MaxAge: 100 * 365 * 24 * time.Hour})
+		defer db.Close()
+		defer w.close()
+		device := types.NewADJID("15550000009", 0, 1).String()
+		for i := range 10_000 {
+			w.put(device, benchMessage("", i))
+		}
+		if err := w.flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		chat := benchMessage("", 7).chat
+		b.Run("miss", func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := w.get(context.Background(), device, chat, "3EB0UNKNOWN"); ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+		b.Run("newest", func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := w.newest(context.Background(), device, chat); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
 	})
 }

@@ -440,6 +440,7 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	m.endLife()
 	m.pairing.Wait()
+	m.cache.clear() // at once, rather than each session's messages as it closes
 	for _, ms := range all {
 		ms.stop()
 	}

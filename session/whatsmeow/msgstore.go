@@ -122,6 +122,9 @@ type messageStore struct {
 	dropped  uint64
 	closing  bool
 
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // the reads, prepared once (parsing a query costs SQLite more than running it)
+
 	wake    chan struct{} // 1-buffered: the queue has work
 	stopped chan struct{} // closed when the writer returns
 
@@ -147,7 +150,7 @@ func newMessageStore(ctx context.Context, db *sql.DB, retention Retention, log *
 	w := &messageStore{
 		db: db, retention: retention.withDefaults(), log: log, now: time.Now,
 		progress: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
-		sincePrune: make(map[string]int),
+		sincePrune: make(map[string]int), stmts: make(map[string]*sql.Stmt),
 	}
 	go w.run()
 	return w, nil
@@ -226,6 +229,27 @@ func (w *messageStore) close() {
 	w.signal()
 	w.mu.Unlock()
 	<-w.stopped
+	w.stmtMu.Lock()
+	defer w.stmtMu.Unlock()
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	clear(w.stmts)
+}
+
+// stmt returns query prepared.
+func (w *messageStore) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	w.stmtMu.Lock()
+	defer w.stmtMu.Unlock()
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := w.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[query] = st
+	return st, nil
 }
 
 // flush waits until every write queued before it has been written (or
@@ -493,50 +517,105 @@ func (w *messageStore) get(ctx context.Context, device, chat, id string) (indexe
 
 // unread returns device's newest limit incoming messages of chat (either
 // form of its JID) not yet read, oldest first, once the writes queued
-// before have been written.
+// before have been written (a chat-only request is rare enough to wait
+// for them, and their read marks matter).
 func (w *messageStore) unread(ctx context.Context, device, chat string, limit int) ([]indexed, error) {
 	if err := w.flush(ctx); err != nil {
 		return nil, err
 	}
-	ms, err := w.query(ctx, `SELECT `+messageCols+` FROM bluetick_message
-	WHERE device = $1 AND chat = $2 AND NOT from_me AND NOT is_read
-UNION ALL SELECT `+messageCols+` FROM bluetick_message
-	WHERE device = $1 AND chat_alt = $2 AND chat_alt <> '' AND NOT from_me AND NOT is_read
-ORDER BY ts DESC, seen DESC LIMIT $3`, device, chat, limit)
+	ms, err := w.chatNewest(ctx, device, chat, `AND NOT from_me AND NOT is_read`, limit)
 	if err != nil {
 		return nil, err
 	}
-	// A message recorded under both forms of a direct chat counts once.
-	seen := make(map[string]bool, len(ms))
-	ms = slices.DeleteFunc(ms, func(m indexed) bool {
-		dup := seen[m.id]
-		seen[m.id] = true
-		return dup
-	})
 	slices.Reverse(ms)
 	return ms, nil
 }
 
 // newest returns device's newest message of chat (either form of its JID),
-// once the writes queued before have been written.
+// queued or written. It does not wait for the writer: it runs on every
+// read request (the "mark chat read" patch).
 func (w *messageStore) newest(ctx context.Context, device, chat string) (indexed, bool, error) {
-	if err := w.flush(ctx); err != nil {
+	queued, inQueue := w.pendingNewest(device, chat)
+	ms, err := w.chatNewest(ctx, device, chat, "", 1)
+	switch {
+	case err != nil:
 		return indexed{}, false, err
-	}
-	ms, err := w.query(ctx, `SELECT `+messageCols+` FROM bluetick_message WHERE device = $1 AND chat = $2
-UNION ALL SELECT `+messageCols+` FROM bluetick_message WHERE device = $1 AND chat_alt = $2 AND chat_alt <> ''
-ORDER BY ts DESC, seen DESC LIMIT 1`, device, chat)
-	if err != nil || len(ms) == 0 {
-		return indexed{}, false, err
+	case len(ms) == 0:
+		return queued, inQueue, nil
+	case inQueue && newer(queued, ms[0]):
+		return queued, true, nil
 	}
 	return ms[0], true, nil
+}
+
+// chatNewest returns device's newest limit messages of chat matching cond
+// (SQL after WHERE … AND), newest first: one query per form of the chat's
+// JID, each read backwards along its index, merged here (a message recorded
+// under both forms of a direct chat counts once).
+func (w *messageStore) chatNewest(ctx context.Context, device, chat, cond string, limit int) ([]indexed, error) {
+	const order = ` ORDER BY ts DESC, seen DESC LIMIT $3`
+	byChat, err := w.query(ctx, `SELECT `+messageCols+` FROM bluetick_message WHERE device = $1 AND chat = $2 `+cond+order, device, chat, limit)
+	if err != nil {
+		return nil, err
+	}
+	byAlt, err := w.query(ctx, `SELECT `+messageCols+` FROM bluetick_message WHERE device = $1 AND chat_alt = $2 AND chat_alt <> '' `+cond+order, device, chat, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]indexed, 0, min(limit, len(byChat)+len(byAlt)))
+	seen := make(map[string]bool, cap(out))
+	for len(out) < limit && (len(byChat) > 0 || len(byAlt) > 0) {
+		var m indexed
+		if len(byAlt) == 0 || (len(byChat) > 0 && !newer(byAlt[0], byChat[0])) {
+			m, byChat = byChat[0], byChat[1:]
+		} else {
+			m, byAlt = byAlt[0], byAlt[1:]
+		}
+		if !seen[m.id] {
+			seen[m.id] = true
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// newer reports whether a is newer than b, as the store orders messages.
+func newer(a, b indexed) bool {
+	if c := a.timestamp.Compare(b.timestamp); c != 0 {
+		return c > 0
+	}
+	return a.seen > b.seen
+}
+
+// pendingNewest returns the newest queued (not yet written) message of
+// device in chat (either form of its JID).
+func (w *messageStore) pendingNewest(device, chat string) (indexed, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var (
+		best  indexed
+		found bool
+	)
+	for _, ops := range [][]indexOp{w.queue, w.inflight} {
+		for i := range ops {
+			op := &ops[i]
+			if op.readIDs == nil && op.device == device && (op.m.chat == chat || op.m.chatAlt == chat) && (!found || newer(op.m, best)) {
+				best, found = op.m, true
+			}
+		}
+	}
+	return best, found
 }
 
 // groupMode reports whether device's newest written message of group was
 // addressed by LID; known is false when the store holds none.
 func (w *messageStore) groupMode(ctx context.Context, device, group string) (lid, known bool, err error) {
-	err = w.db.QueryRowContext(ctx, `SELECT lid_group FROM bluetick_message WHERE device = $1 AND chat = $2
-ORDER BY ts DESC, seen DESC LIMIT 1`, device, group).Scan(&lid)
+	st, err := w.stmt(ctx, `SELECT lid_group FROM bluetick_message WHERE device = $1 AND chat = $2
+ORDER BY ts DESC, seen DESC LIMIT 1`)
+	if err != nil {
+		return false, false, err
+	}
+	err = st.QueryRowContext(ctx, device, group).Scan(&lid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, false, nil
 	}
@@ -544,7 +623,11 @@ ORDER BY ts DESC, seen DESC LIMIT 1`, device, group).Scan(&lid)
 }
 
 func (w *messageStore) query(ctx context.Context, query string, args ...any) ([]indexed, error) {
-	rows, err := w.db.QueryContext(ctx, query, args...)
+	st, err := w.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

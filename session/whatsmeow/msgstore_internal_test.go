@@ -138,6 +138,9 @@ func TestMessageStore(t *testing.T) {
 
 		// Closed with a write queued: it is written; a new store finds all.
 		w.put(device, indexed{chat: dmLID, chatAlt: dm, id: "D4", sender: dmLID, timestamp: t0.Add(3 * time.Second), seen: w.seenNow()})
+		if m, ok, err := w.newest(ctx, device, dm); err != nil || !ok || m.id != "D4" {
+			t.Errorf("newest, queued or written = %+v, %v, %v; want D4", m, ok, err)
+		}
 		w.close()
 		db.Close()
 		w, db = openMessageStore(t, st.DSN, Retention{})
