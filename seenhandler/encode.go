@@ -55,6 +55,10 @@ func (r *Response) appendJSON(b []byte) []byte {
 		b = append(b, `,"chatMarkedRead":`...)
 		b = strconv.AppendBool(b, *r.ChatMarkedRead)
 	}
+	if r.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r.Reason)
+	}
 	return append(b, '}', '\n')
 }
 

@@ -26,6 +26,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 				{ChatID: "3@lid", Sender: "4@lid", RequestedChatID: "3@s.whatsapp.net", RequestedSender: "4@s.whatsapp.net", MessageIDs: []string{"C"}, Type: "read"}},
 			Skipped: []Skipped{{MessageID: "true_1@c.us_C", Reason: SkipFromMe}}, ChatMarkedRead: &yes},
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &no},
+		{Success: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &yes, Reason: ReasonNothingUnread},
 		{Session: "quote\" back\\slash <html> & \u2028\u2029 \x00\x1f\x7f é 😀 \xff\xfe", ChatID: "\t\n\r\b\f"},
 	} {
 		got := r.appendJSON(nil)
@@ -41,7 +42,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, session, chat, id, reason string, flag bool) {
 		r := Response{Success: flag, Acknowledged: !flag, Accepted: flag, Session: session, ChatID: chat,
 			Receipts: []SentReceipt{{ChatID: chat, Sender: session, MessageIDs: []string{id, reason}, Type: reason}},
-			Skipped:  []Skipped{{MessageID: id, Reason: reason}}, ChatMarkedRead: &flag}
+			Skipped:  []Skipped{{MessageID: id, Reason: reason}}, ChatMarkedRead: &flag, Reason: reason}
 		if got, want := r.appendJSON(nil), encodingJSON(t, &r); !bytes.Equal(got, want) {
 			t.Errorf("appendJSON\n got %q\nwant %q", got, want)
 		}

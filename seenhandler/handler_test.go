@@ -691,13 +691,56 @@ func TestUnreadChat(t *testing.T) {
 	if len(got.Receipts) != 1 || got.Receipts[0].MessageIDs[0] != "OLD" {
 		t.Errorf("second call: %+v", got)
 	}
+	// Nothing unread in a chat the session knows: the answer says so, and
+	// the chat's badge is still cleared, up to its newest known message
+	// (no LastMessageID).
 	w = request{body: body}.do(t, h)
 	got = decode[seenhandler.Response](t, w)
-	if w.Code != http.StatusOK || got.Acknowledged || len(got.Receipts) != 0 || got.ChatMarkedRead != nil {
+	if w.Code != http.StatusOK || got.Acknowledged || len(got.Receipts) != 0 ||
+		got.Reason != seenhandler.ReasonNothingUnread || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
 		t.Errorf("third call: status %d, %+v", w.Code, got)
 	}
 	if n := len(fake.Receipts()); n != 3 {
 		t.Errorf("sent %d receipts, want 3", n)
+	}
+	reads = fake.ChatReads()
+	if len(reads) != 3 || reads[2].ChatRead != (session.ChatRead{Chat: group}) {
+		t.Errorf("chat reads = %+v", reads)
+	}
+}
+
+// Issue 11, item 6: a chat-only request that finds nothing to mark says
+// why, distinctly: nothing_unread (the badge is still cleared) or
+// chat_unknown (nothing is sent); played requests clear no badge.
+func TestUnreadChatNothingToMark(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		markErr    error
+		want       string
+	}{
+		{"known chat, all read", `{"session":"demo","chatId":"15551234567"}`, nil,
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatMarkedRead":true,"reason":"nothing_unread"}`},
+		{"known chat, badge not cleared", `{"session":"demo","chatId":"15551234567"}`, errors.New("no app state keys"),
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatMarkedRead":false,"reason":"nothing_unread"}`},
+		{"known chat, marking off", `{"session":"demo","chatId":"15551234567"}`, fmt.Errorf("off: %w", errors.ErrUnsupported),
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
+		{"unknown chat", `{"session":"demo","chatId":"15559999999"}`, nil,
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15559999999@s.whatsapp.net","receipts":[],"skipped":[],"reason":"chat_unknown"}`},
+		{"played, known chat", `{"session":"demo","chatId":"15551234567","type":"played"}`, nil,
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake := newHandler(t)
+			fake.AddMessage("demo", session.Message{Chat: user, ID: "MINE", FromMe: true})
+			fake.SetMarkChatReadError(tc.markErr)
+			w := request{body: tc.body}.do(t, h)
+			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || got != tc.want {
+				t.Errorf("status %d\n got %s\nwant %s", w.Code, got, tc.want)
+			}
+			if n := len(fake.Receipts()); n != 0 {
+				t.Errorf("%d receipts sent", n)
+			}
+		})
 	}
 }
 

@@ -35,6 +35,10 @@ type Response struct {
 	// phone). Absent when the session does not do that, or for played
 	// receipts.
 	ChatMarkedRead *bool `json:"chatMarkedRead,omitempty"`
+	// Reason says why a request that named a chat and no message ids sent
+	// no receipt: [ReasonNothingUnread] or [ReasonChatUnknown]. Absent
+	// otherwise.
+	Reason string `json:"reason,omitempty"`
 }
 
 // SentReceipt is one receipt as the backend reports it sent.
@@ -72,6 +76,20 @@ const (
 	// SkipDuplicate: a receipt for the message was sent recently (see
 	// session.Dedup).
 	SkipDuplicate = "duplicate"
+)
+
+// Reasons of a [Response] that sent nothing for a request naming a chat
+// and no message ids.
+const (
+	// ReasonNothingUnread: the session knows the chat, and none of its
+	// incoming messages is unread. The chat's unread badge is still
+	// cleared on the account's other devices (chatMarkedRead), up to its
+	// newest message the session knows.
+	ReasonNothingUnread = "nothing_unread"
+	// ReasonChatUnknown: the session knows no message of the chat — none
+	// arrived since it was paired, or they are older than what it keeps.
+	// Nothing was sent; name the message ids to mark them.
+	ReasonChatUnknown = "chat_unknown"
 )
 
 // ErrorResponse is the body of every answer that is not 200.

@@ -102,15 +102,20 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	if sent == nil {
 		sent = []SentReceipt{}
 	}
-	return &Response{
-		Success:        true,
-		Acknowledged:   len(sent) > 0,
-		Session:        p.session,
-		ChatID:         p.chatID,
-		Receipts:       sent,
-		Skipped:        skipped,
-		ChatMarkedRead: h.markChatRead(ctx, x, sess, p, delivered, known),
-	}, nil
+	resp := &Response{
+		Success:      true,
+		Acknowledged: len(sent) > 0,
+		Session:      p.session,
+		ChatID:       p.chatID,
+		Receipts:     sent,
+		Skipped:      skipped,
+	}
+	if p.unread && len(ids) == 0 {
+		resp.Reason, resp.ChatMarkedRead = h.markChatNothingUnread(ctx, x, sess, p)
+	} else {
+		resp.ChatMarkedRead = h.markChatRead(ctx, x, sess, p, delivered, known)
+	}
+	return resp, nil
 }
 
 // messageTimes holds when the messages the session knows were sent, by id.
@@ -311,15 +316,45 @@ func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Se
 	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
 		return nil
 	}
+	marked, _ := h.askMarkChatRead(ctx, x, marker, p, known.newest(p.chatID, sent))
+	return marked
+}
+
+// markChatNothingUnread answers a chat-only request for which the session
+// listed no unread message: it says why nothing was sent, and still asks a
+// session.ChatMarker to clear the chat's unread badge on the account's
+// other devices (WhatsApp Web, Desktop, the phone), up to the newest message
+// the session knows of the chat (a ChatRead without LastMessageID) — the
+// badge may count messages the session never saw, or a chat marked unread
+// by hand. A session that knows no message of the chat says so with
+// session.ErrMessageNotFound: the reason is then [ReasonChatUnknown] and
+// nothing is sent.
+func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (string, *bool) {
+	marker, ok := session.As[session.ChatMarker](sess)
+	if !ok || p.typ != session.ReceiptRead {
+		return ReasonNothingUnread, nil
+	}
+	marked, err := h.askMarkChatRead(ctx, x, marker, p, session.ChatRead{Chat: p.chatID})
+	if errors.Is(err, session.ErrMessageNotFound) {
+		return ReasonChatUnknown, nil
+	}
+	return ReasonNothingUnread, marked
+}
+
+// askMarkChatRead asks marker to mark c read, best-effort: a failure is
+// logged and observed, and reported as false; nil when the session does not
+// do it (errors.ErrUnsupported) or knows no message of the chat
+// (session.ErrMessageNotFound, returned for the caller to tell).
+func (h *Handler) askMarkChatRead(ctx context.Context, x *exchange, marker session.ChatMarker, p *plan, c session.ChatRead) (*bool, error) {
 	if x != nil {
 		x.op = OpMarkChatRead
 	}
-	err := marker.MarkChatRead(ctx, known.newest(p.chatID, sent))
+	err := marker.MarkChatRead(ctx, c)
 	if x != nil {
 		x.op = ""
 	}
-	if errors.Is(err, errors.ErrUnsupported) {
-		return nil
+	if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, session.ErrMessageNotFound) {
+		return nil, err
 	}
 	marked := err == nil
 	if err != nil {
@@ -327,7 +362,7 @@ func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Se
 			slog.String("session", p.session), slog.String("chat", p.chatID), slog.String("error", err.Error()))
 		h.cfg.observeBackend(ctx, p.session, backendErr(OpMarkChatRead, err))
 	}
-	return &marked
+	return &marked, err
 }
 
 // logSent logs one receipt sent, at Info, as "receipt sent".

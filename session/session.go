@@ -158,7 +158,8 @@ type ChatRead struct {
 	// Chat is the normalised chat JID.
 	Chat string
 	// LastMessageID is the newest message read, and LastSender its sender
-	// (empty in direct chats).
+	// (empty in direct chats). Empty: up to the newest message of the chat
+	// the session knows (a request that found nothing unread).
 	LastMessageID string
 	LastSender    string
 	// Timestamp is the LastMessageID's time, or when it was read.
@@ -173,7 +174,9 @@ type ChatRead struct {
 //
 // MarkChatRead must be safe for concurrent use. It returns an error
 // wrapping errors.ErrUnsupported when the session is configured not to do
-// it; the handler then reports nothing.
+// it; the handler then reports nothing. Given no LastMessageID, it returns
+// an error wrapping [ErrMessageNotFound] when it knows no message of the
+// chat, and sends nothing; the handler then reports the chat unknown.
 type ChatMarker interface {
 	MarkChatRead(ctx context.Context, c ChatRead) error
 }

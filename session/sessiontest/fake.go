@@ -407,16 +407,23 @@ func (s *Session) UnreadMessages(_ context.Context, chat string, limit int) ([]s
 }
 
 // MarkChatRead records c and returns the error set with
-// SetMarkChatReadError (nil by default).
+// SetMarkChatReadError (nil by default). Given no LastMessageID, for a
+// chat none of whose messages was added with AddMessage, it returns an
+// error wrapping session.ErrMessageNotFound, as a real backend that knows
+// nothing of the chat does.
 func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.chatReads = append(f.chatReads, ChatReadCall{Session: s.name, ChatRead: c, Err: f.markChatErr})
+	err := f.markChatErr
+	if c.LastMessageID == "" && !slices.ContainsFunc(f.order, func(k messageKey) bool { return k.session == s.name && k.chat == c.Chat }) {
+		err = fmt.Errorf("%w: no message of chat %s", session.ErrMessageNotFound, c.Chat)
+	}
+	f.chatReads = append(f.chatReads, ChatReadCall{Session: s.name, ChatRead: c, Err: err})
 	if f.maxRecords > 0 && len(f.chatReads) > f.maxRecords {
 		f.chatReads = f.chatReads[len(f.chatReads)-f.maxRecords:]
 	}
-	return f.markChatErr
+	return err
 }
 
 // Status returns what SetStatus set, or connected, logged in and paired;

@@ -7,7 +7,9 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/proto/waCommon"
+	"go.mau.fi/whatsmeow/proto/waWeb"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 )
 
 // Client is the part of *whatsmeow.Client a [Session] uses; tests substitute
@@ -38,6 +40,9 @@ import (
 //     and fails with ErrGroupNotFound or ErrNotInGroup for a group the
 //     account cannot see. Its AddressingMode is "lid" for a group that
 //     addresses its members by LID.
+//   - ParseWebMessage turns a history sync's message into the
+//     events.Message a live one would be (without SenderAlt or
+//     AddressingMode, which the web message does not carry).
 type Client interface {
 	MarkRead(ctx context.Context, ids []types.MessageID, timestamp time.Time, chat, sender types.JID, receiptTypeExtra ...types.ReceiptType) error
 	NewsletterMarkViewed(ctx context.Context, jid types.JID, serverIDs []types.MessageServerID) error
@@ -45,6 +50,7 @@ type Client interface {
 	BuildMessageKey(chat, sender types.JID, id types.MessageID) *waCommon.MessageKey
 	TryFetchPrivacySettings(ctx context.Context, ignoreCache bool) (*types.PrivacySettings, error)
 	GetGroupInfo(ctx context.Context, jid types.JID) (*types.GroupInfo, error)
+	ParseWebMessage(chatJID types.JID, webMsg *waWeb.WebMessageInfo) (*events.Message, error)
 	IsConnected() bool
 	IsLoggedIn() bool
 	AddEventHandler(handler whatsmeow.EventHandler) uint32

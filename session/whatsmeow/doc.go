@@ -21,8 +21,13 @@
 // Each [Session] checks what whatsmeow does not (connected, logged in) before
 // it sends, reports the receipt type as WhatsApp gets it (read-self when the
 // account's read receipts are off, view for channels), indexes incoming
-// messages (to find a group message's sender, skip the account's own
-// messages, find a channel message's server id, and list a chat's unread
-// messages), and clears the chat's unread badge on the account's other
-// devices after read receipts. New wraps a client you manage yourself.
+// messages and history syncs (to find a group message's sender, skip the
+// account's own messages, find a channel message's server id, and list a
+// chat's unread messages), and clears the chat's unread badge on the
+// account's other devices after read receipts. A [Manager] keeps that index
+// in the store (table bluetick_message, keyed by the device, written in
+// batches by a goroutine Close stops; [WithIndexRetention]) behind one
+// memory cache for all its sessions ([WithIndexCache]), so that it survives
+// a restart. New wraps a client you manage yourself; its index is in memory
+// ([WithIndexSize]).
 package whatsmeow

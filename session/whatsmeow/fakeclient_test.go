@@ -8,7 +8,10 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/proto/waCommon"
+	"go.mau.fi/whatsmeow/proto/waWeb"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
@@ -128,6 +131,18 @@ func (f *fakeClient) GetGroupInfo(_ context.Context, jid types.JID) (*types.Grou
 	}
 	return &types.GroupInfo{JID: jid, AddressingMode: mode}, nil
 }
+
+// ParseWebMessage is whatsmeow's, on a client of a device paired as ownJID.
+func (f *fakeClient) ParseWebMessage(chat types.JID, msg *waWeb.WebMessageInfo) (*events.Message, error) {
+	return parser.ParseWebMessage(chat, msg)
+}
+
+// parser is a whatsmeow client used only for its ParseWebMessage, which
+// needs nothing but the device's JID.
+var parser = func() *whatsmeow.Client {
+	id := ownJID
+	return whatsmeow.NewClient(&store.Device{ID: &id}, nil)
+}()
 
 func (f *fakeClient) IsConnected() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.connected }
 func (f *fakeClient) IsLoggedIn() bool  { f.mu.Lock(); defer f.mu.Unlock(); return f.loggedIn }

@@ -48,6 +48,11 @@ type Manager struct {
 
 	// slots bounds the connects in flight (WithConnectConcurrency).
 	slots chan struct{}
+	// The message index of the sessions: its table in the store, and the
+	// memory cache in front of it that they share.
+	messages *messageStore
+	cache    *index
+	owners   atomic.Int64 // numbers the sessions' messages in cache
 
 	mu       sync.RWMutex
 	closed   bool
@@ -97,6 +102,8 @@ type managerOptions struct {
 	pairMax     time.Duration // and its longest
 	pool        DBPool
 	connects    int // WithConnectConcurrency
+	cacheSize   int
+	retention   Retention
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -177,7 +184,7 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 // clients are not connected until Start.
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
 	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry,
-		connects: DefaultConnectConcurrency}
+		connects: DefaultConnectConcurrency, cacheSize: DefaultIndexCache}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -187,9 +194,13 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects)}
+	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
+		cache: newIndex(o.cacheSize)}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, dialect); err != nil {
+		if m.messages != nil {
+			m.messages.close()
+		}
 		db.Close()
 		return nil, err
 	}
@@ -209,6 +220,9 @@ func (m *Manager) load(ctx context.Context, dialect string) error {
 	m.container = c
 	if _, err := m.db.ExecContext(ctx, createNames); err != nil {
 		return fmt.Errorf("create bluetick_session: %w", err)
+	}
+	if m.messages, err = newMessageStore(ctx, m.db, m.opts.retention, m.opts.logger); err != nil {
+		return err
 	}
 	names, err := m.storedNames(ctx)
 	if err != nil {
@@ -308,7 +322,8 @@ func (m *Manager) newManaged(name string, dev *store.Device, g gate) (*managed, 
 		m.opts.clientHook(name, client)
 	}
 	capReconnectWait(client)
-	sess, err := New(client, dev, m.opts.sessionOpts...)
+	owner := fmt.Sprint(m.owners.Add(1))
+	sess, err := New(client, dev, append(m.opts.sessionOpts, withStore(m.messages, m.cache, owner))...)
 	if err != nil {
 		return nil, err // checked by Open: unreachable
 	}
@@ -477,7 +492,7 @@ func (m *Manager) Client(name string) (*whatsmeow.Client, bool) {
 }
 
 // Close stops the pairings that retry in the background, disconnects every
-// client and closes the store.
+// client, writes the message index's queued writes and closes the store.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
@@ -487,11 +502,13 @@ func (m *Manager) Close() error {
 	m.endLife()
 	m.pairing.Wait()
 	var wg sync.WaitGroup
+	m.cache.clear() // at once, rather than each session's messages as it closes
 	for _, ms := range all {
 		wg.Go(ms.stop)
 	}
 	wg.Wait()
 	m.connecting.Wait()
 	m.retiring.Wait()
+	m.messages.close() // writes what the sessions queued
 	return m.container.Close()
 }

@@ -41,14 +41,22 @@ type options struct {
 	markChatRead bool
 	maxViews     int
 	logger       *slog.Logger
+	// Set by a Manager (withStore): the store and the cache its sessions
+	// share, and the session's name for its messages in the cache.
+	store *messageStore
+	cache *index
+	owner string
 }
 
-// WithIndexSize sets how many incoming messages the session remembers (to
-// find a group message's sender, skip the account's own messages, find a
-// channel message's server id and list a chat's unread messages); the
-// oldest is forgotten first, and 0 turns the index off. Each message costs
-// a few hundred bytes. A negative n is an error. Default: [DefaultIndexSize]
-// (10,000).
+// WithIndexSize sets how many incoming messages a [Session] made by [New]
+// remembers in memory (to find a group message's sender, skip the
+// account's own messages, find a channel message's server id and list a
+// chat's unread messages); the oldest is forgotten first. Each message
+// costs about 500 bytes. 0 turns the index off, also for a [Manager]'s
+// sessions ([WithSessionOptions]); any other n is ignored there: a
+// Manager's sessions keep their index in the store and share one memory
+// cache ([WithIndexCache], [WithIndexRetention]). A negative n is an
+// error. Default: [DefaultIndexSize] (10,000).
 func WithIndexSize(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
@@ -101,7 +109,7 @@ func WithLogger(l *slog.Logger) Option {
 type Session struct {
 	client    Client
 	device    *store.Device
-	index     *index
+	index     *messages
 	groups    *groupModes // addressing modes WhatsApp told (GetGroupInfo)
 	opts      options
 	views     chan struct{} // slots for pending channel views
@@ -149,7 +157,7 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 	s := &Session{
 		client: client,
 		device: device,
-		index:  newIndex(o.indexSize),
+		index:  newMessages(o, device),
 		groups: newGroupModes(),
 		opts:   o,
 		views:  make(chan struct{}, o.maxViews),
@@ -191,6 +199,7 @@ func (s *Session) Close() {
 	s.bgMu.Unlock()
 	s.cancel()
 	s.bg.Wait()
+	s.index.close()
 }
 
 // background runs f in a goroutine that Close waits for; after Close it
@@ -340,7 +349,10 @@ func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID
 	)
 	for _, id := range r.MessageIDs {
 		st := stanza{chat: chat}
-		m, known := s.index.get(r.Chat, id)
+		m, known, err := s.index.get(ctx, r.Chat, id)
+		if err != nil {
+			return nil, err
+		}
 		if known {
 			if c, err := parseJID(m.chat); err == nil {
 				st.chat = c
@@ -462,7 +474,7 @@ func (s *Session) groupSender(ctx context.Context, group string, sender types.JI
 // remembered, and the group is taken as addressed by phone number, as
 // before asking.
 func (s *Session) lidGroup(ctx context.Context, group string) bool {
-	if lid, known := s.index.groupMode(group); known {
+	if lid, known := s.index.groupMode(ctx, group); known {
 		return lid
 	}
 	if !isGroup(group) {
@@ -503,7 +515,10 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 	for _, id := range ids {
 		n, err := strconv.Atoi(id)
 		if err != nil || n <= 0 {
-			m, ok := s.index.get(chat.String(), id)
+			m, ok, err := s.index.get(ctx, chat.String(), id)
+			if err != nil {
+				return session.Result{}, err
+			}
 			if !ok || m.serverID == 0 {
 				return session.Result{}, invalid("channel message %q: not a numeric server id, nor a known message", id)
 			}
@@ -537,8 +552,11 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 
 // ResolveMessage returns what the index knows of message id in chat, or an
 // error wrapping session.ErrMessageNotFound.
-func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Message, error) {
-	m, ok := s.index.get(chat, id)
+func (s *Session) ResolveMessage(ctx context.Context, chat, id string) (session.Message, error) {
+	m, ok, err := s.index.get(ctx, chat, id)
+	if err != nil {
+		return session.Message{}, err
+	}
 	if !ok {
 		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
 	}
@@ -547,8 +565,11 @@ func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Me
 
 // UnreadMessages lists chat's newest indexed incoming messages that no
 // receipt has marked read yet, oldest first.
-func (s *Session) UnreadMessages(_ context.Context, chat string, limit int) ([]session.Message, error) {
-	found := s.index.unread(chat, limit)
+func (s *Session) UnreadMessages(ctx context.Context, chat string, limit int) ([]session.Message, error) {
+	found, err := s.index.unread(ctx, chat, limit)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]session.Message, len(found))
 	for i, m := range found {
 		out[i] = m.message(chat)
@@ -565,7 +586,9 @@ func (m indexed) message(chat string) session.Message {
 // real timestamp and in the form it arrived in (the chat's LID or phone
 // number, the sender as the group named it); for a chat the index knows
 // nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
-// the receipt's. It fails until the phone
+// the receipt's; with no c.LastMessageID, for such a chat, it sends
+// nothing and returns an error wrapping session.ErrMessageNotFound. It
+// fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
 // Channels have no such badge: for them, and when [WithMarkChatRead](false)
 // is set, it returns an error wrapping errors.ErrUnsupported.
@@ -586,7 +609,11 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 		return err
 	}
 	id, sender, ts := c.LastMessageID, chat, c.Timestamp // in a direct chat the other party sent it
-	if m, ok := s.index.newest(c.Chat); ok {
+	m, known, err := s.index.newest(ctx, c.Chat)
+	if err != nil {
+		return err
+	}
+	if known {
 		// The chat's newest message, as WhatsApp Web marks a chat read:
 		// its real time, and its chat and sender in the form they arrived
 		// in, as the receipts are addressed.
@@ -599,6 +626,8 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 				sender = j
 			}
 		}
+	} else if c.LastMessageID == "" {
+		return fmt.Errorf("%w: no message of %s is known", session.ErrMessageNotFound, c.Chat)
 	} else if hasParticipant(chat) {
 		// Unknown chat: the request's last message, its sender in the
 		// form the receipt named it.
@@ -624,6 +653,8 @@ func (s *Session) handleEvent(evt any) {
 		if readable(e) {
 			s.index.add(indexedFrom(e))
 		}
+	case *events.HistorySync:
+		s.indexHistory(e)
 	case *events.Receipt:
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)

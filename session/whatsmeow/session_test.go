@@ -396,6 +396,23 @@ func TestMarkChatRead(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no last message: up to the newest known, or not found", func(t *testing.T) {
+		s, fc, _ := newSession(t)
+		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm}); !errors.Is(err, session.ErrMessageNotFound) {
+			t.Errorf("unknown chat: err = %v, want ErrMessageNotFound", err)
+		}
+		if _, _, patches := fc.recorded(); len(patches) != 0 {
+			t.Errorf("sent %+v for a chat it knows nothing of", patches)
+		}
+		fc.emit(&events.Message{Info: types.MessageInfo{MessageSource: types.MessageSource{Chat: jid(dm), Sender: jid(dm)}, ID: "D7", Timestamp: ts},
+			Message: &waE2E.Message{Conversation: proto.String("hi")}})
+		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm}); err != nil {
+			t.Fatal(err)
+		}
+		if fc.keys[0] != (msgKey{jid(dm), jid(dm), "D7"}) {
+			t.Errorf("BuildMessageKey(%+v)", fc.keys[0])
+		}
+	})
 	t.Run("a panic in whatsmeow is an error", func(t *testing.T) {
 		s, fc, _ := newSession(t)
 		fc.set(func(f *fakeClient) { f.appPanic = true })

@@ -51,25 +51,41 @@ type TestStore struct {
 func ForEachStore(t *testing.T, f func(t *testing.T, st TestStore)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "bluetick.db")
-		f(t, TestStore{
-			Backend:   "sqlite",
-			DSN:       path,
-			Dialect:   "sqlite",
-			Driver:    "sqlite",
-			DriverDSN: "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)",
-			BadDSN:    filepath.Join(dir, "no", "such", "dir", "x.db"),
-		})
+		f(t, newSQLiteStore(t))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		f(t, newPostgresStore(t))
 	})
 }
 
+// ForEachBenchStore is ForEachStore for benchmarks.
+func ForEachBenchStore(b *testing.B, f func(b *testing.B, st TestStore)) {
+	b.Helper()
+	b.Run("sqlite", func(b *testing.B) {
+		f(b, newSQLiteStore(b))
+	})
+	b.Run("postgres", func(b *testing.B) {
+		f(b, newPostgresStore(b))
+	})
+}
+
+// newSQLiteStore returns a SQLite file store in t's temporary directory.
+func newSQLiteStore(t testing.TB) TestStore {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bluetick.db")
+	return TestStore{
+		Backend:   "sqlite",
+		DSN:       path,
+		Dialect:   "sqlite",
+		Driver:    "sqlite",
+		DriverDSN: "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)",
+		BadDSN:    filepath.Join(dir, "no", "such", "dir", "x.db"),
+	}
+}
+
 // newPostgresStore creates a database of its own for t on the server of
 // EnvTestPostgres, and drops it when t ends.
-func newPostgresStore(t *testing.T) TestStore {
+func newPostgresStore(t testing.TB) TestStore {
 	t.Helper()
 	admin := os.Getenv(EnvTestPostgres)
 	if admin == "" {
@@ -131,7 +147,7 @@ func (st TestStore) DB(t testing.TB) *sql.DB {
 
 // SaveDevice stores a paired device whose JID user is user, as a previous
 // run of the server would have.
-func (st TestStore) SaveDevice(t *testing.T, user string) {
+func (st TestStore) SaveDevice(t testing.TB, user string) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sql.Open(st.Driver, st.DriverDSN)

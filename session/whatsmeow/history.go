@@ -1,0 +1,83 @@
+package whatsmeow
+
+import (
+	"slices"
+
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+)
+
+// historyReadTail is how many of a conversation's newest messages a history
+// sync indexes beyond its unread ones: enough to know the chat (its newest
+// message, for the "mark chat read" patch), its group's addressing, and
+// the senders of the messages a client may still name.
+const historyReadTail = 20
+
+// indexHistory indexes what a history sync tells of each conversation: its
+// unread tail — the newest UnreadCount incoming messages, which WhatsApp
+// counts as unread — and the historyReadTail newest messages beyond, marked
+// read. History syncs are the only way to learn what is unread after
+// pairing, or what arrived while no client was connected.
+//
+// Messages come through whatsmeow's ParseWebMessage, as live ones do
+// through its decryption; what readable rejects (reactions, edits,
+// protocol and system messages) is neither indexed nor counted.
+func (s *Session) indexHistory(e *events.HistorySync) {
+	var batch []indexed
+	for _, conv := range e.Data.GetConversations() {
+		chat, err := types.ParseJID(conv.GetID())
+		if err != nil || chat.Server == types.BroadcastServer {
+			continue
+		}
+		var evts []*events.Message
+		for _, hm := range conv.GetMessages() {
+			evt, err := s.client.ParseWebMessage(chat, hm.GetMessage())
+			if err == nil && readable(evt) {
+				evts = append(evts, evt)
+			}
+		}
+		// Newest first, whatever order the sync used.
+		slices.SortStableFunc(evts, func(a, b *events.Message) int { return b.Info.Timestamp.Compare(a.Info.Timestamp) })
+		unread := int(conv.GetUnreadCount())
+		keep := unread + historyReadTail
+		alt := historyChatAlt(chat, conv.GetPnJID(), conv.GetLidJID())
+		var conversation []indexed
+		for _, evt := range evts {
+			if len(conversation) >= keep {
+				break
+			}
+			m := indexedFrom(evt)
+			m.chatAlt = alt
+			if m.lidGroup = evt.Info.IsGroup && evt.Info.Sender.Server == types.HiddenUserServer; !m.fromMe {
+				m.read = unread <= 0
+				unread--
+			}
+			conversation = append(conversation, m)
+		}
+		slices.Reverse(conversation) // oldest first, as they arrived
+		batch = append(batch, conversation...)
+	}
+	if len(batch) > 0 {
+		s.index.addHistory(batch)
+	}
+}
+
+// historyChatAlt returns the other form of a direct chat's JID from its
+// conversation's phone-number and LID JIDs, or "".
+func historyChatAlt(chat types.JID, pn, lid string) string {
+	var other string
+	switch chat.Server {
+	case types.DefaultUserServer:
+		other = lid
+	case types.HiddenUserServer:
+		other = pn
+	}
+	if other == "" {
+		return ""
+	}
+	j, err := types.ParseJID(other)
+	if err != nil || j.ToNonAD() == chat.ToNonAD() {
+		return ""
+	}
+	return j.ToNonAD().String()
+}

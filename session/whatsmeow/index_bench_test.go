@@ -1,0 +1,143 @@
+package whatsmeow
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// benchMessage is a group message as indexedFrom makes it: its strings
+// built at run time, like JIDs parsed off the wire.
+func benchMessage(owner string, i int) indexed {
+	return indexed{
+		owner:     owner,
+		chat:      fmt.Sprintf("1203630%011d@g.us", i%50),
+		id:        fmt.Sprintf("3EB0%016X", i),
+		sender:    fmt.Sprintf("%015d@lid", 100000000000000+i%200),
+		senderAlt: fmt.Sprintf("1555%07d@s.whatsapp.net", i%200),
+		timestamp: time.Unix(1767225500+int64(i), 0),
+		lidGroup:  true,
+		seen:      int64(i),
+	}
+}
+
+// Issue 11, item 5: the memory each message costs in the cache (the ~510
+// bytes measured before), its strings included (as a message's JIDs and
+// id, parsed off the wire, live on in the index), all of a Manager's
+// sessions sharing it.
+func BenchmarkIndexMemory(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		x := newIndex(n)
+		for i := range n {
+			x.add(benchMessage("1", i))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/msg")
+		runtime.KeepAlive(x)
+	}
+}
+
+// Issue 11, item 5: what indexing a message costs whatsmeow's event
+// handling: the cache alone (a Session made by New), and the cache and the
+// queue of the store's writer (a Manager's session), with the writer
+// writing behind it — on 2 cores the writer competes for the CPU.
+func BenchmarkIndexAdd(b *testing.B) {
+	msgs := make([]indexed, 10_000)
+	for i := range msgs {
+		msgs[i] = benchMessage("", i)
+	}
+	run := func(b *testing.B, x *messages) {
+		i := 0
+		for b.Loop() {
+			x.add(msgs[i%len(msgs)])
+			i++
+		}
+	}
+	b.Run("memory", func(b *testing.B) {
+		run(b, &messages{mem: newIndex(DefaultIndexCache), owner: "1"})
+	})
+	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
+		st.SaveDevice(b, "15550000009")
+		w, db := openMessageStore(b, st.DSN, Retention{MaxAge: 100 * 365 * 24 * time.Hour})
+		defer db.Close()
+		defer w.close()
+		id := types.NewADJID("15550000009", 0, 1)
+		run(b, &messages{mem: newIndex(DefaultIndexCache), owner: "1", store: w, device: &store.Device{ID: &id}})
+		b.StopTimer()
+		if err := w.flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		w.mu.Lock()
+		b.ReportMetric(float64(w.dropped), "dropped")
+		w.mu.Unlock()
+	})
+}
+
+// Issue 11, item 5: the store's write cost per message — from the queue to
+// committed rows, in the batches the writer makes of what accumulates while
+// it writes (ns/op is per message).
+func BenchmarkIndexWrite(b *testing.B) {
+	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
+		st.SaveDevice(b, "15550000009")
+		// The default count (50,000 per device: beyond it, each 1,000
+		// messages prune as many), no age limit (benchMessage's times
+		// are of January 2026).
+		w, db := openMessageStore(b, st.DSN, Retention{MaxAge: 100 * 365 * 24 * time.Hour})
+		defer db.Close()
+		defer w.close()
+		device := types.NewADJID("15550000009", 0, 1).String()
+		i := 0
+		for b.Loop() {
+			w.put(device, benchMessage("", i))
+			i++
+		}
+		if err := w.flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// Issue 11, item 5: what the store's reads cost a request, with 10,000
+// messages of the device stored: an id nobody indexed (a cache miss that
+// reads the store; ResolveMessage and SendReceipt each ask), and a chat's
+// newest message (the "mark chat read" patch of every read request).
+func BenchmarkIndexLookup(b *testing.B) {
+	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
+		st.SaveDevice(b, "15550000009")
+		w, db := openMessageStore(b, st.DSN, Retention{MaxAge: 100 * 365 * 24 * time.Hour})
+		defer db.Close()
+		defer w.close()
+		device := types.NewADJID("15550000009", 0, 1).String()
+		for i := range 10_000 {
+			w.put(device, benchMessage("", i))
+		}
+		if err := w.flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		chat := benchMessage("", 7).chat
+		b.Run("miss", func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := w.get(context.Background(), device, chat, "3EB0UNKNOWN"); ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+		b.Run("newest", func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := w.newest(context.Background(), device, chat); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+	})
+}

@@ -1,0 +1,268 @@
+package whatsmeow
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// openMessageStore opens the message index of st's store, whose device
+// user is stored (SaveDevice), with retention r.
+func openMessageStore(t testing.TB, dsn string, r Retention) (*messageStore, *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	db, _, err := openDB(ctx, dsn, DBPool{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newMessageStore(ctx, db, r, slog.New(slog.DiscardHandler))
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return w, db
+}
+
+func ids(ms []indexed) []string {
+	out := []string{}
+	for _, m := range ms {
+		out = append(out, m.id)
+	}
+	return out
+}
+
+// Issue 11, item 5: the store keeps what the memory index knew — by id in
+// either form of a direct chat's JID, a chat's unread and newest messages,
+// a group's addressing — across a close and a reopen, keyed by the device.
+func TestMessageStore(t *testing.T) {
+	ForEachStore(t, func(t *testing.T, st TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000009")
+		st.SaveDevice(t, "15550000008")
+		device := types.NewADJID("15550000009", 0, 1).String()
+		other := types.NewADJID("15550000008", 0, 1).String()
+		t0 := time.Unix(1767225500, 0)
+		const (
+			dm, dmLID = "15551234567@s.whatsapp.net", "123456789012345@lid"
+			grp       = "120363012345678901@g.us"
+			memberLID = "222222222222222@lid"
+			member    = "15557654321@s.whatsapp.net"
+			channel   = "120363123456789012@newsletter"
+		)
+		w, db := openMessageStore(t, st.DSN, Retention{})
+		msgs := []indexed{
+			{chat: dmLID, chatAlt: dm, id: "D1", sender: dmLID, senderAlt: dm, timestamp: t0},
+			{chat: dmLID, chatAlt: dm, id: "D2", sender: "15550000009@s.whatsapp.net", fromMe: true, timestamp: t0.Add(time.Second)},
+			{chat: dmLID, chatAlt: dm, id: "D3", sender: dmLID, timestamp: t0.Add(2 * time.Second), played: true},
+			{chat: grp, id: "G1", sender: memberLID, senderAlt: member, lidGroup: true, timestamp: t0},
+			{chat: channel, id: "C1", sender: channel, serverID: 101, timestamp: t0},
+		}
+		for i := range msgs {
+			msgs[i].seen = w.seenNow()
+		}
+		w.put(device, msgs...)
+		w.put(other, indexed{chat: dm, id: "X1", sender: dm, timestamp: t0, seen: w.seenNow()})
+
+		// Found before the writer wrote it, and after.
+		got, ok, err := w.get(ctx, device, dm, "D1")
+		if err != nil || !ok || got.sender != dmLID {
+			t.Errorf("get D1 by the phone number, maybe queued: %+v %v %v", got, ok, err)
+		}
+		if err := w.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			chat, id string
+			want     *indexed
+		}{
+			{dm, "D1", &msgs[0]}, {dmLID, "D1", &msgs[0]}, {dm, "D2", &msgs[1]}, {dmLID, "D3", &msgs[2]},
+			{grp, "G1", &msgs[3]}, {channel, "C1", &msgs[4]},
+			{dm, "X1", nil}, // another device's
+			{grp, "D1", nil},
+		} {
+			got, ok, err := w.get(ctx, device, tc.chat, tc.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == nil {
+				if ok {
+					t.Errorf("get(%s, %s) = %+v, want none", tc.chat, tc.id, got)
+				}
+				continue
+			}
+			want := *tc.want
+			if !ok || !got.timestamp.Equal(want.timestamp) {
+				t.Errorf("get(%s, %s) = %+v, %v; want %+v", tc.chat, tc.id, got, ok, want)
+				continue
+			}
+			got.timestamp = want.timestamp
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("get(%s, %s)\n got %+v\nwant %+v", tc.chat, tc.id, got, want)
+			}
+		}
+		unread, err := w.unread(ctx, device, dm, 10)
+		if err != nil || !reflect.DeepEqual(ids(unread), []string{"D1", "D3"}) {
+			t.Errorf("unread = %v, %v; want D1 D3 (D2 is our own)", ids(unread), err)
+		}
+		if unread, _ := w.unread(ctx, device, dmLID, 1); !reflect.DeepEqual(ids(unread), []string{"D3"}) {
+			t.Errorf("unread limit 1 = %v, want the newest, D3", ids(unread))
+		}
+		if m, ok, err := w.newest(ctx, device, dm); err != nil || !ok || m.id != "D3" {
+			t.Errorf("newest = %+v, %v, %v", m, ok, err)
+		}
+		if _, ok, err := w.newest(ctx, device, "15559999999@s.whatsapp.net"); err != nil || ok {
+			t.Errorf("newest of an unknown chat: %v, %v", ok, err)
+		}
+		if lid, known, err := w.groupMode(ctx, device, grp); err != nil || !known || !lid {
+			t.Errorf("groupMode = %v, %v, %v", lid, known, err)
+		}
+
+		// Read here, then recorded again unread (a history sync's older
+		// view): it stays read.
+		w.markRead(device, dm, []string{"D1"})
+		w.put(device, indexed{chat: dmLID, id: "D1", sender: dmLID, timestamp: t0, seen: w.seenNow()})
+		if unread, _ := w.unread(ctx, device, dmLID, 10); !reflect.DeepEqual(ids(unread), []string{"D3"}) {
+			t.Errorf("after D1 read: unread = %v", ids(unread))
+		}
+		if m, _, _ := w.get(ctx, device, dm, "D1"); m.chatAlt != dm || m.senderAlt != dm {
+			t.Errorf("a record without the other forms forgot them: %+v", m)
+		}
+
+		// Closed with a write queued: it is written; a new store finds all.
+		w.put(device, indexed{chat: dmLID, chatAlt: dm, id: "D4", sender: dmLID, timestamp: t0.Add(3 * time.Second), seen: w.seenNow()})
+		if m, ok, err := w.newest(ctx, device, dm); err != nil || !ok || m.id != "D4" {
+			t.Errorf("newest, queued or written = %+v, %v, %v; want D4", m, ok, err)
+		}
+		w.close()
+		db.Close()
+		w, db = openMessageStore(t, st.DSN, Retention{})
+		defer db.Close()
+		defer w.close()
+		if unread, _ := w.unread(ctx, device, dm, 10); !reflect.DeepEqual(ids(unread), []string{"D3", "D4"}) {
+			t.Errorf("after reopening: unread = %v, want D3 D4", ids(unread))
+		}
+
+		// WhatsApp logs the device out: whatsmeow deletes it, and its
+		// messages go with it.
+		if _, err := db.ExecContext(ctx, `DELETE FROM whatsmeow_device WHERE jid = $1`, device); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM bluetick_message WHERE device = $1`, device).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%d messages of a deleted device left (%v)", n, err)
+		}
+	})
+}
+
+// Issue 11, item 5: the store keeps at most MaxMessages per device (the
+// newest) and nothing older than MaxAge.
+func TestMessageStoreRetention(t *testing.T) {
+	ForEachStore(t, func(t *testing.T, st TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000009")
+		device := types.NewADJID("15550000009", 0, 1).String()
+		w, db := openMessageStore(t, st.DSN, Retention{MaxMessages: 3, MaxAge: 24 * time.Hour})
+		defer db.Close()
+		defer w.close()
+		now := time.Now()
+		var ms []indexed
+		for i := range 5 {
+			ms = append(ms, indexed{chat: "15551234567@s.whatsapp.net", id: fmt.Sprintf("M%d", i), sender: "15551234567@s.whatsapp.net",
+				timestamp: now.Add(time.Duration(i-5) * time.Minute), seen: w.seenNow()})
+		}
+		ms = append(ms, indexed{chat: "15551234568@s.whatsapp.net", id: "OLD", sender: "15551234568@s.whatsapp.net",
+			timestamp: now.Add(-48 * time.Hour), seen: w.seenNow()})
+		w.put(device, ms...)
+		if err := w.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		w.pruneAll() // the hourly pruning; the writer is idle, flushed
+		rows, err := db.QueryContext(ctx, `SELECT id FROM bluetick_message WHERE device = $1 ORDER BY ts`, device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var left []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, id)
+		}
+		if !reflect.DeepEqual(left, []string{"M2", "M3", "M4"}) {
+			t.Errorf("kept %v, want the newest three, M2 M3 M4", left)
+		}
+	})
+}
+
+// Issue 11, item 5: a Manager's sessions share one memory cache, bounded
+// for all of them; what it forgot is found in the store, and a closed
+// session's messages leave it.
+func TestSharedCache(t *testing.T) {
+	ForEachStore(t, func(t *testing.T, st TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000009")
+		st.SaveDevice(t, "15550000008")
+		w, db := openMessageStore(t, st.DSN, Retention{})
+		defer db.Close()
+		defer w.close()
+		cache := newIndex(3)
+		idA, idB := types.NewADJID("15550000009", 0, 1), types.NewADJID("15550000008", 0, 1)
+		a := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "1"}, deviceWith(idA))
+		b := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "2"}, deviceWith(idB))
+		const dm = "15551234567@s.whatsapp.net"
+		for i := range 3 {
+			a.add(indexed{chat: dm, id: fmt.Sprintf("A%d", i), sender: dm, timestamp: time.Unix(1767225500, 0)})
+			b.add(indexed{chat: dm, id: fmt.Sprintf("B%d", i), sender: dm, timestamp: time.Unix(1767225500, 0)})
+		}
+		if n := cache.order.Len(); n != 3 {
+			t.Errorf("the cache holds %d messages, want its bound, 3, for both sessions", n)
+		}
+		if _, ok := cache.get("1", dm, "A0"); ok {
+			t.Error("A0 is still cached")
+		}
+		for _, tc := range []struct {
+			x      *messages
+			id     string
+			wantOK bool
+		}{{a, "A0", true}, {a, "B0", false}, {b, "B0", true}, {b, "A2", false}} {
+			if _, ok, err := tc.x.get(ctx, dm, tc.id); err != nil || ok != tc.wantOK {
+				t.Errorf("get %s = %v, %v; want %v", tc.id, ok, err, tc.wantOK)
+			}
+		}
+		if _, ok := cache.get("1", dm, "A0"); !ok {
+			t.Error("A0, read from the store, was not cached")
+		}
+		a.close()
+		for e := cache.order.Front(); e != nil; e = e.Next() {
+			if e.Value.(*indexed).owner == "1" {
+				t.Errorf("a closed session's message is still cached: %+v", e.Value)
+			}
+		}
+	})
+}
+
+func deviceWith(id types.JID) *store.Device { return &store.Device{ID: &id} }
+
+// A bad index option is an error of Open.
+func TestIndexOptionErrors(t *testing.T) {
+	for name, opt := range map[string]ManagerOption{
+		"negative cache":        WithIndexCache(-1),
+		"negative max":          WithIndexRetention(Retention{MaxMessages: -1}),
+		"negative age":          WithIndexRetention(Retention{MaxAge: -time.Hour}),
+		"negative session size": WithSessionOptions(WithIndexSize(-1)),
+	} {
+		if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}
