@@ -50,11 +50,19 @@ func NewDevice(t testing.TB) (*store.Device, *sqlstore.Container) {
 // into a store opened elsewhere (e.g. a Manager's SQLite file).
 func PairDevice(t testing.TB, container *sqlstore.Container) *store.Device {
 	t.Helper()
+	return PairDeviceAs(t, container, deviceJID.User, deviceLID.User)
+}
+
+// PairDeviceAs is PairDevice for the account of phone number user (digits)
+// and LID lid (digits), device 1: a store may hold many such devices, one
+// per account.
+func PairDeviceAs(t testing.TB, container *sqlstore.Container, user, lid string) *store.Device {
+	t.Helper()
 	ctx := context.Background()
 	dev := container.NewDevice()
-	id := deviceJID
+	id := types.JID{User: user, Device: 1, Server: types.DefaultUserServer}
 	dev.ID = &id
-	dev.LID = deviceLID
+	dev.LID = types.JID{User: lid, Device: 1, Server: types.HiddenUserServer}
 	dev.PushName = devicePushName
 	dev.Platform = "android"
 	dev.Account = &waAdv.ADVSignedDeviceIdentity{
