@@ -30,11 +30,29 @@ type Response struct {
 	Receipts []SentReceipt `json:"receipts"`
 	// Skipped are the ids not sent, with the reason; never null.
 	Skipped []Skipped `json:"skipped"`
-	// ChatMarkedRead reports whether the chat's unread badge was also
-	// cleared on the account's other devices (WhatsApp Web, Desktop, the
-	// phone). Absent when the session does not do that, or for played
-	// receipts.
+	// ChatRead says what became of clearing the chat's unread badge on
+	// the account's other devices (WhatsApp Web, Desktop, the phone):
+	// "done" (cleared before the answer), "scheduled" (to be cleared in
+	// the background within moments; a WhatsApp session sends one
+	// app-state patch per chat per window, carrying the newest message
+	// read), or "unavailable" (nothing was or will be sent for this
+	// request: the phone has not shared its app-state keys yet, or trying
+	// failed). Absent when the session does not do that, when no receipt
+	// went out, and for played receipts. See session.ChatReadState.
+	ChatRead string `json:"chatRead,omitempty"`
+	// ChatMarkedRead is the older, two-valued form of ChatRead, kept for
+	// existing clients: true when "done", false when "unavailable", absent
+	// otherwise ("scheduled" included: not cleared yet when answered).
 	ChatMarkedRead *bool `json:"chatMarkedRead,omitempty"`
+}
+
+// setChatRead sets ChatRead and ChatMarkedRead from state.
+func (r *Response) setChatRead(state session.ChatReadState) {
+	r.ChatRead = string(state)
+	if state == session.ChatReadDone || state == session.ChatReadUnavailable {
+		marked := state == session.ChatReadDone
+		r.ChatMarkedRead = &marked
+	}
 }
 
 // SentReceipt is one receipt as the backend reports it sent.

@@ -97,15 +97,16 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	if sent == nil {
 		sent = []SentReceipt{}
 	}
-	return &Response{
-		Success:        true,
-		Acknowledged:   len(sent) > 0,
-		Session:        p.session,
-		ChatID:         p.chatID,
-		Receipts:       sent,
-		Skipped:        skipped,
-		ChatMarkedRead: h.markChatRead(ctx, x, sess, p, delivered, known),
-	}, nil
+	resp := &Response{
+		Success:      true,
+		Acknowledged: len(sent) > 0,
+		Session:      p.session,
+		ChatID:       p.chatID,
+		Receipts:     sent,
+		Skipped:      skipped,
+	}
+	resp.setChatRead(h.markChatRead(ctx, x, sess, p, delivered, known))
+	return resp, nil
 }
 
 // messageTimes holds when the messages the session knows were sent, by id.
@@ -298,31 +299,44 @@ func (h *Handler) sendOne(ctx context.Context, sess session.Session, p *plan, rc
 	return rc, res, nil
 }
 
-// markChatRead asks a session.ChatMarker, best-effort, to clear the chat's
-// unread badge on the account's other devices once read receipts went out.
-// It returns nil when there is nothing to report.
-func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, sent []session.Receipt, known messageTimes) *bool {
-	marker, ok := session.As[session.ChatMarker](sess)
-	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
-		return nil
+// markChatRead has the session clear, best-effort, the chat's unread badge
+// on the account's other devices once read receipts went out: scheduled
+// with a session.ChatReadScheduler, else now with a session.ChatMarker. It
+// returns what became of it, or "" when there is nothing to report.
+func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, sent []session.Receipt, known messageTimes) session.ChatReadState {
+	if len(sent) == 0 || p.typ != session.ReceiptRead {
+		return ""
 	}
+	var (
+		state session.ChatReadState
+		err   error
+	)
 	if x != nil {
 		x.op = OpMarkChatRead
 	}
-	err := marker.MarkChatRead(ctx, known.newest(p.chatID, sent))
+	if scheduler, ok := session.As[session.ChatReadScheduler](sess); ok {
+		state, err = scheduler.ScheduleChatRead(ctx, known.newest(p.chatID, sent))
+	} else if marker, ok := session.As[session.ChatMarker](sess); ok {
+		state = session.ChatReadDone
+		if err = marker.MarkChatRead(ctx, known.newest(p.chatID, sent)); err != nil {
+			state = session.ChatReadUnavailable
+		}
+	} else {
+		return ""
+	}
 	if x != nil {
 		x.op = ""
 	}
 	if errors.Is(err, errors.ErrUnsupported) {
-		return nil
+		return ""
 	}
-	marked := err == nil
 	if err != nil {
+		state = session.ChatReadUnavailable
 		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "marking chat read failed",
 			slog.String("session", p.session), slog.String("chat", p.chatID), slog.String("error", err.Error()))
 		h.cfg.observeBackend(ctx, p.session, backendErr(OpMarkChatRead, err))
 	}
-	return &marked
+	return state
 }
 
 // logSent logs one receipt sent, at Info, as "receipt sent".

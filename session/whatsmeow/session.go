@@ -37,10 +37,12 @@ const (
 type Option func(*options) error
 
 type options struct {
-	indexSize    int
-	markChatRead bool
-	maxViews     int
-	logger       *slog.Logger
+	indexSize      int
+	markChatRead   bool
+	chatReadWindow time.Duration
+	chatReadTicks  <-chan time.Time // ends each window instead of a timer (tests)
+	maxViews       int
+	logger         *slog.Logger
 }
 
 // WithIndexSize sets how many incoming messages the session remembers (to
@@ -60,8 +62,8 @@ func WithIndexSize(n int) Option {
 }
 
 // WithMarkChatRead turns on or off clearing a chat's unread badge on the
-// account's other devices after read receipts (an app-state patch). Default:
-// on.
+// account's other devices after read receipts (an app-state patch, sent in
+// the background: see [Session.ScheduleChatRead]). Default: on.
 func WithMarkChatRead(on bool) Option {
 	return func(o *options) error { o.markChatRead = on; return nil }
 }
@@ -96,8 +98,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // Session sends receipts through one whatsmeow client. It implements
-// session.Session, session.Resolver, session.UnreadLister and
-// session.ChatMarker, and is safe for concurrent use.
+// session.Session, session.Resolver, session.UnreadLister,
+// session.ChatMarker and session.ChatReadScheduler, and is safe for
+// concurrent use.
 type Session struct {
 	client    Client
 	device    *store.Device
@@ -122,6 +125,9 @@ type Session struct {
 	connects  uint64
 	privacyAt uint64
 
+	chatReads chatReads  // see ScheduleChatRead
+	keysMu    sync.Mutex // one look at the app-state keys at a time
+
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
 	// this session (KeepPairing), or zero.
 	pairMu      sync.Mutex
@@ -129,17 +135,19 @@ type Session struct {
 }
 
 var (
-	_ session.Session        = (*Session)(nil)
-	_ session.Resolver       = (*Session)(nil)
-	_ session.UnreadLister   = (*Session)(nil)
-	_ session.ChatMarker     = (*Session)(nil)
-	_ session.StatusReporter = (*Session)(nil)
+	_ session.Session           = (*Session)(nil)
+	_ session.Resolver          = (*Session)(nil)
+	_ session.UnreadLister      = (*Session)(nil)
+	_ session.ChatMarker        = (*Session)(nil)
+	_ session.ChatReadScheduler = (*Session)(nil)
+	_ session.StatusReporter    = (*Session)(nil)
 )
 
 // New returns a [Session] over client, whose device store is device (for a
 // real client, client.Store). It registers an event handler on client to
-// index incoming messages and to warm the privacy settings after each
-// connection; Close removes it. A bad option is an error, and nothing is
+// index incoming messages, to warm the privacy settings after each
+// connection and to notice app-state keys arriving; Close removes it and
+// stops the Session's goroutines. A bad option is an error, and nothing is
 // registered then.
 func New(client Client, device *store.Device, opts ...Option) (*Session, error) {
 	o, err := newOptions(opts)
@@ -165,10 +173,11 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 // newOptions applies opts over the defaults.
 func newOptions(opts []Option) (options, error) {
 	o := options{
-		indexSize:    DefaultIndexSize,
-		markChatRead: true,
-		maxViews:     DefaultMaxPendingChannelViews,
-		logger:       slog.New(slog.DiscardHandler),
+		indexSize:      DefaultIndexSize,
+		markChatRead:   true,
+		chatReadWindow: DefaultChatReadWindow,
+		maxViews:       DefaultMaxPendingChannelViews,
+		logger:         slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -179,7 +188,9 @@ func newOptions(opts []Option) (options, error) {
 }
 
 // Close stops indexing the client's events and waits for the [Session]'s
-// background work to stop. It does not disconnect the client. It must not
+// background work to stop: the privacy warm-up, and the chats' read
+// patches (those still waiting for their window are not sent). It does not
+// disconnect the client. It must not
 // be called from inside one of the client's event handlers: whatsmeow runs
 // them under the lock that RemoveEventHandler takes, so Close would
 // deadlock the client's event dispatch ([Manager] closes a logged-out
@@ -193,19 +204,20 @@ func (s *Session) Close() {
 	s.bg.Wait()
 }
 
-// background runs f in a goroutine that Close waits for; after Close it
-// does nothing.
-func (s *Session) background(f func()) {
+// background runs f in a goroutine that Close waits for and reports true;
+// after Close it does nothing and reports false.
+func (s *Session) background(f func()) bool {
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
 	if s.closed {
-		return
+		return false
 	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		f()
 	}()
+	return true
 }
 
 // paired reports whether the device has ever been paired (and not logged
@@ -560,25 +572,22 @@ func (m indexed) message(chat string) session.Message {
 	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Timestamp: m.timestamp}
 }
 
-// MarkChatRead clears chat's unread badge on the account's other devices
-// with an app-state patch up to the chat's newest indexed message, with its
+// MarkChatRead clears chat's unread badge on the account's other devices,
+// now, with an app-state patch up to the chat's newest indexed message, with its
 // real timestamp and in the form it arrived in (the chat's LID or phone
 // number, the sender as the group named it); for a chat the index knows
 // nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
 // the receipt's. It fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
 // Channels have no such badge: for them, and when [WithMarkChatRead](false)
-// is set, it returns an error wrapping errors.ErrUnsupported.
+// is set, it returns an error wrapping errors.ErrUnsupported. It costs two
+// store queries and a round trip to WhatsApp, and each patch a new version
+// of the account's app state: the HTTP handler uses [Session.ScheduleChatRead]
+// instead, which sends one patch per chat per window in the background.
 func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
-	if !s.opts.markChatRead {
-		return fmt.Errorf("marking chats read is off: %w", errors.ErrUnsupported)
-	}
-	chat, err := parseJID(c.Chat)
+	chat, err := s.chatReadable(c.Chat)
 	if err != nil {
-		return invalid("chat: %v", err)
-	}
-	if chat.Server == types.NewsletterServer || chat.Server == types.BroadcastServer {
-		return fmt.Errorf("channels and status updates have no unread badge: %w", errors.ErrUnsupported)
+		return err
 	}
 	// BuildMessageKey and SendAppState panic on a device that was never
 	// paired (no own JID, no app-state store).
@@ -634,12 +643,16 @@ func (s *Session) handleEvent(evt any) {
 		s.groups.forget(e.JID.ToNonAD().String())
 	case *events.JoinedGroup:
 		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID, time.Now())
+	case *events.AppStateSyncComplete:
+		// whatsmeow syncs app state after the phone shares its keys.
+		s.forgetKeys()
 	case *events.Connected:
 		// The settings may have changed while disconnected: the next
 		// read receipt refetches them unless the warm-up has by then.
 		s.privMu.Lock()
 		s.connects++
 		s.privMu.Unlock()
+		s.forgetKeys()
 		s.background(s.warmPrivacy)
 	}
 }
