@@ -771,7 +771,9 @@ func TestChatReadScheduled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sess := &schedulingSession{state: tc.state, err: tc.err,
-				SessionFunc: func(_ context.Context, r session.Receipt) (session.Result, error) { return session.Result{Type: r.Type}, nil }}
+				SessionFunc: func(_ context.Context, r session.Receipt) (session.Result, error) {
+					return session.Result{Type: r.Type}, nil
+				}}
 			reg := session.NewMemoryRegistry()
 			reg.Set("demo", sess)
 			h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
