@@ -33,9 +33,8 @@ type Response struct {
 	// ChatRead says what became of clearing the chat's unread badge on
 	// the account's other devices (WhatsApp Web, Desktop, the phone):
 	// "done" (cleared before the answer), "scheduled" (to be cleared in
-	// the background within moments; a WhatsApp session sends one
-	// app-state patch per chat per window, carrying the newest message
-	// read), or "unavailable" (nothing was or will be sent for this
+	// the background within moments, up to the chat's newest message read
+	// by then; a WhatsApp session marks each chat once per window), or "unavailable" (nothing was or will be sent for this
 	// request: the phone has not shared its app-state keys yet, or trying
 	// failed). Absent when the session does not do that, when no receipt
 	// went out, and for played receipts. See session.ChatReadState.

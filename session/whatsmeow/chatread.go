@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/bluetick/bluetick/session"
@@ -22,16 +23,20 @@ const (
 	// maxPendingChatReads bounds the chats waiting for the next window; a
 	// chat beyond it is not marked (ChatReadUnavailable, logged).
 	maxPendingChatReads = 4096
-	// chatReadTimeout bounds sending one chat's patch in the background.
+	// chatReadTimeout bounds sending one patch in the background.
 	chatReadTimeout = 15 * time.Second
+	// maxChatsPerPatch bounds the chats (mutations) of one patch.
+	maxChatsPerPatch = 50
 )
 
 // WithChatReadWindow sets how long a [Session] gathers the chats whose
-// unread badge it is to clear (ScheduleChatRead) before it sends one
-// app-state patch per chat, each carrying the chat's newest message read:
-// a chat read by many requests within a window costs one patch, as
-// WhatsApp Web sends one per chat opened, not one per message. d must be
-// positive. Default: [DefaultChatReadWindow] (2 s).
+// unread badge it is to clear (ScheduleChatRead) before it marks them read:
+// one mutation per chat, carrying the chat's newest message read, in one
+// app-state patch for up to 50 chats. A chat read by many requests within
+// a window costs one mutation, as WhatsApp Web marks a chat read once when
+// it is opened, not once per message; many chats cost one round trip and
+// one new app-state version. d must be positive. Default:
+// [DefaultChatReadWindow] (2 s).
 func WithChatReadWindow(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -65,9 +70,10 @@ type chatReads struct {
 
 // ScheduleChatRead notes that chat c.Chat was read up to c.LastMessageID and
 // returns at once: a background goroutine (owned by the Session, stopped by
-// Close) sends, at the end of the current window (WithChatReadWindow), one
-// app-state patch per chat noted, as MarkChatRead would, carrying the
-// chat's newest message. It returns session.ChatReadScheduled then.
+// Close) marks the chats noted read at the end of the current window
+// (WithChatReadWindow), each as MarkChatRead would, up to the chat's newest
+// message, in one app-state patch for up to 50 chats. It returns
+// session.ChatReadScheduled then.
 //
 // Until the phone has shared its app-state keys, which can take a while
 // after pairing, no patch can be sent: the Session remembers that the
@@ -227,20 +233,22 @@ func (s *Session) flushChatReads() {
 	}
 }
 
-// sendChatReads sends one patch per chat of batch, in the order of the
-// chats' names.
+// sendChatReads sends the chats of batch, in the order of their names, in
+// patches of at most maxChatsPerPatch mutations: one app-state round trip
+// per window rather than one per chat (whatsmeow's own BuildArchive puts
+// two mutations in one patch; each chat still gets one mutation).
 func (s *Session) sendChatReads(batch map[string]session.ChatRead) {
 	reads := make([]session.ChatRead, 0, len(batch))
 	for _, c := range batch {
 		reads = append(reads, c)
 	}
 	slices.SortFunc(reads, func(a, b session.ChatRead) int { return cmp.Compare(a.Chat, b.Chat) })
-	for i, c := range reads {
+	for chunk := range slices.Chunk(reads, maxChatsPerPatch) {
 		if s.ctx.Err() != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, chatReadTimeout)
-		err := s.MarkChatRead(ctx, c)
+		err := s.sendChatReadPatch(ctx, chunk)
 		cancel()
 		if err == nil {
 			continue
@@ -248,11 +256,32 @@ func (s *Session) sendChatReads(batch map[string]session.ChatRead) {
 		// SendAppState fails without keys: look whether that is why.
 		s.forgetKeys()
 		if keys, kerr := s.appStateKeys(s.ctx); kerr == nil && keys == keysMissing {
-			s.opts.logger.Debug("no app-state keys: chats left unmarked", "chats", len(reads)-i)
+			s.opts.logger.Debug("no app-state keys: chats left unmarked", "chats", len(reads))
 			return
 		}
 		if s.ctx.Err() == nil {
-			s.opts.logger.Warn("marking a chat read failed", "chat", c.Chat, "error", err)
+			s.opts.logger.Warn("marking chats read failed", "chats", len(chunk), "error", err)
 		}
 	}
+}
+
+// sendChatReadPatch sends one patch marking reads' chats read; a chat whose
+// mutation cannot be built is left out (logged).
+func (s *Session) sendChatReadPatch(ctx context.Context, reads []session.ChatRead) error {
+	var patch appstate.PatchInfo
+	for _, c := range reads {
+		p, err := s.chatReadPatch(ctx, c)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.opts.logger.Warn("marking a chat read failed", "chat", c.Chat, "error", err)
+			}
+			continue
+		}
+		patch.Type = p.Type
+		patch.Mutations = append(patch.Mutations, p.Mutations...)
+	}
+	if len(patch.Mutations) == 0 {
+		return nil
+	}
+	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -35,8 +36,9 @@ func schedule(t *testing.T, s *bwm.Session, c session.ChatRead, want session.Cha
 	}
 }
 
-// One patch per chat per window, carrying the chat's newest message read,
-// sent when the window ends, in the background.
+// One mutation per chat per window, carrying the chat's newest message
+// read, the window's chats in one patch, sent when the window ends, in the
+// background.
 func TestScheduleChatReadWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fc := newFakeClient()
@@ -58,8 +60,8 @@ func TestScheduleChatReadWindow(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
 		_, _, patches := fc.recorded()
-		if len(patches) != 2 {
-			t.Fatalf("%d patches after the window, want 2 (one per chat)", len(patches))
+		if len(patches) != 1 || len(patches[0].Mutations) != 2 {
+			t.Fatalf("%d patches after the window, want 1 with a mutation per chat: %+v", len(patches), patches)
 		}
 		if fc.keys[0] != (msgKey{jid(grp), jid(member), "G1"}) || fc.keys[1] != (msgKey{jid(dm), jid(dm), "D3"}) {
 			t.Errorf("patches name %+v, want G1 then the newest of the direct chat, D3", fc.keys)
@@ -70,8 +72,8 @@ func TestScheduleChatReadWindow(t *testing.T) {
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D4", Timestamp: t0.Add(3 * time.Second)}, session.ChatReadScheduled)
 		time.Sleep(bwm.DefaultChatReadWindow)
 		synctest.Wait()
-		if _, _, patches := fc.recorded(); len(patches) != 3 {
-			t.Errorf("%d patches after the second window, want 3", len(patches))
+		if _, _, patches := fc.recorded(); len(patches) != 2 || len(patches[1].Mutations) != 1 {
+			t.Errorf("%d patches after the second window, want 2", len(patches))
 		}
 	})
 }
@@ -129,8 +131,8 @@ func (k *keyStore) GetLatestAppStateSyncKeyID(ctx context.Context) ([]byte, erro
 }
 
 // Keys found at first but missing at the window's end (whatsmeow's "no app
-// state keys"): the other chats are not tried, and the Session remembers.
-// Another failure (the connection, say) is only logged.
+// state keys"): the Session remembers. Another failure (the connection,
+// say) is only logged.
 func TestScheduleChatReadKeysGone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fc := newFakeClient()
@@ -143,25 +145,44 @@ func TestScheduleChatReadKeysGone(t *testing.T) {
 
 		fc.set(func(f *fakeClient) { f.appErr = errors.New("connection lost") })
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D1", Timestamp: ts}, session.ChatReadScheduled)
-		schedule(t, s, session.ChatRead{Chat: grp, LastMessageID: "G1", LastSender: member, Timestamp: ts}, session.ChatReadScheduled)
 		time.Sleep(bwm.DefaultChatReadWindow)
 		synctest.Wait()
-		if n := len(fc.keys); n != 2 {
-			t.Errorf("%d patches tried, want 2 (a failure that is not the keys' goes on)", n)
-		}
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D2", Timestamp: ts}, session.ChatReadScheduled)
 
 		fc.set(func(f *fakeClient) {
 			f.appErr = errors.New("no app state keys found, creating app state keys is not yet supported")
 		})
 		keys.gone.Store(true)
-		schedule(t, s, session.ChatRead{Chat: grp, LastMessageID: "G2", LastSender: member, Timestamp: ts}, session.ChatReadScheduled)
 		time.Sleep(bwm.DefaultChatReadWindow)
 		synctest.Wait()
-		if n := len(fc.keys); n != 3 {
-			t.Errorf("%d patches tried, want 3 (then the keys were found missing)", n)
-		}
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D3", Timestamp: ts}, session.ChatReadUnavailable)
+		if n := len(fc.keys); n != 2 {
+			t.Errorf("%d chats tried, want 2", n)
+		}
+	})
+}
+
+// More chats than a patch carries: several patches in the window.
+func TestScheduleChatReadManyChats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeClient()
+		dev := newDevice(t, true)
+		withKeys(t, dev)
+		s := mustNew(t, fc, dev)
+		defer s.Close()
+		for i := range 120 {
+			schedule(t, s, session.ChatRead{Chat: fmt.Sprintf("1555000%04d@s.whatsapp.net", i), LastMessageID: "X", Timestamp: ts}, session.ChatReadScheduled)
+		}
+		time.Sleep(bwm.DefaultChatReadWindow)
+		synctest.Wait()
+		_, _, patches := fc.recorded()
+		var sizes []int
+		for _, p := range patches {
+			sizes = append(sizes, len(p.Mutations))
+		}
+		if fmt.Sprint(sizes) != "[50 50 20]" {
+			t.Errorf("patches of %v mutations, want [50 50 20]", sizes)
+		}
 	})
 }
 

@@ -24,7 +24,7 @@
 // messages (to find a group message's sender, skip the account's own
 // messages, find a channel message's server id, and list a chat's unread
 // messages), and clears the chat's unread badge on the account's other
-// devices after read receipts — in the background, one app-state patch per
-// chat per window (WithChatReadWindow), once the phone has shared its
-// app-state keys. New wraps a client you manage yourself.
+// devices after read receipts — in the background, once per chat per window
+// (WithChatReadWindow), many chats in one app-state patch, once the phone
+// has shared its app-state keys. New wraps a client you manage yourself.
 package whatsmeow

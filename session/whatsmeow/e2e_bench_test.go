@@ -25,6 +25,7 @@ package whatsmeow_test
 // TestEndToEnd runs the same path briefly as a test.
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -44,6 +45,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -70,7 +72,7 @@ type e2eSubject struct {
 }
 
 // e2eStore makes a SQLite store file holding n paired devices, accounts
-// 1555100000..., and returns its path and the session names (the numbers).
+// 1555100000..., with app-state keys, and returns its path and the session names (the numbers).
 func e2eStore(tb testing.TB, n int) (string, []string) {
 	tb.Helper()
 	ctx := context.Background()
@@ -82,7 +84,13 @@ func e2eStore(tb testing.TB, n int) (string, []string) {
 	names := make([]string, n)
 	for i := range n {
 		names[i] = strconv.Itoa(1555100000 + i)
-		fakewa.PairDeviceAs(tb, c, names[i], strconv.Itoa(100000000100000+i))
+		dev := fakewa.PairDeviceAs(tb, c, names[i], strconv.Itoa(100000000100000+i))
+		// The phone has shared its app-state keys, as it does soon after
+		// pairing: chats are marked read (in the background).
+		if err := dev.AppStateKeys.PutAppStateSyncKey(ctx, []byte{0, 0, 0, 1},
+			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if err := c.Close(); err != nil {
 		tb.Fatal(err)

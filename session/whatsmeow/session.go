@@ -583,16 +583,27 @@ func (m indexed) message(chat string) session.Message {
 // is set, it returns an error wrapping errors.ErrUnsupported. It costs two
 // store queries and a round trip to WhatsApp, and each patch a new version
 // of the account's app state: the HTTP handler uses [Session.ScheduleChatRead]
-// instead, which sends one patch per chat per window in the background.
+// instead, which marks each chat read once per window, in the background,
+// many chats in one patch.
 func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
-	chat, err := s.chatReadable(c.Chat)
+	patch, err := s.chatReadPatch(ctx, c)
 	if err != nil {
 		return err
+	}
+	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+}
+
+// chatReadPatch builds the app-state patch that marks c's chat read, as
+// MarkChatRead describes.
+func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead) (appstate.PatchInfo, error) {
+	chat, err := s.chatReadable(c.Chat)
+	if err != nil {
+		return appstate.PatchInfo{}, err
 	}
 	// BuildMessageKey and SendAppState panic on a device that was never
 	// paired (no own JID, no app-state store).
 	if err := s.ready(); err != nil {
-		return err
+		return appstate.PatchInfo{}, err
 	}
 	id, sender, ts := c.LastMessageID, chat, c.Timestamp // in a direct chat the other party sent it
 	if m, ok := s.index.newest(c.Chat); ok {
@@ -612,17 +623,19 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 		// Unknown chat: the request's last message, its sender in the
 		// form the receipt named it.
 		if sender, err = parseJID(c.LastSender); err != nil {
-			return invalid("sender: %v", err)
+			return appstate.PatchInfo{}, invalid("sender: %v", err)
 		}
 		sender = s.groupSender(ctx, c.Chat, sender)
 	}
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	return guard("SendAppState", func() error {
-		key := s.client.BuildMessageKey(chat, sender, id)
-		return s.client.SendAppState(ctx, appstate.BuildMarkChatAsRead(chat, true, ts, key))
+	var patch appstate.PatchInfo
+	err = guard("BuildMessageKey", func() error {
+		patch = appstate.BuildMarkChatAsRead(chat, true, ts, s.client.BuildMessageKey(chat, sender, id))
+		return nil
 	})
+	return patch, err
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
