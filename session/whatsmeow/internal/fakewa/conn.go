@@ -30,6 +30,7 @@ type conn struct {
 	noise  *transport
 
 	loggedIn atomic.Bool // <success> was sent
+	quiet    bool        // WithCountOnly: no node is logged
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -68,7 +69,9 @@ func (c *conn) serve(ctx context.Context) {
 			c.log.Errorf("%v", err)
 			return
 		}
-		c.log.Debugf("recv %s", node.XMLString())
+		if !c.quiet {
+			c.log.Debugf("recv %s", node.XMLString())
+		}
 		c.srv.record(*node)
 		if err := c.answer(ctx, *node); err != nil {
 			c.log.Debugf("answer: %v", err)
@@ -221,7 +224,9 @@ func (c *conn) send(ctx context.Context, n waBinary.Node) error {
 	if err != nil {
 		return fmt.Errorf("marshal %s: %w", n.Tag, err)
 	}
-	c.log.Debugf("send %s", n.XMLString())
+	if !c.quiet {
+		c.log.Debugf("send %s", n.XMLString())
+	}
 	return c.noise.seal(payload, func(ciphertext []byte) error {
 		return c.writeFrame(ctx, ciphertext)
 	})

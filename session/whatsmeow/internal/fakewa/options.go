@@ -47,9 +47,9 @@ func WithPrivacyErrors() Option {
 }
 
 // WithCountOnly makes the server count what it receives (see
-// Server.Counts) without keeping the nodes: Nodes, Receipts and WaitNode
-// then see none. For benchmarks, whose millions of nodes would otherwise
-// stay in memory.
+// Server.Counts) without keeping or logging the nodes: Nodes, Receipts and
+// WaitNode then see none. For benchmarks, whose millions of nodes would
+// otherwise stay in memory.
 func WithCountOnly() Option {
 	return func(c *config) { c.countOnly = true }
 }

@@ -324,7 +324,7 @@ func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		s.log.logger("Server").Warnf("websocket accept: %v", err)
 		return
 	}
-	c := &conn{srv: s, ws: ws, log: s.log.logger("Server")}
+	c := &conn{srv: s, ws: ws, log: s.log.logger("Server"), quiet: s.settings().countOnly}
 	if !s.track(c) {
 		_ = ws.CloseNow()
 		return
