@@ -552,10 +552,22 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Message, error) {
 	m, ok := s.index.get(chat, id)
 	if !ok {
-		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
+		// Nearly every request asks about a message the index does not
+		// know (sent before the session started, or never indexed): the
+		// error is formatted only if someone prints it.
+		return session.Message{}, &notIndexedError{chat: chat, id: id}
 	}
 	return m.message(chat), nil
 }
+
+// notIndexedError is ResolveMessage's session.ErrMessageNotFound.
+type notIndexedError struct{ chat, id string }
+
+func (e *notIndexedError) Error() string {
+	return session.ErrMessageNotFound.Error() + ": " + e.id + " in " + e.chat
+}
+
+func (e *notIndexedError) Unwrap() error { return session.ErrMessageNotFound }
 
 // UnreadMessages lists chat's newest indexed incoming messages that no
 // receipt has marked read yet, oldest first.
