@@ -183,12 +183,18 @@ func (s *Session) appStateKeys(ctx context.Context) (keyState, error) {
 }
 
 // forgetKeys makes the next ScheduleChatRead look at the store again: the
-// keys may have arrived (or, after a failure, gone). It runs inside
-// whatsmeow's event dispatch and does not block.
-func (s *Session) forgetKeys() {
+// keys may have arrived or, when even present ones are forgotten (after a
+// failure), gone. Events forget only missing keys: every patch sent is
+// followed by an app-state sync, and looking again after each would put a
+// store query back on the request path. It runs inside whatsmeow's event
+// dispatch and does not block.
+func (s *Session) forgetKeys(present bool) {
 	cr := &s.chatReads
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
+	if cr.keys == keysPresent && !present {
+		return
+	}
 	cr.keysGen++
 	cr.keys = keysUnknown
 }
@@ -254,7 +260,7 @@ func (s *Session) sendChatReads(batch map[string]session.ChatRead) {
 			continue
 		}
 		// SendAppState fails without keys: look whether that is why.
-		s.forgetKeys()
+		s.forgetKeys(true)
 		if keys, kerr := s.appStateKeys(s.ctx); kerr == nil && keys == keysMissing {
 			s.opts.logger.Debug("no app-state keys: chats left unmarked", "chats", len(reads))
 			return

@@ -670,14 +670,14 @@ func (s *Session) handleEvent(evt any) {
 		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID, time.Now())
 	case *events.AppStateSyncComplete:
 		// whatsmeow syncs app state after the phone shares its keys.
-		s.forgetKeys()
+		s.forgetKeys(false)
 	case *events.Connected:
 		// The settings may have changed while disconnected: the next
 		// read receipt refetches them unless the warm-up has by then.
 		s.privMu.Lock()
 		s.connects++
 		s.privMu.Unlock()
-		s.forgetKeys()
+		s.forgetKeys(false)
 		s.background(s.warmPrivacy)
 	}
 }
