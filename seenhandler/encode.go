@@ -51,6 +51,10 @@ func (r *Response) appendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if r.ChatRead != "" {
+		b = append(b, `,"chatRead":`...)
+		b = appendString(b, r.ChatRead)
+	}
 	if r.ChatMarkedRead != nil {
 		b = append(b, `,"chatMarkedRead":`...)
 		b = strconv.AppendBool(b, *r.ChatMarkedRead)

@@ -122,7 +122,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"+1 (555) 123-4567","messageId":"3EB0C767D26A1D98A4"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0C767D26A1D98A4"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0C767D26A1D98A4")},
@@ -131,7 +131,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend group JID",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"` + group + `","messageId":"ABC","participant":"15557654321@c.us"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"ABC"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "ABC")},
@@ -140,7 +140,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp batch with token in body",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"15551234567@c.us","messageIds":["A1","B2","C3"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1", "B2", "C3"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1", "B2", "C3")},
@@ -149,7 +149,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp group with participant",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"` + group + `","messageIds":["A1","B2"],"participant":"+1 555 765 4321"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"A1", "B2"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "A1", "B2")},
@@ -158,7 +158,7 @@ func TestDialects(t *testing.T) {
 			name: "waha serialized ids with X-Api-Key, own message skipped",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0AA","true_15551234567@c.us_3EB0BB"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0AA"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "true_15551234567@c.us_3EB0BB", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0AA")},
@@ -167,7 +167,7 @@ func TestDialects(t *testing.T) {
 			name: "waha group: one receipt per sender, participants from serialized ids",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us","false_` + group + `_M3_15557654321@c.us"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{
 					{ChatID: group, Sender: sender, MessageIDs: []string{"M1", "M3"}, Type: "read"},
 					{ChatID: group, Sender: sender2, MessageIDs: []string{"M2"}, Type: "read"},
@@ -178,7 +178,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "waha chat taken from serialized ids",
 			req:  request{body: `{"session":"demo","messageIds":["false_15551234567@c.us_X1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"X1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "X1")},
@@ -197,7 +197,7 @@ func TestDialects(t *testing.T) {
 			setup: func(f *sessiontest.Fake) { f.SetReadReceiptsOff(true) },
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`,
 				header: map[string]string{"Content-Type": "application/vnd.api+json"}},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read-self"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptReadSelf, "A1")},
@@ -209,7 +209,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G2", FromMe: true})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1","G2"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "G2", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
@@ -220,7 +220,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: sender2})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1"],"participant":"` + sender + `"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
@@ -235,7 +235,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "channel read reported as view",
 			req:  request{body: `{"session":"demo","chatId":"120363123456789012@newsletter","messageIds":["101"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: "120363123456789012@newsletter",
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: "120363123456789012@newsletter",
 				Receipts: []seenhandler.SentReceipt{{ChatID: "120363123456789012@newsletter", MessageIDs: []string{"101"}, Type: "view"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt("120363123456789012@newsletter", "", session.ReceiptView, "101")},
@@ -244,7 +244,7 @@ func TestDialects(t *testing.T) {
 			name: "session-limited token on its session",
 			req: request{header: map[string]string{"Authorization": "Bearer " + demoToken},
 				body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1")},
@@ -719,9 +719,9 @@ func TestUnreadChatNothingToMark(t *testing.T) {
 		want       string
 	}{
 		{"known chat, all read", `{"session":"demo","chatId":"15551234567"}`, nil,
-			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatMarkedRead":true,"reason":"nothing_unread"}`},
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"done","chatMarkedRead":true,"reason":"nothing_unread"}`},
 		{"known chat, badge not cleared", `{"session":"demo","chatId":"15551234567"}`, errors.New("no app state keys"),
-			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatMarkedRead":false,"reason":"nothing_unread"}`},
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"unavailable","chatMarkedRead":false,"reason":"nothing_unread"}`},
 		{"known chat, marking off", `{"session":"demo","chatId":"15551234567"}`, fmt.Errorf("off: %w", errors.ErrUnsupported),
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
 		{"unknown chat", `{"session":"demo","chatId":"15559999999"}`, nil,
@@ -752,8 +752,8 @@ func TestChatMarking(t *testing.T) {
 		body string
 		want string // the chatMarkedRead member, or "" for absent
 	}{
-		{"marked", nil, body, `"chatMarkedRead":true`},
-		{"failed, receipt still sent", errors.New("no app state keys"), body, `"chatMarkedRead":false`},
+		{"marked", nil, body, `"chatRead":"done","chatMarkedRead":true`},
+		{"failed, receipt still sent", errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
 		{"turned off", fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
 		{"played receipts do not mark", nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
 	} {
@@ -764,11 +764,74 @@ func TestChatMarking(t *testing.T) {
 			if w.Code != http.StatusOK {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
-			if tc.want == "" && strings.Contains(w.Body.String(), "chatMarkedRead") || !strings.Contains(w.Body.String(), tc.want) {
+			if tc.want == "" && strings.Contains(w.Body.String(), "chatRead") || !strings.Contains(w.Body.String(), tc.want) {
 				t.Errorf("body %s, want %s", w.Body, tc.want)
 			}
 			if strings.Contains(w.Body.String(), "app state") {
 				t.Errorf("body leaks the backend's error: %s", w.Body)
+			}
+		})
+	}
+}
+
+// schedulingSession is a session that clears chats' badges in the
+// background: a session.ChatReadScheduler (preferred) and a ChatMarker.
+type schedulingSession struct {
+	session.SessionFunc
+	state  session.ChatReadState
+	err    error
+	calls  []session.ChatRead
+	marked int // MarkChatRead calls: none expected
+}
+
+func (s *schedulingSession) ScheduleChatRead(_ context.Context, c session.ChatRead) (session.ChatReadState, error) {
+	s.calls = append(s.calls, c)
+	return s.state, s.err
+}
+
+func (s *schedulingSession) MarkChatRead(context.Context, session.ChatRead) error {
+	s.marked++
+	return nil
+}
+
+// A session.ChatReadScheduler says what will happen: chatRead is its
+// state; chatMarkedRead, the older field, is false when unavailable and
+// absent when scheduled (the badge is not cleared yet).
+func TestChatReadScheduled(t *testing.T) {
+	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	for _, tc := range []struct {
+		name  string
+		state session.ChatReadState
+		err   error
+		body  string
+		want  string // the answer's end
+	}{
+		{"scheduled", session.ChatReadScheduled, nil, body, `"skipped":[],"chatRead":"scheduled"}`},
+		{"no keys yet", session.ChatReadUnavailable, nil, body, `"skipped":[],"chatRead":"unavailable","chatMarkedRead":false}`},
+		{"failed", session.ChatReadUnavailable, errors.New("store down"), body, `"skipped":[],"chatRead":"unavailable","chatMarkedRead":false}`},
+		{"turned off", session.ChatReadUnavailable, fmt.Errorf("off: %w", errors.ErrUnsupported), body, `"skipped":[]}`},
+		{"played receipts do not mark", session.ChatReadScheduled, nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, `"skipped":[]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess := &schedulingSession{state: tc.state, err: tc.err,
+				SessionFunc: func(_ context.Context, r session.Receipt) (session.Result, error) {
+					return session.Result{Type: r.Type}, nil
+				}}
+			reg := session.NewMemoryRegistry()
+			reg.Set("demo", sess)
+			h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := request{body: tc.body}.do(t, h)
+			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || !strings.HasSuffix(got, tc.want) {
+				t.Errorf("status %d, body %s, want …%s", w.Code, got, tc.want)
+			}
+			if sess.marked != 0 {
+				t.Errorf("MarkChatRead called %d times beside ScheduleChatRead", sess.marked)
+			}
+			if tc.name == "scheduled" && (len(sess.calls) != 1 || sess.calls[0].LastMessageID != "A1") {
+				t.Errorf("ScheduleChatRead calls %+v", sess.calls)
 			}
 		})
 	}

@@ -76,7 +76,7 @@ const (
 	OpResolve      Op = "resolve"        // session.Resolver.ResolveMessage
 	OpUnread       Op = "unread"         // session.UnreadLister.UnreadMessages
 	OpSend         Op = "send"           // session.Session.SendReceipt
-	OpMarkChatRead Op = "mark_chat_read" // session.ChatMarker.MarkChatRead
+	OpMarkChatRead Op = "mark_chat_read" // session.ChatReadScheduler.ScheduleChatRead or session.ChatMarker.MarkChatRead
 	OpStatus       Op = "status"         // session.StatusReporter.Status
 )
 

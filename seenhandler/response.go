@@ -30,15 +30,32 @@ type Response struct {
 	Receipts []SentReceipt `json:"receipts"`
 	// Skipped are the ids not sent, with the reason; never null.
 	Skipped []Skipped `json:"skipped"`
-	// ChatMarkedRead reports whether the chat's unread badge was also
-	// cleared on the account's other devices (WhatsApp Web, Desktop, the
-	// phone). Absent when the session does not do that, or for played
-	// receipts.
+	// ChatRead says what became of clearing the chat's unread badge on
+	// the account's other devices (WhatsApp Web, Desktop, the phone):
+	// "done" (cleared before the answer), "scheduled" (to be cleared in
+	// the background within moments, up to the chat's newest message read
+	// by then; a WhatsApp session marks each chat once per window), or "unavailable" (nothing was or will be sent for this
+	// request: the phone has not shared its app-state keys yet, or trying
+	// failed). Absent when the session does not do that, when no receipt
+	// went out, and for played receipts. See session.ChatReadState.
+	ChatRead string `json:"chatRead,omitempty"`
+	// ChatMarkedRead is the older, two-valued form of ChatRead, kept for
+	// existing clients: true when "done", false when "unavailable", absent
+	// otherwise ("scheduled" included: not cleared yet when answered).
 	ChatMarkedRead *bool `json:"chatMarkedRead,omitempty"`
 	// Reason says why a request that named a chat and no message ids sent
 	// no receipt: [ReasonNothingUnread] or [ReasonChatUnknown]. Absent
 	// otherwise.
 	Reason string `json:"reason,omitempty"`
+}
+
+// setChatRead sets ChatRead and ChatMarkedRead from state.
+func (r *Response) setChatRead(state session.ChatReadState) {
+	r.ChatRead = string(state)
+	if state == session.ChatReadDone || state == session.ChatReadUnavailable {
+		marked := state == session.ChatReadDone
+		r.ChatMarkedRead = &marked
+	}
 }
 
 // SentReceipt is one receipt as the backend reports it sent.

@@ -111,9 +111,11 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		Skipped:      skipped,
 	}
 	if p.unread && len(ids) == 0 {
-		resp.Reason, resp.ChatMarkedRead = h.markChatNothingUnread(ctx, x, sess, p)
+		var state session.ChatReadState
+		resp.Reason, state = h.markChatNothingUnread(ctx, x, sess, p)
+		resp.setChatRead(state)
 	} else {
-		resp.ChatMarkedRead = h.markChatRead(ctx, x, sess, p, delivered, known)
+		resp.setChatRead(h.markChatRead(ctx, x, sess, p, delivered, known))
 	}
 	return resp, nil
 }
@@ -308,61 +310,73 @@ func (h *Handler) sendOne(ctx context.Context, sess session.Session, p *plan, rc
 	return rc, res, nil
 }
 
-// markChatRead asks a session.ChatMarker, best-effort, to clear the chat's
-// unread badge on the account's other devices once read receipts went out.
-// It returns nil when there is nothing to report.
-func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, sent []session.Receipt, known messageTimes) *bool {
-	marker, ok := session.As[session.ChatMarker](sess)
-	if !ok || len(sent) == 0 || p.typ != session.ReceiptRead {
-		return nil
+// markChatRead has the session clear, best-effort, the chat's unread badge
+// on the account's other devices once read receipts went out: scheduled
+// with a session.ChatReadScheduler, else now with a session.ChatMarker. It
+// returns what became of it, or "" when there is nothing to report.
+func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, sent []session.Receipt, known messageTimes) session.ChatReadState {
+	if len(sent) == 0 || p.typ != session.ReceiptRead {
+		return ""
 	}
-	marked, _ := h.askMarkChatRead(ctx, x, marker, p, known.newest(p.chatID, sent))
-	return marked
+	state, _ := h.askChatRead(ctx, x, sess, p, known.newest(p.chatID, sent))
+	return state
 }
 
 // markChatNothingUnread answers a chat-only request for which the session
-// listed no unread message: it says why nothing was sent, and still asks a
-// session.ChatMarker to clear the chat's unread badge on the account's
-// other devices (WhatsApp Web, Desktop, the phone), up to the newest message
-// the session knows of the chat (a ChatRead without LastMessageID) — the
-// badge may count messages the session never saw, or a chat marked unread
-// by hand. A session that knows no message of the chat says so with
+// listed no unread message: it says why nothing was sent, and still asks
+// the session to clear the chat's unread badge on the account's other
+// devices (WhatsApp Web, Desktop, the phone), up to the newest message the
+// session knows of the chat (a ChatRead without LastMessageID) — the badge
+// may count messages the session never saw, or a chat marked unread by
+// hand. A session that knows no message of the chat says so with
 // session.ErrMessageNotFound: the reason is then [ReasonChatUnknown] and
 // nothing is sent.
-func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (string, *bool) {
-	marker, ok := session.As[session.ChatMarker](sess)
-	if !ok || p.typ != session.ReceiptRead {
-		return ReasonNothingUnread, nil
+func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (string, session.ChatReadState) {
+	if p.typ != session.ReceiptRead {
+		return ReasonNothingUnread, ""
 	}
-	marked, err := h.askMarkChatRead(ctx, x, marker, p, session.ChatRead{Chat: p.chatID})
+	state, err := h.askChatRead(ctx, x, sess, p, session.ChatRead{Chat: p.chatID})
 	if errors.Is(err, session.ErrMessageNotFound) {
-		return ReasonChatUnknown, nil
+		return ReasonChatUnknown, ""
 	}
-	return ReasonNothingUnread, marked
+	return ReasonNothingUnread, state
 }
 
-// askMarkChatRead asks marker to mark c read, best-effort: a failure is
-// logged and observed, and reported as false; nil when the session does not
-// do it (errors.ErrUnsupported) or knows no message of the chat
-// (session.ErrMessageNotFound, returned for the caller to tell).
-func (h *Handler) askMarkChatRead(ctx context.Context, x *exchange, marker session.ChatMarker, p *plan, c session.ChatRead) (*bool, error) {
+// askChatRead asks the session to mark c read, best-effort: scheduled with
+// a session.ChatReadScheduler, else now with a session.ChatMarker. A
+// failure is logged and observed, and reported as unavailable; "" when the
+// session does not do it (errors.ErrUnsupported, or neither interface) or
+// knows no message of the chat (session.ErrMessageNotFound, returned for
+// the caller to tell).
+func (h *Handler) askChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, c session.ChatRead) (session.ChatReadState, error) {
+	var (
+		state session.ChatReadState
+		err   error
+	)
 	if x != nil {
 		x.op = OpMarkChatRead
 	}
-	err := marker.MarkChatRead(ctx, c)
+	if scheduler, ok := session.As[session.ChatReadScheduler](sess); ok {
+		state, err = scheduler.ScheduleChatRead(ctx, c)
+	} else if marker, ok := session.As[session.ChatMarker](sess); ok {
+		state = session.ChatReadDone
+		err = marker.MarkChatRead(ctx, c)
+	} else {
+		return "", nil
+	}
 	if x != nil {
 		x.op = ""
 	}
 	if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, session.ErrMessageNotFound) {
-		return nil, err
+		return "", err
 	}
-	marked := err == nil
 	if err != nil {
+		state = session.ChatReadUnavailable
 		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "marking chat read failed",
 			slog.String("session", p.session), slog.String("chat", p.chatID), slog.String("error", err.Error()))
 		h.cfg.observeBackend(ctx, p.session, backendErr(OpMarkChatRead, err))
 	}
-	return &marked, err
+	return state, err
 }
 
 // logSent logs one receipt sent, at Info, as "receipt sent".

@@ -168,9 +168,10 @@ type ChatRead struct {
 
 // ChatMarker is implemented by sessions that can clear a chat's unread
 // badge on the account's other devices (WhatsApp Web, Desktop, the phone).
-// The HTTP handler calls MarkChatRead once per request, best-effort, after
-// all of the request's read receipts were sent, and reports the outcome as
-// chatMarkedRead.
+// Unless the session is also a [ChatReadScheduler], the HTTP handler calls
+// MarkChatRead once per request, best-effort, after all of the request's
+// read receipts were sent, and reports the outcome as chatRead "done" or
+// "unavailable" (and chatMarkedRead true or false).
 //
 // MarkChatRead must be safe for concurrent use. It returns an error
 // wrapping errors.ErrUnsupported when the session is configured not to do
@@ -179,6 +180,42 @@ type ChatRead struct {
 // chat, and sends nothing; the handler then reports the chat unknown.
 type ChatMarker interface {
 	MarkChatRead(ctx context.Context, c ChatRead) error
+}
+
+// ChatReadState is what became of a request to clear a chat's unread badge
+// on the account's other devices.
+type ChatReadState string
+
+// Chat read states, as the HTTP handler reports them in chatRead.
+const (
+	// ChatReadDone: the badge was cleared before the call returned.
+	ChatReadDone ChatReadState = "done"
+	// ChatReadScheduled: the session will clear the badge in the
+	// background, shortly, up to the chat's newest message read by then; a
+	// failure then is logged, not reported.
+	ChatReadScheduled ChatReadState = "scheduled"
+	// ChatReadUnavailable: nothing was or will be sent for this call: the
+	// session cannot clear badges now (a WhatsApp session, until the phone
+	// has shared its app-state keys after pairing), or trying failed.
+	ChatReadUnavailable ChatReadState = "unavailable"
+)
+
+// ChatReadScheduler is implemented by sessions that clear chats' unread
+// badges in the background, as WhatsApp Web does once per chat opened rather
+// than once per message. The HTTP handler prefers it to [ChatMarker]: it
+// calls ScheduleChatRead once per request after the request's read
+// receipts were sent, and reports the state it returns as chatRead.
+//
+// ScheduleChatRead must be safe for concurrent use and must not wait for the
+// network; ctx bounds only the call itself, never the background work. It
+// returns [ChatReadScheduled] or [ChatReadUnavailable] with a nil error when
+// it knows what will happen, an error (with ChatReadUnavailable) when it
+// could not decide (the session not connected, a store failing), and an
+// error wrapping errors.ErrUnsupported when the session is configured not
+// to clear badges or the chat has none (channels); the handler then reports
+// nothing.
+type ChatReadScheduler interface {
+	ScheduleChatRead(ctx context.Context, c ChatRead) (ChatReadState, error)
 }
 
 // Status is a session's state, as a StatusReporter tells it.

@@ -24,7 +24,9 @@
 // messages and history syncs (to find a group message's sender, skip the
 // account's own messages, find a channel message's server id, and list a
 // chat's unread messages), and clears the chat's unread badge on the
-// account's other devices after read receipts. A [Manager] keeps that index
+// account's other devices after read receipts — in the background, once per
+// chat per window (WithChatReadWindow), many chats in one app-state patch,
+// once the phone has shared its app-state keys. A [Manager] keeps that index
 // in the store (table bluetick_message, keyed by the device, written in
 // batches by a goroutine Close stops; [WithIndexRetention]) behind one
 // memory cache for all its sessions ([WithIndexCache]), so that it survives

@@ -1,4 +1,12 @@
 package whatsmeow
 
+import "time"
+
 // GroupModeTTL is how long a Session trusts GetGroupInfo's answer.
 const GroupModeTTL = groupModeTTL
+
+// WithChatReadTicks makes each value received from c end a window of
+// ScheduleChatRead instead of a timer.
+func WithChatReadTicks(c <-chan time.Time) Option {
+	return func(o *options) error { o.chatReadTicks = c; return nil }
+}

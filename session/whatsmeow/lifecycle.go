@@ -153,6 +153,13 @@ func (m *Manager) Refresh(ctx context.Context) ([]string, error) {
 // they are not wanted), the others are left as they were. A session released
 // (Release, ReleaseAll) before its connection attempt ends is not connected.
 func (m *Manager) Acquire(ctx context.Context, names ...string) error {
+	return m.acquireAll(ctx, false, names)
+}
+
+// acquireAll is Acquire; with reuse, a client never connected yet is
+// connected as it is, its device as read at Open (Start: no other process
+// shares a store it runs alone on).
+func (m *Manager) acquireAll(ctx context.Context, reuse bool, names []string) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -165,7 +172,7 @@ func (m *Manager) Acquire(ctx context.Context, names ...string) error {
 	for _, name := range names {
 		go func() {
 			defer m.connecting.Done()
-			err := m.acquire(ctx, name, fence)
+			err := m.acquire(ctx, name, fence, reuse)
 			if err != nil {
 				err = fmt.Errorf("session %q: %w", name, err)
 			}
@@ -185,7 +192,7 @@ func (m *Manager) Acquire(ctx context.Context, names ...string) error {
 }
 
 // acquire connects one session, holding one of the Manager's slots.
-func (m *Manager) acquire(ctx context.Context, name string, fence uint64) error {
+func (m *Manager) acquire(ctx context.Context, name string, fence uint64, reuse bool) error {
 	select {
 	case m.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -194,7 +201,7 @@ func (m *Manager) acquire(ctx context.Context, name string, fence uint64) error 
 		return errClosed
 	}
 	defer func() { <-m.slots }()
-	ms, err := m.renew(ctx, name, fence)
+	ms, err := m.renew(ctx, name, fence, reuse)
 	if err != nil || ms == nil {
 		return err
 	}
@@ -204,7 +211,7 @@ func (m *Manager) acquire(ctx context.Context, name string, fence uint64) error 
 // renew replaces name's entry, unless it is acquired, with an acquired one:
 // a fresh client over the device as the store holds it now. It returns nil
 // when the entry is acquired already.
-func (m *Manager) renew(ctx context.Context, name string, fence uint64) (*managed, error) {
+func (m *Manager) renew(ctx context.Context, name string, fence uint64, reuse bool) (*managed, error) {
 	ms := m.get(name)
 	if ms == nil {
 		return nil, notFound(name)
@@ -219,6 +226,18 @@ func (m *Manager) renew(ctx context.Context, name string, fence uint64) (*manage
 	}
 	if cur.acquired.Load() {
 		return nil, nil
+	}
+	if reuse && cur.pristine.Load() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		switch {
+		case m.closed:
+			return nil, errClosed
+		case m.fence != fence:
+			return nil, errReleased
+		}
+		cur.acquired.Store(true)
+		return cur, nil
 	}
 	id := cur.session.device.ID
 	if id == nil {
@@ -261,6 +280,7 @@ func (m *Manager) renew(ctx context.Context, name string, fence uint64) (*manage
 // connect connects an acquired entry's client and waits for the outcome of
 // its first attempt.
 func (m *Manager) connect(ms *managed) error {
+	ms.pristine.Store(false)
 	err := ms.client.ConnectContext(ms.conn)
 	switch {
 	case ms.conn.Err() != nil:

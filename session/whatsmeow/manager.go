@@ -85,6 +85,9 @@ type managed struct {
 	// acquired: Acquire connected the client (or is connecting it) and
 	// neither Release nor a replaced stream has stopped it since.
 	acquired atomic.Bool
+	// pristine: the client was never connected (Start connects it as it
+	// is, rather than a fresh one).
+	pristine atomic.Bool
 	// attempt receives the outcome of the client's first connection
 	// attempt: nil once logged in, or why it failed.
 	attempt chan error
@@ -328,6 +331,7 @@ func (m *Manager) newManaged(name string, dev *store.Device, g gate) (*managed, 
 		return nil, err // checked by Open: unreachable
 	}
 	ms := &managed{name: name, client: client, session: sess, gate: g, attempt: make(chan error, 1)}
+	ms.pristine.Store(true)
 	// Not under m.life: Close disconnects before it cancels (see release).
 	ms.conn, ms.cancel = context.WithCancel(context.Background())
 	client.AddEventHandler(func(evt any) { m.handleEvent(ms, evt) })
@@ -436,7 +440,7 @@ func (m *Manager) Start(ctx context.Context) error {
 			names = append(names, ms.name)
 		}
 	}
-	err := m.Acquire(ctx, names...)
+	err := m.acquireAll(ctx, true, names)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}

@@ -37,10 +37,12 @@ const (
 type Option func(*options) error
 
 type options struct {
-	indexSize    int
-	markChatRead bool
-	maxViews     int
-	logger       *slog.Logger
+	indexSize      int
+	markChatRead   bool
+	chatReadWindow time.Duration
+	chatReadTicks  <-chan time.Time // ends each window instead of a timer (tests)
+	maxViews       int
+	logger         *slog.Logger
 	// Set by a Manager (withStore): the store and the cache its sessions
 	// share, and the session's name for its messages in the cache.
 	store *messageStore
@@ -68,8 +70,8 @@ func WithIndexSize(n int) Option {
 }
 
 // WithMarkChatRead turns on or off clearing a chat's unread badge on the
-// account's other devices after read receipts (an app-state patch). Default:
-// on.
+// account's other devices after read receipts (an app-state patch, sent in
+// the background: see [Session.ScheduleChatRead]). Default: on.
 func WithMarkChatRead(on bool) Option {
 	return func(o *options) error { o.markChatRead = on; return nil }
 }
@@ -104,8 +106,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // Session sends receipts through one whatsmeow client. It implements
-// session.Session, session.Resolver, session.UnreadLister and
-// session.ChatMarker, and is safe for concurrent use.
+// session.Session, session.Resolver, session.UnreadLister,
+// session.ChatMarker and session.ChatReadScheduler, and is safe for
+// concurrent use.
 type Session struct {
 	client    Client
 	device    *store.Device
@@ -130,6 +133,9 @@ type Session struct {
 	connects  uint64
 	privacyAt uint64
 
+	chatReads chatReads  // see ScheduleChatRead
+	keysMu    sync.Mutex // one look at the app-state keys at a time
+
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
 	// this session (KeepPairing), or zero.
 	pairMu      sync.Mutex
@@ -137,17 +143,19 @@ type Session struct {
 }
 
 var (
-	_ session.Session        = (*Session)(nil)
-	_ session.Resolver       = (*Session)(nil)
-	_ session.UnreadLister   = (*Session)(nil)
-	_ session.ChatMarker     = (*Session)(nil)
-	_ session.StatusReporter = (*Session)(nil)
+	_ session.Session           = (*Session)(nil)
+	_ session.Resolver          = (*Session)(nil)
+	_ session.UnreadLister      = (*Session)(nil)
+	_ session.ChatMarker        = (*Session)(nil)
+	_ session.ChatReadScheduler = (*Session)(nil)
+	_ session.StatusReporter    = (*Session)(nil)
 )
 
 // New returns a [Session] over client, whose device store is device (for a
 // real client, client.Store). It registers an event handler on client to
-// index incoming messages and to warm the privacy settings after each
-// connection; Close removes it. A bad option is an error, and nothing is
+// index incoming messages, to warm the privacy settings after each
+// connection and to notice app-state keys arriving; Close removes it and
+// stops the Session's goroutines. A bad option is an error, and nothing is
 // registered then.
 func New(client Client, device *store.Device, opts ...Option) (*Session, error) {
 	o, err := newOptions(opts)
@@ -173,10 +181,11 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 // newOptions applies opts over the defaults.
 func newOptions(opts []Option) (options, error) {
 	o := options{
-		indexSize:    DefaultIndexSize,
-		markChatRead: true,
-		maxViews:     DefaultMaxPendingChannelViews,
-		logger:       slog.New(slog.DiscardHandler),
+		indexSize:      DefaultIndexSize,
+		markChatRead:   true,
+		chatReadWindow: DefaultChatReadWindow,
+		maxViews:       DefaultMaxPendingChannelViews,
+		logger:         slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -187,7 +196,9 @@ func newOptions(opts []Option) (options, error) {
 }
 
 // Close stops indexing the client's events and waits for the [Session]'s
-// background work to stop. It does not disconnect the client. It must not
+// background work to stop: the privacy warm-up, and the chats' read
+// patches (those still waiting for their window are not sent). It does not
+// disconnect the client. It must not
 // be called from inside one of the client's event handlers: whatsmeow runs
 // them under the lock that RemoveEventHandler takes, so Close would
 // deadlock the client's event dispatch ([Manager] closes a logged-out
@@ -202,19 +213,20 @@ func (s *Session) Close() {
 	s.index.close()
 }
 
-// background runs f in a goroutine that Close waits for; after Close it
-// does nothing.
-func (s *Session) background(f func()) {
+// background runs f in a goroutine that Close waits for and reports true;
+// after Close it does nothing and reports false.
+func (s *Session) background(f func()) bool {
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
 	if s.closed {
-		return
+		return false
 	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		f()
 	}()
+	return true
 }
 
 // paired reports whether the device has ever been paired (and not logged
@@ -558,10 +570,22 @@ func (s *Session) ResolveMessage(ctx context.Context, chat, id string) (session.
 		return session.Message{}, err
 	}
 	if !ok {
-		return session.Message{}, fmt.Errorf("%w: %s in %s", session.ErrMessageNotFound, id, chat)
+		// Nearly every request asks about a message the index does not
+		// know (sent before the session started, or never indexed): the
+		// error is formatted only if someone prints it.
+		return session.Message{}, &notIndexedError{chat: chat, id: id}
 	}
 	return m.message(chat), nil
 }
+
+// notIndexedError is ResolveMessage's session.ErrMessageNotFound.
+type notIndexedError struct{ chat, id string }
+
+func (e *notIndexedError) Error() string {
+	return session.ErrMessageNotFound.Error() + ": " + e.id + " in " + e.chat
+}
+
+func (e *notIndexedError) Unwrap() error { return session.ErrMessageNotFound }
 
 // UnreadMessages lists chat's newest indexed incoming messages that no
 // receipt has marked read yet, oldest first.
@@ -581,8 +605,8 @@ func (m indexed) message(chat string) session.Message {
 	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Timestamp: m.timestamp}
 }
 
-// MarkChatRead clears chat's unread badge on the account's other devices
-// with an app-state patch up to the chat's newest indexed message, with its
+// MarkChatRead clears chat's unread badge on the account's other devices,
+// now, with an app-state patch up to the chat's newest indexed message, with its
 // real timestamp and in the form it arrived in (the chat's LID or phone
 // number, the sender as the group named it); for a chat the index knows
 // nothing of, up to c.LastMessageID at c.Timestamp, its sender mapped as
@@ -591,27 +615,35 @@ func (m indexed) message(chat string) session.Message {
 // fails until the phone
 // has shared the app-state keys, which can take a while after pairing.
 // Channels have no such badge: for them, and when [WithMarkChatRead](false)
-// is set, it returns an error wrapping errors.ErrUnsupported.
+// is set, it returns an error wrapping errors.ErrUnsupported. It costs two
+// store queries and a round trip to WhatsApp, and each patch a new version
+// of the account's app state: the HTTP handler uses [Session.ScheduleChatRead]
+// instead, which marks each chat read once per window, in the background,
+// many chats in one patch.
 func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
-	if !s.opts.markChatRead {
-		return fmt.Errorf("marking chats read is off: %w", errors.ErrUnsupported)
-	}
-	chat, err := parseJID(c.Chat)
+	patch, err := s.chatReadPatch(ctx, c)
 	if err != nil {
-		return invalid("chat: %v", err)
+		return err
 	}
-	if chat.Server == types.NewsletterServer || chat.Server == types.BroadcastServer {
-		return fmt.Errorf("channels and status updates have no unread badge: %w", errors.ErrUnsupported)
+	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+}
+
+// chatReadPatch builds the app-state patch that marks c's chat read, as
+// MarkChatRead describes.
+func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead) (appstate.PatchInfo, error) {
+	chat, err := s.chatReadable(c.Chat)
+	if err != nil {
+		return appstate.PatchInfo{}, err
 	}
 	// BuildMessageKey and SendAppState panic on a device that was never
 	// paired (no own JID, no app-state store).
 	if err := s.ready(); err != nil {
-		return err
+		return appstate.PatchInfo{}, err
 	}
 	id, sender, ts := c.LastMessageID, chat, c.Timestamp // in a direct chat the other party sent it
 	m, known, err := s.index.newest(ctx, c.Chat)
 	if err != nil {
-		return err
+		return appstate.PatchInfo{}, err
 	}
 	if known {
 		// The chat's newest message, as WhatsApp Web marks a chat read:
@@ -627,22 +659,24 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 			}
 		}
 	} else if c.LastMessageID == "" {
-		return fmt.Errorf("%w: no message of %s is known", session.ErrMessageNotFound, c.Chat)
+		return appstate.PatchInfo{}, fmt.Errorf("%w: no message of %s is known", session.ErrMessageNotFound, c.Chat)
 	} else if hasParticipant(chat) {
 		// Unknown chat: the request's last message, its sender in the
 		// form the receipt named it.
 		if sender, err = parseJID(c.LastSender); err != nil {
-			return invalid("sender: %v", err)
+			return appstate.PatchInfo{}, invalid("sender: %v", err)
 		}
 		sender = s.groupSender(ctx, c.Chat, sender)
 	}
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	return guard("SendAppState", func() error {
-		key := s.client.BuildMessageKey(chat, sender, id)
-		return s.client.SendAppState(ctx, appstate.BuildMarkChatAsRead(chat, true, ts, key))
+	var patch appstate.PatchInfo
+	err = guard("BuildMessageKey", func() error {
+		patch = appstate.BuildMarkChatAsRead(chat, true, ts, s.client.BuildMessageKey(chat, sender, id))
+		return nil
 	})
+	return patch, err
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
@@ -665,12 +699,16 @@ func (s *Session) handleEvent(evt any) {
 		s.groups.forget(e.JID.ToNonAD().String())
 	case *events.JoinedGroup:
 		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID, time.Now())
+	case *events.AppStateSyncComplete:
+		// whatsmeow syncs app state after the phone shares its keys.
+		s.forgetKeys(false)
 	case *events.Connected:
 		// The settings may have changed while disconnected: the next
 		// read receipt refetches them unless the warm-up has by then.
 		s.privMu.Lock()
 		s.connects++
 		s.privMu.Unlock()
+		s.forgetKeys(false)
 		s.background(s.warmPrivacy)
 	}
 }

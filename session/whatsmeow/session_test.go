@@ -480,9 +480,10 @@ func mustNew(t testing.TB, c bwm.Client, dev *store.Device, opts ...bwm.Option) 
 // Options with bad values are errors, never clamped silently.
 func TestBadOptions(t *testing.T) {
 	for name, opt := range map[string]bwm.Option{
-		"negative index": bwm.WithIndexSize(-1),
-		"no view slot":   bwm.WithMaxPendingChannelViews(0),
-		"nil logger":     bwm.WithLogger(nil),
+		"negative index":      bwm.WithIndexSize(-1),
+		"no chat-read window": bwm.WithChatReadWindow(0),
+		"no view slot":        bwm.WithMaxPendingChannelViews(0),
+		"nil logger":          bwm.WithLogger(nil),
 	} {
 		if _, err := bwm.New(newFakeClient(), newDevice(t, true), opt); err == nil {
 			t.Errorf("%s: accepted by New", name)

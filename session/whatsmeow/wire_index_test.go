@@ -173,7 +173,13 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 		}
 		srv.WaitConnections(t, wireWait, 0)
 
-		w, m = startManager(t, srv, st.DSN)
+		// The phone has shared an app-state key by now: chats are marked
+		// read, in the background, each window (50 ms here).
+		w, m = startManager(t, srv, st.DSN, bwm.WithSessionOptions(bwm.WithChatReadWindow(50*time.Millisecond)))
+		if err := w.dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
+			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
+			t.Fatal(err)
+		}
 		before := len(readReceipts(w.sent(t)))
 		post(t, m, `{"session":"15550000001","chatId":"`+lidGroup+`","messageIds":["3EB0LIDG"]}`)
 		post(t, m, `{"session":"15550000001","chatId":"`+lidGroup+`","messageIds":["3EB0NEVERSEEN"],"participant":"15557654321"}`)
@@ -183,7 +189,7 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 		}
 		post(t, m, `{"session":"15550000001","chatId":"`+channel+`","messageIds":["3EB0CHAN"]}`)
 		got = post(t, m, `{"session":"15550000001","chatId":"15551234567"}`)
-		want := `{"success":true,"acknowledged":true,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[{"chatId":"123456789012345@lid","requestedChatId":"15551234567@s.whatsapp.net","messageIds":["3EB0DM1","3EB0DM2"],"type":"read"}],"skipped":[],"chatMarkedRead":false}`
+		want := `{"success":true,"acknowledged":true,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[{"chatId":"123456789012345@lid","requestedChatId":"15551234567@s.whatsapp.net","messageIds":["3EB0DM1","3EB0DM2"],"type":"read"}],"skipped":[],"chatRead":"scheduled"}`
 		if got != want {
 			t.Errorf("chat-only answer\n got %s\nwant %s", got, want)
 		}
@@ -204,17 +210,18 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 
 		// Marked read: the next chat-only request finds nothing unread,
 		// says so, and still clears the chat's badge up to its newest
-		// message (the own one), as it arrived.
-		if err := w.dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
-			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
-			t.Fatal(err)
-		}
+		// message (the own one), as it arrived: one patch for the chat in
+		// the window.
 		got = post(t, m, `{"session":"15550000001","chatId":"15551234567"}`)
-		want = `{"success":true,"acknowledged":false,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatMarkedRead":true,"reason":"nothing_unread"}`
+		want = `{"success":true,"acknowledged":false,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"scheduled","reason":"nothing_unread"}`
 		if got != want {
 			t.Errorf("nothing unread\n got %s\nwant %s", got, want)
 		}
+		for deadline := time.Now().Add(wireWait); len(chatReadPatches(t, w)) < 2 && time.Now().Before(deadline); {
+			srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "iq" }) // the next window's patch
+		}
 		sameLines(t, "patches", chatReadPatches(t, w),
+			"markChatAsRead 120363099999999999@g.us read=true last=1767225500 key={120363099999999999@g.us 3EB0LIDG fromMe=false participant=222222222222222@lid} t=1767225500",
 			"markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225520 key={15551234567@s.whatsapp.net 3EB0MINE fromMe=true participant=} t=1767225520")
 		got = post(t, m, `{"session":"15550000001","chatId":"15559999999"}`)
 		if want := `"reason":"chat_unknown"}`; !strings.HasSuffix(got, want) || strings.Contains(got, "chatMarkedRead") {
@@ -309,7 +316,13 @@ func TestWireHistorySyncUnread(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv.WaitConnections(t, wireWait, 0)
-		w, m = startManager(t, srv, st.DSN)
+		// The phone has shared an app-state key by now: chats are marked
+		// read, in the background, each window (50 ms here).
+		w, m = startManager(t, srv, st.DSN, bwm.WithSessionOptions(bwm.WithChatReadWindow(50*time.Millisecond)))
+		if err := w.dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
+			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
+			t.Fatal(err)
+		}
 		before := len(readReceipts(w.sent(t)))
 		got := post(t, m, `{"session":"15550000001","chatId":"`+dmLID+`"}`)
 		if !strings.Contains(got, `"messageIds":["3EB0H3","3EB0H4"]`) {

@@ -32,6 +32,7 @@ type conn struct {
 
 	loggedIn atomic.Bool // <success> was sent
 	device   types.JID   // the device logging in, once known; guarded by srv.mu
+	quiet    bool        // WithCountOnly: no node is logged
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -71,7 +72,9 @@ func (c *conn) serve(ctx context.Context) {
 			c.log.Errorf("%v", err)
 			return
 		}
-		c.log.Debugf("recv %s", node.XMLString())
+		if !c.quiet {
+			c.log.Debugf("recv %s", node.XMLString())
+		}
 		c.srv.record(*node)
 		if err := c.answer(ctx, *node); err != nil {
 			c.log.Debugf("answer: %v", err)
@@ -224,7 +227,9 @@ func (c *conn) send(ctx context.Context, n waBinary.Node) error {
 	if err != nil {
 		return fmt.Errorf("marshal %s: %w", n.Tag, err)
 	}
-	c.log.Debugf("send %s", n.XMLString())
+	if !c.quiet {
+		c.log.Debugf("send %s", n.XMLString())
+	}
 	return c.noise.seal(payload, func(ciphertext []byte) error {
 		return c.writeFrame(ctx, ciphertext)
 	})

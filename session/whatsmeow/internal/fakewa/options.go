@@ -7,6 +7,7 @@ type config struct {
 	readReceipts   string
 	newsletterAcks bool
 	privacyErrors  bool
+	countOnly      bool
 }
 
 func defaultConfig() config {
@@ -43,4 +44,12 @@ func WithoutNewsletterAck() Option {
 // settings. Server.SetPrivacyErrors changes it later.
 func WithPrivacyErrors() Option {
 	return func(c *config) { c.privacyErrors = true }
+}
+
+// WithCountOnly makes the server count what it receives (see
+// Server.Counts) without keeping or logging the nodes: Nodes, Receipts and
+// WaitNode then see none. For benchmarks, whose millions of nodes would
+// otherwise stay in memory.
+func WithCountOnly() Option {
+	return func(c *config) { c.countOnly = true }
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ type Server struct {
 	chain  []byte
 
 	handlers sync.WaitGroup
+
+	receipts, receiptIDs, appStatePatches atomic.Int64 // see Counts
 
 	mu      sync.Mutex
 	cfg     config
@@ -260,10 +263,54 @@ func (s *Server) WaitConnections(t testing.TB, timeout time.Duration, n int) {
 	}
 }
 
-// record appends a received node and wakes WaitNode.
+// Counts is what a Server has received from its clients, counted.
+type Counts struct {
+	// Receipts counts the receipts for messages seen (type read,
+	// read-self, played, played-self or view), ReceiptIDs the message ids
+	// they carried (the id attribute and each list item).
+	Receipts, ReceiptIDs int64
+	// AppStatePatches counts the app-state patches sent (an
+	// xmlns="w:sync:app:state" query carrying a <patch>).
+	AppStatePatches int64
+}
+
+// Counts returns what the server has received so far, counted; unlike
+// Nodes it also counts WithCountOnly.
+func (s *Server) Counts() Counts {
+	return Counts{Receipts: s.receipts.Load(), ReceiptIDs: s.receiptIDs.Load(), AppStatePatches: s.appStatePatches.Load()}
+}
+
+// count adds n to the counts.
+func (s *Server) count(n waBinary.Node) {
+	switch n.Tag {
+	case "receipt":
+		switch n.Attrs["type"] {
+		case "read", "read-self", "played", "played-self", "view":
+		default:
+			return
+		}
+		ids := int64(1)
+		for _, list := range n.GetChildrenByTag("list") {
+			ids += int64(len(list.GetChildrenByTag("item")))
+		}
+		s.receipts.Add(1)
+		s.receiptIDs.Add(ids)
+	case "iq":
+		if _, ok := n.GetOptionalChildByTag("sync", "collection", "patch"); ok && n.Attrs["xmlns"] == "w:sync:app:state" {
+			s.appStatePatches.Add(1)
+		}
+	}
+}
+
+// record counts a received node and, unless WithCountOnly, appends it and
+// wakes WaitNode.
 func (s *Server) record(n waBinary.Node) {
+	s.count(n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.countOnly {
+		return
+	}
 	s.nodes = append(s.nodes, n)
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -282,7 +329,7 @@ func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		s.log.logger("Server").Warnf("websocket accept: %v", err)
 		return
 	}
-	c := &conn{srv: s, ws: ws, log: s.log.logger("Server")}
+	c := &conn{srv: s, ws: ws, log: s.log.logger("Server"), quiet: s.settings().countOnly}
 	if !s.track(c) {
 		_ = ws.CloseNow()
 		return

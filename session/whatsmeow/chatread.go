@@ -1,0 +1,300 @@
+package whatsmeow
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+const (
+	// DefaultChatReadWindow is how long a [Session] gathers the chats to
+	// mark read before it sends their app-state patches (see
+	// WithChatReadWindow).
+	DefaultChatReadWindow = 2 * time.Second
+	// maxPendingChatReads bounds the chats waiting for the next window; a
+	// chat beyond it is not marked (ChatReadUnavailable, logged).
+	maxPendingChatReads = 4096
+	// chatReadTimeout bounds sending one patch in the background.
+	chatReadTimeout = 15 * time.Second
+	// maxChatsPerPatch bounds the chats (mutations) of one patch.
+	maxChatsPerPatch = 50
+)
+
+// WithChatReadWindow sets how long a [Session] gathers the chats whose
+// unread badge it is to clear (ScheduleChatRead) before it marks them read:
+// one mutation per chat, carrying the chat's newest message read, in one
+// app-state patch for up to 50 chats. A chat read by many requests within
+// a window costs one mutation, as WhatsApp Web marks a chat read once when
+// it is opened, not once per message; many chats cost one round trip and
+// one new app-state version. d must be positive. Default:
+// [DefaultChatReadWindow] (2 s).
+func WithChatReadWindow(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errors.New("whatsmeow: WithChatReadWindow: need a positive window")
+		}
+		o.chatReadWindow = d
+		return nil
+	}
+}
+
+// keyState is what a [Session] knows of the device's app-state keys, which
+// whatsmeow's SendAppState needs and the phone shares some time after
+// pairing.
+type keyState int
+
+const (
+	keysUnknown keyState = iota // not looked at since the last change
+	keysMissing                 // none in the store: wait for them
+	keysPresent
+)
+
+// chatReads holds the chats to mark read in the next window.
+type chatReads struct {
+	mu         sync.Mutex
+	keys       keyState
+	keysGen    uint64                      // counts forgetKeys
+	keysLogged bool                        // "no keys" was logged
+	pending    map[string]session.ChatRead // by chat; the newest read
+	flushing   bool                        // a flusher goroutine is on
+}
+
+// ScheduleChatRead notes that chat c.Chat was read up to c.LastMessageID and
+// returns at once: a background goroutine (owned by the Session, stopped by
+// Close) marks the chats noted read at the end of the current window
+// (WithChatReadWindow), each as MarkChatRead would, up to the chat's newest
+// message, in one app-state patch for up to 50 chats. It returns
+// session.ChatReadScheduled then.
+//
+// Until the phone has shared its app-state keys, which can take a while
+// after pairing, no patch can be sent: the Session remembers that the
+// store has none and answers session.ChatReadUnavailable without asking
+// again until whatsmeow reports an app-state sync (events.AppStateSyncComplete,
+// which follows the keys' arrival) or a new connection. A chat noted
+// while the keys were thought present but found missing at the window's
+// end is not marked (logged).
+//
+// Like MarkChatRead, it returns an error wrapping errors.ErrUnsupported for
+// channels and status updates and when [WithMarkChatRead](false) is set, and
+// session.ErrNotConnected or session.ErrNotLoggedIn when the session cannot
+// send.
+func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (session.ChatReadState, error) {
+	if _, err := s.chatReadable(c.Chat); err != nil {
+		return session.ChatReadUnavailable, err
+	}
+	if err := s.ready(); err != nil {
+		return session.ChatReadUnavailable, err
+	}
+	if c.LastMessageID == "" { // up to the newest message known: is there one?
+		if _, known, err := s.index.newest(ctx, c.Chat); err != nil {
+			return session.ChatReadUnavailable, err
+		} else if !known {
+			return "", fmt.Errorf("%w: no message of %s is known", session.ErrMessageNotFound, c.Chat)
+		}
+	}
+	keys, err := s.appStateKeys(ctx)
+	if err != nil {
+		return session.ChatReadUnavailable, err
+	}
+	if keys == keysMissing {
+		return session.ChatReadUnavailable, nil
+	}
+	cr := &s.chatReads
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	old, ok := cr.pending[c.Chat]
+	switch {
+	case ok && c.Timestamp.Before(old.Timestamp):
+		// an older message than the one noted: nothing to change
+	case !ok && len(cr.pending) >= maxPendingChatReads:
+		s.opts.logger.Warn("too many chats waiting to be marked read; not marking this one", "chat", c.Chat)
+		return session.ChatReadUnavailable, nil
+	default:
+		if cr.pending == nil {
+			cr.pending = make(map[string]session.ChatRead)
+		}
+		cr.pending[c.Chat] = c
+	}
+	if !cr.flushing && s.background(s.flushChatReads) {
+		cr.flushing = true
+	}
+	if !cr.flushing { // closed
+		return session.ChatReadUnavailable, nil
+	}
+	return session.ChatReadScheduled, nil
+}
+
+// chatReadable parses chat and checks that its badge is one to clear.
+func (s *Session) chatReadable(chat string) (types.JID, error) {
+	if !s.opts.markChatRead {
+		return types.EmptyJID, fmt.Errorf("marking chats read is off: %w", errors.ErrUnsupported)
+	}
+	j, err := parseJID(chat)
+	if err != nil {
+		return types.EmptyJID, invalid("chat: %v", err)
+	}
+	if j.Server == types.NewsletterServer || j.Server == types.BroadcastServer {
+		return types.EmptyJID, fmt.Errorf("channels and status updates have no unread badge: %w", errors.ErrUnsupported)
+	}
+	return j, nil
+}
+
+// appStateKeys returns what the Session knows of the device's app-state
+// keys, looking in the store only when it does not know (once after each
+// connection or app-state sync, not once per request).
+func (s *Session) appStateKeys(ctx context.Context) (keyState, error) {
+	cr := &s.chatReads
+	cr.mu.Lock()
+	keys := cr.keys
+	cr.mu.Unlock()
+	if keys != keysUnknown {
+		return keys, nil
+	}
+	s.keysMu.Lock() // one look at a time
+	defer s.keysMu.Unlock()
+	cr.mu.Lock()
+	keys, gen := cr.keys, cr.keysGen
+	cr.mu.Unlock()
+	if keys != keysUnknown {
+		return keys, nil
+	}
+	keys = keysPresent // a store without app-state keys: SendAppState will tell
+	if s.device.AppStateKeys != nil {
+		id, err := s.device.AppStateKeys.GetLatestAppStateSyncKeyID(ctx)
+		if err != nil {
+			return keysUnknown, fmt.Errorf("looking for app-state keys: %w", err)
+		}
+		if id == nil {
+			keys = keysMissing
+		}
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.keysGen == gen { // no event meanwhile said to look again
+		if keys == keysMissing && !cr.keysLogged {
+			s.opts.logger.Info("no app-state keys yet: chats are not marked read on other devices until the phone shares them")
+			cr.keysLogged = true
+		}
+		cr.keys = keys
+	}
+	return keys, nil
+}
+
+// forgetKeys makes the next ScheduleChatRead look at the store again: the
+// keys may have arrived or, when even present ones are forgotten (after a
+// failure), gone. Events forget only missing keys: every patch sent is
+// followed by an app-state sync, and looking again after each would put a
+// store query back on the request path. It runs inside whatsmeow's event
+// dispatch and does not block.
+func (s *Session) forgetKeys(present bool) {
+	cr := &s.chatReads
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.keys == keysPresent && !present {
+		return
+	}
+	cr.keysGen++
+	cr.keys = keysUnknown
+}
+
+// flushChatReads sends the pending chats' patches at the end of each
+// window until none is left; Close stops it, and the chats still pending
+// are not marked.
+func (s *Session) flushChatReads() {
+	cr := &s.chatReads
+	timer := time.NewTimer(s.opts.chatReadWindow)
+	defer timer.Stop()
+	windowEnds := timer.C
+	if s.opts.chatReadTicks != nil { // tests end each window themselves
+		timer.Stop()
+		windowEnds = s.opts.chatReadTicks
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			cr.mu.Lock()
+			if n := len(cr.pending); n > 0 {
+				s.opts.logger.Debug("closing: chats left unmarked", "chats", n)
+			}
+			cr.pending, cr.flushing = nil, false
+			cr.mu.Unlock()
+			return
+		case <-windowEnds:
+		}
+		cr.mu.Lock()
+		batch := cr.pending
+		cr.pending = nil
+		cr.mu.Unlock()
+		s.sendChatReads(batch)
+		cr.mu.Lock()
+		if len(cr.pending) == 0 {
+			cr.flushing = false
+			cr.mu.Unlock()
+			return
+		}
+		cr.mu.Unlock()
+		timer.Reset(s.opts.chatReadWindow)
+	}
+}
+
+// sendChatReads sends the chats of batch, in the order of their names, in
+// patches of at most maxChatsPerPatch mutations: one app-state round trip
+// per window rather than one per chat (whatsmeow's own BuildArchive puts
+// two mutations in one patch; each chat still gets one mutation).
+func (s *Session) sendChatReads(batch map[string]session.ChatRead) {
+	reads := make([]session.ChatRead, 0, len(batch))
+	for _, c := range batch {
+		reads = append(reads, c)
+	}
+	slices.SortFunc(reads, func(a, b session.ChatRead) int { return cmp.Compare(a.Chat, b.Chat) })
+	for chunk := range slices.Chunk(reads, maxChatsPerPatch) {
+		if s.ctx.Err() != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, chatReadTimeout)
+		err := s.sendChatReadPatch(ctx, chunk)
+		cancel()
+		if err == nil {
+			continue
+		}
+		// SendAppState fails without keys: look whether that is why.
+		s.forgetKeys(true)
+		if keys, kerr := s.appStateKeys(s.ctx); kerr == nil && keys == keysMissing {
+			s.opts.logger.Debug("no app-state keys: chats left unmarked", "chats", len(reads))
+			return
+		}
+		if s.ctx.Err() == nil {
+			s.opts.logger.Warn("marking chats read failed", "chats", len(chunk), "error", err)
+		}
+	}
+}
+
+// sendChatReadPatch sends one patch marking reads' chats read; a chat whose
+// mutation cannot be built is left out (logged).
+func (s *Session) sendChatReadPatch(ctx context.Context, reads []session.ChatRead) error {
+	var patch appstate.PatchInfo
+	for _, c := range reads {
+		p, err := s.chatReadPatch(ctx, c)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.opts.logger.Warn("marking a chat read failed", "chat", c.Chat, "error", err)
+			}
+			continue
+		}
+		patch.Type = p.Type
+		patch.Mutations = append(patch.Mutations, p.Mutations...)
+	}
+	if len(patch.Mutations) == 0 {
+		return nil
+	}
+	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+}
