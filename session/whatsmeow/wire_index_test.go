@@ -218,7 +218,7 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 			t.Errorf("nothing unread\n got %s\nwant %s", got, want)
 		}
 		for deadline := time.Now().Add(wireWait); len(chatReadPatches(t, w)) < 2 && time.Now().Before(deadline); {
-			srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "iq" }) // the next window's patch
+			time.Sleep(10 * time.Millisecond) // the window's patch goes out in the background
 		}
 		sameLines(t, "patches", chatReadPatches(t, w),
 			"markChatAsRead 120363099999999999@g.us read=true last=1767225500 key={120363099999999999@g.us 3EB0LIDG fromMe=false participant=222222222222222@lid} t=1767225500",
