@@ -191,6 +191,11 @@ type Status struct {
 	// JID is the account's phone-number JID, e.g.
 	// "15551234567@s.whatsapp.net"; empty until paired.
 	JID string
+	// Replaced: another connection of the same device took over, and
+	// WhatsApp closed this one (a stream error, conflict "replaced"): the
+	// device is connected elsewhere — another process or tool — and the
+	// session does not reconnect by itself, to avoid a kick-war.
+	Replaced bool
 }
 
 // StatusReporter is implemented by sessions that can tell their state.

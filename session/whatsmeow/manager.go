@@ -97,6 +97,7 @@ type managerOptions struct {
 	pairMax     time.Duration // and its longest
 	pool        DBPool
 	connects    int // WithConnectConcurrency
+	observe     func(SessionEvent)
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -351,13 +352,16 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	case *events.LoggedOut:
 		m.opts.logger.Warn("session logged out by WhatsApp; it leaves the registry", "session", ms.name, "reason", e.Reason.String())
 		ms.tell(fmt.Errorf("logged out by WhatsApp (%s)", e.Reason))
+		m.observe(ms, EventLoggedOut)
 		m.drop(ms)
 	case *events.Connected:
 		m.opts.logger.Info("session connected", "session", ms.name)
 		ms.tell(nil)
+		m.observe(ms, EventConnected)
 	case *events.Disconnected:
 		m.opts.logger.Warn("session disconnected", "session", ms.name)
 		ms.tell(errors.New("disconnected before logging in"))
+		m.observe(ms, EventDisconnected)
 	case *events.ConnectFailure:
 		ms.tell(fmt.Errorf("WhatsApp refused the login: %s %s", e.Reason, e.Message))
 	case *events.TemporaryBan:
@@ -365,7 +369,15 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	case *events.ClientOutdated:
 		ms.tell(errors.New("WhatsApp says the client is outdated"))
 	case *events.StreamReplaced:
+		// whatsmeow does not reconnect after this, but leaves the socket
+		// open to the server, and a close right behind the stream error
+		// can reach it first (then it reconnects at once): releasing the
+		// client closes the socket and ends any reconnection.
+		m.opts.logger.Error("WhatsApp replaced the session's connection with another of its device (another process or tool uses it); not reconnecting", "session", ms.name)
+		ms.acquired.Store(false)
+		m.retire(ms.release)
 		ms.tell(errors.New("replaced by another connection of the device"))
+		m.observe(ms, EventReplaced)
 	}
 }
 
@@ -391,10 +403,25 @@ func (m *Manager) drop(ms *managed) {
 		return
 	}
 	delete(m.sessions, ms.name)
+	m.retireLocked(ms.stop)
+}
+
+// retire runs f in a goroutine that Close waits for: from inside the
+// client's event dispatch, what may wait on the client. Once the Manager
+// is closed it does nothing (Close stops every session itself).
+func (m *Manager) retire(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.closed {
+		m.retireLocked(f)
+	}
+}
+
+func (m *Manager) retireLocked(f func()) {
 	m.retiring.Add(1)
 	go func() {
 		defer m.retiring.Done()
-		ms.stop()
+		f()
 	}()
 }
 

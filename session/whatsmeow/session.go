@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -121,6 +122,10 @@ type Session struct {
 	privMu    sync.Mutex
 	connects  uint64
 	privacyAt uint64
+
+	// replaced: WhatsApp replaced the connection with another of the
+	// device (events.StreamReplaced) and none has been made since.
+	replaced atomic.Bool
 
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
 	// this session (KeepPairing), or zero.
@@ -617,7 +622,8 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
-// keeps the groups' addressing modes fresh, and warms the privacy settings after each connection.
+// keeps the groups' addressing modes fresh, warms the privacy settings
+// after each connection, and notes a connection replaced by another.
 func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
@@ -634,7 +640,10 @@ func (s *Session) handleEvent(evt any) {
 		s.groups.forget(e.JID.ToNonAD().String())
 	case *events.JoinedGroup:
 		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID, time.Now())
+	case *events.StreamReplaced:
+		s.replaced.Store(true)
 	case *events.Connected:
+		s.replaced.Store(false)
 		// The settings may have changed while disconnected: the next
 		// read receipt refetches them unless the warm-up has by then.
 		s.privMu.Lock()
@@ -745,9 +754,11 @@ func guard(what string, call func() error) (err error) {
 	return call()
 }
 
-// Status reports the client's connection and the device's pairing.
+// Status reports the client's connection and the device's pairing, and
+// whether another connection of the device has replaced the client's.
 func (s *Session) Status(context.Context) session.Status {
 	st := session.Status{Connected: s.client.IsConnected(), LoggedIn: s.client.IsLoggedIn(), Paired: s.paired()}
+	st.Replaced = s.replaced.Load()
 	if st.Paired {
 		st.JID = s.device.ID.ToNonAD().String()
 	}

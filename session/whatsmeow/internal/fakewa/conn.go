@@ -30,11 +30,13 @@ type conn struct {
 	buf    []byte // received bytes not yet split into frames
 	noise  *transport
 
-	loggedIn atomic.Bool // <success> was sent
+	loggedIn atomic.Bool   // <success> was sent
+	done     chan struct{} // closed when serve returns
 	device   types.JID   // the device logging in, once known; guarded by srv.mu
 }
 
 func (c *conn) serve(ctx context.Context) {
+	defer close(c.done)
 	defer func() { _ = c.ws.CloseNow() }()
 	c.ws.SetReadLimit(int64(socket.FrameMaxSize + socket.FrameLengthSize + len(socket.WAConnHeader)))
 
