@@ -139,4 +139,3 @@ func wantEvent(t *testing.T, events <-chan bwm.SessionEvent, kind string) {
 		t.Fatalf("no %s event within %v", kind, wireWait)
 	}
 }
-

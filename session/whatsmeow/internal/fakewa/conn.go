@@ -32,7 +32,7 @@ type conn struct {
 
 	loggedIn atomic.Bool   // <success> was sent
 	done     chan struct{} // closed when serve returns
-	device   types.JID   // the device logging in, once known; guarded by srv.mu
+	device   types.JID     // the device logging in, once known; guarded by srv.mu
 }
 
 func (c *conn) serve(ctx context.Context) {
