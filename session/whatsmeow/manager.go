@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"slices"
 	"sync"
@@ -37,6 +38,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // when WhatsApp logs it out. It is safe for concurrent use.
 type Manager struct {
 	db        *sql.DB
+	lock      *os.File // a SQLite store's lock (see ErrStoreInUse), or nil
 	container *sqlstore.Container
 	opts      managerOptions
 
@@ -184,14 +186,14 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 			return nil, err
 		}
 	}
-	db, dialect, err := openDB(ctx, dsn, o.pool)
+	st, err := openDB(ctx, dsn, o.pool)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects)}
+	m := &Manager{db: st.db, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects)}
 	m.life, m.endLife = context.WithCancel(context.Background())
-	if err := m.load(ctx, dialect); err != nil {
-		db.Close()
+	if err := m.load(ctx, st.dialect); err != nil {
+		st.close()
 		return nil, err
 	}
 	return m, nil
@@ -520,5 +522,9 @@ func (m *Manager) Close() error {
 	wg.Wait()
 	m.connecting.Wait()
 	m.retiring.Wait()
-	return m.container.Close()
+	err := m.container.Close()
+	if m.lock != nil {
+		err = errors.Join(err, m.lock.Close())
+	}
+	return err
 }
