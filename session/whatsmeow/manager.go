@@ -50,6 +50,8 @@ type Manager struct {
 
 	// slots bounds the connects in flight (WithConnectConcurrency).
 	slots chan struct{}
+	// reserve is the descriptors left to all but sessions (WithFDReserve).
+	reserve int
 
 	mu       sync.RWMutex
 	closed   bool
@@ -100,6 +102,7 @@ type managerOptions struct {
 	pool        DBPool
 	connects    int // WithConnectConcurrency
 	observe     func(SessionEvent)
+	fdReserve   *int // WithFDReserve; nil: the default
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -190,7 +193,8 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: st.db, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects)}
+	m := &Manager{db: st.db, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
+		reserve: o.reserve(st.dialect)}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, st.dialect); err != nil {
 		st.close()
