@@ -30,6 +30,14 @@ const (
 	StateStarting = "STARTING"
 	// StateScanQRCode: waiting to be paired by QR code or pair code.
 	StateScanQRCode = "SCAN_QR_CODE"
+	// StateConflict: another connection of the same device (another
+	// process or tool) replaced the session's (session.Status.Replaced);
+	// the session does not reconnect by itself. Not a WAHA state: the WAHA
+	// path's [SessionInfo] says StateFailed then.
+	StateConflict = "CONFLICT"
+	// StateFailed is WAHA's state of a session that stopped and needs
+	// attention; the WAHA path's [SessionInfo] reports StateConflict so.
+	StateFailed = "FAILED"
 	// StateUnknown: the session cannot tell (it is no session.StatusReporter).
 	// Not a WAHA state: the WAHA path's [SessionInfo] says StateWorking
 	// then, as requests do go to the session.
@@ -43,8 +51,9 @@ const (
 type SessionInfo struct {
 	// Name is the session's name.
 	Name string `json:"name"`
-	// Status is one of WAHA's states: [StateWorking], StateStarting or
-	// StateScanQRCode (WAHA's STOPPED and FAILED are never reported).
+	// Status is one of WAHA's states: [StateWorking], StateStarting,
+	// StateScanQRCode or StateFailed (for [StateConflict]; WAHA's STOPPED
+	// is never reported).
 	Status string `json:"status"`
 	// Me is the account, once paired; null before.
 	Me *Me `json:"me"`
@@ -69,8 +78,8 @@ type StatusResponse struct {
 	Success bool `json:"success"`
 	// Session is the session's name.
 	Session string `json:"session"`
-	// Status is [StateWorking], StateStarting, StateScanQRCode or
-	// StateUnknown.
+	// Status is [StateWorking], StateStarting, StateScanQRCode,
+	// StateConflict or StateUnknown.
 	Status string `json:"status"`
 	// Connected: the connection to WhatsApp is up.
 	Connected bool `json:"connected"`
@@ -141,6 +150,8 @@ func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) 
 		return StateScanQRCode, st
 	case st.Connected && st.LoggedIn:
 		return StateWorking, st
+	case st.Replaced:
+		return StateConflict, st
 	}
 	return StateStarting, st
 }
@@ -148,8 +159,11 @@ func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) 
 // sessionInfo is WAHA's view of a session's state.
 func sessionInfo(name, state string, st session.Status) *SessionInfo {
 	info := &SessionInfo{Name: name, Status: state, Node: st.Node}
-	if state == StateUnknown {
+	switch state {
+	case StateUnknown:
 		info.Status = StateWorking
+	case StateConflict:
+		info.Status = StateFailed
 	}
 	if user, server, ok := strings.Cut(st.JID, "@"); ok && st.Paired {
 		if server == "s.whatsapp.net" {

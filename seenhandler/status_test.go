@@ -15,10 +15,11 @@ import (
 
 func TestStatus(t *testing.T) {
 	fake := sessiontest.New()
-	reg := fake.Registry("demo", "other", "pairing", "down")
+	reg := fake.Registry("demo", "other", "pairing", "down", "replaced")
 	reg.Set("plain", session.SessionFunc(fake.Session("plain").SendReceipt))
 	fake.SetStatus("pairing", session.Status{Connected: true})
 	fake.SetStatus("down", session.Status{Paired: true, JID: "15550000001@s.whatsapp.net"})
+	fake.SetStatus("replaced", session.Status{Paired: true, Replaced: true, JID: "15550000001@s.whatsapp.net"})
 	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}, demoToken: {"demo"}})
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +48,10 @@ func TestStatus(t *testing.T) {
 			want: seenhandler.StatusResponse{Success: true, Session: "down", Status: "STARTING", JID: "15550000001@s.whatsapp.net"}},
 		{name: "wawp: waiting for pairing", target: "/v2/session/status?session=pairing", status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "pairing", Status: "SCAN_QR_CODE", Connected: true}},
+		{name: "wawp: replaced by another connection of the device", target: "/v2/session/status?session=replaced", status: 200,
+			want: seenhandler.StatusResponse{Success: true, Session: "replaced", Status: "CONFLICT", JID: "15550000001@s.whatsapp.net"}},
+		{name: "waha: replaced is FAILED, WAHA has no CONFLICT", target: "/api/sessions/replaced", status: 200,
+			info: &seenhandler.SessionInfo{Name: "replaced", Status: "FAILED", Me: &seenhandler.Me{ID: "15550000001@c.us"}}},
 		{name: "wawp: session that cannot tell", target: "/v2/session/status?session=plain", status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "plain", Status: "UNKNOWN"}},
 		{name: "waha path with X-Api-Key: SessionInfo", target: "/api/sessions/down", header: map[string]string{"Authorization": "", "X-Api-Key": token}, status: 200,

@@ -235,6 +235,11 @@ type Status struct {
 	// processes share the sessions (a cluster), or "" while none does;
 	// always "" in a single process.
 	Node string
+	// Replaced: another connection of the same device took over, and
+	// WhatsApp closed this one (a stream error, conflict "replaced"): the
+	// device is connected elsewhere — another process or tool — and the
+	// session does not reconnect by itself, to avoid a kick-war.
+	Replaced bool
 }
 
 // StatusReporter is implemented by sessions that can tell their state.

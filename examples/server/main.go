@@ -502,6 +502,12 @@ func decorateOptions(c config) session.DecorateOptions {
 // pairing's events come on the channel. startSessions connects the rest.
 func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, <-chan bwm.PairEvent, error) {
 	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger))}
+	if c.maxConns > 0 {
+		// Descriptors for the HTTP connections too, not only the
+		// listener: sessions beyond the rest are refused, not connected
+		// into "too many open files".
+		opts = append(opts, bwm.WithFDReserve(bwm.DefaultFDReserve+3*bwm.DefaultDBMaxOpen+c.maxConns))
+	}
 	if e.clientHook != nil {
 		opts = append(opts, bwm.WithClientHook(e.clientHook))
 	}

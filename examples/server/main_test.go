@@ -622,3 +622,25 @@ func TestParseTokens(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12, item 5. A second server on the same SQLite file refuses to
+// start, saying why (exit status 1), instead of connecting the same
+// devices a second time; the first one keeps serving.
+func TestSQLiteStoreServesOneServer(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bluetick.db")
+	storeDevice(t, db, "15550000001")
+	vars := map[string]string{tokenEnv: "s3cret"}
+	first := startReal(t, vars, "-db", db)
+
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-db", db},
+		env{getenv: func(k string) string { return vars[k] }, stdout: &stdout, stderr: &stderr, clientHook: offline})
+	if !errors.Is(err, bwm.ErrStoreInUse) || exitCode(err) != 1 || !strings.Contains(err.Error(), db) || !strings.Contains(err.Error(), "use PostgreSQL") {
+		t.Fatalf("second server: %v (exit status %d), want ErrStoreInUse naming %s and PostgreSQL", err, exitCode(err), db)
+	}
+	req, _ := http.NewRequest(http.MethodGet, first.url+"/api/sessions/15550000001", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	if status, body := do(t, req); status != http.StatusOK {
+		t.Errorf("the first server after the second's refusal: %d %s", status, body)
+	}
+}

@@ -31,6 +31,16 @@ import (
 //     events.LoggedOut, after whatsmeow has deleted the device from the store.
 //   - Auto-reconnect waits 2 s × failed attempts, without bound, unless
 //     AutoReconnectHook lowers AutoReconnectErrors ([Manager] caps it).
+//     The first attempt after a drop waits 0 s. Its loop and the socket
+//     run under the context given to ConnectContext: cancelling it closes
+//     the connection and ends the loop.
+//   - A <stream:error><conflict type="replaced"/> (another connection of
+//     the device) is dispatched as events.StreamReplaced; whatsmeow then
+//     expects the disconnection and does not reconnect, but leaves the
+//     socket to the server. Stream errors go through the handler queue,
+//     apart from the read loop: a close right behind one can be seen
+//     first, as events.Disconnected, and then whatsmeow reconnects at once
+//     ([Manager] disconnects on StreamReplaced, which stops that).
 //   - NewsletterMarkViewed ignores ctx while it waits for the server's
 //     answer: a [Session] bounds the wait itself.
 //   - SendAppState fails until app-state keys have arrived from the phone.

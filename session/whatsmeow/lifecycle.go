@@ -146,7 +146,9 @@ func (m *Manager) Refresh(ctx context.Context) ([]string, error) {
 // failed otherwise (a refused handshake, a login WhatsApp refused) is not
 // acquired, and a later Acquire tries it again. An unknown name fails with
 // session.ErrSessionNotFound, and so does a session whose device has left
-// the store (it leaves the registry).
+// the store (it leaves the registry). A session beyond [Manager.Capacity]
+// is refused with [ErrCapacity] (logged at Error, an [EventRefused]), not
+// connected.
 //
 // If ctx ends first, Acquire returns ctx's error at once: the sessions whose
 // connection had begun go on connecting in the background (Release them if
@@ -257,6 +259,7 @@ func (m *Manager) renew(ctx context.Context, name string, fence uint64, reuse bo
 		return nil, err
 	}
 	m.mu.Lock()
+	held, capacity := m.heldLocked(), m.Capacity()
 	switch {
 	case m.closed:
 		err = errClosed
@@ -264,11 +267,16 @@ func (m *Manager) renew(ctx context.Context, name string, fence uint64, reuse bo
 		err = notFound(name) // logged out or refreshed away meanwhile
 	case m.fence != fence:
 		err = errReleased // by ReleaseAll
+	case held >= capacity:
+		err = ErrCapacity
 	default:
 		fresh.acquired.Store(true)
 		m.sessions[name] = fresh
 	}
 	m.mu.Unlock()
+	if err == ErrCapacity {
+		err = m.refuse(cur, held, capacity)
+	}
 	if err != nil {
 		fresh.stop()
 		return nil, err

@@ -3,6 +3,7 @@ package whatsmeow_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -217,5 +218,63 @@ func TestManagerRefresh(t *testing.T) {
 		if _, err := m.Lookup(ctx, userA); !errors.Is(err, session.ErrSessionNotFound) {
 			t.Errorf("Lookup after = %v", err)
 		}
+	})
+}
+
+// Issue 12, item 8. The Manager knows the descriptor limit and keeps a
+// reserve: sessions beyond its Capacity are refused with ErrCapacity
+// (logged at Error, told the observer), not connected into "too many open
+// files"; releasing one makes room.
+func TestManagerCapacity(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		srv := fakewa.Start(t)
+		storeDevices(t, st, false, userA, userB, userC)
+		probe, err := bwm.Open(ctx, st.DSN, bwm.WithFDReserve(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := probe.Capacity() // the whole descriptor limit
+		probe.Close()
+		def, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := def.Capacity(); got >= limit || got < limit-bwm.DefaultFDReserve-3*bwm.DefaultDBMaxOpen {
+			t.Errorf("default capacity %d of a limit of %d", got, limit)
+		}
+		def.Close()
+
+		var logs logBuffer
+		events := make(chan bwm.SessionEvent, 16)
+		m := openOn(t, srv, st.DSN, bwm.WithFDReserve(limit-2),
+			bwm.WithManagerLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
+			bwm.WithSessionObserver(func(e bwm.SessionEvent) {
+				if e.Kind == bwm.EventRefused {
+					events <- e
+				}
+			}))
+		if got := m.Capacity(); got != 2 {
+			t.Fatalf("Capacity = %d, want 2", got)
+		}
+		if err := m.Acquire(ctx, userA, userB); err != nil {
+			t.Fatal(err)
+		}
+		err = m.Acquire(ctx, userC)
+		if !errors.Is(err, bwm.ErrCapacity) || !strings.Contains(err.Error(), userC) {
+			t.Errorf("Acquire beyond capacity = %v, want ErrCapacity naming the session", err)
+		}
+		wantEvent(t, events, bwm.EventRefused)
+		if got := logs.String(); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "session="+userC) || !strings.Contains(got, "capacity=2") {
+			t.Errorf("log %q", got)
+		}
+		wantDevices(t, srv, userA, userB)
+		if err := m.Release(ctx, userA); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Acquire(ctx, userC); err != nil {
+			t.Fatalf("Acquire after a Release made room: %v", err)
+		}
+		wantDevices(t, srv, userB, userC)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"slices"
 	"sync"
@@ -37,6 +38,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // when WhatsApp logs it out. It is safe for concurrent use.
 type Manager struct {
 	db        *sql.DB
+	lock      *os.File // a SQLite store's lock (see ErrStoreInUse), or nil
 	container *sqlstore.Container
 	opts      managerOptions
 
@@ -53,6 +55,8 @@ type Manager struct {
 	messages *messageStore
 	cache    *index
 	owners   atomic.Int64 // numbers the sessions' messages in cache
+	// reserve is the descriptors left to all but sessions (WithFDReserve).
+	reserve int
 
 	mu       sync.RWMutex
 	closed   bool
@@ -107,6 +111,8 @@ type managerOptions struct {
 	connects    int // WithConnectConcurrency
 	cacheSize   int
 	retention   Retention
+	observe     func(SessionEvent)
+	fdReserve   *int // WithFDReserve; nil: the default
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -193,18 +199,18 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 			return nil, err
 		}
 	}
-	db, dialect, err := openDB(ctx, dsn, o.pool)
+	st, err := openDB(ctx, dsn, o.pool)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
-		cache: newIndex(o.cacheSize)}
+	m := &Manager{db: st.db, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
+		reserve: o.reserve(st.dialect), cache: newIndex(o.cacheSize)}
 	m.life, m.endLife = context.WithCancel(context.Background())
-	if err := m.load(ctx, dialect); err != nil {
+	if err := m.load(ctx, st.dialect); err != nil {
 		if m.messages != nil {
 			m.messages.close()
 		}
-		db.Close()
+		st.close()
 		return nil, err
 	}
 	return m, nil
@@ -370,13 +376,16 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	case *events.LoggedOut:
 		m.opts.logger.Warn("session logged out by WhatsApp; it leaves the registry", "session", ms.name, "reason", e.Reason.String())
 		ms.tell(fmt.Errorf("logged out by WhatsApp (%s)", e.Reason))
+		m.observe(ms, EventLoggedOut)
 		m.drop(ms)
 	case *events.Connected:
 		m.opts.logger.Info("session connected", "session", ms.name)
 		ms.tell(nil)
+		m.observe(ms, EventConnected)
 	case *events.Disconnected:
 		m.opts.logger.Warn("session disconnected", "session", ms.name)
 		ms.tell(errors.New("disconnected before logging in"))
+		m.observe(ms, EventDisconnected)
 	case *events.ConnectFailure:
 		ms.tell(fmt.Errorf("WhatsApp refused the login: %s %s", e.Reason, e.Message))
 	case *events.TemporaryBan:
@@ -384,7 +393,15 @@ func (m *Manager) handleEvent(ms *managed, evt any) {
 	case *events.ClientOutdated:
 		ms.tell(errors.New("WhatsApp says the client is outdated"))
 	case *events.StreamReplaced:
+		// whatsmeow does not reconnect after this, but leaves the socket
+		// open to the server, and a close right behind the stream error
+		// can reach it first (then it reconnects at once): releasing the
+		// client closes the socket and ends any reconnection.
+		m.opts.logger.Error("WhatsApp replaced the session's connection with another of its device (another process or tool uses it); not reconnecting", "session", ms.name)
+		ms.acquired.Store(false)
+		m.retire(ms.release)
 		ms.tell(errors.New("replaced by another connection of the device"))
+		m.observe(ms, EventReplaced)
 	}
 }
 
@@ -410,10 +427,25 @@ func (m *Manager) drop(ms *managed) {
 		return
 	}
 	delete(m.sessions, ms.name)
+	m.retireLocked(ms.stop)
+}
+
+// retire runs f in a goroutine that Close waits for: from inside the
+// client's event dispatch, what may wait on the client. Once the Manager
+// is closed it does nothing (Close stops every session itself).
+func (m *Manager) retire(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.closed {
+		m.retireLocked(f)
+	}
+}
+
+func (m *Manager) retireLocked(f func()) {
 	m.retiring.Add(1)
 	go func() {
 		defer m.retiring.Done()
-		ms.stop()
+		f()
 	}()
 }
 
@@ -514,5 +546,9 @@ func (m *Manager) Close() error {
 	m.connecting.Wait()
 	m.retiring.Wait()
 	m.messages.close() // writes what the sessions queued
-	return m.container.Close()
+	err := m.container.Close()
+	if m.lock != nil {
+		err = errors.Join(err, m.lock.Close())
+	}
+	return err
 }

@@ -196,3 +196,49 @@ func TestManagerNameTakenInTheStore(t *testing.T) {
 		}
 	})
 }
+
+// Issue 12, item 5. A SQLite store serves one process: a second Manager on
+// the same file — another process, or this one (flock is held per open
+// file) — is refused with ErrStoreInUse until the first closes. PostgreSQL
+// stores are shared (the cluster's).
+func TestSQLiteStoreServesOneProcess(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		first, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := bwm.Open(ctx, st.DSN)
+		if st.Backend == "postgres" {
+			if err != nil {
+				t.Fatalf("a second Manager on PostgreSQL: %v", err)
+			}
+			second.Close()
+			first.Close()
+			return
+		}
+		if !errors.Is(err, bwm.ErrStoreInUse) || !strings.Contains(err.Error(), st.DSN) {
+			t.Fatalf("a second Open of %s = %v, want ErrStoreInUse naming the file", st.DSN, err)
+		}
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		again, err := bwm.Open(ctx, st.DSN)
+		if err != nil {
+			t.Fatalf("Open after the first Manager closed: %v", err)
+		}
+		again.Close()
+	})
+	// In-memory databases are the process's own: no lock.
+	const mem = "file:lockless?mode=memory&cache=shared"
+	a, err := bwm.Open(context.Background(), mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := bwm.Open(context.Background(), mem)
+	if err != nil {
+		t.Fatalf("a second Manager on an in-memory database: %v", err)
+	}
+	b.Close()
+}

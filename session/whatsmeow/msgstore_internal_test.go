@@ -19,10 +19,14 @@ import (
 func openMessageStore(t testing.TB, dsn string, r Retention) (*messageStore, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
-	db, _, err := openDB(ctx, dsn, DBPool{})
+	st, err := openDB(ctx, dsn, DBPool{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st.lock != nil {
+		st.lock.Close() // the test opens the file again itself
+	}
+	db := st.db
 	w, err := newMessageStore(ctx, db, r, slog.New(slog.DiscardHandler))
 	if err != nil {
 		db.Close()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -135,6 +136,9 @@ type Session struct {
 
 	chatReads chatReads  // see ScheduleChatRead
 	keysMu    sync.Mutex // one look at the app-state keys at a time
+	// replaced: WhatsApp replaced the connection with another of the
+	// device (events.StreamReplaced) and none has been made since.
+	replaced atomic.Bool
 
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
 	// this session (KeepPairing), or zero.
@@ -680,7 +684,8 @@ func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead) (appsta
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
-// keeps the groups' addressing modes fresh, and warms the privacy settings after each connection.
+// keeps the groups' addressing modes fresh, warms the privacy settings
+// after each connection, and notes a connection replaced by another.
 func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
@@ -702,7 +707,10 @@ func (s *Session) handleEvent(evt any) {
 	case *events.AppStateSyncComplete:
 		// whatsmeow syncs app state after the phone shares its keys.
 		s.forgetKeys(false)
+	case *events.StreamReplaced:
+		s.replaced.Store(true)
 	case *events.Connected:
+		s.replaced.Store(false)
 		// The settings may have changed while disconnected: the next
 		// read receipt refetches them unless the warm-up has by then.
 		s.privMu.Lock()
@@ -814,9 +822,11 @@ func guard(what string, call func() error) (err error) {
 	return call()
 }
 
-// Status reports the client's connection and the device's pairing.
+// Status reports the client's connection and the device's pairing, and
+// whether another connection of the device has replaced the client's.
 func (s *Session) Status(context.Context) session.Status {
 	st := session.Status{Connected: s.client.IsConnected(), LoggedIn: s.client.IsLoggedIn(), Paired: s.paired()}
+	st.Replaced = s.replaced.Load()
 	if st.Paired {
 		st.JID = s.device.ID.ToNonAD().String()
 	}

@@ -3,8 +3,10 @@ package whatsmeow
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -82,24 +84,75 @@ func isPostgres(dsn string) bool {
 	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
 }
 
+// ErrStoreInUse is returned by Open for a SQLite store that another
+// process — or another [Manager] of this one — has open: a SQLite store
+// serves one process (run several on PostgreSQL). Open holds an exclusive
+// flock(2) on the file named as the store with ".lock" appended (left in
+// place; it holds no data) until Close, and the system releases it when
+// the process dies. On systems without flock (Windows, Plan 9, AIX…) no
+// lock is taken.
+var ErrStoreInUse = errors.New("the SQLite store is in use by another process; a SQLite store serves one process: use PostgreSQL to run several")
+
+// errLocked is lockFile's answer when another open file holds the lock.
+var errLocked = errors.New("locked")
+
+// storeDB is an open database, with a SQLite file's lock.
+type storeDB struct {
+	db      *sql.DB
+	dialect string // whatsmeow's name: "sqlite" or "postgres"
+	lock    *os.File
+}
+
+// close closes the database, then releases the lock.
+func (s *storeDB) close() error {
+	err := s.db.Close()
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+	}
+	return err
+}
+
 // openDB opens dsn: a postgres:// or postgresql:// URL (any case) through
 // pgx, and anything else as SQLite through modernc.org/sqlite — a file
 // path, or a "file:" URI (e.g. "file:test?mode=memory&cache=shared"), with
-// pool as its connection pool. It returns the database and whatsmeow's name
-// for its dialect.
-func openDB(ctx context.Context, dsn string, pool DBPool) (*sql.DB, string, error) {
+// pool as its connection pool. A SQLite file is locked first (see
+// [ErrStoreInUse]).
+func openDB(ctx context.Context, dsn string, pool DBPool) (*storeDB, error) {
 	if dsn == "" {
 		dsn = DefaultDSN
 	}
 	driver, dialect := "sqlite", "sqlite"
+	var lock *os.File
 	if isPostgres(dsn) {
 		driver, dialect = "pgx", "postgres"
 	} else {
-		dsn = sqliteDSN(dsn)
+		var path string
+		dsn, path = sqliteDSN(dsn)
+		if path != "" {
+			var err error
+			if lock, err = lockFile(path + ".lock"); errors.Is(err, errLocked) {
+				return nil, fmt.Errorf("open sqlite store %s: %w", path, ErrStoreInUse)
+			} else if err != nil {
+				return nil, fmt.Errorf("open sqlite store %s: lock: %w", path, err)
+			}
+		}
 	}
+	s, err := openPool(ctx, driver, dialect, dsn, pool)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// openPool opens and pings a database/sql pool.
+func openPool(ctx context.Context, driver, dialect, dsn string, pool DBPool) (*storeDB, error) {
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
-		return nil, "", fmt.Errorf("open %s store: %w", dialect, err)
+		return nil, fmt.Errorf("open %s store: %w", dialect, err)
 	}
 	pool = pool.withDefaults()
 	db.SetMaxOpenConns(pool.MaxOpen)
@@ -108,14 +161,15 @@ func openDB(ctx context.Context, dsn string, pool DBPool) (*sql.DB, string, erro
 	db.SetConnMaxIdleTime(pool.MaxIdleTime)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, "", fmt.Errorf("open %s store: %w", dialect, err)
+		return nil, fmt.Errorf("open %s store: %w", dialect, err)
 	}
-	return db, dialect, nil
+	return &storeDB{db: db, dialect: dialect}, nil
 }
 
 // sqliteDSN turns a path or file: URI into a "file:" URI with the pragmas
-// bluetick needs, keeping any the caller set.
-func sqliteDSN(dsn string) string {
+// bluetick needs, keeping any the caller set. It returns the file's path
+// too, empty for an in-memory database.
+func sqliteDSN(dsn string) (string, string) {
 	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
 	values, err := url.ParseQuery(query)
 	if err != nil {
@@ -128,7 +182,11 @@ func sqliteDSN(dsn string) string {
 			values.Add("_pragma", p.value)
 		}
 	}
-	return "file:" + path + "?" + values.Encode()
+	file := path
+	if memory {
+		file = ""
+	}
+	return "file:" + path + "?" + values.Encode(), file
 }
 
 // newContainer opens whatsmeow's device store on db and brings its schema

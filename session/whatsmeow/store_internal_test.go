@@ -13,7 +13,7 @@ func TestSQLiteDSN(t *testing.T) {
 		"file:x?mode=memory&cache=shared":     "file:x?_pragma=foreign_keys%281%29&_pragma=busy_timeout%2810000%29&cache=shared&mode=memory",
 		"file:y.db?_pragma=busy_timeout(500)": "file:y.db?_pragma=busy_timeout%28500%29&_pragma=foreign_keys%281%29&_pragma=journal_mode%28WAL%29",
 	} {
-		if got := sqliteDSN(in); got != want {
+		if got, _ := sqliteDSN(in); got != want {
 			t.Errorf("sqliteDSN(%q)\n got %s\nwant %s", in, got, want)
 		}
 	}
@@ -22,11 +22,12 @@ func TestSQLiteDSN(t *testing.T) {
 // The store's pool keeps its connections (database/sql's default keeps 2
 // idle, so concurrent requests reconnect), with the defaults filled in.
 func TestDBPool(t *testing.T) {
-	db, _, err := openDB(t.Context(), "file:pool?mode=memory&cache=shared", DBPool{MaxOpen: 4})
+	store, err := openDB(t.Context(), "file:pool?mode=memory&cache=shared", DBPool{MaxOpen: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer store.close()
+	db := store.db
 	if st := db.Stats(); st.MaxOpenConnections != 4 {
 		t.Errorf("MaxOpenConnections %d, want 4", st.MaxOpenConnections)
 	}

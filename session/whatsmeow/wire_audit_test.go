@@ -617,4 +617,3 @@ func TestWireChatReadWaitsForKeys(t *testing.T) {
 		t.Errorf("patches %q, want one like %q", got, want)
 	}
 }
-

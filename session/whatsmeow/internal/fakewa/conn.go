@@ -30,12 +30,14 @@ type conn struct {
 	buf    []byte // received bytes not yet split into frames
 	noise  *transport
 
-	loggedIn atomic.Bool // <success> was sent
-	device   types.JID   // the device logging in, once known; guarded by srv.mu
-	quiet    bool        // WithCountOnly: no node is logged
+	loggedIn atomic.Bool   // <success> was sent
+	done     chan struct{} // closed when serve returns
+	device   types.JID     // the device logging in, once known; guarded by srv.mu
+	quiet    bool          // WithCountOnly: no node is logged
 }
 
 func (c *conn) serve(ctx context.Context) {
+	defer close(c.done)
 	defer func() { _ = c.ws.CloseNow() }()
 	c.ws.SetReadLimit(int64(socket.FrameMaxSize + socket.FrameLengthSize + len(socket.WAConnHeader)))
 

@@ -15,6 +15,11 @@
 //	got := srv.WaitNode(t, 5*time.Second, func(n waBinary.Node) bool { return n.Tag == "receipt" })
 //	// fakewa.XML(got) == `<receipt id="ID1" t="…" to="…" type="read"/>`
 //
+// Like WhatsApp, the server allows one connection per device: a second one
+// replaces the first, which gets <stream:error><conflict type="replaced"/>
+// (Server.Replaced counts them, Server.MaxConcurrent and
+// Server.ConnectedDevices tell who was and is connected).
+//
 // The client reaches the server through Server.HTTPClient, given to
 // Client.SetWebsocketHTTPClient: it dials 127.0.0.1 whatever host whatsmeow
 // asks for and trusts the server's TLS certificate. Nothing leaves the

@@ -222,3 +222,51 @@ func TestDropConnections(t *testing.T) {
 		t.Error("MarkRead succeeded while disconnected")
 	}
 }
+
+// A second connection of a device replaces the first, as WhatsApp does:
+// the older client gets <stream:error><conflict type="replaced"/>, which
+// whatsmeow reports as events.StreamReplaced, and the server counts it.
+func TestSecondConnectionReplacesTheFirst(t *testing.T) {
+	srv := fakewa.Start(t)
+	dev, container := fakewa.NewDevice(t)
+	first := srv.NewClient(t, dev)
+	replaced := make(chan struct{}, 1)
+	first.AddEventHandler(func(evt any) {
+		if _, ok := evt.(*events.StreamReplaced); ok {
+			replaced <- struct{}{}
+		}
+	})
+	if err := first.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	if !first.WaitForConnection(wait) {
+		t.Fatal("the first client did not log in")
+	}
+	if n, most := srv.Replaced(), srv.MaxConcurrent(types.EmptyJID); n != 0 || most != 1 {
+		t.Errorf("one client: replaced %d, at most %d at once; want 0 and 1", n, most)
+	}
+	again, err := container.GetDevice(context.Background(), *dev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := srv.Connect(t, again)
+	select {
+	case <-replaced:
+	case <-time.After(wait):
+		t.Fatal("the first client got no StreamReplaced")
+	}
+	// The client does not close; the server does after ReplacedGrace.
+	srv.WaitConnections(t, fakewa.ReplacedGrace+wait, 1)
+	if first.IsLoggedIn() || !second.IsLoggedIn() {
+		t.Errorf("logged in: first %v, second %v; want the second only", first.IsLoggedIn(), second.IsLoggedIn())
+	}
+	if n := srv.Replaced(); n != 1 {
+		t.Errorf("replaced %d, want 1", n)
+	}
+	if most := srv.MaxConcurrent(*dev.ID); most != 2 {
+		t.Errorf("MaxConcurrent(%s) = %d, want 2", dev.ID, most)
+	}
+	if got := srv.ConnectedDevices(); len(got) != 1 || got[0] != *dev.ID {
+		t.Errorf("ConnectedDevices = %v, want [%s]", got, dev.ID)
+	}
+}

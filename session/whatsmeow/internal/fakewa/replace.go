@@ -11,6 +11,14 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
+// ReplacedGrace is how long the server leaves a replaced connection open
+// after its stream error, for the client to close it, before closing it
+// itself. whatsmeow handles a stream error in its handler queue, apart
+// from the socket's read loop: a close right behind the error can reach it
+// first, and it then reports events.Disconnected and reconnects (at once,
+// on its first attempt) instead of events.StreamReplaced.
+const ReplacedGrace = 2 * time.Second
+
 // replacedClose bounds how long the server waits for the replaced client's
 // answer to its websocket close.
 const replacedClose = 5 * time.Second
@@ -18,8 +26,9 @@ const replacedClose = 5 * time.Second
 // login registers c as a connection of device and, as WhatsApp allows
 // one connection per linked device, replaces the device's older
 // connections: each gets <stream:error><conflict type="replaced"/>
-// </stream:error> and is closed. whatsmeow answers that with
-// events.StreamReplaced and does not reconnect.
+// </stream:error> and is closed when the client has not closed it within
+// ReplacedGrace. whatsmeow answers that with events.StreamReplaced and
+// does not reconnect.
 func (s *Server) login(ctx context.Context, c *conn, device types.JID) {
 	s.mu.Lock()
 	c.device = device
@@ -45,8 +54,13 @@ func (s *Server) login(ctx context.Context, c *conn, device types.JID) {
 			o.log.Warnf("send conflict: %v", err)
 		}
 		go func() {
-			// Closed as WhatsApp does, after the stream error; the
-			// close handshake lets the client read the error first.
+			t := time.NewTimer(ReplacedGrace)
+			defer t.Stop()
+			select {
+			case <-o.done:
+				return
+			case <-t.C:
+			}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)

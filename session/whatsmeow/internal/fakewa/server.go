@@ -329,7 +329,7 @@ func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		s.log.logger("Server").Warnf("websocket accept: %v", err)
 		return
 	}
-	c := &conn{srv: s, ws: ws, log: s.log.logger("Server"), quiet: s.settings().countOnly}
+	c := &conn{srv: s, ws: ws, log: s.log.logger("Server"), quiet: s.settings().countOnly, done: make(chan struct{})}
 	if !s.track(c) {
 		_ = ws.CloseNow()
 		return
