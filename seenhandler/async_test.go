@@ -106,9 +106,14 @@ func TestAsyncByDefaultAndQueueFull(t *testing.T) {
 	}
 }
 
-// Shutdown sends every queued receipt now, nothing is lost, and the
-// handler refuses new work.
+// Shutdown sends every queued receipt now, paced (one job of a session
+// every AsyncOptions.Pace: no burst), nothing is lost, and the handler
+// refuses new work.
 func TestShutdownFlushesAsync(t *testing.T) {
+	synctest.Test(t, testShutdownFlushesAsync)
+}
+
+func testShutdownFlushesAsync(t *testing.T) {
 	const n = 50
 	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}))
 	fake.Inject(sessiontest.Fault{Chat: "15550000007@s.whatsapp.net", Err: session.ErrNotConnected})
@@ -133,9 +138,15 @@ func TestShutdownFlushesAsync(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	st, err := h.Shutdown(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// 50 jobs of one session, 100 ms apart: the last starts after 4.9 s,
+	// and the lane waits its pace once more before it ends.
+	if took := time.Since(start); took != n*seenhandler.DefaultAsyncPace {
+		t.Errorf("the flush took %v, want %v (paced)", took, n*seenhandler.DefaultAsyncPace)
 	}
 	failed := int64(n / 10)
 	if want := (seenhandler.Stats{Accepted: n, Sent: n - failed, Failed: failed}); st != want {

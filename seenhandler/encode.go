@@ -2,6 +2,7 @@ package seenhandler
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -54,6 +55,15 @@ func (r *Response) appendJSON(b []byte) []byte {
 	if r.ChatMarkedRead != nil {
 		b = append(b, `,"chatMarkedRead":`...)
 		b = strconv.AppendBool(b, *r.ChatMarkedRead)
+	}
+	if q := r.Queued; q != nil {
+		b = append(b, `,"queued":{"reason":`...)
+		b = appendString(b, q.Reason)
+		b = append(b, `,"message":`...)
+		b = appendString(b, q.Message)
+		b = append(b, `,"retryUntil":"`...)
+		b = q.RetryUntil.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"', '}')
 	}
 	return append(b, '}', '\n')
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/validate"
@@ -35,6 +36,22 @@ type Response struct {
 	// phone). Absent when the session does not do that, or for played
 	// receipts.
 	ChatMarkedRead *bool `json:"chatMarkedRead,omitempty"`
+	// Queued is set in a 202 answer whose session is down: the receipts
+	// wait in the queue for it to come back (see [WithAsync]).
+	Queued *Queued `json:"queued,omitempty"`
+}
+
+// Queued says why the receipts of a 202 answer wait for more than their
+// delay: their session is down. They are retried until RetryUntil, then
+// counted failed.
+type Queued struct {
+	// Reason is CodeSessionNotConnected or CodeSessionNotLoggedIn.
+	Reason string `json:"reason"`
+	// Message is for people.
+	Message string `json:"message"`
+	// RetryUntil is when the receipts are given up if the session is still
+	// down (AsyncOptions.RetryFor after the request), in UTC.
+	RetryUntil time.Time `json:"retryUntil"`
 }
 
 // SentReceipt is one receipt as the backend reports it sent.
