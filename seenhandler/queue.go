@@ -124,12 +124,12 @@ var errNotClaimed = errors.New("seenhandler: the job is not claimed")
 // MemoryQueue is the [Queue] of a process without a store: jobs live in
 // memory and are lost with the process. It is safe for concurrent use.
 type MemoryQueue struct {
-	mu     sync.Mutex
-	nextID int64
+	mu      sync.Mutex
+	nextID  int64
 	jobs    map[int64]*memJob // pending: waiting or claimed
 	ready   jobHeap           // the waiting ones, by due time
 	claimed map[int64]*memJob // the claimed ones
-	counts map[string]*SessionQueueStats
+	counts  map[string]*SessionQueueStats
 }
 
 var _ Queue = (*MemoryQueue)(nil)
