@@ -71,6 +71,12 @@ type Claim struct {
 	// Local, when not nil, limits the jobs to the sessions it accepts: with
 	// several processes on one database, each delivers its own sessions'.
 	Local func(session string) bool
+	// DueWithin, when positive, makes a job never attempted due DueWithin
+	// after its acceptance at the latest, whatever its Due: a process
+	// restarted with shorter delays (AsyncOptions.MaxDelay) sends the jobs
+	// of the one before within its own. A Queue that is not durable may
+	// ignore it: its jobs never outlive the delays they were given.
+	DueWithin time.Duration
 }
 
 // SessionQueueStats are the counts of one session's asynchronous receipts,

@@ -168,7 +168,7 @@ func (d *dispatcher) loop() {
 		)
 		now := time.Now()
 		if limit > 0 {
-			c := Claim{Now: now, Limit: limit, Lease: asyncLease, Local: d.opts.Local}
+			c := Claim{Now: now, Limit: limit, Lease: asyncLease, Local: d.opts.Local, DueWithin: d.opts.MaxDelay}
 			if flush {
 				c.Now = now.Add(100 * 365 * 24 * time.Hour) // everything, due or not
 			}
