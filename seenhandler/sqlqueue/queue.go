@@ -405,7 +405,7 @@ func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, err
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			name             string
+			name              string
 			pending, oldestMS int64
 		)
 		if err := rows.Scan(&name, &pending, &oldestMS); err != nil {
