@@ -36,6 +36,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // when WhatsApp logs it out. It is safe for concurrent use.
 type Manager struct {
 	db        *sql.DB
+	dialect   string // whatsmeow's name: "sqlite" or "postgres"
 	container *sqlstore.Container
 	opts      managerOptions
 
@@ -161,7 +162,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, opts: o, sessions: make(map[string]*managed)}
+	m := &Manager{db: db, dialect: dialect, opts: o, sessions: make(map[string]*managed)}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, dialect); err != nil {
 		db.Close()

@@ -140,3 +140,20 @@ func newContainer(ctx context.Context, db *sql.DB, dialect string, log waLog.Log
 	}
 	return c, nil
 }
+
+// OpenDB opens the store at dsn as [Open] does (same DSNs, pragmas and
+// pool), without touching its tables, and returns it with its dialect:
+// "sqlite" or "postgres". It is for a process that keeps only bluetick's
+// own tables there, e.g. the durable queue of seenhandler/sqlqueue in
+// examples/server -demo -db FILE. The caller closes the database.
+func OpenDB(ctx context.Context, dsn string, pool DBPool) (*sql.DB, string, error) {
+	return openDB(ctx, dsn, pool)
+}
+
+// DB returns the Manager's store database and its dialect ("sqlite" or
+// "postgres"), so that bluetick's other tables (seenhandler/sqlqueue's
+// queue) live in the same file or database. The Manager closes it in
+// Close: stop its users first.
+func (m *Manager) DB() (*sql.DB, string) {
+	return m.db, m.dialect
+}
