@@ -47,7 +47,6 @@ type dispatcher struct {
 // lane is one session's jobs, claimed and waiting for their turn.
 type lane struct {
 	jobs []Job
-	last time.Time // when its last job started
 }
 
 func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {

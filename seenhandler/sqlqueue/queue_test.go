@@ -56,7 +56,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 	})
 }
 
-func openDB(t *testing.T, driver, dsn string) *sql.DB {
+func openDB(t testing.TB, driver, dsn string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -71,7 +71,7 @@ func openDB(t *testing.T, driver, dsn string) *sql.DB {
 
 // newPostgresDB creates a database for t on the server of envTestPostgres
 // and drops it when t ends.
-func newPostgresDB(t *testing.T) string {
+func newPostgresDB(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv(envTestPostgres)
 	if admin == "" {
