@@ -230,9 +230,7 @@ func (d *dispatcher) loop() {
 		select {
 		case <-timer.C:
 		case <-d.wake:
-			if !timer.Stop() {
-				<-timer.C
-			}
+			timer.Stop() // Go 1.23 timers: no stale tick to drain
 		case <-d.halt:
 		}
 	}
