@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func encodingJSON(t *testing.T, v any) []byte {
@@ -27,6 +28,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Skipped: []Skipped{{MessageID: "true_1@c.us_C", Reason: SkipFromMe}}, ChatMarkedRead: &yes},
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &no},
 		{Session: "quote\" back\\slash <html> & \u2028\u2029 \x00\x1f\x7f é 😀 \xff\xfe", ChatID: "\t\n\r\b\f"},
+		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{},
+			Queued: &Queued{Reason: CodeSessionNotConnected, Message: "down <&>", RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 123456000, time.UTC)}},
+		{Accepted: true, Queued: &Queued{Reason: CodeSessionNotLoggedIn, RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)}},
 	} {
 		got := r.appendJSON(nil)
 		if want := encodingJSON(t, &r); !bytes.Equal(got, want) {
