@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/bluetick/bluetick/session"
@@ -17,12 +16,48 @@ const (
 	DefaultAsyncMinDelay  = 800 * time.Millisecond
 	DefaultAsyncMaxDelay  = 2 * time.Second
 	DefaultAsyncQueueSize = 10_000
+	// DefaultAsyncPace is the least time between two jobs of one session
+	// leaving the queue.
+	DefaultAsyncPace = 100 * time.Millisecond
+	// DefaultAsyncRetryFor is how long receipts for a session that is down
+	// are retried, counted from their acceptance.
+	DefaultAsyncRetryFor = 10 * time.Minute
+)
+
+// Internal settings of the asynchronous worker.
+const (
+	// asyncMaxInFlight bounds the jobs claimed and not yet settled.
+	asyncMaxInFlight = 64
+	// asyncLease is how long a claimed job is this process's: a process
+	// that dies while holding jobs delays them by at most that much on
+	// PostgreSQL (a SQLite queue releases every claim when it opens).
+	asyncLease = 5 * time.Minute
+	// asyncPoll is the longest the worker of a durable queue sleeps
+	// between two looks at the queue: other processes enqueue too.
+	asyncPoll = time.Second
+	// asyncRetryFirst is the wait after a first attempt found the session
+	// down; each further one doubles it, up to asyncRetryMax.
+	asyncRetryFirst = 2 * time.Second
+	asyncRetryMax   = 30 * time.Second
+	// asyncStoreTimeout bounds each call to a durable queue made on the
+	// worker's behalf; a settle or release must be written even while the
+	// process is stopping.
+	asyncStoreTimeout = 10 * time.Second
 )
 
 // AsyncOptions configures asynchronous requests: a request with
-// "async": true is answered 202 at once, and its receipts are sent after a
-// random, human-like delay (bots that mark messages read within
-// milliseconds look like bots). The zero value holds the defaults.
+// "async": true is answered 202 once its receipts are in the [Queue], and
+// a worker sends them after a random, human-like delay (bots that mark
+// messages read within milliseconds look like bots). The zero value holds
+// the defaults.
+//
+// Delivery is at least once: a receipt is removed from the queue only once
+// the backend took it; a process that dies between the two sends it again
+// after the restart (session.Dedup makes that harmless within its memory).
+// A receipt whose session is down (session.ErrNotConnected,
+// session.ErrNotLoggedIn) or whose send timed out is retried with backoff
+// (2 s doubling to 30 s) until RetryFor after its acceptance, then counted
+// failed with its reason; any other error fails it at once.
 type AsyncOptions struct {
 	// Default makes every request asynchronous unless it says
 	// "async": false. Default: false.
@@ -31,13 +66,31 @@ type AsyncOptions struct {
 	// request. Default: [DefaultAsyncMinDelay] (800 ms) and
 	// DefaultAsyncMaxDelay (2 s).
 	MinDelay, MaxDelay time.Duration
-	// QueueSize bounds the receipts waiting to be sent; a request that
-	// would exceed it gets 503 queue_full, and nothing of it is queued.
-	// Default: DefaultAsyncQueueSize (10,000).
+	// QueueSize bounds the receipts waiting to be sent (as this process
+	// counts them); a request that would exceed it gets 503 queue_full,
+	// and nothing of it is queued. Default: DefaultAsyncQueueSize (10,000).
 	QueueSize int
 	// Rand returns a number in [0, 1) that picks each delay; tests inject
 	// their own. Default: math/rand/v2's Float64.
 	Rand func() float64
+	// Queue keeps the jobs. Default: a [MemoryQueue] (lost with the
+	// process); package seenhandler/sqlqueue keeps them in SQLite or
+	// PostgreSQL. With a durable Queue, call [Handler.Shutdown] to stop the
+	// worker that New starts.
+	Queue Queue
+	// Pace is the least time between two jobs of one session leaving the
+	// queue, so that a backlog (after a restart, a session back online, a
+	// Shutdown flush) does not go out as a burst. Default:
+	// [DefaultAsyncPace] (100 ms: 10 jobs a second per session).
+	Pace time.Duration
+	// RetryFor bounds the retries of receipts whose session is down,
+	// counted from their acceptance. Default: [DefaultAsyncRetryFor]
+	// (10 min).
+	RetryFor time.Duration
+	// Local, when not nil, limits the worker to the jobs of the sessions it
+	// accepts: with several processes on one PostgreSQL queue, each
+	// delivers the sessions it owns. Default: every session.
+	Local func(session string) bool
 }
 
 // WithAsync enables asynchronous requests, configured by o. Default: off;
@@ -47,11 +100,13 @@ type AsyncOptions struct {
 func WithAsync(o AsyncOptions) Option {
 	return func(c *config) error {
 		o = o.withDefaults()
-		if o.MinDelay < 0 || o.MaxDelay < o.MinDelay {
+		switch {
+		case o.MinDelay < 0 || o.MaxDelay < o.MinDelay:
 			return errors.New("seenhandler: WithAsync: need 0 <= MinDelay <= MaxDelay")
-		}
-		if o.QueueSize < 0 {
+		case o.QueueSize < 0:
 			return errors.New("seenhandler: WithAsync: negative QueueSize")
+		case o.Pace < 0 || o.RetryFor < 0:
+			return errors.New("seenhandler: WithAsync: negative Pace or RetryFor")
 		}
 		c.async = &o
 		return nil
@@ -68,23 +123,32 @@ func (o AsyncOptions) withDefaults() AsyncOptions {
 	if o.Rand == nil {
 		o.Rand = rand.Float64
 	}
+	if o.Pace == 0 {
+		o.Pace = DefaultAsyncPace
+	}
+	if o.RetryFor == 0 {
+		o.RetryFor = DefaultAsyncRetryFor
+	}
 	return o
 }
 
-// Stats counts the receipts of asynchronous requests. At every moment
-// Accepted == Sent + Failed + Pending.
+// Stats counts the receipts of asynchronous requests, as the [Queue] keeps
+// them: with a durable Queue, across restarts. Accepted == Sent + Failed +
+// Pending.
 type Stats struct {
 	// Accepted receipts were queued (their requests got 202).
 	Accepted int64
-	// Sent receipts were handed to the backend, Failed ones were not
-	// (the backend failed, or Shutdown's deadline passed first).
+	// Sent receipts were handed to the backend, Failed ones were given up
+	// (the backend refused them, their session stayed down past RetryFor,
+	// or a Shutdown of a memory queue ended first).
 	Sent, Failed int64
-	// Pending receipts wait for their delay, or are being sent.
+	// Pending receipts wait for their delay or a retry, or are being sent.
 	Pending int64
 }
 
 // QueueObserver is an [Observer] that also wants the number of receipts
-// waiting in the asynchronous queue, each time it changes.
+// waiting in the asynchronous queue (as this process counts them), each
+// time it changes.
 type QueueObserver interface {
 	Observer
 	QueueDepth(ctx context.Context, depth int)
@@ -96,168 +160,47 @@ var (
 	errShuttingDown = errors.New("the handler is shutting down")
 )
 
-// dispatcher runs asynchronous jobs after their delay.
-type dispatcher struct {
-	opts    AsyncOptions
-	onDepth func(depth int) // told the number of pending receipts when it changes
-	onPanic func(v any)     // told a job's panic
-
-	mu      sync.Mutex
-	closed  bool
-	jobs    map[*job]struct{}
-	stats   Stats
-	running sync.WaitGroup
-}
-
-type job struct {
-	receipts int
-	timer    *time.Timer
-	once     sync.Once
-	run      func(ctx context.Context, c *counts)
-}
-
-// counts are a job's receipts sent so far (the others failed).
-type counts struct{ sent int }
-
-func newDispatcher(o AsyncOptions, onDepth func(int), onPanic func(any)) *dispatcher {
-	return &dispatcher{opts: o.withDefaults(), onDepth: onDepth, onPanic: onPanic, jobs: make(map[*job]struct{})}
-}
-
 // delay draws a job's delay.
-func (d *dispatcher) delay() time.Duration {
-	span := d.opts.MaxDelay - d.opts.MinDelay
-	return d.opts.MinDelay + time.Duration(d.opts.Rand()*float64(span))
-}
-
-// enqueue queues run, which sends n receipts, to start after a delay.
-func (d *dispatcher) enqueue(n int, run func(context.Context, *counts)) error {
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
-		return errShuttingDown
-	case d.stats.Pending+int64(n) > int64(d.opts.QueueSize):
-		d.mu.Unlock()
-		return errQueueFull
-	}
-	j := &job{receipts: n, run: run}
-	d.jobs[j] = struct{}{}
-	d.stats.Accepted += int64(n)
-	d.stats.Pending += int64(n)
-	depth := d.stats.Pending
-	d.running.Add(1)
-	j.timer = time.AfterFunc(d.delay(), func() { d.fire(j, context.Background()) })
-	d.mu.Unlock()
-	d.onDepth(int(depth))
-	return nil
-}
-
-// fire runs j once, now, and counts its receipts: those it did not report
-// (it panicked) count as failed.
-func (d *dispatcher) fire(j *job, ctx context.Context) {
-	j.once.Do(func() {
-		defer d.running.Done()
-		d.mu.Lock()
-		delete(d.jobs, j)
-		d.mu.Unlock()
-		var c counts
-		defer func() {
-			v := recover() // the job's goroutine: nobody else can
-			d.mu.Lock()
-			d.stats.Sent += int64(c.sent)
-			d.stats.Failed += int64(j.receipts - c.sent)
-			d.stats.Pending -= int64(j.receipts)
-			depth := d.stats.Pending
-			d.mu.Unlock()
-			if v != nil {
-				d.onPanic(v)
-			}
-			d.onDepth(int(depth))
-		}()
-		j.run(ctx, &c)
-	})
-}
-
-func (d *dispatcher) snapshot() Stats {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stats
-}
-
-// shutdown stops accepting and sends every waiting job now, one after
-// another in one goroutine, then waits for them all, or for ctx. Jobs it
-// has not reached when ctx ends count their receipts as failed.
-func (d *dispatcher) shutdown(ctx context.Context) error {
-	d.mu.Lock()
-	d.closed = true
-	waiting := make([]*job, 0, len(d.jobs))
-	for j := range d.jobs {
-		waiting = append(waiting, j)
-	}
-	d.mu.Unlock()
-	var now []*job
-	for _, j := range waiting {
-		if j.timer.Stop() {
-			now = append(now, j)
-		}
-	}
-	go func() {
-		for _, j := range now {
-			d.fire(j, ctx)
-		}
-	}()
-	done := make(chan struct{})
-	go func() {
-		d.running.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+func (o *AsyncOptions) delay() time.Duration {
+	span := o.MaxDelay - o.MinDelay
+	return o.MinDelay + time.Duration(o.Rand()*float64(span))
 }
 
 // sendLater is the asynchronous counterpart of the sending loop of
-// serveSeen: it queues the receipts and returns at once.
-func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) error {
-	ctx = context.WithoutCancel(ctx) // values (the principal) only
-	run := func(jctx context.Context, c *counts) {
-		var delivered []session.Receipt
-		for _, rc := range receipts {
-			if jctx.Err() != nil {
-				return // the rest count as failed
-			}
-			sctx, cancel := h.jobContext(ctx, jctx)
-			out, _, err := h.sendOne(sctx, sess, p, rc)
-			cancel()
-			if err != nil {
-				h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "async receipt failed",
-					slog.String("session", p.session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
-					slog.String("error", err.Error()))
-				h.cfg.observeBackend(ctx, p.session, backendErr(OpSend, err))
-				continue
-			}
-			c.sent++ // handed to the backend, which may have found them all duplicates
-			if len(out.MessageIDs) > 0 {
-				delivered = append(delivered, out)
-			}
-		}
-		mctx, cancel := h.jobContext(ctx, jctx)
-		defer cancel()
-		h.markChatRead(mctx, nil, sess, p, delivered, known)
+// serveSeen: it queues the receipts and returns at once. It returns why
+// they wait beyond their delay, when the session says it is down.
+func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*Queued, error) {
+	now := time.Now()
+	job := &Job{
+		Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known,
+		Accepted: now, Due: now.Add(h.async.opts.delay()),
 	}
-	return h.async.enqueue(len(receipts), run)
+	if err := h.async.enqueue(ctx, job); err != nil {
+		return nil, err
+	}
+	return h.queuedBecause(ctx, sess, now), nil
 }
 
-// jobContext returns a context for one step of an asynchronous job: the
-// values of vals (the request's: the principal), the handler's timeout, and
-// an end when done (the job's context) ends.
-func (h *Handler) jobContext(vals, done context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(vals, h.cfg.timeout)
-	stop := context.AfterFunc(done, cancel)
-	return ctx, func() { stop(); cancel() }
+// queuedBecause says why receipts accepted at now wait for more than
+// their delay: the session reports it is down.
+func (h *Handler) queuedBecause(ctx context.Context, sess session.Session, now time.Time) *Queued {
+	reporter, ok := session.As[session.StatusReporter](sess)
+	if !ok {
+		return nil
+	}
+	st := reporter.Status(ctx)
+	q := &Queued{RetryUntil: now.Add(h.async.opts.RetryFor).UTC()}
+	switch {
+	case !st.LoggedIn || !st.Paired:
+		q.Reason = CodeSessionNotLoggedIn
+		q.Message = "the session is not logged in to WhatsApp; the receipts are sent once it is, tried until retryUntil"
+	case !st.Connected:
+		q.Reason = CodeSessionNotConnected
+		q.Message = "the session is not connected to WhatsApp; the receipts are sent once it is back, tried until retryUntil"
+	default:
+		return nil
+	}
+	return q
 }
 
 func (h *Handler) logJobPanic(v any) {
@@ -272,21 +215,55 @@ func (h *Handler) observeQueue(depth int) {
 }
 
 // Stats returns the counts of asynchronous receipts (all zero without
-// [WithAsync]).
+// [WithAsync]), summed over the sessions. When a durable queue cannot
+// answer, it logs why and returns the counts it returned last.
 func (h *Handler) Stats() Stats {
 	if h.async == nil {
 		return Stats{}
 	}
-	return h.async.snapshot()
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	sessions, err := h.QueueStats(ctx)
+	if err != nil {
+		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "reading the queue's counts failed", slog.String("error", err.Error()))
+		h.async.mu.Lock()
+		defer h.async.mu.Unlock()
+		return h.async.lastStats
+	}
+	var st Stats
+	for _, s := range sessions {
+		st.Sent += s.Sent
+		st.Failed += s.Failed
+		st.Pending += s.Pending
+	}
+	st.Accepted = st.Sent + st.Failed + st.Pending
+	h.async.mu.Lock()
+	h.async.lastStats = st
+	h.async.mu.Unlock()
+	return st
+}
+
+// QueueStats returns the counts of each session's asynchronous receipts,
+// sorted by session, with the time its oldest pending receipt was
+// accepted (nothing without [WithAsync]).
+func (h *Handler) QueueStats(ctx context.Context) ([]SessionQueueStats, error) {
+	if h.async == nil {
+		return nil, nil
+	}
+	return h.async.q.Stats(ctx)
 }
 
 // Shutdown stops the handler gracefully: new requests get 503
-// shutting_down, asynchronous receipts still waiting for their delay are
-// sent now, one job after another, and Shutdown waits for them until ctx
-// ends. It logs and returns the final [Stats]; a ctx that ends first returns
-// its error, and the receipts not sent by then are counted as failed. Call
-// it after http.Server.Shutdown, which stops new connections, and before
-// closing the registry (see session.Decorate).
+// shutting_down, and the asynchronous worker stops. With a durable
+// [Queue] the jobs stay in it for the next start: the worker finishes the
+// job it is sending and gives the others back. With a memory queue every
+// job is sent now, each session's paced (see AsyncOptions.Pace), until
+// ctx ends; what is not sent by then is counted failed. A ctx that ends
+// first also cuts the sends under way (a durable queue keeps their
+// receipts), and Shutdown returns its error once the queue is settled. It
+// logs and returns the final [Stats]. Call it after http.Server.Shutdown,
+// and before closing the registry (see session.Decorate) and the queue's
+// database.
 func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {
 	h.closing.Store(true)
 	var err error

@@ -1,10 +1,13 @@
 package seenhandler_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -106,9 +109,14 @@ func TestAsyncByDefaultAndQueueFull(t *testing.T) {
 	}
 }
 
-// Shutdown sends every queued receipt now, nothing is lost, and the
-// handler refuses new work.
+// Shutdown sends every queued receipt now, paced (one job of a session
+// every AsyncOptions.Pace: no burst), nothing is lost, and the handler
+// refuses new work.
 func TestShutdownFlushesAsync(t *testing.T) {
+	synctest.Test(t, testShutdownFlushesAsync)
+}
+
+func testShutdownFlushesAsync(t *testing.T) {
 	const n = 50
 	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}))
 	fake.Inject(sessiontest.Fault{Chat: "15550000007@s.whatsapp.net", Err: session.ErrNotConnected})
@@ -133,9 +141,15 @@ func TestShutdownFlushesAsync(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	st, err := h.Shutdown(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// 50 jobs of one session, 100 ms apart: the last starts after 4.9 s,
+	// and the lane waits its pace once more before it ends.
+	if took := time.Since(start); took != n*seenhandler.DefaultAsyncPace {
+		t.Errorf("the flush took %v, want %v (paced)", took, n*seenhandler.DefaultAsyncPace)
 	}
 	failed := int64(n / 10)
 	if want := (seenhandler.Stats{Accepted: n, Sent: n - failed, Failed: failed}); st != want {
@@ -191,4 +205,110 @@ func TestWithAsyncRejectsBadOptions(t *testing.T) {
 			t.Errorf("WithAsync(%+v) accepted", o)
 		}
 	}
+}
+
+// Issue 11, item 4: an asynchronous request for a session that is down is
+// accepted into the queue with a 202 that says so; its receipts are
+// retried with backoff and go out once the session is back; the status
+// endpoint shows the queue meanwhile.
+func TestAsyncSessionDown(t *testing.T) {
+	synctest.Test(t, testAsyncSessionDown)
+}
+
+func testAsyncSessionDown(t *testing.T) {
+	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
+	back := fake.Inject(sessiontest.Fault{Session: "demo", Err: session.ErrNotConnected})
+	start := time.Now()
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`}.do(t, h)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	got := decode[seenhandler.Response](t, w)
+	if got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotConnected ||
+		!got.Queued.RetryUntil.Equal(start.Add(seenhandler.DefaultAsyncRetryFor)) {
+		t.Errorf("queued %+v, want session_not_connected until %v", got.Queued, start.Add(seenhandler.DefaultAsyncRetryFor))
+	}
+
+	time.Sleep(time.Second) // due: the first attempt fails, the next is 2 s later
+	synctest.Wait()
+	if n := len(fake.Calls()); n != 1 || len(fake.Receipts()) != 0 {
+		t.Fatalf("%d calls, %d receipts after the delay; want one failed attempt", n, len(fake.Receipts()))
+	}
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 1, Pending: 1}) {
+		t.Errorf("while down: %+v", st)
+	}
+	time.Sleep(4 * time.Second)
+	w = request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?session=demo"}.do(t, http.HandlerFunc(h.ServeStatus))
+	status := decode[seenhandler.StatusResponse](t, w)
+	if q := status.Queue; q == nil || q.Pending != 1 || q.OldestPendingSeconds != 5 {
+		t.Errorf("status queue %+v, want 1 pending for 5 s", q)
+	}
+
+	back() // the session reconnects: the next retry (at 7 s) sends it
+	time.Sleep(3 * time.Second)
+	synctest.Wait()
+	if rs := fake.Receipts(); len(rs) != 1 || rs[0].MessageIDs[0] != "D1" {
+		t.Errorf("receipts %+v once the session is back, want D1", rs)
+	}
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 1, Sent: 1}) {
+		t.Errorf("once back: %+v", st)
+	}
+	w = request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?session=demo"}.do(t, http.HandlerFunc(h.ServeStatus))
+	if q := decode[seenhandler.StatusResponse](t, w).Queue; q == nil || *q != (seenhandler.QueueStatus{Sent: 1}) {
+		t.Errorf("status queue %+v, want 1 sent", q)
+	}
+}
+
+// A session that stays down past RetryFor: its receipts are counted
+// failed with the reason, never silently dropped.
+func TestAsyncRetryDeadline(t *testing.T) {
+	synctest.Test(t, testAsyncRetryDeadline)
+}
+
+func testAsyncRetryDeadline(t *testing.T) {
+	var logs syncBuffer
+	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second, RetryFor: time.Minute}),
+		seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	fake.Inject(sessiontest.Fault{Session: "demo", Err: session.ErrNotLoggedIn})
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`}.do(t, h)
+	if got := decode[seenhandler.Response](t, w); w.Code != http.StatusAccepted || got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotLoggedIn {
+		t.Fatalf("%d %+v", w.Code, got)
+	}
+	time.Sleep(59 * time.Second)
+	synctest.Wait()
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 1, Pending: 1}) {
+		t.Errorf("before the deadline: %+v", st)
+	}
+	time.Sleep(time.Second)
+	synctest.Wait()
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 1, Failed: 1}) {
+		t.Errorf("after the deadline: %+v", st)
+	}
+	// Attempts at 1, 3, 7, 15, 31 s (backoff 2 s doubling), then 30 s
+	// apart, capped by the deadline at 60 s.
+	if n := len(fake.Calls()); n != 6 {
+		t.Errorf("%d attempts, want 6", n)
+	}
+	if !strings.Contains(logs.String(), "async receipt failed") || !strings.Contains(logs.String(), "session_not_logged_in until the retry deadline") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the worker to write while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -2,6 +2,7 @@ package seenhandler
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -62,6 +63,15 @@ func (r *Response) appendJSON(b []byte) []byte {
 	if r.Reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, r.Reason)
+	}
+	if q := r.Queued; q != nil {
+		b = append(b, `,"queued":{"reason":`...)
+		b = appendString(b, q.Reason)
+		b = append(b, `,"message":`...)
+		b = appendString(b, q.Message)
+		b = append(b, `,"retryUntil":"`...)
+		b = q.RetryUntil.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"', '}')
 	}
 	return append(b, '}', '\n')
 }

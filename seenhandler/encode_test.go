@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func encodingJSON(t *testing.T, v any) []byte {
@@ -28,6 +29,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &no},
 		{Success: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &yes, Reason: ReasonNothingUnread},
 		{Session: "quote\" back\\slash <html> & \u2028\u2029 \x00\x1f\x7f é 😀 \xff\xfe", ChatID: "\t\n\r\b\f"},
+		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{},
+			Queued: &Queued{Reason: CodeSessionNotConnected, Message: "down <&>", RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 123456000, time.UTC)}},
+		{Accepted: true, Queued: &Queued{Reason: CodeSessionNotLoggedIn, RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)}},
 	} {
 		got := r.appendJSON(nil)
 		if want := encodingJSON(t, &r); !bytes.Equal(got, want) {

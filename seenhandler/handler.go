@@ -33,7 +33,9 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 	}
 	h := &Handler{reg: reg, cfg: cfg}
 	if cfg.async != nil {
-		h.async = newDispatcher(*cfg.async, h.observeQueue, h.logJobPanic)
+		if h.async, err = newDispatcher(h, *cfg.async); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }

@@ -49,6 +49,7 @@ func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler,
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) }) // stops the asynchronous worker
 	return h, fake
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/validate"
@@ -47,6 +48,9 @@ type Response struct {
 	// no receipt: [ReasonNothingUnread] or [ReasonChatUnknown]. Absent
 	// otherwise.
 	Reason string `json:"reason,omitempty"`
+	// Queued is set in a 202 answer whose session is down: the receipts
+	// wait in the queue for it to come back (see [WithAsync]).
+	Queued *Queued `json:"queued,omitempty"`
 }
 
 // setChatRead sets ChatRead and ChatMarkedRead from state.
@@ -56,6 +60,19 @@ func (r *Response) setChatRead(state session.ChatReadState) {
 		marked := state == session.ChatReadDone
 		r.ChatMarkedRead = &marked
 	}
+}
+
+// Queued says why the receipts of a 202 answer wait for more than their
+// delay: their session is down. They are retried until RetryUntil, then
+// counted failed.
+type Queued struct {
+	// Reason is CodeSessionNotConnected or CodeSessionNotLoggedIn.
+	Reason string `json:"reason"`
+	// Message is for people.
+	Message string `json:"message"`
+	// RetryUntil is when the receipts are given up if the session is still
+	// down (AsyncOptions.RetryFor after the request), in UTC.
+	RetryUntil time.Time `json:"retryUntil"`
 }
 
 // SentReceipt is one receipt as the backend reports it sent.

@@ -69,7 +69,8 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	x.skipped = len(skipped)
 	if len(receipts) > 0 && p.async {
-		if err := h.sendLater(ctx, sess, p, receipts, known); err != nil {
+		queued, err := h.sendLater(ctx, sess, p, receipts, known)
+		if err != nil {
 			return nil, err
 		}
 		x.status = http.StatusAccepted
@@ -78,7 +79,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 			planned[i] = SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
 		}
 		return &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
-			Receipts: planned, Skipped: skipped}, nil
+			Receipts: planned, Skipped: skipped, Queued: queued}, nil
 	}
 	var delivered []session.Receipt // as sent: duplicates left out
 	x.op = OpSend

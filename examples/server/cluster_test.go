@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -9,12 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,67 +72,6 @@ func storePGDevice(t *testing.T, dsn, user string) {
 	}
 }
 
-// proc is examples/server running as a process of its own.
-type proc struct {
-	cmd *exec.Cmd
-	url string
-}
-
-var listeningLine = regexp.MustCompile(`listening on (http://\S+)`)
-
-// startProc runs bin with args; its whatsmeow clients reach no network:
-// HTTPS_PROXY points them at a closed loopback port.
-func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "NO_PROXY=", "no_proxy=")
-	cmd.Env = append(cmd.Env, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-			if testing.Verbose() {
-				t.Log(filepath.Base(bin), sc.Text())
-			}
-		}
-	}()
-	select {
-	case p.url = <-found:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the server did not say it was listening")
-	}
-	return p
-}
-
-// buildServer builds examples/server into a temporary directory.
-func buildServer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "server")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func (p *proc) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
@@ -168,11 +102,10 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	dsn := postgresDB(t)
 	storePGDevice(t, dsn, "15550000001")
-	bin := buildServer(t)
 	env := []string{tokenEnv + "=s3cret", clusterSecretEnv + "=cluster-s3cret"}
 	nodes := map[string]*proc{
-		"node-1": startProc(t, bin, env, "-db", dsn, "-node-id", "node-1", "-session-rate", "0"),
-		"node-2": startProc(t, bin, env, "-db", dsn, "-node-id", "node-2", "-session-rate", "0"),
+		"node-1": startProcEnv(t, env, "-db", dsn, "-node-id", "node-1", "-session-rate", "0"),
+		"node-2": startProcEnv(t, env, "-db", dsn, "-node-id", "node-2", "-session-rate", "0"),
 	}
 	const name = "15550000001"
 	var owner string
@@ -222,7 +155,7 @@ func TestClusterProcesses(t *testing.T) {
 
 	// SIGKILL the owner: the other takes the session within the bound
 	// (lease 8 s + a renewal round + connecting).
-	if err := nodes[owner].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := nodes[owner].cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()

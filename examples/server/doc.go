@@ -18,6 +18,16 @@
 //	go run ./examples/server -demo -v -sessions support,sales -addr 127.0.0.1:9090
 //	go run ./examples/server -demo -sessions demo,down -offline down   # "down" answers 503
 //
+// With -async, requests are answered 202 and sent after a human-like
+// delay; the queue lives in the store (real mode, or -demo with -db FILE),
+// so that a crash or a stop loses nothing accepted:
+//
+//	go run ./examples/server -demo -async -db demo.db -v
+//
+// SIGINT or SIGTERM stops it gracefully (requests in flight get
+// -shutdown-timeout, then the queue is flushed or kept, and the counts are
+// printed); a second signal stops it at once, the store keeping the queue.
+//
 // The start-up lines (address, sessions, QR codes, a curl command to try)
 // go to stderr. With -v each receipt sent is logged as one JSON line on
 // stdout; without it, warnings and errors are logged as text on stderr.

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
@@ -53,7 +54,9 @@ const (
 	writeTimeout      = seenhandler.DefaultTimeout + 5*time.Second
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
-	shutdownTimeout   = 10 * time.Second
+	// defaultShutdownTimeout is the default of -shutdown-timeout: the wait
+	// for requests in flight, then again for the asynchronous queue.
+	defaultShutdownTimeout = 10 * time.Second
 )
 
 // errUsage: the flags are wrong; run has already said how. main turns it
@@ -69,15 +72,20 @@ type env struct {
 	clientHook func(name string, c *whatsmeow.Client)
 	// hup delivers SIGHUP: the -tokens file is reloaded.
 	hup <-chan os.Signal
+	// term delivers SIGINT and SIGTERM: the first stops the server
+	// gracefully (as ctx ending does), a second during the stop cuts it
+	// short.
+	term <-chan os.Signal
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, hup: hup})
+	err := run(context.Background(), os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, hup: hup, term: term})
 	signal.Stop(hup)
-	stop()
+	signal.Stop(term)
 	if code := exitCode(err); code != 0 {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "server:", err)
@@ -108,6 +116,7 @@ type config struct {
 	offline  []string
 	verbose  bool
 	db       string
+	dbGiven  bool // -db or $BLUETICK_DB was set (-demo keeps its queue there)
 	pairName string
 	phone    string
 
@@ -115,6 +124,8 @@ type config struct {
 	sessionBurst, tokenBurst int
 	async                    bool
 	asyncMin, asyncMax       time.Duration
+	asyncPace, asyncRetry    time.Duration
+	shutdownTimeout          time.Duration
 	coalesce                 time.Duration
 	dedup                    bool
 	maxConns                 int
@@ -143,9 +154,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.tokens, "tokens", "", "`file` of API tokens, one \"token: session,…\" per line (* for every session), reloaded on SIGHUP; with -token, both work")
 	fs.StringVar(&sessions, "sessions", defaultSessions, "comma-separated session `names` of the -demo backend")
 	var offline string
-	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected), to test clients' retries")
+	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected; asynchronous receipts wait for them), each for good or, as NAME:DURATION, for DURATION after the start")
 	fs.BoolVar(&c.verbose, "v", false, "log each receipt sent as a JSON line on stdout")
-	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+bwm.DefaultDSN+")")
+	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+bwm.DefaultDSN+"); it also keeps the -async queue, with -demo too")
 	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
 	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
 	fs.Float64Var(&c.sessionRate, "session-rate", -1, "requests a `second` per session, on average (0: no limit; default "+
@@ -156,6 +167,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.async, "async", false, `answer 202 at once and send after a human-like delay, unless a request says "async": false (without -async, "async": true is refused)`)
 	fs.DurationVar(&c.asyncMin, "async-min", seenhandler.DefaultAsyncMinDelay, "shortest delay of asynchronous receipts")
 	fs.DurationVar(&c.asyncMax, "async-max", seenhandler.DefaultAsyncMaxDelay, "longest delay of asynchronous receipts")
+	fs.DurationVar(&c.asyncPace, "async-pace", seenhandler.DefaultAsyncPace, "least time between two asynchronous jobs of one session (a backlog is not sent as a burst)")
+	fs.DurationVar(&c.asyncRetry, "async-retry", seenhandler.DefaultAsyncRetryFor, "how long asynchronous receipts for a session that is down are retried before they count as failed")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM: the wait for requests in flight, then for the memory queue's flush")
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
@@ -187,6 +201,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.db == "" {
 		c.db = getenv(dbEnv)
 	}
+	c.dbGiven = c.db != ""
 	if c.db == "" {
 		c.db = bwm.DefaultDSN
 	}
@@ -229,7 +244,8 @@ func checkFlags(fs *flag.FlagSet, c config) error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"coalesce", c.coalesce}, {"async-min", c.asyncMin}, {"async-max", c.asyncMax}} {
+	}{{"coalesce", c.coalesce}, {"async-min", c.asyncMin}, {"async-max", c.asyncMax},
+		{"async-pace", c.asyncPace}, {"async-retry", c.asyncRetry}, {"shutdown-timeout", c.shutdownTimeout}} {
 		if d.d < 0 {
 			return fmt.Errorf("-%s must not be negative (use 0 for off), not %v", d.name, d.d)
 		}
@@ -240,7 +256,26 @@ func checkFlags(fs *flag.FlagSet, c config) error {
 	if c.maxConns < 0 {
 		return errors.New("-max-conns must be 0 (no limit) or more")
 	}
+	for _, o := range c.offline {
+		if _, _, err := parseOffline(o); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// parseOffline splits an -offline entry, NAME or NAME:DURATION (0: for
+// good).
+func parseOffline(entry string) (string, time.Duration, error) {
+	name, d, ok := strings.Cut(entry, ":")
+	if !ok {
+		return name, 0, nil
+	}
+	dur, err := time.ParseDuration(d)
+	if err != nil || dur <= 0 {
+		return "", 0, fmt.Errorf("-offline %s: want NAME or NAME:DURATION, a positive duration such as 30s", entry)
+	}
+	return name, dur, nil
 }
 
 // splitNames splits a comma-separated list, dropping blanks.
@@ -262,6 +297,9 @@ func run(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	// The first SIGINT or SIGTERM stops the server as ctx ending does.
+	ctx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	var tokenShown string // the token as the banner shows it
 	switch {
 	case c.token == "" && c.tokens == "" && !c.demo:
@@ -302,13 +340,36 @@ func run(ctx context.Context, args []string, e env) error {
 		pairing    <-chan bwm.PairEvent
 		storeShown string // the store's DSN, its password masked
 		opts       []seenhandler.Option
+		queue      seenhandler.Queue
+		queueShown = "in memory, lost if the process dies; -db FILE keeps it"
 	)
 	if c.demo {
 		fake := sessiontest.New(sessiontest.WithMaxRecords(demoRecords))
-		for _, name := range c.offline {
-			fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
+		for _, entry := range c.offline {
+			name, d, _ := parseOffline(entry) // checked by parseFlags
+			back := fake.Inject(sessiontest.Fault{Session: name, Err: session.ErrNotConnected})
+			if d > 0 {
+				t := time.AfterFunc(d, back) // the session "reconnects"
+				defer t.Stop()
+			}
 		}
 		reg = fake.Registry(c.sessions...)
+		if c.async && c.dbGiven {
+			store, err := parseStoreDSN(c.db)
+			if err != nil {
+				fmt.Fprintln(e.stderr, "server:", err)
+				return errUsage
+			}
+			db, dialect, closeDB, err := bwm.OpenDB(ctx, store.dsn, bwm.DBPool{})
+			if err != nil {
+				return store.redact(err)
+			}
+			defer closeDB()
+			if queue, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), sqlqueue.Options{}); err != nil {
+				return store.redact(err)
+			}
+			queueShown = "in " + store.shown
+		}
 	} else {
 		store, err := parseStoreDSN(c.db)
 		if err != nil {
@@ -336,12 +397,27 @@ func run(ctx context.Context, args []string, e env) error {
 			fmt.Fprintln(e.stderr, "server: -node-id, -advertise and a cluster secret need a Postgres store (-db postgres://…); a SQLite store serves one process")
 			return errUsage
 		}
+		if c.async {
+			qopts := sqlqueue.Options{}
+			if node != nil {
+				qopts.Node = node.ID() // its claims are its own again after a restart
+			}
+			db, dialect := m.DB()
+			if queue, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), qopts); err != nil {
+				return store.redact(err)
+			}
+			queueShown = "in the store"
+		}
 		go startSessions(ctx, m, node, pairing, c, e.stderr, logger)
 	}
 	// The decorators (coalescing, dedup) live with the registry, which
 	// owns them: closed after the handler's Shutdown, below.
 	decorated := session.Decorate(reg, decorateOptions(c))
-	hopts, err := handlerOptions(c)
+	var local func(string) bool // in a cluster, the worker sends the receipts of this node's sessions
+	if node != nil {
+		local = node.Local
+	}
+	hopts, err := handlerOptions(c, queue, local)
 	if err != nil {
 		return err
 	}
@@ -374,7 +450,7 @@ func run(ctx context.Context, args []string, e env) error {
 		example = c.sessions[0]
 		fmt.Fprintf(stderr, "demo backend (nothing reaches WhatsApp); sessions: %s; token: %s\n", strings.Join(c.sessions, ", "), tokenShown)
 		if len(c.offline) > 0 {
-			fmt.Fprintf(stderr, "acting disconnected (503): %s\n", strings.Join(c.offline, ", "))
+			fmt.Fprintf(stderr, "acting disconnected (503; asynchronous receipts wait for them): %s\n", strings.Join(c.offline, ", "))
 		}
 	} else {
 		names := manager.Names()
@@ -398,41 +474,83 @@ func run(ctx context.Context, args []string, e env) error {
 		base, seenhandler.PathWasend, tokenShown, example)
 	fmt.Fprintf(stderr, "  curl -sS %s/api/sessions/%s -H \"Authorization: Bearer %s\"\n", base, example, tokenShown)
 
+	if c.async {
+		fmt.Fprintf(stderr, "asynchronous queue: %s\n", queueShown)
+	}
+
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	case <-e.term:
 	}
+	stopServing()
+	return shutdown(c, e, srv, served, h, decorated, queue != nil)
+}
+
+// errCutShort: a second signal stopped the server before it was done.
+var errCutShort = errors.New("stopped at once by a second signal")
+
+// shutdown stops the server gracefully: no new connections; the requests
+// in flight get -shutdown-timeout, then are cut; then the handler stops
+// its asynchronous worker (a memory queue is sent, paced, for up to
+// -shutdown-timeout more; a durable one keeps its jobs) and the decorators
+// flush. The counts are printed whatever happened before. A second signal
+// (e.term) cuts each wait short: the durable queue keeps what is not sent,
+// the memory queue counts it failed.
+func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhandler.Handler, decorated *session.Decorated, durable bool) error {
 	fmt.Fprintln(e.stderr, "shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	// No request comes in any more: send what is queued, then what is
-	// batched.
-	st, err := h.Shutdown(sctx)
-	if cerr := decorated.Close(sctx); err == nil {
-		err = cerr
-	}
-	if node != nil {
-		// Hand the sessions over to the other nodes now, not when the
-		// leases expire.
-		if cerr := node.Close(); err == nil {
-			err = cerr
+	hard, cutShort := context.WithCancel(context.Background())
+	defer cutShort()
+	watched := make(chan struct{})
+	defer close(watched)
+	go func() {
+		select {
+		case <-e.term:
+			fmt.Fprintln(e.stderr, "second signal: stopping at once")
+			cutShort()
+		case <-watched:
 		}
-	}
-	fmt.Fprintf(e.stderr, "stopped; asynchronous receipts: %d accepted, %d sent, %d failed, %d pending\n",
-		st.Accepted, st.Sent, st.Failed, st.Pending)
+	}()
+
+	hctx, cancel := context.WithTimeout(hard, c.shutdownTimeout)
+	err := srv.Shutdown(hctx)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		fmt.Fprintf(e.stderr, "requests still in flight after %s: their connections are cut\n", c.shutdownTimeout)
+		_ = srv.Close()
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		fmt.Fprintln(e.stderr, "server: serve:", serr)
+	}
+	// No request comes in any more: send (memory) or keep (durable) what
+	// is queued, then what the decorators batched.
+	fctx, cancel := context.WithTimeout(hard, c.shutdownTimeout)
+	defer cancel()
+	st, qerr := h.Shutdown(fctx)
+	cctx, cancel := context.WithTimeout(hard, decoratorsTimeout)
+	defer cancel()
+	derr := decorated.Close(cctx)
+	kept := ""
+	if durable && st.Pending > 0 {
+		kept = " (kept in the store for the next start)"
+	}
+	fmt.Fprintf(e.stderr, "stopped; asynchronous receipts: %d accepted, %d sent, %d failed, %d pending%s\n",
+		st.Accepted, st.Sent, st.Failed, st.Pending, kept)
+	switch {
+	case hard.Err() != nil:
+		return errCutShort
+	case qerr != nil:
+		return fmt.Errorf("shutdown: asynchronous queue: %w", qerr)
+	case derr != nil:
+		return fmt.Errorf("shutdown: %w", derr)
 	}
 	return nil
 }
+
+// decoratorsTimeout bounds the flush of the decorators' batches at
+// shutdown (coalescing windows are milliseconds).
+const decoratorsTimeout = 5 * time.Second
 
 // listen listens on addr, serving at most maxConns connections at once
 // (0: no limit): a connection beyond is accepted only once one closes, so
@@ -454,8 +572,9 @@ func (m managerRegistry) ListSessions(context.Context) ([]string, error) {
 	return m.Names(), nil
 }
 
-// handlerOptions turns the flags into the handler's throughput options.
-func handlerOptions(c config) ([]seenhandler.Option, error) {
+// handlerOptions turns the flags into the handler's throughput options;
+// queue is the durable asynchronous queue, or nil for one in memory.
+func handlerOptions(c config, queue seenhandler.Queue, local func(string) bool) ([]seenhandler.Option, error) {
 	var opts []seenhandler.Option
 	rate := c.sessionRate
 	if rate < 0 { // not set: protective in real mode, none in demo mode
@@ -479,7 +598,8 @@ func handlerOptions(c config) ([]seenhandler.Option, error) {
 		opts = append(opts, seenhandler.WithTokenRateLimit(lim))
 	}
 	if c.async {
-		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: c.asyncMin, MaxDelay: c.asyncMax}))
+		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: c.asyncMin, MaxDelay: c.asyncMax,
+			Pace: c.asyncPace, RetryFor: c.asyncRetry, Queue: queue, Local: local}))
 	}
 	return opts, nil
 }

@@ -56,6 +56,7 @@ type server struct {
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc // stops run, as SIGTERM does
 	hup            chan os.Signal     // SIGHUP, as the process would get it; unbuffered
+	term           chan os.Signal     // further SIGTERMs; unbuffered
 	done           chan error         // run's result
 	stopped        bool
 }
@@ -95,10 +96,11 @@ func offline(_ string, c *whatsmeow.Client) {
 func launch(t *testing.T, env map[string]string, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), hup: make(chan os.Signal)}
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1),
+		hup: make(chan os.Signal), term: make(chan os.Signal)}
 	args = append([]string{"-addr", "127.0.0.1:0"}, args...)
 	e := env_(env, s)
-	e.hup = s.hup
+	e.hup, e.term = s.hup, s.term
 	go func() { s.done <- run(ctx, args, e) }()
 	t.Cleanup(func() {
 		if !s.stopped {

@@ -39,6 +39,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 type Manager struct {
 	db        *sql.DB
 	lock      *os.File // a SQLite store's lock (see ErrStoreInUse), or nil
+	dialect   string   // whatsmeow's name: "sqlite" or "postgres"
 	container *sqlstore.Container
 	opts      managerOptions
 
@@ -203,7 +204,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{db: st.db, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
+	m := &Manager{db: st.db, dialect: st.dialect, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
 		reserve: o.reserve(st.dialect), cache: newIndex(o.cacheSize)}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, st.dialect); err != nil {

@@ -1,0 +1,331 @@
+// Package queuetest checks that a seenhandler.Queue keeps its contract,
+// as testing/slogtest does for slog handlers:
+//
+//	func TestQueue(t *testing.T) {
+//		queuetest.Run(t, func(t *testing.T) seenhandler.Queue { return newMyQueue(t) })
+//	}
+//
+// seenhandler.MemoryQueue and the SQL queues of seenhandler/sqlqueue (on
+// SQLite and PostgreSQL) pass it. Times are compared at millisecond
+// precision, the precision a SQL queue keeps.
+package queuetest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+// Run runs the conformance tests as subtests of t, each on a fresh, empty
+// Queue from newQueue.
+func Run(t *testing.T, newQueue func(t *testing.T) seenhandler.Queue) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		f    func(t *testing.T, q seenhandler.Queue)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"DueOrderAndLimit", testDueOrderAndLimit},
+		{"Lease", testLease},
+		{"SettleDone", testSettleDone},
+		{"SettleRetry", testSettleRetry},
+		{"SettleUnclaimed", testSettleUnclaimed},
+		{"Release", testRelease},
+		{"Local", testLocal},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"Stats", testStats},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, newQueue(t)) })
+	}
+}
+
+// t0 is the suite's "now", at millisecond precision.
+var t0 = time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func receipt(chat, sender string, ids ...string) session.Receipt {
+	return session.Receipt{Chat: chat, Sender: sender, MessageIDs: ids, Type: session.ReceiptRead, Timestamp: at(-5000)}
+}
+
+func job(name string, due time.Time, ids ...string) *seenhandler.Job {
+	var rs []session.Receipt
+	for _, id := range ids {
+		rs = append(rs, receipt("15551234567@s.whatsapp.net", "", id))
+	}
+	return &seenhandler.Job{Session: name, Chat: "15551234567@s.whatsapp.net", Receipts: rs, Accepted: due.Add(-time.Second), Due: due}
+}
+
+func enqueue(t *testing.T, q seenhandler.Queue, jobs ...*seenhandler.Job) {
+	t.Helper()
+	for _, j := range jobs {
+		if err := q.Enqueue(context.Background(), j); err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+	}
+}
+
+func claim(t *testing.T, q seenhandler.Queue, c seenhandler.Claim) ([]seenhandler.Job, time.Time) {
+	t.Helper()
+	if c.Lease == 0 {
+		c.Lease = time.Minute
+	}
+	if c.Limit == 0 {
+		c.Limit = 100
+	}
+	jobs, next, err := q.Claim(context.Background(), c)
+	if err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	return jobs, next
+}
+
+func ids(jobs []seenhandler.Job) []int64 {
+	out := make([]int64, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	return out
+}
+
+func testRoundTrip(t *testing.T, q seenhandler.Queue) {
+	in := &seenhandler.Job{
+		Session: "support",
+		Chat:    "120363012345678901@g.us",
+		Receipts: []session.Receipt{
+			{Chat: "120363012345678901@g.us", Sender: "15557654321@s.whatsapp.net", MessageIDs: []string{"A1", "A2"}, Type: session.ReceiptPlayed, Timestamp: at(-1234)},
+			{Chat: "120363012345678901@g.us", Sender: "15550001111@s.whatsapp.net", MessageIDs: []string{"B1"}, Type: session.ReceiptPlayed, Timestamp: at(-1234)},
+		},
+		Times:    map[string]time.Time{"A1": at(-90000), "B1": at(-80000)},
+		Accepted: at(-1000),
+		Due:      at(0),
+	}
+	enqueue(t, q, in)
+	if in.ID == 0 {
+		t.Fatal("Enqueue set no ID")
+	}
+	other := job("support", at(0), "C1")
+	enqueue(t, q, other)
+	if other.ID == in.ID {
+		t.Fatalf("two jobs got ID %d", in.ID)
+	}
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(0), Limit: 1})
+	if len(jobs) != 1 {
+		t.Fatalf("claimed %d jobs, want 1", len(jobs))
+	}
+	got := jobs[0]
+	if got.ID != in.ID || got.Session != in.Session || got.Chat != in.Chat || !got.Accepted.Equal(in.Accepted) ||
+		!got.Due.Equal(in.Due) || got.Attempts != 0 || got.LastError != "" {
+		t.Errorf("claimed %+v, want %+v", got, *in)
+	}
+	if fmt.Sprint(got.Receipts) != fmt.Sprint(in.Receipts) {
+		t.Errorf("receipts %+v, want %+v", got.Receipts, in.Receipts)
+	}
+	for i := range got.Receipts {
+		if !got.Receipts[i].Timestamp.Equal(in.Receipts[i].Timestamp) {
+			t.Errorf("receipt %d timestamp %v, want %v", i, got.Receipts[i].Timestamp, in.Receipts[i].Timestamp)
+		}
+	}
+	if len(got.Times) != 2 || !got.Times["A1"].Equal(in.Times["A1"]) || !got.Times["B1"].Equal(in.Times["B1"]) {
+		t.Errorf("times %v, want %v", got.Times, in.Times)
+	}
+	if err := q.Enqueue(context.Background(), &seenhandler.Job{Session: "support", Due: at(0)}); err == nil {
+		t.Error("Enqueue took a job without receipts")
+	}
+}
+
+func testDueOrderAndLimit(t *testing.T, q seenhandler.Queue) {
+	late, early, mid, future := job("s", at(300), "L"), job("s", at(100), "E"), job("s", at(200), "M"), job("s", at(5000), "F")
+	enqueue(t, q, late, early, mid, future)
+	jobs, next := claim(t, q, seenhandler.Claim{Now: at(300), Limit: 2})
+	if !slices.Equal(ids(jobs), []int64{early.ID, mid.ID}) {
+		t.Errorf("claimed %v, want the two due first %v", ids(jobs), []int64{early.ID, mid.ID})
+	}
+	if !next.Equal(at(300)) {
+		t.Errorf("next %v, want %v (the one left due)", next, at(300))
+	}
+	jobs, next = claim(t, q, seenhandler.Claim{Now: at(300)})
+	if !slices.Equal(ids(jobs), []int64{late.ID}) {
+		t.Errorf("claimed %v, want %v", ids(jobs), []int64{late.ID})
+	}
+	if !next.Equal(at(5000)) {
+		t.Errorf("next %v, want %v", next, at(5000))
+	}
+	if jobs, _ := claim(t, q, seenhandler.Claim{Now: at(4999)}); len(jobs) != 0 {
+		t.Errorf("claimed %v before it was due", ids(jobs))
+	}
+}
+
+func testLease(t *testing.T, q seenhandler.Queue) {
+	j := job("s", at(0), "A")
+	enqueue(t, q, j)
+	if jobs, _ := claim(t, q, seenhandler.Claim{Now: at(0), Lease: time.Minute}); len(jobs) != 1 {
+		t.Fatalf("claimed %d", len(jobs))
+	}
+	if jobs, _ := claim(t, q, seenhandler.Claim{Now: at(59999)}); len(jobs) != 0 {
+		t.Errorf("claimed again within the lease: %v", ids(jobs))
+	}
+	// The claimer died: once the lease ends, the job is claimed again.
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(60000)})
+	if !slices.Equal(ids(jobs), []int64{j.ID}) {
+		t.Errorf("claimed %v after the lease, want %v", ids(jobs), []int64{j.ID})
+	}
+}
+
+func testSettleDone(t *testing.T, q seenhandler.Queue) {
+	j := job("s", at(0), "A", "B", "C")
+	enqueue(t, q, j)
+	claim(t, q, seenhandler.Claim{Now: at(0)})
+	if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 2, Failed: 1, Reason: "invalid_receipt"}); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, next := claim(t, q, seenhandler.Claim{Now: at(1e9)}); len(jobs) != 0 || !next.IsZero() {
+		t.Errorf("a settled job is still there: %v, next %v", ids(jobs), next)
+	}
+	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Sent: 2, Failed: 1}})
+}
+
+func testSettleRetry(t *testing.T, q seenhandler.Queue) {
+	j := job("s", at(0), "A", "B", "C")
+	enqueue(t, q, j)
+	claim(t, q, seenhandler.Claim{Now: at(0)})
+	retry := j.Receipts[2:]
+	err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1, Failed: 1, Reason: "internal",
+		Retry: retry, RetryAt: at(2000), LastError: "session_not_connected"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Sent: 1, Failed: 1, Pending: 1, OldestPending: j.Accepted}})
+	if jobs, next := claim(t, q, seenhandler.Claim{Now: at(1999)}); len(jobs) != 0 || !next.Equal(at(2000)) {
+		t.Errorf("claimed %v before the retry, next %v (want %v)", ids(jobs), next, at(2000))
+	}
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(2000)})
+	if len(jobs) != 1 {
+		t.Fatalf("claimed %d at the retry, want 1", len(jobs))
+	}
+	got := jobs[0]
+	if got.ID != j.ID || got.Attempts != 1 || got.LastError != "session_not_connected" || !got.Accepted.Equal(j.Accepted) ||
+		fmt.Sprint(got.Receipts) != fmt.Sprint(retry) {
+		t.Errorf("retried job %+v, want attempt 1 with %+v", got, retry)
+	}
+	if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1}); err != nil {
+		t.Fatal(err)
+	}
+	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Sent: 2, Failed: 1}})
+}
+
+func testSettleUnclaimed(t *testing.T, q seenhandler.Queue) {
+	j := job("s", at(0), "A")
+	enqueue(t, q, j)
+	if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1}); err == nil {
+		t.Error("Settle of a job nobody claimed succeeded")
+	}
+	if err := q.Settle(context.Background(), j.ID+1000, seenhandler.Outcome{Sent: 1}); err == nil {
+		t.Error("Settle of a job that does not exist succeeded")
+	}
+	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Pending: 1, OldestPending: j.Accepted}})
+}
+
+func testRelease(t *testing.T, q seenhandler.Queue) {
+	a, b := job("s", at(0), "A"), job("s", at(0), "B")
+	enqueue(t, q, a, b)
+	claim(t, q, seenhandler.Claim{Now: at(0), Lease: time.Hour})
+	if err := q.Release(context.Background(), []int64{a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(1)})
+	if !slices.Equal(ids(jobs), []int64{a.ID}) {
+		t.Errorf("claimed %v after releasing %d", ids(jobs), a.ID)
+	}
+	if jobs[0].Attempts != 0 {
+		t.Errorf("a released job counts %d attempts", jobs[0].Attempts)
+	}
+}
+
+func testLocal(t *testing.T, q seenhandler.Queue) {
+	mine, theirs := job("mine", at(0), "A"), job("theirs", at(0), "B")
+	enqueue(t, q, theirs, mine)
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(0), Local: func(s string) bool { return s == "mine" }})
+	if !slices.Equal(ids(jobs), []int64{mine.ID}) {
+		t.Errorf("claimed %v, want only the local session's %v", ids(jobs), []int64{mine.ID})
+	}
+	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(0)})
+	if !slices.Equal(ids(jobs), []int64{theirs.ID}) {
+		t.Errorf("the other node claimed %v, want %v", ids(jobs), []int64{theirs.ID})
+	}
+}
+
+// Claims at once never hand a job to two claimers.
+func testConcurrentClaims(t *testing.T, q seenhandler.Queue) {
+	const n, claimers = 60, 6
+	for i := range n {
+		enqueue(t, q, job(fmt.Sprint("s", i%3), at(i), fmt.Sprint("M", i)))
+	}
+	var (
+		mu  sync.Mutex
+		got = map[int64]int{}
+		wg  sync.WaitGroup
+	)
+	for range claimers {
+		wg.Go(func() {
+			for {
+				jobs, _, err := q.Claim(context.Background(), seenhandler.Claim{Now: at(n), Limit: 4, Lease: time.Minute})
+				if err != nil {
+					t.Errorf("Claim: %v", err)
+					return
+				}
+				if len(jobs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, j := range jobs {
+					got[j.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != n {
+		t.Errorf("%d distinct jobs claimed, want %d", len(got), n)
+	}
+	for id, c := range got {
+		if c != 1 {
+			t.Errorf("job %d claimed %d times", id, c)
+		}
+	}
+}
+
+func testStats(t *testing.T, q seenhandler.Queue) {
+	checkStats(t, q, nil)
+	a1, a2, b := job("a", at(0), "1", "2"), job("a", at(0), "3"), job("b", at(0), "4")
+	a1.Accepted, a2.Accepted, b.Accepted = at(-500), at(-900), at(-100)
+	enqueue(t, q, a1, a2, b)
+	checkStats(t, q, []seenhandler.SessionQueueStats{
+		{Session: "a", Pending: 3, OldestPending: at(-900)},
+		{Session: "b", Pending: 1, OldestPending: at(-100)},
+	})
+}
+
+func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQueueStats) {
+	t.Helper()
+	got, err := q.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		g, w := got[i], want[i]
+		ok = g.Session == w.Session && g.Sent == w.Sent && g.Failed == w.Failed && g.Pending == w.Pending &&
+			g.OldestPending.Equal(w.OldestPending)
+	}
+	if !ok {
+		t.Errorf("Stats = %+v\nwant    %+v", got, want)
+	}
+}

@@ -1,0 +1,49 @@
+// Package sqlqueue is a durable seenhandler.Queue in a SQL database: SQLite
+// (modernc.org/sqlite) or PostgreSQL (pgx's database/sql driver). It takes
+// a *sql.DB the caller opened, typically the whatsmeow session store's
+// (session/whatsmeow's Manager.DB), so that one file or database holds the
+// sessions and their queued receipts; it links no driver itself.
+//
+//	q, err := sqlqueue.New(ctx, db, sqlqueue.SQLite, sqlqueue.Options{})
+//	if err != nil { … }
+//	h, err := seenhandler.New(reg, seenhandler.WithAsync(seenhandler.AsyncOptions{Queue: q}), …)
+//	…
+//	h.Shutdown(ctx) // the worker stops; queued jobs stay for the next start
+//
+// # Tables
+//
+// bluetick_queue holds one row per pending job (a request's receipts, as
+// JSON, with its session, due time and claim); bluetick_queue_count the
+// receipts sent and failed per session, so that accepted = sent + failed +
+// pending holds across restarts; bluetick_queue_failure a record of each
+// failure with its reason, kept for Options.FailureRetention. Times are
+// Unix milliseconds. A job's outcome (counts, removal or retry, failure
+// record) is written in one transaction.
+//
+// # Claiming
+//
+// A worker claims due jobs with one UPDATE … WHERE id IN (SELECT … ORDER BY
+// due LIMIT n) RETURNING …, which sets a lease (claimed_until). On
+// PostgreSQL the inner SELECT has FOR UPDATE SKIP LOCKED, so that several
+// nodes claiming at once skip each other's rows instead of waiting or
+// taking the same ones. On SQLite a write statement holds the database's
+// single write lock from its start, so the same statement is atomic; a
+// SQLite file has one process, and New releases every claim left by a
+// process that died. On PostgreSQL a dead node's claims end with their
+// lease (5 minutes), or at once when it restarts with the same
+// Options.Node.
+//
+// # Why not River
+//
+// riverqueue/river was evaluated first, as the issue asked. It is a
+// well-kept, pure-Go queue, but: its SQLite driver (riverdriver/riversqlite)
+// is documented as "in early testing" and recommends a pool of one
+// connection, which the whatsmeow store sharing the database cannot take;
+// it brings separate modules (river, a driver, rivershared, rivertype) with
+// its own migrations and tables (river_job, river_leader, river_queue,
+// river_client…), a leader election and maintenance goroutines; and it
+// routes jobs by named queue, whereas a bluetick node must deliver exactly
+// the sessions it owns (Claim.Local), which change at run time. The job
+// here is small — one table, four statements — so this package keeps it
+// in the store's own dialects, with the well-known SKIP LOCKED claim.
+package sqlqueue

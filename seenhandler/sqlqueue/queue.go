@@ -1,0 +1,449 @@
+package sqlqueue
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+// Dialect is the SQL dialect of the database.
+type Dialect string
+
+// Dialects, named as whatsmeow names them.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DefaultFailureRetention is how long failure records are kept.
+const DefaultFailureRetention = 7 * 24 * time.Hour
+
+// Options configures a [Queue]. The zero value holds the defaults.
+type Options struct {
+	// Node names this process in its claims (claimed_by). On PostgreSQL, a
+	// node that restarts with the same name takes its own claims back at
+	// once instead of waiting for their lease: give each replica a stable
+	// one (a pod or host name). Default: a random name, new each start.
+	Node string
+	// FailureRetention is how long the record of a failed receipt is kept
+	// in bluetick_queue_failure. Default: [DefaultFailureRetention] (7 days).
+	FailureRetention time.Duration
+}
+
+// Queue is a durable seenhandler.Queue in a SQL database; see the package
+// documentation. It is safe for concurrent use, by several processes on
+// PostgreSQL.
+type Queue struct {
+	db      *sql.DB
+	dialect Dialect
+	opts    Options
+}
+
+var _ seenhandler.Queue = (*Queue)(nil)
+
+// New creates the queue's tables in db unless they exist, and releases the
+// claims a previous process left (every one on SQLite; on PostgreSQL those
+// of opts.Node, when set). The caller keeps db and closes it after the
+// handler's Shutdown.
+func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue, error) {
+	if db == nil {
+		return nil, errors.New("sqlqueue: nil *sql.DB")
+	}
+	if dialect != SQLite && dialect != Postgres {
+		return nil, fmt.Errorf("sqlqueue: unknown dialect %q (want %q or %q)", dialect, SQLite, Postgres)
+	}
+	if opts.FailureRetention < 0 {
+		return nil, errors.New("sqlqueue: negative FailureRetention")
+	}
+	if opts.FailureRetention == 0 {
+		opts.FailureRetention = DefaultFailureRetention
+	}
+	release := opts.Node != "" || dialect == SQLite
+	if opts.Node == "" {
+		opts.Node = "node-" + strings.ToLower(rand.Text()[:10])
+	}
+	q := &Queue{db: db, dialect: dialect, opts: opts}
+	id := "id INTEGER PRIMARY KEY AUTOINCREMENT"
+	if dialect == Postgres {
+		id = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE IF NOT EXISTS bluetick_queue (
+			` + id + `,
+			session          TEXT    NOT NULL,
+			chat             TEXT    NOT NULL,
+			receipts         INTEGER NOT NULL,
+			payload          TEXT    NOT NULL,
+			times            TEXT    NOT NULL DEFAULT '',
+			accepted_ms      BIGINT  NOT NULL,
+			due_ms           BIGINT  NOT NULL,
+			attempts         INTEGER NOT NULL DEFAULT 0,
+			last_error       TEXT    NOT NULL DEFAULT '',
+			claimed_until_ms BIGINT  NOT NULL DEFAULT 0,
+			claimed_by       TEXT    NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX IF NOT EXISTS bluetick_queue_due ON bluetick_queue (due_ms)`,
+		`CREATE INDEX IF NOT EXISTS bluetick_queue_session ON bluetick_queue (session)`,
+		`CREATE TABLE IF NOT EXISTS bluetick_queue_count (
+			session TEXT   PRIMARY KEY,
+			sent    BIGINT NOT NULL DEFAULT 0,
+			failed  BIGINT NOT NULL DEFAULT 0
+		)`,
+		`CREATE TABLE IF NOT EXISTS bluetick_queue_failure (
+			` + id + `,
+			job_id    BIGINT  NOT NULL,
+			session   TEXT    NOT NULL,
+			chat      TEXT    NOT NULL,
+			receipts  INTEGER NOT NULL,
+			reason    TEXT    NOT NULL,
+			failed_ms BIGINT  NOT NULL
+		)`,
+		`CREATE INDEX IF NOT EXISTS bluetick_queue_failure_at ON bluetick_queue_failure (failed_ms)`,
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("sqlqueue: create tables: %w", err)
+		}
+	}
+	if release {
+		stmt := `UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE claimed_until_ms > 0`
+		args := []any{}
+		if dialect == Postgres {
+			stmt += ` AND claimed_by = $1`
+			args = append(args, opts.Node)
+		}
+		if _, err := db.ExecContext(ctx, stmt, args...); err != nil {
+			return nil, fmt.Errorf("sqlqueue: release old claims: %w", err)
+		}
+	}
+	return q, nil
+}
+
+// payload is a job's receipts, as stored in bluetick_queue.payload;
+// bluetick_queue.times holds the times of its messages (id → Unix ms).
+type payload struct {
+	Receipts []storedReceipt `json:"r"`
+}
+
+type storedReceipt struct {
+	Chat      string    `json:"c"`
+	Sender    string    `json:"s,omitempty"`
+	IDs       []string  `json:"i"`
+	Type      string    `json:"y"`
+	Timestamp time.Time `json:"ts"`
+}
+
+func encodePayload(rs []session.Receipt) (string, error) {
+	p := payload{Receipts: make([]storedReceipt, len(rs))}
+	for i, r := range rs {
+		p.Receipts[i] = storedReceipt{Chat: r.Chat, Sender: r.Sender, IDs: r.MessageIDs, Type: string(r.Type), Timestamp: r.Timestamp}
+	}
+	b, err := json.Marshal(p)
+	return string(b), err
+}
+
+func encodeTimes(times map[string]time.Time) (string, error) {
+	if len(times) == 0 {
+		return "", nil
+	}
+	m := make(map[string]int64, len(times))
+	for id, t := range times {
+		m[id] = t.UnixMilli()
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+func decodeJob(payloadText, timesText string, j *seenhandler.Job) error {
+	var p payload
+	if err := json.Unmarshal([]byte(payloadText), &p); err != nil {
+		return err
+	}
+	j.Receipts = make([]session.Receipt, len(p.Receipts))
+	for i, r := range p.Receipts {
+		j.Receipts[i] = session.Receipt{Chat: r.Chat, Sender: r.Sender, MessageIDs: r.IDs, Type: session.ReceiptType(r.Type), Timestamp: r.Timestamp}
+	}
+	if timesText == "" {
+		return nil
+	}
+	var m map[string]int64
+	if err := json.Unmarshal([]byte(timesText), &m); err != nil {
+		return err
+	}
+	j.Times = make(map[string]time.Time, len(m))
+	for id, v := range m {
+		j.Times[id] = fromMS(v)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// Enqueue implements seenhandler.Queue: one INSERT, committed when it
+// returns.
+func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
+	if job.Session == "" || len(job.Receipts) == 0 {
+		return errors.New("sqlqueue: a job needs a session and receipts")
+	}
+	p, err := encodePayload(job.Receipts)
+	if err != nil {
+		return fmt.Errorf("sqlqueue: encode job: %w", err)
+	}
+	times, err := encodeTimes(job.Times)
+	if err != nil {
+		return fmt.Errorf("sqlqueue: encode job: %w", err)
+	}
+	err = q.db.QueryRowContext(ctx, `INSERT INTO bluetick_queue (session, chat, receipts, payload, times, accepted_ms, due_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		job.Session, job.Chat, len(job.Receipts), p, times, ms(job.Accepted), ms(job.Due)).Scan(&job.ID)
+	if err != nil {
+		return fmt.Errorf("sqlqueue: enqueue: %w", err)
+	}
+	return nil
+}
+
+// Claim implements seenhandler.Queue.
+func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.Job, time.Time, error) {
+	now := ms(c.Now)
+	// A job never attempted and accepted before acceptedBy is due whatever
+	// its due_ms (Claim.DueWithin); without DueWithin, none is.
+	acceptedBy := int64(-1 << 62)
+	if c.DueWithin > 0 {
+		acceptedBy = ms(c.Now.Add(-c.DueWithin))
+	}
+	args := []any{ms(c.Now.Add(c.Lease)), q.opts.Node, now, c.Limit, acceptedBy}
+	filter := ""
+	if c.Local != nil {
+		sessions, err := q.dueSessions(ctx, now, acceptedBy)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		sessions = slices.DeleteFunc(sessions, func(s string) bool { return !c.Local(s) })
+		if len(sessions) == 0 {
+			next, err := q.next(ctx, now, c.DueWithin)
+			return nil, next, err
+		}
+		marks := make([]string, len(sessions))
+		for i, s := range sessions {
+			args = append(args, s)
+			marks[i] = "$" + strconv.Itoa(len(args))
+		}
+		filter = " AND session IN (" + strings.Join(marks, ", ") + ")"
+	}
+	lock := ""
+	if q.dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := q.db.QueryContext(ctx, `UPDATE bluetick_queue SET claimed_until_ms = $1, claimed_by = $2
+		WHERE id IN (SELECT id FROM bluetick_queue
+			WHERE (due_ms <= $3 OR (attempts = 0 AND accepted_ms <= $5)) AND claimed_until_ms <= $3`+filter+`
+			ORDER BY due_ms, id LIMIT $4`+lock+`)
+		RETURNING id, session, chat, payload, times, accepted_ms, due_ms, attempts, last_error`, args...)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
+	}
+	defer rows.Close()
+	var jobs []seenhandler.Job
+	for rows.Next() {
+		var (
+			j                 seenhandler.Job
+			p, times          string
+			accepted, dueTime int64
+		)
+		if err := rows.Scan(&j.ID, &j.Session, &j.Chat, &p, &times, &accepted, &dueTime, &j.Attempts, &j.LastError); err != nil {
+			return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
+		}
+		if err := decodeJob(p, times, &j); err != nil {
+			return nil, time.Time{}, fmt.Errorf("sqlqueue: job %d: %w", j.ID, err)
+		}
+		j.Accepted, j.Due = fromMS(accepted), fromMS(dueTime)
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
+	}
+	rows.Close()
+	slices.SortFunc(jobs, func(a, b seenhandler.Job) int { // RETURNING keeps no order
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+	next, err := q.next(ctx, now, c.DueWithin)
+	return jobs, next, err
+}
+
+// dueSessions lists the sessions with jobs due and unclaimed at now.
+func (q *Queue) dueSessions(ctx context.Context, now, acceptedBy int64) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT DISTINCT session FROM bluetick_queue
+		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND claimed_until_ms <= $1`, now, acceptedBy)
+	if err != nil {
+		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("sqlqueue: claim: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// next returns when the earliest unclaimed job is due; zero when none.
+func (q *Queue) next(ctx context.Context, now int64, within time.Duration) (time.Time, error) {
+	var due sql.NullInt64
+	limit := int64(1 << 62) // a never-attempted job is due by accepted_ms + limit
+	if within > 0 {
+		limit = within.Milliseconds()
+	}
+	err := q.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN attempts = 0 AND accepted_ms + $2 < due_ms THEN accepted_ms + $2 ELSE due_ms END)
+		FROM bluetick_queue WHERE claimed_until_ms <= $1`, now, limit).Scan(&due)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlqueue: next due: %w", err)
+	}
+	if !due.Valid {
+		return time.Time{}, nil
+	}
+	return fromMS(due.Int64), nil
+}
+
+// Settle implements seenhandler.Queue, in one transaction.
+func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (err error) {
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlqueue: settle: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// The write comes first: on SQLite it takes the write lock before any
+	// read, so that the transaction cannot find its snapshot stale.
+	var name, chat string
+	if len(o.Retry) == 0 {
+		err = tx.QueryRowContext(ctx, `DELETE FROM bluetick_queue WHERE id = $1 AND claimed_until_ms > 0 RETURNING session, chat`, id).Scan(&name, &chat)
+	} else {
+		var p string
+		if p, err = encodePayload(o.Retry); err != nil {
+			return fmt.Errorf("sqlqueue: encode job: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, `UPDATE bluetick_queue SET receipts = $2, due_ms = $3, attempts = attempts + 1,
+			last_error = $4, claimed_until_ms = 0, claimed_by = '', payload = $5
+			WHERE id = $1 AND claimed_until_ms > 0 RETURNING session, chat`,
+			id, len(o.Retry), ms(o.RetryAt), o.LastError, p).Scan(&name, &chat)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlqueue: settle job %d: not claimed", id)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlqueue: settle job %d: %w", id, err)
+	}
+	if o.Sent+o.Failed > 0 {
+		if _, err = tx.ExecContext(ctx, `INSERT INTO bluetick_queue_count (session, sent, failed) VALUES ($1, $2, $3)
+			ON CONFLICT (session) DO UPDATE SET sent = bluetick_queue_count.sent + excluded.sent,
+				failed = bluetick_queue_count.failed + excluded.failed`, name, o.Sent, o.Failed); err != nil {
+			return fmt.Errorf("sqlqueue: settle job %d: count: %w", id, err)
+		}
+	}
+	if o.Failed > 0 {
+		now := time.Now()
+		if _, err = tx.ExecContext(ctx, `INSERT INTO bluetick_queue_failure (job_id, session, chat, receipts, reason, failed_ms)
+			VALUES ($1, $2, $3, $4, $5, $6)`, id, name, chat, o.Failed, o.Reason, ms(now)); err != nil {
+			return fmt.Errorf("sqlqueue: settle job %d: record failure: %w", id, err)
+		}
+		if _, err = tx.ExecContext(ctx, `DELETE FROM bluetick_queue_failure WHERE failed_ms < $1`,
+			ms(now.Add(-q.opts.FailureRetention))); err != nil {
+			return fmt.Errorf("sqlqueue: settle job %d: prune failures: %w", id, err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("sqlqueue: settle job %d: %w", id, err)
+	}
+	return nil
+}
+
+// Release implements seenhandler.Queue.
+func (q *Queue) Release(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		if _, err := q.db.ExecContext(ctx, `UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("sqlqueue: release job %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Stats implements seenhandler.Queue.
+func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, error) {
+	bySession := map[string]*seenhandler.SessionQueueStats{}
+	get := func(name string) *seenhandler.SessionQueueStats {
+		s, ok := bySession[name]
+		if !ok {
+			s = &seenhandler.SessionQueueStats{Session: name}
+			bySession[name] = s
+		}
+		return s
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT session, SUM(receipts), MIN(accepted_ms) FROM bluetick_queue GROUP BY session`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name              string
+			pending, oldestMS int64
+		)
+		if err := rows.Scan(&name, &pending, &oldestMS); err != nil {
+			return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+		}
+		s := get(name)
+		s.Pending, s.OldestPending = pending, fromMS(oldestMS)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+	}
+	rows.Close()
+	rows, err = q.db.QueryContext(ctx, `SELECT session, sent, failed FROM bluetick_queue_count`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name         string
+			sent, failed int64
+		)
+		if err := rows.Scan(&name, &sent, &failed); err != nil {
+			return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+		}
+		s := get(name)
+		s.Sent, s.Failed = sent, failed
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+	}
+	out := make([]seenhandler.SessionQueueStats, 0, len(bySession))
+	for _, s := range bySession {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b seenhandler.SessionQueueStats) int { return strings.Compare(a.Session, b.Session) })
+	return out, nil
+}
+
+// Durable implements seenhandler.Queue: true.
+func (q *Queue) Durable() bool { return true }

@@ -1,0 +1,353 @@
+package sqlqueue_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queuetest"
+	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
+)
+
+// envTestPostgres holds the DSN of a PostgreSQL server whose role may
+// create databases (as in session/whatsmeow's store tests). Unset, the
+// PostgreSQL subtests are skipped, unless CI=true.
+const envTestPostgres = "BLUETICK_TEST_POSTGRES"
+
+// backend opens fresh databases of one kind.
+type backend struct {
+	name    string
+	dialect sqlqueue.Dialect
+	// open opens the test's database again (another process would): every
+	// call reaches the same data.
+	open func(t *testing.T) *sql.DB
+}
+
+// forEachBackend runs f on SQLite and, when configured, PostgreSQL.
+func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "bluetick.db")
+		f(t, backend{name: "sqlite", dialect: sqlqueue.SQLite, open: func(t *testing.T) *sql.DB {
+			return openDB(t, "sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		}})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := newPostgresDB(t)
+		f(t, backend{name: "postgres", dialect: sqlqueue.Postgres, open: func(t *testing.T) *sql.DB {
+			return openDB(t, "pgx", dsn)
+		}})
+	})
+}
+
+func openDB(t testing.TB, driver, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// newPostgresDB creates a database for t on the server of envTestPostgres
+// and drops it when t ends.
+func newPostgresDB(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(envTestPostgres)
+	if admin == "" {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatal(envTestPostgres + " is not set, and CI=true: the PostgreSQL queue tests must run in CI")
+		}
+		t.Skip(envTestPostgres + " is not set: PostgreSQL queue tests skipped")
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "bluetick_test_" + strings.ToLower(rand.Text())
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+func newQueue(t *testing.T, db *sql.DB, b backend, o sqlqueue.Options) *sqlqueue.Queue {
+	t.Helper()
+	q, err := sqlqueue.New(context.Background(), db, b.dialect, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func TestConformance(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		queuetest.Run(t, func(t *testing.T) seenhandler.Queue {
+			db := b.open(t)
+			for _, table := range []string{"bluetick_queue", "bluetick_queue_count", "bluetick_queue_failure"} {
+				_, _ = db.Exec("DROP TABLE IF EXISTS " + table) // each subtest starts empty
+			}
+			return newQueue(t, db, b, sqlqueue.Options{})
+		})
+	})
+}
+
+func TestNewRefuses(t *testing.T) {
+	db := openDB(t, "sqlite", "file:"+filepath.Join(t.TempDir(), "x.db"))
+	for _, tc := range []struct {
+		db      *sql.DB
+		dialect sqlqueue.Dialect
+		o       sqlqueue.Options
+	}{
+		{nil, sqlqueue.SQLite, sqlqueue.Options{}},
+		{db, "mysql", sqlqueue.Options{}},
+		{db, sqlqueue.SQLite, sqlqueue.Options{FailureRetention: -time.Second}},
+	} {
+		if _, err := sqlqueue.New(context.Background(), tc.db, tc.dialect, tc.o); err == nil {
+			t.Errorf("New(%v, %q, %+v) succeeded", tc.db != nil, tc.dialect, tc.o)
+		}
+	}
+}
+
+// A process that died holding claims: on SQLite the next New releases them
+// all; on PostgreSQL a node with the same name takes its own back, and
+// another node's wait for their lease.
+func TestOpenReleasesClaims(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		now := time.Now()
+		first := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "a"})
+		for i := range 2 {
+			j := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{fmt.Sprint(i)}}}, Accepted: now, Due: now}
+			if err := first.Enqueue(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if jobs, _, err := first.Claim(ctx, seenhandler.Claim{Now: now, Limit: 1, Lease: time.Hour}); err != nil || len(jobs) != 1 {
+			t.Fatalf("claim: %d, %v", len(jobs), err)
+		}
+		other := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "b"})
+		otherGets := 1 // the unclaimed one
+		if b.dialect == sqlqueue.SQLite {
+			otherGets = 2 // one process per file: every claim was released
+		}
+		jobs, _, err := other.Claim(ctx, seenhandler.Claim{Now: now, Limit: 10, Lease: time.Hour})
+		if err != nil || len(jobs) != otherGets {
+			t.Fatalf("another node claimed %d (%v), want %d", len(jobs), err, otherGets)
+		}
+		if b.dialect == sqlqueue.SQLite {
+			return
+		}
+		// Node a restarts and takes its own claim back, not b's.
+		again := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "a"})
+		if jobs, _, err := again.Claim(ctx, seenhandler.Claim{Now: now, Limit: 10, Lease: time.Hour}); err != nil || len(jobs) != 1 {
+			t.Fatalf("restarted node claimed %d (%v), want its own 1", len(jobs), err)
+		}
+	})
+}
+
+// The durable queue through the handler: receipts accepted by one
+// handler, stopped with its jobs still waiting, are sent by the next one
+// on the same database, once each, and the counts add up across the two.
+func TestHandlerRestart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const n = 20
+		fake := sessiontest.New()
+		newHandler := func(delay time.Duration) *seenhandler.Handler {
+			q := newQueue(t, b.open(t), b, sqlqueue.Options{})
+			h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(),
+				seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: delay, MaxDelay: delay, Queue: q, Pace: time.Millisecond}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		h := newHandler(time.Hour)
+		for i := range n {
+			body := fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["M%d"]}`, i)
+			r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusAccepted {
+				t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+			}
+		}
+		st, err := h.Shutdown(context.Background())
+		if err != nil || st != (seenhandler.Stats{Accepted: n, Pending: n}) {
+			t.Fatalf("first shutdown: %+v, %v; want all %d pending, kept", st, err, n)
+		}
+		if got := len(fake.Receipts()); got != 0 {
+			t.Fatalf("%d sent before their delay", got)
+		}
+
+		h = newHandler(time.Millisecond)
+		deadline := time.Now().Add(30 * time.Second)
+		for h.Stats().Pending > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the worker's own pace; polled, not hoped
+		}
+		st, err = h.Shutdown(context.Background())
+		if err != nil || st != (seenhandler.Stats{Accepted: n, Sent: n}) {
+			t.Errorf("second shutdown: %+v, %v; want all %d sent", st, err, n)
+		}
+		seen := map[string]int{}
+		for _, rc := range fake.Receipts() {
+			for _, id := range rc.MessageIDs {
+				seen[id]++
+			}
+		}
+		for i := range n {
+			if c := seen[fmt.Sprint("M", i)]; c != 1 {
+				t.Errorf("M%d sent %d times", i, c)
+			}
+		}
+		sessions, err := h.QueueStats(context.Background())
+		if err != nil || len(sessions) != 1 || sessions[0].Sent != n || !sessions[0].OldestPending.IsZero() {
+			t.Errorf("queue stats %+v, %v", sessions, err)
+		}
+	})
+}
+
+// Two nodes on one PostgreSQL queue, each owning some sessions
+// (AsyncOptions.Local): every receipt is sent once, by its owner.
+func TestTwoNodes(t *testing.T) {
+	dsn := newPostgresDB(t)
+	b := backend{dialect: sqlqueue.Postgres}
+	const n = 40
+	var (
+		mu    sync.Mutex
+		owner = map[string]string{} // message id → node that sent it
+	)
+	type node struct {
+		h    *seenhandler.Handler
+		name string
+	}
+	var nodes []node
+	for _, name := range []string{"even", "odd"} {
+		reg := session.NewMemoryRegistry()
+		for _, s := range []string{"s0", "s1"} {
+			reg.Set(s, session.SessionFunc(func(_ context.Context, r session.Receipt) (session.Result, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, id := range r.MessageIDs {
+					if prev, ok := owner[id]; ok {
+						t.Errorf("%s sent twice (by %s and %s)", id, prev, name)
+					}
+					owner[id] = name + "/" + s
+				}
+				return session.Result{}, nil
+			}))
+		}
+		mine := "s0"
+		if name == "odd" {
+			mine = "s1"
+		}
+		q := newQueue(t, openDB(t, "pgx", dsn), b, sqlqueue.Options{Node: name})
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{
+			Default: true, MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Queue: q, Pace: time.Millisecond,
+			Local: func(s string) bool { return s == mine },
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, node{h, name})
+	}
+	for i := range n {
+		// Any node accepts any session's request; its owner delivers it.
+		body := fmt.Sprintf(`{"session":"s%d","chatId":"15551234567","messageIds":["M%d"]}`, i%2, i)
+		r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		nodes[(i/2)%2].h.ServeHTTP(w, r)
+		if w.Code != http.StatusAccepted {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for nodes[0].h.Stats().Pending > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, nd := range nodes {
+		if _, err := nd.h.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(owner) != n {
+		t.Errorf("%d of %d sent", len(owner), n)
+	}
+	for id, by := range owner {
+		i, _ := strconv.Atoi(strings.TrimPrefix(id, "M"))
+		want := "even/s0"
+		if i%2 == 1 {
+			want = "odd/s1"
+		}
+		if by != want {
+			t.Errorf("%s sent by %s, want %s", id, by, want)
+		}
+	}
+}
+
+// Claim.DueWithin: a job accepted with a long delay is due within the
+// delay of the process that claims it; a retried one keeps its backoff.
+func TestDueWithin(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		q := newQueue(t, b.open(t), b, sqlqueue.Options{})
+		t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+		long := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"L"}}}, Accepted: t0, Due: t0.Add(time.Hour)}
+		if err := q.Enqueue(ctx, long); err != nil {
+			t.Fatal(err)
+		}
+		c := seenhandler.Claim{Now: t0.Add(time.Second), Limit: 10, Lease: time.Minute, DueWithin: 2 * time.Second}
+		jobs, next, err := q.Claim(ctx, c)
+		if err != nil || len(jobs) != 0 || !next.Equal(t0.Add(2*time.Second)) {
+			t.Fatalf("at 1 s: %d jobs, next %v, %v; want none, next at 2 s", len(jobs), next, err)
+		}
+		c.Now = t0.Add(2 * time.Second)
+		if jobs, _, err = q.Claim(ctx, c); err != nil || len(jobs) != 1 {
+			t.Fatalf("at 2 s: %d jobs, %v; want the job", len(jobs), err)
+		}
+		err = q.Settle(ctx, long.ID, seenhandler.Outcome{Retry: long.Receipts, RetryAt: t0.Add(time.Minute), LastError: "session_not_connected"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Now = t0.Add(30 * time.Second)
+		if jobs, next, err = q.Claim(ctx, c); err != nil || len(jobs) != 0 || !next.Equal(t0.Add(time.Minute)) {
+			t.Errorf("a retried job: %d claimed at 30 s, next %v, %v; want its retry at 1 min", len(jobs), next, err)
+		}
+	})
+}

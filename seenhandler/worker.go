@@ -1,0 +1,513 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+// dispatcher is the asynchronous worker: one loop claims due jobs from the
+// [Queue] and hands them to one lane per session, which sends its jobs one
+// after another, at least AsyncOptions.Pace apart.
+//
+// With a memory queue the loop runs only while jobs are pending (it starts
+// on the first enqueue and ends when the queue is empty); with a durable
+// one it runs from New to Shutdown, looking at the queue at least every
+// asyncPoll. Shutdown stops both, and owns them: it waits for them.
+type dispatcher struct {
+	h       *Handler
+	q       Queue
+	opts    AsyncOptions
+	durable bool
+
+	mu        sync.Mutex
+	closed    bool      // no enqueue any more (Shutdown began)
+	flush     bool      // a memory queue's Shutdown: claim every job, due or not
+	halted    bool      // no job is started any more: release (durable) or fail (memory)
+	running   bool      // the loop runs
+	kicked    bool      // something changed since the loop's last claim
+	nextWake  time.Time // when the loop means to claim next; zero: not waiting
+	inflight  int       // jobs claimed and not settled or released
+	pending   int64     // receipts pending, as this process counts them
+	lastStats Stats
+	lanes     map[string]*lane
+
+	wake     chan struct{} // cap 1: the loop looks at the queue again
+	halt     chan struct{} // closed once halted
+	sendCtx  context.Context
+	stopSend context.CancelFunc // cuts the sends under way
+	work     sync.WaitGroup     // the loop and the lanes
+}
+
+// lane is one session's jobs, claimed and waiting for their turn.
+type lane struct {
+	jobs []Job
+}
+
+func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {
+	q := o.Queue
+	if q == nil {
+		q = NewMemoryQueue()
+	}
+	d := &dispatcher{
+		h: h, q: q, opts: o, durable: q.Durable(),
+		lanes: make(map[string]*lane),
+		wake:  make(chan struct{}, 1),
+		halt:  make(chan struct{}),
+	}
+	d.sendCtx, d.stopSend = context.WithCancel(context.Background())
+	if !d.durable {
+		return d, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	sessions, err := q.Stats(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("seenhandler: WithAsync: reading the queue: %w", err)
+	}
+	for _, s := range sessions {
+		d.pending += s.Pending
+	}
+	d.mu.Lock()
+	d.startLocked()
+	d.mu.Unlock()
+	return d, nil
+}
+
+// startLocked starts the loop unless it runs. d.mu must be held.
+func (d *dispatcher) startLocked() {
+	if d.running || d.halted {
+		return
+	}
+	d.running = true
+	d.work.Add(1)
+	go d.loop()
+}
+
+// kick tells the loop that a job is due at due, starting it if need be.
+func (d *dispatcher) kick(due time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.kicked = true
+	if !d.running {
+		d.startLocked()
+		return
+	}
+	if d.nextWake.IsZero() || due.Before(d.nextWake) {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// enqueue stores job in the queue, unless the handler is shutting down or
+// the queue is full.
+func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
+	n := int64(len(job.Receipts))
+	d.mu.Lock()
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		return errShuttingDown
+	case d.pending+n > int64(d.opts.QueueSize):
+		d.mu.Unlock()
+		return errQueueFull
+	}
+	d.pending += n // reserved; given back if the queue refuses
+	depth := d.pending
+	d.mu.Unlock()
+	if err := d.q.Enqueue(ctx, job); err != nil {
+		d.mu.Lock()
+		d.pending -= n
+		d.mu.Unlock()
+		return fmt.Errorf("queueing: %w", err)
+	}
+	d.h.observeQueue(int(depth))
+	d.kick(job.Due)
+	return nil
+}
+
+// loop claims due jobs and hands them to their session's lane, until the
+// dispatcher halts or (memory queue) nothing is pending. It is the only
+// caller of Claim.
+func (d *dispatcher) loop() {
+	defer d.work.Done()
+	defer func() {
+		if v := recover(); v != nil { // the loop's goroutine: nobody else can
+			d.h.logJobPanic(v)
+			d.mu.Lock()
+			d.running = false
+			d.mu.Unlock()
+		}
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		d.mu.Lock()
+		if d.halted {
+			d.running = false
+			d.mu.Unlock()
+			return
+		}
+		d.kicked = false
+		limit := asyncMaxInFlight - d.inflight
+		flush := d.flush
+		d.mu.Unlock()
+
+		var (
+			jobs []Job
+			next time.Time
+			err  error
+		)
+		now := time.Now()
+		if limit > 0 {
+			c := Claim{Now: now, Limit: limit, Lease: asyncLease, Local: d.opts.Local, DueWithin: d.opts.MaxDelay}
+			if flush {
+				c.Now = now.Add(100 * 365 * 24 * time.Hour) // everything, due or not
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+			jobs, next, err = d.q.Claim(ctx, c)
+			cancel()
+			if err != nil {
+				d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "claiming queued receipts failed; trying again",
+					slog.String("error", err.Error()))
+			}
+		}
+
+		d.mu.Lock()
+		for _, j := range jobs {
+			d.inflight++
+			l, ok := d.lanes[j.Session]
+			if !ok {
+				l = &lane{}
+				d.lanes[j.Session] = l
+				d.work.Add(1)
+				go d.runLane(j.Session, l)
+			}
+			l.jobs = append(l.jobs, j)
+		}
+		full := d.inflight >= asyncMaxInFlight
+		if !d.durable && !d.kicked && next.IsZero() && err == nil && (len(jobs) < limit || limit <= 0) {
+			// Nothing waits in the memory queue: the next enqueue, retry or
+			// free slot (see kick) starts the loop again.
+			d.running = false
+			d.nextWake = time.Time{}
+			d.mu.Unlock()
+			return
+		}
+		// When to look again: when the next job is due; at once if the
+		// claim was cut by its limit; a poll later if what is due is not
+		// ours (the claim returned less than it could) or others enqueue
+		// (durable).
+		wait := asyncPoll
+		switch {
+		case full:
+			wait = asyncPoll // a settle wakes the loop
+		case limit > 0 && len(jobs) == limit:
+			wait = 0
+		case !next.IsZero() && next.After(now):
+			wait = next.Sub(now)
+			if d.durable || flush {
+				wait = min(wait, asyncPoll)
+			}
+		}
+		if d.kicked {
+			wait = 0
+		}
+		d.nextWake = now.Add(wait)
+		d.mu.Unlock()
+
+		if wait == 0 {
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-d.wake:
+			timer.Stop() // Go 1.23 timers: no stale tick to drain
+		case <-d.halt:
+		}
+	}
+}
+
+// runLane sends the jobs of session name one after another, at least
+// Pace apart, until it has none left; once halted it gives the rest up.
+// It outlives its last job by Pace, so that the session's next job waits
+// its turn too.
+func (d *dispatcher) runLane(name string, l *lane) {
+	defer d.work.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		d.mu.Lock()
+		if len(l.jobs) == 0 {
+			delete(d.lanes, name)
+			d.mu.Unlock()
+			return
+		}
+		j := l.jobs[0]
+		l.jobs = l.jobs[1:]
+		halted := d.halted
+		d.mu.Unlock()
+		if halted {
+			d.abandon(j)
+			continue
+		}
+		d.attempt(j)
+		timer.Reset(d.opts.Pace)
+		select {
+		case <-timer.C:
+		case <-d.halt:
+			timer.Stop()
+		}
+	}
+}
+
+// attempt sends one job and settles it. A panic in the job counts its
+// receipts as failed.
+func (d *dispatcher) attempt(j Job) {
+	settled := false
+	defer func() {
+		v := recover() // one job's panic must not end its session's lane
+		if v == nil || settled {
+			return
+		}
+		d.h.logJobPanic(v)
+		d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeInternal})
+	}()
+	o := d.send(j)
+	settled = true
+	d.settle(j, o)
+}
+
+// send makes one attempt at j: it looks the session up, sends each
+// receipt, marks the chat read after those that went out, and says what
+// is to be retried.
+func (d *dispatcher) send(j Job) Outcome {
+	h := d.h
+	ctx := d.sendCtx
+	p := &plan{session: j.Session, chatID: j.Chat, typ: j.Receipts[0].Type}
+	var (
+		o         Outcome
+		delivered []session.Receipt
+		retryErr  error
+	)
+	lctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+	sess, lookupErr := h.reg.Lookup(lctx, j.Session)
+	cancel()
+	if lookupErr == nil && sess == nil {
+		lookupErr = fmt.Errorf("%w: the registry returned a nil session for %q", session.ErrSessionNotFound, j.Session)
+	}
+	for _, rc := range j.Receipts {
+		var err error
+		if lookupErr != nil {
+			err = backendErr(OpLookup, lookupErr)
+		} else {
+			sctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+			out, _, serr := h.sendOne(sctx, sess, p, rc)
+			cancel()
+			if serr == nil {
+				o.Sent++ // handed to the backend, which may have found them all duplicates
+				if len(out.MessageIDs) > 0 {
+					delivered = append(delivered, out)
+				}
+				continue
+			}
+			err = backendErr(OpSend, serr)
+		}
+		if d.retryable(err) {
+			o.Retry = append(o.Retry, rc)
+			retryErr = err
+			continue
+		}
+		o.Failed++
+		o.Reason = classify(err).code
+		if ctx.Err() != nil {
+			o.Reason = CodeShuttingDown
+		}
+		d.logFailed(j, rc, err, o.Reason)
+	}
+	if len(delivered) > 0 {
+		mctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+		h.markChatRead(mctx, nil, sess, p, delivered, j.Times)
+		cancel()
+	}
+	if len(o.Retry) == 0 {
+		return o
+	}
+	o.LastError = classify(retryErr).code
+	now := time.Now()
+	deadline := j.Accepted.Add(d.opts.RetryFor)
+	if ctx.Err() != nil { // stopping: a durable queue keeps them, due at once
+		o.RetryAt = now
+		return o
+	}
+	if !now.Before(deadline) {
+		o.Failed += len(o.Retry)
+		o.Reason = o.LastError
+		for _, rc := range o.Retry {
+			d.logFailed(j, rc, retryErr, o.LastError+" until the retry deadline")
+		}
+		o.Retry = nil
+		return o
+	}
+	wait := asyncRetryFirst << min(j.Attempts, 8)
+	o.RetryAt = now.Add(min(wait, asyncRetryMax))
+	if o.RetryAt.After(deadline) {
+		o.RetryAt = deadline
+	}
+	h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "queued receipts wait for their session",
+		slog.String("session", j.Session), slog.String("chat", j.Chat), slog.Int("receipts", len(o.Retry)),
+		slog.String("code", o.LastError), slog.Time("retry_at", o.RetryAt), slog.Int("attempts", j.Attempts+1))
+	return o
+}
+
+// retryable reports whether a receipt that failed with err is to be sent
+// again later: its session is down or the backend did not answer in time,
+// or the process is stopping (a durable queue keeps it). A memory queue's
+// Shutdown gives each job one attempt.
+func (d *dispatcher) retryable(err error) bool {
+	d.mu.Lock()
+	flush := d.flush
+	d.mu.Unlock()
+	switch {
+	case d.sendCtx.Err() != nil || flush:
+		return d.durable
+	case errors.Is(err, session.ErrNotConnected), errors.Is(err, session.ErrNotLoggedIn),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
+func (d *dispatcher) logFailed(j Job, rc session.Receipt, err error, reason string) {
+	d.h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "async receipt failed",
+		slog.String("session", j.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
+		slog.String("reason", reason), slog.String("error", err.Error()))
+	d.h.cfg.observeBackend(context.Background(), j.Session, err)
+}
+
+// settle records o for j in the queue and in the counts.
+func (d *dispatcher) settle(j Job, o Outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	if err := d.q.Settle(ctx, j.ID, o); err != nil {
+		// The job stays claimed until its lease ends, then is sent again.
+		d.h.cfg.logger.LogAttrs(ctx, slog.LevelError, "recording a queued job's outcome failed; it will be sent again",
+			slog.String("session", j.Session), slog.Int64("job", j.ID), slog.String("error", err.Error()))
+		d.done(0)
+		return
+	}
+	d.done(int64(o.Sent + o.Failed))
+	if len(o.Retry) > 0 {
+		d.kick(o.RetryAt)
+	}
+}
+
+// abandon gives j up once halted: a durable queue keeps it (released), a
+// memory queue counts it failed.
+func (d *dispatcher) abandon(j Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	if d.durable {
+		if err := d.q.Release(ctx, []int64{j.ID}); err != nil {
+			d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
+				slog.Int64("job", j.ID), slog.String("error", err.Error()))
+		}
+		d.done(0)
+		return
+	}
+	for _, rc := range j.Receipts {
+		d.logFailed(j, rc, errShuttingDown, "not sent before the shutdown deadline")
+	}
+	d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeShuttingDown})
+}
+
+// done notes that a claimed job was settled or released, n of its
+// receipts leaving the queue.
+func (d *dispatcher) done(n int64) {
+	d.mu.Lock()
+	wasFull := d.inflight >= asyncMaxInFlight
+	d.inflight--
+	d.pending -= n
+	depth := d.pending
+	d.mu.Unlock()
+	if n > 0 {
+		d.h.observeQueue(int(depth))
+	}
+	if wasFull {
+		d.kick(time.Time{})
+	}
+}
+
+// shutdown stops accepting and stops the worker: see [Handler.Shutdown].
+func (d *dispatcher) shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	if !d.durable { // send everything now: the loop ends once the queue is empty
+		d.flush = true
+		d.kicked = true
+		d.startLocked()
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+	d.mu.Unlock()
+	if d.durable {
+		d.stopStarting() // the sends under way finish; the rest stays queued
+	}
+	done := make(chan struct{})
+	go func() {
+		d.work.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	d.stopStarting()
+	d.stopSend()
+	<-done // the sends honour their cancelled context; settles have their own timeout
+	if !d.durable {
+		d.failRest()
+	}
+	return err
+}
+
+// stopStarting halts the loop and the lanes: no job starts any more.
+func (d *dispatcher) stopStarting() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.halted {
+		d.halted = true
+		close(d.halt)
+	}
+}
+
+// failRest counts failed the jobs of a memory queue that were never
+// claimed (the loop halted first).
+func (d *dispatcher) failRest() {
+	far := time.Now().Add(100 * 365 * 24 * time.Hour)
+	for {
+		jobs, _, err := d.q.Claim(context.Background(), Claim{Now: far, Limit: 1000, Lease: asyncLease})
+		if err != nil || len(jobs) == 0 {
+			return
+		}
+		for _, j := range jobs {
+			d.mu.Lock()
+			d.inflight++
+			d.mu.Unlock()
+			d.abandon(j)
+		}
+	}
+}
