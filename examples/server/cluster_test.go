@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
@@ -12,10 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.mau.fi/whatsmeow/proto/waAdv"
-	"go.mau.fi/whatsmeow/store/sqlstore"
-	"go.mau.fi/whatsmeow/types"
 )
 
 // postgresDB creates a database of its own for t on the server of
@@ -54,24 +49,6 @@ func postgresDB(t *testing.T) string {
 	return u.String()
 }
 
-// storePGDevice stores a paired device whose JID user is user in the
-// Postgres store at dsn.
-func storePGDevice(t *testing.T, dsn, user string) {
-	t.Helper()
-	c, err := sqlstore.New(context.Background(), "pgx", dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	dev := c.NewDevice()
-	id := types.NewADJID(user, 0, 1)
-	dev.ID = &id
-	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
-	if err := dev.Save(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func (p *proc) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
@@ -101,7 +78,7 @@ func TestClusterProcesses(t *testing.T) {
 		t.Skip("builds and runs the server twice")
 	}
 	dsn := postgresDB(t)
-	storePGDevice(t, dsn, "15550000001")
+	storeDeviceIn(t, "postgres", dsn, "15550000001")
 	env := []string{tokenEnv + "=s3cret", clusterSecretEnv + "=cluster-s3cret"}
 	nodes := map[string]*proc{
 		"node-1": startProcEnv(t, env, "-db", dsn, "-node-id", "node-1", "-session-rate", "0"),

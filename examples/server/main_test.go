@@ -485,7 +485,18 @@ func TestRealModePairingWithoutNetwork(t *testing.T) {
 // earlier run would have.
 func storeDevice(t *testing.T, path, user string) {
 	t.Helper()
-	c, err := sqlstore.New(context.Background(), "sqlite", "file:"+path+"?_pragma=foreign_keys(1)", nil)
+	storeDeviceIn(t, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)", user)
+}
+
+// storeDeviceIn stores a paired device whose JID user is user in the
+// whatsmeow store of dialect ("sqlite", "postgres") at dsn.
+func storeDeviceIn(t *testing.T, dialect, dsn, user string) {
+	t.Helper()
+	driver := dialect
+	if dialect == "postgres" {
+		driver = "pgx"
+	}
+	c, err := sqlstore.New(context.Background(), driver, dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

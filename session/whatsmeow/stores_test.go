@@ -6,20 +6,17 @@ package whatsmeow
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"net/url"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
 )
 
 // EnvTestPostgres names the environment variable that holds the DSN of a
@@ -29,7 +26,7 @@ import (
 // test gets a fresh one, dropped afterwards. Unset, the PostgreSQL subtests
 // are skipped, unless CI=true, where they fail (.ci/run starts a server and
 // sets it).
-const EnvTestPostgres = "BLUETICK_TEST_POSTGRES"
+const EnvTestPostgres = pgtest.Env
 
 // TestStore is a fresh, empty store of one backend.
 type TestStore struct {
@@ -87,39 +84,12 @@ func newSQLiteStore(t testing.TB) TestStore {
 // EnvTestPostgres, and drops it when t ends.
 func newPostgresStore(t testing.TB) TestStore {
 	t.Helper()
-	admin := os.Getenv(EnvTestPostgres)
-	if admin == "" {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal(EnvTestPostgres + " is not set, and CI=true: the PostgreSQL store tests must run in CI (.ci/run starts a server and sets it)")
-		}
-		t.Skip(EnvTestPostgres + " is not set: PostgreSQL store tests skipped")
-	}
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("%s must be a postgres:// URL: %q", EnvTestPostgres, admin)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := sql.Open("pgx", admin)
+	u, err := url.Parse(pgtest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Lower-case letters and digits: a name that needs no quoting.
-	name := "bluetick_test_" + strings.ToLower(rand.Text())
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		db.Close()
-		t.Fatalf("create the test database on %s: %v", EnvTestPostgres, err)
-	}
-	t.Cleanup(func() {
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop the test database %s: %v", name, err)
-		}
-	})
 	dsn, bad := *u, *u
-	dsn.Path, bad.Path = "/"+name, "/"+name+"_missing"
+	bad.Path = u.Path + "_missing"
 	return TestStore{
 		Backend:   "postgres",
 		DSN:       dsn.String(),
