@@ -470,4 +470,3 @@ func TestPartitionAndDeath(t *testing.T) {
 	w.mu.Unlock()
 }
 
-var pgtestNew = pgtest.New
