@@ -469,4 +469,3 @@ func TestPartitionAndDeath(t *testing.T) {
 	}
 	w.mu.Unlock()
 }
-
