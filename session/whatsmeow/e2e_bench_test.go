@@ -34,6 +34,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -54,6 +55,7 @@ import (
 	"github.com/bluetick/bluetick/seenhandler"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
 )
 
 var (
@@ -77,9 +79,25 @@ type e2eSubject struct {
 // 1555100000..., with app-state keys, and returns its path and the session names (the numbers).
 func e2eStore(tb testing.TB, n int) (string, []string) {
 	tb.Helper()
-	ctx := context.Background()
 	path := filepath.Join(tb.TempDir(), "store.db")
-	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)", nil)
+	names := e2eDevices(tb, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)", n)
+	return path, names
+}
+
+// e2ePostgresStore is e2eStore on a fresh PostgreSQL database of
+// $BLUETICK_TEST_POSTGRES: it returns the database's DSN.
+func e2ePostgresStore(tb testing.TB, n int) (string, []string) {
+	tb.Helper()
+	dsn := pgtest.New(tb)
+	return dsn, e2eDevices(tb, "pgx", dsn, n)
+}
+
+// e2eDevices stores n paired devices with app-state keys in the whatsmeow
+// store of driver at dsn, and returns their session names.
+func e2eDevices(tb testing.TB, driver, dsn string, n int) []string {
+	tb.Helper()
+	ctx := context.Background()
+	c, err := sqlstore.New(ctx, driver, dsn, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -97,7 +115,7 @@ func e2eStore(tb testing.TB, n int) (string, []string) {
 	if err := c.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	return path, names
+	return names
 }
 
 // connectedCounter counts events.Connected of many clients.
@@ -134,8 +152,17 @@ func (c *connectedCounter) wait(tb testing.TB, n int) {
 // clients dial srv.
 func newBluetick(tb testing.TB, srv *fakewa.Server, name string, sessions int, opts ...bwm.Option) *e2eSubject {
 	tb.Helper()
-	ctx := context.Background()
 	path, names := e2eStore(tb, sessions)
+	return newBluetickOn(tb, srv, name, path, names, opts...)
+}
+
+// newBluetickOn is newBluetick on the store at path (a SQLite file or a
+// postgres:// DSN) holding the sessions
+// names.
+func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names []string, opts ...bwm.Option) *e2eSubject {
+	tb.Helper()
+	ctx := context.Background()
+	sessions := len(names)
 	var (
 		mu      sync.Mutex
 		clients []*whatsmeow.Client
@@ -352,6 +379,10 @@ func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 		newBluetick(tb, fakewa.Start(tb, fakewa.WithCountOnly()), "Bluetick", sessions),
 		newBluetick(tb, fakewa.Start(tb, fakewa.WithCountOnly()), "BluetickNoChatRead", sessions, bwm.WithMarkChatRead(false)),
 		newBare(tb, fakewa.Start(tb, fakewa.WithCountOnly()), sessions),
+	}
+	if os.Getenv(pgtest.Env) != "" { // the default options on a Postgres store
+		dsn, names := e2ePostgresStore(tb, sessions)
+		subjects = append(subjects, newBluetickOn(tb, fakewa.Start(tb, fakewa.WithCountOnly()), "BluetickPostgres", dsn, names))
 	}
 	tb.Cleanup(func() {
 		for _, s := range subjects {

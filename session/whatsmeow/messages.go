@@ -3,6 +3,7 @@ package whatsmeow
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"go.mau.fi/whatsmeow/store"
 )
@@ -24,7 +25,18 @@ type messages struct {
 	store  *messageStore // nil: memory only
 	device *store.Device
 	log    *slog.Logger
+
+	// misses are the ids the store was asked for lately and did not have,
+	// by id, with the chat asked: a receipt for a message the session never
+	// saw (the common case for a DM) would otherwise cost a store query in
+	// the handler's resolution and another in the send. Adding a message
+	// forgets its id; the set is emptied when it reaches maxMisses.
+	missMu sync.Mutex
+	misses map[string]string
 }
+
+// maxMisses bounds a session's remembered misses.
+const maxMisses = 4096
 
 // newMessages returns the index a Session made with o over device uses.
 func newMessages(o options, device *store.Device) *messages {
@@ -54,8 +66,36 @@ func (x *messages) add(m indexed) {
 	}
 	x.mem.add(m)
 	if d := x.deviceKey(); d != "" {
+		x.forgetMisses(m)
 		x.store.put(d, m)
 	}
+}
+
+// forgetMisses drops the remembered misses of ms's ids.
+func (x *messages) forgetMisses(ms ...indexed) {
+	x.missMu.Lock()
+	defer x.missMu.Unlock()
+	for _, m := range ms {
+		delete(x.misses, m.id)
+	}
+}
+
+// missed reports whether the store lately had no message id of chat.
+func (x *messages) missed(chat, id string) bool {
+	x.missMu.Lock()
+	defer x.missMu.Unlock()
+	c, ok := x.misses[id]
+	return ok && c == chat
+}
+
+// miss remembers that the store has no message id of chat.
+func (x *messages) miss(chat, id string) {
+	x.missMu.Lock()
+	defer x.missMu.Unlock()
+	if x.misses == nil || len(x.misses) >= maxMisses {
+		x.misses = make(map[string]string)
+	}
+	x.misses[id] = chat
 }
 
 // addHistory records the messages of a history sync, oldest first. With a
@@ -76,6 +116,7 @@ func (x *messages) addHistory(ms []indexed) {
 	for i := range ms {
 		ms[i].owner, ms[i].seen = x.owner, x.store.seenNow()
 	}
+	x.forgetMisses(ms...)
 	x.store.put(d, ms...)
 }
 
@@ -94,11 +135,14 @@ func (x *messages) get(ctx context.Context, chat, id string) (indexed, bool, err
 		return m, true, nil
 	}
 	d := x.deviceKey()
-	if d == "" {
+	if d == "" || x.missed(chat, id) {
 		return indexed{}, false, nil
 	}
 	m, ok, err := x.store.get(ctx, d, chat, id)
 	if err != nil || !ok {
+		if err == nil {
+			x.miss(chat, id)
+		}
 		return indexed{}, false, err
 	}
 	m.owner = x.owner

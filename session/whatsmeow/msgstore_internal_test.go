@@ -270,3 +270,40 @@ func TestIndexOptionErrors(t *testing.T) {
 		}
 	}
 }
+
+// A lookup the store could not answer is remembered (the handler's
+// resolution and the send ask for the same unknown id), and forgotten when
+// the message arrives, live or by a history sync.
+func TestRememberedMisses(t *testing.T) {
+	ForEachStore(t, func(t *testing.T, st TestStore) {
+		ctx := context.Background()
+		st.SaveDevice(t, "15550000009")
+		w, db := openMessageStore(t, st.DSN, Retention{})
+		defer db.Close()
+		defer w.close()
+		x := newMessages(options{indexSize: 1, store: w, cache: newIndex(1), owner: "1"},
+			deviceWith(types.NewADJID("15550000009", 0, 1)))
+		const dm = "15551234567@s.whatsapp.net"
+		if _, ok, err := x.get(ctx, dm, "LIVE"); ok || err != nil {
+			t.Fatalf("get of an unknown id = %v, %v", ok, err)
+		}
+		if !x.missed(dm, "LIVE") || x.missed("other@s.whatsapp.net", "LIVE") {
+			t.Error("the miss is not remembered for its chat only")
+		}
+		x.add(indexed{chat: dm, id: "LIVE", sender: dm, timestamp: time.Unix(1767225500, 0)})
+		if m, ok, err := x.get(ctx, dm, "LIVE"); !ok || err != nil || m.id != "LIVE" {
+			t.Errorf("get after the message arrived = %+v, %v, %v", m, ok, err)
+		}
+		if _, ok, _ := x.get(ctx, dm, "HIST"); ok {
+			t.Fatal("HIST is known before its history sync")
+		}
+		x.addHistory([]indexed{{chat: dm, id: "HIST", sender: dm, timestamp: time.Unix(1767225400, 0)}})
+		x.add(indexed{chat: dm, id: "EVICT", sender: dm, timestamp: time.Unix(1767225600, 0)}) // the cache holds 1
+		if err := w.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := x.get(ctx, dm, "HIST"); !ok || err != nil {
+			t.Errorf("get after the history sync = %v, %v; want found in the store", ok, err)
+		}
+	})
+}
