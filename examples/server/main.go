@@ -129,6 +129,8 @@ type config struct {
 	coalesce                 time.Duration
 	dedup                    bool
 	maxConns                 int
+	presence                 string
+	presenceIdle             time.Duration
 
 	// Cluster mode (a Postgres store).
 	nodeID, advertise, clusterSecret string
@@ -173,6 +175,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
+	fs.StringVar(&c.presence, "presence", string(bwm.PresenceOnline), "what WhatsApp is told of the account being online: `mode` online (available while connected: delivery receipts show two grey ticks and contacts see the name, but the account shows online and the phone gets fewer notifications), reading (available while marking read, unavailable after -presence-idle) or off (nothing: delivery receipts are inactive)")
+	fs.DurationVar(&c.presenceIdle, "presence-idle", bwm.DefaultPresenceIdle, "with -presence reading: how long after the last receipt the account goes unavailable")
 	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store (default: the host name)")
 	fs.StringVar(&c.advertise, "advertise", "", "`URL` at which the other nodes reach this one, e.g. http://10.0.0.5:8080 (default: http:// and the address listened on)")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "`secret` the nodes of a Postgres store share to forward requests to each other (default $"+clusterSecretEnv+"; none: no forwarding)")
@@ -245,10 +249,16 @@ func checkFlags(fs *flag.FlagSet, c config) error {
 		name string
 		d    time.Duration
 	}{{"coalesce", c.coalesce}, {"async-min", c.asyncMin}, {"async-max", c.asyncMax},
-		{"async-pace", c.asyncPace}, {"async-retry", c.asyncRetry}, {"shutdown-timeout", c.shutdownTimeout}} {
+		{"async-pace", c.asyncPace}, {"async-retry", c.asyncRetry}, {"shutdown-timeout", c.shutdownTimeout},
+		{"presence-idle", c.presenceIdle}} {
 		if d.d < 0 {
 			return fmt.Errorf("-%s must not be negative (use 0 for off), not %v", d.name, d.d)
 		}
+	}
+	switch bwm.PresenceMode(c.presence) {
+	case bwm.PresenceOnline, bwm.PresenceReading, bwm.PresenceOff:
+	default:
+		return fmt.Errorf("-presence must be online, reading or off, not %q", c.presence)
 	}
 	if c.asyncMin > c.asyncMax {
 		return fmt.Errorf("-async-min %v is longer than -async-max %v", c.asyncMin, c.asyncMax)
@@ -621,7 +631,8 @@ func decorateOptions(c config) session.DecorateOptions {
 // session_not_logged_in) and retried while WhatsApp is unreachable; the
 // pairing's events come on the channel. startSessions connects the rest.
 func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, <-chan bwm.PairEvent, error) {
-	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger))}
+	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger),
+		bwm.WithPresence(bwm.PresenceMode(c.presence), c.presenceIdle))}
 	if c.maxConns > 0 {
 		// Descriptors for the HTTP connections too, not only the
 		// listener: sessions beyond the rest are refused, not connected

@@ -44,6 +44,10 @@ type options struct {
 	chatReadTicks  <-chan time.Time // ends each window instead of a timer (tests)
 	maxViews       int
 	logger         *slog.Logger
+	presence       PresenceMode
+	presenceIdle   time.Duration
+	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
+	now            func() time.Time
 	// Set by a Manager (withStore): the store and the cache its sessions
 	// share, and the session's name for its messages in the cache.
 	store *messageStore
@@ -134,6 +138,7 @@ type Session struct {
 	connects  uint64
 	privacyAt uint64
 
+	presence  presence   // see WithPresence
 	chatReads chatReads  // see ScheduleChatRead
 	keysMu    sync.Mutex // one look at the app-state keys at a time
 	// replaced: WhatsApp replaced the connection with another of the
@@ -178,6 +183,7 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 	s.handlerID = client.AddEventHandler(s.handleEvent)
 	if client.IsLoggedIn() {
 		s.background(s.warmPrivacy)
+		s.announce()
 	}
 	return s, nil
 }
@@ -190,6 +196,9 @@ func newOptions(opts []Option) (options, error) {
 		chatReadWindow: DefaultChatReadWindow,
 		maxViews:       DefaultMaxPendingChannelViews,
 		logger:         slog.New(slog.DiscardHandler),
+		presence:       PresenceOnline,
+		presenceIdle:   DefaultPresenceIdle,
+		now:            time.Now,
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -294,6 +303,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err := s.ready(); err != nil {
 		return session.Result{}, err
 	}
+	s.active(ctx)
 	if chat.Server == types.NewsletterServer {
 		return s.viewChannel(ctx, chat, r.MessageIDs)
 	}
@@ -718,6 +728,11 @@ func (s *Session) handleEvent(evt any) {
 		s.privMu.Unlock()
 		s.forgetKeys(false)
 		s.background(s.warmPrivacy)
+		s.presenceConnected()
+	case *events.PushNameSetting:
+		// After pairing the push name comes from the phone: presence
+		// could not be sent before.
+		s.announce()
 	}
 }
 

@@ -1,0 +1,113 @@
+package whatsmeow_test
+
+// Wire tests for issue 14 ("read like a person"): presence, typing and
+// auto-read, asserted on the exact nodes the fake server receives.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	waBinary "go.mau.fi/whatsmeow/binary"
+
+	"github.com/bluetick/bluetick/session"
+	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
+)
+
+// presenceNodes returns, in order, the nodes the server got that tell how
+// the account looks: <presence>, <chatstate>, and receipts — the read
+// receipts a Session sends and the delivery receipts whatsmeow sends by
+// itself — after a round trip that makes sure everything sent is in.
+func presenceNodes(t *testing.T, w *wire) []string {
+	t.Helper()
+	var out []string
+	w.sent(t) // the barrier
+	for _, n := range w.srv.Nodes() {
+		switch n.Tag {
+		case "presence", "chatstate", "receipt":
+			out = append(out, xmlNoT(n))
+		}
+	}
+	return out
+}
+
+// xmlNoT is the node without its t attribute (the receipt's time).
+func xmlNoT(n waBinary.Node) string {
+	delete(n.Attrs, "t")
+	return fakewa.XML(n)
+}
+
+func assertNodes(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("nodes\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	for _, n := range got {
+		t.Logf("%s", n)
+	}
+}
+
+// PresenceOnline, the default: "available" with the push name right after
+// connecting, so that the delivery receipt of a message that arrives then
+// is a plain one (two grey ticks), not type="inactive"; again after a
+// reconnection.
+func TestWirePresenceOnline(t *testing.T) {
+	w := newWire(t)
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
+	w.deliver(t, text("hello"), "from", dm, "id", "3EB0DLV1")
+	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0DLV1" to="15551234567@s.whatsapp.net"/>`)
+
+	w.dropAndWait(t)
+	w.reconnect(t)
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 2 })
+}
+
+func countTag(w *wire, tag string) int {
+	n := 0
+	for _, node := range w.srv.Nodes() {
+		if node.Tag == tag {
+			n++
+		}
+	}
+	return n
+}
+
+// PresenceOff is whatsmeow's own behaviour: no presence, and delivery
+// receipts go out as type="inactive", which the apps do not render.
+func TestWirePresenceOff(t *testing.T) {
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceOff, 0)})
+	w.deliver(t, text("hello"), "from", dm, "id", "3EB0DLV2")
+	assertNodes(t, presenceNodes(t, w),
+		`<receipt id="3EB0DLV2" to="15551234567@s.whatsapp.net" type="inactive"/>`)
+}
+
+// PresenceReading: nothing at connection; "available" just before the
+// first receipt, none before the second (still online), "unavailable" once
+// idle, and "available" again before the next receipt.
+func TestWirePresenceReading(t *testing.T) {
+	ticks := make(chan time.Time)
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, time.Minute), bwm.WithPresenceTicks(ticks)})
+	assertNodes(t, presenceNodes(t, w)) // none yet
+	ctx := context.Background()
+	for _, id := range []string{"3EB0RD1", "3EB0RD2"} {
+		if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ticks <- time.Now() // the idle time passes
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && n.Attrs["type"] == "unavailable" })
+	if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, "3EB0RD3")); err != nil {
+		t.Fatal(err)
+	}
+	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0RD1" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<receipt id="3EB0RD2" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<presence name="fakewa" type="unavailable"/>`,
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0RD3" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
