@@ -17,7 +17,7 @@ type Observer interface {
 	// BackendError is called when the registry, a session or its resolver
 	// fails a request on the server's side (a 5xx: not connected, not
 	// logged in, timeout, internal), and when marking a chat read fails
-	// (which does not fail the request). Answers such as an unknown session
+	// or showing typing fails (neither fails the request). Answers such as an unknown session
 	// or message are the client's business and are only in RequestDone.
 	BackendError(ctx context.Context, e BackendErrorInfo)
 }
@@ -78,6 +78,7 @@ const (
 	OpSend         Op = "send"           // session.Session.SendReceipt
 	OpMarkChatRead Op = "mark_chat_read" // session.ChatReadScheduler.ScheduleChatRead or session.ChatMarker.MarkChatRead
 	OpStatus       Op = "status"         // session.StatusReporter.Status
+	OpTyping       Op = "typing"         // session.Typist.Typing
 )
 
 // ObserverFuncs is an [Observer] made of optional functions; a nil one is
@@ -136,7 +137,7 @@ func (c *config) observeBackend(ctx context.Context, session string, err error) 
 		return
 	}
 	p := classify(err)
-	if p.status < 500 && be.op != OpMarkChatRead {
+	if p.status < 500 && be.op != OpMarkChatRead && be.op != OpTyping {
 		return
 	}
 	c.observer.BackendError(ctx, BackendErrorInfo{Session: session, Op: be.op, Code: p.code, Err: be.err})

@@ -20,6 +20,9 @@ const (
 	DefaultTimeout = 10 * time.Second
 	// DefaultRetryAfter is the Retry-After sent with 503 Service Unavailable.
 	DefaultRetryAfter = 5 * time.Second
+	// DefaultTypingTimeout is how long the account shows typing after a
+	// request with "typing" (as Meta's Cloud API: 25 s).
+	DefaultTypingTimeout = 25 * time.Second
 )
 
 // Option configures a [Handler]; see New.
@@ -33,6 +36,7 @@ type config struct {
 	maxMessageIDs int
 	timeout       time.Duration
 	retryAfter    time.Duration
+	typingTimeout time.Duration
 	pathSession   func(*http.Request) string // never nil
 	now           func() time.Time
 	openAPIPath   string
@@ -51,6 +55,7 @@ func defaultConfig() config {
 		maxMessageIDs: DefaultMaxMessageIDs,
 		timeout:       DefaultTimeout,
 		retryAfter:    DefaultRetryAfter,
+		typingTimeout: DefaultTypingTimeout,
 		now:           time.Now,
 		pathSession:   PathValue("session"),
 	}
@@ -159,6 +164,19 @@ func WithRetryAfter(d time.Duration) Option {
 			return errors.New("seenhandler: WithRetryAfter: duration must be positive")
 		}
 		c.retryAfter = d
+		return nil
+	}
+}
+
+// WithTypingTimeout sets how long the account shows typing in the chat
+// after a request with "typing": true (or Meta's "typing_indicator"),
+// before the session clears it. Default: [DefaultTypingTimeout] (25 s).
+func WithTypingTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return errors.New("seenhandler: WithTypingTimeout: duration must be positive")
+		}
+		c.typingTimeout = d
 		return nil
 	}
 }

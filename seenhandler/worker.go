@@ -339,9 +339,19 @@ func (d *dispatcher) send(j Job) Outcome {
 		h.markChatRead(mctx, nil, sess, p, delivered, j.Times)
 		cancel()
 	}
+	if j.Typing && o.Sent > 0 {
+		tctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+		chat := j.Chat
+		if len(delivered) > 0 {
+			chat = delivered[0].Chat
+		}
+		h.startTyping(tctx, nil, sess, p, chat)
+		cancel()
+	}
 	if len(o.Retry) == 0 {
 		return o
 	}
+	o.Typing = j.Typing && o.Sent == 0
 	o.LastError = classify(retryErr).code
 	now := time.Now()
 	deadline := j.Accepted.Add(d.opts.RetryFor)

@@ -247,3 +247,20 @@ type Status struct {
 type StatusReporter interface {
 	Status(ctx context.Context) Status
 }
+
+// Typist is implemented by sessions that can show the account typing in a
+// chat ("typing…", or "composing" in WhatsApp's terms), as a person who has
+// read a message and starts to answer. The HTTP handler calls Typing after
+// a request's receipts went out when the request asks for it ("typing":
+// true, or Meta's "typing_indicator": {"type": "text"}).
+//
+// Typing must be safe for concurrent use. It returns once "typing" was
+// handed to WhatsApp (or failed) and clears it by itself d later, in the
+// background (a later call for the same chat extends it); a session that
+// closes first need not clear it (WhatsApp's apps stop showing it after a
+// while). It returns an error wrapping errors.ErrUnsupported for chats
+// where nobody sees typing (channels, status updates), and errors wrapping
+// the sentinels of this package for the session's state.
+type Typist interface {
+	Typing(ctx context.Context, chat string, d time.Duration) error
+}

@@ -132,6 +132,7 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue
 // bluetick_queue.times holds the times of its messages (id → Unix ms).
 type payload struct {
 	Receipts []storedReceipt `json:"r"`
+	Typing   bool            `json:"ty,omitempty"`
 }
 
 type storedReceipt struct {
@@ -142,8 +143,8 @@ type storedReceipt struct {
 	Timestamp time.Time `json:"ts"`
 }
 
-func encodePayload(rs []session.Receipt) (string, error) {
-	p := payload{Receipts: make([]storedReceipt, len(rs))}
+func encodePayload(rs []session.Receipt, typing bool) (string, error) {
+	p := payload{Receipts: make([]storedReceipt, len(rs)), Typing: typing}
 	for i, r := range rs {
 		p.Receipts[i] = storedReceipt{Chat: r.Chat, Sender: r.Sender, IDs: r.MessageIDs, Type: string(r.Type), Timestamp: r.Timestamp}
 	}
@@ -168,6 +169,7 @@ func decodeJob(payloadText, timesText string, j *seenhandler.Job) error {
 	if err := json.Unmarshal([]byte(payloadText), &p); err != nil {
 		return err
 	}
+	j.Typing = p.Typing
 	j.Receipts = make([]session.Receipt, len(p.Receipts))
 	for i, r := range p.Receipts {
 		j.Receipts[i] = session.Receipt{Chat: r.Chat, Sender: r.Sender, MessageIDs: r.IDs, Type: session.ReceiptType(r.Type), Timestamp: r.Timestamp}
@@ -196,7 +198,7 @@ func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 	if job.Session == "" || len(job.Receipts) == 0 {
 		return errors.New("sqlqueue: a job needs a session and receipts")
 	}
-	p, err := encodePayload(job.Receipts)
+	p, err := encodePayload(job.Receipts, job.Typing)
 	if err != nil {
 		return fmt.Errorf("sqlqueue: encode job: %w", err)
 	}
@@ -339,7 +341,7 @@ func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (er
 		err = tx.QueryRowContext(ctx, `DELETE FROM bluetick_queue WHERE id = $1 AND claimed_until_ms > 0 RETURNING session, chat`, id).Scan(&name, &chat)
 	} else {
 		var p string
-		if p, err = encodePayload(o.Retry); err != nil {
+		if p, err = encodePayload(o.Retry, o.Typing); err != nil {
 			return fmt.Errorf("sqlqueue: encode job: %w", err)
 		}
 		err = tx.QueryRowContext(ctx, `UPDATE bluetick_queue SET receipts = $2, due_ms = $3, attempts = attempts + 1,

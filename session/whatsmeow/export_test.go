@@ -16,3 +16,9 @@ func WithChatReadTicks(c <-chan time.Time) Option {
 func WithPresenceTicks(c <-chan time.Time) Option {
 	return func(o *options) error { o.presenceTicks = c; return nil }
 }
+
+// WithTypingTicks makes each value received from c end a chat's typing
+// instead of a timer.
+func WithTypingTicks(c <-chan time.Time) Option {
+	return func(o *options) error { o.typingTicks = c; return nil }
+}

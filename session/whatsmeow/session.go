@@ -47,6 +47,7 @@ type options struct {
 	presence       PresenceMode
 	presenceIdle   time.Duration
 	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
+	typingTicks    <-chan time.Time // ends each typing instead of a timer (tests)
 	now            func() time.Time
 	// Set by a Manager (withStore): the store and the cache its sessions
 	// share, and the session's name for its messages in the cache.
@@ -112,8 +113,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // Session sends receipts through one whatsmeow client. It implements
 // session.Session, session.Resolver, session.UnreadLister,
-// session.ChatMarker and session.ChatReadScheduler, and is safe for
-// concurrent use.
+// session.ChatMarker, session.ChatReadScheduler, session.StatusReporter and
+// session.Typist, and is safe for concurrent use.
 type Session struct {
 	client    Client
 	device    *store.Device
@@ -139,6 +140,7 @@ type Session struct {
 	privacyAt uint64
 
 	presence  presence   // see WithPresence
+	typing    typing     // see Typing
 	chatReads chatReads  // see ScheduleChatRead
 	keysMu    sync.Mutex // one look at the app-state keys at a time
 	// replaced: WhatsApp replaced the connection with another of the

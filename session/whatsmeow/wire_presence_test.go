@@ -5,12 +5,16 @@ package whatsmeow_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 
+	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
@@ -110,4 +114,50 @@ func TestWirePresenceReading(t *testing.T) {
 		`<presence name="fakewa" type="unavailable"/>`,
 		`<presence name="fakewa" type="available"/>`,
 		`<receipt id="3EB0RD3" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
+
+// Typing after reading, through the handler: with PresenceReading the
+// account goes available, sends the read receipt, then <composing/> to the
+// chat; the typing timeout ends with <paused/>, the idle time with
+// unavailable. The message arrived while the account was not online: its
+// delivery receipt was inactive.
+func TestWireTypingAfterReading(t *testing.T) {
+	presenceTicks, typingTicks := make(chan time.Time), make(chan time.Time)
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, 0),
+		bwm.WithPresenceTicks(presenceTicks), bwm.WithTypingTicks(typingTicks)})
+	w.deliver(t, text("are you there?"), "from", dm, "id", "3EB0TY1")
+	h := wireHandler(t, w)
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(
+		`{"session":"wire","chatId":"15551234567","messageIds":["3EB0TY1"],"typing_indicator":{"type":"text"}}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"typing":"started"`) {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	t.Logf("answer: %s", strings.TrimSpace(rec.Body.String()))
+	typingTicks <- time.Now() // 25 s later
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "chatstate" && len(n.GetChildrenByTag("paused")) == 1 })
+	presenceTicks <- time.Now() // idle
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && n.Attrs["type"] == "unavailable" })
+	assertNodes(t, presenceNodes(t, w),
+		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="inactive"/>`,
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><composing/></chatstate>`,
+		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><paused/></chatstate>`,
+		`<presence name="fakewa" type="unavailable"/>`)
+}
+
+// Typing in a channel: nobody sees it; the answer says unavailable and
+// nothing goes out.
+func TestWireTypingInChannel(t *testing.T) {
+	w := newWire(t)
+	err := w.session.Typing(context.Background(), channel, time.Second)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("err = %v, want unsupported", err)
+	}
+	if n := countTag(w, "chatstate"); n != 0 {
+		t.Errorf("%d chatstate nodes", n)
+	}
 }
