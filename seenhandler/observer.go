@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/bluetick/bluetick/session"
 )
 
 // Observer is told what the handler does, for metrics. Its methods are
@@ -41,6 +43,31 @@ type RequestInfo struct {
 	// Receipts is how many receipts (backend calls) went out, Messages how
 	// many message ids they carried, [Skipped] how many ids were skipped.
 	Receipts, Messages, Skipped int
+}
+
+// ViewObserver is an [Observer] that also wants the time to view: for each
+// message marked read whose time the session knows (a session.Resolver's
+// or session.UnreadLister's Timestamp), how long after it arrived. It is
+// called once per message, after its receipt went out, on the request's
+// goroutine or the asynchronous worker's.
+type ViewObserver interface {
+	Observer
+	MessageViewed(ctx context.Context, v ViewInfo)
+}
+
+// ViewInfo is one message marked read, for a [ViewObserver].
+type ViewInfo struct {
+	// Session is the session that sent the receipt.
+	Session string
+	// Type is the receipt type asked for: read or played.
+	Type session.ReceiptType
+	// TimeToView is the time from the message's timestamp (when WhatsApp
+	// took it from its sender) to the receipt's (when it was marked read);
+	// never negative.
+	TimeToView time.Duration
+	// Auto: the receipt was sent by auto-read (see [WithAutoRead]), not
+	// asked for by a request.
+	Auto bool
 }
 
 // BackendErrorInfo describes one backend failure.
@@ -110,6 +137,22 @@ func WithObserver(o Observer) Option {
 		}
 		c.observer = o
 		return nil
+	}
+}
+
+// observeViews tells a [ViewObserver] the time to view of each message of
+// rc (as sent) whose time is in known.
+func (c *config) observeViews(ctx context.Context, name string, rc session.Receipt, known map[string]time.Time, auto bool) {
+	vo, ok := c.observer.(ViewObserver)
+	if !ok || len(known) == 0 {
+		return
+	}
+	for _, id := range rc.MessageIDs {
+		t, ok := known[id]
+		if !ok {
+			continue
+		}
+		vo.MessageViewed(ctx, ViewInfo{Session: name, Type: rc.Type, TimeToView: max(rc.Timestamp.Sub(t), 0), Auto: auto})
 	}
 }
 

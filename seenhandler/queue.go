@@ -26,6 +26,8 @@ type Job struct {
 	Chat string
 	// Receipts are the receipts still to send, one per sender; at least one.
 	Receipts []session.Receipt
+	// Auto: the job is auto-read's (see [WithAutoRead]), not a request's.
+	Auto bool
 	// Typing: once receipts went out, show the account typing in the chat
 	// (the request's "typing"; see session.Typist).
 	Typing bool
@@ -57,8 +59,8 @@ type Outcome struct {
 	Retry   []session.Receipt
 	RetryAt time.Time
 	// Typing replaces the job's Typing with the Retry receipts: false once
-	// the typing indicator went out.
-	Typing bool
+	// the typing indicator went out. Auto is the job's Auto, kept.
+	Typing, Auto bool
 	// LastError is the error code that caused the retry.
 	LastError string
 }
@@ -245,7 +247,7 @@ func (q *MemoryQueue) Settle(_ context.Context, id int64, o Outcome) error {
 		return nil
 	}
 	j.job.Receipts = slices.Clone(o.Retry)
-	j.job.Typing = o.Typing
+	j.job.Typing, j.job.Auto = o.Typing, o.Auto
 	j.job.Due = o.RetryAt
 	j.job.Attempts++
 	j.job.LastError = o.LastError

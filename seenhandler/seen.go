@@ -102,6 +102,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		delivered = append(delivered, o.rc)
 		x.sent = append(x.sent, sentAs(o.rc, o.res))
+		h.cfg.observeViews(ctx, p.session, o.rc, known, false)
 	}
 	sent := x.sent
 	if sent == nil {

@@ -317,6 +317,7 @@ func (d *dispatcher) send(j Job) Outcome {
 				o.Sent++ // handed to the backend, which may have found them all duplicates
 				if len(out.MessageIDs) > 0 {
 					delivered = append(delivered, out)
+					h.cfg.observeViews(ctx, j.Session, out, j.Times, j.Auto)
 				}
 				continue
 			}
@@ -351,7 +352,7 @@ func (d *dispatcher) send(j Job) Outcome {
 	if len(o.Retry) == 0 {
 		return o
 	}
-	o.Typing = j.Typing && o.Sent == 0
+	o.Typing, o.Auto = j.Typing && o.Sent == 0, j.Auto
 	o.LastError = classify(retryErr).code
 	now := time.Now()
 	deadline := j.Accepted.Add(d.opts.RetryFor)
