@@ -266,6 +266,9 @@ func (h *Handler) QueueStats(ctx context.Context) ([]SessionQueueStats, error) {
 // database.
 func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {
 	h.closing.Store(true)
+	if h.auto != nil {
+		h.auto.shutdown() // no arrival is queued any more
+	}
 	var err error
 	if h.async != nil {
 		err = h.async.shutdown(ctx)

@@ -45,7 +45,8 @@ type config struct {
 
 	tokenLimiter   Limiter
 	sessionLimiter Limiter
-	async          *AsyncOptions // nil: no asynchronous requests
+	async          *AsyncOptions         // nil: no asynchronous requests
+	arrivals       session.ArrivalSource // nil: no auto-read
 }
 
 func defaultConfig() config {
@@ -77,6 +78,8 @@ func newConfig(reg session.Registry, opts []Option) (config, error) {
 		return config{}, errors.New("seenhandler: no authenticator: pass WithAuth, or WithNoAuth to accept every request")
 	case cfg.auth != nil && cfg.noAuth:
 		return config{}, errors.New("seenhandler: WithAuth and WithNoAuth both given")
+	case cfg.arrivals != nil && cfg.async == nil:
+		return config{}, errors.New("seenhandler: WithAutoRead needs WithAsync: auto-read goes through the asynchronous queue")
 	}
 	return cfg, nil
 }

@@ -49,6 +49,7 @@ type options struct {
 	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
 	typingTicks    <-chan time.Time // ends each typing instead of a timer (tests)
 	now            func() time.Time
+	autoRead       *AutoRead // nil: off
 	// Set by a Manager (withStore): the store and the cache its sessions
 	// share, and the session's name for its messages in the cache.
 	store *messageStore
@@ -141,6 +142,7 @@ type Session struct {
 
 	presence  presence   // see WithPresence
 	typing    typing     // see Typing
+	arrivals  arrivals   // see OnArrival
 	chatReads chatReads  // see ScheduleChatRead
 	keysMu    sync.Mutex // one look at the app-state keys at a time
 	// replaced: WhatsApp replaced the connection with another of the
@@ -702,13 +704,16 @@ func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
 		if readable(e) {
-			s.index.add(indexedFrom(e))
+			m := indexedFrom(e)
+			s.index.add(m)
+			s.offer(e, m)
 		}
 	case *events.HistorySync:
 		s.indexHistory(e)
 	case *events.Receipt:
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
+			s.phoneActive() // a chat read on another device
 		}
 	case *events.GroupInfo:
 		// Something of the group changed: ask again rather than trust

@@ -6,6 +6,7 @@ package whatsmeow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -159,5 +160,54 @@ func TestWireTypingInChannel(t *testing.T) {
 	}
 	if n := countTag(w, "chatstate"); n != 0 {
 		t.Errorf("%d chatstate nodes", n)
+	}
+}
+
+// Auto-read on the wire: a message arrives, whatsmeow acknowledges it at
+// once (its delivery receipt) and the Session offers it; the handler
+// queues it, and the read receipt goes out at the arrival's Due — 200 ms,
+// plus 60 ms for each of its 2 characters — not before, timestamped then.
+// A group message is not offered (groups off), and neither is anything
+// while the account is active on another device.
+func TestWireAutoRead(t *testing.T) {
+	const delay = 200*time.Millisecond + 2*60*time.Millisecond
+	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second,
+		Rand: func() float64 { return 0 }})})
+	src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() {
+		return w.session.OnArrival(func(a session.Arrival) { f("wire", a) })
+	})
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithAutoRead(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+
+	w.deliver(t, text("hi"), "from", grp, "participant", member, "id", "3EB0AUTOG")
+	start := time.Now()
+	w.deliver(t, text("hi"), "from", dm, "id", "3EB0AUTO1")
+	if got := readReceipts(w.sent(t)); len(got) != 0 {
+		t.Fatalf("read receipts at arrival: %v", xmls(got))
+	}
+	got := w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "receipt" && n.Attrs["type"] == "read" })
+	took := time.Since(start)
+	if took < delay {
+		t.Errorf("read receipt %v after the arrival, before the delay %v", took, delay)
+	}
+	want := `<receipt id="3EB0AUTO1" t="` + fmt.Sprint(got.Attrs["t"]) + `" to="15551234567@s.whatsapp.net" type="read"/>`
+	if fakewa.XML(got) != want {
+		t.Errorf("receipt %s, want %s", fakewa.XML(got), want)
+	}
+	t.Logf("%s after %v (delay %v)", fakewa.XML(got), took.Round(time.Millisecond), delay)
+
+	// The phone reads a chat: the account is active there; the next
+	// message is left to the person.
+	w.srv.Send(t, waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"id": "3EB0OTHER", "from": jid("15550000001@s.whatsapp.net"),
+		"recipient": jid(dm), "type": "read", "t": msgTime}})
+	w.deliver(t, text("still there?"), "from", dm, "id", "3EB0AUTO2")
+	time.Sleep(2 * time.Second) // MaxDelay: nothing may come
+	if got := readReceipts(w.sent(t)); len(got) != 1 {
+		t.Errorf("read receipts %v, want only the first", xmls(got))
 	}
 }
