@@ -26,7 +26,9 @@ type Observer interface {
 
 // RequestInfo describes one finished request.
 type RequestInfo struct {
-	// Endpoint is [EndpointSeen], EndpointStatus or EndpointSessions.
+	// Endpoint is [EndpointSeen], EndpointStatus, EndpointSessions, or
+	// EndpointAutoRead for an arrival auto-read queued (202), skipped (200,
+	// the account's own) or refused (rate_limited, queue_full, …).
 	Endpoint Endpoint
 	// Session is the session used: set only once the client was
 	// authenticated and the registry found the session, so that clients
