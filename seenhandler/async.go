@@ -172,7 +172,7 @@ func (o *AsyncOptions) delay() time.Duration {
 func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*Queued, error) {
 	now := time.Now()
 	job := &Job{
-		Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known,
+		Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known, Typing: p.typing,
 		Accepted: now, Due: now.Add(h.async.opts.delay()),
 	}
 	if err := h.async.enqueue(ctx, job); err != nil {
@@ -266,6 +266,9 @@ func (h *Handler) QueueStats(ctx context.Context) ([]SessionQueueStats, error) {
 // database.
 func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {
 	h.closing.Store(true)
+	if h.auto != nil {
+		h.auto.shutdown() // no arrival is queued any more
+	}
 	var err error
 	if h.async != nil {
 		err = h.async.shutdown(ctx)

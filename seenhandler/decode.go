@@ -31,6 +31,48 @@ type seenRequest struct {
 	Participant string      `json:"participant"`
 	Type        string      `json:"type"`
 	Async       *bool       `json:"async"`
+	// Typing and TypingIndicator (Meta's {"type": "text"}) ask for
+	// "typing…" in the chat after the receipts.
+	Typing          *bool            `json:"typing"`
+	TypingIndicator *typingIndicator `json:"typing_indicator"`
+}
+
+// typingIndicator is Meta's "typing_indicator" object. Its one key, type,
+// matches exactly (encoding/json would match "TYPE" too).
+type typingIndicator struct {
+	Type optString
+}
+
+var typingIndicatorType = reflect.TypeFor[typingIndicator]()
+
+// UnmarshalJSON implements json.Unmarshaler: an object whose "type" is a
+// string; null leaves the field nil (encoding/json does not call it then).
+func (ti *typingIndicator) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '{' {
+		v := "nothing"
+		if len(b) > 0 {
+			v = jsonKind(b[0])
+			if b[0] == '"' {
+				v = "string"
+			}
+		}
+		return &json.UnmarshalTypeError{Value: v, Type: typingIndicatorType, Field: "typing_indicator"}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return err
+	}
+	*ti = typingIndicator{}
+	if raw, ok := obj["type"]; ok {
+		if err := ti.Type.UnmarshalJSON(raw); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) {
+				typ.Field = "typing_indicator.type"
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // optString is a JSON string that remembers whether it was given: ok is
@@ -227,6 +269,8 @@ var requestKeys = []struct {
 	{"participant", func(r *seenRequest) any { return &r.Participant }},
 	{"type", func(r *seenRequest) any { return &r.Type }},
 	{"async", func(r *seenRequest) any { return &r.Async }},
+	{"typing", func(r *seenRequest) any { return &r.Typing }},
+	{"typing_indicator", func(r *seenRequest) any { return &r.TypingIndicator }},
 }
 
 // needsExact reports whether json.Unmarshal could set a field of
@@ -305,6 +349,10 @@ func describeJSONError(err error) error {
 			want = "an array of strings"
 		case want == "string" || strings.HasSuffix(want, "optString"):
 			want = "a string"
+		case want == "bool":
+			want = "a boolean"
+		case strings.HasSuffix(want, "typingIndicator"):
+			want = "an object"
 		}
 		return &jsonError{field: typ.Field, msg: fmt.Sprintf("%s must be %s, not %s", typ.Field, want, typ.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -60,6 +60,10 @@ func (r *Response) appendJSON(b []byte) []byte {
 		b = append(b, `,"chatMarkedRead":`...)
 		b = strconv.AppendBool(b, *r.ChatMarkedRead)
 	}
+	if r.Typing != "" {
+		b = append(b, `,"typing":`...)
+		b = appendString(b, r.Typing)
+	}
 	if r.Reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, r.Reason)

@@ -28,6 +28,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Skipped: []Skipped{{MessageID: "true_1@c.us_C", Reason: SkipFromMe}}, ChatMarkedRead: &yes},
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &no},
 		{Success: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatMarkedRead: &yes, Reason: ReasonNothingUnread},
+		{Success: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, ChatRead: "scheduled", Typing: TypingStarted},
+		{Success: true, Accepted: true, Typing: "<\"\u2028>"},
 		{Session: "quote\" back\\slash <html> & \u2028\u2029 \x00\x1f\x7f é 😀 \xff\xfe", ChatID: "\t\n\r\b\f"},
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{},
 			Queued: &Queued{Reason: CodeSessionNotConnected, Message: "down <&>", RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 123456000, time.UTC)}},
@@ -46,7 +48,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, session, chat, id, reason string, flag bool) {
 		r := Response{Success: flag, Acknowledged: !flag, Accepted: flag, Session: session, ChatID: chat,
 			Receipts: []SentReceipt{{ChatID: chat, Sender: session, MessageIDs: []string{id, reason}, Type: reason}},
-			Skipped:  []Skipped{{MessageID: id, Reason: reason}}, ChatMarkedRead: &flag, Reason: reason}
+			Skipped:  []Skipped{{MessageID: id, Reason: reason}}, ChatMarkedRead: &flag, Reason: reason, Typing: id}
 		if got, want := r.appendJSON(nil), encodingJSON(t, &r); !bytes.Equal(got, want) {
 			t.Errorf("appendJSON\n got %q\nwant %q", got, want)
 		}

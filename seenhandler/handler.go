@@ -20,6 +20,7 @@ type Handler struct {
 	reg     session.Registry
 	cfg     config
 	async   *dispatcher // nil unless WithAsync
+	auto    *autoReader // nil unless WithAutoRead
 	closing atomic.Bool
 }
 
@@ -36,6 +37,9 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 		if h.async, err = newDispatcher(h, *cfg.async); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.arrivals != nil {
+		h.startAutoRead(cfg.arrivals)
 	}
 	return h, nil
 }

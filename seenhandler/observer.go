@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/bluetick/bluetick/session"
 )
 
 // Observer is told what the handler does, for metrics. Its methods are
@@ -17,14 +19,16 @@ type Observer interface {
 	// BackendError is called when the registry, a session or its resolver
 	// fails a request on the server's side (a 5xx: not connected, not
 	// logged in, timeout, internal), and when marking a chat read fails
-	// (which does not fail the request). Answers such as an unknown session
+	// or showing typing fails (neither fails the request). Answers such as an unknown session
 	// or message are the client's business and are only in RequestDone.
 	BackendError(ctx context.Context, e BackendErrorInfo)
 }
 
 // RequestInfo describes one finished request.
 type RequestInfo struct {
-	// Endpoint is [EndpointSeen], EndpointStatus or EndpointSessions.
+	// Endpoint is [EndpointSeen], EndpointStatus, EndpointSessions, or
+	// EndpointAutoRead for an arrival auto-read queued (202), skipped (200,
+	// the account's own) or refused (rate_limited, queue_full, …).
 	Endpoint Endpoint
 	// Session is the session used: set only once the client was
 	// authenticated and the registry found the session, so that clients
@@ -41,6 +45,31 @@ type RequestInfo struct {
 	// Receipts is how many receipts (backend calls) went out, Messages how
 	// many message ids they carried, [Skipped] how many ids were skipped.
 	Receipts, Messages, Skipped int
+}
+
+// ViewObserver is an [Observer] that also wants the time to view: for each
+// message marked read whose time the session knows (a session.Resolver's
+// or session.UnreadLister's Timestamp), how long after it arrived. It is
+// called once per message, after its receipt went out, on the request's
+// goroutine or the asynchronous worker's.
+type ViewObserver interface {
+	Observer
+	MessageViewed(ctx context.Context, v ViewInfo)
+}
+
+// ViewInfo is one message marked read, for a [ViewObserver].
+type ViewInfo struct {
+	// Session is the session that sent the receipt.
+	Session string
+	// Type is the receipt type asked for: read or played.
+	Type session.ReceiptType
+	// TimeToView is the time from the message's timestamp (when WhatsApp
+	// took it from its sender) to the receipt's (when it was marked read);
+	// never negative.
+	TimeToView time.Duration
+	// Auto: the receipt was sent by auto-read (see [WithAutoRead]), not
+	// asked for by a request.
+	Auto bool
 }
 
 // BackendErrorInfo describes one backend failure.
@@ -78,6 +107,7 @@ const (
 	OpSend         Op = "send"           // session.Session.SendReceipt
 	OpMarkChatRead Op = "mark_chat_read" // session.ChatReadScheduler.ScheduleChatRead or session.ChatMarker.MarkChatRead
 	OpStatus       Op = "status"         // session.StatusReporter.Status
+	OpTyping       Op = "typing"         // session.Typist.Typing
 )
 
 // ObserverFuncs is an [Observer] made of optional functions; a nil one is
@@ -112,6 +142,22 @@ func WithObserver(o Observer) Option {
 	}
 }
 
+// observeViews tells a [ViewObserver] the time to view of each message of
+// rc (as sent) whose time is in known.
+func (c *config) observeViews(ctx context.Context, name string, rc session.Receipt, known map[string]time.Time, auto bool) {
+	vo, ok := c.observer.(ViewObserver)
+	if !ok || len(known) == 0 {
+		return
+	}
+	for _, id := range rc.MessageIDs {
+		t, ok := known[id]
+		if !ok {
+			continue
+		}
+		vo.MessageViewed(ctx, ViewInfo{Session: name, Type: rc.Type, TimeToView: max(rc.Timestamp.Sub(t), 0), Auto: auto})
+	}
+}
+
 // backendError marks an error as the backend's, with the operation that
 // failed; classify sees through it.
 type backendError struct {
@@ -136,7 +182,7 @@ func (c *config) observeBackend(ctx context.Context, session string, err error) 
 		return
 	}
 	p := classify(err)
-	if p.status < 500 && be.op != OpMarkChatRead {
+	if p.status < 500 && be.op != OpMarkChatRead && be.op != OpTyping {
 		return
 	}
 	c.observer.BackendError(ctx, BackendErrorInfo{Session: session, Op: be.op, Code: p.code, Err: be.err})

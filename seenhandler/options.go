@@ -20,6 +20,9 @@ const (
 	DefaultTimeout = 10 * time.Second
 	// DefaultRetryAfter is the Retry-After sent with 503 Service Unavailable.
 	DefaultRetryAfter = 5 * time.Second
+	// DefaultTypingTimeout is how long the account shows typing after a
+	// request with "typing" (as Meta's Cloud API: 25 s).
+	DefaultTypingTimeout = 25 * time.Second
 )
 
 // Option configures a [Handler]; see New.
@@ -33,6 +36,7 @@ type config struct {
 	maxMessageIDs int
 	timeout       time.Duration
 	retryAfter    time.Duration
+	typingTimeout time.Duration
 	pathSession   func(*http.Request) string // never nil
 	now           func() time.Time
 	openAPIPath   string
@@ -41,7 +45,8 @@ type config struct {
 
 	tokenLimiter   Limiter
 	sessionLimiter Limiter
-	async          *AsyncOptions // nil: no asynchronous requests
+	async          *AsyncOptions         // nil: no asynchronous requests
+	arrivals       session.ArrivalSource // nil: no auto-read
 }
 
 func defaultConfig() config {
@@ -51,6 +56,7 @@ func defaultConfig() config {
 		maxMessageIDs: DefaultMaxMessageIDs,
 		timeout:       DefaultTimeout,
 		retryAfter:    DefaultRetryAfter,
+		typingTimeout: DefaultTypingTimeout,
 		now:           time.Now,
 		pathSession:   PathValue("session"),
 	}
@@ -72,6 +78,8 @@ func newConfig(reg session.Registry, opts []Option) (config, error) {
 		return config{}, errors.New("seenhandler: no authenticator: pass WithAuth, or WithNoAuth to accept every request")
 	case cfg.auth != nil && cfg.noAuth:
 		return config{}, errors.New("seenhandler: WithAuth and WithNoAuth both given")
+	case cfg.arrivals != nil && cfg.async == nil:
+		return config{}, errors.New("seenhandler: WithAutoRead needs WithAsync: auto-read goes through the asynchronous queue")
 	}
 	return cfg, nil
 }
@@ -159,6 +167,19 @@ func WithRetryAfter(d time.Duration) Option {
 			return errors.New("seenhandler: WithRetryAfter: duration must be positive")
 		}
 		c.retryAfter = d
+		return nil
+	}
+}
+
+// WithTypingTimeout sets how long the account shows typing in the chat
+// after a request with "typing": true (or Meta's "typing_indicator"),
+// before the session clears it. Default: [DefaultTypingTimeout] (25 s).
+func WithTypingTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return errors.New("seenhandler: WithTypingTimeout: duration must be positive")
+		}
+		c.typingTimeout = d
 		return nil
 	}
 }

@@ -25,6 +25,8 @@ type plan struct {
 	idsField string // the ids' field name, for errors about them
 	// async: the receipts are to be queued (see [WithAsync]).
 	async bool
+	// typing: show the account typing in the chat after the receipts.
+	typing bool
 }
 
 // planID is one distinct message id of the request.
@@ -211,6 +213,17 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	default:
 		p.async = *req.Async
 	}
+	if ti := req.TypingIndicator; ti != nil {
+		switch {
+		case !ti.Type.ok:
+			errs = append(errs, validate.FieldError{Field: "typing_indicator.type", Rule: "required", Message: "is required; the one type is text"})
+		case ti.Type.s != "text":
+			errs = append(errs, validate.FieldError{Field: "typing_indicator.type", Rule: "oneof", Message: "must be one of: text"})
+		case req.Typing != nil && !*req.Typing:
+			errs = append(errs, validate.FieldError{Field: "typing", Rule: "conflict", Message: "is false while typing_indicator asks for typing; send one of them"})
+		}
+	}
+	p.typing = (req.Typing != nil && *req.Typing) || req.TypingIndicator != nil
 	if p.chat.IsZero() && !chatGiven {
 		errs = append(errs, validate.FieldError{Field: names.chat, Rule: "required", Message: "is required"})
 	}

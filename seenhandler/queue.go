@@ -26,6 +26,11 @@ type Job struct {
 	Chat string
 	// Receipts are the receipts still to send, one per sender; at least one.
 	Receipts []session.Receipt
+	// Auto: the job is auto-read's (see [WithAutoRead]), not a request's.
+	Auto bool
+	// Typing: once receipts went out, show the account typing in the chat
+	// (the request's "typing"; see session.Typist).
+	Typing bool
 	// Times holds when the messages of the request were sent, by id, as far
 	// as the session knew: the chat is marked read up to the newest.
 	Times map[string]time.Time
@@ -53,6 +58,9 @@ type Outcome struct {
 	// is finished and leaves the queue.
 	Retry   []session.Receipt
 	RetryAt time.Time
+	// Typing replaces the job's Typing with the Retry receipts: false once
+	// the typing indicator went out. Auto is the job's Auto, kept.
+	Typing, Auto bool
 	// LastError is the error code that caused the retry.
 	LastError string
 }
@@ -239,6 +247,7 @@ func (q *MemoryQueue) Settle(_ context.Context, id int64, o Outcome) error {
 		return nil
 	}
 	j.job.Receipts = slices.Clone(o.Retry)
+	j.job.Typing, j.job.Auto = o.Typing, o.Auto
 	j.job.Due = o.RetryAt
 	j.job.Attempts++
 	j.job.LastError = o.LastError

@@ -44,6 +44,10 @@ type Response struct {
 	// existing clients: true when "done", false when "unavailable", absent
 	// otherwise ("scheduled" included: not cleared yet when answered).
 	ChatMarkedRead *bool `json:"chatMarkedRead,omitempty"`
+	// Typing says what became of a request's "typing": [TypingStarted],
+	// TypingScheduled (a 202: after the queued receipts) or
+	// TypingUnavailable. Absent when the request did not ask for it.
+	Typing string `json:"typing,omitempty"`
 	// Reason says why a request that named a chat and no message ids sent
 	// no receipt: [ReasonNothingUnread] or [ReasonChatUnknown]. Absent
 	// otherwise.
@@ -93,6 +97,18 @@ type SentReceipt struct {
 	// Type is the receipt type as sent: "read", "read-self", "played", …
 	Type string `json:"type"`
 }
+
+// Typing states of a [Response].
+const (
+	// TypingStarted: the account shows typing in the chat, cleared after
+	// the handler's typing timeout (see [WithTypingTimeout]).
+	TypingStarted = "started"
+	// TypingScheduled: typing starts once the queued receipts went out.
+	TypingScheduled = "scheduled"
+	// TypingUnavailable: the session cannot show typing (it is not a
+	// session.Typist, the chat is a channel or status, or trying failed).
+	TypingUnavailable = "unavailable"
+)
 
 // Skipped is a message id that was not sent.
 type Skipped struct {

@@ -78,8 +78,12 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		for i, rc := range receipts {
 			planned[i] = SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
 		}
-		return &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
-			Receipts: planned, Skipped: skipped, Queued: queued}, nil
+		resp := &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
+			Receipts: planned, Skipped: skipped, Queued: queued}
+		if p.typing {
+			resp.Typing = TypingScheduled
+		}
+		return resp, nil
 	}
 	var delivered []session.Receipt // as sent: duplicates left out
 	x.op = OpSend
@@ -98,6 +102,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		delivered = append(delivered, o.rc)
 		x.sent = append(x.sent, sentAs(o.rc, o.res))
+		h.cfg.observeViews(ctx, p.session, o.rc, known, false)
 	}
 	sent := x.sent
 	if sent == nil {
@@ -118,7 +123,40 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	} else {
 		resp.setChatRead(h.markChatRead(ctx, x, sess, p, delivered, known))
 	}
+	if p.typing {
+		chat := p.chatID
+		if len(x.sent) > 0 {
+			chat = x.sent[0].ChatID // as the receipt went out
+		}
+		resp.Typing = h.startTyping(ctx, x, sess, p, chat)
+	}
 	return resp, nil
+}
+
+// startTyping has the session show the account typing in chat, after the
+// request's receipts, and returns the state to answer. A failure is logged
+// and observed; it does not fail the request.
+func (h *Handler) startTyping(ctx context.Context, x *exchange, sess session.Session, p *plan, chat string) string {
+	typist, ok := session.As[session.Typist](sess)
+	if !ok {
+		return TypingUnavailable
+	}
+	if x != nil {
+		x.op = OpTyping
+	}
+	err := typist.Typing(ctx, chat, h.cfg.typingTimeout)
+	if x != nil {
+		x.op = ""
+	}
+	switch {
+	case err == nil:
+		return TypingStarted
+	case !errors.Is(err, errors.ErrUnsupported):
+		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "showing typing failed",
+			slog.String("session", p.session), slog.String("chat", chat), slog.String("error", err.Error()))
+		h.cfg.observeBackend(ctx, p.session, backendErr(OpTyping, err))
+	}
+	return TypingUnavailable
 }
 
 // messageTimes holds when the messages the session knows were sent, by id.

@@ -317,6 +317,7 @@ func (d *dispatcher) send(j Job) Outcome {
 				o.Sent++ // handed to the backend, which may have found them all duplicates
 				if len(out.MessageIDs) > 0 {
 					delivered = append(delivered, out)
+					h.cfg.observeViews(ctx, j.Session, out, j.Times, j.Auto)
 				}
 				continue
 			}
@@ -339,9 +340,19 @@ func (d *dispatcher) send(j Job) Outcome {
 		h.markChatRead(mctx, nil, sess, p, delivered, j.Times)
 		cancel()
 	}
+	if j.Typing && o.Sent > 0 {
+		tctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+		chat := j.Chat
+		if len(delivered) > 0 {
+			chat = delivered[0].Chat
+		}
+		h.startTyping(tctx, nil, sess, p, chat)
+		cancel()
+	}
 	if len(o.Retry) == 0 {
 		return o
 	}
+	o.Typing, o.Auto = j.Typing && o.Sent == 0, j.Auto
 	o.LastError = classify(retryErr).code
 	now := time.Now()
 	deadline := j.Accepted.Add(d.opts.RetryFor)

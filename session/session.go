@@ -247,3 +247,58 @@ type Status struct {
 type StatusReporter interface {
 	Status(ctx context.Context) Status
 }
+
+// Typist is implemented by sessions that can show the account typing in a
+// chat ("typing…", or "composing" in WhatsApp's terms), as a person who has
+// read a message and starts to answer. The HTTP handler calls Typing after
+// a request's receipts went out when the request asks for it ("typing":
+// true, or Meta's "typing_indicator": {"type": "text"}).
+//
+// Typing must be safe for concurrent use. It returns once "typing" was
+// handed to WhatsApp (or failed) and clears it by itself d later, in the
+// background (a later call for the same chat extends it); a session that
+// closes first need not clear it (WhatsApp's apps stop showing it after a
+// while). It returns an error wrapping errors.ErrUnsupported for chats
+// where nobody sees typing (channels, status updates), and errors wrapping
+// the sentinels of this package for the session's state.
+type Typist interface {
+	Typing(ctx context.Context, chat string, d time.Duration) error
+}
+
+// Arrival is an incoming message a session offers to be marked read
+// automatically (auto-read), with when a person would have read it.
+type Arrival struct {
+	// Chat is the normalised chat JID, in the form the message arrived in.
+	Chat string
+	// Sender is the normalised JID of the author; the handler names it in
+	// group receipts.
+	Sender string
+	// ID is the message id.
+	ID string
+	// Timestamp is when the message was sent (WhatsApp's time).
+	Timestamp time.Time
+	// Due is when to mark it read: after a human-like delay.
+	Due time.Time
+}
+
+// ArrivalSource is implemented by what offers incoming messages for
+// auto-read: a whatsmeow Manager for its sessions. The HTTP handler
+// subscribes to one (seenhandler.WithAutoRead) and sends each arrival
+// through the path of a request: the session's rate limit, the
+// asynchronous queue (due at Arrival.Due), the Observer.
+//
+// SubscribeArrivals must be safe for concurrent use. It calls f for each
+// arrival, with the name of the session it arrived in, until stop is
+// called; f must not block (the handler hands the arrival to a goroutine
+// of its own). stop may be called more than once.
+type ArrivalSource interface {
+	SubscribeArrivals(f func(session string, a Arrival)) (stop func())
+}
+
+// ArrivalSourceFunc adapts a function to the [ArrivalSource] interface.
+type ArrivalSourceFunc func(f func(session string, a Arrival)) (stop func())
+
+// SubscribeArrivals calls s(f).
+func (s ArrivalSourceFunc) SubscribeArrivals(f func(session string, a Arrival)) (stop func()) {
+	return s(f)
+}

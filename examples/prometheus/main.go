@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,9 +70,13 @@ type observer struct {
 	skipped       *prometheus.CounterVec
 	backendErrors *prometheus.CounterVec
 	queue         prometheus.Gauge
+	timeToView    *prometheus.HistogramVec
 }
 
-var _ seenhandler.QueueObserver = (*observer)(nil)
+var (
+	_ seenhandler.QueueObserver = (*observer)(nil)
+	_ seenhandler.ViewObserver  = (*observer)(nil)
+)
 
 func newObserver(reg prometheus.Registerer) *observer {
 	o := &observer{
@@ -97,8 +102,14 @@ func newObserver(reg prometheus.Registerer) *observer {
 		queue: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bluetick_async_queue_depth", Help: "Receipts of asynchronous requests waiting to be sent.",
 		}),
+		timeToView: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bluetick_time_to_view_seconds",
+			Help: "Time from a message's arrival to its read receipt, by session and whether auto-read sent it (messages whose time the session knows).",
+			// From a second to a day: people read within minutes or hours.
+			Buckets: []float64{1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600},
+		}, []string{"session", "auto"}),
 	}
-	reg.MustRegister(o.requests, o.duration, o.receipts, o.messages, o.skipped, o.backendErrors, o.queue)
+	reg.MustRegister(o.requests, o.duration, o.receipts, o.messages, o.skipped, o.backendErrors, o.queue, o.timeToView)
 	return o
 }
 
@@ -122,6 +133,11 @@ func (o *observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
 // BackendError implements seenhandler.Observer.
 func (o *observer) BackendError(_ context.Context, e seenhandler.BackendErrorInfo) {
 	o.backendErrors.WithLabelValues(e.Session, string(e.Op), e.Code).Inc()
+}
+
+// MessageViewed implements seenhandler.ViewObserver.
+func (o *observer) MessageViewed(_ context.Context, v seenhandler.ViewInfo) {
+	o.timeToView.WithLabelValues(v.Session, strconv.FormatBool(v.Auto)).Observe(v.TimeToView.Seconds())
 }
 
 // QueueDepth implements seenhandler.QueueObserver.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -34,6 +35,9 @@ func TestMetrics(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	// A1 arrived 90 s ago, as the session knows: its time to view is observed.
+	fake.AddMessage("demo", session.Message{Chat: "15551234567@s.whatsapp.net", ID: "A1", Sender: "15551234567@s.whatsapp.net",
+		Timestamp: time.Now().Add(-90 * time.Second)})
 	post("/api/sendSeen", `{"session":"demo","chatId":"15551234567","messageIds":["A1","A2","true_15551234567@c.us_A3"]}`)
 	post("/sendSeen", `{"session":"demo","to":"15551234567","messageId":"A4"}`)
 	post("/sendSeen", `{"session":"nobody","to":"15551234567","messageId":"A5"}`)
@@ -54,6 +58,9 @@ func TestMetrics(t *testing.T) {
 		`bluetick_requests_total{code="session_not_found",dialect="wasend",endpoint="seen",session=""} 1`,
 		`bluetick_requests_total{code="session_not_connected",dialect="wawp",endpoint="seen",session="demo"} 1`,
 		`bluetick_receipts_sent_total{session="demo"} 2`,
+		`bluetick_time_to_view_seconds_bucket{auto="false",session="demo",le="60"} 0`,
+		`bluetick_time_to_view_seconds_bucket{auto="false",session="demo",le="120"} 1`,
+		`bluetick_time_to_view_seconds_count{auto="false",session="demo"} 1`,
 		`bluetick_messages_sent_total{session="demo"} 3`,
 		`bluetick_messages_skipped_total{session="demo"} 1`,
 		`bluetick_backend_errors_total{code="session_not_connected",op="send",session="demo"} 1`,

@@ -129,6 +129,10 @@ type config struct {
 	coalesce                 time.Duration
 	dedup                    bool
 	maxConns                 int
+	presence                 string
+	presenceIdle             time.Duration
+	autoRead, autoReadGroups bool
+	autoReadMin, autoReadMax time.Duration
 
 	// Cluster mode (a Postgres store).
 	nodeID, advertise, clusterSecret string
@@ -173,6 +177,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
+	fs.StringVar(&c.presence, "presence", string(bwm.PresenceOnline), "what WhatsApp is told of the account being online: `mode` online (available while connected: delivery receipts show two grey ticks and contacts see the name, but the account shows online and the phone gets fewer notifications), reading (available while marking read, unavailable after -presence-idle) or off (nothing: delivery receipts are inactive)")
+	fs.DurationVar(&c.presenceIdle, "presence-idle", bwm.DefaultPresenceIdle, "with -presence reading: how long after the last receipt the account goes unavailable")
+	fs.BoolVar(&c.autoRead, "auto-read", false, "mark incoming messages read by themselves after a human-like delay (between -auto-read-min and -auto-read-max, longer for longer messages), through the rate limits and the asynchronous queue; direct chats only unless -auto-read-groups; nothing while the account is active on the phone")
+	fs.DurationVar(&c.autoReadMin, "auto-read-min", bwm.DefaultAutoReadMinDelay, "with -auto-read: the shortest delay from a message's arrival to its receipt")
+	fs.DurationVar(&c.autoReadMax, "auto-read-max", bwm.DefaultAutoReadMaxDelay, "with -auto-read: the longest delay from a message's arrival to its receipt")
+	fs.BoolVar(&c.autoReadGroups, "auto-read-groups", false, "with -auto-read: group chats too")
 	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store (default: the host name)")
 	fs.StringVar(&c.advertise, "advertise", "", "`URL` at which the other nodes reach this one, e.g. http://10.0.0.5:8080 (default: http:// and the address listened on)")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "`secret` the nodes of a Postgres store share to forward requests to each other (default $"+clusterSecretEnv+"; none: no forwarding)")
@@ -245,10 +255,22 @@ func checkFlags(fs *flag.FlagSet, c config) error {
 		name string
 		d    time.Duration
 	}{{"coalesce", c.coalesce}, {"async-min", c.asyncMin}, {"async-max", c.asyncMax},
-		{"async-pace", c.asyncPace}, {"async-retry", c.asyncRetry}, {"shutdown-timeout", c.shutdownTimeout}} {
+		{"async-pace", c.asyncPace}, {"async-retry", c.asyncRetry}, {"shutdown-timeout", c.shutdownTimeout},
+		{"presence-idle", c.presenceIdle}, {"auto-read-min", c.autoReadMin}, {"auto-read-max", c.autoReadMax}} {
 		if d.d < 0 {
 			return fmt.Errorf("-%s must not be negative (use 0 for off), not %v", d.name, d.d)
 		}
+	}
+	switch bwm.PresenceMode(c.presence) {
+	case bwm.PresenceOnline, bwm.PresenceReading, bwm.PresenceOff:
+	default:
+		return fmt.Errorf("-presence must be online, reading or off, not %q", c.presence)
+	}
+	if c.autoReadMin > c.autoReadMax {
+		return fmt.Errorf("-auto-read-min %v is longer than -auto-read-max %v", c.autoReadMin, c.autoReadMax)
+	}
+	if c.autoRead && c.demo {
+		return errors.New("-auto-read needs the whatsmeow backend: the -demo backend receives no messages")
 	}
 	if c.asyncMin > c.asyncMax {
 		return fmt.Errorf("-async-min %v is longer than -async-max %v", c.asyncMin, c.asyncMax)
@@ -397,7 +419,7 @@ func run(ctx context.Context, args []string, e env) error {
 			fmt.Fprintln(e.stderr, "server: -node-id, -advertise and a cluster secret need a Postgres store (-db postgres://…); a SQLite store serves one process")
 			return errUsage
 		}
-		if c.async {
+		if c.async || c.autoRead { // auto-read goes through the queue
 			qopts := sqlqueue.Options{}
 			if node != nil {
 				qopts.Node = node.ID() // its claims are its own again after a restart
@@ -422,6 +444,9 @@ func run(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	opts = append(opts, hopts...)
+	if c.autoRead {
+		opts = append(opts, seenhandler.WithAutoRead(manager))
+	}
 	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger),
 		seenhandler.WithOpenAPI(openAPIPath))...)
 	if err != nil {
@@ -474,8 +499,15 @@ func run(ctx context.Context, args []string, e env) error {
 		base, seenhandler.PathWasend, tokenShown, example)
 	fmt.Fprintf(stderr, "  curl -sS %s/api/sessions/%s -H \"Authorization: Bearer %s\"\n", base, example, tokenShown)
 
-	if c.async {
+	if c.async || c.autoRead {
 		fmt.Fprintf(stderr, "asynchronous queue: %s\n", queueShown)
+	}
+	if c.autoRead {
+		groups := "direct chats"
+		if c.autoReadGroups {
+			groups = "direct and group chats"
+		}
+		fmt.Fprintf(stderr, "auto-read: %s, %s to %s after arrival\n", groups, c.autoReadMin, c.autoReadMax)
 	}
 
 	select {
@@ -597,8 +629,10 @@ func handlerOptions(c config, queue seenhandler.Queue, local func(string) bool) 
 		}
 		opts = append(opts, seenhandler.WithTokenRateLimit(lim))
 	}
-	if c.async {
-		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: c.asyncMin, MaxDelay: c.asyncMax,
+	if c.async || c.autoRead {
+		// Without -async, only auto-read uses the queue; "async": true is
+		// accepted then too.
+		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: c.async, MinDelay: c.asyncMin, MaxDelay: c.asyncMax,
 			Pace: c.asyncPace, RetryFor: c.asyncRetry, Queue: queue, Local: local}))
 	}
 	return opts, nil
@@ -621,7 +655,12 @@ func decorateOptions(c config) session.DecorateOptions {
 // session_not_logged_in) and retried while WhatsApp is unreachable; the
 // pairing's events come on the channel. startSessions connects the rest.
 func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, <-chan bwm.PairEvent, error) {
-	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger))}
+	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger),
+		bwm.WithPresence(bwm.PresenceMode(c.presence), c.presenceIdle))}
+	if c.autoRead {
+		opts = append(opts, bwm.WithSessionOptions(bwm.WithAutoRead(bwm.AutoRead{
+			MinDelay: c.autoReadMin, MaxDelay: c.autoReadMax, Groups: c.autoReadGroups})))
+	}
 	if c.maxConns > 0 {
 		// Descriptors for the HTTP connections too, not only the
 		// listener: sessions beyond the rest are refused, not connected

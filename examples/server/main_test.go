@@ -344,6 +344,10 @@ func TestExitStatus(t *testing.T) {
 		{"ZeroBurst", []string{"-demo", "-token-rate", "5", "-token-burst", "0"}, errUsage, 2, []string{"-token-burst"}},
 		{"NegativeCoalesce", []string{"-demo", "-coalesce", "-1s"}, errUsage, 2, []string{"-coalesce"}},
 		{"AsyncDelaysOutOfOrder", []string{"-demo", "-async-min", "3s", "-async-max", "1s"}, errUsage, 2, []string{"-async-min"}},
+		{"AutoReadDelaysOutOfOrder", []string{"-auto-read", "-auto-read-min", "1m", "-auto-read-max", "10s"}, errUsage, 2, []string{"-auto-read-min"}},
+		{"AutoReadInDemo", []string{"-demo", "-auto-read"}, errUsage, 2, []string{"-auto-read", "-demo"}},
+		{"BadPresence", []string{"-demo", "-presence", "away"}, errUsage, 2, []string{"-presence", "online, reading or off"}},
+		{"NegativePresenceIdle", []string{"-demo", "-presence-idle", "-1s"}, errUsage, 2, []string{"-presence-idle"}},
 		{"Help", []string{"-h"}, flag.ErrHelp, 0, []string{"-demo", "-max-conns", "(default 1024)"}},
 	}
 	for _, tc := range tests {

@@ -105,6 +105,8 @@ func testRoundTrip(t *testing.T, q seenhandler.Queue) {
 		Times:    map[string]time.Time{"A1": at(-90000), "B1": at(-80000)},
 		Accepted: at(-1000),
 		Due:      at(0),
+		Typing:   true,
+		Auto:     true,
 	}
 	enqueue(t, q, in)
 	if in.ID == 0 {
@@ -121,7 +123,7 @@ func testRoundTrip(t *testing.T, q seenhandler.Queue) {
 	}
 	got := jobs[0]
 	if got.ID != in.ID || got.Session != in.Session || got.Chat != in.Chat || !got.Accepted.Equal(in.Accepted) ||
-		!got.Due.Equal(in.Due) || got.Attempts != 0 || got.LastError != "" {
+		!got.Due.Equal(in.Due) || got.Attempts != 0 || got.LastError != "" || !got.Typing || !got.Auto {
 		t.Errorf("claimed %+v, want %+v", got, *in)
 	}
 	if fmt.Sprint(got.Receipts) != fmt.Sprint(in.Receipts) {
@@ -193,11 +195,12 @@ func testSettleDone(t *testing.T, q seenhandler.Queue) {
 
 func testSettleRetry(t *testing.T, q seenhandler.Queue) {
 	j := job("s", at(0), "A", "B", "C")
+	j.Typing, j.Auto = true, true
 	enqueue(t, q, j)
 	claim(t, q, seenhandler.Claim{Now: at(0)})
 	retry := j.Receipts[2:]
 	err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1, Failed: 1, Reason: "internal",
-		Retry: retry, RetryAt: at(2000), LastError: "session_not_connected"})
+		Retry: retry, RetryAt: at(2000), LastError: "session_not_connected", Typing: true, Auto: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +213,7 @@ func testSettleRetry(t *testing.T, q seenhandler.Queue) {
 		t.Fatalf("claimed %d at the retry, want 1", len(jobs))
 	}
 	got := jobs[0]
-	if got.ID != j.ID || got.Attempts != 1 || got.LastError != "session_not_connected" || !got.Accepted.Equal(j.Accepted) ||
+	if got.ID != j.ID || got.Attempts != 1 || got.LastError != "session_not_connected" || !got.Accepted.Equal(j.Accepted) || !got.Typing || !got.Auto ||
 		fmt.Sprint(got.Receipts) != fmt.Sprint(retry) {
 		t.Errorf("retried job %+v, want attempt 1 with %+v", got, retry)
 	}

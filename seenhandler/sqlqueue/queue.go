@@ -132,6 +132,8 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue
 // bluetick_queue.times holds the times of its messages (id → Unix ms).
 type payload struct {
 	Receipts []storedReceipt `json:"r"`
+	Typing   bool            `json:"ty,omitempty"`
+	Auto     bool            `json:"au,omitempty"`
 }
 
 type storedReceipt struct {
@@ -142,8 +144,8 @@ type storedReceipt struct {
 	Timestamp time.Time `json:"ts"`
 }
 
-func encodePayload(rs []session.Receipt) (string, error) {
-	p := payload{Receipts: make([]storedReceipt, len(rs))}
+func encodePayload(rs []session.Receipt, typing, auto bool) (string, error) {
+	p := payload{Receipts: make([]storedReceipt, len(rs)), Typing: typing, Auto: auto}
 	for i, r := range rs {
 		p.Receipts[i] = storedReceipt{Chat: r.Chat, Sender: r.Sender, IDs: r.MessageIDs, Type: string(r.Type), Timestamp: r.Timestamp}
 	}
@@ -168,6 +170,7 @@ func decodeJob(payloadText, timesText string, j *seenhandler.Job) error {
 	if err := json.Unmarshal([]byte(payloadText), &p); err != nil {
 		return err
 	}
+	j.Typing, j.Auto = p.Typing, p.Auto
 	j.Receipts = make([]session.Receipt, len(p.Receipts))
 	for i, r := range p.Receipts {
 		j.Receipts[i] = session.Receipt{Chat: r.Chat, Sender: r.Sender, MessageIDs: r.IDs, Type: session.ReceiptType(r.Type), Timestamp: r.Timestamp}
@@ -196,7 +199,7 @@ func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 	if job.Session == "" || len(job.Receipts) == 0 {
 		return errors.New("sqlqueue: a job needs a session and receipts")
 	}
-	p, err := encodePayload(job.Receipts)
+	p, err := encodePayload(job.Receipts, job.Typing, job.Auto)
 	if err != nil {
 		return fmt.Errorf("sqlqueue: encode job: %w", err)
 	}
@@ -339,7 +342,7 @@ func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (er
 		err = tx.QueryRowContext(ctx, `DELETE FROM bluetick_queue WHERE id = $1 AND claimed_until_ms > 0 RETURNING session, chat`, id).Scan(&name, &chat)
 	} else {
 		var p string
-		if p, err = encodePayload(o.Retry); err != nil {
+		if p, err = encodePayload(o.Retry, o.Typing, o.Auto); err != nil {
 			return fmt.Errorf("sqlqueue: encode job: %w", err)
 		}
 		err = tx.QueryRowContext(ctx, `UPDATE bluetick_queue SET receipts = $2, due_ms = $3, attempts = attempts + 1,

@@ -27,6 +27,8 @@ type Fake struct {
 	readReceiptsOff bool
 	chatReads       []ChatReadCall
 	markChatErr     error
+	typings         []TypingCall
+	typingErr       error
 	statuses        map[string]session.Status
 	sessions        map[string]*Session
 }
@@ -37,6 +39,17 @@ type ChatReadCall struct {
 	Session string
 	// ChatRead is what the caller passed.
 	ChatRead session.ChatRead
+	// Err is what the Fake returned.
+	Err error
+}
+
+// TypingCall is one Typing call the Fake received.
+type TypingCall struct {
+	// Session is the name of the session called.
+	Session string
+	// Chat and D are what the caller passed.
+	Chat string
+	D    time.Duration
 	// Err is what the Fake returned.
 	Err error
 }
@@ -198,6 +211,23 @@ func (f *Fake) SetStatus(sessionName string, st session.Status) {
 	f.statuses[sessionName] = st
 }
 
+// SetTypingError makes Typing return err: nil (the default) for success,
+// an error wrapping errors.ErrUnsupported to act like a chat nobody sees
+// typing in, anything else for a failure.
+func (f *Fake) SetTypingError(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typingErr = err
+}
+
+// Typings returns every Typing call so far, in order (the last ones, with
+// WithMaxRecords).
+func (f *Fake) Typings() []TypingCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.typings)
+}
+
 // ChatReads returns every MarkChatRead call so far, in order.
 func (f *Fake) ChatReads() []ChatReadCall {
 	f.mu.Lock()
@@ -246,16 +276,16 @@ func (f *Fake) receipts(name string) []session.Receipt {
 func (f *Fake) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls, f.faults, f.order, f.chatReads, f.seq = nil, nil, nil, nil, 0
-	f.readReceiptsOff, f.markChatErr = false, nil
+	f.calls, f.faults, f.order, f.chatReads, f.typings, f.seq = nil, nil, nil, nil, nil, 0
+	f.readReceiptsOff, f.markChatErr, f.typingErr = false, nil, nil
 	clear(f.messages)
 	clear(f.read)
 	clear(f.statuses)
 }
 
 // Session is one named session of a Fake. It implements session.Session,
-// session.Resolver, session.UnreadLister, session.ChatMarker and
-// session.StatusReporter.
+// session.Resolver, session.UnreadLister, session.ChatMarker,
+// session.StatusReporter and session.Typist.
 type Session struct {
 	fake *Fake
 	name string
@@ -267,6 +297,7 @@ var (
 	_ session.UnreadLister   = (*Session)(nil)
 	_ session.ChatMarker     = (*Session)(nil)
 	_ session.StatusReporter = (*Session)(nil)
+	_ session.Typist         = (*Session)(nil)
 )
 
 // Receipts returns the receipts this session sent so far, like
@@ -424,6 +455,19 @@ func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
 		f.chatReads = f.chatReads[len(f.chatReads)-f.maxRecords:]
 	}
 	return err
+}
+
+// Typing records the call and returns the error set with SetTypingError
+// (nil by default). It shows nothing anywhere and clears nothing.
+func (s *Session) Typing(_ context.Context, chat string, d time.Duration) error {
+	f := s.fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typings = append(f.typings, TypingCall{Session: s.name, Chat: chat, D: d, Err: f.typingErr})
+	if f.maxRecords > 0 && len(f.typings) > f.maxRecords {
+		f.typings = f.typings[len(f.typings)-f.maxRecords:]
+	}
+	return f.typingErr
 }
 
 // Status returns what SetStatus set, or connected, logged in and paired;

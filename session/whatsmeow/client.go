@@ -50,6 +50,16 @@ import (
 //     and fails with ErrGroupNotFound or ErrNotInGroup for a group the
 //     account cannot see. Its AddressingMode is "lid" for a group that
 //     addresses its members by LID.
+//   - SendPresence refuses to send without a push name (ErrNoPushName)
+//     and puts it in the node: <presence name="…" type="available"/>.
+//     Sending "available" makes whatsmeow send delivery receipts without
+//     type="inactive" (rendered as two grey ticks) until "unavailable" is
+//     sent; a reconnection does not reset that, but WhatsApp starts each
+//     connection unavailable.
+//   - SendChatPresence sends <chatstate from=own to=chat><composing/>
+//     </chatstate> (or <paused/>); it fails only when not logged in.
+//     Nothing clears "composing" but a later chatstate or WhatsApp's own
+//     timeout in the apps.
 //   - ParseWebMessage turns a history sync's message into the
 //     events.Message a live one would be (without SenderAlt or
 //     AddressingMode, which the web message does not carry).
@@ -61,6 +71,8 @@ type Client interface {
 	TryFetchPrivacySettings(ctx context.Context, ignoreCache bool) (*types.PrivacySettings, error)
 	GetGroupInfo(ctx context.Context, jid types.JID) (*types.GroupInfo, error)
 	ParseWebMessage(chatJID types.JID, webMsg *waWeb.WebMessageInfo) (*events.Message, error)
+	SendPresence(ctx context.Context, state types.Presence) error
+	SendChatPresence(ctx context.Context, jid types.JID, state types.ChatPresence, media types.ChatPresenceMedia) error
 	IsConnected() bool
 	IsLoggedIn() bool
 	AddEventHandler(handler whatsmeow.EventHandler) uint32

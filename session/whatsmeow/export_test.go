@@ -10,3 +10,15 @@ const GroupModeTTL = groupModeTTL
 func WithChatReadTicks(c <-chan time.Time) Option {
 	return func(o *options) error { o.chatReadTicks = c; return nil }
 }
+
+// WithPresenceTicks makes each value received from c end the idle wait of
+// PresenceReading instead of a timer.
+func WithPresenceTicks(c <-chan time.Time) Option {
+	return func(o *options) error { o.presenceTicks = c; return nil }
+}
+
+// WithTypingTicks makes each value received from c end a chat's typing
+// instead of a timer.
+func WithTypingTicks(c <-chan time.Time) Option {
+	return func(o *options) error { o.typingTicks = c; return nil }
+}

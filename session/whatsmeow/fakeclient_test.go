@@ -34,12 +34,14 @@ type fakeClient struct {
 	appErr    error
 	appPanic  bool
 
-	markReads []markRead
-	views     []view
-	patches   []appstate.PatchInfo
-	keys      []msgKey
-	handlers  map[uint32]whatsmeow.EventHandler
-	nextID    uint32
+	presences  []types.Presence
+	chatStates []chatState
+	markReads  []markRead
+	views      []view
+	patches    []appstate.PatchInfo
+	keys       []msgKey
+	handlers   map[uint32]whatsmeow.EventHandler
+	nextID     uint32
 }
 
 var _ bwm.Client = (*fakeClient)(nil)
@@ -49,6 +51,11 @@ type markRead struct {
 	ts           time.Time
 	chat, sender types.JID
 	extra        []types.ReceiptType
+}
+
+type chatState struct {
+	chat  types.JID
+	state types.ChatPresence
 }
 
 type view struct {
@@ -143,6 +150,20 @@ var parser = func() *whatsmeow.Client {
 	id := ownJID
 	return whatsmeow.NewClient(&store.Device{ID: &id}, nil)
 }()
+
+func (f *fakeClient) SendPresence(_ context.Context, state types.Presence) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.presences = append(f.presences, state)
+	return nil
+}
+
+func (f *fakeClient) SendChatPresence(_ context.Context, chat types.JID, state types.ChatPresence, _ types.ChatPresenceMedia) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.chatStates = append(f.chatStates, chatState{chat, state})
+	return nil
+}
 
 func (f *fakeClient) IsConnected() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.connected }
 func (f *fakeClient) IsLoggedIn() bool  { f.mu.Lock(); defer f.mu.Unlock(); return f.loggedIn }

@@ -58,6 +58,10 @@ type Manager struct {
 	owners   atomic.Int64 // numbers the sessions' messages in cache
 	// reserve is the descriptors left to all but sessions (WithFDReserve).
 	reserve int
+	// arrivalSubs are the subscribers of SubscribeArrivals.
+	arrivalMu   sync.Mutex
+	arrivalSubs map[int]func(string, session.Arrival)
+	arrivalNext int
 
 	mu       sync.RWMutex
 	closed   bool
@@ -337,6 +341,7 @@ func (m *Manager) newManaged(name string, dev *store.Device, g gate) (*managed, 
 	if err != nil {
 		return nil, err // checked by Open: unreachable
 	}
+	sess.OnArrival(func(a session.Arrival) { m.arrived(name, a) })
 	ms := &managed{name: name, client: client, session: sess, gate: g, attempt: make(chan error, 1)}
 	ms.pristine.Store(true)
 	// Not under m.life: Close disconnects before it cancels (see release).
@@ -552,4 +557,35 @@ func (m *Manager) Close() error {
 		err = errors.Join(err, m.lock.Close())
 	}
 	return err
+}
+
+var _ session.ArrivalSource = (*Manager)(nil)
+
+// SubscribeArrivals implements session.ArrivalSource: f is called with
+// the session's name for each message its sessions offer for auto-read
+// (see [WithAutoRead], given with [WithSessionOptions]), from whatsmeow's
+// event dispatch, until stop is called.
+func (m *Manager) SubscribeArrivals(f func(name string, a session.Arrival)) (stop func()) {
+	m.arrivalMu.Lock()
+	defer m.arrivalMu.Unlock()
+	if m.arrivalSubs == nil {
+		m.arrivalSubs = make(map[int]func(string, session.Arrival))
+	}
+	id := m.arrivalNext
+	m.arrivalNext++
+	m.arrivalSubs[id] = f
+	return func() {
+		m.arrivalMu.Lock()
+		defer m.arrivalMu.Unlock()
+		delete(m.arrivalSubs, id)
+	}
+}
+
+// arrived hands an arrival of session name to the subscribers.
+func (m *Manager) arrived(name string, a session.Arrival) {
+	m.arrivalMu.Lock()
+	defer m.arrivalMu.Unlock()
+	for _, f := range m.arrivalSubs {
+		f(name, a)
+	}
 }

@@ -44,6 +44,12 @@ type options struct {
 	chatReadTicks  <-chan time.Time // ends each window instead of a timer (tests)
 	maxViews       int
 	logger         *slog.Logger
+	presence       PresenceMode
+	presenceIdle   time.Duration
+	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
+	typingTicks    <-chan time.Time // ends each typing instead of a timer (tests)
+	now            func() time.Time
+	autoRead       *AutoRead // nil: off
 	// Set by a Manager (withStore): the store and the cache its sessions
 	// share, and the session's name for its messages in the cache.
 	store *messageStore
@@ -108,8 +114,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // Session sends receipts through one whatsmeow client. It implements
 // session.Session, session.Resolver, session.UnreadLister,
-// session.ChatMarker and session.ChatReadScheduler, and is safe for
-// concurrent use.
+// session.ChatMarker, session.ChatReadScheduler, session.StatusReporter and
+// session.Typist, and is safe for concurrent use.
 type Session struct {
 	client    Client
 	device    *store.Device
@@ -134,6 +140,9 @@ type Session struct {
 	connects  uint64
 	privacyAt uint64
 
+	presence  presence   // see WithPresence
+	typing    typing     // see Typing
+	arrivals  arrivals   // see OnArrival
 	chatReads chatReads  // see ScheduleChatRead
 	keysMu    sync.Mutex // one look at the app-state keys at a time
 	// replaced: WhatsApp replaced the connection with another of the
@@ -178,6 +187,7 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 	s.handlerID = client.AddEventHandler(s.handleEvent)
 	if client.IsLoggedIn() {
 		s.background(s.warmPrivacy)
+		s.announce()
 	}
 	return s, nil
 }
@@ -190,6 +200,9 @@ func newOptions(opts []Option) (options, error) {
 		chatReadWindow: DefaultChatReadWindow,
 		maxViews:       DefaultMaxPendingChannelViews,
 		logger:         slog.New(slog.DiscardHandler),
+		presence:       PresenceOnline,
+		presenceIdle:   DefaultPresenceIdle,
+		now:            time.Now,
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -294,6 +307,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err := s.ready(); err != nil {
 		return session.Result{}, err
 	}
+	s.active(ctx)
 	if chat.Server == types.NewsletterServer {
 		return s.viewChannel(ctx, chat, r.MessageIDs)
 	}
@@ -690,13 +704,16 @@ func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
 		if readable(e) {
-			s.index.add(indexedFrom(e))
+			m := indexedFrom(e)
+			s.index.add(m)
+			s.offer(e, m)
 		}
 	case *events.HistorySync:
 		s.indexHistory(e)
 	case *events.Receipt:
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
+			s.phoneActive() // a chat read on another device
 		}
 	case *events.GroupInfo:
 		// Something of the group changed: ask again rather than trust
@@ -718,6 +735,11 @@ func (s *Session) handleEvent(evt any) {
 		s.privMu.Unlock()
 		s.forgetKeys(false)
 		s.background(s.warmPrivacy)
+		s.presenceConnected()
+	case *events.PushNameSetting:
+		// After pairing the push name comes from the phone: presence
+		// could not be sent before.
+		s.announce()
 	}
 }
 

@@ -1,0 +1,154 @@
+package seenhandler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/validate"
+)
+
+// autoReadBuffer bounds the arrivals waiting to be queued; beyond it an
+// arrival is dropped (logged, observed as queue_full).
+const autoReadBuffer = 1024
+
+// EndpointAutoRead is the [RequestInfo] endpoint of an arrival that
+// auto-read queued (or refused): one per message offered.
+const EndpointAutoRead Endpoint = "auto_read"
+
+// WithAutoRead subscribes the handler to src's arrivals (incoming messages
+// a session offers to mark read by itself, such as a whatsmeow Manager's
+// with its sessions' WithAutoRead) and sends each through the path of an
+// asynchronous request: the session's rate limit (an arrival over it is
+// dropped), the account's own messages skipped, the [Queue] (due at the
+// arrival's Due, kept across restarts by a durable one), the [Observer]
+// (RequestDone with [EndpointAutoRead], and the time to view with Auto
+// set). It needs [WithAsync]; [Handler.Shutdown] ends the subscription.
+// Default: none.
+func WithAutoRead(src session.ArrivalSource) Option {
+	return func(c *config) error {
+		if src == nil {
+			return errors.New("seenhandler: WithAutoRead: nil ArrivalSource")
+		}
+		c.arrivals = src
+		return nil
+	}
+}
+
+// autoReader takes arrivals from the source's callbacks to one goroutine.
+type autoReader struct {
+	stop     func()
+	in       chan arrival
+	done     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+type arrival struct {
+	session string
+	a       session.Arrival
+}
+
+func (h *Handler) startAutoRead(src session.ArrivalSource) {
+	ar := &autoReader{in: make(chan arrival, autoReadBuffer), done: make(chan struct{})}
+	h.auto = ar
+	ar.wg.Add(1)
+	go func() {
+		defer ar.wg.Done()
+		for {
+			select {
+			case <-ar.done:
+				return
+			case x := <-ar.in:
+				h.autoRead(x.session, x.a)
+			}
+		}
+	}()
+	ar.stop = src.SubscribeArrivals(func(name string, a session.Arrival) {
+		select {
+		case ar.in <- arrival{name, a}:
+		case <-ar.done:
+		default:
+			h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "auto-read: too many arrivals waiting; dropping one",
+				slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID))
+		}
+	})
+}
+
+// shutdown ends the subscription and waits for the arrival under way.
+func (ar *autoReader) shutdown() {
+	ar.stopOnce.Do(func() {
+		ar.stop()
+		close(ar.done)
+	})
+	ar.wg.Wait()
+}
+
+// autoRead queues one arrival and reports it to the Observer. A panic is
+// logged; the goroutine goes on with the next arrival.
+func (h *Handler) autoRead(name string, a session.Arrival) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.timeout)
+	defer cancel()
+	x := &exchange{ctx: ctx, endpoint: EndpointAutoRead, start: time.Now(), status: http.StatusAccepted, asked: name, chat: a.Chat}
+	defer func() {
+		if v := recover(); v != nil { // our goroutine: nobody else can
+			h.logJobPanic(v)
+		}
+	}()
+	if err := h.queueArrival(ctx, x, name, a); err != nil {
+		p := classify(err)
+		h.cfg.logger.LogAttrs(ctx, levelFor(p), "auto-read not queued",
+			slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID),
+			slog.String("code", p.code), slog.String("error", err.Error()))
+		h.cfg.observeBackend(ctx, x.session, err)
+		h.observeDone(ctx, x, p.status, p.code)
+		return
+	}
+	h.observeDone(ctx, x, x.status, "")
+}
+
+// queueArrival checks a as a request's plan would be, and queues its
+// receipt, due at a.Due.
+func (h *Handler) queueArrival(ctx context.Context, x *exchange, name string, a session.Arrival) error {
+	if h.closing.Load() {
+		return errShuttingDown
+	}
+	chat, err := validate.NormalizeChat(a.Chat)
+	if err != nil {
+		return validate.Errors{validate.Field("chatId", validate.TagChat, err)}
+	}
+	id := validate.MessageID{ID: a.ID}
+	if sender, err := validate.NormalizeParticipant(a.Sender); err == nil {
+		id.Participant = sender
+	}
+	p := &plan{session: name, chat: chat, chatID: chat.String(), typ: session.ReceiptRead, idsField: "messageIds", async: true}
+	sess, err := h.lookup(ctx, x, name, nil)
+	if err != nil {
+		return err
+	}
+	var known messageTimes
+	known.note(a.ID, a.Timestamp)
+	receipts, skipped, err := h.group(ctx, x, sess, p, []planID{{raw: a.ID, index: idUnread, parsed: id}}, &known)
+	if err != nil {
+		return err
+	}
+	x.skipped = len(skipped)
+	if len(receipts) == 0 {
+		x.status = http.StatusOK // nothing to mark: the account's own
+		return nil
+	}
+	for i := range receipts {
+		receipts[i].Timestamp = a.Due // read then, as a person would have
+	}
+	job := &Job{Session: name, Chat: p.chatID, Receipts: receipts, Times: known,
+		Accepted: time.Now(), Due: a.Due, Auto: true}
+	if err := h.async.enqueue(ctx, job); err != nil {
+		return fmt.Errorf("auto-read: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package seenhandler_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+// arrivalSource is a session.ArrivalSource a test feeds by hand.
+type arrivalSource struct {
+	mu sync.Mutex
+	f  func(string, session.Arrival)
+}
+
+func (s *arrivalSource) SubscribeArrivals(f func(string, session.Arrival)) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.f = f
+	return func() { s.mu.Lock(); s.f = nil; s.mu.Unlock() }
+}
+
+func (s *arrivalSource) emit(name string, a session.Arrival) {
+	s.mu.Lock()
+	f := s.f
+	s.mu.Unlock()
+	if f != nil {
+		f(name, a)
+	}
+}
+
+// autoObserver records what auto-read reports.
+type autoObserver struct {
+	viewRecorder
+	mu   sync.Mutex
+	done []seenhandler.RequestInfo
+}
+
+func (o *autoObserver) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done = append(o.done, r)
+}
+
+func (o *autoObserver) requests() []seenhandler.RequestInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]seenhandler.RequestInfo(nil), o.done...)
+}
+
+// Auto-read under a fake clock: an arrival is queued at once (202 to the
+// Observer) and its receipt goes out at its Due, not a moment before,
+// timestamped then; the time to view is observed with Auto. The account's
+// own message is skipped; an arrival over the session's rate limit is
+// dropped (rate_limited); a group arrival names its sender.
+func TestAutoRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &arrivalSource{}
+		obs := &autoObserver{}
+		lim, err := seenhandler.NewMemoryLimiter(0.01, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, fake := newHandler(t, seenhandler.WithObserver(obs), seenhandler.WithAutoRead(src), seenhandler.WithSessionRateLimit(lim),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true})
+		now := time.Now()
+		arrived := now.Add(-2 * time.Second)
+		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: arrived, Due: now.Add(7 * time.Second)})
+		src.emit("demo", session.Arrival{Chat: group, Sender: sender, ID: "AR2", Timestamp: arrived, Due: now.Add(9 * time.Second)})
+		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "OWN", Timestamp: arrived, Due: now.Add(time.Second)})
+		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR3", Timestamp: arrived, Due: now.Add(time.Second)}) // over the limit
+		synctest.Wait()
+		var codes []int
+		for _, r := range obs.requests() {
+			if r.Endpoint != seenhandler.EndpointAutoRead || r.Session != "demo" {
+				t.Errorf("request info %+v", r)
+			}
+			codes = append(codes, r.Status)
+		}
+		if want := []int{http.StatusAccepted, http.StatusAccepted, http.StatusOK, http.StatusTooManyRequests}; len(codes) != 4 ||
+			codes[0] != want[0] || codes[1] != want[1] || codes[2] != want[2] || codes[3] != want[3] {
+			t.Errorf("statuses %v, want %v", codes, want)
+		}
+		time.Sleep(7*time.Second - time.Millisecond)
+		synctest.Wait()
+		if n := len(fake.Receipts()); n != 0 {
+			t.Fatalf("%d receipts before the delay", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		got := fake.Receipts()
+		if len(got) != 1 || got[0].MessageIDs[0] != "AR1" || got[0].Chat != user || got[0].Sender != "" || !got[0].Timestamp.Equal(now.Add(7*time.Second)) {
+			t.Fatalf("receipts at the delay %+v", got)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		got = fake.Receipts()
+		if len(got) != 2 || got[1].MessageIDs[0] != "AR2" || got[1].Sender != sender {
+			t.Errorf("receipts %+v", got)
+		}
+		views := obs.got()
+		if len(views) != 2 || views[0] != (seenhandler.ViewInfo{Session: "demo", Type: session.ReceiptRead, TimeToView: 9 * time.Second, Auto: true}) {
+			t.Errorf("views %+v", views)
+		}
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 2, Sent: 2}) {
+			t.Errorf("stats %+v", st)
+		}
+	})
+}
+
+func TestAutoReadNeedsAsync(t *testing.T) {
+	if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithAutoRead(&arrivalSource{})); err == nil {
+		t.Error("New accepted WithAutoRead without WithAsync")
+	}
+}

@@ -1,0 +1,64 @@
+package seenhandler_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+)
+
+// viewRecorder is a ViewObserver that records what it is told.
+type viewRecorder struct {
+	seenhandler.ObserverFuncs
+	mu    sync.Mutex
+	views []seenhandler.ViewInfo
+}
+
+func (v *viewRecorder) MessageViewed(_ context.Context, i seenhandler.ViewInfo) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.views = append(v.views, i)
+}
+
+func (v *viewRecorder) got() []seenhandler.ViewInfo {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]seenhandler.ViewInfo(nil), v.views...)
+}
+
+// The time to view of each message whose time the session knows, from its
+// timestamp to the receipt's, synchronous and queued; unknown messages and
+// the account's own are not observed.
+func TestTimeToView(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		obs := &viewRecorder{}
+		h, fake := newHandler(t, seenhandler.WithObserver(obs),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "V1", Sender: user, Timestamp: fixedNow.Add(-2 * time.Minute)})
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "V2", Sender: user, Timestamp: fixedNow.Add(-time.Hour)})
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true, Timestamp: fixedNow.Add(-time.Hour)})
+		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["V1","UNKNOWN","OWN"]}`}.do(t, h)
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		want := []seenhandler.ViewInfo{{Session: "demo", Type: session.ReceiptRead, TimeToView: 2 * time.Minute}}
+		if got := obs.got(); len(got) != 1 || got[0] != want[0] {
+			t.Errorf("views %+v, want %+v", got, want)
+		}
+		w = request{body: `{"session":"demo","chatId":"15551234567","messageIds":["V2"],"type":"played","async":true}`}.do(t, h)
+		if w.Code != http.StatusAccepted {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want = append(want, seenhandler.ViewInfo{Session: "demo", Type: session.ReceiptPlayed, TimeToView: time.Hour})
+		if got := obs.got(); len(got) != 2 || got[1] != want[1] {
+			t.Errorf("views %+v, want %+v", got, want)
+		}
+	})
+}

@@ -1,0 +1,213 @@
+package whatsmeow_test
+
+// Wire tests for issue 14 ("read like a person"): presence, typing and
+// auto-read, asserted on the exact nodes the fake server receives.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	waBinary "go.mau.fi/whatsmeow/binary"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
+)
+
+// presenceNodes returns, in order, the nodes the server got that tell how
+// the account looks: <presence>, <chatstate>, and receipts — the read
+// receipts a Session sends and the delivery receipts whatsmeow sends by
+// itself — after a round trip that makes sure everything sent is in.
+func presenceNodes(t *testing.T, w *wire) []string {
+	t.Helper()
+	var out []string
+	w.sent(t) // the barrier
+	for _, n := range w.srv.Nodes() {
+		switch n.Tag {
+		case "presence", "chatstate", "receipt":
+			out = append(out, xmlNoT(n))
+		}
+	}
+	return out
+}
+
+// xmlNoT is the node without its t attribute (the receipt's time).
+func xmlNoT(n waBinary.Node) string {
+	delete(n.Attrs, "t")
+	return fakewa.XML(n)
+}
+
+func assertNodes(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("nodes\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	for _, n := range got {
+		t.Logf("%s", n)
+	}
+}
+
+// PresenceOnline, the default: "available" with the push name right after
+// connecting, so that the delivery receipt of a message that arrives then
+// is a plain one (two grey ticks), not type="inactive"; again after a
+// reconnection.
+func TestWirePresenceOnline(t *testing.T) {
+	w := newWire(t)
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
+	w.deliver(t, text("hello"), "from", dm, "id", "3EB0DLV1")
+	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0DLV1" to="15551234567@s.whatsapp.net"/>`)
+
+	w.dropAndWait(t)
+	w.reconnect(t)
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 2 })
+}
+
+func countTag(w *wire, tag string) int {
+	n := 0
+	for _, node := range w.srv.Nodes() {
+		if node.Tag == tag {
+			n++
+		}
+	}
+	return n
+}
+
+// PresenceOff is whatsmeow's own behaviour: no presence, and delivery
+// receipts go out as type="inactive", which the apps do not render.
+func TestWirePresenceOff(t *testing.T) {
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceOff, 0)})
+	w.deliver(t, text("hello"), "from", dm, "id", "3EB0DLV2")
+	assertNodes(t, presenceNodes(t, w),
+		`<receipt id="3EB0DLV2" to="15551234567@s.whatsapp.net" type="inactive"/>`)
+}
+
+// PresenceReading: nothing at connection; "available" just before the
+// first receipt, none before the second (still online), "unavailable" once
+// idle, and "available" again before the next receipt.
+func TestWirePresenceReading(t *testing.T) {
+	ticks := make(chan time.Time)
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, time.Minute), bwm.WithPresenceTicks(ticks)})
+	assertNodes(t, presenceNodes(t, w)) // none yet
+	ctx := context.Background()
+	for _, id := range []string{"3EB0RD1", "3EB0RD2"} {
+		if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ticks <- time.Now() // the idle time passes
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && n.Attrs["type"] == "unavailable" })
+	if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, "3EB0RD3")); err != nil {
+		t.Fatal(err)
+	}
+	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0RD1" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<receipt id="3EB0RD2" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<presence name="fakewa" type="unavailable"/>`,
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0RD3" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
+
+// Typing after reading, through the handler: with PresenceReading the
+// account goes available, sends the read receipt, then <composing/> to the
+// chat; the typing timeout ends with <paused/>, the idle time with
+// unavailable. The message arrived while the account was not online: its
+// delivery receipt was inactive.
+func TestWireTypingAfterReading(t *testing.T) {
+	presenceTicks, typingTicks := make(chan time.Time), make(chan time.Time)
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, 0),
+		bwm.WithPresenceTicks(presenceTicks), bwm.WithTypingTicks(typingTicks)})
+	w.deliver(t, text("are you there?"), "from", dm, "id", "3EB0TY1")
+	h := wireHandler(t, w)
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(
+		`{"session":"wire","chatId":"15551234567","messageIds":["3EB0TY1"],"typing_indicator":{"type":"text"}}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"typing":"started"`) {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	t.Logf("answer: %s", strings.TrimSpace(rec.Body.String()))
+	typingTicks <- time.Now() // 25 s later
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "chatstate" && len(n.GetChildrenByTag("paused")) == 1 })
+	presenceTicks <- time.Now() // idle
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && n.Attrs["type"] == "unavailable" })
+	assertNodes(t, presenceNodes(t, w),
+		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="inactive"/>`,
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><composing/></chatstate>`,
+		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><paused/></chatstate>`,
+		`<presence name="fakewa" type="unavailable"/>`)
+}
+
+// Typing in a channel: nobody sees it; the answer says unavailable and
+// nothing goes out.
+func TestWireTypingInChannel(t *testing.T) {
+	w := newWire(t)
+	err := w.session.Typing(context.Background(), channel, time.Second)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("err = %v, want unsupported", err)
+	}
+	if n := countTag(w, "chatstate"); n != 0 {
+		t.Errorf("%d chatstate nodes", n)
+	}
+}
+
+// Auto-read on the wire: a message arrives, whatsmeow acknowledges it at
+// once (its delivery receipt) and the Session offers it; the handler
+// queues it, and the read receipt goes out at the arrival's Due — 200 ms,
+// plus 60 ms for each of its 2 characters — not before, timestamped then.
+// A group message is not offered (groups off), and neither is anything
+// while the account is active on another device.
+func TestWireAutoRead(t *testing.T) {
+	const delay = 200*time.Millisecond + 2*60*time.Millisecond
+	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second,
+		Rand: func() float64 { return 0 }})})
+	src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() {
+		return w.session.OnArrival(func(a session.Arrival) { f("wire", a) })
+	})
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithAutoRead(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+
+	w.deliver(t, text("hi"), "from", grp, "participant", member, "id", "3EB0AUTOG")
+	start := time.Now()
+	w.deliver(t, text("hi"), "from", dm, "id", "3EB0AUTO1")
+	if got := readReceipts(w.sent(t)); len(got) != 0 {
+		t.Fatalf("read receipts at arrival: %v", xmls(got))
+	}
+	got := w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "receipt" && n.Attrs["type"] == "read" })
+	took := time.Since(start)
+	if took < delay {
+		t.Errorf("read receipt %v after the arrival, before the delay %v", took, delay)
+	}
+	want := `<receipt id="3EB0AUTO1" t="` + fmt.Sprint(got.Attrs["t"]) + `" to="15551234567@s.whatsapp.net" type="read"/>`
+	if fakewa.XML(got) != want {
+		t.Errorf("receipt %s, want %s", fakewa.XML(got), want)
+	}
+	t.Logf("%s after %v (delay %v)", fakewa.XML(got), took.Round(time.Millisecond), delay)
+
+	// The phone reads a chat: the account is active there; the next
+	// message is left to the person.
+	w.srv.Send(t, waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"id": "3EB0OTHER", "from": jid("15550000001@s.whatsapp.net"),
+		"recipient": jid(dm), "type": "read", "t": msgTime}})
+	w.deliver(t, text("still there?"), "from", dm, "id", "3EB0AUTO2")
+	time.Sleep(2 * time.Second) // MaxDelay: nothing may come
+	if got := readReceipts(w.sent(t)); len(got) != 1 {
+		t.Errorf("read receipts %v, want only the first", xmls(got))
+	}
+}
