@@ -320,20 +320,26 @@ func (n *Node) Close() error {
 	slices.Sort(names)
 	var errs []error
 	for _, name := range names {
-		n.drain(name, handOverDrain)
-		if err := n.dev.Release(ctx, name); err != nil {
-			errs = append(errs, fmt.Errorf("release %q: %w", name, err))
-			continue // its lease expires on its own
-		}
-		if err := n.free(ctx, name, held[name]); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, n.handOver(ctx, name, held[name]))
 	}
 	if _, err := n.db.ExecContext(ctx, `DELETE FROM bluetick_node WHERE id = $1 AND incarnation = $2`, n.cfg.NodeID, n.incarnation); err != nil {
 		errs = append(errs, fmt.Errorf("leave the membership: %w", err))
 	}
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
+}
+
+// handOver gives up the session called name, which this node no longer
+// serves (no new send enters): it waits for the sends in flight, then
+// disconnects the session, then frees its lease (taken at epoch), so that
+// another node may connect it at once. When the session cannot be
+// released its lease is kept, to expire on its own.
+func (n *Node) handOver(ctx context.Context, name string, epoch int64) error {
+	n.drain(name, handOverDrain)
+	if err := n.dev.Release(ctx, name); err != nil {
+		return fmt.Errorf("release %q (its lease will expire): %w", name, err)
+	}
+	return n.free(ctx, name, epoch)
 }
 
 // serving reports whether this node serves name now: it holds its lease

@@ -139,29 +139,36 @@ type member struct {
 func startMember(t testing.TB, w *world, dsn, id string) *member {
 	t.Helper()
 	m := &member{id: id, dev: &devices{w: w, node: id}}
+	m.node, m.srv = serveNode(t, dsn, m.dev, cluster.Config{NodeID: id})
+	return m
+}
+
+// serveNode opens and starts a node over dev, with the test's secret,
+// lease and renewal period, and serves it on loopback behind a handler
+// with the node as its registry and forwarder (advertised at the server's
+// URL). Both stop when t ends.
+func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config) (*cluster.Node, *httptest.Server) {
+	t.Helper()
 	var h http.Handler
-	m.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { h.ServeHTTP(rw, r) }))
-	t.Cleanup(m.srv.Close)
-	var err error
-	m.node, err = cluster.Open(context.Background(), dsn, m.dev, cluster.Config{
-		NodeID: id, Advertise: m.srv.URL, Secret: []byte(secret),
-		LeaseTTL: testTTL, Renew: testRenew,
-	})
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { h.ServeHTTP(rw, r) }))
+	t.Cleanup(srv.Close)
+	cfg.Advertise, cfg.Secret, cfg.LeaseTTL, cfg.Renew = srv.URL, []byte(secret), testTTL, testRenew
+	node, err := cluster.Open(context.Background(), dsn, dev, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.node.Close() })
-	sh, err := seenhandler.New(m.node, seenhandler.WithNoAuth(), seenhandler.WithForwarder(m.node))
+	t.Cleanup(func() { node.Close() })
+	sh, err := seenhandler.New(node, seenhandler.WithNoAuth(), seenhandler.WithForwarder(node))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, sh)
 	h = mux
-	if err := m.node.Start(context.Background()); err != nil {
+	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return node, srv
 }
 
 // settle waits until every session is connected by exactly one of the

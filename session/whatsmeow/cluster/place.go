@@ -133,13 +133,8 @@ func (n *Node) place(ctx context.Context) error {
 			continue
 		}
 		n.cfg.Logger.Info("cluster: handing a session over", "node", n.cfg.NodeID, "session", name, "to", desired[name])
-		n.drain(name, handOverDrain)
-		if err := n.dev.Release(ctx, name); err != nil {
-			n.cfg.Logger.Error("cluster: releasing a session failed; its lease will expire", "session", name, "error", err)
-			continue
-		}
-		if err := n.free(ctx, name, held[name]); err != nil {
-			n.cfg.Logger.Warn("cluster: freeing a lease failed; it will expire", "session", name, "error", err)
+		if err := n.handOver(ctx, name, held[name]); err != nil {
+			n.cfg.Logger.Error("cluster: handing a session over failed", "session", name, "error", err)
 		}
 	}
 

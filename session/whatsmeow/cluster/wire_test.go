@@ -18,7 +18,6 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/bluetick/bluetick/seenhandler"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 	"github.com/bluetick/bluetick/session/whatsmeow/cluster"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
@@ -47,26 +46,8 @@ func startWireNode(t *testing.T, wa *fakewa.Server, dsn, coordDSN, id string) *w
 	}
 	n.m = m
 	t.Cleanup(func() { m.Close() })
-	var h http.Handler
-	n.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(n.srv.Close)
-	n.node, err = cluster.Open(ctx, coordDSN, m, cluster.Config{NodeID: id, Advertise: n.srv.URL,
-		Secret: []byte(secret), LeaseTTL: testTTL, Renew: testRenew,
+	n.node, n.srv = serveNode(t, coordDSN, m, cluster.Config{NodeID: id,
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("at", id)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.node.Close() })
-	sh, err := seenhandler.New(n.node, seenhandler.WithNoAuth(), seenhandler.WithForwarder(n.node))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	seenhandler.Mount(mux, sh)
-	h = mux
-	if err := n.node.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return n
 }
 
