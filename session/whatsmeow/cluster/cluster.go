@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"sync"
 	"time"
 
@@ -313,13 +312,8 @@ func (n *Node) Close() error {
 	n.loops.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	names := make([]string, 0, len(held))
-	for name := range held {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	var errs []error
-	for _, name := range names {
+	for _, name := range sortedKeys(held) {
 		errs = append(errs, n.handOver(ctx, name, held[name]))
 	}
 	if _, err := n.db.ExecContext(ctx, `DELETE FROM bluetick_node WHERE id = $1 AND incarnation = $2`, n.cfg.NodeID, n.incarnation); err != nil {
@@ -395,12 +389,7 @@ func (n *Node) suspect(node string) {
 func (n *Node) Held() []string {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	names := make([]string, 0, len(n.held))
-	for name := range n.held {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return sortedKeys(n.held)
 }
 
 // retryAfter is how long a client should wait for the session called name
