@@ -23,7 +23,7 @@ func (n *Node) Lookup(ctx context.Context, name string) (session.Session, error)
 	if n.serving(name) {
 		return &local{Session: s, n: n, name: name}, nil
 	}
-	if !n.paired(ctx, name) {
+	if !isPaired(ctx, s) {
 		return s, nil // being paired here: nobody else has its device
 	}
 	r := &remote{name: name, n: n}
@@ -148,9 +148,12 @@ func (r *remote) Status(context.Context) session.Status { return r.status }
 // session being paired here has none yet, and is not placed).
 func (n *Node) paired(ctx context.Context, name string) bool {
 	s, err := n.dev.Lookup(ctx, name)
-	if err != nil {
-		return false
-	}
+	return err == nil && isPaired(ctx, s)
+}
+
+// isPaired reports whether s has a paired device; a session that cannot
+// tell counts as paired.
+func isPaired(ctx context.Context, s session.Session) bool {
 	r, ok := session.As[session.StatusReporter](s)
 	return !ok || r.Status(ctx).Paired
 }
