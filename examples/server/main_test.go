@@ -446,6 +446,14 @@ func TestRealModePairingWithoutNetwork(t *testing.T) {
 	for _, args := range [][]string{nil, {"-pair-phone", "+1 555 123 4567"}} {
 		db := filepath.Join(t.TempDir(), "bluetick.db")
 		s := startReal(t, nil, append([]string{"-db", db, "-token", "s3cret"}, args...)...)
+		// The answer names the wait before the next attempt once the first
+		// has failed (under load, a request could come before).
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.stderr.String(), `pairing session "default": WhatsApp is unreachable`); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: the first pairing attempt did not fail; stderr:\n%s", args, s.stderr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 
 		req, err := http.NewRequest(http.MethodPost, s.url+seenhandler.PathWasend, strings.NewReader(`{"session":"default","to":"15551234567","messageId":"A"}`))
 		if err != nil {
