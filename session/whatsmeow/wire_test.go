@@ -207,7 +207,12 @@ func (w *wire) dropAndWait(t *testing.T) {
 // The conformance suite, with the fake server's receipts as what was sent.
 func TestWireConformance(t *testing.T) {
 	sessiontest.Run(t, func(t *testing.T) sessiontest.Harness {
-		w := newWire(t)
+		// Presence off: the suite drops the connection right after it is
+		// made, and the "available" sent in the background on connect then
+		// races whatsmeow's own close of its frame socket (FrameSocket.Close
+		// against SendFrame, a data race inside whatsmeow that -race reports
+		// for any send cut off so; presence is tested in wire_presence_test).
+		w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceOff, 0)})
 		return sessiontest.Harness{
 			Session:    w.session,
 			Sent:       func() []session.Receipt { return receiptsOf(t, w.sent(t)) },
