@@ -3,7 +3,6 @@ package whatsmeow
 import (
 	"context"
 	"log/slog"
-	"sync"
 
 	"go.mau.fi/whatsmeow/store"
 )
@@ -26,17 +25,13 @@ type messages struct {
 	device *store.Device
 	log    *slog.Logger
 
-	// misses are the ids the store was asked for lately and did not have,
-	// by id, with the chat asked: a receipt for a message the session never
-	// saw (the common case for a DM) would otherwise cost a store query in
-	// the handler's resolution and another in the send. Adding a message
-	// forgets its id; the set is emptied when it reaches maxMisses.
-	missMu sync.Mutex
-	misses map[string]string
+	// stored knows the ids the store certainly does not have, once loaded
+	// (on the first lookup the cache cannot answer): a receipt for a message
+	// the session never saw (the common case for a direct chat) would
+	// otherwise cost a store query in the handler's resolution, another in
+	// the send and a write to mark it read.
+	stored storedIDs
 }
-
-// maxMisses bounds a session's remembered misses.
-const maxMisses = 4096
 
 // newMessages returns the index a Session made with o over device uses.
 func newMessages(o options, device *store.Device) *messages {
@@ -66,36 +61,9 @@ func (x *messages) add(m indexed) {
 	}
 	x.mem.add(m)
 	if d := x.deviceKey(); d != "" {
-		x.forgetMisses(m)
+		x.stored.add(m.id)
 		x.store.put(d, m)
 	}
-}
-
-// forgetMisses drops the remembered misses of ms's ids.
-func (x *messages) forgetMisses(ms ...indexed) {
-	x.missMu.Lock()
-	defer x.missMu.Unlock()
-	for _, m := range ms {
-		delete(x.misses, m.id)
-	}
-}
-
-// missed reports whether the store lately had no message id of chat.
-func (x *messages) missed(chat, id string) bool {
-	x.missMu.Lock()
-	defer x.missMu.Unlock()
-	c, ok := x.misses[id]
-	return ok && c == chat
-}
-
-// miss remembers that the store has no message id of chat.
-func (x *messages) miss(chat, id string) {
-	x.missMu.Lock()
-	defer x.missMu.Unlock()
-	if x.misses == nil || len(x.misses) >= maxMisses {
-		x.misses = make(map[string]string)
-	}
-	x.misses[id] = chat
 }
 
 // addHistory records the messages of a history sync, oldest first. With a
@@ -113,10 +81,12 @@ func (x *messages) addHistory(ms []indexed) {
 	if d == "" {
 		return
 	}
+	ids := make([]string, len(ms))
 	for i := range ms {
 		ms[i].owner, ms[i].seen = x.owner, x.store.seenNow()
+		ids[i] = ms[i].id
 	}
-	x.forgetMisses(ms...)
+	x.stored.add(ids...)
 	x.store.put(d, ms...)
 }
 
@@ -124,7 +94,9 @@ func (x *messages) addHistory(ms []indexed) {
 func (x *messages) markRead(chat string, ids []string) {
 	x.mem.markRead(x.owner, chat, ids)
 	if d := x.deviceKey(); d != "" {
-		x.store.markRead(d, chat, ids)
+		if ids = x.stored.maybe(ids); len(ids) > 0 { // no row to mark for the others
+			x.store.markRead(d, chat, ids)
+		}
 	}
 }
 
@@ -135,14 +107,18 @@ func (x *messages) get(ctx context.Context, chat, id string) (indexed, bool, err
 		return m, true, nil
 	}
 	d := x.deviceKey()
-	if d == "" || x.missed(chat, id) {
+	if d == "" {
+		return indexed{}, false, nil
+	}
+	if !x.stored.loaded() {
+		// A failure leaves it unloaded: the query below tells the caller.
+		_ = x.stored.load(ctx, func(ctx context.Context) ([]string, error) { return x.store.ids(ctx, d) })
+	}
+	if x.stored.absent(id) {
 		return indexed{}, false, nil
 	}
 	m, ok, err := x.store.get(ctx, d, chat, id)
 	if err != nil || !ok {
-		if err == nil {
-			x.miss(chat, id)
-		}
 		return indexed{}, false, err
 	}
 	m.owner = x.owner

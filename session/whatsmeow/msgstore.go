@@ -485,6 +485,33 @@ func (w *messageStore) devices(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
+// ids returns device's message ids in the store (an id in several chats
+// once per chat), once every write queued before the call has been
+// written.
+func (w *messageStore) ids(ctx context.Context, device string) ([]string, error) {
+	if err := w.flush(ctx); err != nil {
+		return nil, err
+	}
+	st, err := w.stmt(ctx, `SELECT id FROM bluetick_message WHERE device = $1`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, device)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
 // pending returns the newest queued (not yet written) message of device
 // with id in chat (either form of its JID).
 func (w *messageStore) pending(device, chat, id string) (indexed, bool) {
