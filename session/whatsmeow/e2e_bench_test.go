@@ -7,20 +7,25 @@ package whatsmeow_test
 //   - Bluetick: seenhandler.New over a Manager (SQLite file store), library
 //     defaults and a static token;
 //   - BluetickNoChatRead: the same with WithMarkChatRead(false);
+//   - BluetickGroupCommit: the defaults behind session.Decorate with
+//     CoalesceOptions{GroupCommit: true};
+//   - BluetickPostgres: the defaults on a PostgreSQL store, when
+//     $BLUETICK_TEST_POSTGRES is set;
 //   - Bare: bareGateway, ~30 lines of net/http calling MarkRead on clients
 //     of its own store.
 //
 // Each is measured with one session and with many (-e2e.sessions, 100 by
 // default), 32 HTTP clients at once (-e2e.clients), each request marking one
-// new message of the client's own direct chat; a request goes to session
-// (request number mod sessions). Metrics: req/s, CPU µs per request (the
+// new message of the client's own direct chat (-e2e.chats: of one of that
+// many chats); a request goes to session (request number mod sessions). Metrics: req/s, CPU µs per request (the
 // process's user+system time from getrusage: the fake server and the HTTP
 // clients are in it too, the same for every subject), p50/p99 latency,
 // receipt ids and frames seen on the wire per request, app-state patches per
 // request. Every 2xx must be matched by its message id on the wire:
 //
 //	go test -run '^$' -bench EndToEnd -benchtime 5s ./session/whatsmeow/
-//	go test -run '^$' -bench EndToEnd -e2e.sessions 1000 ./session/whatsmeow/
+//	go test -run '^$' -bench EndToEnd -e2e.sessions=1000 -e2e.subjects='^(Bluetick|Bare)$' ./session/whatsmeow/
+//	go test -run '^$' -bench EndToEnd -e2e.chats=1 ./session/whatsmeow/   # every client in one chat
 //
 // TestEndToEnd runs the same path briefly as a test.
 
@@ -36,6 +41,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +59,7 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
@@ -61,6 +68,8 @@ import (
 var (
 	e2eSessions = flag.Int("e2e.sessions", 100, "sessions of BenchmarkEndToEnd's many-sessions variant")
 	e2eClients  = flag.Int("e2e.clients", 32, "concurrent HTTP clients of BenchmarkEndToEnd")
+	e2eOnly     = flag.String("e2e.subjects", "", "a regular expression: only the subjects whose names it matches are started (setting up 1,000 sessions takes minutes per subject)")
+	e2eChats    = flag.Int("e2e.chats", 0, "direct chats BenchmarkEndToEnd's clients share (client g marks chat g mod chats); 0: one per client")
 )
 
 const e2eToken = "e2e-token-0123456789abcdef"
@@ -150,16 +159,22 @@ func (c *connectedCounter) wait(tb testing.TB, n int) {
 
 // newBluetick serves seenhandler over a Manager of sessions sessions whose
 // clients dial srv.
-func newBluetick(tb testing.TB, srv *fakewa.Server, name string, sessions int, opts ...bwm.Option) *e2eSubject {
+func newBluetick(tb testing.TB, srv *fakewa.Server, name string, sessions int, o e2eOptions) *e2eSubject {
 	tb.Helper()
 	path, names := e2eStore(tb, sessions)
-	return newBluetickOn(tb, srv, name, path, names, opts...)
+	return newBluetickOn(tb, srv, name, path, names, o)
+}
+
+// e2eOptions are a Bluetick subject's options beside the defaults.
+type e2eOptions struct {
+	session  []bwm.Option             // of every session
+	coalesce *session.CoalesceOptions // the handler's registry is session.Decorate'd with them
 }
 
 // newBluetickOn is newBluetick on the store at path (a SQLite file or a
 // postgres:// DSN) holding the sessions
 // names.
-func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names []string, opts ...bwm.Option) *e2eSubject {
+func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names []string, o e2eOptions) *e2eSubject {
 	tb.Helper()
 	ctx := context.Background()
 	sessions := len(names)
@@ -176,7 +191,7 @@ func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names [
 		clients = append(clients, cli)
 		mu.Unlock()
 	})
-	m, err := bwm.Open(ctx, path, hook, bwm.WithSessionOptions(opts...))
+	m, err := bwm.Open(ctx, path, hook, bwm.WithSessionOptions(o.session...))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -188,13 +203,19 @@ func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names [
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := seenhandler.New(m, seenhandler.WithAuth(auth))
+	var reg session.Registry = m
+	closeReg := func() {}
+	if o.coalesce != nil {
+		d := session.Decorate(m, session.DecorateOptions{Coalesce: o.coalesce})
+		reg, closeReg = d, func() { _ = d.Close(context.Background()) }
+	}
+	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	hs := httptest.NewServer(h)
 	return &e2eSubject{name: name, srv: srv, url: hs.URL + seenhandler.PathWAHA, clients: clients, names: names,
-		close: func() { hs.Close(); _ = m.Close() }}
+		close: func() { hs.Close(); closeReg(); _ = m.Close() }}
 }
 
 // bareGateway is the least a gateway does: check the token, decode the
@@ -289,9 +310,10 @@ func cpuTime() time.Duration {
 var e2eSeq atomic.Int64
 
 // drive sends requests with clients concurrent HTTP clients while next
-// says so, each request marking one new message of the client's own direct
-// chat, and waits until every receipt sent has reached the server.
-func drive(tb testing.TB, s *e2eSubject, clients int, next func() bool) e2eResult {
+// says so, each request marking one new message of a direct chat — client
+// g's chat is number g mod chats — and waits until every receipt sent has
+// reached the server.
+func drive(tb testing.TB, s *e2eSubject, clients, chats int, next func() bool) e2eResult {
 	tb.Helper()
 	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
 	defer transport.CloseIdleConnections()
@@ -307,7 +329,7 @@ func drive(tb testing.TB, s *e2eSubject, clients int, next func() bool) e2eResul
 	before, cpu0, t0 := srv.Counts(), cpuTime(), time.Now()
 	var req atomic.Int64
 	for g := range clients {
-		chat := fmt.Sprintf("1555200%04d@s.whatsapp.net", g)
+		chat := fmt.Sprintf("1555200%04d@s.whatsapp.net", g%chats)
 		wg.Go(func() {
 			var lat []time.Duration
 			for next() {
@@ -375,20 +397,45 @@ func (r e2eResult) percentile(p float64) time.Duration {
 // as another's).
 func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 	tb.Helper()
-	subjects := []*e2eSubject{
-		newBluetick(tb, fakewa.Start(tb, fakewa.WithCountOnly()), "Bluetick", sessions),
-		newBluetick(tb, fakewa.Start(tb, fakewa.WithCountOnly()), "BluetickNoChatRead", sessions, bwm.WithMarkChatRead(false)),
-		newBare(tb, fakewa.Start(tb, fakewa.WithCountOnly()), sessions),
+	only, err := regexp.Compile(*e2eOnly)
+	if err != nil {
+		tb.Fatalf("-e2e.subjects: %v", err)
+	}
+	starters := []struct {
+		name  string
+		start func(srv *fakewa.Server) *e2eSubject
+	}{
+		{"Bluetick", func(srv *fakewa.Server) *e2eSubject {
+			return newBluetick(tb, srv, "Bluetick", sessions, e2eOptions{})
+		}},
+		{"BluetickNoChatRead", func(srv *fakewa.Server) *e2eSubject {
+			return newBluetick(tb, srv, "BluetickNoChatRead", sessions, e2eOptions{session: []bwm.Option{bwm.WithMarkChatRead(false)}})
+		}},
+		{"BluetickGroupCommit", func(srv *fakewa.Server) *e2eSubject {
+			return newBluetick(tb, srv, "BluetickGroupCommit", sessions, e2eOptions{coalesce: &session.CoalesceOptions{GroupCommit: true}})
+		}},
+		{"Bare", func(srv *fakewa.Server) *e2eSubject { return newBare(tb, srv, sessions) }},
 	}
 	if os.Getenv(pgtest.Env) != "" { // the default options on a Postgres store
-		dsn, names := e2ePostgresStore(tb, sessions)
-		subjects = append(subjects, newBluetickOn(tb, fakewa.Start(tb, fakewa.WithCountOnly()), "BluetickPostgres", dsn, names))
+		starters = append(starters, struct {
+			name  string
+			start func(srv *fakewa.Server) *e2eSubject
+		}{"BluetickPostgres", func(srv *fakewa.Server) *e2eSubject {
+			dsn, names := e2ePostgresStore(tb, sessions)
+			return newBluetickOn(tb, srv, "BluetickPostgres", dsn, names, e2eOptions{})
+		}})
 	}
+	var subjects []*e2eSubject
 	tb.Cleanup(func() {
 		for _, s := range subjects {
 			s.close()
 		}
 	})
+	for _, st := range starters {
+		if only.MatchString(st.name) {
+			subjects = append(subjects, st.start(fakewa.Start(tb, fakewa.WithCountOnly())))
+		}
+	}
 	return subjects
 }
 
@@ -400,7 +447,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 				left := int64(b.N)
 				var mu sync.Mutex
 				b.ResetTimer()
-				res := drive(b, s, *e2eClients, func() bool {
+				chats := *e2eChats
+				if chats <= 0 {
+					chats = *e2eClients
+				}
+				res := drive(b, s, *e2eClients, chats, func() bool {
 					mu.Lock()
 					defer mu.Unlock()
 					left--
@@ -431,7 +482,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Run(fmt.Sprintf("sessions=%d/%s", sessions, s.name), func(t *testing.T) {
 				var left atomic.Int64
 				left.Store(200)
-				res := drive(t, s, 8, func() bool { return left.Add(-1) >= 0 })
+				res := drive(t, s, 8, 8, func() bool { return left.Add(-1) >= 0 })
 				if res.requests != 200 {
 					t.Errorf("%d requests, want 200", res.requests)
 				}
