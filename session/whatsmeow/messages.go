@@ -3,8 +3,10 @@ package whatsmeow
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
 )
 
 // messages is what a [Session] knows of the messages it has seen, for
@@ -31,6 +33,8 @@ type messages struct {
 	// otherwise cost a store query in the handler's resolution, another in
 	// the send and a write to mark it read.
 	stored storedIDs
+
+	key atomic.Pointer[cachedKey] // deviceKey's last answer
 }
 
 // newMessages returns the index a Session made with o over device uses.
@@ -47,10 +51,28 @@ func newMessages(o options, device *store.Device) *messages {
 // deviceKey names the session's rows in the store: its device's JID, or ""
 // when there is no store or the device is not paired.
 func (x *messages) deviceKey() string {
-	if x.store == nil || x.device == nil || x.device.ID == nil {
+	if x.store == nil || x.device == nil {
 		return ""
 	}
-	return x.device.ID.String()
+	id := x.device.ID
+	if id == nil {
+		return ""
+	}
+	// whatsmeow replaces the pointer when the device is paired (and clears
+	// it on logout), never the JID it points to: the string made for one
+	// pointer holds for as long as the device has it.
+	if k := x.key.Load(); k != nil && k.id == id {
+		return k.key
+	}
+	k := &cachedKey{id: id, key: id.String()}
+	x.key.Store(k)
+	return k.key
+}
+
+// cachedKey is a device's JID as the store's rows name it.
+type cachedKey struct {
+	id  *types.JID
+	key string
 }
 
 // add records a message that just arrived.
