@@ -2,6 +2,7 @@ package fakewa
 
 import (
 	"context"
+	"strings"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
@@ -31,7 +32,8 @@ func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
 // app-state syncs with their collections unchanged (see appStateCollections),
 // the privacy settings for xmlns="privacy", a group's info for a group-info
 // query (see Server.SetGroup), a prekey count for xmlns="encrypt"
-// with a <count/> child, and no content otherwise (pings, passive, prekey
+// with a <count/> child, every number of a usync contact query as on
+// WhatsApp (see usyncContacts), and no content otherwise (pings, passive, prekey
 // uploads, …). Results and errors the client sends are not answered.
 func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 	id, _ := n.Attrs["id"].(string)
@@ -57,6 +59,8 @@ func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 		reply.Content = []waBinary.Node{{Tag: "sync", Content: appStateCollections(n)}}
 	case xmlns == "encrypt" && typ == "get" && hasChild(n, "count"):
 		reply.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": preKeyCount}}}
+	case xmlns == "usync":
+		reply.Content = []waBinary.Node{{Tag: "usync", Content: []waBinary.Node{{Tag: "list", Content: usyncContacts(n)}}}}
 	}
 	return reply, true
 }
@@ -111,6 +115,29 @@ func appStateCollections(n waBinary.Node) []waBinary.Node {
 		out = append(out, waBinary.Node{Tag: "collection", Attrs: waBinary.Attrs{
 			"name": c.Attrs["name"], "version": c.Attrs["version"],
 		}})
+	}
+	return out
+}
+
+// usyncContacts answers the <contact>+number@c.us</contact> users of a
+// usync query (whatsmeow's IsOnWhatsApp) with each number on WhatsApp:
+// <user jid="number@s.whatsapp.net"><contact type="in">…</contact></user>.
+// Users asked for by jid are left out.
+func usyncContacts(n waBinary.Node) []waBinary.Node {
+	list, _ := n.GetOptionalChildByTag("usync", "list")
+	var out []waBinary.Node
+	for _, u := range list.GetChildrenByTag("user") {
+		contact, ok := u.GetOptionalChildByTag("contact")
+		query, _ := contact.Content.(string)
+		if b, isBytes := contact.Content.([]byte); isBytes {
+			query = string(b)
+		}
+		number := strings.TrimPrefix(strings.TrimSuffix(query, "@"+types.LegacyUserServer), "+")
+		if !ok || number == "" {
+			continue
+		}
+		out = append(out, waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": types.NewJID(number, types.DefaultUserServer)},
+			Content: []waBinary.Node{{Tag: "contact", Attrs: waBinary.Attrs{"type": "in"}, Content: []byte(query)}}})
 	}
 	return out
 }

@@ -270,3 +270,22 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 		t.Errorf("ConnectedDevices = %v, want [%s]", got, dev.ID)
 	}
 }
+
+func TestIsOnWhatsApp(t *testing.T) {
+	_, cli := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	got, err := cli.IsOnWhatsApp(ctx, []string{"+15550000002", "15550000003"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"15550000002@s.whatsapp.net", "15550000003@s.whatsapp.net"}
+	if len(got) != len(want) {
+		t.Fatalf("IsOnWhatsApp = %+v, want %d answers", got, len(want))
+	}
+	for i, r := range got {
+		if r.JID.String() != want[i] || !r.IsIn {
+			t.Errorf("answer %d = %s in=%v, want %s in=true", i, r.JID, r.IsIn, want[i])
+		}
+	}
+}
