@@ -223,11 +223,11 @@ func (e *bodyError) Unwrap() error { return e.err }
 // returns the body too, as read (for a [Forwarder]).
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, []byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, nil, err
-	case err != nil:
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, nil, err
+		}
 		var ne net.Error
 		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 		return nil, nil, &bodyError{err: err, timeout: timeout}
