@@ -274,6 +274,9 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			receipts = append(receipts, session.Receipt{
 				Chat: p.chatID, Sender: key, Type: p.typ, Timestamp: now,
 			})
+			if i == 0 { // nearly always the only one: room for every id
+				receipts[0].MessageIDs = make([]string, 0, len(ids))
+			}
 		}
 		receipts[i].MessageIDs = append(receipts[i].MessageIDs, id.parsed.ID)
 	}
