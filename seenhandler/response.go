@@ -199,8 +199,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		body = buf.Bytes()
 	}
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json; charset=utf-8"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
+	vals := []string{"application/json; charset=utf-8", "nosniff"} // one allocation for both
+	h["Content-Type"] = vals[0:1:1]
+	h["X-Content-Type-Options"] = vals[1:2:2]
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
