@@ -85,10 +85,12 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		return resp, nil
 	}
-	var delivered []session.Receipt // as sent: duplicates left out
 	x.op = OpSend
 	outcomes := h.sendAll(ctx, sess, p, receipts)
 	x.op = ""
+	// As sent, duplicates left out; in receipts' array, which sendAll has
+	// done with.
+	delivered := receipts[:0]
 	for _, o := range outcomes {
 		if o.err != nil {
 			return nil, backendErr(OpSend, o.err)
