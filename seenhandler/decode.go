@@ -220,10 +220,16 @@ func (e *bodyError) Error() string { return "reading the body: " + e.err.Error()
 func (e *bodyError) Unwrap() error { return e.err }
 
 // decodeBody reads at most limit bytes of r's body into a seenRequest; it
-// returns the body too, as read (for a [Forwarder]).
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, []byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+// returns the body too, as read (for a [Forwarder]), in a buffer of
+// buffers, for the caller to give back with putBuffer (the seenRequest
+// keeps no part of it).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, *[]byte, error) {
+	bp := buffers.Get().(*[]byte)
+	buf := bytes.NewBuffer((*bp)[:0])
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	*bp = buf.Bytes()
 	if err != nil {
+		putBuffer(bp)
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, nil, err
@@ -232,8 +238,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenReque
 		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 		return nil, nil, &bodyError{err: err, timeout: timeout}
 	}
-	req, err := decodeJSON(body)
-	return req, body, err
+	req, err := decodeJSON(*bp)
+	if err != nil {
+		putBuffer(bp)
+		return nil, nil, err
+	}
+	return req, bp, nil
 }
 
 // decodeJSON decodes body, checked by json.Valid, with decodePlain when it

@@ -40,10 +40,12 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
 	x.asked = name
 	if len(nameErrs) == 0 {
-		if done, err := h.forward(w, r, x, name, body); done || err != nil {
+		if done, err := h.forward(w, r, x, name, *body); done || err != nil {
+			putBuffer(body)
 			return forwarded{}, err
 		}
 	}
+	putBuffer(body)
 	ctx, token, err := h.admit(ctx, r, x, req.AccessToken, pre)
 	if err != nil {
 		return nil, err
