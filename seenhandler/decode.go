@@ -219,11 +219,11 @@ type bodyError struct {
 func (e *bodyError) Error() string { return "reading the body: " + e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
-// decodeBody reads at most limit bytes of r's body into a seenRequest; it
-// returns the body too, as read (for a [Forwarder]), in a buffer of
-// buffers, for the caller to give back with putBuffer (the seenRequest
-// keeps no part of it).
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, *[]byte, error) {
+// decodeBody reads at most limit bytes of r's body and decodes it into
+// req; it returns the body too, as read (for a [Forwarder]), in a buffer of
+// buffers, for the caller to give back with putBuffer (req keeps no part of
+// it).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRequest) (*[]byte, error) {
 	bp := buffers.Get().(*[]byte)
 	buf := bytes.NewBuffer((*bp)[:0])
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
@@ -232,44 +232,54 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenReque
 		putBuffer(bp)
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, nil, err
+			return nil, err
 		}
 		var ne net.Error
 		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-		return nil, nil, &bodyError{err: err, timeout: timeout}
+		return nil, &bodyError{err: err, timeout: timeout}
 	}
-	req, err := decodeJSON(*bp)
-	if err != nil {
+	if err := req.decode(*bp); err != nil {
 		putBuffer(bp)
-		return nil, nil, err
+		return nil, err
 	}
-	return req, bp, nil
+	return bp, nil
 }
 
-// decodeJSON decodes body, checked by json.Valid, with decodePlain when it
-// is plain (nearly always), else with encoding/json, whose errors become
-// the answer's.
+// decodeJSON decodes body into a new seenRequest; see seenRequest.decode.
 func decodeJSON(body []byte) (*seenRequest, error) {
+	req := new(seenRequest)
+	if err := req.decode(body); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decode sets req, a zero seenRequest, from body, checked by json.Valid:
+// with decodePlain when body is plain (nearly always), else with
+// encoding/json, whose errors become the answer's.
+func (req *seenRequest) decode(body []byte) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return nil, &jsonError{msg: "the body is empty; send a JSON object"}
+		return &jsonError{msg: "the body is empty; send a JSON object"}
 	}
 	if bytes.Equal(trimmed, []byte("null")) {
-		return nil, &jsonError{msg: "the body must be a JSON object, not null"}
+		return &jsonError{msg: "the body must be a JSON object, not null"}
 	}
-	var req seenRequest
 	if json.Valid(body) && req.decodePlain(body) {
-		return &req, nil
+		return nil
 	}
-	req = seenRequest{}
+	// encoding/json keeps the pointer it is given (an any): decoding into
+	// another lets req stay on its caller's stack.
+	slow := new(seenRequest)
 	decode := json.Unmarshal
 	if needsExact(body) {
 		decode = unmarshalExact
 	}
-	if err := decode(body, &req); err != nil {
-		return nil, describeJSONError(err)
+	if err := decode(body, slow); err != nil {
+		return describeJSONError(err)
 	}
-	return &req, nil
+	*req = *slow
+	return nil
 }
 
 // requestKey is a key of seenRequest, with the field it sets.

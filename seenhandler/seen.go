@@ -31,12 +31,13 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		x.dialect = pathDialect(r) // the body, unread, cannot tell
 		return nil, err
 	}
-	req, body, err := decodeBody(w, r, h.cfg.maxBodyBytes)
+	var req seenRequest
+	body, err := decodeBody(w, r, h.cfg.maxBodyBytes, &req)
 	if err != nil {
 		return nil, err
 	}
 	x.dialect = req.dialect(r)
-	names := namesFor(req, x.dialect)
+	names := namesFor(&req, x.dialect)
 	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
 	x.asked = name
 	if len(nameErrs) == 0 {
@@ -50,7 +51,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.buildPlan(req, name, names, nameErrs)
+	p, err := h.buildPlan(&req, name, names, nameErrs)
 	if err != nil {
 		return nil, err
 	}
