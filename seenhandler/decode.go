@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -218,47 +219,77 @@ type bodyError struct {
 func (e *bodyError) Error() string { return "reading the body: " + e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
-// decodeBody reads at most limit bytes of r's body into a seenRequest; it
-// returns the body too, as read (for a [Forwarder]).
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64) (*seenRequest, []byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, nil, err
-	case err != nil:
+// decodeBody reads at most limit bytes of r's body and decodes it into
+// req; it returns the body too, as read (for a [Forwarder]), in a buffer of
+// buffers, for the caller to give back with putBuffer (req keeps no part of
+// it).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRequest) (*[]byte, error) {
+	bp := buffers.Get().(*[]byte)
+	buf := bytes.NewBuffer((*bp)[:0])
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	*bp = buf.Bytes()
+	if err != nil {
+		putBuffer(bp)
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, err
+		}
 		var ne net.Error
 		timeout := errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-		return nil, nil, &bodyError{err: err, timeout: timeout}
+		return nil, &bodyError{err: err, timeout: timeout}
 	}
-	req, err := decodeJSON(body)
-	return req, body, err
+	if err := req.decode(*bp); err != nil {
+		putBuffer(bp)
+		return nil, err
+	}
+	return bp, nil
 }
 
+// decodeJSON decodes body into a new seenRequest; see seenRequest.decode.
 func decodeJSON(body []byte) (*seenRequest, error) {
+	req := new(seenRequest)
+	if err := req.decode(body); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decode sets req, a zero seenRequest, from body, checked by json.Valid:
+// with decodePlain when body is plain (nearly always), else with
+// encoding/json, whose errors become the answer's.
+func (req *seenRequest) decode(body []byte) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return nil, &jsonError{msg: "the body is empty; send a JSON object"}
+		return &jsonError{msg: "the body is empty; send a JSON object"}
 	}
 	if bytes.Equal(trimmed, []byte("null")) {
-		return nil, &jsonError{msg: "the body must be a JSON object, not null"}
+		return &jsonError{msg: "the body must be a JSON object, not null"}
 	}
-	var req seenRequest
+	if json.Valid(body) && req.decodePlain(body) {
+		return nil
+	}
+	// encoding/json keeps the pointer it is given (an any): decoding into
+	// another lets req stay on its caller's stack.
+	slow := new(seenRequest)
 	decode := json.Unmarshal
 	if needsExact(body) {
 		decode = unmarshalExact
 	}
-	if err := decode(body, &req); err != nil {
-		return nil, describeJSONError(err)
+	if err := decode(body, slow); err != nil {
+		return describeJSONError(err)
 	}
-	return &req, nil
+	*req = *slow
+	return nil
+}
+
+// requestKey is a key of seenRequest, with the field it sets.
+type requestKey struct {
+	key   string
+	field func(*seenRequest) any
 }
 
 // requestKeys are the keys of seenRequest, with the field each sets.
-var requestKeys = []struct {
-	key   string
-	field func(*seenRequest) any
-}{
+var requestKeys = []requestKey{
 	{"session", func(r *seenRequest) any { return &r.Session }},
 	{"instance_id", func(r *seenRequest) any { return &r.InstanceID }},
 	{"access_token", func(r *seenRequest) any { return &r.AccessToken }},
@@ -359,4 +390,278 @@ func describeJSONError(err error) error {
 		return &jsonError{msg: "the body ends before its JSON object does"}
 	}
 	return &jsonError{msg: "the body is not valid JSON"}
+}
+
+// decodePlain sets req from body, which json.Valid accepted, and reports
+// whether it could: nearly every request is a plain object that
+// encoding/json's reflection (most of decoding's time) is not needed
+// for. It returns false, leaving req partly set, for whatever is not plain,
+// so that decodeJSON decodes body as before and reports its faults: a body
+// that is not an object; a string with an escape or a non-ASCII byte; one
+// of our keys twice (json.Unmarshal and unmarshalExact then differ, a null
+// after a string); a key that equals one of ours but for case; a value of
+// the wrong type. What it decodes is what json.Unmarshal and unmarshalExact
+// decode (FuzzDecodePlain holds them to it).
+func (req *seenRequest) decodePlain(body []byte) bool {
+	d := plainDecoder{b: body}
+	if !d.next('{') {
+		return false
+	}
+	var seen uint16 // requestKeys given, by index
+	for !d.next('}') {
+		d.next(',')
+		key, ok := d.str()
+		if !ok || !d.next(':') {
+			return false
+		}
+		k := slices.IndexFunc(requestKeys, func(rk requestKey) bool { return rk.key == string(key) })
+		switch {
+		case k < 0 && foldsToKey(key):
+			return false
+		case k < 0:
+			if !d.skip() {
+				return false
+			}
+			continue
+		case seen&(1<<k) != 0:
+			return false
+		}
+		seen |= 1 << k
+		if !d.field(req, key) {
+			return false
+		}
+	}
+	d.space()
+	return d.i == len(d.b) // json.Valid allows only space after the object
+}
+
+// foldsToKey reports whether key equals one of requestKeys but for case.
+func foldsToKey(key []byte) bool {
+	for _, k := range requestKeys {
+		if len(k.key) == len(key) && bytes.EqualFold(key, []byte(k.key)) {
+			return true
+		}
+	}
+	return false
+}
+
+// plainDecoder walks a valid JSON text for decodePlain.
+type plainDecoder struct {
+	b []byte
+	i int
+}
+
+// field decodes the value of key, one of requestKeys, into req, as
+// json.Unmarshal would (a null leaves a string as it was, and sets the
+// others to their zero value).
+func (d *plainDecoder) field(req *seenRequest, key []byte) bool {
+	var s *string
+	switch string(key) {
+	case "session":
+		s = &req.Session
+	case "instance_id":
+		s = &req.InstanceID
+	case "access_token":
+		s = &req.AccessToken
+	case "chatId":
+		s = &req.ChatID
+	case "to":
+		s = &req.To
+	case "participant":
+		s = &req.Participant
+	case "type":
+		s = &req.Type
+	case "messageId":
+		return d.optString(&req.MessageID)
+	case "messageIds":
+		return d.optStrings(&req.MessageIDs)
+	case "async":
+		return d.optBool(&req.Async)
+	case "typing":
+		return d.optBool(&req.Typing)
+	case "typing_indicator":
+		return d.typingIndicator(&req.TypingIndicator)
+	default:
+		return false
+	}
+	if d.null() {
+		return true
+	}
+	v, ok := d.str()
+	if ok {
+		*s = string(v)
+	}
+	return ok
+}
+
+func (d *plainDecoder) optString(o *optString) bool {
+	if d.null() {
+		*o = optString{}
+		return true
+	}
+	v, ok := d.str()
+	if ok {
+		*o = optString{s: string(v), ok: true}
+	}
+	return ok
+}
+
+func (d *plainDecoder) optStrings(list *[]optString) bool {
+	if d.null() {
+		*list = nil
+		return true
+	}
+	if !d.next('[') {
+		return false
+	}
+	ids := []optString{} // [] is an empty list, not none
+	for !d.next(']') {
+		d.next(',')
+		var o optString
+		if !d.optString(&o) {
+			return false
+		}
+		ids = append(ids, o)
+	}
+	*list = ids
+	return true
+}
+
+func (d *plainDecoder) optBool(b **bool) bool {
+	d.space()
+	switch {
+	case d.literal("null"):
+		*b = nil
+	case d.literal("true"):
+		*b = new(true)
+	case d.literal("false"):
+		*b = new(false)
+	default:
+		return false
+	}
+	return true
+}
+
+// typingIndicator decodes Meta's object as typingIndicator.UnmarshalJSON
+// does: its "type" matches exactly, other keys are ignored.
+func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
+	if d.null() {
+		*ti = nil
+		return true
+	}
+	if !d.next('{') {
+		return false
+	}
+	v := &typingIndicator{}
+	given := false
+	for !d.next('}') {
+		d.next(',')
+		key, ok := d.str()
+		if !ok || !d.next(':') {
+			return false
+		}
+		switch {
+		case string(key) != "type":
+			if !d.skip() {
+				return false
+			}
+		case given:
+			return false
+		default:
+			given = true
+			if !d.optString(&v.Type) {
+				return false
+			}
+		}
+	}
+	*ti = v
+	return true
+}
+
+// space skips white space.
+func (d *plainDecoder) space() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and c, if c comes next.
+func (d *plainDecoder) next(c byte) bool {
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// literal skips lit (null, true or false), if it comes next.
+func (d *plainDecoder) literal(lit string) bool {
+	if len(d.b)-d.i >= len(lit) && string(d.b[d.i:d.i+len(lit)]) == lit {
+		d.i += len(lit)
+		return true
+	}
+	return false
+}
+
+func (d *plainDecoder) null() bool {
+	d.space()
+	return d.literal("null")
+}
+
+// str returns the string that comes next, without its quotes; false if
+// none does, or if it has an escape or a non-ASCII byte.
+func (d *plainDecoder) str() ([]byte, bool) {
+	if !d.next('"') {
+		return nil, false
+	}
+	start := d.i
+	for ; d.i < len(d.b); d.i++ {
+		switch c := d.b[d.i]; {
+		case c == '"':
+			d.i++
+			return d.b[start : d.i-1], true
+		case c == '\\' || c >= utf8.RuneSelf:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// skip skips the value that comes next, of any kind.
+func (d *plainDecoder) skip() bool {
+	depth := 0
+	for {
+		d.space()
+		if d.i == len(d.b) {
+			return false
+		}
+		switch d.b[d.i] {
+		case '"':
+			if _, ok := d.str(); !ok {
+				return false
+			}
+		case '{', '[':
+			depth++
+			d.i++
+		case '}', ']':
+			depth--
+			d.i++
+		case ',', ':':
+			d.i++
+			continue // within an object or array: depth > 0
+		default: // a number or a literal: up to what ends it
+			for d.i < len(d.b) && strings.IndexByte(" \t\n\r,]}", d.b[d.i]) < 0 {
+				d.i++
+			}
+		}
+		if depth == 0 {
+			return true
+		}
+	}
 }

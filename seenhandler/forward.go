@@ -1,6 +1,7 @@
 package seenhandler
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 )
@@ -47,7 +48,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange, n
 		return false, nil
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	done, err := h.cfg.forwarder.Forward(sw, r, name, body)
+	// A copy: the handler reads the next request's body into body's
+	// buffer, and Forward's doc does not forbid keeping it.
+	done, err := h.cfg.forwarder.Forward(sw, r, name, bytes.Clone(body))
 	if err != nil {
 		return false, err
 	}

@@ -150,6 +150,9 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	if len(req.MessageIDs) > 32 {
 		seen = make(map[string]bool, len(req.MessageIDs)+1)
 	}
+	if n := len(req.MessageIDs) + 1; n > 1 || req.MessageID.ok {
+		p.ids = make([]planID, 0, min(n, h.cfg.maxMessageIDs+1)) // a list of bad ids costs no more than before
+	}
 	for index := idMessageID; index < len(req.MessageIDs); index++ {
 		given := req.MessageID
 		if index >= 0 {

@@ -169,8 +169,17 @@ type ErrorBody struct {
 	FieldsTotal int `json:"fieldsTotal,omitempty"`
 }
 
-// buffers recycles the buffers answers are encoded in.
+// buffers recycles the buffers request bodies are read into and answers
+// encoded in.
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// putBuffer gives bp back to buffers, unless it grew too large to keep.
+func putBuffer(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		*bp = (*bp)[:0]
+		buffers.Put(bp)
+	}
+}
 
 // writeJSON writes v as the whole response, with HTML characters left as
 // they are (the body is JSON, never HTML). A *[Response], the answer of
@@ -179,10 +188,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	bp := buffers.Get().(*[]byte)
 	body := (*bp)[:0]
 	defer func() {
-		if cap(body) <= 64<<10 { // do not keep what a huge answer grew
-			*bp = body[:0]
-			buffers.Put(bp)
-		}
+		*bp = body
+		putBuffer(bp)
 	}()
 	if r, ok := v.(*Response); ok {
 		body = r.appendJSON(body)
@@ -199,8 +206,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		body = buf.Bytes()
 	}
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json; charset=utf-8"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
+	vals := []string{"application/json; charset=utf-8", "nosniff"} // one allocation for both
+	h["Content-Type"] = vals[0:1:1]
+	h["X-Content-Type-Options"] = vals[1:2:2]
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -31,24 +31,27 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		x.dialect = pathDialect(r) // the body, unread, cannot tell
 		return nil, err
 	}
-	req, body, err := decodeBody(w, r, h.cfg.maxBodyBytes)
+	var req seenRequest
+	body, err := decodeBody(w, r, h.cfg.maxBodyBytes, &req)
 	if err != nil {
 		return nil, err
 	}
 	x.dialect = req.dialect(r)
-	names := namesFor(req, x.dialect)
+	names := namesFor(&req, x.dialect)
 	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
 	x.asked = name
 	if len(nameErrs) == 0 {
-		if done, err := h.forward(w, r, x, name, body); done || err != nil {
+		if done, err := h.forward(w, r, x, name, *body); done || err != nil {
+			putBuffer(body)
 			return forwarded{}, err
 		}
 	}
+	putBuffer(body)
 	ctx, token, err := h.admit(ctx, r, x, req.AccessToken, pre)
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.buildPlan(req, name, names, nameErrs)
+	p, err := h.buildPlan(&req, name, names, nameErrs)
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +88,12 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		return resp, nil
 	}
-	var delivered []session.Receipt // as sent: duplicates left out
 	x.op = OpSend
 	outcomes := h.sendAll(ctx, sess, p, receipts)
 	x.op = ""
+	// As sent, duplicates left out; in receipts' array, which sendAll has
+	// done with.
+	delivered := receipts[:0]
 	for _, o := range outcomes {
 		if o.err != nil {
 			return nil, backendErr(OpSend, o.err)
@@ -274,6 +279,9 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			receipts = append(receipts, session.Receipt{
 				Chat: p.chatID, Sender: key, Type: p.typ, Timestamp: now,
 			})
+			if i == 0 { // nearly always the only one: room for every id
+				receipts[0].MessageIDs = make([]string, 0, len(ids))
+			}
 		}
 		receipts[i].MessageIDs = append(receipts[i].MessageIDs, id.parsed.ID)
 	}
