@@ -337,23 +337,37 @@ func needsExact(body []byte) bool {
 }
 
 // unmarshalExact decodes body into req, setting a field only from the key
-// spelled exactly as its tag. Of repeated keys the last counts, as in
-// json.Unmarshal.
+// spelled exactly as its tag. Each occurrence of a repeated key is decoded
+// in turn onto the same field, as json.Unmarshal does (a later null leaves
+// a string as it was and empties a list).
 func unmarshalExact(body []byte, v any) error {
-	var obj map[string]json.RawMessage
+	var obj map[string]json.RawMessage // the errors json.Unmarshal gives a body that is not an object
 	if err := json.Unmarshal(body, &obj); err != nil {
 		return err
 	}
 	req := v.(*seenRequest)
-	for _, k := range requestKeys {
-		raw, ok := obj[k.key]
-		if !ok {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		i := slices.IndexFunc(requestKeys, func(k requestKey) bool { return k.key == key })
+		if i < 0 {
 			continue
 		}
-		if err := json.Unmarshal(raw, k.field(req)); err != nil {
+		if err := json.Unmarshal(raw, requestKeys[i].field(req)); err != nil {
 			var typ *json.UnmarshalTypeError
 			if errors.As(err, &typ) {
-				typ.Field = k.key
+				typ.Field = key
 			}
 			return err
 		}

@@ -58,6 +58,10 @@ var bodySeeds = []string{
 	`{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15557654321@c.us_A"]}`,
 	`{"unknown":{"deep":[1,2,{"x":null}]},"session":"demo","to":"15551234567","messageId":"A"}`,
 	`{"session":"demo","to":"15551234567","messageId":"A","async":true}`, "\xef\xbb\xbf{}", "{\"session\":\"\xff\"}", `{"session":"demo","to":"15551234567","messageId":"A"}` + "\n\t ",
+	// A repeated key whose later value is null: json.Unmarshal keeps the
+	// string, empties the list; the key-exact decoder must agree.
+	`{"session":"a","session":null,"chatId":"15551234567@c.us","messageIds":["X"],"messageIds":null}`,
+	`{"Session":"a","session":"b","session":null,"chatId":"15551234567@c.us","messageIds":["X"]}`,
 }
 
 // FuzzDecode: decodeJSON never panics; it fails with a *jsonError, or
