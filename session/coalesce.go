@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,12 +40,22 @@ type CoalesceOptions struct {
 	// not apply to calls passed straight through, which use the caller's
 	// context.
 	SendTimeout time.Duration
-	// GroupCommit batches without waiting on a timer: a receipt goes out at
-	// once, in the caller's goroutine and with its context, when no call for
-	// its chat, sender and type is in flight; receipts arriving while one is
-	// join the next batch, which goes out as soon as that call returns. Under
-	// no load nothing waits; under load the batches grow with it. Window is
-	// then not used. Default: false.
+	// GroupCommit batches without waiting on a timer: when no call for its
+	// chat, sender and type is in flight, a receipt opens a batch and sends
+	// it from the caller's goroutine as soon as the goroutines already
+	// runnable have had their turn (one runtime.Gosched), so that receipts
+	// those goroutines carry for the same chat go in the same call; receipts
+	// arriving while a call is in flight join the next batch, which goes out
+	// as soon as that call returns. Under no load nothing waits (the yield
+	// returns at once); under load the batches grow with it. Each batch's
+	// call runs with its opener's values, not its cancellation, bounded by
+	// SendTimeout. Window is then not used. Default: false.
+	//
+	// End to end (BenchmarkEndToEnd in session/whatsmeow, 2 cores), with
+	// every client marking messages of one chat: 0.22–0.24 receipt frames
+	// per request at 32 concurrent clients and 0.09–0.11 at 128, at 1.3–1.6×
+	// the throughput without it; with a chat per client (nothing to batch)
+	// the same throughput.
 	GroupCommit bool
 }
 
@@ -175,17 +186,28 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	}
 	c.calls.Add(1)
 	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
-	if c.opts.GroupCommit && c.inflight[key] == 0 {
-		// Nothing in flight for the key: r goes now, alone, as a call
-		// passed straight through would; receipts arriving meanwhile batch.
-		c.inflight[key]++
-		c.mu.Unlock()
-		defer c.landed(key)
-		c.sends.Add(1)
-		return c.s.SendReceipt(ctx, r)
-	}
 	b, m := c.join(ctx, key, r)
-	c.mu.Unlock()
+	if c.opts.GroupCommit && c.inflight[key] == 0 && !b.sealed && len(b.members) == 1 {
+		// Nothing in flight for the key, and r opened the batch: it goes out
+		// now, in this goroutine, once the goroutines already runnable have
+		// had their turn — those with a receipt for the key join it. Under no
+		// load the yield returns at once; under load the batch holds what
+		// the load brought. Receipts arriving while it is sent open the next
+		// batch, which goes out when it lands.
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
+		if !b.sealed { // not filled up meanwhile (dispatched) nor flushed by Close
+			out := c.seal(b)
+			c.inflight[key]++
+			c.mu.Unlock()
+			c.send(b, out)
+		} else {
+			c.mu.Unlock()
+		}
+	} else {
+		c.mu.Unlock()
+	}
 
 	select {
 	case <-b.done:
