@@ -127,6 +127,7 @@ type config struct {
 	asyncPace, asyncRetry    time.Duration
 	shutdownTimeout          time.Duration
 	coalesce                 time.Duration
+	groupCommit              bool
 	dedup                    bool
 	maxConns                 int
 	presence                 string
@@ -174,7 +175,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.asyncPace, "async-pace", seenhandler.DefaultAsyncPace, "least time between two asynchronous jobs of one session (a backlog is not sent as a burst)")
 	fs.DurationVar(&c.asyncRetry, "async-retry", seenhandler.DefaultAsyncRetryFor, "how long asynchronous receipts for a session that is down are retried before they count as failed")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM: the wait for requests in flight, then for the memory queue's flush")
-	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off)")
+	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off); replaces -group-commit")
+	fs.BoolVar(&c.groupCommit, "group-commit", true, "batch receipts for the same chat and sender that arrive while one is being sent (group commit: nothing waits on a timer; false: each request its own call)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
 	fs.StringVar(&c.presence, "presence", string(bwm.PresenceOnline), "what WhatsApp is told of the account being online: `mode` online (available while connected: delivery receipts show two grey ticks and contacts see the name, but the account shows online and the phone gets fewer notifications), reading (available while marking read, unavailable after -presence-idle) or off (nothing: delivery receipts are inactive)")
@@ -641,8 +643,11 @@ func handlerOptions(c config, queue seenhandler.Queue, local func(string) bool) 
 // decorateOptions turns the flags into the registry's decorators.
 func decorateOptions(c config) session.DecorateOptions {
 	var o session.DecorateOptions
-	if c.coalesce > 0 {
+	switch {
+	case c.coalesce > 0:
 		o.Coalesce = &session.CoalesceOptions{Window: c.coalesce}
+	case c.groupCommit:
+		o.Coalesce = &session.CoalesceOptions{GroupCommit: true}
 	}
 	if c.dedup {
 		o.Dedup = &session.DedupOptions{}
