@@ -13,6 +13,7 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types/events"
 	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
 
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
@@ -74,6 +75,39 @@ func TestScheduleChatReadWindow(t *testing.T) {
 		synctest.Wait()
 		if _, _, patches := fc.recorded(); len(patches) != 2 || len(patches[1].Mutations) != 1 {
 			t.Errorf("%d patches after the second window, want 2", len(patches))
+		}
+	})
+}
+
+// Sessions sharing a Manager's patch budget (WithChatReadRate) take turns:
+// one whose window ended while the budget was spent waits, and its patch
+// then carries the chats read meanwhile too.
+func TestScheduleChatReadBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		budget := rate.NewLimiter(rate.Every(10*time.Second), 1)
+		fa, fb := newFakeClient(), newFakeClient()
+		da, db := newDevice(t, true), newDevice(t, true)
+		withKeys(t, da)
+		withKeys(t, db)
+		a := mustNew(t, fa, da, bwm.WithChatReadBudget(budget))
+		defer a.Close()
+		b := mustNew(t, fb, db, bwm.WithChatReadBudget(budget))
+		defer b.Close()
+		schedule(t, a, session.ChatRead{Chat: dm, LastMessageID: "A1", Timestamp: ts}, session.ChatReadScheduled)
+		time.Sleep(time.Second)
+		schedule(t, b, session.ChatRead{Chat: dm, LastMessageID: "B1", Timestamp: ts}, session.ChatReadScheduled)
+		time.Sleep(bwm.DefaultChatReadWindow) // both windows have ended
+		synctest.Wait()
+		_, _, pa := fa.recorded()
+		_, _, pb := fb.recorded()
+		if len(pa) != 1 || len(pb) != 0 {
+			t.Fatalf("patches %d and %d, want the first session's only: the budget holds one", len(pa), len(pb))
+		}
+		schedule(t, b, session.ChatRead{Chat: grp, LastMessageID: "B2", LastSender: member, Timestamp: ts}, session.ChatReadScheduled)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if _, _, pb = fb.recorded(); len(pb) != 1 || len(pb[0].Mutations) != 2 {
+			t.Fatalf("second session: %d patches %+v, want one with both chats once the budget allows", len(pb), pb)
 		}
 	})
 }

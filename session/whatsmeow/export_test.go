@@ -1,6 +1,10 @@
 package whatsmeow
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
 
 // GroupModeTTL is how long a Session trusts GetGroupInfo's answer.
 const GroupModeTTL = groupModeTTL
@@ -22,3 +26,7 @@ func WithPresenceTicks(c <-chan time.Time) Option {
 func WithTypingTicks(c <-chan time.Time) Option {
 	return func(o *options) error { o.typingTicks = c; return nil }
 }
+
+// WithChatReadBudget shares l, as a Manager does its WithChatReadRate, with
+// the Session.
+func WithChatReadBudget(l *rate.Limiter) Option { return withChatReadBudget(l) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"golang.org/x/time/rate"
 
 	"github.com/bluetick/bluetick/session"
 )
@@ -42,6 +44,7 @@ type Manager struct {
 	dialect   string   // whatsmeow's name: "sqlite" or "postgres"
 	container *sqlstore.Container
 	opts      managerOptions
+	chatReads *rate.Limiter // the sessions' chat-read patch budget (WithChatReadRate); nil: none
 
 	// life ends when Close begins: it stops the pairings that retry in
 	// the background (pairing, which Close waits for).
@@ -118,6 +121,9 @@ type managerOptions struct {
 	retention   Retention
 	observe     func(SessionEvent)
 	fdReserve   *int // WithFDReserve; nil: the default
+
+	chatReadRate  float64 // WithChatReadRate; 0: no bound
+	chatReadBurst int
 }
 
 // WithDBPool sets the store's connection pool; see [DBPool] for the
@@ -198,7 +204,7 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 // clients are not connected until Start.
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
 	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry,
-		connects: DefaultConnectConcurrency, cacheSize: DefaultIndexCache}
+		connects: DefaultConnectConcurrency, cacheSize: DefaultIndexCache, chatReadRate: DefaultChatReadRate, chatReadBurst: DefaultChatReadRate}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -210,6 +216,9 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	}
 	m := &Manager{db: st.db, dialect: st.dialect, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
 		reserve: o.reserve(st.dialect), cache: newIndex(o.cacheSize)}
+	if o.chatReadRate > 0 && !math.IsInf(o.chatReadRate, 1) {
+		m.chatReads = rate.NewLimiter(rate.Limit(o.chatReadRate), o.chatReadBurst)
+	}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if err := m.load(ctx, st.dialect); err != nil {
 		if m.messages != nil {
@@ -337,7 +346,7 @@ func (m *Manager) newManaged(name string, dev *store.Device, g gate) (*managed, 
 	}
 	capReconnectWait(client)
 	owner := fmt.Sprint(m.owners.Add(1))
-	sess, err := New(client, dev, append(m.opts.sessionOpts, withStore(m.messages, m.cache, owner))...)
+	sess, err := New(client, dev, append(m.opts.sessionOpts, withStore(m.messages, m.cache, owner), withChatReadBudget(m.chatReads))...)
 	if err != nil {
 		return nil, err // checked by Open: unreachable
 	}

@@ -18,6 +18,7 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/session"
@@ -41,6 +42,7 @@ type options struct {
 	indexSize      int
 	markChatRead   bool
 	chatReadWindow time.Duration
+	chatReadBudget *rate.Limiter    // the Manager's patches per second for all its sessions; nil: none
 	chatReadTicks  <-chan time.Time // ends each window instead of a timer (tests)
 	maxViews       int
 	logger         *slog.Logger
