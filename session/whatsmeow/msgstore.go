@@ -469,20 +469,7 @@ func (w *messageStore) pruneAll() {
 }
 
 func (w *messageStore) devices(ctx context.Context) ([]string, error) {
-	rows, err := w.db.QueryContext(ctx, `SELECT DISTINCT device FROM bluetick_message`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return strings1(w.db.QueryContext(ctx, `SELECT DISTINCT device FROM bluetick_message`))
 }
 
 // ids returns device's message ids in the store (an id in several chats
@@ -496,18 +483,23 @@ func (w *messageStore) ids(ctx context.Context, device string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, device)
+	return strings1(st.QueryContext(ctx, device))
+}
+
+// strings1 returns the values of rows, a query of one text column, and
+// closes them.
+func strings1(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, id)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
