@@ -18,7 +18,7 @@ import (
 
 // seenRequest is the union of the three dialects' bodies. Aliases:
 // session = instance_id; chatId = to; ids = messageId ∪ messageIds. Keys
-// match exactly (see decodeJSON); unknown fields, other spellings of ours
+// match exactly (see seenRequest.decode); unknown fields, other spellings of ours
 // among them, are ignored. A null is the same as an absent field, except in
 // messageIds. buildPlan validates it.
 type seenRequest struct {
@@ -245,15 +245,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRe
 	return bp, nil
 }
 
-// decodeJSON decodes body into a new seenRequest; see seenRequest.decode.
-func decodeJSON(body []byte) (*seenRequest, error) {
-	req := new(seenRequest)
-	if err := req.decode(body); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
 // decode sets req, a zero seenRequest, from body, checked by json.Valid:
 // with decodePlain when body is plain (nearly always), else with
 // encoding/json, whose errors become the answer's.
@@ -302,6 +293,11 @@ var requestKeys = []requestKey{
 	{"async", func(r *seenRequest) any { return &r.Async }},
 	{"typing", func(r *seenRequest) any { return &r.Typing }},
 	{"typing_indicator", func(r *seenRequest) any { return &r.TypingIndicator }},
+}
+
+// requestKeyIndex returns the index of key in requestKeys, or -1.
+func requestKeyIndex(key string) int {
+	return slices.IndexFunc(requestKeys, func(k requestKey) bool { return k.key == key })
 }
 
 // needsExact reports whether json.Unmarshal could set a field of
@@ -360,7 +356,7 @@ func unmarshalExact(body []byte, v any) error {
 			return err
 		}
 		key, _ := t.(string)
-		i := slices.IndexFunc(requestKeys, func(k requestKey) bool { return k.key == key })
+		i := requestKeyIndex(key)
 		if i < 0 {
 			continue
 		}
@@ -410,7 +406,7 @@ func describeJSONError(err error) error {
 // whether it could: nearly every request is a plain object that
 // encoding/json's reflection (most of decoding's time) is not needed
 // for. It returns false, leaving req partly set, for whatever is not plain,
-// so that decodeJSON decodes body as before and reports its faults: a body
+// so that seenRequest.decode decodes body as before and reports its faults: a body
 // that is not an object; a string with an escape or a non-ASCII byte; one
 // of our keys twice (json.Unmarshal and unmarshalExact then differ, a null
 // after a string); a key that equals one of ours but for case; a value of
@@ -428,7 +424,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 		if !ok || !d.next(':') {
 			return false
 		}
-		k := slices.IndexFunc(requestKeys, func(rk requestKey) bool { return rk.key == string(key) })
+		k := requestKeyIndex(string(key))
 		switch {
 		case k < 0 && foldsToKey(key):
 			return false
@@ -467,7 +463,9 @@ type plainDecoder struct {
 
 // field decodes the value of key, one of requestKeys, into req, as
 // json.Unmarshal would (a null leaves a string as it was, and sets the
-// others to their zero value).
+// others to their zero value). It names the fields itself rather than
+// through requestKeys' functions: a call through a func value would make
+// req escape to the heap, an allocation per request.
 func (d *plainDecoder) field(req *seenRequest, key []byte) bool {
 	var s *string
 	switch string(key) {

@@ -306,3 +306,12 @@ func short(b []byte) []byte {
 	}
 	return b
 }
+
+// decodeJSON decodes body into a new seenRequest; see seenRequest.decode.
+func decodeJSON(body []byte) (*seenRequest, error) {
+	req := new(seenRequest)
+	if err := req.decode(body); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
