@@ -187,26 +187,25 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	c.calls.Add(1)
 	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
 	b, m := c.join(ctx, key, r)
-	if c.opts.GroupCommit && c.inflight[key] == 0 && !b.sealed && len(b.members) == 1 {
-		// Nothing in flight for the key, and r opened the batch: it goes out
-		// now, in this goroutine, once the goroutines already runnable have
-		// had their turn — those with a receipt for the key join it. Under no
-		// load the yield returns at once; under load the batch holds what
-		// the load brought. Receipts arriving while it is sent open the next
-		// batch, which goes out when it lands.
-		c.mu.Unlock()
+	// With nothing in flight for the key, the receipt that opened the batch
+	// sends it, in this goroutine, once the goroutines already runnable have
+	// had their turn — those with a receipt for the key join it. Under no
+	// load the yield returns at once; under load the batch holds what the
+	// load brought. Receipts arriving while it is sent open the next batch,
+	// which goes out when it lands.
+	lead := c.opts.GroupCommit && c.inflight[key] == 0 && !b.sealed && len(b.members) == 1
+	c.mu.Unlock()
+	if lead {
 		runtime.Gosched()
 		c.mu.Lock()
-		if !b.sealed { // not filled up meanwhile (dispatched) nor flushed by Close
+		if b.sealed { // filled up meanwhile (dispatched), or flushed by Close
+			c.mu.Unlock()
+		} else {
 			out := c.seal(b)
 			c.inflight[key]++
 			c.mu.Unlock()
 			c.send(b, out)
-		} else {
-			c.mu.Unlock()
 		}
-	} else {
-		c.mu.Unlock()
 	}
 
 	select {

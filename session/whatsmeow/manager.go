@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -216,7 +215,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 	}
 	m := &Manager{db: st.db, dialect: st.dialect, lock: st.lock, opts: o, sessions: make(map[string]*managed), slots: make(chan struct{}, o.connects),
 		reserve: o.reserve(st.dialect), cache: newIndex(o.cacheSize)}
-	if o.chatReadRate > 0 && !math.IsInf(o.chatReadRate, 1) {
+	if o.chatReadRate > 0 { // +Inf: a limiter that never waits
 		m.chatReads = rate.NewLimiter(rate.Limit(o.chatReadRate), o.chatReadBurst)
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
