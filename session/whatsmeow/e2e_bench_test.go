@@ -401,28 +401,23 @@ func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 	if err != nil {
 		tb.Fatalf("-e2e.subjects: %v", err)
 	}
-	starters := []struct {
+	type starter struct {
 		name  string
-		start func(srv *fakewa.Server) *e2eSubject
-	}{
-		{"Bluetick", func(srv *fakewa.Server) *e2eSubject {
-			return newBluetick(tb, srv, "Bluetick", sessions, e2eOptions{})
-		}},
-		{"BluetickNoChatRead", func(srv *fakewa.Server) *e2eSubject {
-			return newBluetick(tb, srv, "BluetickNoChatRead", sessions, e2eOptions{session: []bwm.Option{bwm.WithMarkChatRead(false)}})
-		}},
-		{"BluetickGroupCommit", func(srv *fakewa.Server) *e2eSubject {
-			return newBluetick(tb, srv, "BluetickGroupCommit", sessions, e2eOptions{coalesce: &session.CoalesceOptions{GroupCommit: true}})
-		}},
-		{"Bare", func(srv *fakewa.Server) *e2eSubject { return newBare(tb, srv, sessions) }},
+		start func(srv *fakewa.Server, name string) *e2eSubject
+	}
+	bluetick := func(o e2eOptions) func(*fakewa.Server, string) *e2eSubject {
+		return func(srv *fakewa.Server, name string) *e2eSubject { return newBluetick(tb, srv, name, sessions, o) }
+	}
+	starters := []starter{
+		{"Bluetick", bluetick(e2eOptions{})},
+		{"BluetickNoChatRead", bluetick(e2eOptions{session: []bwm.Option{bwm.WithMarkChatRead(false)}})},
+		{"BluetickGroupCommit", bluetick(e2eOptions{coalesce: &session.CoalesceOptions{GroupCommit: true}})},
+		{"Bare", func(srv *fakewa.Server, _ string) *e2eSubject { return newBare(tb, srv, sessions) }},
 	}
 	if os.Getenv(pgtest.Env) != "" { // the default options on a Postgres store
-		starters = append(starters, struct {
-			name  string
-			start func(srv *fakewa.Server) *e2eSubject
-		}{"BluetickPostgres", func(srv *fakewa.Server) *e2eSubject {
+		starters = append(starters, starter{"BluetickPostgres", func(srv *fakewa.Server, name string) *e2eSubject {
 			dsn, names := e2ePostgresStore(tb, sessions)
-			return newBluetickOn(tb, srv, "BluetickPostgres", dsn, names, e2eOptions{})
+			return newBluetickOn(tb, srv, name, dsn, names, e2eOptions{})
 		}})
 	}
 	var subjects []*e2eSubject
@@ -433,7 +428,7 @@ func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 	})
 	for _, st := range starters {
 		if only.MatchString(st.name) {
-			subjects = append(subjects, st.start(fakewa.Start(tb, fakewa.WithCountOnly())))
+			subjects = append(subjects, st.start(fakewa.Start(tb, fakewa.WithCountOnly()), st.name))
 		}
 	}
 	return subjects
