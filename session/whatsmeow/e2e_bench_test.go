@@ -421,14 +421,15 @@ func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 		}})
 	}
 	var subjects []*e2eSubject
-	tb.Cleanup(func() {
-		for _, s := range subjects {
-			s.close()
-		}
-	})
 	for _, st := range starters {
 		if only.MatchString(st.name) {
-			subjects = append(subjects, st.start(fakewa.Start(tb, fakewa.WithCountOnly()), st.name))
+			s := st.start(fakewa.Start(tb, fakewa.WithCountOnly()), st.name)
+			// Registered after its fake server's cleanup, so run before it: the
+			// clients disconnect before the server drops them (whatsmeow's
+			// Disconnect racing its own read pump's close is a data race
+			// inside whatsmeow that -race reports).
+			tb.Cleanup(s.close)
+			subjects = append(subjects, s)
 		}
 	}
 	return subjects
