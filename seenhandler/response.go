@@ -32,13 +32,16 @@ type Response struct {
 	// Skipped are the ids not sent, with the reason; never null.
 	Skipped []Skipped `json:"skipped"`
 	// ChatRead says what became of clearing the chat's unread badge on
-	// the account's other devices (WhatsApp Web, Desktop, the phone):
-	// "done" (cleared before the answer), "scheduled" (to be cleared in
-	// the background within moments, up to the chat's newest message read
-	// by then; a WhatsApp session marks each chat once per window), or "unavailable" (nothing was or will be sent for this
-	// request: the phone has not shared its app-state keys yet, or trying
-	// failed). Absent when the session does not do that, when no receipt
-	// went out, and for played receipts. See session.ChatReadState.
+	// the account's other devices (WhatsApp Web, Desktop, the phone) beyond
+	// the read receipts, which clear it there by themselves: "done"
+	// (cleared before the answer, by a session.ChatMarker), "scheduled" (a
+	// chat the account's owner had marked unread: an app-state patch clears
+	// the mark in the background within moments), or "unavailable" (it
+	// needed one, and nothing was or will be sent for this request: the
+	// phone has not shared its app-state keys yet, or trying failed).
+	// Absent when the receipts suffice (the chat was not marked unread),
+	// when the session does not do that, when no receipt went out, and for
+	// played receipts. See session.ChatReadState.
 	ChatRead string `json:"chatRead,omitempty"`
 	// ChatMarkedRead is the older, two-valued form of ChatRead, kept for
 	// existing clients: true when "done", false when "unavailable", absent

@@ -190,7 +190,8 @@ type ChatReadState string
 const (
 	// ChatReadDone: the badge was cleared before the call returned.
 	ChatReadDone ChatReadState = "done"
-	// ChatReadScheduled: the session will clear the badge in the
+	// ChatReadScheduled: the chat needs more than its read receipts (it
+	// was marked unread) and the session will clear the badge in the
 	// background, shortly, up to the chat's newest message read by then; a
 	// failure then is logged, not reported.
 	ChatReadScheduled ChatReadState = "scheduled"
@@ -200,20 +201,24 @@ const (
 	ChatReadUnavailable ChatReadState = "unavailable"
 )
 
-// ChatReadScheduler is implemented by sessions that clear chats' unread
-// badges in the background, as WhatsApp Web does once per chat opened rather
-// than once per message. The HTTP handler prefers it to [ChatMarker]: it
-// calls ScheduleChatRead once per request after the request's read
-// receipts were sent, and reports the state it returns as chatRead.
+// ChatReadScheduler is implemented by sessions that decide for themselves
+// whether a chat read needs more than its read receipts, and do it in the
+// background. WhatsApp Web marks a chat read on the account's other devices
+// with the read receipts alone (those devices clear the badge themselves),
+// and sends a "mark chat read" app-state patch only for a chat its owner
+// marked unread. The HTTP handler prefers it to [ChatMarker]: it calls
+// ScheduleChatRead once per request after the request's read receipts were
+// sent, and reports the state it returns as chatRead.
 //
 // ScheduleChatRead must be safe for concurrent use and must not wait for the
 // network; ctx bounds only the call itself, never the background work. It
 // returns [ChatReadScheduled] or [ChatReadUnavailable] with a nil error when
-// it knows what will happen, an error (with ChatReadUnavailable) when it
-// could not decide (the session not connected, a store failing), and an
-// error wrapping errors.ErrUnsupported when the session is configured not
-// to clear badges or the chat has none (channels); the handler then reports
-// nothing.
+// it knows what will happen, "" with a nil error when the receipts suffice
+// (nothing more to send; the handler reports nothing), an error (with
+// ChatReadUnavailable) when it could not decide (the session not connected,
+// a store failing), and an error wrapping errors.ErrUnsupported when the
+// session is configured not to clear badges or the chat has none
+// (channels); the handler then reports nothing.
 type ChatReadScheduler interface {
 	ScheduleChatRead(ctx context.Context, c ChatRead) (ChatReadState, error)
 }

@@ -1,12 +1,13 @@
 package whatsmeow
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,14 +35,13 @@ const (
 	DefaultChatReadRate = 20
 )
 
-// WithChatReadWindow sets how long a [Session] gathers the chats whose
-// unread badge it is to clear (ScheduleChatRead) before it marks them read:
-// one mutation per chat, carrying the chat's newest message read, in one
+// WithChatReadWindow sets how long a [Session] gathers the chats marked
+// unread that were read (ScheduleChatRead) before it marks them read: one
+// mutation per chat, carrying the chat's newest message read, in one
 // app-state patch for up to 50 chats. A chat read by many requests within
-// a window costs one mutation, as WhatsApp Web marks a chat read once when
-// it is opened, not once per message; many chats cost one round trip and
-// one new app-state version. d must be positive. Default:
-// [DefaultChatReadWindow] (2 s).
+// a window costs one mutation; many chats cost one round trip and one new
+// app-state version. d must be positive. Default: [DefaultChatReadWindow]
+// (2 s).
 func WithChatReadWindow(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -102,12 +102,23 @@ type chatReads struct {
 	flushing   bool                        // a flusher goroutine is on
 }
 
-// ScheduleChatRead notes that chat c.Chat was read up to c.LastMessageID and
-// returns at once: a background goroutine (owned by the Session, stopped by
-// Close) marks the chats noted read at the end of the current window
-// (WithChatReadWindow), each as MarkChatRead would, up to the chat's newest
-// message, in one app-state patch for up to 50 chats. It returns
-// session.ChatReadScheduled then.
+// ScheduleChatRead is called after read receipts went out for chat c.Chat,
+// read up to c.LastMessageID (or, without one, up to the chat's newest known
+// message), and returns at once. As WhatsApp Web, the Session marks a chat
+// read on the account's other devices with the read receipts alone — those
+// devices clear the badge themselves — and sends a markChatAsRead app-state
+// patch only for a chat the account's owner marked unread (see
+// unreadMarks): then it returns session.ChatReadScheduled, and a background
+// goroutine (owned by the Session, stopped by Close) sends the patch at the
+// end of the current window (WithChatReadWindow), with every chat noted
+// meanwhile, one mutation per chat, in one patch for up to 50 chats. For
+// any other chat it sends nothing and returns "" (nothing to report).
+//
+// The patch names the chat in the form the mark came in (the app-state
+// index the other devices know it by) and its newest message in the form
+// it arrived in: a chat read under both its phone number and its LID within
+// one window is one mutation, never two of the same index, which another
+// device would reject.
 //
 // Until the phone has shared its app-state keys, which can take a while
 // after pairing, no patch can be sent: the Session remembers that the
@@ -118,11 +129,13 @@ type chatReads struct {
 // end is not marked (logged).
 //
 // Like MarkChatRead, it returns an error wrapping errors.ErrUnsupported for
-// channels and status updates and when [WithMarkChatRead](false) is set, and
-// session.ErrNotConnected or session.ErrNotLoggedIn when the session cannot
-// send.
+// channels and status updates and when [WithMarkChatRead](false) is set,
+// session.ErrMessageNotFound when c names no message and none of the chat is
+// known, and session.ErrNotConnected or session.ErrNotLoggedIn when the
+// session cannot send.
 func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (session.ChatReadState, error) {
-	if _, err := s.chatReadable(c.Chat); err != nil {
+	chat, err := s.chatReadable(c.Chat)
+	if err != nil {
 		return session.ChatReadUnavailable, err
 	}
 	if err := s.ready(); err != nil {
@@ -135,6 +148,10 @@ func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (ses
 			return "", fmt.Errorf("%w: no message of %s is known", session.ErrMessageNotFound, c.Chat)
 		}
 	}
+	target, err := s.markedForm(ctx, c.Chat, chat)
+	if err != nil || target == "" {
+		return "", err
+	}
 	keys, err := s.appStateKeys(ctx)
 	if err != nil {
 		return session.ChatReadUnavailable, err
@@ -145,7 +162,7 @@ func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (ses
 	cr := &s.chatReads
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	old, ok := cr.pending[c.Chat]
+	old, ok := cr.pending[target]
 	switch {
 	case ok && c.Timestamp.Before(old.Timestamp):
 		// an older message than the one noted: nothing to change
@@ -156,7 +173,7 @@ func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (ses
 		if cr.pending == nil {
 			cr.pending = make(map[string]session.ChatRead)
 		}
-		cr.pending[c.Chat] = c
+		cr.pending[target] = c
 	}
 	if !cr.flushing && s.background(s.flushChatReads) {
 		cr.flushing = true
@@ -165,6 +182,23 @@ func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (ses
 		return session.ChatReadUnavailable, nil
 	}
 	return session.ChatReadScheduled, nil
+}
+
+// markedForm returns the form in which chat (asked as name) is marked
+// unread — its phone number or LID, as the request, the index's newest
+// message or whatsmeow's LID map name it — or "" when it is not. With no
+// chat marked unread it asks nothing of the index.
+func (s *Session) markedForm(ctx context.Context, name string, chat types.JID) (string, error) {
+	if marked, err := s.markedUnread(ctx); err != nil || marked == "" {
+		return "", err
+	}
+	forms := []string{name, s.otherForm(ctx, chat)}
+	if m, known, err := s.index.newest(ctx, name); err != nil {
+		return "", err
+	} else if known {
+		forms = append(forms, m.chat, m.chatAlt)
+	}
+	return s.markedUnread(ctx, forms...)
 }
 
 // chatReadable parses chat and checks that its badge is one to clear.
@@ -283,23 +317,20 @@ func (s *Session) flushChatReads() {
 	}
 }
 
-// sendChatReads sends the chats of batch, in the order of their names, in
-// patches of at most maxChatsPerPatch mutations: one app-state round trip
-// per window rather than one per chat (whatsmeow's own BuildArchive puts
-// two mutations in one patch; each chat still gets one mutation).
+// sendChatReads sends the chats of batch (by the form they are marked
+// unread in), in the order of their names, in patches of at most
+// maxChatsPerPatch mutations: one app-state round trip per window rather
+// than one per chat (whatsmeow's own BuildArchive puts two mutations in one
+// patch; each chat still gets one mutation).
 func (s *Session) sendChatReads(batch map[string]session.ChatRead) {
-	reads := make([]session.ChatRead, 0, len(batch))
-	for _, c := range batch {
-		reads = append(reads, c)
-	}
-	slices.SortFunc(reads, func(a, b session.ChatRead) int { return cmp.Compare(a.Chat, b.Chat) })
-	for i := 0; i < len(reads); i += maxChatsPerPatch {
-		chunk := reads[i:min(i+maxChatsPerPatch, len(reads))]
+	targets := slices.Sorted(maps.Keys(batch))
+	for i := 0; i < len(targets); i += maxChatsPerPatch {
+		chunk := targets[i:min(i+maxChatsPerPatch, len(targets))]
 		if i > 0 && s.waitChatReadTurn() != nil { // the first waited in flushChatReads
 			return
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, chatReadTimeout)
-		err := s.sendChatReadPatch(ctx, chunk)
+		err := s.sendChatReadPatch(ctx, chunk, batch)
 		cancel()
 		if err == nil {
 			continue
@@ -307,7 +338,7 @@ func (s *Session) sendChatReads(batch map[string]session.ChatRead) {
 		// SendAppState fails without keys: look whether that is why.
 		s.forgetKeys(true)
 		if keys, kerr := s.appStateKeys(s.ctx); kerr == nil && keys == keysMissing {
-			s.opts.logger.Debug("no app-state keys: chats left unmarked", "chats", len(reads))
+			s.opts.logger.Debug("no app-state keys: chats left unmarked", "chats", len(targets))
 			return
 		}
 		if s.ctx.Err() == nil {
@@ -326,12 +357,22 @@ func (s *Session) waitChatReadTurn() error {
 	return s.opts.chatReadBudget.Wait(s.ctx)
 }
 
-// sendChatReadPatch sends one patch marking reads' chats read; a chat whose
-// mutation cannot be built is left out (logged).
-func (s *Session) sendChatReadPatch(ctx context.Context, reads []session.ChatRead) error {
-	var patch appstate.PatchInfo
-	for _, c := range reads {
-		p, err := s.chatReadPatch(ctx, c)
+// sendChatReadPatch sends one patch marking the chats targets (keys of
+// reads) read, which are then no longer marked unread; a chat whose
+// mutation cannot be built is left out (logged). Should two mutations
+// still share an index, only the one for the newer message goes: another
+// device rejects a patch that carries two (whatsmeow's encoder takes each
+// index's previous value from the store only, a receiver from the same
+// patch first: the LTHash would not match).
+func (s *Session) sendChatReadPatch(ctx context.Context, targets []string, reads map[string]session.ChatRead) error {
+	var (
+		patch appstate.PatchInfo
+		sent  []string
+		index = make(map[string]int) // mutation by its index
+	)
+	for _, target := range targets {
+		c := reads[target]
+		p, err := s.chatReadPatch(ctx, c, target)
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.opts.logger.Warn("marking a chat read failed", "chat", c.Chat, "error", err)
@@ -339,10 +380,40 @@ func (s *Session) sendChatReadPatch(ctx context.Context, reads []session.ChatRea
 			continue
 		}
 		patch.Type = p.Type
-		patch.Mutations = append(patch.Mutations, p.Mutations...)
+		sent = append(sent, target)
+		for _, m := range p.Mutations {
+			k := strings.Join(m.Index, "\x00")
+			if i, dup := index[k]; dup {
+				if newerRange(m, patch.Mutations[i]) {
+					patch.Mutations[i] = m
+				}
+				continue
+			}
+			index[k] = len(patch.Mutations)
+			patch.Mutations = append(patch.Mutations, m)
+		}
 	}
 	if len(patch.Mutations) == 0 {
 		return nil
 	}
-	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+	// No longer marked unread once the patch is on its way: a read
+	// meanwhile needs no patch of its own. Marked again if it fails.
+	for _, target := range sent {
+		s.setUnreadMark(target, false)
+	}
+	err := guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+	if err != nil {
+		for _, target := range sent {
+			s.setUnreadMark(target, true)
+		}
+	}
+	return err
+}
+
+// newerRange reports whether mutation a marks a chat read up to a newer
+// message than b.
+func newerRange(a, b appstate.MutationInfo) bool {
+	ra := a.Value.GetMarkChatAsReadAction().GetMessageRange()
+	rb := b.Value.GetMarkChatAsReadAction().GetMessageRange()
+	return ra.GetLastMessageTimestamp() > rb.GetLastMessageTimestamp()
 }

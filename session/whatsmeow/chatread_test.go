@@ -10,10 +10,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types/events"
 	"go.uber.org/goleak"
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
@@ -26,6 +28,16 @@ func withKeys(t *testing.T, dev *store.Device) {
 	if err := dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
 		store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// markUnread tells s, through the client's event dispatch, that the
+// account's owner marked chats unread (an app-state mutation from another
+// device).
+func markUnread(fc *fakeClient, chats ...string) {
+	for _, c := range chats {
+		fc.emit(&events.MarkChatAsRead{JID: jid(c), Timestamp: ts,
+			Action: &waSyncAction.MarkChatAsReadAction{Read: proto.Bool(false)}})
 	}
 }
 
@@ -47,6 +59,7 @@ func TestScheduleChatReadWindow(t *testing.T) {
 		withKeys(t, dev)
 		s := mustNew(t, fc, dev) // the default window
 		defer s.Close()
+		markUnread(fc, dm, grp)
 		t0 := ts
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D1", Timestamp: t0}, session.ChatReadScheduled)
 		schedule(t, s, session.ChatRead{Chat: grp, LastMessageID: "G1", LastSender: member, Timestamp: t0}, session.ChatReadScheduled)
@@ -68,8 +81,13 @@ func TestScheduleChatReadWindow(t *testing.T) {
 			t.Errorf("patches name %+v, want G1 then the newest of the direct chat, D3", fc.keys)
 		}
 
-		// Nothing pending: no goroutine waits. The next read opens a new
-		// window.
+		// The patch went out: the chats are no longer marked unread, and
+		// a read of them needs none.
+		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D4", Timestamp: t0.Add(3 * time.Second)}, "")
+
+		// Nothing pending: no goroutine waits. The next read of a chat
+		// marked unread opens a new window.
+		markUnread(fc, dm)
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D4", Timestamp: t0.Add(3 * time.Second)}, session.ChatReadScheduled)
 		time.Sleep(bwm.DefaultChatReadWindow)
 		synctest.Wait()
@@ -93,6 +111,8 @@ func TestScheduleChatReadBudget(t *testing.T) {
 		defer a.Close()
 		b := mustNew(t, fb, db, bwm.WithChatReadBudget(budget))
 		defer b.Close()
+		markUnread(fa, dm)
+		markUnread(fb, dm, grp)
 		schedule(t, a, session.ChatRead{Chat: dm, LastMessageID: "A1", Timestamp: ts}, session.ChatReadScheduled)
 		time.Sleep(time.Second)
 		schedule(t, b, session.ChatRead{Chat: dm, LastMessageID: "B1", Timestamp: ts}, session.ChatReadScheduled)
@@ -119,6 +139,7 @@ func TestScheduleChatReadClose(t *testing.T) {
 	withKeys(t, dev)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // the store's stay
 	s := mustNew(t, fc, dev, bwm.WithChatReadWindow(time.Hour))
+	markUnread(fc, dm)
 	schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D1", Timestamp: ts}, session.ChatReadScheduled)
 	s.Close()
 	if _, _, patches := fc.recorded(); len(patches) != 0 {
@@ -137,6 +158,7 @@ func TestScheduleChatReadWithoutKeys(t *testing.T) {
 		dev := newDevice(t, true)
 		s := mustNew(t, fc, dev)
 		defer s.Close()
+		markUnread(fc, dm)
 		c := session.ChatRead{Chat: dm, LastMessageID: "D1", Timestamp: ts}
 		schedule(t, s, c, session.ChatReadUnavailable)
 		withKeys(t, dev) // not told: still remembered as missing
@@ -176,6 +198,7 @@ func TestScheduleChatReadKeysGone(t *testing.T) {
 		dev.AppStateKeys = keys
 		s := mustNew(t, fc, dev)
 		defer s.Close()
+		markUnread(fc, dm)
 
 		fc.set(func(f *fakeClient) { f.appErr = errors.New("connection lost") })
 		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D1", Timestamp: ts}, session.ChatReadScheduled)
@@ -205,6 +228,7 @@ func TestScheduleChatReadManyChats(t *testing.T) {
 		s := mustNew(t, fc, dev)
 		defer s.Close()
 		for i := range 120 {
+			markUnread(fc, fmt.Sprintf("1555000%04d@s.whatsapp.net", i))
 			schedule(t, s, session.ChatRead{Chat: fmt.Sprintf("1555000%04d@s.whatsapp.net", i), LastMessageID: "X", Timestamp: ts}, session.ChatReadScheduled)
 		}
 		time.Sleep(bwm.DefaultChatReadWindow)
@@ -244,10 +268,41 @@ func TestScheduleChatReadRefuses(t *testing.T) {
 			}
 			s := mustNew(t, fc, newDevice(t, tc.paired), tc.opts...)
 			defer s.Close()
+			if tc.chat != "nonsense" {
+				markUnread(fc, tc.chat)
+			}
 			state, err := s.ScheduleChatRead(context.Background(), session.ChatRead{Chat: tc.chat, LastMessageID: "X", Timestamp: ts})
 			if !errors.Is(err, tc.want) || state != session.ChatReadUnavailable {
 				t.Errorf("= %q, %v; want unavailable, %v", state, err, tc.want)
 			}
 		})
 	}
+}
+
+// A chat nobody marked unread needs no app-state patch: its read receipts
+// clear the badge on the account's other devices, as WhatsApp Web's do.
+// ScheduleChatRead answers "" (nothing to report) and nothing is sent; a
+// chat marked unread on another device is patched once, until it is
+// marked unread again; a mark cleared there (read: true, as the echo of a
+// patch) needs none.
+func TestScheduleChatReadOnlyMarkedUnread(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeClient()
+		dev := newDevice(t, true)
+		withKeys(t, dev)
+		s := mustNew(t, fc, dev)
+		defer s.Close()
+		for i := range 5 {
+			schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: fmt.Sprintf("D%d", i), Timestamp: ts}, "")
+		}
+		markUnread(fc, grp)
+		schedule(t, s, session.ChatRead{Chat: dm, LastMessageID: "D5", Timestamp: ts}, "")
+		fc.emit(&events.MarkChatAsRead{JID: jid(grp), Timestamp: ts, Action: &waSyncAction.MarkChatAsReadAction{Read: proto.Bool(true)}})
+		schedule(t, s, session.ChatRead{Chat: grp, LastMessageID: "G1", LastSender: member, Timestamp: ts}, "")
+		time.Sleep(bwm.DefaultChatReadWindow)
+		synctest.Wait()
+		if _, _, patches := fc.recorded(); len(patches) != 0 {
+			t.Errorf("%d patches for chats not marked unread, want 0", len(patches))
+		}
+	})
 }

@@ -74,6 +74,13 @@ var createMessages = []string{
 	`CREATE INDEX IF NOT EXISTS bluetick_message_chat ON bluetick_message (device, chat, ts, seen)`,
 	`CREATE INDEX IF NOT EXISTS bluetick_message_chat_alt ON bluetick_message (device, chat_alt, ts, seen) WHERE chat_alt <> ''`,
 	`CREATE INDEX IF NOT EXISTS bluetick_message_ts ON bluetick_message (device, ts)`,
+	// The chats the account's owner marked unread (see unreadMarks), in the
+	// form WhatsApp named them.
+	`CREATE TABLE IF NOT EXISTS bluetick_marked_unread (
+	device TEXT NOT NULL REFERENCES whatsmeow_device(jid) ON DELETE CASCADE ON UPDATE CASCADE,
+	chat   TEXT NOT NULL,
+	PRIMARY KEY (device, chat)
+)`,
 }
 
 // Retention is how much of the message index the store keeps per session;
@@ -131,13 +138,17 @@ type messageStore struct {
 	sincePrune map[string]int // writer only: messages per device since its last pruning
 }
 
-// indexOp is one queued write: a message to insert (readIDs nil), or ids of
-// chat to mark read.
+// indexOp is one queued write: a message to insert, ids of chat to mark
+// read (readIDs), or chat marked unread or no longer (mark).
 type indexOp struct {
 	device  string
 	m       indexed
 	readIDs []string
+	mark    int8 // +1: chat marked unread; -1: no longer
 }
+
+// insert reports whether op inserts a message.
+func (op *indexOp) insert() bool { return op.readIDs == nil && op.mark == 0 }
 
 // newMessageStore creates bluetick_message if needed and starts the
 // writer.
@@ -186,6 +197,35 @@ func (w *messageStore) markRead(device, chat string, ids []string) {
 	w.queue = append(w.queue, indexOp{device: device, m: indexed{chat: chat}, readIDs: slices.Clone(ids)})
 	w.queued++
 	w.signal()
+}
+
+// markUnread queues recording that device's chat is marked unread (on) or
+// no longer.
+func (w *messageStore) markUnread(device, chat string, on bool) {
+	if device == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.admit(1) {
+		return
+	}
+	op := indexOp{device: device, m: indexed{chat: chat}, mark: -1}
+	if on {
+		op.mark = 1
+	}
+	w.queue = append(w.queue, op)
+	w.queued++
+	w.signal()
+}
+
+// markedUnread returns device's chats marked unread, once every write
+// queued before the call has been written.
+func (w *messageStore) markedUnread(ctx context.Context, device string) ([]string, error) {
+	if err := w.flush(ctx); err != nil {
+		return nil, err
+	}
+	return strings1(w.db.QueryContext(ctx, `SELECT chat FROM bluetick_marked_unread WHERE device = $1`, device))
 }
 
 // admit reports whether n more ops fit in the queue, counting and logging
@@ -337,7 +377,7 @@ func (w *messageStore) write(batch []indexOp) {
 			continue
 		}
 		for _, op := range ops {
-			if op.readIDs == nil {
+			if op.insert() {
 				w.sincePrune[device]++
 			}
 		}
@@ -356,6 +396,13 @@ func (w *messageStore) writeDevice(ctx context.Context, device string, ops []ind
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
 	for i := 0; i < len(ops); {
+		if op := &ops[i]; op.mark != 0 {
+			if err := markUnreadTx(ctx, tx, device, op.m.chat, op.mark > 0); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
 		if ops[i].readIDs != nil {
 			if err := markReadTx(ctx, tx, device, ops[i].m.chat, ops[i].readIDs); err != nil {
 				return err
@@ -364,7 +411,7 @@ func (w *messageStore) writeDevice(ctx context.Context, device string, ops []ind
 			continue
 		}
 		j := i
-		for j < len(ops) && ops[j].readIDs == nil && j-i < indexRowsPerInsert {
+		for j < len(ops) && ops[j].insert() && j-i < indexRowsPerInsert {
 			j++
 		}
 		if err := upsertTx(ctx, tx, device, ops[i:j]); err != nil {
@@ -434,6 +481,17 @@ func markReadTx(ctx context.Context, tx *sql.Tx, device, chat string, ids []stri
 	}
 	b.WriteByte(')')
 	_, err := tx.ExecContext(ctx, b.String(), args...)
+	return err
+}
+
+// markUnreadTx records that device's chat is marked unread (on) or no
+// longer.
+func markUnreadTx(ctx context.Context, tx *sql.Tx, device, chat string, on bool) error {
+	q := `DELETE FROM bluetick_marked_unread WHERE device = $1 AND chat = $2`
+	if on {
+		q = `INSERT INTO bluetick_marked_unread (device, chat) VALUES ($1, $2) ON CONFLICT (device, chat) DO NOTHING`
+	}
+	_, err := tx.ExecContext(ctx, q, device, chat)
 	return err
 }
 
@@ -512,7 +570,7 @@ func (w *messageStore) pending(device, chat, id string) (indexed, bool) {
 	for _, ops := range [][]indexOp{w.queue, w.inflight} {
 		for i := len(ops) - 1; i >= 0; i-- {
 			op := &ops[i]
-			if op.readIDs == nil && op.device == device && op.m.id == id && (op.m.chat == chat || op.m.chatAlt == chat) {
+			if op.insert() && op.device == device && op.m.id == id && (op.m.chat == chat || op.m.chatAlt == chat) {
 				return op.m, true
 			}
 		}
@@ -618,7 +676,7 @@ func (w *messageStore) pendingNewest(device, chat string) (indexed, bool) {
 	for _, ops := range [][]indexOp{w.queue, w.inflight} {
 		for i := range ops {
 			op := &ops[i]
-			if op.readIDs == nil && op.device == device && (op.m.chat == chat || op.m.chatAlt == chat) && (!found || newer(op.m, best)) {
+			if op.insert() && op.device == device && (op.m.chat == chat || op.m.chatAlt == chat) && (!found || newer(op.m, best)) {
 				best, found = op.m, true
 			}
 		}

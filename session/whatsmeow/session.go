@@ -78,9 +78,12 @@ func WithIndexSize(n int) Option {
 	}
 }
 
-// WithMarkChatRead turns on or off clearing a chat's unread badge on the
-// account's other devices after read receipts (an app-state patch, sent in
-// the background: see [Session.ScheduleChatRead]). Default: on.
+// WithMarkChatRead turns on or off clearing, after read receipts, the
+// "marked as unread" mark of a chat the account's owner marked unread on
+// another device (an app-state patch, sent in the background: see
+// [Session.ScheduleChatRead]; other chats need none, their receipts clear
+// the badge), and [Session.MarkChatRead]. Off, such a chat stays marked
+// unread on the account's devices until its owner opens it. Default: on.
 func WithMarkChatRead(on bool) Option {
 	return func(o *options) error { o.markChatRead = on; return nil }
 }
@@ -142,11 +145,12 @@ type Session struct {
 	connects  uint64
 	privacyAt uint64
 
-	presence  presence   // see WithPresence
-	typing    typing     // see Typing
-	arrivals  arrivals   // see OnArrival
-	chatReads chatReads  // see ScheduleChatRead
-	keysMu    sync.Mutex // one look at the app-state keys at a time
+	presence    presence    // see WithPresence
+	typing      typing      // see Typing
+	arrivals    arrivals    // see OnArrival
+	chatReads   chatReads   // see ScheduleChatRead
+	unreadMarks unreadMarks // chats marked unread, which alone get a chat-read patch
+	keysMu      sync.Mutex  // one look at the app-state keys at a time
 	// replaced: WhatsApp replaced the connection with another of the
 	// device (events.StreamReplaced) and none has been made since.
 	replaced atomic.Bool
@@ -641,7 +645,7 @@ func (m indexed) message(chat string) session.Message {
 // instead, which marks each chat read once per window, in the background,
 // many chats in one patch.
 func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
-	patch, err := s.chatReadPatch(ctx, c)
+	patch, err := s.chatReadPatch(ctx, c, "")
 	if err != nil {
 		return err
 	}
@@ -649,8 +653,10 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 }
 
 // chatReadPatch builds the app-state patch that marks c's chat read, as
-// MarkChatRead describes.
-func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead) (appstate.PatchInfo, error) {
+// MarkChatRead describes, with index as the mutation's chat (the form the
+// chat is marked unread in) or, when "", the chat as its newest message
+// names it.
+func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead, index string) (appstate.PatchInfo, error) {
 	chat, err := s.chatReadable(c.Chat)
 	if err != nil {
 		return appstate.PatchInfo{}, err
@@ -691,9 +697,15 @@ func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead) (appsta
 	if ts.IsZero() {
 		ts = time.Now()
 	}
+	target := chat
+	if index != "" {
+		if target, err = parseJID(index); err != nil {
+			return appstate.PatchInfo{}, invalid("chat: %v", err)
+		}
+	}
 	var patch appstate.PatchInfo
 	err = guard("BuildMessageKey", func() error {
-		patch = appstate.BuildMarkChatAsRead(chat, true, ts, s.client.BuildMessageKey(chat, sender, id))
+		patch = appstate.BuildMarkChatAsRead(target, true, ts, s.client.BuildMessageKey(chat, sender, id))
 		return nil
 	})
 	return patch, err
@@ -712,6 +724,9 @@ func (s *Session) handleEvent(evt any) {
 		}
 	case *events.HistorySync:
 		s.indexHistory(e)
+		s.noteMarkEvent(e)
+	case *events.MarkChatAsRead:
+		s.noteMarkEvent(e)
 	case *events.Receipt:
 		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)

@@ -189,7 +189,7 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 		}
 		post(t, m, `{"session":"15550000001","chatId":"`+channel+`","messageIds":["3EB0CHAN"]}`)
 		got = post(t, m, `{"session":"15550000001","chatId":"15551234567"}`)
-		want := `{"success":true,"acknowledged":true,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[{"chatId":"123456789012345@lid","requestedChatId":"15551234567@s.whatsapp.net","messageIds":["3EB0DM1","3EB0DM2"],"type":"read"}],"skipped":[],"chatRead":"scheduled"}`
+		want := `{"success":true,"acknowledged":true,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[{"chatId":"123456789012345@lid","requestedChatId":"15551234567@s.whatsapp.net","messageIds":["3EB0DM1","3EB0DM2"],"type":"read"}],"skipped":[]}`
 		if got != want {
 			t.Errorf("chat-only answer\n got %s\nwant %s", got, want)
 		}
@@ -208,21 +208,17 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 			t.Errorf("asked WhatsApp about the group: %v", q)
 		}
 
-		// Marked read: the next chat-only request finds nothing unread,
-		// says so, and still clears the chat's badge up to its newest
-		// message (the own one), as it arrived: one patch for the chat in
-		// the window.
+		// Marked read: the next chat-only request finds nothing unread and
+		// says so. Nobody marked the chat unread: no app-state patch.
 		got = post(t, m, `{"session":"15550000001","chatId":"15551234567"}`)
-		want = `{"success":true,"acknowledged":false,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"scheduled","reason":"nothing_unread"}`
+		want = `{"success":true,"acknowledged":false,"session":"15550000001","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`
 		if got != want {
 			t.Errorf("nothing unread\n got %s\nwant %s", got, want)
 		}
-		for deadline := time.Now().Add(wireWait); len(chatReadPatches(t, w)) < 2 && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond) // the window's patch goes out in the background
+		w.sent(t)
+		if n := srv.Counts().AppStatePatches; n != 0 {
+			t.Errorf("%d app-state patches, want none", n)
 		}
-		sameLines(t, "patches", chatReadPatches(t, w),
-			"markChatAsRead 120363099999999999@g.us read=true last=1767225500 key={120363099999999999@g.us 3EB0LIDG fromMe=false participant=222222222222222@lid} t=1767225500",
-			"markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225520 key={15551234567@s.whatsapp.net 3EB0MINE fromMe=true participant=} t=1767225520")
 		got = post(t, m, `{"session":"15550000001","chatId":"15559999999"}`)
 		if want := `"reason":"chat_unknown"}`; !strings.HasSuffix(got, want) || strings.Contains(got, "chatMarkedRead") {
 			t.Errorf("unknown chat: %s, want …%s", got, want)
@@ -299,7 +295,7 @@ func TestWireHistorySyncUnread(t *testing.T) {
 		historySync(t, w, &waHistorySync.HistorySync{
 			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
 			Conversations: []*waHistorySync.Conversation{
-				{ID: proto.String(dm), LidJID: proto.String(dmLID), UnreadCount: proto.Uint32(2), Messages: []*waHistorySync.HistorySyncMsg{
+				{ID: proto.String(dm), LidJID: proto.String(dmLID), UnreadCount: proto.Uint32(2), MarkedAsUnread: proto.Bool(true), Messages: []*waHistorySync.HistorySyncMsg{
 					// Newest first, as WhatsApp sends them.
 					webMsg(dm, "3EB0H4", "", false, 1767225540),
 					webMsg(dm, "3EB0H3", "", false, 1767225530),
@@ -323,15 +319,22 @@ func TestWireHistorySyncUnread(t *testing.T) {
 			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
 			t.Fatal(err)
 		}
+		w.srv.AddAppStateKey(t, *w.dev.ID, []byte{0, 0, 0, 1}, bytes.Repeat([]byte{7}, 32))
 		before := len(readReceipts(w.sent(t)))
 		got := post(t, m, `{"session":"15550000001","chatId":"`+dmLID+`"}`)
-		if !strings.Contains(got, `"messageIds":["3EB0H3","3EB0H4"]`) {
+		// The direct chat was marked unread on the phone (the sync's
+		// markedAsUnread, kept in the store across the restart): its
+		// patch is due.
+		if !strings.Contains(got, `"messageIds":["3EB0H3","3EB0H4"]`) || !strings.Contains(got, `"chatRead":"scheduled"`) {
 			t.Errorf("direct chat: %s", got)
 		}
 		got = post(t, m, `{"session":"15550000001","chatId":"`+grp+`"}`)
-		if !strings.Contains(got, `"sender":"15557654321@s.whatsapp.net","messageIds":["3EB0HG2"]`) {
+		if !strings.Contains(got, `"sender":"15557654321@s.whatsapp.net","messageIds":["3EB0HG2"]`) || strings.Contains(got, "chatRead") {
 			t.Errorf("group: %s", got)
 		}
+		waitPatches(t, w, 1)
+		sameLines(t, "patches", chatReadPatches(t, w),
+			"markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225540 key={15551234567@s.whatsapp.net 3EB0H4 fromMe=false participant=} t=1767225540")
 		sameLines(t, "receipts", receiptsSince(t, w, before),
 			`<receipt id="3EB0H3" t="…" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0H4"/></list></receipt>`,
 			`<receipt id="3EB0HG2" participant="15557654321@s.whatsapp.net" t="…" to="120363012345678901@g.us" type="read"/>`)

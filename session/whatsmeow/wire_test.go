@@ -141,8 +141,8 @@ func TestWireChannelViewWithoutAnswer(t *testing.T) {
 }
 
 // The whole path: an HTTP request in WAHA's dialect through the handler to
-// the wire. Marking the chat read on other devices is not possible (the
-// phone has not shared app-state keys), which the answer reports.
+// the wire. The chat is not marked unread: the receipts alone mark it read
+// on the account's other devices, and the answer says nothing of it.
 func TestWireThroughTheHandler(t *testing.T) {
 	w := newWire(t)
 	reg := session.NewMemoryRegistry()
@@ -156,7 +156,7 @@ func TestWireThroughTheHandler(t *testing.T) {
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	want := `{"success":true,"acknowledged":true,"session":"wire","chatId":"120363012345678901@g.us","receipts":[{"chatId":"120363012345678901@g.us","sender":"15557654321@s.whatsapp.net","messageIds":["3EB0AA","3EB0BB"],"type":"read"}],"skipped":[{"messageId":"true_120363012345678901@g.us_3EB0CC","reason":"from_me"}],"chatRead":"unavailable","chatMarkedRead":false}`
+	want := `{"success":true,"acknowledged":true,"session":"wire","chatId":"120363012345678901@g.us","receipts":[{"chatId":"120363012345678901@g.us","sender":"15557654321@s.whatsapp.net","messageIds":["3EB0AA","3EB0BB"],"type":"read"}],"skipped":[{"messageId":"true_120363012345678901@g.us_3EB0CC","reason":"from_me"}]}`
 	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != want {
 		t.Errorf("status %d\n got %s\nwant %s", rec.Code, rec.Body, want)
 	}

@@ -29,7 +29,7 @@ func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
 }
 
 // answerIQ answers every get or set query with a result carrying the same id:
-// app-state syncs with their collections unchanged (see appStateCollections),
+// app-state patches and fetches of the account's collections (see answerAppState),
 // the privacy settings for xmlns="privacy", a group's info for a group-info
 // query (see Server.SetGroup), a prekey count for xmlns="encrypt"
 // with a <count/> child, every number of a usync contact query as on
@@ -56,7 +56,7 @@ func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 	case isGroupInfoQuery(n):
 		c.answerGroupInfo(n, &reply)
 	case xmlns == "w:sync:app:state":
-		reply.Content = []waBinary.Node{{Tag: "sync", Content: appStateCollections(n)}}
+		reply.Content = []waBinary.Node{{Tag: "sync", Content: c.answerAppState(n)}}
 	case xmlns == "encrypt" && typ == "get" && hasChild(n, "count"):
 		reply.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": preKeyCount}}}
 	case xmlns == "usync":
@@ -103,20 +103,6 @@ func (c *conn) ackReceipt(n waBinary.Node) (waBinary.Node, bool) {
 		ack.Attrs["type"] = typ
 	}
 	return ack, true
-}
-
-// appStateCollections answers an app-state sync (a patch sent, or a fetch)
-// as a server with nothing new: each collection asked for, at the version
-// the client gave, with no patches.
-func appStateCollections(n waBinary.Node) []waBinary.Node {
-	sync, _ := n.GetOptionalChildByTag("sync")
-	var out []waBinary.Node
-	for _, c := range sync.GetChildrenByTag("collection") {
-		out = append(out, waBinary.Node{Tag: "collection", Attrs: waBinary.Attrs{
-			"name": c.Attrs["name"], "version": c.Attrs["version"],
-		}})
-	}
-	return out
 }
 
 // usyncContacts answers the <contact>+number@c.us</contact> users of a

@@ -34,6 +34,17 @@
 // anything that needs the real key or sets the variable itself: do not call
 // t.Parallel in them.
 //
+// # App state
+//
+// The server keeps each account's app-state patches and answers fetches
+// with them, as WhatsApp does, so that a client applies its own patches
+// back. The account's phone (AddAppStateKey gives it a key) decodes every
+// patch a client sends with whatsmeow's own appstate processor, MACs and
+// LTHash verified, as the account's other devices would: a patch they
+// would reject is refused (AppStateRejections); those taken are listed
+// decoded (AppStatePatches). PhonePatch sends a patch from the phone, as
+// when its owner marks a chat unread there.
+//
 // # Logs
 //
 // The log of whatsmeow (clients made by Server.NewClient and Server.Connect,

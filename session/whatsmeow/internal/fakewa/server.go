@@ -55,6 +55,13 @@ type Server struct {
 
 	replaced      int               // see Replaced
 	maxConcurrent map[types.JID]int // see MaxConcurrent
+
+	// appMu guards the accounts' app state (see AddAppStateKey), which
+	// takes store queries: apart from mu.
+	appMu    sync.Mutex
+	accounts map[string]*accountState // by account (user)
+	taken    []AppStatePatch          // see AppStatePatches
+	rejected []error                  // see AppStateRejections
 }
 
 // Start starts a Server listening on 127.0.0.1 with a fresh port, static key
@@ -82,6 +89,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		conns:   make(map[*conn]struct{}),
 		changed: make(chan struct{}),
 		peers:   make(map[peerKey]*peer),
+
+		accounts: make(map[string]*accountState),
 
 		maxConcurrent: make(map[types.JID]int),
 	}
