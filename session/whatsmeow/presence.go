@@ -9,6 +9,8 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/bluetick/bluetick/session"
 )
 
 // PresenceMode is what a [Session] tells WhatsApp about the account being
@@ -25,22 +27,29 @@ type PresenceMode string
 
 // Presence modes.
 const (
+	// PresenceReading, the default, is what mautrix-whatsapp does and what
+	// a person's phone looks like: "unavailable" with the push name after
+	// each connection (and when the push name arrives after pairing), so
+	// that contacts see the name, not "-", without the account showing
+	// online; "available" just before a receipt or a typing indicator when
+	// the account is not online already, and "unavailable" once nothing
+	// went out for the idle time — online while reading, as a person who
+	// opens the app, reads and puts the phone down. Delivery receipts
+	// outside those moments stay inactive (no grey ticks for the sender
+	// until the account reads), and the phone keeps notifying its owner.
+	PresenceReading PresenceMode = "reading"
 	// PresenceOnline sends presence "available" after each connection (and
 	// when the push name arrives after pairing): delivery receipts are
 	// rendered (two grey ticks) and the name is known. The trade-off: the
 	// account shows "online" to its contacts for as long as the session is
-	// connected, and the phone does not get notifications while WhatsApp
-	// thinks a linked device is in use.
+	// connected, and the phone does not notify its owner while WhatsApp
+	// thinks a linked device is in use (Baileys documents
+	// markOnlineOnConnect: false for exactly this).
 	PresenceOnline PresenceMode = "online"
-	// PresenceReading sends "available" just before a receipt (or a typing
-	// indicator) when the account is not online already, and
-	// "unavailable" once no receipt went out for the idle time: online
-	// while reading, as a person who opens the app, reads and puts the
-	// phone down. Delivery receipts outside those moments stay inactive.
-	PresenceReading PresenceMode = "reading"
-	// PresenceOff sends no presence at all: whatsmeow's own behaviour
-	// (inactive delivery receipts; "-" as the name until another device of
-	// the account sends presence).
+	// PresenceOff sends no presence at all: whatsmeow's raw behaviour.
+	// Delivery receipts are inactive; contacts the account has not talked
+	// to see "-" as its name until another device of the account sends
+	// presence; receipts go out whatever the account looks like.
 	PresenceOff PresenceMode = "off"
 )
 
@@ -54,8 +63,13 @@ const presenceTimeout = 10 * time.Second
 // WithPresence sets the [Session]'s presence policy: mode, and for
 // [PresenceReading] the idle time after the last receipt before it goes
 // "unavailable" (0: [DefaultPresenceIdle], 30 s; ignored by the other
-// modes). An unknown mode or a negative idle time is an error. Default:
-// [PresenceOnline].
+// modes). In every mode but [PresenceOff], a receipt or typing indicator
+// goes out only while the account is "available", as WhatsApp Web's
+// sendSeen waits for it: when "available" cannot be sent (no push name
+// yet after pairing, the connection failing) the receipt is refused with
+// session.ErrNotConnected (HTTP 503 with Retry-After) and nothing is sent.
+// An unknown mode or a negative idle time is an error. Default:
+// [PresenceReading].
 func WithPresence(mode PresenceMode, idle time.Duration) Option {
 	return func(o *options) error {
 		switch mode {
@@ -87,17 +101,43 @@ type presence struct {
 	noName    bool      // "no push name" was logged
 }
 
-// announce sends "available" in the background (PresenceOnline), after a
-// connection or the push name's arrival.
+// announce tells WhatsApp how the account looks after a connection or the
+// push name's arrival, in the background: "available" in [PresenceOnline],
+// "unavailable" (which carries the push name too) in [PresenceReading].
 func (s *Session) announce() {
-	if s.opts.presence != PresenceOnline {
+	state := types.PresenceAvailable
+	switch s.opts.presence {
+	case PresenceOff:
 		return
+	case PresenceReading:
+		state = types.PresenceUnavailable
 	}
 	s.background(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
 		defer cancel()
-		_ = s.sendPresence(ctx, types.PresenceAvailable)
+		p := &s.presence
+		p.sendMu.Lock() // not after the "available" of a receipt
+		defer p.sendMu.Unlock()
+		p.mu.Lock()
+		available := p.available
+		p.mu.Unlock()
+		if state == types.PresenceUnavailable && available {
+			return // a receipt went first: the idle countdown will say it
+		}
+		_ = s.sendPresence(ctx, state)
 	})
+}
+
+// announceNamed announces (see announce) if presence could not be sent
+// for want of a push name and the device now has one.
+func (s *Session) announceNamed() {
+	p := &s.presence
+	p.mu.Lock()
+	waiting := p.noName
+	p.mu.Unlock()
+	if waiting && s.device.PushName != "" {
+		s.announce()
+	}
 }
 
 // sendPresence sends state and records it. A missing push name is logged
@@ -120,6 +160,7 @@ func (s *Session) sendPresence(ctx context.Context, state types.Presence) error 
 		}
 	default:
 		p.available = state == types.PresenceAvailable
+		p.noName = false
 	}
 	return err
 }
@@ -135,12 +176,13 @@ func (s *Session) presenceConnected() {
 }
 
 // active is called before a receipt or typing indicator goes out. In
-// [PresenceReading] it sends "available" first unless the account is
-// already, and (re)starts the idle countdown; a failure is logged, and the
-// receipt still goes out.
-func (s *Session) active(ctx context.Context) {
-	if s.opts.presence != PresenceReading {
-		return
+// every mode but [PresenceOff] it sends "available" first unless the
+// account is already, and fails when it cannot: the receipt must not go
+// out then (session.ErrNotConnected, or ctx's error). In [PresenceReading]
+// it (re)starts the idle countdown.
+func (s *Session) active(ctx context.Context) error {
+	if s.opts.presence == PresenceOff {
+		return nil
 	}
 	p := &s.presence
 	p.sendMu.Lock()
@@ -150,13 +192,25 @@ func (s *Session) active(ctx context.Context) {
 	available := p.available
 	p.mu.Unlock()
 	if !available {
-		_ = s.sendPresence(ctx, types.PresenceAvailable)
+		if err := s.sendPresence(ctx, types.PresenceAvailable); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, whatsmeow.ErrNoPushName) {
+				return fmt.Errorf("%w: the account cannot go online before the phone shares its push name: %w", session.ErrNotConnected, err)
+			}
+			return fmt.Errorf("%w: the account could not go online: %w", session.ErrNotConnected, mapError(err))
+		}
+	}
+	if s.opts.presence != PresenceReading {
+		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.idling && p.available && s.background(s.idle) {
 		p.idling = true
 	}
+	return nil
 }
 
 // idle sends "unavailable" once no activity was seen for the idle time,

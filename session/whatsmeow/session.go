@@ -206,7 +206,7 @@ func newOptions(opts []Option) (options, error) {
 		chatReadWindow: DefaultChatReadWindow,
 		maxViews:       DefaultMaxPendingChannelViews,
 		logger:         slog.New(slog.DiscardHandler),
-		presence:       PresenceOnline,
+		presence:       PresenceReading,
 		presenceIdle:   DefaultPresenceIdle,
 		now:            time.Now,
 	}
@@ -313,7 +313,9 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err := s.ready(); err != nil {
 		return session.Result{}, err
 	}
-	s.active(ctx)
+	if err := s.active(ctx); err != nil {
+		return session.Result{}, err
+	}
 	if chat.Server == types.NewsletterServer {
 		return s.viewChannel(ctx, chat, r.MessageIDs)
 	}
@@ -741,6 +743,9 @@ func (s *Session) handleEvent(evt any) {
 	case *events.AppStateSyncComplete:
 		// whatsmeow syncs app state after the phone shares its keys.
 		s.forgetKeys(false)
+		// A first, full sync brings the push name without an
+		// events.PushNameSetting.
+		s.announceNamed()
 	case *events.StreamReplaced:
 		s.replaced.Store(true)
 	case *events.Connected:

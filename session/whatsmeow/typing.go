@@ -48,7 +48,9 @@ func (s *Session) Typing(ctx context.Context, chat string, d time.Duration) erro
 			jid = c
 		}
 	}
-	s.active(ctx)
+	if err := s.active(ctx); err != nil {
+		return err
+	}
 	err = guard("SendChatPresence", func() error {
 		return s.client.SendChatPresence(ctx, jid, types.ChatPresenceComposing, types.ChatPresenceMediaText)
 	})

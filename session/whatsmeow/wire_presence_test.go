@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
@@ -54,12 +56,11 @@ func assertNodes(t *testing.T, got []string, want ...string) {
 	}
 }
 
-// PresenceOnline, the default: "available" with the push name right after
-// connecting, so that the delivery receipt of a message that arrives then
-// is a plain one (two grey ticks), not type="inactive"; again after a
-// reconnection.
+// PresenceOnline: "available" with the push name right after connecting,
+// so that the delivery receipt of a message that arrives then is a plain
+// one (two grey ticks), not type="inactive"; again after a reconnection.
 func TestWirePresenceOnline(t *testing.T) {
-	w := newWire(t)
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceOnline, 0)})
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
 	w.deliver(t, text("hello"), "from", dm, "id", "3EB0DLV1")
 	assertNodes(t, presenceNodes(t, w),
@@ -90,13 +91,20 @@ func TestWirePresenceOff(t *testing.T) {
 		`<receipt id="3EB0DLV2" to="15551234567@s.whatsapp.net" type="inactive"/>`)
 }
 
-// PresenceReading: nothing at connection; "available" just before the
-// first receipt, none before the second (still online), "unavailable" once
-// idle, and "available" again before the next receipt.
+// PresenceReading, the default, as mautrix-whatsapp: "unavailable" with the
+// push name at connection (contacts see the name; the account does not
+// look online, the phone keeps notifying), so a message arriving then gets
+// an inactive delivery receipt; "available" just before the first read
+// receipt, none before the second (still online), "unavailable" once idle,
+// and "available" again before the next receipt; "unavailable" again after
+// a reconnection.
+//
+// Before (the default was online): <presence name="fakewa" type="available"/> at connection, for as long as connected.
 func TestWirePresenceReading(t *testing.T) {
 	ticks := make(chan time.Time)
-	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, time.Minute), bwm.WithPresenceTicks(ticks)})
-	assertNodes(t, presenceNodes(t, w)) // none yet
+	w := newWireWith(t, []bwm.Option{bwm.WithPresenceTicks(ticks)})
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
+	w.deliver(t, text("hello"), "from", dm, "id", "3EB0RD0")
 	ctx := context.Background()
 	for _, id := range []string{"3EB0RD1", "3EB0RD2"} {
 		if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, id)); err != nil {
@@ -104,17 +112,77 @@ func TestWirePresenceReading(t *testing.T) {
 		}
 	}
 	ticks <- time.Now() // the idle time passes
-	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && n.Attrs["type"] == "unavailable" })
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 3 })
 	if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, "3EB0RD3")); err != nil {
 		t.Fatal(err)
 	}
 	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="unavailable"/>`,
+		`<receipt id="3EB0RD0" to="15551234567@s.whatsapp.net" type="inactive"/>`,
 		`<presence name="fakewa" type="available"/>`,
 		`<receipt id="3EB0RD1" to="15551234567@s.whatsapp.net" type="read"/>`,
 		`<receipt id="3EB0RD2" to="15551234567@s.whatsapp.net" type="read"/>`,
 		`<presence name="fakewa" type="unavailable"/>`,
 		`<presence name="fakewa" type="available"/>`,
 		`<receipt id="3EB0RD3" to="15551234567@s.whatsapp.net" type="read"/>`)
+
+	ticks <- time.Now()
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 5 })
+	w.dropAndWait(t)
+	w.reconnect(t)
+	got := w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 6 })
+	if x := fakewa.XML(got); x != `<presence name="fakewa" type="unavailable"/>` {
+		t.Errorf("after reconnecting: %s", x)
+	}
+}
+
+// A receipt goes out only while the account is available, as WhatsApp
+// Web's sendSeen waits for it: before the phone has shared the push name
+// (right after pairing) whatsmeow cannot send presence, so the receipt is
+// refused — 503 session_not_connected with Retry-After — and nothing goes
+// out. When the push name arrives (here with the phone's app state, a
+// first full sync, which whatsmeow dispatches no events.PushNameSetting
+// for), the Session announces itself with it, and the next receipt goes
+// out after "available".
+//
+// Before: <receipt id="3EB0NONAME" to="15551234567@s.whatsapp.net" type="read"/> with no presence
+// (the sender sees blue ticks from an account that never looked online).
+func TestWireReceiptWaitsForPresence(t *testing.T) {
+	srv := fakewa.Start(t)
+	dev, _ := fakewa.NewDevice(t)
+	dev.PushName = ""
+	cli := srv.Connect(t, dev)
+	s := mustNew(t, cli, dev)
+	t.Cleanup(s.Close)
+	w := &wire{srv: srv, dev: dev, cli: cli, session: s}
+	_, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0NONAME"))
+	if !errors.Is(err, session.ErrNotConnected) {
+		t.Errorf("err = %v, want ErrNotConnected", err)
+	}
+	assertNodes(t, presenceNodes(t, w))
+
+	w.shareAppStateKey(t)
+	synced := make(chan struct{}, 1)
+	id := cli.AddEventHandler(func(evt any) {
+		if _, ok := evt.(*events.AppStateSyncComplete); ok {
+			synced <- struct{}{}
+		}
+	})
+	defer cli.RemoveEventHandler(id)
+	srv.PhonePatch(t, *dev.ID, appstate.BuildSettingPushName("Alice"))
+	select {
+	case <-synced:
+	case <-time.After(wireWait):
+		t.Fatal("the client did not sync the phone's app state")
+	}
+	srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
+	if _, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0NAMED")); err != nil {
+		t.Fatal(err)
+	}
+	assertNodes(t, presenceNodes(t, w),
+		`<presence name="Alice" type="unavailable"/>`,
+		`<presence name="Alice" type="available"/>`,
+		`<receipt id="3EB0NAMED" to="15551234567@s.whatsapp.net" type="read"/>`)
 }
 
 // Typing after reading, through the handler: with PresenceReading the
@@ -126,6 +194,7 @@ func TestWireTypingAfterReading(t *testing.T) {
 	presenceTicks, typingTicks := make(chan time.Time), make(chan time.Time)
 	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, 0),
 		bwm.WithPresenceTicks(presenceTicks), bwm.WithTypingTicks(typingTicks)})
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" }) // unavailable, at connection
 	w.deliver(t, text("are you there?"), "from", dm, "id", "3EB0TY1")
 	h := wireHandler(t, w)
 	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(
@@ -140,8 +209,9 @@ func TestWireTypingAfterReading(t *testing.T) {
 	typingTicks <- time.Now() // 25 s later
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "chatstate" && len(n.GetChildrenByTag("paused")) == 1 })
 	presenceTicks <- time.Now() // idle
-	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && n.Attrs["type"] == "unavailable" })
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 3 })
 	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="unavailable"/>`,
 		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="inactive"/>`,
 		`<presence name="fakewa" type="available"/>`,
 		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="read"/>`,
