@@ -10,9 +10,10 @@ import (
 type ReceiptType string
 
 // Receipt types. Callers ask for [ReceiptRead] or [ReceiptPlayed]; a backend
-// may report a different type as sent, e.g. [ReceiptReadSelf] when the
-// account's read-receipt privacy setting is "nobody", or [ReceiptView] for a
-// channel.
+// may report a different type as sent, e.g. [ReceiptReadSelf] or
+// [ReceiptPlayedSelf] outside groups when the account's read-receipt privacy
+// setting is "nobody" (WhatsApp always sends read and played in groups), or
+// [ReceiptView] for a channel.
 const (
 	// ReceiptRead marks messages as read: the sender sees blue ticks.
 	ReceiptRead ReceiptType = "read"
@@ -21,7 +22,8 @@ const (
 	ReceiptReadSelf ReceiptType = "read-self"
 	// ReceiptPlayed marks voice notes and view-once media as played.
 	ReceiptPlayed ReceiptType = "played"
-	// ReceiptPlayedSelf is the self-only variant of ReceiptPlayed.
+	// ReceiptPlayedSelf marks voice notes and view-once media as played on
+	// the account's own devices only; the sender does not see them played.
 	ReceiptPlayedSelf ReceiptType = "played-self"
 	// ReceiptView is the receipt WhatsApp channels use for "seen".
 	ReceiptView ReceiptType = "view"

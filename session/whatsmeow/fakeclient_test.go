@@ -82,6 +82,13 @@ func (f *fakeClient) MarkRead(_ context.Context, ids []types.MessageID, ts time.
 	return nil
 }
 
+// DangerousInternals is whatsmeow's, of a client that never connects: its
+// SendNode fails with whatsmeow.ErrNotConnected. The nodes a Session sends
+// through it are asserted in the wire tests.
+func (f *fakeClient) DangerousInternals() *whatsmeow.DangerousInternalClient {
+	return parser.DangerousInternals()
+}
+
 func (f *fakeClient) NewsletterMarkViewed(_ context.Context, jid types.JID, ids []types.MessageServerID) error {
 	f.mu.Lock()
 	block, err := f.viewBlock, f.viewErr
@@ -145,7 +152,7 @@ func (f *fakeClient) ParseWebMessage(chat types.JID, msg *waWeb.WebMessageInfo) 
 }
 
 // parser is a whatsmeow client used only for its ParseWebMessage, which
-// needs nothing but the device's JID.
+// needs nothing but the device's JID, and for DangerousInternals.
 var parser = func() *whatsmeow.Client {
 	id := ownJID
 	return whatsmeow.NewClient(&store.Device{ID: &id}, nil)
