@@ -257,8 +257,9 @@ type StatusReporter interface {
 // true, or Meta's "typing_indicator": {"type": "text"}).
 //
 // Typing must be safe for concurrent use. It returns once "typing" was
-// handed to WhatsApp (or failed) and clears it by itself d later, in the
-// background (a later call for the same chat extends it); a session that
+// handed to WhatsApp (or failed), keeps it shown (WhatsApp Web renews it
+// every 10 s) and clears it by itself d later, in the background (a later
+// call for the same chat extends it); a session that
 // closes first need not clear it (WhatsApp's apps stop showing it after a
 // while). It returns an error wrapping errors.ErrUnsupported for chats
 // where nobody sees typing (channels, status updates), and errors wrapping

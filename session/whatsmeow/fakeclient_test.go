@@ -56,6 +56,7 @@ type markRead struct {
 type chatState struct {
 	chat  types.JID
 	state types.ChatPresence
+	at    time.Time // when it was sent (the bubble's clock under synctest)
 }
 
 type view struct {
@@ -168,7 +169,7 @@ func (f *fakeClient) SendPresence(_ context.Context, state types.Presence) error
 func (f *fakeClient) SendChatPresence(_ context.Context, chat types.JID, state types.ChatPresence, _ types.ChatPresenceMedia) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.chatStates = append(f.chatStates, chatState{chat, state})
+	f.chatStates = append(f.chatStates, chatState{chat, state, time.Now()})
 	return nil
 }
 
@@ -208,6 +209,13 @@ func (f *fakeClient) set(fn func(*fakeClient)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// chatStatesSent returns the chatstates sent so far, in order.
+func (f *fakeClient) chatStatesSent() []chatState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]chatState(nil), f.chatStates...)
 }
 
 func (f *fakeClient) recorded() ([]markRead, []view, []appstate.PatchInfo) {

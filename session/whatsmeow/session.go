@@ -50,7 +50,6 @@ type options struct {
 	presence       PresenceMode
 	presenceIdle   time.Duration
 	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
-	typingTicks    <-chan time.Time // ends each typing instead of a timer (tests)
 	now            func() time.Time
 	autoRead       *AutoRead // nil: off
 	// Set by a Manager (withStore): the store and the cache its sessions
