@@ -10,9 +10,10 @@ import (
 type ReceiptType string
 
 // Receipt types. Callers ask for [ReceiptRead] or [ReceiptPlayed]; a backend
-// may report a different type as sent, e.g. [ReceiptReadSelf] when the
-// account's read-receipt privacy setting is "nobody", or [ReceiptView] for a
-// channel.
+// may report a different type as sent, e.g. [ReceiptReadSelf] or
+// [ReceiptPlayedSelf] outside groups when the account's read-receipt privacy
+// setting is "nobody" (WhatsApp always sends read and played in groups), or
+// [ReceiptView] for a channel.
 const (
 	// ReceiptRead marks messages as read: the sender sees blue ticks.
 	ReceiptRead ReceiptType = "read"
@@ -21,7 +22,8 @@ const (
 	ReceiptReadSelf ReceiptType = "read-self"
 	// ReceiptPlayed marks voice notes and view-once media as played.
 	ReceiptPlayed ReceiptType = "played"
-	// ReceiptPlayedSelf is the self-only variant of ReceiptPlayed.
+	// ReceiptPlayedSelf marks voice notes and view-once media as played on
+	// the account's own devices only; the sender does not see them played.
 	ReceiptPlayedSelf ReceiptType = "played-self"
 	// ReceiptView is the receipt WhatsApp channels use for "seen".
 	ReceiptView ReceiptType = "view"
@@ -260,8 +262,9 @@ type StatusReporter interface {
 // true, or Meta's "typing_indicator": {"type": "text"}).
 //
 // Typing must be safe for concurrent use. It returns once "typing" was
-// handed to WhatsApp (or failed) and clears it by itself d later, in the
-// background (a later call for the same chat extends it); a session that
+// handed to WhatsApp (or failed), keeps it shown (WhatsApp Web renews it
+// every 10 s) and clears it by itself d later, in the background (a later
+// call for the same chat extends it); a session that
 // closes first need not clear it (WhatsApp's apps stop showing it after a
 // while). It returns an error wrapping errors.ErrUnsupported for chats
 // where nobody sees typing (channels, status updates), and errors wrapping

@@ -236,7 +236,9 @@ func (f *Fake) ChatReads() []ChatReadCall {
 }
 
 // SetReadReceiptsOff emulates an account whose read-receipt privacy is
-// "nobody": read receipts are then sent, and reported, as read-self.
+// "nobody": outside groups, read and played receipts are then sent, and
+// reported, as read-self and played-self; groups keep read and played, as
+// WhatsApp Web sends them ("read receipts are always sent for group chats").
 func (f *Fake) SetReadReceiptsOff(off bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -312,8 +314,8 @@ func (s *Session) Name() string { return s.name }
 // SendReceipt records r and reports it sent, unless a Fault says otherwise.
 // Like a real backend it refuses a receipt with no chat or no ids
 // (session.ErrInvalidReceipt) and a cancelled context, sending nothing.
-// Read receipts come back as read-self when SetReadReceiptsOff is on, and as
-// view for channels.
+// Read and played receipts come back as read-self and played-self outside
+// groups when SetReadReceiptsOff is on, and read as view for channels.
 func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
 	f := s.fake
 	r.MessageIDs = slices.Clone(r.MessageIDs)
@@ -400,8 +402,11 @@ func (s *Session) send(ctx context.Context, r session.Receipt, faults []Fault, r
 		return session.Result{}, fmt.Errorf("%w: receipt type %q", session.ErrInvalidReceipt, typ)
 	case typ == session.ReceiptRead && strings.HasSuffix(r.Chat, "@newsletter"):
 		typ = session.ReceiptView
-	case typ == session.ReceiptRead && readSelf:
+	case !readSelf || strings.HasSuffix(r.Chat, "@g.us"): // as asked
+	case typ == session.ReceiptRead:
 		typ = session.ReceiptReadSelf
+	case typ == session.ReceiptPlayed:
+		typ = session.ReceiptPlayedSelf
 	}
 	return session.Result{Type: typ}, nil
 }

@@ -131,6 +131,33 @@ func TestFakePanicIsRecorded(t *testing.T) {
 	}
 }
 
+// With read receipts off the fake reports the types the whatsmeow backend
+// sends, as WhatsApp Web: read-self and played-self outside groups, read and
+// played in groups.
+func TestFakeReadReceiptsOff(t *testing.T) {
+	fake := sessiontest.New()
+	fake.SetReadReceiptsOff(true)
+	s := fake.Session("a")
+	for _, tc := range []struct {
+		chat  string
+		asked session.ReceiptType
+		want  session.ReceiptType
+	}{
+		{"1@s.whatsapp.net", session.ReceiptRead, session.ReceiptReadSelf},
+		{"1@s.whatsapp.net", session.ReceiptPlayed, session.ReceiptPlayedSelf},
+		{"status@broadcast", session.ReceiptPlayed, session.ReceiptPlayedSelf},
+		{"1@g.us", session.ReceiptRead, session.ReceiptRead},
+		{"1@g.us", session.ReceiptPlayed, session.ReceiptPlayed},
+	} {
+		r := rc(tc.chat, "X1")
+		r.Type = tc.asked
+		res, err := s.SendReceipt(context.Background(), r)
+		if err != nil || res.Type != tc.want {
+			t.Errorf("%s %s: %q, %v; want %q", tc.chat, tc.asked, res.Type, err, tc.want)
+		}
+	}
+}
+
 func TestFakeResolver(t *testing.T) {
 	fake := sessiontest.New()
 	m := session.Message{Chat: "1@g.us", ID: "M1", Sender: "2@s.whatsapp.net"}

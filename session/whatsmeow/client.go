@@ -23,6 +23,13 @@ import (
 //     swallows a failed query and returns empty settings (then it sends
 //     read); whatsmeow caches them for the client's lifetime, reconnections
 //     included. A [Session] fetches them itself before sending read.
+//   - MarkRead leaves played alone and, with read receipts off, turns read
+//     into read-self in groups too, where WhatsApp Web sends read ("read
+//     receipts are always sent for group chats"). whatsmeow exports no
+//     method that sends a node as built but DangerousInternals().SendNode
+//     (deprecated, for it reaches whatsmeow's unexported methods): a
+//     [Session] uses it for that one receipt, with the node MarkRead builds
+//     but its type, and asks MarkRead for played-self itself.
 //   - MarkRead puts every id in one <receipt>; WhatsApp Web caps an
 //     aggregate receipt at 256 ids (session.MaxReceiptIDs).
 //   - Event handlers run under a read lock that RemoveEventHandler takes
@@ -65,6 +72,7 @@ import (
 //     AddressingMode, which the web message does not carry).
 type Client interface {
 	MarkRead(ctx context.Context, ids []types.MessageID, timestamp time.Time, chat, sender types.JID, receiptTypeExtra ...types.ReceiptType) error
+	DangerousInternals() *whatsmeow.DangerousInternalClient
 	NewsletterMarkViewed(ctx context.Context, jid types.JID, serverIDs []types.MessageServerID) error
 	SendAppState(ctx context.Context, patch appstate.PatchInfo) error
 	BuildMessageKey(chat, sender types.JID, id types.MessageID) *waCommon.MessageKey

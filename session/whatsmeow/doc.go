@@ -19,8 +19,9 @@
 //	h, err := seenhandler.New(m, seenhandler.WithAuth(auth))
 //
 // Each [Session] checks what whatsmeow does not (connected, logged in) before
-// it sends, reports the receipt type as WhatsApp gets it (read-self when the
-// account's read receipts are off, view for channels), indexes incoming
+// it sends, reports the receipt type as WhatsApp gets it (read-self or
+// played-self outside groups when the account's read receipts are off, as
+// WhatsApp Web sends them; view for channels), indexes incoming
 // messages and history syncs (to find a group message's sender, skip the
 // account's own messages, find a channel message's server id, and list a
 // chat's unread messages), and clears the chat's unread badge on the

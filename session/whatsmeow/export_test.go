@@ -21,12 +21,6 @@ func WithPresenceTicks(c <-chan time.Time) Option {
 	return func(o *options) error { o.presenceTicks = c; return nil }
 }
 
-// WithTypingTicks makes each value received from c end a chat's typing
-// instead of a timer.
-func WithTypingTicks(c <-chan time.Time) Option {
-	return func(o *options) error { o.typingTicks = c; return nil }
-}
-
 // WithChatReadBudget shares l, as a Manager does its WithChatReadRate, with
 // the Session.
 func WithChatReadBudget(l *rate.Limiter) Option { return withChatReadBudget(l) }

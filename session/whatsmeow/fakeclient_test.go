@@ -56,6 +56,7 @@ type markRead struct {
 type chatState struct {
 	chat  types.JID
 	state types.ChatPresence
+	at    time.Time // when it was sent (the bubble's clock under synctest)
 }
 
 type view struct {
@@ -80,6 +81,13 @@ func (f *fakeClient) MarkRead(_ context.Context, ids []types.MessageID, ts time.
 	}
 	f.markReads = append(f.markReads, markRead{ids, ts, chat, sender, extra})
 	return nil
+}
+
+// DangerousInternals is whatsmeow's, of a client that never connects: its
+// SendNode fails with whatsmeow.ErrNotConnected. The nodes a Session sends
+// through it are asserted in the wire tests.
+func (f *fakeClient) DangerousInternals() *whatsmeow.DangerousInternalClient {
+	return parser.DangerousInternals()
 }
 
 func (f *fakeClient) NewsletterMarkViewed(_ context.Context, jid types.JID, ids []types.MessageServerID) error {
@@ -145,7 +153,7 @@ func (f *fakeClient) ParseWebMessage(chat types.JID, msg *waWeb.WebMessageInfo) 
 }
 
 // parser is a whatsmeow client used only for its ParseWebMessage, which
-// needs nothing but the device's JID.
+// needs nothing but the device's JID, and for DangerousInternals.
 var parser = func() *whatsmeow.Client {
 	id := ownJID
 	return whatsmeow.NewClient(&store.Device{ID: &id}, nil)
@@ -161,7 +169,7 @@ func (f *fakeClient) SendPresence(_ context.Context, state types.Presence) error
 func (f *fakeClient) SendChatPresence(_ context.Context, chat types.JID, state types.ChatPresence, _ types.ChatPresenceMedia) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.chatStates = append(f.chatStates, chatState{chat, state})
+	f.chatStates = append(f.chatStates, chatState{chat, state, time.Now()})
 	return nil
 }
 
@@ -201,6 +209,13 @@ func (f *fakeClient) set(fn func(*fakeClient)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// chatStatesSent returns the chatstates sent so far, in order.
+func (f *fakeClient) chatStatesSent() []chatState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]chatState(nil), f.chatStates...)
 }
 
 func (f *fakeClient) recorded() ([]markRead, []view, []appstate.PatchInfo) {

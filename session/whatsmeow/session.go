@@ -14,6 +14,7 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
+	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
@@ -49,7 +50,6 @@ type options struct {
 	presence       PresenceMode
 	presenceIdle   time.Duration
 	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
-	typingTicks    <-chan time.Time // ends each typing instead of a timer (tests)
 	now            func() time.Time
 	autoRead       *AutoRead // nil: off
 	// Set by a Manager (withStore): the store and the cache its sessions
@@ -293,9 +293,11 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{session.ErrInvalidReceipt}, args...)...)
 }
 
-// SendReceipt sends r: a read or played receipt through MarkRead, or, for
-// a channel, a view receipt through NewsletterMarkViewed with the
-// messages' numeric server ids. It reports the type as sent.
+// SendReceipt sends r: a read or played receipt through MarkRead (or, for a
+// group read with the account's read receipts off, the same node with type
+// read, see typeAsSent), or, for a channel, a view receipt through
+// NewsletterMarkViewed with the messages' numeric server ids. It reports
+// the type as sent.
 func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return session.Result{}, err
@@ -327,7 +329,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	typ, extra, err := s.typeAsSent(ctx, r.Type)
+	typ, own, err := s.typeAsSent(ctx, r.Type, chat)
 	if err != nil {
 		return session.Result{}, err
 	}
@@ -336,16 +338,22 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		// sends a longer aggregate receipt. A failure stops the rest; the
 		// stanzas already written stay sent.
 		for ids := range slices.Chunk(st.ids, session.MaxReceiptIDs) {
-			err = guard("MarkRead", func() error {
-				return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, extra...)
-			})
+			if own {
+				err = guard("SendNode", func() error {
+					return s.client.DangerousInternals().SendNode(ctx, receiptNode(ids, ts, st.chat, st.sender, typ))
+				})
+			} else {
+				err = guard("MarkRead", func() error {
+					return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, typ)
+				})
+			}
 			if err != nil {
 				return session.Result{}, mapError(err)
 			}
 			s.index.markRead(r.Chat, ids)
 		}
 	}
-	res := session.Result{Type: typ}
+	res := session.Result{Type: session.ReceiptType(typ)}
 	if c := stanzas[0].chat.String(); c != r.Chat {
 		res.Chat = c
 	}
@@ -423,20 +431,29 @@ func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID
 	return out, nil
 }
 
-// typeAsSent predicts what MarkRead will put on the wire, as it decides:
-// read becomes read-self when the account's read receipts are off.
-// whatsmeow's MarkRead reads the privacy settings through
+// typeAsSent decides, as WhatsApp Web does, the type that a receipt of the
+// asked type goes out with in chat, and whether the Session builds its node
+// itself (own) because MarkRead would send another type. With the account's
+// read receipts off WhatsApp Web sends read in groups ("read receipts are
+// always sent for group chats"), and read-self and played-self in direct
+// chats and status updates (whose authors then do not see them viewed, as
+// WhatsApp's FAQ says). MarkRead turns read into read-self in groups too (so
+// a group read is sent as MarkRead's node with type read: own) and never
+// changes played (so it is asked for played-self).
+//
+// Played in a group goes out as asked whatever the setting. Every other
+// receipt waits for the setting: whatsmeow's MarkRead reads it through
 // GetPrivacySettings, which swallows a failed query and returns empty
 // settings, and then sends read: an account with read receipts off would
-// leak blue ticks. So read goes out only once the settings are known: they
-// are fetched (again, bypassing whatsmeow's cache, after each reconnection)
-// and, if still unknown, the receipt is refused with session.ErrNotConnected
-// (HTTP 503 with Retry-After); nothing is sent. A successful fetch fills
-// whatsmeow's cache, which MarkRead then reads. played is sent as asked:
-// whatsmeow never changes it.
-func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (session.ReceiptType, []types.ReceiptType, error) {
-	if asked == session.ReceiptPlayed {
-		return session.ReceiptPlayed, []types.ReceiptType{types.ReceiptTypePlayed}, nil
+// leak blue ticks. So the settings are fetched (again, bypassing
+// whatsmeow's cache, after each reconnection) and, if still unknown, the
+// receipt is refused with session.ErrNotConnected (HTTP 503 with
+// Retry-After); nothing is sent. A successful fetch fills whatsmeow's
+// cache, which MarkRead then reads.
+func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType, chat types.JID) (typ types.ReceiptType, own bool, err error) {
+	group := chat.Server == types.GroupServer
+	if asked == session.ReceiptPlayed && group {
+		return types.ReceiptTypePlayed, false, nil
 	}
 	refetch := !s.privacyFresh()
 	settings, err := s.fetchPrivacy(ctx, refetch)
@@ -445,13 +462,50 @@ func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType) (se
 	}
 	switch {
 	case err != nil:
-		return "", nil, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending read: %w", session.ErrNotConnected, mapError(err))
+		return "", false, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending %s: %w", session.ErrNotConnected, asked, mapError(err))
 	case settings.ReadReceipts == "":
-		return "", nil, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending read", session.ErrNotConnected)
-	case settings.ReadReceipts == types.PrivacySettingNone:
-		return session.ReceiptReadSelf, nil, nil
+		return "", false, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending %s", session.ErrNotConnected, asked)
 	}
-	return session.ReceiptRead, nil, nil
+	off := settings.ReadReceipts == types.PrivacySettingNone
+	switch {
+	case asked == session.ReceiptPlayed && off:
+		return types.ReceiptTypePlayedSelf, false, nil
+	case asked == session.ReceiptPlayed:
+		return types.ReceiptTypePlayed, false, nil
+	case off && group:
+		return types.ReceiptTypeRead, true, nil
+	case off:
+		return types.ReceiptTypeReadSelf, false, nil
+	}
+	return types.ReceiptTypeRead, false, nil
+}
+
+// receiptNode is the <receipt> whatsmeow's MarkRead builds for ids in chat
+// (receipt.go), with typ as its type whatever the privacy settings: the
+// first id as id, the others in <list><item id=…/></list>, the time in
+// seconds and, outside direct chats, the sender as participant; the JIDs
+// as JIDs, not strings, as MarkRead puts them.
+func receiptNode(ids []types.MessageID, ts time.Time, chat, sender types.JID, typ types.ReceiptType) waBinary.Node {
+	node := waBinary.Node{
+		Tag: "receipt",
+		Attrs: waBinary.Attrs{
+			"id":   ids[0],
+			"type": string(typ),
+			"to":   chat,
+			"t":    ts.Unix(),
+		},
+	}
+	if !sender.IsEmpty() && chat.Server != types.DefaultUserServer && chat.Server != types.HiddenUserServer && chat.Server != types.MessengerServer {
+		node.Attrs["participant"] = sender.ToNonAD()
+	}
+	if len(ids) > 1 {
+		items := make([]waBinary.Node, len(ids)-1)
+		for i, id := range ids[1:] {
+			items[i] = waBinary.Node{Tag: "item", Attrs: waBinary.Attrs{"id": id}}
+		}
+		node.Content = []waBinary.Node{{Tag: "list", Content: items}}
+	}
+	return node
 }
 
 // privacyFresh reports whether the privacy settings were fetched since the

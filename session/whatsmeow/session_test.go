@@ -86,6 +86,14 @@ func rcpt(chat, sender string, typ session.ReceiptType, ids ...string) session.R
 	return session.Receipt{Chat: chat, Sender: sender, MessageIDs: ids, Type: typ, Timestamp: ts}
 }
 
+// The receipt types MarkRead is asked for, and readReceiptsOff: an account
+// whose read receipts are off.
+var (
+	read            = []types.ReceiptType{types.ReceiptTypeRead}
+	played          = []types.ReceiptType{types.ReceiptTypePlayed}
+	readReceiptsOff = func(f *fakeClient) { f.privacy = types.PrivacySettingNone }
+)
+
 func TestSendReceiptCalls(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -95,19 +103,27 @@ func TestSendReceiptCalls(t *testing.T) {
 		typ     session.ReceiptType
 	}{
 		{"direct read", nil, rcpt(dm, "", session.ReceiptRead, "3EB0A"),
-			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dm), sender: types.EmptyJID}, session.ReceiptRead},
+			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: read}, session.ReceiptRead},
 		{"lid chat", nil, rcpt(dmLID, "", session.ReceiptRead, "3EB0A"),
-			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dmLID), sender: types.EmptyJID}, session.ReceiptRead},
+			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dmLID), sender: types.EmptyJID, extra: read}, session.ReceiptRead},
 		{"group with sender", nil, rcpt(grp, member, session.ReceiptRead, "G1"),
-			markRead{ids: []string{"G1"}, ts: ts, chat: jid(grp), sender: jid(member)}, session.ReceiptRead},
+			markRead{ids: []string{"G1"}, ts: ts, chat: jid(grp), sender: jid(member), extra: read}, session.ReceiptRead},
 		{"list of ids, in order", nil, rcpt(grp, member, session.ReceiptRead, "G3", "G1", "G2"),
-			markRead{ids: []string{"G3", "G1", "G2"}, ts: ts, chat: jid(grp), sender: jid(member)}, session.ReceiptRead},
+			markRead{ids: []string{"G3", "G1", "G2"}, ts: ts, chat: jid(grp), sender: jid(member), extra: read}, session.ReceiptRead},
 		{"played", nil, rcpt(dm, "", session.ReceiptPlayed, "V1"),
-			markRead{ids: []string{"V1"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: []types.ReceiptType{types.ReceiptTypePlayed}}, session.ReceiptPlayed},
-		{"read receipts off: read-self", func(f *fakeClient) { f.privacy = types.PrivacySettingNone }, rcpt(dm, "", session.ReceiptRead, "3EB0A"),
-			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dm), sender: types.EmptyJID}, session.ReceiptReadSelf},
-		{"played stays played with read receipts off", func(f *fakeClient) { f.privacy = types.PrivacySettingNone }, rcpt(dm, "", session.ReceiptPlayed, "V1"),
-			markRead{ids: []string{"V1"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: []types.ReceiptType{types.ReceiptTypePlayed}}, session.ReceiptPlayed},
+			markRead{ids: []string{"V1"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: played}, session.ReceiptPlayed},
+		{"read receipts off: read-self", readReceiptsOff, rcpt(dm, "", session.ReceiptRead, "3EB0A"),
+			markRead{ids: []string{"3EB0A"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: []types.ReceiptType{types.ReceiptTypeReadSelf}}, session.ReceiptReadSelf},
+		{"read receipts off: played-self", readReceiptsOff, rcpt(dm, "", session.ReceiptPlayed, "V1"),
+			markRead{ids: []string{"V1"}, ts: ts, chat: jid(dm), sender: types.EmptyJID, extra: []types.ReceiptType{types.ReceiptTypePlayedSelf}}, session.ReceiptPlayedSelf},
+		{"read receipts off: played stays played in a group", readReceiptsOff, rcpt(grp, member, session.ReceiptPlayed, "V1"),
+			markRead{ids: []string{"V1"}, ts: ts, chat: jid(grp), sender: jid(member), extra: played}, session.ReceiptPlayed},
+		{"read receipts off: status read-self", readReceiptsOff, rcpt("status@broadcast", member, session.ReceiptRead, "S1"),
+			markRead{ids: []string{"S1"}, ts: ts, chat: jid("status@broadcast"), sender: jid(member), extra: []types.ReceiptType{types.ReceiptTypeReadSelf}}, session.ReceiptReadSelf},
+		{"read receipts off: status played-self", readReceiptsOff, rcpt("status@broadcast", member, session.ReceiptPlayed, "S1"),
+			markRead{ids: []string{"S1"}, ts: ts, chat: jid("status@broadcast"), sender: jid(member), extra: []types.ReceiptType{types.ReceiptTypePlayedSelf}}, session.ReceiptPlayedSelf},
+		{"privacy unknown: played in a group does not depend on it", func(f *fakeClient) { f.privacyErr = errors.New("iq timed out") }, rcpt(grp, member, session.ReceiptPlayed, "V1"),
+			markRead{ids: []string{"V1"}, ts: ts, chat: jid(grp), sender: jid(member), extra: played}, session.ReceiptPlayed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +165,11 @@ func TestSendReceiptErrors(t *testing.T) {
 		{"whatsmeow iq timeout", nil, func(f *fakeClient) { f.viewErr = whatsmeow.ErrIQTimedOut }, rcpt(channel, "", session.ReceiptRead, "7"), context.DeadlineExceeded},
 		{"privacy unknown: no read", nil, func(f *fakeClient) { f.privacyErr = errors.New("iq timed out") }, rcpt(dm, "", session.ReceiptRead, "A"), session.ErrNotConnected},
 		{"privacy empty: no read", nil, func(f *fakeClient) { f.privacy = "" }, rcpt(dm, "", session.ReceiptRead, "A"), session.ErrNotConnected},
+		{"privacy unknown: no played in a direct chat", nil, func(f *fakeClient) { f.privacyErr = errors.New("iq timed out") }, rcpt(dm, "", session.ReceiptPlayed, "A"), session.ErrNotConnected},
+		{"privacy unknown: no read in a group", nil, func(f *fakeClient) { f.privacyErr = errors.New("iq timed out") }, rcpt(grp, member, session.ReceiptRead, "A"), session.ErrNotConnected},
+		// The fake's SendNode has no connection: what matters here is that
+		// MarkRead, which would send read-self, is not asked.
+		{"read receipts off: a group read is not MarkRead's", nil, readReceiptsOff, rcpt(grp, member, session.ReceiptRead, "A"), session.ErrNotConnected},
 		{"no ids", nil, nil, rcpt(dm, "", session.ReceiptRead), session.ErrInvalidReceipt},
 		{"empty id", nil, nil, rcpt(dm, "", session.ReceiptRead, ""), session.ErrInvalidReceipt},
 		{"no chat", nil, nil, rcpt("", "", session.ReceiptRead, "A"), session.ErrInvalidReceipt},

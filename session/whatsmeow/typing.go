@@ -14,21 +14,29 @@ import (
 
 var _ session.Typist = (*Session)(nil)
 
-// typing holds the chats a [Session] shows the account typing in, and when
-// each is to be cleared.
+// typingResend is how often WhatsApp Web sends <composing/> again while
+// its user keeps typing (WhatsApp's apps stop showing typing after a
+// timeout of their own).
+const typingResend = 10 * time.Second
+
+// typing holds the chats a [Session] shows the account typing in, and until
+// when each.
 type typing struct {
 	mu    sync.Mutex
 	until map[string]time.Time // by chat JID as sent; a goroutine each
 }
 
-// Typing sends <chatstate to=chat><composing/></chatstate> and, d later
-// (extended by a later call for the same chat), <paused/>, from a
-// goroutine that Close stops (a closed Session sends no paused; the apps
-// stop showing typing after a while). A direct chat gets it in the form
-// its newest known message arrived in (its LID or phone number), as the
-// receipts. In [PresenceReading] the account goes available first. It
-// returns an error wrapping errors.ErrUnsupported for channels and status
-// updates.
+// Typing shows the account typing in chat for d, as WhatsApp Web does while
+// its user types: it sends <chatstate to=chat><composing/></chatstate> at
+// once, again every 10 s while the time lasts, and <paused/> at its end. A
+// later call for the same chat while it lasts makes it last at least d after
+// that call, without a composing of its own (the next goes out on the 10 s
+// rhythm). The later composings and the paused are sent by a goroutine that
+// Close stops (a closed Session sends no paused; the apps stop showing
+// typing after a while). A direct chat gets it in the form its newest known
+// message arrived in (its LID or phone number), as the receipts. In
+// [PresenceReading] the account goes available first. It returns an error
+// wrapping errors.ErrUnsupported for channels and status updates.
 func (s *Session) Typing(ctx context.Context, chat string, d time.Duration) error {
 	if d <= 0 {
 		return invalid("typing for %v", d)
@@ -51,62 +59,101 @@ func (s *Session) Typing(ctx context.Context, chat string, d time.Duration) erro
 	if err := s.active(ctx); err != nil {
 		return err
 	}
-	err = guard("SendChatPresence", func() error {
-		return s.client.SendChatPresence(ctx, jid, types.ChatPresenceComposing, types.ChatPresenceMediaText)
-	})
-	if err != nil {
-		return mapError(err)
-	}
 	t := &s.typing
+	key := jid.String()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.until == nil {
 		t.until = make(map[string]time.Time)
 	}
-	key := jid.String()
-	_, running := t.until[key]
-	t.until[key] = s.opts.now().Add(d)
-	if !running && !s.background(func() { s.clearTyping(jid, d) }) {
-		delete(t.until, key) // closed
+	until, running := t.until[key]
+	if end := time.Now().Add(d); end.After(until) {
+		t.until[key] = end
 	}
-	return nil
+	t.mu.Unlock()
+	if running {
+		return nil
+	}
+	// The chat's goroutine sends everything after this composing, and the
+	// chat stays in t.until until it has sent the paused: the composing
+	// that starts the next typing never overtakes that paused.
+	err = guard("SendChatPresence", func() error {
+		return s.client.SendChatPresence(ctx, jid, types.ChatPresenceComposing, types.ChatPresenceMediaText)
+	})
+	if err == nil && s.background(func() { s.keepTyping(jid) }) {
+		return nil
+	}
+	t.mu.Lock()
+	delete(t.until, key)
+	t.mu.Unlock()
+	return mapError(err) // nil when closed
 }
 
-// clearTyping sends paused to jid once its typing time is over.
-func (s *Session) clearTyping(jid types.JID, wait time.Duration) {
+// keepTyping sends composing to jid every typingResend, counted from the
+// one Typing has just sent, while the chat's typing time lasts, and then
+// paused. A Typing call that extends the time while the paused is being
+// sent makes it start again with a composing.
+func (s *Session) keepTyping(jid types.JID) {
 	t := &s.typing
 	key := jid.String()
+	next := time.Now().Add(typingResend) // the next composing
 	for {
-		timer := time.NewTimer(wait)
-		fired := timer.C
-		if s.opts.typingTicks != nil {
-			timer.Stop()
-			fired = s.opts.typingTicks
+		t.mu.Lock()
+		wake := t.until[key]
+		t.mu.Unlock()
+		if next.Before(wake) {
+			wake = next
 		}
+		timer := time.NewTimer(time.Until(wake))
 		select {
 		case <-s.ctx.Done():
 			timer.Stop()
-			return
-		case <-fired:
-		}
-		timer.Stop()
-		t.mu.Lock()
-		left := t.until[key].Sub(s.opts.now())
-		if s.opts.typingTicks == nil && left > 0 {
+			t.mu.Lock()
+			delete(t.until, key)
 			t.mu.Unlock()
-			wait = left
+			return
+		case <-timer.C:
+		}
+		t.mu.Lock()
+		now, until := time.Now(), t.until[key]
+		t.mu.Unlock()
+		if now.Before(until) {
+			if !now.Before(next) {
+				s.sendChatState(jid, types.ChatPresenceComposing)
+				next = now.Add(typingResend)
+			}
+			continue // or extended: sleep on
+		}
+		s.sendChatState(jid, types.ChatPresencePaused)
+		t.mu.Lock()
+		if now = time.Now(); now.Before(t.until[key]) {
+			t.mu.Unlock()
+			s.sendChatState(jid, types.ChatPresenceComposing)
+			next = now.Add(typingResend)
 			continue
 		}
 		delete(t.until, key)
 		t.mu.Unlock()
-		ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
-		err := guard("SendChatPresence", func() error {
-			return s.client.SendChatPresence(ctx, jid, types.ChatPresencePaused, types.ChatPresenceMediaText)
-		})
-		cancel()
-		if err != nil && s.ctx.Err() == nil {
-			s.opts.logger.Warn("clearing typing failed", "chat", key, "error", err)
-		}
 		return
+	}
+}
+
+// sendChatState sends state to jid from the background, logging a failure
+// (a later composing or the paused may yet get through).
+func (s *Session) sendChatState(jid types.JID, state types.ChatPresence) {
+	ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
+	defer cancel()
+	var err error
+	if state == types.ChatPresenceComposing {
+		// Typing is activity: the account stays available (the idle
+		// countdown starts again), and types only while it is.
+		err = s.active(ctx)
+	}
+	if err == nil {
+		err = guard("SendChatPresence", func() error {
+			return s.client.SendChatPresence(ctx, jid, state, types.ChatPresenceMediaText)
+		})
+	}
+	if err != nil && s.ctx.Err() == nil {
+		s.opts.logger.Warn("sending typing failed", "chat", jid.String(), "state", string(state), "error", err)
 	}
 }

@@ -65,7 +65,7 @@ func TestWirePrivacyUnknownSendsNoRead(t *testing.T) {
 	}
 	assertReceipts(t, w)
 
-	// Once WhatsApp answers, read goes out; played never depended on it.
+	// Once WhatsApp answers, read goes out.
 	w.srv.SetPrivacyErrors(false)
 	if _, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0PRIV3")); err != nil {
 		t.Fatal(err)

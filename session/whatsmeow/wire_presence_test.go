@@ -189,14 +189,20 @@ func TestWireReceiptWaitsForPresence(t *testing.T) {
 // account goes available, sends the read receipt, then <composing/> to the
 // chat; the typing timeout ends with <paused/>, the idle time with
 // unavailable. The message arrived while the account was not online: its
-// delivery receipt was inactive.
+// delivery receipt was inactive. (The typing timeout is short here: the
+// composing WhatsApp Web sends again every 10 s of a longer typing is
+// timed in TestTypingResendsComposingEvery10s, under synctest.)
 func TestWireTypingAfterReading(t *testing.T) {
-	presenceTicks, typingTicks := make(chan time.Time), make(chan time.Time)
-	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, 0),
-		bwm.WithPresenceTicks(presenceTicks), bwm.WithTypingTicks(typingTicks)})
+	presenceTicks := make(chan time.Time)
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, 0), bwm.WithPresenceTicks(presenceTicks)})
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" }) // unavailable, at connection
 	w.deliver(t, text("are you there?"), "from", dm, "id", "3EB0TY1")
-	h := wireHandler(t, w)
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTypingTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(
 		`{"session":"wire","chatId":"15551234567","messageIds":["3EB0TY1"],"typing_indicator":{"type":"text"}}`))
 	r.Header.Set("Content-Type", "application/json")
@@ -206,7 +212,6 @@ func TestWireTypingAfterReading(t *testing.T) {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	t.Logf("answer: %s", strings.TrimSpace(rec.Body.String()))
-	typingTicks <- time.Now() // 25 s later
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "chatstate" && len(n.GetChildrenByTag("paused")) == 1 })
 	presenceTicks <- time.Now() // idle
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 3 })
