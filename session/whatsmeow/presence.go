@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/bluetick/bluetick/session"
 )
@@ -99,6 +102,81 @@ type presence struct {
 	last      time.Time // the last activity (PresenceReading)
 	idling    bool      // the idle goroutine runs
 	noName    bool      // "no push name" was logged
+	// inactive are the incoming messages whatsmeow acknowledged with an
+	// inactive delivery receipt (the account was not available), oldest
+	// first, at most maxInactiveReceipts: their plain delivery receipt
+	// goes out once the account is available.
+	inactive     []deliveryReceipt
+	inactiveFull bool // "too many" was logged
+}
+
+// maxInactiveReceipts bounds the messages whose plain delivery receipt
+// waits for the account to go available; beyond it the oldest wait no
+// more (their senders see grey ticks with the read receipt instead).
+const maxInactiveReceipts = 512
+
+// deliveryReceipt addresses a message's delivery receipt as whatsmeow's
+// own: to its from, naming its participant in groups and status.
+type deliveryReceipt struct {
+	id              types.MessageID
+	to, participant types.JID
+}
+
+// noteInactive remembers e, just arrived, if whatsmeow is about to
+// acknowledge it with an inactive delivery receipt: it does (after the
+// event handlers ran) while the account has not gone available. In
+// [PresenceOff] nothing is remembered: the account never goes available.
+func (s *Session) noteInactive(e *events.Message) {
+	if s.opts.presence == PresenceOff || e.Info.IsFromMe {
+		return
+	}
+	r := deliveryReceipt{id: e.Info.ID, to: e.Info.Sender}
+	if e.Info.IsGroup || e.Info.Chat.Server == types.BroadcastServer {
+		r.to, r.participant = e.Info.Chat, e.Info.Sender
+	}
+	p := &s.presence
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.available {
+		return
+	}
+	if len(p.inactive) >= maxInactiveReceipts {
+		if !p.inactiveFull {
+			p.inactiveFull = true
+			s.opts.logger.Info("many messages arrived while the account was not available; the oldest get no delivery receipt of their own", "waiting", len(p.inactive))
+		}
+		p.inactive = slices.Delete(p.inactive, 0, 1)
+	}
+	p.inactive = append(p.inactive, r)
+}
+
+// sendDeliveryReceipts sends, once the account has gone available, the
+// plain delivery receipts of the messages acknowledged as inactive before
+// (WhatsApp Web's sendDeliveryReceiptsAfterPresence): their senders see two
+// grey ticks — before the read receipt that may follow. whatsmeow sends
+// delivery receipts only as a message arrives: the node is built as its
+// sendMessageReceipt builds it, without a type. A failure is logged.
+func (s *Session) sendDeliveryReceipts(ctx context.Context) {
+	p := &s.presence
+	p.mu.Lock()
+	pending := p.inactive
+	p.inactive, p.inactiveFull = nil, false
+	p.mu.Unlock()
+	for _, r := range pending {
+		attrs := waBinary.Attrs{"id": r.id, "to": r.to}
+		if !r.participant.IsEmpty() {
+			attrs["participant"] = r.participant
+		}
+		err := guard("SendNode", func() error {
+			return s.client.DangerousInternals().SendNode(ctx, waBinary.Node{Tag: "receipt", Attrs: attrs})
+		})
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.opts.logger.Warn("sending delivery receipts after going available failed", "receipts", len(pending), "error", err)
+			}
+			return
+		}
+	}
 }
 
 // announce tells WhatsApp how the account looks after a connection or the
@@ -147,7 +225,6 @@ func (s *Session) sendPresence(ctx context.Context, state types.Presence) error 
 	err := guard("SendPresence", func() error { return s.client.SendPresence(ctx, state) })
 	p := &s.presence
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	switch {
 	case errors.Is(err, whatsmeow.ErrNoPushName):
 		if !p.noName {
@@ -161,6 +238,10 @@ func (s *Session) sendPresence(ctx context.Context, state types.Presence) error 
 	default:
 		p.available = state == types.PresenceAvailable
 		p.noName = false
+	}
+	p.mu.Unlock()
+	if err == nil && state == types.PresenceAvailable {
+		s.sendDeliveryReceipts(ctx)
 	}
 	return err
 }

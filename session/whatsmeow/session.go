@@ -773,6 +773,7 @@ func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead, index s
 func (s *Session) handleEvent(evt any) {
 	switch e := evt.(type) {
 	case *events.Message:
+		s.noteInactive(e)
 		if readable(e) {
 			m := indexedFrom(e)
 			s.index.add(m)

@@ -120,6 +120,7 @@ func TestWirePresenceReading(t *testing.T) {
 		`<presence name="fakewa" type="unavailable"/>`,
 		`<receipt id="3EB0RD0" to="15551234567@s.whatsapp.net" type="inactive"/>`,
 		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0RD0" to="15551234567@s.whatsapp.net"/>`,
 		`<receipt id="3EB0RD1" to="15551234567@s.whatsapp.net" type="read"/>`,
 		`<receipt id="3EB0RD2" to="15551234567@s.whatsapp.net" type="read"/>`,
 		`<presence name="fakewa" type="unavailable"/>`,
@@ -219,6 +220,7 @@ func TestWireTypingAfterReading(t *testing.T) {
 		`<presence name="fakewa" type="unavailable"/>`,
 		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="inactive"/>`,
 		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net"/>`,
 		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="read"/>`,
 		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><composing/></chatstate>`,
 		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><paused/></chatstate>`,
@@ -285,4 +287,35 @@ func TestWireAutoRead(t *testing.T) {
 	if got := readReceipts(w.sent(t)); len(got) != 1 {
 		t.Errorf("read receipts %v, want only the first", xmls(got))
 	}
+}
+
+// Messages that arrived while the account was not available were
+// acknowledged with inactive delivery receipts, which the apps do not
+// render: once the account goes available (just before a read receipt),
+// each gets its plain delivery receipt — its sender sees two grey ticks —
+// as WhatsApp Web's sendDeliveryReceiptsAfterPresence does, before the read
+// receipt, in a direct chat and in a group (naming the participant).
+//
+// Before: no plain delivery receipt ever; the sender of 3EB0DR2 saw no grey ticks at all, and blue ones only
+// if the account read it.
+func TestWireDeliveryReceiptsAfterPresence(t *testing.T) {
+	w := newWire(t)
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
+	w.deliver(t, text("one"), "from", dm, "id", "3EB0DR1")
+	w.deliver(t, text("two"), "from", grp, "participant", member, "id", "3EB0DR2")
+	if _, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0DR1")); err != nil {
+		t.Fatal(err)
+	}
+	// Available now: a message arriving gets its plain receipt at once,
+	// and none later.
+	w.deliver(t, text("three"), "from", dm, "id", "3EB0DR3")
+	assertNodes(t, presenceNodes(t, w),
+		`<presence name="fakewa" type="unavailable"/>`,
+		`<receipt id="3EB0DR1" to="15551234567@s.whatsapp.net" type="inactive"/>`,
+		`<receipt id="3EB0DR2" participant="15557654321@s.whatsapp.net" to="120363012345678901@g.us" type="inactive"/>`,
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0DR1" to="15551234567@s.whatsapp.net"/>`,
+		`<receipt id="3EB0DR2" participant="15557654321@s.whatsapp.net" to="120363012345678901@g.us"/>`,
+		`<receipt id="3EB0DR1" to="15551234567@s.whatsapp.net" type="read"/>`,
+		`<receipt id="3EB0DR3" to="15551234567@s.whatsapp.net"/>`)
 }
