@@ -583,7 +583,10 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 }
 
 // ResolveMessage returns what the index knows of message id in chat, or an
-// error wrapping session.ErrMessageNotFound.
+// error wrapping session.ErrMessageNotFound. The message is Read once a
+// read, played or view receipt for it went out through the Session, or
+// another of the account's devices sent a read or played receipt for it
+// (or, from a history sync, WhatsApp did not count it unread).
 func (s *Session) ResolveMessage(ctx context.Context, chat, id string) (session.Message, error) {
 	m, ok, err := s.index.get(ctx, chat, id)
 	if err != nil {
@@ -622,7 +625,7 @@ func (s *Session) UnreadMessages(ctx context.Context, chat string, limit int) ([
 }
 
 func (m indexed) message(chat string) session.Message {
-	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Timestamp: m.timestamp}
+	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Read: m.read, Timestamp: m.timestamp}
 }
 
 // MarkChatRead clears chat's unread badge on the account's other devices,
@@ -713,9 +716,14 @@ func (s *Session) handleEvent(evt any) {
 	case *events.HistorySync:
 		s.indexHistory(e)
 	case *events.Receipt:
-		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
-			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
-			s.phoneActive() // a chat read on another device
+		// Read on another of the account's devices: played is read too (a
+		// voice note is played in its chat, open).
+		switch e.Type {
+		case types.ReceiptTypeRead, types.ReceiptTypeReadSelf, types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf:
+			if e.IsFromMe {
+				s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
+				s.phoneActive() // a chat read on another device
+			}
 		}
 	case *events.GroupInfo:
 		// Something of the group changed: ask again rather than trust

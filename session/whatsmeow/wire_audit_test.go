@@ -355,8 +355,8 @@ func TestWireChatReadPatch(t *testing.T) {
 	const lidGroup = "120363099999999999@g.us"
 	w.deliver(t, text("hello"), "from", lidGroup, "participant", memberLID, "participant_pn", member, "addressing_mode", "lid", "id", "3EB0LIDG", "t", "1767225570")
 	// One window: the direct chat read by two requests costs one patch.
-	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW","3EB0OLD"]}`, "scheduled")
 	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0OLD"]}`, "scheduled")
+	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW","3EB0OLD"]}`, "scheduled")
 	postChatRead(t, h, `{"session":"wire","chatId":"120363099999999999@g.us","messageIds":["3EB0LIDG"],"participant":"15557654321"}`, "scheduled")
 	if n := len(chatReadPatches(t, w)); n != 0 {
 		t.Fatalf("%d patches sent before the window ended", n)
@@ -377,7 +377,8 @@ func TestWireChatReadPatch(t *testing.T) {
 	}
 
 	// The next window sends the chat again.
-	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW"]}`, "scheduled")
+	w.deliver(t, text("next"), "from", dmLID, "sender_pn", dm, "id", "3EB0NEXT", "t", "1767225590")
+	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEXT"]}`, "scheduled")
 	ticks <- time.Now()
 	waitPatches(t, w, 2)
 	if n := len(chatReadPatches(t, w)); n != 3 {
