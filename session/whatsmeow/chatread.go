@@ -344,5 +344,5 @@ func (s *Session) sendChatReadPatch(ctx context.Context, reads []session.ChatRea
 	if len(patch.Mutations) == 0 {
 		return nil
 	}
-	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+	return s.sendAppState(ctx, patch)
 }

@@ -648,6 +648,15 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	if err != nil {
 		return err
 	}
+	return s.sendAppState(ctx, patch)
+}
+
+// sendAppState sends patch, one of the Session's own, stamped by
+// stampPatch: whatsmeow fetches the app state after sending and dispatches
+// the patch's mutations back as events (events.MarkChatAsRead …), which
+// are not the account acting on another device.
+func (s *Session) sendAppState(ctx context.Context, patch appstate.PatchInfo) error {
+	patch.Timestamp = s.stampPatch()
 	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
 }
 
@@ -703,9 +712,11 @@ func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead) (appsta
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
-// keeps the groups' addressing modes fresh, warms the privacy settings
-// after each connection, and notes a connection replaced by another.
+// notes the account's activity on other devices (auto-read), keeps the
+// groups' addressing modes fresh, warms the privacy settings after each
+// connection, and notes a connection replaced by another.
 func (s *Session) handleEvent(evt any) {
+	s.noteActivity(evt)
 	switch e := evt.(type) {
 	case *events.Message:
 		if readable(e) {
@@ -716,14 +727,8 @@ func (s *Session) handleEvent(evt any) {
 	case *events.HistorySync:
 		s.indexHistory(e)
 	case *events.Receipt:
-		// Read on another of the account's devices: played is read too (a
-		// voice note is played in its chat, open).
-		switch e.Type {
-		case types.ReceiptTypeRead, types.ReceiptTypeReadSelf, types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf:
-			if e.IsFromMe {
-				s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
-				s.phoneActive() // a chat read on another device
-			}
+		if e.IsFromMe && readOrPlayed(e.Type) { // read on another of the account's devices
+			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
 		}
 	case *events.GroupInfo:
 		// Something of the group changed: ask again rather than trust
@@ -751,6 +756,16 @@ func (s *Session) handleEvent(evt any) {
 		// could not be sent before.
 		s.announce()
 	}
+}
+
+// readOrPlayed reports whether a receipt of type t marks messages read: a
+// voice note is played in its chat, open, so played is read too.
+func readOrPlayed(t types.ReceiptType) bool {
+	switch t {
+	case types.ReceiptTypeRead, types.ReceiptTypeReadSelf, types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf:
+		return true
+	}
+	return false
 }
 
 // warmPrivacy makes whatsmeow fetch and cache the privacy settings afresh

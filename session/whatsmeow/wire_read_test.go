@@ -27,6 +27,12 @@ import (
 // dispatched it: every event handler registered before has run.
 func (w *wire) ownReceipt(t *testing.T, chat, typ string, ids ...string) {
 	t.Helper()
+	w.ownReceiptAt(t, chat, typ, "1767225580", ids...)
+}
+
+// ownReceiptAt is ownReceipt with the receipt's time, ts (Unix seconds).
+func (w *wire) ownReceiptAt(t *testing.T, chat, typ, ts string, ids ...string) {
+	t.Helper()
 	dispatched := make(chan struct{}, 1)
 	id := w.cli.AddEventHandler(func(evt any) { // after the Session's handler
 		if e, ok := evt.(*events.Receipt); ok && e.IsFromMe && e.MessageIDs[0] == ids[0] {
@@ -38,7 +44,7 @@ func (w *wire) ownReceipt(t *testing.T, chat, typ string, ids ...string) {
 	})
 	defer w.cli.RemoveEventHandler(id)
 	n := waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"id": ids[0], "from": jid(ownPhone), "recipient": jid(chat),
-		"type": typ, "t": "1767225580"}}
+		"type": typ, "t": ts}}
 	if len(ids) > 1 {
 		items := make([]waBinary.Node, len(ids)-1)
 		for i, id := range ids[1:] {
