@@ -138,7 +138,8 @@ func (o AsyncOptions) withDefaults() AsyncOptions {
 type Stats struct {
 	// Accepted receipts were queued (their requests got 202).
 	Accepted int64
-	// Sent receipts were handed to the backend, Failed ones were given up
+	// Sent receipts were handed to the backend (or found read meanwhile:
+	// nothing left to send), Failed ones were given up
 	// (the backend refused them, their session stayed down past RetryFor,
 	// or a Shutdown of a memory queue ended first).
 	Sent, Failed int64

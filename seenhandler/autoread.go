@@ -28,7 +28,9 @@ const EndpointAutoRead Endpoint = "auto_read"
 // dropped), the account's own messages skipped, the [Queue] (due at the
 // arrival's Due, kept across restarts by a durable one), the [Observer]
 // (RequestDone with [EndpointAutoRead], and the time to view with Auto
-// set). It needs [WithAsync]; [Handler.Shutdown] ends the subscription.
+// set). A message the account has read by the time its receipt is due (on
+// another of its devices, as the session's session.Resolver tells) is not
+// sent. It needs [WithAsync]; [Handler.Shutdown] ends the subscription.
 // Default: none.
 func WithAutoRead(src session.ArrivalSource) Option {
 	return func(c *config) error {
@@ -139,7 +141,7 @@ func (h *Handler) queueArrival(ctx context.Context, x *exchange, name string, a 
 	}
 	x.skipped = len(skipped)
 	if len(receipts) == 0 {
-		x.status = http.StatusOK // nothing to mark: the account's own
+		x.status = http.StatusOK // nothing to mark: the account's own, or read already
 		return nil
 	}
 	for i := range receipts {

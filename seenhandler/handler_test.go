@@ -216,6 +216,29 @@ func TestDialects(t *testing.T) {
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
 		},
 		{
+			name: "resolver: messages the account has read are skipped",
+			setup: func(f *sessiontest.Fake) {
+				f.AddMessage("demo", session.Message{Chat: user, ID: "R1", Sender: user, Read: true})
+				f.AddMessage("demo", session.Message{Chat: user, ID: "U1", Sender: user})
+			},
+			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["R1","U1"]}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"U1"}, Type: "read"}},
+				Skipped:  []seenhandler.Skipped{{MessageID: "R1", Reason: seenhandler.SkipAlreadyRead}}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "U1")},
+		},
+		{
+			name: "resolver: a voice note read is still played",
+			setup: func(f *sessiontest.Fake) {
+				f.AddMessage("demo", session.Message{Chat: user, ID: "V1", Sender: user, Read: true})
+			},
+			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["V1"],"type":"played"}`},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
+				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"V1"}, Type: "played"}},
+				Skipped:  []seenhandler.Skipped{}},
+			sent: []session.Receipt{receipt(user, "", session.ReceiptPlayed, "V1")},
+		},
+		{
 			name: "request participant wins over the resolver",
 			setup: func(f *sessiontest.Fake) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: sender2})

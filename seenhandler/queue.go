@@ -49,9 +49,10 @@ type Job struct {
 // Outcome is what one attempt at a claimed [Job] came to: receipts sent,
 // receipts failed for good, and the receipts to try again, if any.
 type Outcome struct {
-	// Sent counts the receipts handed to the backend by this attempt,
-	// Failed those given up (with Reason, an error code such as
-	// "session_not_connected", and why).
+	// Sent counts the receipts handed to the backend by this attempt (and
+	// those not sent because the account had read all their messages
+	// meanwhile: nothing was left to send), Failed those given up (with
+	// Reason, an error code such as "session_not_connected", and why).
 	Sent, Failed int
 	Reason       string
 	// Retry are the receipts to send again at RetryAt; with none, the job

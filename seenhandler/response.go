@@ -117,7 +117,7 @@ const (
 type Skipped struct {
 	// MessageID is the id as the client sent it.
 	MessageID string `json:"messageId"`
-	// Reason says why: [SkipFromMe] or SkipDuplicate.
+	// Reason says why: [SkipFromMe], SkipAlreadyRead or SkipDuplicate.
 	Reason string `json:"reason"`
 }
 
@@ -126,6 +126,12 @@ const (
 	// [SkipFromMe]: the account itself sent the message, so there is nothing
 	// to mark as read.
 	SkipFromMe = "from_me"
+	// SkipAlreadyRead: the session knows the account has read the message
+	// (session.Message.Read): on another of its devices, or through a
+	// receipt sent before. WhatsApp Web never sends a read receipt twice.
+	// Read requests only: a played receipt still goes out for a voice
+	// note read but not played.
+	SkipAlreadyRead = "already_read"
 	// SkipDuplicate: a receipt for the message was sent recently (see
 	// session.Dedup).
 	SkipDuplicate = "duplicate"

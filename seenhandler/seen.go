@@ -228,8 +228,9 @@ func (h *Handler) unreadIDs(ctx context.Context, x *exchange, sess session.Sessi
 }
 
 // group resolves each id's sender and groups the ids into receipts, one per
-// sender, in request order. Ids the account sent itself are skipped. It
-// notes in known the times of the messages the session resolved.
+// sender, in request order. Ids the account sent itself are skipped, and,
+// for read receipts, ids the account has already read. It notes in known
+// the times of the messages the session resolved.
 func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes) ([]session.Receipt, []Skipped, error) {
 	resolver, _ := session.As[session.Resolver](sess)
 	now := h.cfg.now()
@@ -240,6 +241,7 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 	)
 	for _, id := range ids {
 		fromMe := id.parsed.Serialized && id.parsed.FromMe
+		read := false
 		sender := id.parsed.Participant
 		if sender.IsZero() {
 			sender = p.participant
@@ -250,7 +252,7 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			x.op = ""
 			switch {
 			case err == nil:
-				fromMe = m.FromMe
+				fromMe, read = m.FromMe, m.Read
 				known.note(id.parsed.ID, m.Timestamp)
 				if sender.IsZero() && m.Sender != "" {
 					if jid, err := validate.NormalizeParticipant(m.Sender); err == nil {
@@ -263,6 +265,10 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 		}
 		if fromMe {
 			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipFromMe})
+			continue
+		}
+		if read && p.typ == session.ReceiptRead {
+			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipAlreadyRead})
 			continue
 		}
 		if !p.chat.IsGroup() && !p.chat.IsStatus() {

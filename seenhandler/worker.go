@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -311,6 +312,11 @@ func (d *dispatcher) send(j Job) Outcome {
 			err = backendErr(OpLookup, lookupErr)
 		} else {
 			sctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+			if rc = h.stillUnread(sctx, j, sess, rc); len(rc.MessageIDs) == 0 {
+				cancel()
+				o.Sent++ // read meanwhile: nothing is left to send
+				continue
+			}
 			out, _, serr := h.sendOne(sctx, sess, p, rc)
 			cancel()
 			if serr == nil {
@@ -378,6 +384,33 @@ func (d *dispatcher) send(j Job) Outcome {
 		slog.String("session", j.Session), slog.String("chat", j.Chat), slog.Int("receipts", len(o.Retry)),
 		slog.String("code", o.LastError), slog.Time("retry_at", o.RetryAt), slog.Int("attempts", j.Attempts+1))
 	return o
+}
+
+// stillUnread returns rc, a receipt of job j now due, without the ids the
+// account has read since j was queued (on another of its devices, or
+// through another request): WhatsApp Web never sends a read receipt twice.
+// Only read receipts are checked (played goes out for a voice note read but
+// not played), and only with a session.Resolver. An id the session cannot
+// tell about stays: it was checked when queued, and a store failing now
+// must not lose its receipt.
+func (h *Handler) stillUnread(ctx context.Context, j Job, sess session.Session, rc session.Receipt) session.Receipt {
+	resolver, ok := session.As[session.Resolver](sess)
+	if !ok || rc.Type != session.ReceiptRead {
+		return rc
+	}
+	var read []string
+	for _, id := range rc.MessageIDs {
+		if m, err := resolver.ResolveMessage(ctx, rc.Chat, id); err == nil && m.Read {
+			read = append(read, id)
+		}
+	}
+	if len(read) == 0 {
+		return rc
+	}
+	h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "queued receipt: the account has read these messages meanwhile; not sending them",
+		slog.String("session", j.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", read))
+	rc.MessageIDs = slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool { return slices.Contains(read, id) })
+	return rc
 }
 
 // retryable reports whether a receipt that failed with err is to be sent

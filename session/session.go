@@ -126,6 +126,13 @@ type Message struct {
 	Sender string
 	// FromMe reports whether the session's own account sent the message.
 	FromMe bool
+	// Read reports whether the account has read the message: a read or
+	// played receipt for it went out, through this session or from another
+	// of the account's devices (the phone, WhatsApp Web). WhatsApp Web
+	// never sends a read receipt twice: the HTTP handler sends none for
+	// it. It says nothing of a voice note being played: a played receipt
+	// for a message read but not played still goes out.
+	Read bool
 	// Timestamp is when the message was sent; zero when unknown.
 	Timestamp time.Time
 }
@@ -133,8 +140,10 @@ type Message struct {
 // Resolver is implemented by sessions that remember the messages they have
 // seen. When the session returned by a [Registry] implements Resolver, the
 // HTTP handler asks it about each message id to fill in a group message's
-// sender when the request does not name one, and to skip the account's own
-// messages.
+// sender when the request does not name one, to skip the account's own
+// messages, and to skip read receipts for messages the account has already
+// read (Message.Read) — also when a queued receipt is due, since the
+// account may have read them meanwhile.
 //
 // ResolveMessage must be safe for concurrent use. It returns an error
 // wrapping [ErrMessageNotFound] when the message is unknown; the handler then
@@ -149,7 +158,7 @@ type Resolver interface {
 // UnreadLister such a request is refused.
 //
 // UnreadMessages must be safe for concurrent use. It returns at most limit
-// messages, the newest ones, oldest first; none of them FromMe.
+// messages, the newest ones, oldest first; none of them FromMe or Read.
 type UnreadLister interface {
 	UnreadMessages(ctx context.Context, chat string, limit int) ([]Message, error)
 }

@@ -180,9 +180,12 @@ func (f *Fake) Inject(fault Fault) (remove func()) {
 }
 
 // AddMessage makes the named session know message m, as if it had seen it
-// arrive: the session's ResolveMessage then returns it, and until a receipt
-// for it is sent, UnreadMessages lists it (unless FromMe). Chat and sender
-// must be normalised JIDs.
+// arrive: the session's ResolveMessage then returns it, and until it is
+// read UnreadMessages lists it (unless FromMe). It is read once a receipt
+// for it is sent (read or played, as a real backend counts them), or when
+// m.Read is set: adding a known message again with Read set emulates the
+// account reading it on another of its devices. Read stays read. Chat and
+// sender must be normalised JIDs.
 func (f *Fake) AddMessage(sessionName string, m session.Message) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -190,6 +193,10 @@ func (f *Fake) AddMessage(sessionName string, m session.Message) {
 	if _, ok := f.messages[k]; !ok {
 		f.order = append(f.order, k)
 	}
+	if m.Read {
+		f.read[k] = true
+	}
+	m.Read = false // f.read says
 	f.messages[k] = m
 }
 
@@ -411,21 +418,23 @@ func (s *Session) send(ctx context.Context, r session.Receipt, faults []Fault, r
 	return session.Result{Type: typ}, nil
 }
 
-// ResolveMessage returns a message added with AddMessage, or an error
-// wrapping session.ErrMessageNotFound.
+// ResolveMessage returns a message added with AddMessage, Read once it is
+// read (see AddMessage), or an error wrapping session.ErrMessageNotFound.
 func (s *Session) ResolveMessage(_ context.Context, chat, id string) (session.Message, error) {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m, ok := f.messages[messageKey{s.name, chat, id}]
+	k := messageKey{s.name, chat, id}
+	m, ok := f.messages[k]
 	if !ok {
 		return session.Message{}, session.ErrMessageNotFound // the common case: no message text to format
 	}
+	m.Read = f.read[k]
 	return m, nil
 }
 
 // UnreadMessages lists the messages added with AddMessage to chat that are
-// not FromMe and have had no receipt yet: the newest limit, oldest first.
+// not FromMe and not read (see AddMessage): the newest limit, oldest first.
 func (s *Session) UnreadMessages(_ context.Context, chat string, limit int) ([]session.Message, error) {
 	f := s.fake
 	f.mu.Lock()

@@ -171,6 +171,33 @@ func TestFakeResolver(t *testing.T) {
 	}
 }
 
+// Like the whatsmeow backend, the Fake knows what the account has read: a
+// message is Read once a receipt for it went out (played too), or when it
+// is added again with Read set (read on another device); read stays read,
+// and UnreadMessages leaves it out.
+func TestFakeKnowsWhatWasRead(t *testing.T) {
+	ctx := context.Background()
+	fake := sessiontest.New()
+	s := fake.Session("a")
+	for _, id := range []string{"M1", "M2", "M3"} {
+		fake.AddMessage("a", session.Message{Chat: "1@s.whatsapp.net", ID: id, Sender: "1@s.whatsapp.net"})
+	}
+	if _, err := s.SendReceipt(ctx, session.Receipt{Chat: "1@s.whatsapp.net", MessageIDs: []string{"M1"}, Type: session.ReceiptPlayed}); err != nil {
+		t.Fatal(err)
+	}
+	fake.AddMessage("a", session.Message{Chat: "1@s.whatsapp.net", ID: "M2", Sender: "1@s.whatsapp.net", Read: true})
+	fake.AddMessage("a", session.Message{Chat: "1@s.whatsapp.net", ID: "M2", Sender: "1@s.whatsapp.net"})
+	for id, want := range map[string]bool{"M1": true, "M2": true, "M3": false} {
+		if m, err := s.ResolveMessage(ctx, "1@s.whatsapp.net", id); err != nil || m.Read != want {
+			t.Errorf("ResolveMessage(%s) = %+v, %v; want Read %v", id, m, err, want)
+		}
+	}
+	unread, err := s.UnreadMessages(ctx, "1@s.whatsapp.net", 10)
+	if err != nil || len(unread) != 1 || unread[0].ID != "M3" {
+		t.Errorf("UnreadMessages = %+v, %v; want M3", unread, err)
+	}
+}
+
 func TestFakeRegistry(t *testing.T) {
 	fake := sessiontest.New()
 	reg := fake.Registry("a", "b")

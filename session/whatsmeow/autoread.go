@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
@@ -19,8 +20,9 @@ const (
 	DefaultAutoReadMinDelay = 3 * time.Second
 	DefaultAutoReadMaxDelay = 30 * time.Second
 	// DefaultAutoReadPhoneIdle is how long after the account was last
-	// active on another device (a message sent or a chat read there)
-	// auto-read waits before it marks messages read again.
+	// active on another device (a message sent, reacted to, edited or
+	// deleted there, a chat read, archived, pinned …) auto-read waits
+	// before it marks messages read again.
 	DefaultAutoReadPhoneIdle = 5 * time.Minute
 	// autoReadCharTime is the reading time per character of a text (about
 	// 200 words a minute).
@@ -45,9 +47,19 @@ type AutoRead struct {
 	// updates are never auto-read.
 	Groups bool
 	// PhoneIdle: no message is offered while the account was active on
-	// another device (the phone sent a message or read a chat) within this
-	// time — the person is there and reads for themselves. Default:
-	// [DefaultAutoReadPhoneIdle] (5 min); negative: always offer.
+	// another device within this time — the person is there and reads for
+	// themselves. Activity is what the person does there: a message sent,
+	// a reaction, an edit, a deletion, a poll vote; a chat read or a voice
+	// note played (a read or played receipt from the account); a chat
+	// marked read or unread, archived, pinned, muted, cleared or deleted, a
+	// message starred or deleted for them, a label applied (app-state
+	// changes from another device, not those of a full sync, nor the
+	// Session's own "mark chat read" patches). Each counts from its own
+	// time — the message's, the receipt's, the change's, at most now — so
+	// that what the phone did long ago and arrives late (after the client
+	// was offline) does not pause auto-read, and an older event never
+	// moves a later one back. Default: [DefaultAutoReadPhoneIdle] (5 min);
+	// negative: always offer.
 	PhoneIdle time.Duration
 	// Rand returns a number in [0, 1) for each delay; tests inject their
 	// own. Default: math/rand/v2's Float64.
@@ -80,13 +92,23 @@ func WithAutoRead(a AutoRead) Option {
 	}
 }
 
-// arrivals holds the subscribers of a [Session]'s arrivals.
+// arrivals holds the subscribers of a [Session]'s arrivals, and what
+// decides whether the account is active on another device.
 type arrivals struct {
 	mu          sync.Mutex
 	subs        map[int]func(session.Arrival)
 	next        int
 	phoneActive time.Time // the account's last activity on another device
+	// ownPatches are the stamps (Unix ms) of the Session's last app-state
+	// patches, oldest first: whatsmeow dispatches a patch's mutations back
+	// as events once it has sent it, stamped so (see sendAppState).
+	ownPatches []int64
 }
+
+// ownPatchesKept is how many of its app-state patches' stamps a Session
+// remembers: whatsmeow dispatches a patch back right after sending it, and
+// a Session sends at most a patch a window.
+const ownPatchesKept = 16
 
 // OnArrival calls f for each incoming message offered for auto-read (see
 // [WithAutoRead]), from whatsmeow's event dispatch, until stop is called:
@@ -108,12 +130,123 @@ func (s *Session) OnArrival(f func(session.Arrival)) (stop func()) {
 	}
 }
 
-// phoneActive notes that the account was active on another device.
-func (s *Session) phoneActive() {
+// noteActivity notes, from evt, when the account was last active on
+// another device: see AutoRead.PhoneIdle for what counts.
+func (s *Session) noteActivity(evt any) {
+	if s.opts.autoRead == nil {
+		return // nobody asks
+	}
+	var at time.Time
+	switch e := evt.(type) {
+	case *events.Message:
+		if !e.Info.IsFromMe || !readable(e) && !personAction(e) {
+			return
+		}
+		at = e.Info.Timestamp
+	case *events.Receipt:
+		if !e.IsFromMe || !readOrPlayed(e.Type) {
+			return
+		}
+		at = e.Timestamp
+	default:
+		var ok bool
+		if at, ok = appStateAction(evt); !ok || s.ownPatch(at) {
+			return
+		}
+	}
+	s.phoneActive(at)
+}
+
+// personAction reports whether e, a message readable rejects, is something
+// the person did to a message: a reaction, an edit, a deletion (revoke), a
+// poll vote, an event response, a pin or keep-in-chat. Other protocol
+// messages (history sync notifications, app-state key shares …) are what
+// the account's devices exchange by themselves.
+func personAction(e *events.Message) bool {
+	m := e.Message
+	if m == nil {
+		return false
+	}
+	switch {
+	case e.IsEdit, e.Info.Edit != types.EditAttributeEmpty,
+		m.GetReactionMessage() != nil, m.GetEncReactionMessage() != nil,
+		m.GetPollUpdateMessage() != nil, m.GetEncEventResponseMessage() != nil,
+		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil:
+		return true
+	}
+	pm := m.GetProtocolMessage()
+	return pm != nil && pm.Type != nil &&
+		(pm.GetType() == waE2E.ProtocolMessage_REVOKE || pm.GetType() == waE2E.ProtocolMessage_MESSAGE_EDIT)
+}
+
+// appStateAction returns when the account changed a chat or message on
+// another device, for the app-state events whatsmeow dispatches as that
+// device's patches arrive; ok is false for other events and for those of a
+// full sync (the state as it is, not something done now). Contacts and
+// settings are left out: the phone syncs its address book by itself.
+func appStateAction(evt any) (at time.Time, ok bool) {
+	switch e := evt.(type) {
+	case *events.MarkChatAsRead:
+		return e.Timestamp, !e.FromFullSync
+	case *events.Archive:
+		return e.Timestamp, !e.FromFullSync
+	case *events.Pin:
+		return e.Timestamp, !e.FromFullSync
+	case *events.Mute:
+		return e.Timestamp, !e.FromFullSync
+	case *events.Star:
+		return e.Timestamp, !e.FromFullSync
+	case *events.DeleteForMe:
+		return e.Timestamp, !e.FromFullSync
+	case *events.ClearChat:
+		return e.Timestamp, !e.FromFullSync
+	case *events.DeleteChat:
+		return e.Timestamp, !e.FromFullSync
+	case *events.LabelAssociationChat:
+		return e.Timestamp, !e.FromFullSync
+	case *events.LabelAssociationMessage:
+		return e.Timestamp, !e.FromFullSync
+	}
+	return time.Time{}, false
+}
+
+// phoneActive notes that the account was active on another device at at:
+// now when at is zero or later (a clock ahead of ours must not pause
+// auto-read longer); an earlier time than the one noted changes nothing.
+func (s *Session) phoneActive(at time.Time) {
+	if now := s.opts.now(); at.IsZero() || at.After(now) {
+		at = now
+	}
 	a := &s.arrivals
 	a.mu.Lock()
-	a.phoneActive = s.opts.now()
+	if at.After(a.phoneActive) {
+		a.phoneActive = at
+	}
 	a.mu.Unlock()
+}
+
+// stampPatch returns the time to stamp a patch of the Session's own with
+// (now) and remembers it, so that ownPatch knows it when whatsmeow
+// dispatches the patch back.
+func (s *Session) stampPatch() time.Time {
+	at := s.opts.now()
+	a := &s.arrivals
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.ownPatches) == ownPatchesKept {
+		a.ownPatches = append(a.ownPatches[:0], a.ownPatches[1:]...)
+	}
+	a.ownPatches = append(a.ownPatches, at.UnixMilli())
+	return at
+}
+
+// ownPatch reports whether at is the stamp of one of the Session's own
+// recent app-state patches (whatsmeow reads it back to the millisecond).
+func (s *Session) ownPatch(at time.Time) bool {
+	a := &s.arrivals
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.ownPatches, at.UnixMilli())
 }
 
 // offer offers m, just arrived, for auto-read, if the policy takes it.
@@ -123,8 +256,7 @@ func (s *Session) offer(e *events.Message, m indexed) {
 		return
 	}
 	if e.Info.IsFromMe {
-		s.phoneActive()
-		return
+		return // activity on another device: see noteActivity
 	}
 	chat := e.Info.Chat
 	switch {

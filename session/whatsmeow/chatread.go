@@ -401,7 +401,7 @@ func (s *Session) sendChatReadPatch(ctx context.Context, targets []string, reads
 	for _, target := range sent {
 		s.setUnreadMark(target, false)
 	}
-	err := guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
+	err := s.sendAppState(ctx, patch)
 	if err != nil {
 		for _, target := range sent {
 			s.setUnreadMark(target, true)

@@ -23,7 +23,7 @@ type indexed struct {
 	played    bool  // a voice note or view-once media: takes a played receipt
 	serverID  int64 // a channel message's server id, or 0
 	lidGroup  bool  // the group addresses its members by LID
-	read      bool  // a read receipt went out, or another device read it
+	read      bool  // a read or played receipt went out, or another device read or played it
 	seen      int64 // when the store was given it, Unix ns: the order of messages of the same time
 }
 

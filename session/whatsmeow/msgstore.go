@@ -563,19 +563,31 @@ func strings1(rows *sql.Rows, err error) ([]string, error) {
 }
 
 // pending returns the newest queued (not yet written) message of device
-// with id in chat (either form of its JID).
+// with id in chat (either form of its JID), read if a queued write marks
+// it read after it was queued.
 func (w *messageStore) pending(device, chat, id string) (indexed, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, ops := range [][]indexOp{w.queue, w.inflight} {
-		for i := len(ops) - 1; i >= 0; i-- {
+	var (
+		m     indexed
+		found bool
+	)
+	for _, ops := range [][]indexOp{w.inflight, w.queue} { // in the order they are written
+		for i := range ops {
 			op := &ops[i]
-			if op.insert() && op.device == device && op.m.id == id && (op.m.chat == chat || op.m.chatAlt == chat) {
-				return op.m, true
+			switch {
+			case op.device != device:
+			case op.insert() && op.m.id == id && (op.m.chat == chat || op.m.chatAlt == chat):
+				read := found && m.read
+				m, found = op.m, true
+				m.read = m.read || read
+			case op.readIDs != nil && found && (op.m.chat == m.chat || op.m.chat == m.chatAlt && m.chatAlt != "") &&
+				slices.Contains(op.readIDs, id):
+				m.read = true
 			}
 		}
 	}
-	return indexed{}, false
+	return m, found
 }
 
 // get returns device's message id in chat (either form of its JID), queued

@@ -257,6 +257,35 @@ func TestSharedCache(t *testing.T) {
 
 func deviceWith(id types.JID) *store.Device { return &store.Device{ID: &id} }
 
+// A message still queued for the writer, and marked read after it was
+// queued (a read receipt from the account's phone, with the cache no longer
+// holding it), is found read, as the writer will store it; a mark queued
+// before the message, which the writer applies to no row, is not. Neither
+// is another device's mark.
+func TestPendingMessageMarkedRead(t *testing.T) {
+	const dm, dmLID = "15551234567@s.whatsapp.net", "123456789012345@lid"
+	put := func(device, id string) indexOp {
+		return indexOp{device: device, m: indexed{chat: dmLID, chatAlt: dm, id: id, sender: dmLID}}
+	}
+	read := func(device, chat string, ids ...string) indexOp {
+		return indexOp{device: device, m: indexed{chat: chat}, readIDs: ids}
+	}
+	w := &messageStore{
+		inflight: []indexOp{put("d", "M1"), read("d", "15550000000@s.whatsapp.net", "M2"), read("d", dm, "M4")},
+		queue: []indexOp{read("d", dm, "M1"), put("d", "M2"), put("d", "M3"), read("e", dmLID, "M3"),
+			put("d", "M4"), put("d", "M1")},
+	}
+	for _, tc := range []struct {
+		id   string
+		read bool
+	}{{"M1", true}, {"M2", false}, {"M3", false}, {"M4", false}} {
+		m, ok := w.pending("d", dmLID, tc.id)
+		if !ok || m.read != tc.read {
+			t.Errorf("pending %s: found %v, read %v; want found, read %v", tc.id, ok, m.read, tc.read)
+		}
+	}
+}
+
 // A bad index option is an error of Open.
 func TestIndexOptionErrors(t *testing.T) {
 	for name, opt := range map[string]ManagerOption{

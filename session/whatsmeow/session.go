@@ -643,7 +643,10 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 }
 
 // ResolveMessage returns what the index knows of message id in chat, or an
-// error wrapping session.ErrMessageNotFound.
+// error wrapping session.ErrMessageNotFound. The message is Read once a
+// read, played or view receipt for it went out through the Session, or
+// another of the account's devices sent a read or played receipt for it
+// (or, from a history sync, WhatsApp did not count it unread).
 func (s *Session) ResolveMessage(ctx context.Context, chat, id string) (session.Message, error) {
 	m, ok, err := s.index.get(ctx, chat, id)
 	if err != nil {
@@ -682,7 +685,7 @@ func (s *Session) UnreadMessages(ctx context.Context, chat string, limit int) ([
 }
 
 func (m indexed) message(chat string) session.Message {
-	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Timestamp: m.timestamp}
+	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Read: m.read, Timestamp: m.timestamp}
 }
 
 // MarkChatRead clears chat's unread badge on the account's other devices,
@@ -705,6 +708,15 @@ func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	if err != nil {
 		return err
 	}
+	return s.sendAppState(ctx, patch)
+}
+
+// sendAppState sends patch, one of the Session's own, stamped by
+// stampPatch: whatsmeow fetches the app state after sending and dispatches
+// the patch's mutations back as events (events.MarkChatAsRead …), which
+// are not the account acting on another device.
+func (s *Session) sendAppState(ctx context.Context, patch appstate.PatchInfo) error {
+	patch.Timestamp = s.stampPatch()
 	return guard("SendAppState", func() error { return s.client.SendAppState(ctx, patch) })
 }
 
@@ -768,9 +780,11 @@ func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead, index s
 }
 
 // handleEvent indexes incoming messages and reads made on other devices,
-// keeps the groups' addressing modes fresh, warms the privacy settings
-// after each connection, and notes a connection replaced by another.
+// notes the account's activity on other devices (auto-read), keeps the
+// groups' addressing modes fresh, warms the privacy settings after each
+// connection, and notes a connection replaced by another.
 func (s *Session) handleEvent(evt any) {
+	s.noteActivity(evt)
 	switch e := evt.(type) {
 	case *events.Message:
 		s.noteInactive(e)
@@ -785,9 +799,8 @@ func (s *Session) handleEvent(evt any) {
 	case *events.MarkChatAsRead:
 		s.noteMarkEvent(e)
 	case *events.Receipt:
-		if e.IsFromMe && (e.Type == types.ReceiptTypeRead || e.Type == types.ReceiptTypeReadSelf) {
+		if e.IsFromMe && readOrPlayed(e.Type) { // read on another of the account's devices
 			s.index.markRead(e.Chat.ToNonAD().String(), e.MessageIDs)
-			s.phoneActive() // a chat read on another device
 		}
 	case *events.GroupInfo:
 		// Something of the group changed: ask again rather than trust
@@ -818,6 +831,16 @@ func (s *Session) handleEvent(evt any) {
 		// could not be sent before.
 		s.announce()
 	}
+}
+
+// readOrPlayed reports whether a receipt of type t marks messages read: a
+// voice note is played in its chat, open, so played is read too.
+func readOrPlayed(t types.ReceiptType) bool {
+	switch t {
+	case types.ReceiptTypeRead, types.ReceiptTypeReadSelf, types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf:
+		return true
+	}
+	return false
 }
 
 // warmPrivacy makes whatsmeow fetch and cache the privacy settings afresh

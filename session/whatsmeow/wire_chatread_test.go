@@ -166,21 +166,23 @@ func TestWireChatReadPatch(t *testing.T) {
 	}
 
 	w.phoneMarksUnread(t, dm, lidGroup)
-	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW","3EB0OLD"]}`, "scheduled")
-	postChatRead(t, h, `{"session":"wire","chatId":"123456789012345@lid","messageIds":["3EB0OLD"]}`, "scheduled")
-	postChatRead(t, h, `{"session":"wire","chatId":"120363099999999999@g.us","messageIds":["3EB0LIDG"],"participant":"15557654321"}`, "scheduled")
+	w.deliver(t, text("newer"), "from", dmLID, "sender_pn", dm, "id", "3EB0NEW2", "t", "1767225580")
+	w.deliver(t, text("again"), "from", lidGroup, "participant", memberLID, "participant_pn", member, "addressing_mode", "lid", "id", "3EB0LIDG2", "t", "1767225590")
+	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW2"]}`, "scheduled")
+	postChatRead(t, h, `{"session":"wire","chatId":"123456789012345@lid","messageIds":["3EB0X2"]}`, "scheduled")
+	postChatRead(t, h, `{"session":"wire","chatId":"120363099999999999@g.us","messageIds":["3EB0LIDG2"],"participant":"15557654321"}`, "scheduled")
 	if n := len(chatReadPatches(t, w)); n != 0 {
 		t.Fatalf("%d patches sent before the window ended", n)
 	}
 	ticks <- time.Now()
 	waitPatches(t, w, 1) // both chats in one patch
 	sameLines(t, "patches", chatReadPatches(t, w),
-		"markChatAsRead 120363099999999999@g.us read=true last=1767225570 key={120363099999999999@g.us 3EB0LIDG fromMe=false participant=222222222222222@lid} t=1767225570",
-		"markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225560 key={123456789012345@lid 3EB0NEW fromMe=false participant=} t=1767225560")
+		"markChatAsRead 120363099999999999@g.us read=true last=1767225590 key={120363099999999999@g.us 3EB0LIDG2 fromMe=false participant=222222222222222@lid} t=1767225590",
+		"markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225580 key={123456789012345@lid 3EB0NEW2 fromMe=false participant=} t=1767225580")
 
 	// Read and no longer marked unread: no patch.
-	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW"]}`, "")
-	postChatRead(t, h, `{"session":"wire","chatId":"123456789012345@lid","messageIds":["3EB0NEW"]}`, "")
+	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0X3"]}`, "")
+	postChatRead(t, h, `{"session":"wire","chatId":"123456789012345@lid","messageIds":["3EB0X4"]}`, "")
 	w.sent(t)
 	if n := w.srv.Counts().AppStatePatches; n != 1 {
 		t.Errorf("%d patches in all, want 1", n)
