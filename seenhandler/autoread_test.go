@@ -3,6 +3,7 @@ package seenhandler_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -118,4 +119,30 @@ func TestAutoReadNeedsAsync(t *testing.T) {
 	if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithAutoRead(&arrivalSource{})); err == nil {
 		t.Error("New accepted WithAutoRead without WithAsync")
 	}
+}
+
+// Auto-read reads the chat when its arrival is due, as WhatsApp Web reads a
+// chat when it is opened: every message of the chat still unread then —
+// those that arrived meanwhile included, in arrival order, one receipt per
+// sender — at the send time; a message the account read meanwhile is left
+// out.
+func TestAutoReadReadsTheChat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &arrivalSource{}
+		_, fake := newHandler(t, seenhandler.WithAutoRead(src), seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		now := time.Now()
+		fake.AddMessage("demo", session.Message{Chat: user, ID: "AR1", Sender: user, Timestamp: now})
+		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: now, Due: now.Add(5 * time.Second)})
+		synctest.Wait()
+		for i, id := range []string{"AR2", "AR3", "AR4"} {
+			fake.AddMessage("demo", session.Message{Chat: user, ID: id, Sender: user, Timestamp: now.Add(time.Duration(i+1) * time.Second),
+				Read: id == "AR3"})
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		got := fake.Receipts()
+		if len(got) != 1 || strings.Join(got[0].MessageIDs, ",") != "AR1,AR2,AR4" || !got[0].Timestamp.Equal(now.Add(5*time.Second)) {
+			t.Fatalf("receipts %+v, want one for AR1, AR2 and AR4 at the due time", got)
+		}
+	})
 }

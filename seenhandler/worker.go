@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/validate"
 )
 
 // dispatcher is the asynchronous worker: one loop claims due jobs from the
@@ -306,6 +308,14 @@ func (d *dispatcher) send(j Job) Outcome {
 	if lookupErr == nil && sess == nil {
 		lookupErr = fmt.Errorf("%w: the registry returned a nil session for %q", session.ErrSessionNotFound, j.Session)
 	}
+	if j.Auto && lookupErr == nil {
+		if receipts, ok := h.readChat(ctx, sess, &j); ok {
+			if len(receipts) == 0 { // read meanwhile: nothing is left to send
+				o.Sent = len(j.Receipts)
+			}
+			j.Receipts = receipts
+		}
+	}
 	for _, rc := range j.Receipts {
 		var err error
 		if lookupErr != nil {
@@ -384,6 +394,62 @@ func (d *dispatcher) send(j Job) Outcome {
 		slog.String("session", j.Session), slog.String("chat", j.Chat), slog.Int("receipts", len(o.Retry)),
 		slog.String("code", o.LastError), slog.Time("retry_at", o.RetryAt), slog.Int("attempts", j.Attempts+1))
 	return o
+}
+
+// readChat plans auto-read's job j, now due, as WhatsApp Web reads a chat
+// when it is opened: every message of the chat still unread — those that
+// arrived after the one that made the job included — one receipt per
+// sender, ids in arrival order, sent now (t is the send time). It adds the
+// messages' times to j.Times. ok is false when the session cannot list the
+// chat's unread messages, or listing fails: the job's own receipts go out
+// then, as queued.
+func (h *Handler) readChat(ctx context.Context, sess session.Session, j *Job) (receipts []session.Receipt, ok bool) {
+	chat, err := validate.NormalizeChat(j.Chat)
+	if err != nil {
+		return nil, false
+	}
+	p := &plan{session: j.Session, chat: chat, chatID: j.Chat, typ: session.ReceiptRead, idsField: "messageIds", unread: true}
+	x := &exchange{ctx: ctx}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+	defer cancel()
+	ids, known, err := h.unreadIDs(ctx, x, sess, p)
+	if err == nil {
+		receipts, _, err = h.group(ctx, x, sess, p, ids, &known)
+	}
+	if err != nil {
+		h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "auto-read: listing the chat's unread messages failed; sending the job's own",
+			slog.String("session", j.Session), slog.String("chat", j.Chat), slog.String("error", err.Error()))
+		return nil, false
+	}
+	// The job's own messages go too, first (they arrived first), should
+	// the session not list them: they were unread when queued, and
+	// stillUnread drops those read since.
+	for i := len(j.Receipts) - 1; i >= 0; i-- {
+		rc := j.Receipts[i]
+		missing := slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool {
+			return slices.ContainsFunc(receipts, func(r session.Receipt) bool { return slices.Contains(r.MessageIDs, id) })
+		})
+		if len(missing) == 0 {
+			continue
+		}
+		k := slices.IndexFunc(receipts, func(r session.Receipt) bool { return r.Sender == rc.Sender })
+		if k < 0 {
+			receipts = slices.Insert(receipts, 0, session.Receipt{Chat: rc.Chat, Sender: rc.Sender, Type: rc.Type})
+			k = 0
+		}
+		receipts[k].MessageIDs = append(missing, receipts[k].MessageIDs...)
+	}
+	now := time.Now() // when the chat is read, as the job's other times
+	for i := range receipts {
+		receipts[i].Timestamp = now
+	}
+	if len(known) > 0 {
+		if j.Times == nil {
+			j.Times = make(map[string]time.Time, len(known))
+		}
+		maps.Copy(j.Times, known)
+	}
+	return receipts, true
 }
 
 // stillUnread returns rc, a receipt of job j now due, without the ids the

@@ -2,6 +2,7 @@ package whatsmeow
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -71,7 +72,10 @@ type AutoRead struct {
 // [Session.OnArrival], [Manager.SubscribeArrivals], and
 // seenhandler.WithAutoRead, which sends them through the handler's path).
 // Only readable messages from others are offered (not reactions, edits,
-// protocol messages, the account's own). Default: off.
+// protocol messages, the account's own), and a chat once until its offer is
+// due: messages arriving meanwhile join it — the chat is read then, as
+// WhatsApp Web reads a chat when it is opened (seenhandler reads every
+// still-unread message of the chat when the offer is due). Default: off.
 func WithAutoRead(a AutoRead) Option {
 	return func(o *options) error {
 		if a.MinDelay == 0 && a.MaxDelay == 0 {
@@ -103,6 +107,10 @@ type arrivals struct {
 	// patches, oldest first: whatsmeow dispatches a patch's mutations back
 	// as events once it has sent it, stamped so (see sendAppState).
 	ownPatches []int64
+	// due holds, by chat, when the chat's offered arrival is due: a
+	// message arriving before then joins it (the chat is read then, as
+	// WhatsApp Web reads a chat when it is opened), and is not offered.
+	due map[string]time.Time
 }
 
 // ownPatchesKept is how many of its app-state patches' stamps a Session
@@ -275,12 +283,29 @@ func (s *Session) offer(e *events.Message, m indexed) {
 		s.opts.logger.Debug("auto-read: the account is active on another device; not marking", "chat", m.chat, "id", m.id)
 		return
 	}
+	if due, ok := a.due[m.chat]; ok && now.Before(due) {
+		s.opts.logger.Debug("auto-read: the chat is read soon; the message joins", "chat", m.chat, "id", m.id, "due", due)
+		return
+	}
 	arr := session.Arrival{Chat: m.chat, Sender: m.sender, ID: m.id, Timestamp: m.timestamp,
 		Due: now.Add(ar.delay(textLength(e)))}
+	if len(a.due) >= maxDueChats {
+		maps.DeleteFunc(a.due, func(_ string, due time.Time) bool { return !now.Before(due) })
+	}
+	if a.due == nil {
+		a.due = make(map[string]time.Time)
+	}
+	if len(a.due) < maxDueChats {
+		a.due[m.chat] = arr.Due
+	}
 	for _, f := range a.subs {
 		f(arr)
 	}
 }
+
+// maxDueChats bounds the chats whose auto-read a Session remembers as due;
+// beyond it (chats all due later) a message is offered on its own.
+const maxDueChats = 4096
 
 // delay is the time a person takes to read a message of n characters.
 func (ar *AutoRead) delay(n int) time.Duration {

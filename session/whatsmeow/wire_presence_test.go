@@ -319,3 +319,46 @@ func TestWireDeliveryReceiptsAfterPresence(t *testing.T) {
 		`<receipt id="3EB0DR1" to="15551234567@s.whatsapp.net" type="read"/>`,
 		`<receipt id="3EB0DR3" to="15551234567@s.whatsapp.net"/>`)
 }
+
+// Auto-read reads a chat, not a message, as WhatsApp Web's markChatRead: a
+// burst of three messages in one chat is read at the first one's due time,
+// in one receipt (ids in arrival order, one t: the send time), after one
+// "available".
+//
+// Before: three receipts, the later messages first, each with its own t
+// and its own available/unavailable:
+// <receipt id="3EB0B2" …/>, <receipt id="3EB0B3" …/>, <receipt id="3EB0B1" …/>
+func TestWireAutoReadReadsTheChat(t *testing.T) {
+	const delay = 3 * time.Second // every message: the three arrive well within it
+	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: delay, MaxDelay: delay})})
+	src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() {
+		return w.session.OnArrival(func(a session.Arrival) { f("wire", a) })
+	})
+	reg := session.NewMemoryRegistry()
+	reg.Set("wire", w.session)
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithAutoRead(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
+	for _, id := range []string{"3EB0B1", "3EB0B2", "3EB0B3"} {
+		w.deliver(t, text("b"), "from", dm, "id", id)
+	}
+	got := w.srv.WaitNode(t, 5*delay, func(n waBinary.Node) bool { return n.Tag == "receipt" && n.Attrs["type"] == "read" })
+	nodes := presenceNodes(t, w)
+	tAttr := fmt.Sprint(got.Attrs["t"])
+	if fakewa.XML(got) != `<receipt id="3EB0B1" t="`+tAttr+`" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0B2"/><item id="3EB0B3"/></list></receipt>` {
+		t.Errorf("receipt %s", fakewa.XML(got))
+	}
+	assertNodes(t, nodes,
+		`<presence name="fakewa" type="unavailable"/>`,
+		`<receipt id="3EB0B1" to="15551234567@s.whatsapp.net" type="inactive"/>`,
+		`<receipt id="3EB0B2" to="15551234567@s.whatsapp.net" type="inactive"/>`,
+		`<receipt id="3EB0B3" to="15551234567@s.whatsapp.net" type="inactive"/>`,
+		`<presence name="fakewa" type="available"/>`,
+		`<receipt id="3EB0B1" to="15551234567@s.whatsapp.net"/>`,
+		`<receipt id="3EB0B2" to="15551234567@s.whatsapp.net"/>`,
+		`<receipt id="3EB0B3" to="15551234567@s.whatsapp.net"/>`,
+		`<receipt id="3EB0B1" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0B2"/><item id="3EB0B3"/></list></receipt>`)
+}
