@@ -240,16 +240,10 @@ func TestWireTypingInChannel(t *testing.T) {
 	}
 }
 
-// Auto-read on the wire: a message arrives, whatsmeow acknowledges it at
-// once (its delivery receipt) and the Session offers it; the handler
-// queues it, and the read receipt goes out at the arrival's Due — 200 ms,
-// plus 60 ms for each of its 2 characters — not before, timestamped then.
-// A group message is not offered (groups off), and neither is anything
-// while the account is active on another device.
-func TestWireAutoRead(t *testing.T) {
-	const delay = 200*time.Millisecond + 2*60*time.Millisecond
-	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second,
-		Rand: func() float64 { return 0 }})})
+// autoReadHandler serves w's session as "wire" with the asynchronous queue
+// and auto-read of its arrivals; t's cleanup shuts it down.
+func autoReadHandler(t *testing.T, w *wire) *seenhandler.Handler {
+	t.Helper()
 	src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() {
 		return w.session.OnArrival(func(a session.Arrival) { f("wire", a) })
 	})
@@ -260,6 +254,20 @@ func TestWireAutoRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+	return h
+}
+
+// Auto-read on the wire: a message arrives, whatsmeow acknowledges it at
+// once (its delivery receipt) and the Session offers it; the handler
+// queues it, and the read receipt goes out at the arrival's Due — 200 ms,
+// plus 60 ms for each of its 2 characters — not before, timestamped then.
+// A group message is not offered (groups off), and neither is anything
+// while the account is active on another device.
+func TestWireAutoRead(t *testing.T) {
+	const delay = 200*time.Millisecond + 2*60*time.Millisecond
+	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second,
+		Rand: func() float64 { return 0 }})})
+	autoReadHandler(t, w)
 
 	w.deliver(t, text("hi"), "from", grp, "participant", member, "id", "3EB0AUTOG")
 	start := time.Now()
@@ -331,16 +339,7 @@ func TestWireDeliveryReceiptsAfterPresence(t *testing.T) {
 func TestWireAutoReadReadsTheChat(t *testing.T) {
 	const delay = 3 * time.Second // every message: the three arrive well within it
 	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: delay, MaxDelay: delay})})
-	src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() {
-		return w.session.OnArrival(func(a session.Arrival) { f("wire", a) })
-	})
-	reg := session.NewMemoryRegistry()
-	reg.Set("wire", w.session)
-	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithAutoRead(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+	autoReadHandler(t, w)
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
 	for _, id := range []string{"3EB0B1", "3EB0B2", "3EB0B3"} {
 		w.deliver(t, text("b"), "from", dm, "id", id)
