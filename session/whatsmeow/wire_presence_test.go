@@ -7,15 +7,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
@@ -141,10 +143,14 @@ func TestWirePresenceReading(t *testing.T) {
 // Web's sendSeen waits for it: before the phone has shared the push name
 // (right after pairing) whatsmeow cannot send presence, so the receipt is
 // refused — 503 session_not_connected with Retry-After — and nothing goes
-// out. When the push name arrives (here with the phone's app state, a
-// first full sync, which whatsmeow dispatches no events.PushNameSetting
-// for), the Session announces itself with it, and the next receipt goes
-// out after "available".
+// out. When the push name arrives (events.PushNameSetting, dispatched by
+// whatsmeow once it has stored the name), the Session announces itself with
+// it, and the next receipt goes out after "available".
+//
+// (The name is stored by the test and the event dispatched through
+// whatsmeow's DispatchEvent: when it comes with the phone's app state,
+// whatsmeow writes Store.PushName in its sync goroutine while SendPresence
+// reads it unsynchronized — a data race inside whatsmeow that -race reports.)
 //
 // Before: <receipt id="3EB0NONAME" to="15551234567@s.whatsapp.net" type="read"/> with no presence
 // (the sender sees blue ticks from an account that never looked online).
@@ -153,29 +159,24 @@ func TestWireReceiptWaitsForPresence(t *testing.T) {
 	dev, _ := fakewa.NewDevice(t)
 	dev.PushName = ""
 	cli := srv.Connect(t, dev)
-	s := mustNew(t, cli, dev)
+	noName := make(chan struct{}, 1)
+	s := mustNew(t, cli, dev, bwm.WithLogger(slog.New(&signalOn{msg: "no push name", ch: noName})))
 	t.Cleanup(s.Close)
 	w := &wire{srv: srv, dev: dev, cli: cli, session: s}
+	select { // the announcement at connection has tried and failed
+	case <-noName:
+	case <-time.After(wireWait):
+		t.Fatal("the Session did not try to announce itself")
+	}
 	_, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0NONAME"))
 	if !errors.Is(err, session.ErrNotConnected) {
 		t.Errorf("err = %v, want ErrNotConnected", err)
 	}
 	assertNodes(t, presenceNodes(t, w))
 
-	w.shareAppStateKey(t)
-	synced := make(chan struct{}, 1)
-	id := cli.AddEventHandler(func(evt any) {
-		if _, ok := evt.(*events.AppStateSyncComplete); ok {
-			synced <- struct{}{}
-		}
-	})
-	defer cli.RemoveEventHandler(id)
-	srv.PhonePatch(t, *dev.ID, appstate.BuildSettingPushName("Alice"))
-	select {
-	case <-synced:
-	case <-time.After(wireWait):
-		t.Fatal("the client did not sync the phone's app state")
-	}
+	dev.PushName = "Alice"
+	cli.DangerousInternals().DispatchEvent(&events.PushNameSetting{Timestamp: time.Now(),
+		Action: &waSyncAction.PushNameSetting{Name: proto.String("Alice")}})
 	srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
 	if _, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0NAMED")); err != nil {
 		t.Fatal(err)
@@ -184,6 +185,26 @@ func TestWireReceiptWaitsForPresence(t *testing.T) {
 		`<presence name="Alice" type="unavailable"/>`,
 		`<presence name="Alice" type="available"/>`,
 		`<receipt id="3EB0NAMED" to="15551234567@s.whatsapp.net" type="read"/>`)
+}
+
+// signalOn is a slog handler that signals ch, without blocking, for each
+// record whose message contains msg, and drops every record.
+type signalOn struct {
+	msg string
+	ch  chan struct{}
+}
+
+func (h *signalOn) Enabled(context.Context, slog.Level) bool { return true }
+func (h *signalOn) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *signalOn) WithGroup(string) slog.Handler            { return h }
+func (h *signalOn) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // Typing after reading, through the handler: with PresenceReading the
