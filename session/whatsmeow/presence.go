@@ -199,7 +199,10 @@ func (s *Session) announce() {
 		p.mu.Lock()
 		available := p.available
 		p.mu.Unlock()
-		if state == types.PresenceUnavailable && available {
+		switch {
+		case state == types.PresenceAvailable && available:
+			return // a receipt went first and said it
+		case state == types.PresenceUnavailable && available:
 			return // a receipt went first: the idle countdown will say it
 		}
 		_ = s.sendPresence(ctx, state)
