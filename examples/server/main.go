@@ -132,6 +132,7 @@ type config struct {
 	maxConns                 int
 	presence                 string
 	presenceIdle             time.Duration
+	clearUnreadMarks         bool
 	autoRead, autoReadGroups bool
 	autoReadMin, autoReadMax time.Duration
 
@@ -181,6 +182,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
 	fs.StringVar(&c.presence, "presence", string(bwm.PresenceReading), "what WhatsApp is told of the account being online: `mode` reading (unavailable with the name at connection, available while marking read, unavailable after -presence-idle: as a person, the phone keeps notifying), online (available while connected: delivery receipts show two grey ticks, but the account shows online and the phone stops notifying) or off (whatsmeow's raw behaviour: nothing; delivery receipts are inactive)")
 	fs.DurationVar(&c.presenceIdle, "presence-idle", bwm.DefaultPresenceIdle, "with -presence reading: how long after the last receipt the account goes unavailable")
+	fs.BoolVar(&c.clearUnreadMarks, "clear-unread-marks", true, "once a chat its owner marked unread (on the phone or another device) is read, clear the mark there with an app-state patch, as WhatsApp Web does; other chats never get one (their read receipts clear the badge). false: never send app-state patches — such a chat stays marked unread until opened")
 	fs.BoolVar(&c.autoRead, "auto-read", false, "mark incoming messages read by themselves after a human-like delay (between -auto-read-min and -auto-read-max, longer for longer messages), through the rate limits and the asynchronous queue; direct chats only unless -auto-read-groups; nothing while the account is active on the phone")
 	fs.DurationVar(&c.autoReadMin, "auto-read-min", bwm.DefaultAutoReadMinDelay, "with -auto-read: the shortest delay from a message's arrival to its receipt")
 	fs.DurationVar(&c.autoReadMax, "auto-read-max", bwm.DefaultAutoReadMaxDelay, "with -auto-read: the longest delay from a message's arrival to its receipt")
@@ -661,7 +663,7 @@ func decorateOptions(c config) session.DecorateOptions {
 // pairing's events come on the channel. startSessions connects the rest.
 func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, <-chan bwm.PairEvent, error) {
 	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger),
-		bwm.WithPresence(bwm.PresenceMode(c.presence), c.presenceIdle))}
+		bwm.WithPresence(bwm.PresenceMode(c.presence), c.presenceIdle), bwm.WithMarkChatRead(c.clearUnreadMarks))}
 	if c.autoRead {
 		opts = append(opts, bwm.WithSessionOptions(bwm.WithAutoRead(bwm.AutoRead{
 			MinDelay: c.autoReadMin, MaxDelay: c.autoReadMax, Groups: c.autoReadGroups})))
