@@ -9,6 +9,10 @@ import (
 // GroupModeTTL is how long a Session trusts GetGroupInfo's answer.
 const GroupModeTTL = groupModeTTL
 
+// GroupModeFailureTTL is how long a Session remembers that GetGroupInfo
+// failed.
+const GroupModeFailureTTL = groupModeFailureTTL
+
 // WithChatReadTicks makes each value received from c end a window of
 // ScheduleChatRead instead of a timer.
 func WithChatReadTicks(c <-chan time.Time) Option {
