@@ -3,6 +3,7 @@ package whatsmeow
 import (
 	"slices"
 
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 )
@@ -19,11 +20,18 @@ const historyReadTail = 20
 // read. History syncs are the only way to learn what is unread after
 // pairing, or what arrived while no client was connected.
 //
+// Only a chunk that holds each conversation's newest messages can say which
+// are unread (see tellsUnread). The others carry older history, where the
+// conversation's unread count says nothing of the messages the chunk holds:
+// their messages are indexed read, and only if the index does not know
+// them yet (a message it knows keeps what it knows, its read mark first).
+//
 // Messages come through whatsmeow's ParseWebMessage, as live ones do
 // through its decryption; what readable rejects (reactions, edits,
 // protocol and system messages) is neither indexed nor counted.
 func (s *Session) indexHistory(e *events.HistorySync) {
 	var batch []indexed
+	newest := tellsUnread(e.Data.GetSyncType())
 	for _, conv := range e.Data.GetConversations() {
 		chat, err := types.ParseJID(conv.GetID())
 		if err != nil || chat.Server == types.BroadcastServer {
@@ -38,7 +46,10 @@ func (s *Session) indexHistory(e *events.HistorySync) {
 		}
 		// Newest first, whatever order the sync used.
 		slices.SortStableFunc(evts, func(a, b *events.Message) int { return b.Info.Timestamp.Compare(a.Info.Timestamp) })
-		unread := int(conv.GetUnreadCount())
+		unread := 0
+		if newest {
+			unread = int(conv.GetUnreadCount())
+		}
 		keep := unread + historyReadTail
 		alt := historyChatAlt(chat, conv.GetPnJID(), conv.GetLidJID())
 		var conversation []indexed
@@ -47,7 +58,7 @@ func (s *Session) indexHistory(e *events.HistorySync) {
 				break
 			}
 			m := indexedFrom(evt)
-			m.chatAlt = alt
+			m.chatAlt, m.olderHistory = alt, !newest
 			if m.lidGroup = evt.Info.IsGroup && evt.Info.Sender.Server == types.HiddenUserServer; !m.fromMe {
 				m.read = unread <= 0
 				unread--
@@ -60,6 +71,14 @@ func (s *Session) indexHistory(e *events.HistorySync) {
 	if len(batch) > 0 {
 		s.index.addHistory(batch)
 	}
+}
+
+// tellsUnread reports whether a history sync of type t holds its
+// conversations' newest messages, to which their unread counts refer: the
+// initial bootstrap after pairing and the recent messages. Full history and
+// on-demand chunks (what the phone sends of older history) do not.
+func tellsUnread(t waHistorySync.HistorySync_HistorySyncType) bool {
+	return t == waHistorySync.HistorySync_INITIAL_BOOTSTRAP || t == waHistorySync.HistorySync_RECENT
 }
 
 // historyChatAlt returns the other form of a direct chat's JID from its

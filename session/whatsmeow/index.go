@@ -25,6 +25,10 @@ type indexed struct {
 	lidGroup  bool  // the group addresses its members by LID
 	read      bool  // a read receipt went out, or another device read it
 	seen      int64 // when the store was given it, Unix ns: the order of messages of the same time
+	// olderHistory: from a history sync of older history (see
+	// indexHistory), recorded only if the index does not know the message:
+	// what it knows, its read mark above all, is more recent.
+	olderHistory bool
 }
 
 type indexKey struct{ owner, chat, id string }
@@ -67,8 +71,8 @@ func (x *index) keys(m *indexed) []indexKey {
 }
 
 // add records m, replacing an earlier record of the same message (whose
-// read mark and alternate forms it keeps), and forgets the oldest messages
-// beyond the bound.
+// read mark and alternate forms it keeps) unless m is olderHistory, and
+// forgets the oldest messages beyond the bound.
 func (x *index) add(m indexed) {
 	if x == nil || x.max <= 0 {
 		return
@@ -76,6 +80,9 @@ func (x *index) add(m indexed) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if e, ok := x.byKey[indexKey{m.owner, m.chat, m.id}]; ok {
+		if m.olderHistory {
+			return
+		}
 		old := e.Value.(*indexed)
 		m = merged(*old, m)
 		x.remove(e)

@@ -348,7 +348,7 @@ func (w *messageStore) write(batch []indexOp) {
 }
 
 // writeDevice writes one device's ops in order, in one transaction:
-// consecutive inserts as multi-row upserts.
+// consecutive inserts (of the same olderHistory) as multi-row upserts.
 func (w *messageStore) writeDevice(ctx context.Context, device string, ops []indexOp) error {
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -364,7 +364,7 @@ func (w *messageStore) writeDevice(ctx context.Context, device string, ops []ind
 			continue
 		}
 		j := i
-		for j < len(ops) && ops[j].readIDs == nil && j-i < indexRowsPerInsert {
+		for j < len(ops) && ops[j].readIDs == nil && ops[j].m.olderHistory == ops[i].m.olderHistory && j-i < indexRowsPerInsert {
 			j++
 		}
 		if err := upsertTx(ctx, tx, device, ops[i:j]); err != nil {
@@ -377,7 +377,8 @@ func (w *messageStore) writeDevice(ctx context.Context, device string, ops []ind
 
 // upsertTx inserts the messages of ops, replacing earlier records of the
 // same messages as index.add does (read stays read, known alternate forms
-// stay). A message twice in ops is written once, merged.
+// stay), or, for olderHistory messages (all of ops or none), leaving them
+// as they are. A message twice in ops is written once, merged.
 func upsertTx(ctx context.Context, tx *sql.Tx, device string, ops []indexOp) error {
 	rows := make([]indexed, 0, len(ops))
 	at := make(map[indexKey]int, len(ops))
@@ -408,6 +409,11 @@ func upsertTx(ctx context.Context, tx *sql.Tx, device string, ops []indexOp) err
 		b.WriteByte(')')
 		args = append(args, device, m.id, m.chat, m.chatAlt, m.sender, m.senderAlt, unixNano(m.timestamp), m.seen,
 			m.fromMe, m.played, m.lidGroup, m.serverID, m.read)
+	}
+	if ops[0].m.olderHistory {
+		b.WriteString(` ON CONFLICT (device, id, chat) DO NOTHING`)
+		_, err := tx.ExecContext(ctx, b.String(), args...)
+		return err
 	}
 	b.WriteString(` ON CONFLICT (device, id, chat) DO UPDATE SET
 	chat_alt = CASE WHEN excluded.chat_alt <> '' THEN excluded.chat_alt ELSE bluetick_message.chat_alt END,

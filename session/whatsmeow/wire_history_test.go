@@ -1,0 +1,107 @@
+package whatsmeow_test
+
+// Wire tests of what a history sync tells the message index: the syncs come
+// through whatsmeow's own handling (an inline history sync notification from
+// the account's phone), the requests through the handler, and the
+// assertions are on the receipts the fake server gets.
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session"
+	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
+)
+
+// chatOnlyFunc sends a chat-only request (a chat, no message ids) through
+// the handler and returns the read receipts it made the client send, their
+// t attribute elided.
+type chatOnlyFunc func(t *testing.T, chat string) []string
+
+// forEachIndex runs f on a session over the fake server with each kind of
+// message index: a Session made by New (its own index in memory) and a
+// Manager's session (its index in the store, on each test store).
+func forEachIndex(t *testing.T, f func(t *testing.T, w *wire, chatOnly chatOnlyFunc)) {
+	t.Run("memory", func(t *testing.T) {
+		w := newWire(t)
+		reg := session.NewMemoryRegistry()
+		reg.Set("wire", w.session)
+		f(t, w, chatOnlyVia(w, reg, "wire"))
+	})
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		srv := fakewa.Start(t)
+		pairIn(t, st)
+		w, m := startManager(t, srv, st.DSN)
+		f(t, w, chatOnlyVia(w, m, "15550000001"))
+	})
+}
+
+// chatOnlyVia returns the chatOnlyFunc of w's session, name in reg.
+func chatOnlyVia(w *wire, reg session.Registry, name string) chatOnlyFunc {
+	return func(t *testing.T, chat string) []string {
+		t.Helper()
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(readReceipts(w.sent(t)))
+		r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"`+name+`","chatId":"`+chat+`"}`))
+		r.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("chat-only request for %s: status %d: %s", chat, rec.Code, rec.Body)
+		}
+		return receiptsSince(t, w, before)
+	}
+}
+
+// Older history (a FULL chunk, as the phone sends after the initial
+// bootstrap) carries each conversation's unread count too, but not its
+// newest messages: it tells nothing of what is unread. A chat-only request
+// reads the bootstrap's unread message, not a year-old one of the older
+// chunk; a message both chunks hold stays unread.
+//
+// Before (the FULL chunk's unread count taken for its newest message):
+// <receipt id="3EB0OLD2" t="…" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0NEW"/></list></receipt>
+func TestWireOlderHistoryTellsNothingUnread(t *testing.T) {
+	forEachIndex(t, func(t *testing.T, w *wire, chatOnly chatOnlyFunc) {
+		historySync(t, w, &waHistorySync.HistorySync{
+			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
+			Conversations: []*waHistorySync.Conversation{
+				{ID: proto.String(dm), UnreadCount: proto.Uint32(1), Messages: []*waHistorySync.HistorySyncMsg{
+					webMsg(dm, "3EB0NEW", "", false, 1767225540),
+					webMsg(dm, "3EB0SEEN", "", false, 1767225530),
+				}},
+				{ID: proto.String(grp), UnreadCount: proto.Uint32(1), Messages: []*waHistorySync.HistorySyncMsg{
+					webMsg(grp, "3EB0G2", member, false, 1767225550),
+					webMsg(grp, "3EB0G1", member, false, 1767225500),
+				}},
+			},
+		})
+		historySync(t, w, &waHistorySync.HistorySync{
+			SyncType: waHistorySync.HistorySync_FULL.Enum(),
+			Conversations: []*waHistorySync.Conversation{
+				{ID: proto.String(dm), UnreadCount: proto.Uint32(1), Messages: []*waHistorySync.HistorySyncMsg{
+					webMsg(dm, "3EB0OLD2", "", false, 1735689700), // 2025-01-01
+					webMsg(dm, "3EB0OLD1", "", false, 1735689600),
+				}},
+				{ID: proto.String(grp), UnreadCount: proto.Uint32(1), Messages: []*waHistorySync.HistorySyncMsg{
+					webMsg(grp, "3EB0G2", member, false, 1767225550),
+					webMsg(grp, "3EB0G1", member, false, 1767225500),
+				}},
+			},
+		})
+		sameLines(t, "direct chat", chatOnly(t, dm),
+			`<receipt id="3EB0NEW" t="…" to="15551234567@s.whatsapp.net" type="read"/>`)
+		sameLines(t, "group", chatOnly(t, grp),
+			`<receipt id="3EB0G2" participant="15557654321@s.whatsapp.net" t="…" to="120363012345678901@g.us" type="read"/>`)
+	})
+}
