@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"go.mau.fi/whatsmeow/proto/waWeb"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 )
@@ -28,7 +29,9 @@ const historyReadTail = 20
 //
 // Messages come through whatsmeow's ParseWebMessage, as live ones do
 // through its decryption; what readable rejects (reactions, edits,
-// protocol and system messages) is neither indexed nor counted.
+// protocol and system messages) is neither indexed nor counted, nor is an
+// edit that ParseWebMessage has made look like a message (see
+// parseHistoryMessage).
 func (s *Session) indexHistory(e *events.HistorySync) {
 	var batch []indexed
 	newest := tellsUnread(e.Data.GetSyncType())
@@ -39,8 +42,7 @@ func (s *Session) indexHistory(e *events.HistorySync) {
 		}
 		var evts []*events.Message
 		for _, hm := range conv.GetMessages() {
-			evt, err := s.client.ParseWebMessage(chat, hm.GetMessage())
-			if err == nil && readable(evt) {
+			if evt, ok := s.parseHistoryMessage(chat, hm.GetMessage()); ok && readable(evt) {
 				evts = append(evts, evt)
 			}
 		}
@@ -71,6 +73,21 @@ func (s *Session) indexHistory(e *events.HistorySync) {
 	if len(batch) > 0 {
 		s.index.addHistory(batch)
 	}
+}
+
+// parseHistoryMessage parses wm, a message of chat in a history sync, with
+// whatsmeow's ParseWebMessage, and reports false for what is not a message
+// of its own: one that does not parse, and an edit. ParseWebMessage turns a
+// MESSAGE_EDIT protocol message into the edited content under the original
+// message's id and flags nothing (neither IsEdit nor Info.Edit): only the
+// id, no longer the one of wm's key, tells. Taken for a message, the edit
+// would be counted as the original, newer, and take an unread place.
+func (s *Session) parseHistoryMessage(chat types.JID, wm *waWeb.WebMessageInfo) (*events.Message, bool) {
+	evt, err := s.client.ParseWebMessage(chat, wm)
+	if err != nil || evt.Info.ID != wm.GetKey().GetID() {
+		return nil, false
+	}
+	return evt, true
 }
 
 // tellsUnread reports whether a history sync of type t holds its

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.mau.fi/whatsmeow/proto/waCommon"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"google.golang.org/protobuf/proto"
 
@@ -103,5 +105,41 @@ func TestWireOlderHistoryTellsNothingUnread(t *testing.T) {
 			`<receipt id="3EB0NEW" t="…" to="15551234567@s.whatsapp.net" type="read"/>`)
 		sameLines(t, "group", chatOnly(t, grp),
 			`<receipt id="3EB0G2" participant="15557654321@s.whatsapp.net" t="…" to="120363012345678901@g.us" type="read"/>`)
+	})
+}
+
+// historyMsg is a message of a history sync with content m.
+func historyMsg(chat, id, participant string, fromMe bool, ts uint64, m *waE2E.Message) *waHistorySync.HistorySyncMsg {
+	hm := webMsg(chat, id, participant, fromMe, ts)
+	hm.Message.Message = m
+	return hm
+}
+
+// A conversation of the bootstrap has two unread messages, the newer since
+// edited: the sync holds the edit too, a MESSAGE_EDIT protocol message
+// that whatsmeow's ParseWebMessage turns into the edited message under the
+// original's id. The edit is not a message: it takes no unread place, and
+// a chat-only request reads both messages.
+//
+// Before (the edit counted as 3EB0EDITED, newer, and 3EB0FIRST indexed
+// read): <receipt id="3EB0EDITED" t="…" to="15551234567@s.whatsapp.net" type="read"/>
+func TestWireHistoryEditIsNotAMessage(t *testing.T) {
+	forEachIndex(t, func(t *testing.T, w *wire, chatOnly chatOnlyFunc) {
+		edited := &waCommon.MessageKey{RemoteJID: proto.String(dm), FromMe: proto.Bool(false), ID: proto.String("3EB0EDITED")}
+		historySync(t, w, &waHistorySync.HistorySync{
+			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
+			Conversations: []*waHistorySync.Conversation{
+				{ID: proto.String(dm), UnreadCount: proto.Uint32(2), Messages: []*waHistorySync.HistorySyncMsg{
+					historyMsg(dm, "3EB0EDIT", "", false, 1767225540, &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
+						Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(), Key: edited, EditedMessage: text("fixed"),
+					}}),
+					webMsg(dm, "3EB0EDITED", "", false, 1767225530),
+					webMsg(dm, "3EB0FIRST", "", false, 1767225520),
+					webMsg(dm, "3EB0READ", "", false, 1767225510),
+				}},
+			},
+		})
+		sameLines(t, "direct chat", chatOnly(t, dm),
+			`<receipt id="3EB0FIRST" t="…" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0EDITED"/></list></receipt>`)
 	})
 }
