@@ -264,17 +264,28 @@ func historySync(t *testing.T, w *wire, hs *waHistorySync.HistorySync) {
 		}
 	})
 	defer w.cli.RemoveEventHandler(id)
+	msgID := fmt.Sprintf("3EB0HISTSYNC%d", historySyncs.Add(1))
 	w.deliver(t, &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
 		Type: waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum(),
 		HistorySyncNotification: &waE2E.HistorySyncNotification{
 			SyncType:                          waE2E.HistorySyncType(hs.GetSyncType()).Enum(),
 			InitialHistBootstrapInlinePayload: z.Bytes(),
 		},
-	}}, "from", ownPhone, "id", fmt.Sprintf("3EB0HISTSYNC%d", historySyncs.Add(1)), "category", "peer")
+	}}, "from", ownPhone, "id", msgID, "category", "peer")
 	select {
 	case <-done:
 	case <-time.After(wireWait):
 		t.Fatal("no events.HistorySync")
+	}
+	// whatsmeow answers the notification with three receipts, each sent
+	// from a goroutine of its own (hist_sync, peer_msg, and the delivery
+	// receipt, type sender), and deliver returns on the first: wait for
+	// all, so that none is still being sent when the client disconnects
+	// (whatsmeow's Disconnect would race the send).
+	for _, typ := range []string{"hist_sync", "peer_msg", "sender"} {
+		w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool {
+			return n.Tag == "receipt" && n.Attrs["id"] == msgID && n.Attrs["type"] == typ
+		})
 	}
 }
 
