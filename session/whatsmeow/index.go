@@ -48,12 +48,16 @@ type index struct {
 	order *list.List // of *indexed, oldest first
 	byKey map[indexKey]*list.Element
 	// groups counts each group's indexed messages and remembers whether
-	// its newest one was addressed by LID.
+	// the newest from another member was addressed by LID.
 	groups map[groupKey]*groupInfo
 }
 
+// groupInfo is what the index knows of a group. Only others' messages tell
+// its addressing: the account's own carry its phone number in history
+// syncs whatever the group's addressing.
 type groupInfo struct {
-	messages int
+	messages int // indexed messages of the group
+	others   int // of them, from other members
 	lid      bool
 	newest   time.Time // of the message lid was taken from
 }
@@ -99,8 +103,11 @@ func (x *index) add(m indexed) {
 			x.groups[gk] = g
 		}
 		g.messages++
-		if !m.timestamp.Before(g.newest) {
-			g.lid, g.newest = m.lidGroup, m.timestamp
+		if !m.fromMe {
+			g.others++
+			if !m.timestamp.Before(g.newest) {
+				g.lid, g.newest = m.lidGroup, m.timestamp
+			}
 		}
 	}
 	for x.order.Len() > x.max {
@@ -130,6 +137,9 @@ func (x *index) remove(e *list.Element) {
 	}
 	gk := groupKey{m.owner, m.chat}
 	if g := x.groups[gk]; g != nil {
+		if !m.fromMe {
+			g.others--
+		}
 		if g.messages--; g.messages == 0 {
 			delete(x.groups, gk)
 		}
@@ -232,8 +242,9 @@ func (x *index) newest(owner, chat string) (indexed, bool) {
 	return indexed{}, false
 }
 
-// groupMode reports whether owner's newest indexed message of group was
-// addressed by LID; known is false when the index holds no message of it.
+// groupMode reports whether owner's newest indexed message of group from
+// another member was addressed by LID; known is false when the index holds
+// none.
 func (x *index) groupMode(owner, group string) (lid, known bool) {
 	if x == nil {
 		return false, false
@@ -241,7 +252,7 @@ func (x *index) groupMode(owner, group string) (lid, known bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	g := x.groups[groupKey{owner, group}]
-	if g == nil {
+	if g == nil || g.others == 0 {
 		return false, false
 	}
 	return g.lid, true

@@ -632,10 +632,11 @@ func (w *messageStore) pendingNewest(device, chat string) (indexed, bool) {
 	return best, found
 }
 
-// groupMode reports whether device's newest written message of group was
-// addressed by LID; known is false when the store holds none.
+// groupMode reports whether device's newest written message of group from
+// another member was addressed by LID (the account's own do not tell: see
+// groupInfo); known is false when the store holds none.
 func (w *messageStore) groupMode(ctx context.Context, device, group string) (lid, known bool, err error) {
-	st, err := w.stmt(ctx, `SELECT lid_group FROM bluetick_message WHERE device = $1 AND chat = $2
+	st, err := w.stmt(ctx, `SELECT lid_group FROM bluetick_message WHERE device = $1 AND chat = $2 AND NOT from_me
 ORDER BY ts DESC, seen DESC LIMIT 1`)
 	if err != nil {
 		return false, false, err

@@ -497,10 +497,12 @@ func (s *Session) groupSender(ctx context.Context, group string, sender types.JI
 }
 
 // lidGroup reports whether group addresses its members by LID: as its
-// newest indexed message was addressed or, when the index holds none, as
-// WhatsApp answers GetGroupInfo (see askGroupMode), asked once per group at
-// a time — concurrent requests about the group wait for the one query —
-// and remembered (a group-change event forgets it sooner). whatsmeow's
+// newest indexed message from another member was addressed (the account's
+// own messages carry its phone number in history syncs whatever the
+// group's addressing) or, when the index holds none, as WhatsApp answers
+// GetGroupInfo (see askGroupMode), asked once per group at a time —
+// concurrent requests about the group wait for the one query — and
+// remembered (a group-change event forgets it sooner). whatsmeow's
 // GetGroupInfo also stores the LIDs of the members it lists, which
 // groupSender then maps to.
 func (s *Session) lidGroup(ctx context.Context, group string) bool {

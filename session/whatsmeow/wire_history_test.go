@@ -6,6 +6,7 @@ package whatsmeow_test
 // assertions are on the receipts the fake server gets.
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -141,5 +142,48 @@ func TestWireHistoryEditIsNotAMessage(t *testing.T) {
 		})
 		sameLines(t, "direct chat", chatOnly(t, dm),
 			`<receipt id="3EB0FIRST" t="…" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0EDITED"/></list></receipt>`)
+	})
+}
+
+// In a LID-addressed group, the newest message of a history sync is the
+// account's own, which whatsmeow's ParseWebMessage gives the phone-number
+// sender whatever the group's addressing: only others' messages tell it.
+// A request about a message the index does not know, naming its sender by
+// phone number, names the member's LID, as the member's message of the
+// sync says, without asking WhatsApp.
+//
+// Before (the own message taken as the group's newest, addressed by phone
+// number): <receipt id="3EB0UNSEEN" participant="15557654321@s.whatsapp.net" t="…" to="120363099999999999@g.us" type="read"/>
+func TestWireOwnHistoryMessageDoesNotTellGroupAddressing(t *testing.T) {
+	forEachIndex(t, func(t *testing.T, w *wire, _ chatOnlyFunc) {
+		ctx := context.Background()
+		if err := w.dev.LIDs.PutLIDMapping(ctx, jid(memberLID), jid(member)); err != nil {
+			t.Fatal(err)
+		}
+		historySync(t, w, &waHistorySync.HistorySync{
+			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
+			Conversations: []*waHistorySync.Conversation{
+				{ID: proto.String(lidGroup), Messages: []*waHistorySync.HistorySyncMsg{
+					webMsg(lidGroup, "3EB0MINE", "", true, 1767225510),
+					webMsg(lidGroup, "3EB0THEIRS", memberLID, false, 1767225500),
+				}},
+			},
+		})
+		if err := bwm.FlushIndex(ctx, w.session); err != nil {
+			t.Fatal(err)
+		}
+		before := len(readReceipts(w.sent(t)))
+		res, err := w.session.SendReceipt(ctx, rcpt(lidGroup, member, session.ReceiptRead, "3EB0UNSEEN"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sender != memberLID {
+			t.Errorf("Result.Sender = %q, want %q", res.Sender, memberLID)
+		}
+		sameLines(t, "receipts", receiptsSince(t, w, before),
+			`<receipt id="3EB0UNSEEN" participant="222222222222222@lid" t="…" to="120363099999999999@g.us" type="read"/>`)
+		if q := groupInfoQueries(w); len(q) != 0 {
+			t.Errorf("asked WhatsApp about the group: %v", q)
+		}
 	})
 }
