@@ -766,18 +766,21 @@ func (s *Session) warmPrivacy() {
 
 // readable reports whether e is a message WhatsApp shows as one of its
 // own, which WhatsApp Web marks read: not a reaction, an edit, a revoke, a
-// poll vote, an event response, a pin or keep-in-chat, or a protocol
-// message (history sync, app-state keys, ephemeral settings …), nor a
-// message that only carries a sender key. Those are never indexed, so a
-// chat-only request sends no receipt for them and none becomes the chat's
-// newest message.
+// poll vote, an event response, a pin or keep-in-chat, a comment on an
+// announcement (which WhatsApp Web marks read as an add-on of its post,
+// like reactions: WAWebMarkAddOnsAsReadAction), or a protocol message
+// (history sync, app-state keys, ephemeral settings …), nor a message that
+// only carries a sender key. Those are never indexed, so a chat-only
+// request sends no receipt for them and none becomes the chat's newest
+// message.
 func readable(e *events.Message) bool {
 	m := e.Message
 	switch {
 	case m == nil, e.IsEdit, e.Info.Edit != types.EditAttributeEmpty,
 		m.GetProtocolMessage() != nil, m.GetReactionMessage() != nil, m.GetEncReactionMessage() != nil,
 		m.GetPollUpdateMessage() != nil, m.GetEncEventResponseMessage() != nil,
-		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil:
+		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil,
+		isComment(e):
 		return false
 	}
 	// Strip what rides along with any message; a message with nothing
@@ -785,6 +788,17 @@ func readable(e *events.Message) bool {
 	rest := proto.Clone(m).(*waE2E.Message)
 	rest.SenderKeyDistributionMessage, rest.MessageContextInfo = nil, nil
 	return proto.Size(rest) > 0
+}
+
+// isComment reports whether e is a comment on a post of an announcement
+// group: as it arrives (EncCommentMessage, its content encrypted with the
+// post's message secret), decrypted (CommentMessage), or named by its
+// thread — the post it comments, which whatsmeow reads into
+// Info.MsgMetaInfo.ThreadMessageID from a live message's <meta
+// thread_msg_id> and from a history sync's CommentMetadata.
+func isComment(e *events.Message) bool {
+	return e.Message.GetEncCommentMessage() != nil || e.Message.GetCommentMessage() != nil ||
+		e.Info.MsgMetaInfo.ThreadMessageID != ""
 }
 
 func indexedFrom(e *events.Message) indexed {
