@@ -1,6 +1,7 @@
 package whatsmeow
 
 import (
+	"context"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -8,6 +9,10 @@ import (
 
 // GroupModeTTL is how long a Session trusts GetGroupInfo's answer.
 const GroupModeTTL = groupModeTTL
+
+// GroupModeFailureTTL is how long a Session remembers that GetGroupInfo
+// failed.
+const GroupModeFailureTTL = groupModeFailureTTL
 
 // WithChatReadTicks makes each value received from c end a window of
 // ScheduleChatRead instead of a timer.
@@ -24,3 +29,12 @@ func WithPresenceTicks(c <-chan time.Time) Option {
 // WithChatReadBudget shares l, as a Manager does its WithChatReadRate, with
 // the Session.
 func WithChatReadBudget(l *rate.Limiter) Option { return withChatReadBudget(l) }
+
+// FlushIndex waits until the index writes of s queued so far are in the
+// store (a Manager's session); for a Session made by New it does nothing.
+func FlushIndex(ctx context.Context, s *Session) error {
+	if s.index.store == nil {
+		return nil
+	}
+	return s.index.store.flush(ctx)
+}

@@ -27,6 +27,8 @@ type fakeClient struct {
 	privacyN   int                                // privacy queries
 	groups     map[types.JID]types.AddressingMode // GetGroupInfo's answers; others: not found
 	groupN     int                                // group-info queries
+	groupErr   error                              // GetGroupInfo fails with it when set
+	groupBlock chan struct{}                      // GetGroupInfo waits for it (or its ctx) when set
 
 	markErr   error
 	viewErr   error
@@ -136,10 +138,23 @@ func (f *fakeClient) TryFetchPrivacySettings(context.Context, bool) (*types.Priv
 	return &types.PrivacySettings{ReadReceipts: f.privacy}, nil
 }
 
-func (f *fakeClient) GetGroupInfo(_ context.Context, jid types.JID) (*types.GroupInfo, error) {
+func (f *fakeClient) GetGroupInfo(ctx context.Context, jid types.JID) (*types.GroupInfo, error) {
+	f.mu.Lock()
+	f.groupN++
+	block := f.groupBlock
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.groupN++
+	if f.groupErr != nil {
+		return nil, f.groupErr
+	}
 	mode, ok := f.groups[jid]
 	if !ok {
 		return nil, whatsmeow.ErrGroupNotFound

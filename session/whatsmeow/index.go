@@ -25,6 +25,10 @@ type indexed struct {
 	lidGroup  bool  // the group addresses its members by LID
 	read      bool  // a read or played receipt went out, or another device read or played it
 	seen      int64 // when the store was given it, Unix ns: the order of messages of the same time
+	// olderHistory: from a history sync of older history (see
+	// indexHistory), recorded only if the index does not know the message:
+	// what it knows, its read mark above all, is more recent.
+	olderHistory bool
 }
 
 type indexKey struct{ owner, chat, id string }
@@ -44,12 +48,16 @@ type index struct {
 	order *list.List // of *indexed, oldest first
 	byKey map[indexKey]*list.Element
 	// groups counts each group's indexed messages and remembers whether
-	// its newest one was addressed by LID.
+	// the newest from another member was addressed by LID.
 	groups map[groupKey]*groupInfo
 }
 
+// groupInfo is what the index knows of a group. Only others' messages tell
+// its addressing: the account's own carry its phone number in history
+// syncs whatever the group's addressing.
 type groupInfo struct {
-	messages int
+	messages int // indexed messages of the group
+	others   int // of them, from other members
 	lid      bool
 	newest   time.Time // of the message lid was taken from
 }
@@ -67,8 +75,8 @@ func (x *index) keys(m *indexed) []indexKey {
 }
 
 // add records m, replacing an earlier record of the same message (whose
-// read mark and alternate forms it keeps), and forgets the oldest messages
-// beyond the bound.
+// read mark and alternate forms it keeps) unless m is olderHistory, and
+// forgets the oldest messages beyond the bound.
 func (x *index) add(m indexed) {
 	if x == nil || x.max <= 0 {
 		return
@@ -76,6 +84,9 @@ func (x *index) add(m indexed) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if e, ok := x.byKey[indexKey{m.owner, m.chat, m.id}]; ok {
+		if m.olderHistory {
+			return
+		}
 		old := e.Value.(*indexed)
 		m = merged(*old, m)
 		x.remove(e)
@@ -92,8 +103,11 @@ func (x *index) add(m indexed) {
 			x.groups[gk] = g
 		}
 		g.messages++
-		if !m.timestamp.Before(g.newest) {
-			g.lid, g.newest = m.lidGroup, m.timestamp
+		if !m.fromMe {
+			g.others++
+			if !m.timestamp.Before(g.newest) {
+				g.lid, g.newest = m.lidGroup, m.timestamp
+			}
 		}
 	}
 	for x.order.Len() > x.max {
@@ -123,6 +137,9 @@ func (x *index) remove(e *list.Element) {
 	}
 	gk := groupKey{m.owner, m.chat}
 	if g := x.groups[gk]; g != nil {
+		if !m.fromMe {
+			g.others--
+		}
 		if g.messages--; g.messages == 0 {
 			delete(x.groups, gk)
 		}
@@ -225,8 +242,9 @@ func (x *index) newest(owner, chat string) (indexed, bool) {
 	return indexed{}, false
 }
 
-// groupMode reports whether owner's newest indexed message of group was
-// addressed by LID; known is false when the index holds no message of it.
+// groupMode reports whether owner's newest indexed message of group from
+// another member was addressed by LID; known is false when the index holds
+// none.
 func (x *index) groupMode(owner, group string) (lid, known bool) {
 	if x == nil {
 		return false, false
@@ -234,7 +252,7 @@ func (x *index) groupMode(owner, group string) (lid, known bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	g := x.groups[groupKey{owner, group}]
-	if g == nil {
+	if g == nil || g.others == 0 {
 		return false, false
 	}
 	return g.lid, true

@@ -174,9 +174,9 @@ func (x *messages) newest(ctx context.Context, chat string) (indexed, bool, erro
 	return x.store.newest(ctx, d, chat)
 }
 
-// groupMode reports whether the newest known message of group was
-// addressed by LID; known is false when none is known. A failed store
-// query is logged and taken as unknown.
+// groupMode reports whether the newest known message of group from
+// another member was addressed by LID; known is false when none is known.
+// A failed store query is logged and taken as unknown.
 func (x *messages) groupMode(ctx context.Context, group string) (lid, known bool) {
 	if lid, known := x.mem.groupMode(x.owner, group); known {
 		return lid, true

@@ -388,7 +388,7 @@ func (w *messageStore) write(batch []indexOp) {
 }
 
 // writeDevice writes one device's ops in order, in one transaction:
-// consecutive inserts as multi-row upserts.
+// consecutive inserts (of the same olderHistory) as multi-row upserts.
 func (w *messageStore) writeDevice(ctx context.Context, device string, ops []indexOp) error {
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -411,7 +411,7 @@ func (w *messageStore) writeDevice(ctx context.Context, device string, ops []ind
 			continue
 		}
 		j := i
-		for j < len(ops) && ops[j].insert() && j-i < indexRowsPerInsert {
+		for j < len(ops) && ops[j].insert() && ops[j].m.olderHistory == ops[i].m.olderHistory && j-i < indexRowsPerInsert {
 			j++
 		}
 		if err := upsertTx(ctx, tx, device, ops[i:j]); err != nil {
@@ -424,7 +424,8 @@ func (w *messageStore) writeDevice(ctx context.Context, device string, ops []ind
 
 // upsertTx inserts the messages of ops, replacing earlier records of the
 // same messages as index.add does (read stays read, known alternate forms
-// stay). A message twice in ops is written once, merged.
+// stay), or, for olderHistory messages (all of ops or none), leaving them
+// as they are. A message twice in ops is written once, merged.
 func upsertTx(ctx context.Context, tx *sql.Tx, device string, ops []indexOp) error {
 	rows := make([]indexed, 0, len(ops))
 	at := make(map[indexKey]int, len(ops))
@@ -455,6 +456,11 @@ func upsertTx(ctx context.Context, tx *sql.Tx, device string, ops []indexOp) err
 		b.WriteByte(')')
 		args = append(args, device, m.id, m.chat, m.chatAlt, m.sender, m.senderAlt, unixNano(m.timestamp), m.seen,
 			m.fromMe, m.played, m.lidGroup, m.serverID, m.read)
+	}
+	if ops[0].m.olderHistory {
+		b.WriteString(` ON CONFLICT (device, id, chat) DO NOTHING`)
+		_, err := tx.ExecContext(ctx, b.String(), args...)
+		return err
 	}
 	b.WriteString(` ON CONFLICT (device, id, chat) DO UPDATE SET
 	chat_alt = CASE WHEN excluded.chat_alt <> '' THEN excluded.chat_alt ELSE bluetick_message.chat_alt END,
@@ -696,10 +702,11 @@ func (w *messageStore) pendingNewest(device, chat string) (indexed, bool) {
 	return best, found
 }
 
-// groupMode reports whether device's newest written message of group was
-// addressed by LID; known is false when the store holds none.
+// groupMode reports whether device's newest written message of group from
+// another member was addressed by LID (the account's own do not tell: see
+// groupInfo); known is false when the store holds none.
 func (w *messageStore) groupMode(ctx context.Context, device, group string) (lid, known bool, err error) {
-	st, err := w.stmt(ctx, `SELECT lid_group FROM bluetick_message WHERE device = $1 AND chat = $2
+	st, err := w.stmt(ctx, `SELECT lid_group FROM bluetick_message WHERE device = $1 AND chat = $2 AND NOT from_me
 ORDER BY ts DESC, seen DESC LIMIT 1`)
 	if err != nil {
 		return false, false, err

@@ -557,14 +557,14 @@ func (s *Session) groupSender(ctx context.Context, group string, sender types.JI
 }
 
 // lidGroup reports whether group addresses its members by LID: as its
-// newest indexed message was addressed or, when the index holds none, as
-// WhatsApp answers GetGroupInfo, remembered for groupModeTTL (a group-change
-// event forgets it sooner). whatsmeow's GetGroupInfo also stores the LIDs
-// of the members it lists, which groupSender then maps to. A group WhatsApp
-// says does not exist or the account is not in is remembered as addressed
-// by phone number; a failed query (not connected, timeout) is not
-// remembered, and the group is taken as addressed by phone number, as
-// before asking.
+// newest indexed message from another member was addressed (the account's
+// own messages carry its phone number in history syncs whatever the
+// group's addressing) or, when the index holds none, as WhatsApp answers
+// GetGroupInfo (see askGroupMode), asked once per group at a time —
+// concurrent requests about the group wait for the one query — and
+// remembered (a group-change event forgets it sooner). whatsmeow's
+// GetGroupInfo also stores the LIDs of the members it lists, which
+// groupSender then maps to.
 func (s *Session) lidGroup(ctx context.Context, group string) bool {
 	if lid, known := s.index.groupMode(ctx, group); known {
 		return lid
@@ -572,31 +572,38 @@ func (s *Session) lidGroup(ctx context.Context, group string) bool {
 	if !isGroup(group) {
 		return false // status@broadcast
 	}
-	if lid, ok := s.groups.get(group, time.Now()); ok {
-		return lid
-	}
 	jid, err := parseJID(group)
 	if err != nil {
 		return false
 	}
+	return s.groups.mode(ctx, group, func(ctx context.Context) (bool, time.Duration) {
+		return s.askGroupMode(ctx, jid)
+	})
+}
+
+// askGroupMode asks WhatsApp whether group addresses its members by LID,
+// and says how long the answer holds: an answer for groupModeTTL (a group
+// WhatsApp says does not exist or the account is not in is addressed by
+// phone number); a failed query (not connected, timed out, an error answer)
+// is taken as phone numbers, as before asking, for groupModeFailureTTL; a
+// query cut short by the end of ctx tells nothing and is not remembered.
+func (s *Session) askGroupMode(ctx context.Context, group types.JID) (lid bool, ttl time.Duration) {
 	var info *types.GroupInfo
-	err = guard("GetGroupInfo", func() (err error) {
-		info, err = s.client.GetGroupInfo(ctx, jid)
+	err := guard("GetGroupInfo", func() (err error) {
+		info, err = s.client.GetGroupInfo(ctx, group)
 		return err
 	})
 	switch {
+	case err == nil && info != nil:
+		return info.AddressingMode == types.AddressingModeLID, groupModeTTL
 	case errors.Is(err, whatsmeow.ErrGroupNotFound), errors.Is(err, whatsmeow.ErrNotInGroup):
-		s.groups.put(group, false, time.Now())
-		return false
-	case err != nil || info == nil:
-		if ctx.Err() == nil {
-			s.opts.logger.Warn("asking a group's addressing mode failed; addressing its members by phone number", "group", group, "error", err)
-		}
-		return false
+		return false, groupModeTTL
+	case ctx.Err() != nil:
+		return false, 0
 	}
-	lid := info.AddressingMode == types.AddressingModeLID
-	s.groups.put(group, lid, time.Now())
-	return lid
+	s.opts.logger.Warn("asking a group's addressing mode failed; addressing its members by phone number for a while",
+		"group", group.String(), "retry_in", groupModeFailureTTL, "error", err)
+	return false, groupModeFailureTTL
 }
 
 // viewChannel sends a channel view receipt. Channel messages are addressed
@@ -807,7 +814,7 @@ func (s *Session) handleEvent(evt any) {
 		// an answer about its addressing from before.
 		s.groups.forget(e.JID.ToNonAD().String())
 	case *events.JoinedGroup:
-		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID, time.Now())
+		s.groups.put(e.JID.ToNonAD().String(), e.AddressingMode == types.AddressingModeLID)
 	case *events.AppStateSyncComplete:
 		// whatsmeow syncs app state after the phone shares its keys.
 		s.forgetKeys(false)
@@ -857,18 +864,21 @@ func (s *Session) warmPrivacy() {
 
 // readable reports whether e is a message WhatsApp shows as one of its
 // own, which WhatsApp Web marks read: not a reaction, an edit, a revoke, a
-// poll vote, an event response, a pin or keep-in-chat, or a protocol
-// message (history sync, app-state keys, ephemeral settings …), nor a
-// message that only carries a sender key. Those are never indexed, so a
-// chat-only request sends no receipt for them and none becomes the chat's
-// newest message.
+// poll vote, an event response, a pin or keep-in-chat, a comment on an
+// announcement (which WhatsApp Web marks read as an add-on of its post,
+// like reactions: WAWebMarkAddOnsAsReadAction), or a protocol message
+// (history sync, app-state keys, ephemeral settings …), nor a message that
+// only carries a sender key. Those are never indexed, so a chat-only
+// request sends no receipt for them and none becomes the chat's newest
+// message.
 func readable(e *events.Message) bool {
 	m := e.Message
 	switch {
 	case m == nil, e.IsEdit, e.Info.Edit != types.EditAttributeEmpty,
 		m.GetProtocolMessage() != nil, m.GetReactionMessage() != nil, m.GetEncReactionMessage() != nil,
 		m.GetPollUpdateMessage() != nil, m.GetEncEventResponseMessage() != nil,
-		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil:
+		m.GetPinInChatMessage() != nil, m.GetKeepInChatMessage() != nil,
+		isComment(e):
 		return false
 	}
 	// Strip what rides along with any message; a message with nothing
@@ -876,6 +886,17 @@ func readable(e *events.Message) bool {
 	rest := proto.Clone(m).(*waE2E.Message)
 	rest.SenderKeyDistributionMessage, rest.MessageContextInfo = nil, nil
 	return proto.Size(rest) > 0
+}
+
+// isComment reports whether e is a comment on a post of an announcement
+// group: as it arrives (EncCommentMessage, its content encrypted with the
+// post's message secret), decrypted (CommentMessage), or named by its
+// thread — the post it comments, which whatsmeow reads into
+// Info.MsgMetaInfo.ThreadMessageID from a live message's <meta
+// thread_msg_id> and from a history sync's CommentMetadata.
+func isComment(e *events.Message) bool {
+	return e.Message.GetEncCommentMessage() != nil || e.Message.GetCommentMessage() != nil ||
+		e.Info.MsgMetaInfo.ThreadMessageID != ""
 }
 
 func indexedFrom(e *events.Message) indexed {

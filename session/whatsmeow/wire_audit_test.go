@@ -422,21 +422,7 @@ func TestWireUnindexedLIDGroupAsksGroupInfoOnce(t *testing.T) {
 	}
 
 	// The group changes (its subject here): the next request asks again.
-	changed := make(chan struct{}, 1)
-	id := w.cli.AddEventHandler(func(evt any) { // after the Session's handler
-		if e, ok := evt.(*events.GroupInfo); ok && e.JID.String() == lidGroup {
-			changed <- struct{}{}
-		}
-	})
-	defer w.cli.RemoveEventHandler(id)
-	w.srv.Send(t, waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
-		"type": "w:gp2", "id": "GP2CHANGE", "from": jid(lidGroup), "participant": jid(memberLID), "t": msgTime,
-	}, Content: []waBinary.Node{{Tag: "subject", Attrs: waBinary.Attrs{"subject": "renamed", "s_t": msgTime}}}})
-	select {
-	case <-changed:
-	case <-time.After(wireWait):
-		t.Fatal("no events.GroupInfo for the group change")
-	}
+	changeGroup(t, w, lidGroup)
 	if _, err := w.session.SendReceipt(context.Background(), rcpt(lidGroup, member, session.ReceiptRead, "3EB0GINFO3")); err != nil {
 		t.Fatal(err)
 	}

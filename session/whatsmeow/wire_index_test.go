@@ -10,10 +10,12 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,12 +228,17 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 	})
 }
 
+// historySyncs numbers the history sync notifications of the tests: each
+// is a message of its own.
+var historySyncs atomic.Int64
+
 // historySync has the account's phone send the client a history sync
-// notification whose blob is inline (InitialHistBootstrapInlinePayload,
-// which whatsmeow's DownloadHistorySync reads instead of downloading from
-// the media servers: nothing leaves loopback), and waits until the
-// client's event handlers, the Manager session's included, have handled
-// the events.HistorySync whatsmeow dispatches from its history goroutine.
+// notification (of hs's type) whose blob is inline
+// (InitialHistBootstrapInlinePayload, which whatsmeow's DownloadHistorySync
+// reads instead of downloading from the media servers: nothing leaves
+// loopback), and waits until the client's event handlers, the Manager
+// session's included, have handled the events.HistorySync whatsmeow
+// dispatches from its history goroutine.
 func historySync(t *testing.T, w *wire, hs *waHistorySync.HistorySync) {
 	t.Helper()
 	raw, err := proto.Marshal(hs)
@@ -253,17 +260,28 @@ func historySync(t *testing.T, w *wire, hs *waHistorySync.HistorySync) {
 		}
 	})
 	defer w.cli.RemoveEventHandler(id)
+	msgID := fmt.Sprintf("3EB0HISTSYNC%d", historySyncs.Add(1))
 	w.deliver(t, &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
 		Type: waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum(),
 		HistorySyncNotification: &waE2E.HistorySyncNotification{
-			SyncType:                          waE2E.HistorySyncType_INITIAL_BOOTSTRAP.Enum(),
+			SyncType:                          waE2E.HistorySyncType(hs.GetSyncType()).Enum(),
 			InitialHistBootstrapInlinePayload: z.Bytes(),
 		},
-	}}, "from", ownPhone, "id", "3EB0HISTSYNC", "category", "peer")
+	}}, "from", ownPhone, "id", msgID, "category", "peer")
 	select {
 	case <-done:
 	case <-time.After(wireWait):
 		t.Fatal("no events.HistorySync")
+	}
+	// whatsmeow answers the notification with three receipts, each sent
+	// from a goroutine of its own (hist_sync, peer_msg, and the delivery
+	// receipt, type sender), and deliver returns on the first: wait for
+	// all, so that none is still being sent when the client disconnects
+	// (whatsmeow's Disconnect would race the send).
+	for _, typ := range []string{"hist_sync", "peer_msg", "sender"} {
+		w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool {
+			return n.Tag == "receipt" && n.Attrs["id"] == msgID && n.Attrs["type"] == typ
+		})
 	}
 }
 

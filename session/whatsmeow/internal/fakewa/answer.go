@@ -18,6 +18,9 @@ func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
 	switch n.Tag {
 	case "iq":
 		if reply, ok := c.answerIQ(n); ok {
+			if isGroupInfoQuery(n) && c.srv.hold(c, reply) {
+				return nil
+			}
 			return c.send(ctx, reply)
 		}
 	case "receipt":

@@ -2,6 +2,7 @@ package fakewa_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -287,5 +288,49 @@ func TestIsOnWhatsApp(t *testing.T) {
 		if r.JID.String() != want[i] || !r.IsIn {
 			t.Errorf("answer %d = %s in=%v, want %s in=true", i, r.JID, r.IsIn, want[i])
 		}
+	}
+}
+
+// GetGroupInfo gets the group as set, WhatsApp's 404 for a group the server
+// does not know, its 500 while SetGroupInfoErrors is on, and, while
+// HoldGroupInfo holds the answers, nothing until release.
+func TestGroupInfo(t *testing.T) {
+	srv, cli := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	srv.SetGroup(fakewa.Group{JID: groupChat, AddressingMode: "lid"})
+	if info, err := cli.GetGroupInfo(ctx, groupChat); err != nil || info.AddressingMode != types.AddressingModeLID {
+		t.Errorf("GetGroupInfo = %+v, %v; want addressing mode lid", info, err)
+	}
+	if _, err := cli.GetGroupInfo(ctx, types.NewJID("120363000000000009", types.GroupServer)); !errors.Is(err, whatsmeow.ErrGroupNotFound) {
+		t.Errorf("unknown group: err = %v, want ErrGroupNotFound", err)
+	}
+	srv.SetGroupInfoErrors(true)
+	var iqErr *whatsmeow.IQError
+	if _, err := cli.GetGroupInfo(ctx, groupChat); !errors.As(err, &iqErr) || iqErr.Code != 500 {
+		t.Errorf("with errors: err = %v, want an IQError 500", err)
+	}
+	srv.SetGroupInfoErrors(false)
+
+	release := srv.HoldGroupInfo(t)
+	before := len(srv.Nodes())
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.GetGroupInfo(ctx, groupChat)
+		done <- err
+	}()
+	seen := 0
+	srv.WaitNode(t, wait, func(n waBinary.Node) bool {
+		seen++
+		return seen > before && n.Tag == "iq" && n.Attrs["xmlns"] == "w:g2"
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("GetGroupInfo returned while held: %v", err)
+	default:
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Errorf("after release: %v", err)
 	}
 }

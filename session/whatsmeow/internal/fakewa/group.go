@@ -2,6 +2,8 @@ package fakewa
 
 import (
 	"strconv"
+	"sync"
+	"testing"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
@@ -54,11 +56,73 @@ func (s *Server) group(jid types.JID) (Group, bool) {
 	return g, ok
 }
 
+// SetGroupInfoErrors makes the server answer every group-info query with
+// <iq type="error"><error code="500" text="internal-server-error"/></iq>,
+// as WhatsApp does when it cannot answer (whatsmeow's GetGroupInfo then
+// fails with an IQError), or, with false, answer them again.
+func (s *Server) SetGroupInfoErrors(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.groupInfoErrors = on
+}
+
+// heldReply is an answer HoldGroupInfo keeps back, and the connection it
+// is for.
+type heldReply struct {
+	c     *conn
+	reply waBinary.Node
+}
+
+// HoldGroupInfo makes the server keep back its answers to group-info
+// queries (recording the queries as usual) until release is called, which
+// sends the answers kept, in order, and answers later queries at once
+// again: a test can have several callers waiting for one answer. release
+// may be called more than once; t's cleanup calls it.
+func (s *Server) HoldGroupInfo(t testing.TB) (release func()) {
+	s.mu.Lock()
+	s.held = new([]heldReply)
+	s.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			s.mu.Lock()
+			held := *s.held
+			s.held = nil
+			s.mu.Unlock()
+			for _, h := range held {
+				if err := h.c.send(s.ctx, h.reply); err != nil {
+					h.c.log.Debugf("send held group info: %v", err)
+				}
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// hold keeps reply, the answer to a group-info query on c, back if
+// HoldGroupInfo asked for it, and reports whether it did.
+func (s *Server) hold(c *conn, reply waBinary.Node) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		return false
+	}
+	*s.held = append(*s.held, heldReply{c, reply})
+	return true
+}
+
 // answerGroupInfo fills reply, the answer to a group-info query n: the
-// <group> node whatsmeow's parseGroupNode reads, or a 404.
+// <group> node whatsmeow's parseGroupNode reads, a 404 for a group the
+// server does not know, or a 500 while SetGroupInfoErrors is on.
 func (c *conn) answerGroupInfo(n waBinary.Node, reply *waBinary.Node) {
 	to, _ := n.Attrs["to"].(types.JID)
 	reply.Attrs["from"] = to
+	if c.srv.settings().groupInfoErrors {
+		reply.Attrs["type"] = "error"
+		reply.Content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": "500", "text": "internal-server-error"}}}
+		return
+	}
 	g, ok := c.srv.group(to)
 	if !ok {
 		reply.Attrs["type"] = "error"

@@ -8,6 +8,8 @@ type config struct {
 	newsletterAcks bool
 	privacyErrors  bool
 	countOnly      bool
+	// groupInfoErrors: see Server.SetGroupInfoErrors.
+	groupInfoErrors bool
 }
 
 func defaultConfig() config {

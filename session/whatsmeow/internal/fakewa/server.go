@@ -52,6 +52,7 @@ type Server struct {
 	changed chan struct{} // closed and replaced whenever a node is recorded or a connection ends
 	peers   map[peerKey]*peer
 	groups  map[types.JID]Group // see SetGroup
+	held    *[]heldReply        // see HoldGroupInfo; nil: answer at once
 
 	replaced      int               // see Replaced
 	maxConcurrent map[types.JID]int // see MaxConcurrent
