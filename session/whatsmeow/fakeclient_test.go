@@ -89,6 +89,7 @@ func (f *fakeClient) MarkRead(_ context.Context, ids []types.MessageID, ts time.
 // SendNode fails with whatsmeow.ErrNotConnected. The nodes a Session sends
 // through it are asserted in the wire tests.
 func (f *fakeClient) DangerousInternals() *whatsmeow.DangerousInternalClient {
+	//lint:ignore SA1019 the Client seam's method, which the Session needs (client.go says why)
 	return parser.DangerousInternals()
 }
 

@@ -57,13 +57,13 @@ func TestTypingResendsComposingEvery10s(t *testing.T) {
 				defer s.Close()
 				start := time.Now()
 				for _, at := range tc.calls {
-					time.Sleep(start.Add(at).Sub(time.Now()))
+					time.Sleep(time.Until(start.Add(at)))
 					if err := s.Typing(context.Background(), dm, tc.d); err != nil {
 						t.Fatal(err)
 					}
 				}
 				if tc.close > 0 {
-					time.Sleep(start.Add(tc.close).Sub(time.Now()))
+					time.Sleep(time.Until(start.Add(tc.close)))
 					s.Close()
 				}
 				time.Sleep(2 * time.Minute) // long past the end

@@ -175,6 +175,7 @@ func TestWireReceiptWaitsForPresence(t *testing.T) {
 	assertNodes(t, presenceNodes(t, w))
 
 	dev.PushName = "Alice"
+	//lint:ignore SA1019 whatsmeow's own dispatch, from the test's goroutine (see above)
 	cli.DangerousInternals().DispatchEvent(&events.PushNameSetting{Timestamp: time.Now(),
 		Action: &waSyncAction.PushNameSetting{Name: proto.String("Alice")}})
 	srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
