@@ -312,3 +312,37 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// panickySettle is a Queue whose Settle panics.
+type panickySettle struct{ *seenhandler.MemoryQueue }
+
+func (panickySettle) Settle(context.Context, int64, seenhandler.Outcome) error {
+	panic("settle exploded")
+}
+
+// A Queue whose Settle panics does not take the worker's slots: each
+// panic is logged and its job's slot given back, and the worker keeps
+// claiming, past the 64 jobs it holds at once.
+func TestQueueSettlePanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second,
+			Queue: panickySettle{seenhandler.NewMemoryQueue()}}),
+			seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		const n = 70
+		for i := range n {
+			w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["P%d"],"async":true}`, i)}.do(t, h)
+			if w.Code != http.StatusAccepted {
+				t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+			}
+		}
+		time.Sleep(time.Minute) // every job due, and 70 paced sends done (within the claims' lease)
+		synctest.Wait()
+		if got := len(fake.Calls()); got != n {
+			t.Errorf("%d of %d jobs attempted", got, n)
+		}
+		if got := strings.Count(logs.String(), "panic in the asynchronous queue"); got != n {
+			t.Errorf("%d panics logged, want %d", got, n)
+		}
+	})
+}
