@@ -346,3 +346,45 @@ func TestQueueSettlePanic(t *testing.T) {
 		}
 	})
 }
+
+// Shutdown returns when its context ends, even while a send whose backend
+// ignores its context is out (whatsmeow's NewsletterMarkViewed waits for
+// WhatsApp's answer regardless), and says what it left: the job being
+// sent, settled once the backend returns.
+func TestShutdownReturnsWhenContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		reg := session.NewMemoryRegistry()
+		reg.Set("demo", session.SessionFunc(func(_ context.Context, r session.Receipt) (session.Result, error) {
+			<-release // deaf to its context
+			return session.Result{Type: r.Type}, nil
+		}))
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["N1"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
+			t.Fatalf("status %d %s", w.Code, w.Body)
+		}
+		time.AfterFunc(2*time.Second, func() { close(release) }) // the backend answers, late
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		st, err := h.Shutdown(ctx)
+		if took := time.Since(start); took != 100*time.Millisecond {
+			t.Errorf("Shutdown returned after %v, want 100ms (its context)", took)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(fmt.Sprint(err), "1 queued jobs claimed and not settled") {
+			t.Errorf("Shutdown = %v, want deadline exceeded with 1 job left", err)
+		}
+		if st != (seenhandler.Stats{Accepted: 1, Pending: 1}) {
+			t.Errorf("stats at the deadline %+v, want the job pending", st)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 1, Sent: 1}) {
+			t.Errorf("once the backend returned: %+v, want it sent", st)
+		}
+	})
+}

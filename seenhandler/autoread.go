@@ -82,13 +82,25 @@ func (h *Handler) startAutoRead(src session.ArrivalSource) {
 	})
 }
 
-// shutdown ends the subscription and waits for the arrival under way.
-func (ar *autoReader) shutdown() {
+// shutdown ends the subscription and waits for the arrival under way,
+// until ctx ends: then it returns ctx.Err(), and that arrival is queued
+// (or refused: the handler is closing) when the session's calls return.
+func (ar *autoReader) shutdown(ctx context.Context) error {
 	ar.stopOnce.Do(func() {
 		ar.stop()
 		close(ar.done)
 	})
-	ar.wg.Wait()
+	idle := make(chan struct{})
+	go func() {
+		ar.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("seenhandler: shutdown: %w while auto-read was queueing an arrival", ctx.Err())
+	}
 }
 
 // autoRead queues one arrival and reports it to the Observer. A panic is

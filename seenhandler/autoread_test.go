@@ -2,6 +2,7 @@ package seenhandler_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -144,5 +145,36 @@ func TestAutoReadReadsTheChat(t *testing.T) {
 		if len(got) != 1 || strings.Join(got[0].MessageIDs, ",") != "AR1,AR2,AR4" || !got[0].Timestamp.Equal(now.Add(5*time.Second)) {
 			t.Fatalf("receipts %+v, want one for AR1, AR2 and AR4 at the due time", got)
 		}
+	})
+}
+
+// Shutdown does not wait past its context for an arrival whose queueing is
+// stuck in a registry deaf to its context.
+func TestAutoReadShutdownReturnsWhenContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		reg := session.RegistryFunc(func(context.Context, string) (session.Session, error) {
+			<-release
+			return nil, session.ErrSessionNotFound
+		})
+		src := &arrivalSource{}
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAutoRead(src),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now()})
+		synctest.Wait() // the arrival is in the Lookup
+		time.AfterFunc(2*time.Second, func() { close(release) })
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown = %v, want deadline exceeded", err)
+		}
+		if took := time.Since(start); took != 100*time.Millisecond {
+			t.Errorf("Shutdown returned after %v, want 100ms (its context)", took)
+		}
+		time.Sleep(2 * time.Second)
 	})
 }

@@ -610,11 +610,39 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 	}
 	d.stopStarting()
 	d.stopSend()
-	<-done // the sends honour their cancelled context; settles have their own timeout
+	left := false
+	if err != nil {
+		// The sends under way have their context cancelled; one whose
+		// backend ignores it (whatsmeow's NewsletterMarkViewed waits for
+		// WhatsApp's answer regardless) keeps its lane until it returns.
+		// Shutdown does not wait for it: its caller's deadline is over.
+		select {
+		case <-done:
+		default:
+			left = true
+		}
+	}
 	if !d.durable {
 		d.failRest()
 	}
+	if left {
+		return d.leftover(err)
+	}
 	return err
+}
+
+// leftover is Shutdown's error when its context ended (err) before the
+// jobs it had claimed were settled: it says how many, and what becomes of
+// them.
+func (d *dispatcher) leftover(err error) error {
+	d.mu.Lock()
+	n := d.inflight
+	d.mu.Unlock()
+	fate := "each is counted when its send returns"
+	if d.durable {
+		fate = "each is settled when its send returns, or else stays in the queue, sent again once its lease ends"
+	}
+	return fmt.Errorf("seenhandler: shutdown: %w, with %d queued jobs claimed and not settled (being sent, or waiting behind a send whose backend ignores its context): %s", err, n, fate)
 }
 
 // stopStarting halts the loop and the lanes: no job starts any more.
