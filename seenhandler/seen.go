@@ -94,7 +94,17 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	// As sent, duplicates left out; in receipts' array, which sendAll has
 	// done with.
 	delivered := receipts[:0]
+	var inFlight []SentReceipt
 	for _, o := range outcomes {
+		if errors.Is(o.err, session.ErrInFlight) {
+			// The request ended while a call shared with other requests
+			// carried the receipt: it goes on without us.
+			inFlight = append(inFlight, SentReceipt{ChatID: o.rc.Chat, Sender: o.rc.Sender, MessageIDs: o.rc.MessageIDs, Type: string(o.rc.Type)})
+			h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt still being sent when the request ended; answered as in flight",
+				slog.String("session", p.session), slog.String("chat", o.rc.Chat), slog.Any("message_ids", o.rc.MessageIDs),
+				slog.String("error", o.err.Error()))
+			continue
+		}
 		if o.err != nil {
 			return nil, backendErr(OpSend, o.err)
 		}
@@ -120,6 +130,18 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		ChatID:       p.chatID,
 		Receipts:     sent,
 		Skipped:      skipped,
+	}
+	if len(inFlight) > 0 {
+		// 202, not the 504 of a request that ran out of time: the receipts
+		// are on their way, and a client that sent them again could send
+		// them twice. The request's context has ended: nothing more is
+		// asked of the session.
+		x.status = http.StatusAccepted
+		resp.Accepted, resp.InFlight = true, inFlight
+		if p.typing {
+			resp.Typing = TypingUnavailable
+		}
+		return resp, nil
 	}
 	if p.unread && len(ids) == 0 {
 		var state session.ChatReadState

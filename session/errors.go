@@ -28,6 +28,15 @@ var (
 	// message ids, no chat, an id the chat's kind cannot take). Nothing was
 	// sent. HTTP 400.
 	ErrInvalidReceipt = errors.New("invalid receipt")
+	// ErrInFlight: the caller's context ended while its receipt was being
+	// sent in a call it shares with other callers ([Coalesce]'s batch):
+	// that call goes on without it, so the receipt may have gone out, or
+	// may yet, or may fail — the caller cannot know. Sending it again may
+	// send it twice. An error wrapping ErrInFlight also wraps the context's
+	// error. HTTP 202, the receipt listed as in flight (package seenhandler:
+	// Response.InFlight), so that clients do not send it again as they
+	// would after a 504.
+	ErrInFlight = errors.New("receipt in flight")
 )
 
 // WithRetryAfter returns err annotated with how long the caller should wait
