@@ -1049,3 +1049,30 @@ func TestErrorBodyCapped(t *testing.T) {
 		t.Errorf("the answer is %d bytes for a %d-byte request", size, len(body))
 	}
 }
+
+// A session that is connected but waits for WhatsApp (the account's
+// read-receipt setting after connecting) answers a 503 that says so — not
+// that it is not connected — with Retry-After; its status says it works.
+// A status update without its author names the author, not a group's
+// sender.
+func TestNotReadyAndStatusMessages(t *testing.T) {
+	h, fake := newHandler(t)
+	fake.Inject(sessiontest.Fault{Session: "demo", Err: fmt.Errorf("%w: the account's read-receipt setting is unknown", session.ErrNotReady)})
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusServiceUnavailable || got.Error.Code != seenhandler.CodeSessionNotConnected || w.Header().Get("Retry-After") == "" ||
+		strings.Contains(got.Message, "not connected") || !strings.Contains(got.Message, "is connected to WhatsApp and waits for its answer") {
+		t.Errorf("not ready: %d %+v, Retry-After %q", w.Code, got, w.Header().Get("Retry-After"))
+	}
+	w = request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?session=demo"}.do(t, http.HandlerFunc(h.ServeStatus))
+	if st := decode[seenhandler.StatusResponse](t, w); st.Status != seenhandler.StateWorking || !st.Connected {
+		t.Errorf("status while waiting for WhatsApp: %+v", st)
+	}
+
+	w = request{body: `{"session":"other","chatId":"status@broadcast","messageIds":["S1"]}`}.do(t, h)
+	got = decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 1 ||
+		got.Error.Fields[0].Message != "is required for status updates: the author of messageIds[0] (S1) is not known" {
+		t.Errorf("status without its author: %d %+v", w.Code, got)
+	}
+}

@@ -293,11 +293,16 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipAlreadyRead})
 			continue
 		}
-		if !p.chat.IsGroup() && !p.chat.IsStatus() {
+		switch {
+		case !p.chat.IsGroup() && !p.chat.IsStatus():
 			sender = validate.JID{} // only group and status receipts name a sender
-		} else if sender.IsZero() {
+		case sender.IsZero():
+			kind, whose := "group chats", "the sender"
+			if p.chat.IsStatus() {
+				kind, whose = "status updates", "the author"
+			}
 			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
-				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
+				Message: "is required for " + kind + ": " + whose + " of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
 			continue
 		}
 		key := sender.String()
