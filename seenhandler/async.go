@@ -282,7 +282,12 @@ func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {
 	h.closing.Store(true)
 	var err error
 	if h.auto != nil {
-		err = h.auto.shutdown(ctx) // no arrival is queued any more
+		var dropped int
+		dropped, err = h.auto.shutdown(ctx, h) // no arrival is queued any more
+		if dropped > 0 {
+			h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "auto-read: arrivals not queued: the handler shut down first",
+				slog.Int("dropped", dropped))
+		}
 	}
 	if h.async != nil {
 		if aerr := h.async.shutdown(ctx); aerr != nil {

@@ -52,7 +52,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange, n
 	if h.cfg.forwarder == nil {
 		return false, nil
 	}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: w, x: x, status: http.StatusOK}
 	// A copy: the handler reads the next request's body into body's
 	// buffer, and Forward's doc does not forbid keeping it.
 	done, err := h.cfg.forwarder.Forward(sw, originForm(r), name, bytes.Clone(body))
@@ -85,15 +85,24 @@ func originForm(r *http.Request) *http.Request {
 	return o
 }
 
-// statusWriter remembers the status a ResponseWriter was given.
+// statusWriter remembers the status a ResponseWriter was given, and marks
+// the exchange answered on the first write: a Forwarder that panics after
+// writing the owner's answer must not get a second body after it.
 type statusWriter struct {
 	http.ResponseWriter
+	x      *exchange
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	w.x.answered = true
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.x.answered = true
+	return w.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach the writer underneath.

@@ -214,3 +214,29 @@ func TestForwardAbsoluteFormRequestLine(t *testing.T) {
 		t.Errorf("the owner got %q, want %q", got, want)
 	}
 }
+
+// panickyForwarder writes the owner's answer, then panics.
+type panickyForwarder struct{}
+
+func (panickyForwarder) Forward(w http.ResponseWriter, _ *http.Request, _ string, _ []byte) (bool, error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(299)
+	fmt.Fprint(w, `{"owner":true}`)
+	panic("after the answer")
+}
+
+// A Forwarder that panics after writing the owner's answer leaves that
+// answer alone: no 500 body after it.
+func TestForwarderPanicAfterWriting(t *testing.T) {
+	h, err := seenhandler.New(sessiontest.New().Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithForwarder(panickyForwarder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWasend, strings.NewReader(`{"session":"demo","to":"15551234567","messageId":"A1"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 299 || w.Body.String() != `{"owner":true}` {
+		t.Errorf("%d %q, want the owner's answer alone", w.Code, w.Body)
+	}
+}

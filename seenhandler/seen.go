@@ -429,6 +429,14 @@ func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess s
 // knows no message of the chat (session.ErrMessageNotFound, returned for
 // the caller to tell).
 func (h *Handler) askChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, c session.ChatRead) (session.ChatReadState, error) {
+	scheduler, schedules := session.As[session.ChatReadScheduler](sess)
+	var marker session.ChatMarker
+	if !schedules {
+		var marks bool
+		if marker, marks = session.As[session.ChatMarker](sess); !marks {
+			return "", nil // before x.op is set: a later panic is not this operation's
+		}
+	}
 	var (
 		state session.ChatReadState
 		err   error
@@ -436,13 +444,11 @@ func (h *Handler) askChatRead(ctx context.Context, x *exchange, sess session.Ses
 	if x != nil {
 		x.op = OpMarkChatRead
 	}
-	if scheduler, ok := session.As[session.ChatReadScheduler](sess); ok {
+	if schedules {
 		state, err = scheduler.ScheduleChatRead(ctx, c)
-	} else if marker, ok := session.As[session.ChatMarker](sess); ok {
+	} else {
 		state = session.ChatReadDone
 		err = marker.MarkChatRead(ctx, c)
-	} else {
-		return "", nil
 	}
 	if x != nil {
 		x.op = ""
