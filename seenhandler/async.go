@@ -275,7 +275,8 @@ func (h *Handler) QueueStats(ctx context.Context) ([]SessionQueueStats, error) {
 // sends return (a durable queue sends a job again once its lease ends if
 // it cannot settle it), after Shutdown returned. It logs and returns the
 // [Stats] at that moment (with a durable queue whose counts cannot be
-// read within ctx, the last ones read). Call it after
+// read within ctx, the last ones read: [Handler.Stats], with a timeout of
+// its own, reads them afresh). Call it after
 // http.Server.Shutdown, and before closing the registry (see
 // session.Decorate) and the queue's database.
 func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {

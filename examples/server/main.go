@@ -562,6 +562,12 @@ func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhan
 	fctx, cancel := context.WithTimeout(hard, c.shutdownTimeout)
 	defer cancel()
 	st, qerr := h.Shutdown(fctx)
+	if qerr != nil {
+		// Shutdown returned when fctx ended, with the counts it could read
+		// by then (a store's, within fctx: none); the operator wants the
+		// final ones, which Stats reads with a timeout of its own.
+		st = h.Stats()
+	}
 	cctx, cancel := context.WithTimeout(hard, decoratorsTimeout)
 	defer cancel()
 	derr := decorated.Close(cctx)
