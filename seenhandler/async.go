@@ -219,11 +219,16 @@ func (h *Handler) observeQueue(depth int) {
 // [WithAsync]), summed over the sessions. When a durable queue cannot
 // answer, it logs why and returns the counts it returned last.
 func (h *Handler) Stats() Stats {
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	return h.stats(ctx)
+}
+
+// stats is Stats, reading a durable queue within ctx.
+func (h *Handler) stats(ctx context.Context) Stats {
 	if h.async == nil {
 		return Stats{}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
-	defer cancel()
 	sessions, err := h.QueueStats(ctx)
 	if err != nil {
 		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "reading the queue's counts failed", slog.String("error", err.Error()))
@@ -259,22 +264,38 @@ func (h *Handler) QueueStats(ctx context.Context) ([]SessionQueueStats, error) {
 // [Queue] the jobs stay in it for the next start: the worker finishes the
 // job it is sending and gives the others back. With a memory queue every
 // job is sent now, each session's paced (see AsyncOptions.Pace), until
-// ctx ends; what is not sent by then is counted failed. A ctx that ends
-// first also cuts the sends under way (a durable queue keeps their
-// receipts), and Shutdown returns its error once the queue is settled. It
-// logs and returns the final [Stats]. Call it after http.Server.Shutdown,
-// and before closing the registry (see session.Decorate) and the queue's
-// database.
+// ctx ends; what is not sent by then is counted failed.
+//
+// Shutdown returns when ctx ends, as http.Server.Shutdown does. A ctx that
+// ends first cuts the sends under way (their context is cancelled; a
+// durable queue keeps their receipts), and Shutdown returns an error
+// wrapping ctx.Err(): once every job has settled, ctx.Err() itself; while
+// sends whose backend ignores its context are still out, an error that
+// says how many jobs are claimed and not settled — those settle when their
+// sends return (a durable queue sends a job again once its lease ends if
+// it cannot settle it), after Shutdown returned. It logs and returns the
+// [Stats] at that moment (with a durable queue whose counts cannot be
+// read within ctx, the last ones read: [Handler.Stats], with a timeout of
+// its own, reads them afresh). Call it after
+// http.Server.Shutdown, and before closing the registry (see
+// session.Decorate) and the queue's database.
 func (h *Handler) Shutdown(ctx context.Context) (Stats, error) {
 	h.closing.Store(true)
-	if h.auto != nil {
-		h.auto.shutdown() // no arrival is queued any more
-	}
 	var err error
-	if h.async != nil {
-		err = h.async.shutdown(ctx)
+	if h.auto != nil {
+		var dropped int
+		dropped, err = h.auto.shutdown(ctx, h) // no arrival is queued any more
+		if dropped > 0 {
+			h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "auto-read: arrivals not queued: the handler shut down first",
+				slog.Int("dropped", dropped))
+		}
 	}
-	st := h.Stats()
+	if h.async != nil {
+		if aerr := h.async.shutdown(ctx); aerr != nil {
+			err = aerr
+		}
+	}
+	st := h.stats(ctx)
 	h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "seen handler shut down",
 		slog.Int64("accepted", st.Accepted), slog.Int64("sent", st.Sent),
 		slog.Int64("failed", st.Failed), slog.Int64("pending", st.Pending))

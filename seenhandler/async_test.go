@@ -312,3 +312,79 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// panickySettle is a Queue whose Settle panics.
+type panickySettle struct{ *seenhandler.MemoryQueue }
+
+func (panickySettle) Settle(context.Context, int64, seenhandler.Outcome) error {
+	panic("settle exploded")
+}
+
+// A Queue whose Settle panics does not take the worker's slots: each
+// panic is logged and its job's slot given back, and the worker keeps
+// claiming, past the 64 jobs it holds at once.
+func TestQueueSettlePanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second,
+			Queue: panickySettle{seenhandler.NewMemoryQueue()}}),
+			seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		const n = 70
+		for i := range n {
+			w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["P%d"],"async":true}`, i)}.do(t, h)
+			if w.Code != http.StatusAccepted {
+				t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+			}
+		}
+		time.Sleep(time.Minute) // every job due, and 70 paced sends done (within the claims' lease)
+		synctest.Wait()
+		if got := len(fake.Calls()); got != n {
+			t.Errorf("%d of %d jobs attempted", got, n)
+		}
+		if got := strings.Count(logs.String(), "panic in the asynchronous queue"); got != n {
+			t.Errorf("%d panics logged, want %d", got, n)
+		}
+	})
+}
+
+// Shutdown returns when its context ends, even while a send whose backend
+// ignores its context is out (whatsmeow's NewsletterMarkViewed waits for
+// WhatsApp's answer regardless), and says what it left: the job being
+// sent, settled once the backend returns.
+func TestShutdownReturnsWhenContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		reg := session.NewMemoryRegistry()
+		reg.Set("demo", session.SessionFunc(func(_ context.Context, r session.Receipt) (session.Result, error) {
+			<-release // deaf to its context
+			return session.Result{Type: r.Type}, nil
+		}))
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Hour, MaxDelay: time.Hour}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["N1"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
+			t.Fatalf("status %d %s", w.Code, w.Body)
+		}
+		time.AfterFunc(2*time.Second, func() { close(release) }) // the backend answers, late
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		st, err := h.Shutdown(ctx)
+		if took := time.Since(start); took != 100*time.Millisecond {
+			t.Errorf("Shutdown returned after %v, want 100ms (its context)", took)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(fmt.Sprint(err), "1 queued jobs claimed and not settled") {
+			t.Errorf("Shutdown = %v, want deadline exceeded with 1 job left", err)
+		}
+		if st != (seenhandler.Stats{Accepted: 1, Pending: 1}) {
+			t.Errorf("stats at the deadline %+v, want the job pending", st)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 1, Sent: 1}) {
+			t.Errorf("once the backend returned: %+v, want it sent", st)
+		}
+	})
+}

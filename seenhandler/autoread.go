@@ -14,7 +14,9 @@ import (
 )
 
 // autoReadBuffer bounds the arrivals waiting to be queued; beyond it an
-// arrival is dropped (logged, observed as queue_full).
+// arrival is dropped (logged, observed as queue_full). Those still waiting
+// when the handler shuts down are dropped too (counted in one log line,
+// each observed as shutting_down).
 const autoReadBuffer = 1024
 
 // EndpointAutoRead is the [RequestInfo] endpoint of an arrival that
@@ -49,6 +51,10 @@ type autoReader struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	// mu guards closed, and orders the callbacks' sends to in before the
+	// drain of shutdown: no arrival is left in the buffer unreported.
+	mu     sync.Mutex
+	closed bool
 }
 
 type arrival struct {
@@ -72,23 +78,65 @@ func (h *Handler) startAutoRead(src session.ArrivalSource) {
 		}
 	}()
 	ar.stop = src.SubscribeArrivals(func(name string, a session.Arrival) {
+		ar.mu.Lock()
+		if ar.closed {
+			ar.mu.Unlock()
+			h.arrivalDropped(name, a, errShuttingDown) // a callback racing the end of the subscription
+			return
+		}
 		select {
 		case ar.in <- arrival{name, a}:
-		case <-ar.done:
+			ar.mu.Unlock()
+			return
 		default:
-			h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "auto-read: too many arrivals waiting; dropping one",
-				slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID))
 		}
+		ar.mu.Unlock()
+		h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "auto-read: too many arrivals waiting; dropping one",
+			slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID))
+		h.arrivalDropped(name, a, errQueueFull)
 	})
 }
 
-// shutdown ends the subscription and waits for the arrival under way.
-func (ar *autoReader) shutdown() {
+// arrivalDropped reports to the Observer an arrival auto-read dropped
+// before queueing it, for err (errQueueFull, errShuttingDown).
+func (h *Handler) arrivalDropped(name string, a session.Arrival, err error) {
+	p := classify(err)
+	x := &exchange{endpoint: EndpointAutoRead, start: time.Now(), asked: name, chat: a.Chat}
+	h.observeDone(context.Background(), x, p.status, p.code)
+}
+
+// shutdown ends the subscription and waits for the arrival under way,
+// until ctx ends: then the error wraps ctx.Err(), and that arrival is
+// queued (or refused: the handler is closing) when the session's calls
+// return. The arrivals still waiting in the buffer are dropped, each
+// reported to the Observer as shutting_down; shutdown returns how many.
+func (ar *autoReader) shutdown(ctx context.Context, h *Handler) (dropped int, err error) {
 	ar.stopOnce.Do(func() {
 		ar.stop()
+		ar.mu.Lock()
+		ar.closed = true
+		ar.mu.Unlock()
 		close(ar.done)
 	})
-	ar.wg.Wait()
+	idle := make(chan struct{})
+	go func() {
+		ar.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		err = fmt.Errorf("seenhandler: shutdown: %w while auto-read was queueing an arrival", ctx.Err())
+	}
+	for {
+		select {
+		case x := <-ar.in:
+			dropped++
+			h.arrivalDropped(x.session, x.a, errShuttingDown)
+		default:
+			return dropped, err
+		}
+	}
 }
 
 // autoRead queues one arrival and reports it to the Observer. A panic is

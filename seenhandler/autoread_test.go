@@ -2,7 +2,10 @@ package seenhandler_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +146,83 @@ func TestAutoReadReadsTheChat(t *testing.T) {
 		got := fake.Receipts()
 		if len(got) != 1 || strings.Join(got[0].MessageIDs, ",") != "AR1,AR2,AR4" || !got[0].Timestamp.Equal(now.Add(5*time.Second)) {
 			t.Fatalf("receipts %+v, want one for AR1, AR2 and AR4 at the due time", got)
+		}
+	})
+}
+
+// Shutdown does not wait past its context for an arrival whose queueing is
+// stuck in a registry deaf to its context.
+func TestAutoReadShutdownReturnsWhenContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		reg := session.RegistryFunc(func(context.Context, string) (session.Session, error) {
+			<-release
+			return nil, session.ErrSessionNotFound
+		})
+		src := &arrivalSource{}
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAutoRead(src),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now()})
+		synctest.Wait() // the arrival is in the Lookup
+		time.AfterFunc(2*time.Second, func() { close(release) })
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown = %v, want deadline exceeded", err)
+		}
+		if took := time.Since(start); took != 100*time.Millisecond {
+			t.Errorf("Shutdown returned after %v, want 100ms (its context)", took)
+		}
+		time.Sleep(2 * time.Second)
+	})
+}
+
+// Arrivals still waiting to be queued when the handler shuts down are
+// not dropped in silence: Shutdown logs how many, and the Observer gets
+// each, shutting_down.
+func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		reg := session.RegistryFunc(func(context.Context, string) (session.Session, error) {
+			<-release // the first arrival holds the goroutine; the others wait in the buffer
+			return nil, session.ErrSessionNotFound
+		})
+		// A source whose stop does not stop it: a callback may race the
+		// end of the subscription.
+		var emit func(string, session.Arrival)
+		src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() { emit = f; return func() {} })
+		obs := &autoObserver{}
+		var logs syncBuffer
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAutoRead(src), seenhandler.WithObserver(obs),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"AR1", "AR2", "AR3", "AR4"} {
+			emit("demo", session.Arrival{Chat: user, Sender: user, ID: id, Timestamp: time.Now(), Due: time.Now()})
+			synctest.Wait()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, _ = h.Shutdown(ctx)
+		if !strings.Contains(logs.String(), "auto-read: arrivals not queued: the handler shut down first") || !strings.Contains(logs.String(), "dropped=3") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+		close(release)
+		synctest.Wait()
+		emit("demo", session.Arrival{Chat: user, Sender: user, ID: "LATE", Timestamp: time.Now(), Due: time.Now()})
+		var codes []string
+		for _, r := range obs.requests() {
+			codes = append(codes, r.Code)
+		}
+		// The three waiting, the one under way (its Lookup's answer), the
+		// late one.
+		if want := []string{"shutting_down", "shutting_down", "shutting_down", "session_not_found", "shutting_down"}; !slices.Equal(codes, want) {
+			t.Errorf("observed %q, want %q: every arrival reported once", codes, want)
 		}
 	})
 }

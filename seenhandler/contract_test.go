@@ -3,6 +3,7 @@ package seenhandler_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -100,5 +101,39 @@ func TestOpenAPIServed(t *testing.T) {
 		if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithOpenAPI(bad)); err == nil {
 			t.Errorf("WithOpenAPI(%q) accepted", bad)
 		}
+	}
+}
+
+// patternRouter records the patterns Mount registers.
+type patternRouter struct{ patterns []string }
+
+func (p *patternRouter) Handle(pattern string, _ http.Handler) {
+	p.patterns = append(p.patterns, pattern)
+}
+
+// Mount's patterns carry no method, the OpenAPI document's included, so
+// that other methods get the handler's JSON 405 (not a router's text one).
+func TestMountPatternsCarryNoMethod(t *testing.T) {
+	h, _ := newHandler(t, seenhandler.WithOpenAPI("/openapi.yaml"))
+	var rec patternRouter
+	seenhandler.Mount(&rec, h)
+	for _, p := range rec.patterns {
+		if strings.Contains(p, " ") {
+			t.Errorf("pattern %q carries a method", p)
+		}
+	}
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/openapi.yaml", nil))
+	var got seenhandler.ErrorResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusMethodNotAllowed ||
+		got.Error.Code != seenhandler.CodeMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /openapi.yaml: %d %s %q (%v)", w.Code, w.Body, w.Header().Get("Allow"), err)
+	}
+	w = httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/openapi.yaml", nil))
+	if w.Code != http.StatusOK {
+		t.Errorf("HEAD /openapi.yaml: %d", w.Code)
 	}
 }

@@ -279,8 +279,9 @@ type requestKey struct {
 	field func(*seenRequest) any
 }
 
-// requestKeys are the keys of seenRequest, with the field each sets.
-var requestKeys = []requestKey{
+// requestKeys are the keys of seenRequest, with the field each sets: an
+// array, so that its length is a constant keySet is checked against.
+var requestKeys = [...]requestKey{
 	{"session", func(r *seenRequest) any { return &r.Session }},
 	{"instance_id", func(r *seenRequest) any { return &r.InstanceID }},
 	{"access_token", func(r *seenRequest) any { return &r.AccessToken }},
@@ -295,9 +296,18 @@ var requestKeys = []requestKey{
 	{"typing_indicator", func(r *seenRequest) any { return &r.TypingIndicator }},
 }
 
+// keySet is a set of requestKeys, by index: decodePlain's record of the
+// keys given.
+type keySet uint16
+
+// keySet must have a bit for each of requestKeys: a 17th key makes this
+// constant overflow keySet and the package fail to compile, rather than
+// decodePlain's set silently lose keys.
+const _ keySet = 1 << (len(requestKeys) - 1)
+
 // requestKeyIndex returns the index of key in requestKeys, or -1.
 func requestKeyIndex(key string) int {
-	return slices.IndexFunc(requestKeys, func(k requestKey) bool { return k.key == key })
+	return slices.IndexFunc(requestKeys[:], func(k requestKey) bool { return k.key == key })
 }
 
 // needsExact reports whether json.Unmarshal could set a field of
@@ -322,7 +332,7 @@ func needsExact(body []byte) bool {
 			return false // a syntax error, reported by the decoder
 		}
 		s := body[i+1 : i+1+end]
-		for _, k := range requestKeys {
+		for _, k := range &requestKeys {
 			if len(s) == len(k.key) && string(s) != k.key && bytes.EqualFold(s, []byte(k.key)) {
 				return true
 			}
@@ -417,7 +427,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 	if !d.next('{') {
 		return false
 	}
-	var seen uint16 // requestKeys given, by index
+	var seen keySet // requestKeys given
 	for !d.next('}') {
 		d.next(',')
 		key, ok := d.str()
@@ -447,7 +457,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 
 // foldsToKey reports whether key equals one of requestKeys but for case.
 func foldsToKey(key []byte) bool {
-	for _, k := range requestKeys {
+	for _, k := range &requestKeys {
 		if len(k.key) == len(key) && bytes.EqualFold(key, []byte(k.key)) {
 			return true
 		}

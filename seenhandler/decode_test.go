@@ -75,3 +75,24 @@ func FuzzDecodePlain(f *testing.F) {
 		checkPlain(t, body)
 	})
 }
+
+// Each decoder keeps [] apart from null and from an absent list: an empty
+// list is a 400, the others ask for the whole chat (buildPlan).
+func TestDecodersKeepEmptyList(t *testing.T) {
+	body := []byte(`{"messageIds":[]}`)
+	var plain, std, exact seenRequest
+	if !plain.decodePlain(body) {
+		t.Fatal("decodePlain refused a plain body")
+	}
+	if err := json.Unmarshal(body, &std); err != nil {
+		t.Fatal(err)
+	}
+	if err := unmarshalExact(body, &exact); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]seenRequest{"decodePlain": plain, "json.Unmarshal": std, "unmarshalExact": exact} {
+		if r.MessageIDs == nil || len(r.MessageIDs) != 0 {
+			t.Errorf("%s: messageIds %#v, want an empty, non-nil list", name, r.MessageIDs)
+		}
+	}
+}

@@ -155,3 +155,43 @@ func TestSendersAtOnce(t *testing.T) {
 		t.Errorf("status %d, %+v", w.Code, got)
 	}
 }
+
+// A request whose timeout ends while its receipt is in a group-commit
+// batch still being sent is answered then, 202 with the receipt in
+// inFlight — not a 504 that a client would retry, sending it twice — and
+// the batch goes out all the same.
+func TestGroupCommitDeadlineAnswersInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		slow := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			time.Sleep(time.Second) // WhatsApp is slow today
+			return fake.Session("demo").SendReceipt(ctx, r)
+		})
+		reg := session.NewMemoryRegistry()
+		reg.Set("demo", session.Coalesce(slow, session.CoalesceOptions{GroupCommit: true}))
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTimeout(50*time.Millisecond),
+			seenhandler.WithClock(func() time.Time { return fixedNow }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"typing":true}`}.do(t, h)
+		if took := time.Since(start); took != 50*time.Millisecond {
+			t.Errorf("answered after %v, want 50ms (the request's timeout)", took)
+		}
+		if w.Code != http.StatusAccepted {
+			t.Fatalf("status %d, body %s", w.Code, w.Body)
+		}
+		got := decode[seenhandler.Response](t, w)
+		want := seenhandler.Response{Success: true, Accepted: true, Session: "demo", ChatID: user,
+			Receipts: []seenhandler.SentReceipt{}, Skipped: []seenhandler.Skipped{}, Typing: seenhandler.TypingUnavailable,
+			InFlight: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read"}}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got  %+v\nwant %+v", got, want)
+		}
+		time.Sleep(time.Second)
+		if rs := fake.Receipts(); len(rs) != 1 || rs[0].MessageIDs[0] != "A1" {
+			t.Errorf("the backend got %+v, want A1 once", rs)
+		}
+	})
+}

@@ -77,6 +77,16 @@ func (r *Response) appendJSON(b []byte) []byte {
 		b = q.RetryUntil.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"', '}')
 	}
+	if len(r.InFlight) > 0 {
+		b = append(b, `,"inFlight":[`...)
+		for i := range r.InFlight {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.InFlight[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}', '\n')
 }
 

@@ -34,6 +34,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{},
 			Queued: &Queued{Reason: CodeSessionNotConnected, Message: "down <&>", RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 123456000, time.UTC)}},
 		{Accepted: true, Queued: &Queued{Reason: CodeSessionNotLoggedIn, RetryUntil: time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)}},
+		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, InFlight: []SentReceipt{}},
+		{Success: true, Accepted: true, Receipts: []SentReceipt{}, Skipped: []Skipped{}, Typing: TypingUnavailable,
+			InFlight: []SentReceipt{{ChatID: "1@g.us", Sender: "2@s.whatsapp.net", MessageIDs: []string{"A"}, Type: "read"}, {ChatID: "x"}}},
 	} {
 		got := r.appendJSON(nil)
 		if want := encodingJSON(t, &r); !bytes.Equal(got, want) {

@@ -123,6 +123,10 @@ func classify(err error) problem {
 	case errors.Is(err, session.ErrInvalidReceipt):
 		return problem{status: http.StatusBadRequest, code: CodeInvalidReceipt,
 			message: "WhatsApp cannot take this receipt as asked; nothing was sent"}
+	case errors.Is(err, session.ErrNotReady): // before ErrNotConnected, which it wraps
+		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,
+			message:    "the session is connected to WhatsApp and waits for its answer (after connecting, the account's read-receipt setting) before it can send this receipt; nothing was sent; try again shortly",
+			retryAfter: true})
 	case errors.Is(err, session.ErrNotConnected):
 		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,
 			message: "the session is not connected to WhatsApp; try again later", retryAfter: true})

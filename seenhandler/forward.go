@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // Forwarder lets several processes (replicas of one app) serve the same
@@ -19,8 +21,11 @@ import (
 // once it has written the owner's answer to w, and otherwise an error for
 // the handler to answer with, having written nothing (e.g. an error
 // wrapping session.ErrNotConnected with a Retry-After when the owner cannot
-// be reached). body is the request's body as read, nil for a GET. Forward
-// must be safe for concurrent use.
+// be reached). body is the request's body as read, nil for a GET. r's
+// RequestURI is in origin form, the path and query as the client sent them,
+// whatever the form of its request line (a proxy's absolute form,
+// "POST http://host/sendSeen HTTP/1.1", included): forward it to the
+// owner's base URL. Forward must be safe for concurrent use.
 type Forwarder interface {
 	Forward(w http.ResponseWriter, r *http.Request, session string, body []byte) (bool, error)
 }
@@ -47,10 +52,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange, n
 	if h.cfg.forwarder == nil {
 		return false, nil
 	}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: w, x: x, status: http.StatusOK}
 	// A copy: the handler reads the next request's body into body's
 	// buffer, and Forward's doc does not forbid keeping it.
-	done, err := h.cfg.forwarder.Forward(sw, r, name, bytes.Clone(body))
+	done, err := h.cfg.forwarder.Forward(sw, originForm(r), name, bytes.Clone(body))
 	if err != nil {
 		return false, err
 	}
@@ -61,15 +66,43 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange, n
 	return done, nil
 }
 
-// statusWriter remembers the status a ResponseWriter was given.
+// originForm returns r with its RequestURI in origin form: the path and
+// query of an absolute-form request line ("POST http://host/sendSeen",
+// as proxies send), which a Forwarder appending it to the owner's URL would
+// turn into "http://owner:port" + "http://host/sendSeen". r itself when
+// its RequestURI is in origin form already (nearly always), or cannot be
+// parsed.
+func originForm(r *http.Request) *http.Request {
+	if r.RequestURI == "" || strings.HasPrefix(r.RequestURI, "/") {
+		return r
+	}
+	u, err := url.ParseRequestURI(r.RequestURI)
+	if err != nil || u.Opaque != "" {
+		return r
+	}
+	o := r.WithContext(r.Context()) // a shallow copy
+	o.RequestURI = u.RequestURI()
+	return o
+}
+
+// statusWriter remembers the status a ResponseWriter was given, and marks
+// the exchange answered on the first write: a Forwarder that panics after
+// writing the owner's answer must not get a second body after it.
 type statusWriter struct {
 	http.ResponseWriter
+	x      *exchange
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	w.x.answered = true
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.x.answered = true
+	return w.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach the writer underneath.

@@ -1,11 +1,16 @@
 package seenhandler_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +134,109 @@ func TestStatusNode(t *testing.T) {
 		if w.Code != 200 || !strings.Contains(w.Body.String(), `"node":"node-b"`) {
 			t.Errorf("%s: %d %s, want node-b", target, w.Code, w.Body)
 		}
+	}
+}
+
+// urlForwarder forwards every request to base as the cluster's Forwarder
+// does: base + r.RequestURI, the body, the answer copied back.
+type urlForwarder struct{ base string }
+
+func (f urlForwarder) Forward(w http.ResponseWriter, r *http.Request, _ string, body []byte) (bool, error) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.base+r.RequestURI, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return true, nil
+}
+
+// A request whose request line has the absolute form, as proxies send
+// ("POST http://host/sendSeen HTTP/1.1"), is forwarded to the owner's
+// path, not to the owner's URL with another URL after it.
+func TestForwardAbsoluteFormRequestLine(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"owner":true}`)
+	}))
+	defer owner.Close()
+	h, err := seenhandler.New(sessiontest.New().Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithForwarder(urlForwarder{owner.URL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	front := httptest.NewServer(mux)
+	defer front.Close()
+
+	body := `{"session":"demo","to":"15551234567","messageId":"A1"}`
+	for _, line := range []string{
+		"POST http://bluetick.example/sendSeen HTTP/1.1",
+		"GET http://bluetick.example/v2/session/status?session=demo HTTP/1.1",
+	} {
+		conn, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := line + "\r\nHost: bluetick.example\r\nConnection: close\r\n"
+		if strings.HasPrefix(line, "POST") {
+			req += "Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+		} else {
+			req += "\r\n"
+		}
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != http.StatusOK || string(answer) != `{"owner":true}` {
+			t.Errorf("%s: %d %s, want the owner's answer", line, resp.StatusCode, answer)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"POST /sendSeen", "GET /v2/session/status?session=demo"}; !slices.Equal(got, want) {
+		t.Errorf("the owner got %q, want %q", got, want)
+	}
+}
+
+// panickyForwarder writes the owner's answer, then panics.
+type panickyForwarder struct{}
+
+func (panickyForwarder) Forward(w http.ResponseWriter, _ *http.Request, _ string, _ []byte) (bool, error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(299)
+	fmt.Fprint(w, `{"owner":true}`)
+	panic("after the answer")
+}
+
+// A Forwarder that panics after writing the owner's answer leaves that
+// answer alone: no 500 body after it.
+func TestForwarderPanicAfterWriting(t *testing.T) {
+	h, err := seenhandler.New(sessiontest.New().Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithForwarder(panickyForwarder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWasend, strings.NewReader(`{"session":"demo","to":"15551234567","messageId":"A1"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 299 || w.Body.String() != `{"owner":true}` {
+		t.Errorf("%d %q, want the owner's answer alone", w.Code, w.Body)
 	}
 }

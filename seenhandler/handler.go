@@ -193,7 +193,13 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	if h.cfg.tokenLimiter == nil || token == "" {
 		return ctx, nil, nil
 	}
-	res, err := h.cfg.reserve(ctx, h.cfg.tokenLimiter, "token", tokenKey(token))
+	key := tokenKey(token)
+	if x.endpoint != EndpointSeen {
+		// Status and session lists have a budget of their own: a dashboard
+		// polling them must not spend the receipts'.
+		key = "status:" + key
+	}
+	res, err := h.cfg.reserve(ctx, h.cfg.tokenLimiter, "token", key)
 	return ctx, res, err
 }
 
@@ -229,7 +235,9 @@ func (h *Handler) preauth(ctx context.Context, r *http.Request) (preauthed, erro
 }
 
 // lookup finds the session named name and takes the request from the
-// session's rate limit; a refusal gives the token's reservation back.
+// session's rate limit, unless it asks for the session's status (which
+// sends nothing to WhatsApp: polling it must not spend the receipts'
+// budget); a refusal gives the token's reservation back.
 func (h *Handler) lookup(ctx context.Context, x *exchange, name string, token *Reservation) (session.Session, error) {
 	x.op = OpLookup
 	sess, err := h.reg.Lookup(ctx, name)
@@ -241,7 +249,7 @@ func (h *Handler) lookup(ctx context.Context, x *exchange, name string, token *R
 		return nil, backendErr(OpLookup, err)
 	}
 	x.session = name
-	if h.cfg.sessionLimiter != nil {
+	if h.cfg.sessionLimiter != nil && x.endpoint != EndpointStatus {
 		if _, err := h.cfg.reserve(ctx, h.cfg.sessionLimiter, "session", "session:"+name); err != nil {
 			token.cancel()
 			return nil, err

@@ -655,17 +655,17 @@ func plainHandler(t *testing.T) (*seenhandler.Handler, *sessiontest.Fake) {
 func TestIDsRequiredWithoutUnreadLister(t *testing.T) {
 	h, fake := plainHandler(t)
 	for _, tc := range []struct {
-		name, path, body, field string
+		name, path, body, field, rule string
 	}{
-		{"missing ids", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567"}`, "messageIds"},
-		{"empty ids", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":[]}`, "messageIds"},
-		{"missing messageId (wasend)", seenhandler.PathWasend, `{"session":"demo","to":"15551234567"}`, "messageId"},
+		{"missing ids", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567"}`, "messageIds", "required"},
+		{"empty ids", seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":[]}`, "messageIds", "min"},
+		{"missing messageId (wasend)", seenhandler.PathWasend, `{"session":"demo","to":"15551234567"}`, "messageId", "required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := request{path: tc.path, body: tc.body}.do(t, h)
 			got := decode[seenhandler.ErrorResponse](t, w)
 			if w.Code != http.StatusBadRequest || got.Error.Code != seenhandler.CodeValidationFailed ||
-				len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != tc.field || got.Error.Fields[0].Rule != "required" {
+				len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != tc.field || got.Error.Fields[0].Rule != tc.rule {
 				t.Errorf("status %d, body %+v", w.Code, got)
 			}
 		})
@@ -680,6 +680,39 @@ func TestPlainSessionReportsNoChatMarking(t *testing.T) {
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
 	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "chatMarkedRead") {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
+	}
+}
+
+// An empty id list is a 400 on messageIds, whichever decoder reads the
+// body (the plain fast path, encoding/json for a repeated key, the
+// key-exact one for an escape), even for a session that lists unread
+// messages: only an absent or null list asks for the whole chat.
+func TestEmptyIDListIsNotTheWholeChat(t *testing.T) {
+	h, fake := newHandler(t)
+	fake.AddMessage("demo", session.Message{Chat: user, ID: "U1", Sender: user})
+	for _, tc := range []struct{ name, body string }{
+		{"plain", `{"session":"demo","chatId":"` + user + `","messageIds":[]}`},
+		{"after null", `{"session":"demo","chatId":"` + user + `","messageIds":null,"messageIds":[]}`},
+		{"escaped", `{"session":"d\u0065mo","chatId":"` + user + `","messageIds":[]}`},
+		{"with a messageId", `{"session":"demo","chatId":"` + user + `","messageId":"U1","messageIds":[]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := request{body: tc.body}.do(t, h)
+			got := decode[seenhandler.ErrorResponse](t, w)
+			if w.Code != http.StatusBadRequest || got.Error.Code != seenhandler.CodeValidationFailed ||
+				len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != "messageIds" || got.Error.Fields[0].Rule != "min" {
+				t.Errorf("status %d, body %+v", w.Code, got)
+			}
+		})
+	}
+	if n, reads := len(fake.Calls()), fake.ChatReads(); n != 0 || len(reads) != 0 {
+		t.Errorf("%d receipts and chat reads %+v for empty lists", n, reads)
+	}
+	// null and an absent list still read the chat.
+	for _, body := range []string{`{"session":"demo","chatId":"` + user + `","messageIds":null}`, `{"session":"demo","chatId":"` + user + `"}`} {
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK {
+			t.Errorf("%s: status %d, body %s", body, w.Code, w.Body)
+		}
 	}
 }
 
@@ -1014,5 +1047,32 @@ func TestErrorBodyCapped(t *testing.T) {
 	t.Logf("answer: %d bytes for a %d-byte request", size, len(body))
 	if size > 8<<10 {
 		t.Errorf("the answer is %d bytes for a %d-byte request", size, len(body))
+	}
+}
+
+// A session that is connected but waits for WhatsApp (the account's
+// read-receipt setting after connecting) answers a 503 that says so — not
+// that it is not connected — with Retry-After; its status says it works.
+// A status update without its author names the author, not a group's
+// sender.
+func TestNotReadyAndStatusMessages(t *testing.T) {
+	h, fake := newHandler(t)
+	fake.Inject(sessiontest.Fault{Session: "demo", Err: fmt.Errorf("%w: the account's read-receipt setting is unknown", session.ErrNotReady)})
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
+	got := decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusServiceUnavailable || got.Error.Code != seenhandler.CodeSessionNotConnected || w.Header().Get("Retry-After") == "" ||
+		strings.Contains(got.Message, "not connected") || !strings.Contains(got.Message, "is connected to WhatsApp and waits for its answer") {
+		t.Errorf("not ready: %d %+v, Retry-After %q", w.Code, got, w.Header().Get("Retry-After"))
+	}
+	w = request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?session=demo"}.do(t, http.HandlerFunc(h.ServeStatus))
+	if st := decode[seenhandler.StatusResponse](t, w); st.Status != seenhandler.StateWorking || !st.Connected {
+		t.Errorf("status while waiting for WhatsApp: %+v", st)
+	}
+
+	w = request{body: `{"session":"other","chatId":"status@broadcast","messageIds":["S1"]}`}.do(t, h)
+	got = decode[seenhandler.ErrorResponse](t, w)
+	if w.Code != http.StatusBadRequest || len(got.Error.Fields) != 1 ||
+		got.Error.Fields[0].Message != "is required for status updates: the author of messageIds[0] (S1) is not known" {
+		t.Errorf("status without its author: %d %+v", w.Code, got)
 	}
 }

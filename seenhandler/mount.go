@@ -38,6 +38,6 @@ func Mount(r Router, h *Handler) {
 	r.Handle(PathWAHAStatus, status)
 	r.Handle(PathWAHASessions, http.HandlerFunc(h.ServeSessions))
 	if h.cfg.openAPIPath != "" {
-		r.Handle("GET "+h.cfg.openAPIPath, OpenAPIHandler())
+		r.Handle(h.cfg.openAPIPath, OpenAPIHandler())
 	}
 }

@@ -17,9 +17,14 @@ func OpenAPI() []byte {
 	return bytes.Clone(openAPIDoc)
 }
 
-// OpenAPIHandler serves the [OpenAPI] document as application/yaml.
+// OpenAPIHandler serves the [OpenAPI] document as application/yaml to GET
+// and HEAD requests; other methods get the handler's JSON 405.
 func OpenAPIHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, &methodError{allow: "GET, HEAD"}, nil, DefaultRetryAfter)
+			return
+		}
 		w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		_, _ = w.Write(openAPIDoc)

@@ -201,7 +201,13 @@ func WithPathSession(extract func(*http.Request) string) Option {
 	}
 }
 
-// WithClock sets the clock that timestamps receipts. Default: time.Now.
+// WithClock sets the clock that timestamps the receipts of requests (the
+// time a receipt says the messages were read), sent at once or queued by
+// [WithAsync]. It clocks nothing else: the times of queued jobs
+// (Job.Accepted and Due, retries, Queued.RetryUntil, the ages of the
+// status endpoint), the receipts auto-read sends (stamped with their
+// arrival's Due, or when their job goes out), rate limits and timeouts use
+// the system clock, on which the worker sleeps. Default: time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) error {
 		if now == nil {

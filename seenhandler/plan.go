@@ -19,8 +19,9 @@ type plan struct {
 	// participant is the request-level sender for group messages; zero
 	// when the request names none.
 	participant validate.JID
-	// unread: the request named a chat but no ids, asking for the chat's
-	// unread messages (possible only with a session.UnreadLister).
+	// unread: the request named a chat and no ids (messageId and
+	// messageIds absent or null), asking for the chat's unread messages
+	// (possible only with a session.UnreadLister).
 	unread   bool
 	idsField string // the ids' field name, for errors about them
 	// async: the receipts are to be queued (see [WithAsync]).
@@ -231,9 +232,15 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 		errs = append(errs, validate.FieldError{Field: names.chat, Rule: "required", Message: "is required"})
 	}
 	switch {
-	case len(p.ids) == 0 && !req.MessageID.ok && len(req.MessageIDs) == 0 && chatGiven:
+	case req.MessageIDs != nil && len(req.MessageIDs) == 0:
+		// [] is a list of no ids, not the absent list that asks for the
+		// whole chat: a client whose list came out empty must not mark
+		// every unread message of the chat read.
+		errs = append(errs, validate.FieldError{Field: "messageIds", Rule: "min",
+			Message: "is an empty list; send at least one message id, or leave messageIds out (or null) to read the chat's unread messages"})
+	case len(p.ids) == 0 && !req.MessageID.ok && req.MessageIDs == nil && chatGiven:
 		p.unread = true // the session decides: see unreadIDs
-	case len(p.ids) == 0 && !req.MessageID.ok && len(req.MessageIDs) == 0:
+	case len(p.ids) == 0 && !req.MessageID.ok && req.MessageIDs == nil:
 		errs = append(errs, errIDsRequired(names.ids))
 	case len(p.ids) > h.cfg.maxMessageIDs:
 		errs = append(errs, validate.FieldError{Field: names.ids, Rule: "max",

@@ -34,7 +34,7 @@ func TestDocumentAgreesWithServer(t *testing.T) {
 	}
 	slices.Sort(names)
 	h, _ := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{}))
-	validityRules := []string{"wa_chat", "wa_participant", "wa_msgid", "wa_session", "oneof", "max", "type"}
+	validityRules := []string{"wa_chat", "wa_participant", "wa_msgid", "wa_session", "oneof", "min", "max", "type"}
 
 	rng := rand.New(rand.NewPCG(13, 5))
 	const rounds = 1000

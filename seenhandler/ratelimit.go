@@ -109,7 +109,10 @@ func (m *MemoryLimiter) Reserve(_ context.Context, key string) (Reservation, err
 
 // WithTokenRateLimit limits the requests of each API token (a digest of
 // it is the key), once the [Authenticator] accepted it; with [WithNoAuth] no
-// token is checked, so none is limited. Requests over the limit get 429
+// token is checked, so none is limited. Status requests ([Handler.ServeStatus],
+// [Handler.ServeSessions]) take from a budget of their own per token, at
+// the same rate (the key "status:" followed by the token's): polling them
+// never spends the token's receipts. Requests over the limit get 429
 // rate_limited with Retry-After. Default: no limit.
 func WithTokenRateLimit(l Limiter) Option {
 	return func(c *config) error {
@@ -123,8 +126,11 @@ func WithTokenRateLimit(l Limiter) Option {
 
 // WithSessionRateLimit limits the requests for each session (its name is
 // the key), whatever token they carry: it protects the WhatsApp account.
-// Only sessions the registry found are keys, and a request this limit
-// refuses is given back to its token's limit.
+// It counts what sends receipts — requests to the seen endpoint and
+// auto-read's arrivals — and not status requests, which send nothing to
+// WhatsApp: a dashboard polling a session's status never spends its
+// receipts. Only sessions the registry found are keys, and a request this
+// limit refuses is given back to its token's limit.
 // Requests over the limit get 429 rate_limited with Retry-After. Default: no
 // limit.
 func WithSessionRateLimit(l Limiter) Option {

@@ -3,6 +3,7 @@ package seenhandler_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -123,5 +124,43 @@ func TestMemoryLimiter(t *testing.T) {
 	}
 	if r, _ := lim.Reserve(ctx, "0"); !r.OK {
 		t.Error("the least recently used key was not forgotten")
+	}
+}
+
+// Polling a session's status, on either status path, spends neither the
+// session's receipt budget nor its token's: the receipts still go out.
+func TestStatusPollsSpendNoReceiptBudget(t *testing.T) {
+	sessionLim, err := seenhandler.NewMemoryLimiter(0.001, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenLim, err := seenhandler.NewMemoryLimiter(0.001, 25) // exactly the polls
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, fake := newHandler(t, seenhandler.WithSessionRateLimit(sessionLim), seenhandler.WithTokenRateLimit(tokenLim))
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	for i := range 25 {
+		path := seenhandler.PathWawpStatus + "?session=demo"
+		if i%2 == 1 {
+			path = "/api/sessions/demo"
+		}
+		if w := (request{method: http.MethodGet, path: path}).do(t, mux); w.Code != http.StatusOK {
+			t.Fatalf("status poll %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	for i := range 2 {
+		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["R` + strconv.Itoa(i) + `"]}`}.do(t, mux)
+		if w.Code != http.StatusOK {
+			t.Errorf("receipt %d after 25 status polls: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if n := len(fake.Receipts()); n != 2 {
+		t.Errorf("sent %d receipts, want 2", n)
+	}
+	// The session's budget is the receipts': spent, the next one waits.
+	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["R2"]}`}).do(t, mux); w.Code != http.StatusTooManyRequests {
+		t.Errorf("third receipt: %d, want 429", w.Code)
 	}
 }

@@ -20,8 +20,9 @@ type Response struct {
 	// answer.
 	Acknowledged bool `json:"acknowledged"`
 	// Accepted is set in a 202 answer: the receipts are queued, to be sent
-	// after a human-like delay (see [WithAsync]); Receipts then lists them
-	// with the type asked for.
+	// after a human-like delay (see [WithAsync]), and Receipts lists them
+	// with the type asked for; or the request ended while some were being
+	// sent (InFlight).
 	Accepted bool `json:"accepted,omitempty"`
 	// Session is the session used.
 	Session string `json:"session"`
@@ -58,6 +59,14 @@ type Response struct {
 	// Queued is set in a 202 answer whose session is down: the receipts
 	// wait in the queue for it to come back (see [WithAsync]).
 	Queued *Queued `json:"queued,omitempty"`
+	// InFlight is set in a 202 answer whose request ended (its timeout, or
+	// the client gone) while these receipts were being sent in a call
+	// shared with other requests (session.Coalesce's batch, see
+	// session.ErrInFlight): each goes out, or fails, without this request,
+	// within the batch's send timeout. Sending them again may send them
+	// twice. Type is the type asked for; Receipts lists those that did go
+	// out.
+	InFlight []SentReceipt `json:"inFlight,omitempty"`
 }
 
 // setChatRead sets ChatRead and ChatMarkedRead from state.

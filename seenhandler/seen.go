@@ -94,7 +94,17 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	// As sent, duplicates left out; in receipts' array, which sendAll has
 	// done with.
 	delivered := receipts[:0]
+	var inFlight []SentReceipt
 	for _, o := range outcomes {
+		if errors.Is(o.err, session.ErrInFlight) {
+			// The request ended while a call shared with other requests
+			// carried the receipt: it goes on without us.
+			inFlight = append(inFlight, SentReceipt{ChatID: o.rc.Chat, Sender: o.rc.Sender, MessageIDs: o.rc.MessageIDs, Type: string(o.rc.Type)})
+			h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt still being sent when the request ended; answered as in flight",
+				slog.String("session", p.session), slog.String("chat", o.rc.Chat), slog.Any("message_ids", o.rc.MessageIDs),
+				slog.String("error", o.err.Error()))
+			continue
+		}
 		if o.err != nil {
 			return nil, backendErr(OpSend, o.err)
 		}
@@ -120,6 +130,18 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 		ChatID:       p.chatID,
 		Receipts:     sent,
 		Skipped:      skipped,
+	}
+	if len(inFlight) > 0 {
+		// 202, not the 504 of a request that ran out of time: the receipts
+		// are on their way, and a client that sent them again could send
+		// them twice. The request's context has ended: nothing more is
+		// asked of the session.
+		x.status = http.StatusAccepted
+		resp.Accepted, resp.InFlight = true, inFlight
+		if p.typing {
+			resp.Typing = TypingUnavailable
+		}
+		return resp, nil
 	}
 	if p.unread && len(ids) == 0 {
 		var state session.ChatReadState
@@ -271,11 +293,16 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipAlreadyRead})
 			continue
 		}
-		if !p.chat.IsGroup() && !p.chat.IsStatus() {
+		switch {
+		case !p.chat.IsGroup() && !p.chat.IsStatus():
 			sender = validate.JID{} // only group and status receipts name a sender
-		} else if sender.IsZero() {
+		case sender.IsZero():
+			kind, whose := "group chats", "the sender"
+			if p.chat.IsStatus() {
+				kind, whose = "status updates", "the author"
+			}
 			missing = append(missing, validate.FieldError{Field: "participant", Rule: "required",
-				Message: "is required for group chats: the sender of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
+				Message: "is required for " + kind + ": " + whose + " of " + p.fieldOf(id) + " (" + id.parsed.ID + ") is not known"})
 			continue
 		}
 		key := sender.String()
@@ -402,6 +429,14 @@ func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess s
 // knows no message of the chat (session.ErrMessageNotFound, returned for
 // the caller to tell).
 func (h *Handler) askChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, c session.ChatRead) (session.ChatReadState, error) {
+	scheduler, schedules := session.As[session.ChatReadScheduler](sess)
+	var marker session.ChatMarker
+	if !schedules {
+		var marks bool
+		if marker, marks = session.As[session.ChatMarker](sess); !marks {
+			return "", nil // before x.op is set: a later panic is not this operation's
+		}
+	}
 	var (
 		state session.ChatReadState
 		err   error
@@ -409,13 +444,11 @@ func (h *Handler) askChatRead(ctx context.Context, x *exchange, sess session.Ses
 	if x != nil {
 		x.op = OpMarkChatRead
 	}
-	if scheduler, ok := session.As[session.ChatReadScheduler](sess); ok {
+	if schedules {
 		state, err = scheduler.ScheduleChatRead(ctx, c)
-	} else if marker, ok := session.As[session.ChatMarker](sess); ok {
+	} else {
 		state = session.ChatReadDone
 		err = marker.MarkChatRead(ctx, c)
-	} else {
-		return "", nil
 	}
 	if x != nil {
 		x.op = ""

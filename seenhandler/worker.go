@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -274,19 +275,24 @@ func (d *dispatcher) runLane(name string, l *lane) {
 }
 
 // attempt sends one job and settles it. A panic in the job counts its
-// receipts as failed.
+// receipts as failed; one while settling (settle recovers the Queue's own)
+// is logged, the job's slot given back already.
 func (d *dispatcher) attempt(j Job) {
-	settled := false
+	settling := false
 	defer func() {
 		v := recover() // one job's panic must not end its session's lane
-		if v == nil || settled {
-			return
+		switch {
+		case v == nil:
+		case settling:
+			d.h.cfg.logger.LogAttrs(context.Background(), slog.LevelError, "panic after an asynchronous job was sent",
+				slog.String("session", j.Session), slog.Int64("job", j.ID), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		default:
+			d.h.logJobPanic(v)
+			d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeInternal})
 		}
-		d.h.logJobPanic(v)
-		d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeInternal})
 	}()
 	o := d.send(j)
-	settled = true
+	settling = true
 	d.settle(j, o)
 }
 
@@ -504,11 +510,12 @@ func (d *dispatcher) logFailed(j Job, rc session.Receipt, err error, reason stri
 	d.h.cfg.observeBackend(context.Background(), j.Session, err)
 }
 
-// settle records o for j in the queue and in the counts.
+// settle records o for j in the queue and in the counts. Whatever the
+// Queue does, the job's slot is given back (done).
 func (d *dispatcher) settle(j Job, o Outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
 	defer cancel()
-	if err := d.q.Settle(ctx, j.ID, o); err != nil {
+	if err := d.queueCall("Settle", func() error { return d.q.Settle(ctx, j.ID, o) }); err != nil {
 		// The job stays claimed until its lease ends, then is sent again.
 		d.h.cfg.logger.LogAttrs(ctx, slog.LevelError, "recording a queued job's outcome failed; it will be sent again",
 			slog.String("session", j.Session), slog.Int64("job", j.ID), slog.String("error", err.Error()))
@@ -527,7 +534,7 @@ func (d *dispatcher) abandon(j Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
 	defer cancel()
 	if d.durable {
-		if err := d.q.Release(ctx, []int64{j.ID}); err != nil {
+		if err := d.queueCall("Release", func() error { return d.q.Release(ctx, []int64{j.ID}) }); err != nil {
 			d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
 				slog.Int64("job", j.ID), slog.String("error", err.Error()))
 		}
@@ -538,6 +545,22 @@ func (d *dispatcher) abandon(j Job) {
 		d.logFailed(j, rc, errShuttingDown, "not sent before the shutdown deadline")
 	}
 	d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeShuttingDown})
+}
+
+// queueCall calls the Queue's method name through call, a panic in it
+// becoming an error (logged with its stack): [Queue] is a plug-in, and the
+// worker must give a claimed job's slot back however the Queue fails —
+// else a Queue that panics in Settle would, job after job, take every slot
+// and the worker would claim nothing more.
+func (d *dispatcher) queueCall(name string, call func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			d.h.cfg.logger.LogAttrs(context.Background(), slog.LevelError, "panic in the asynchronous queue",
+				slog.String("method", "Queue."+name), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("%w in Queue.%s: %v", errPanic, name, v)
+		}
+	}()
+	return call()
 }
 
 // done notes that a claimed job was settled or released, n of its
@@ -587,11 +610,39 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 	}
 	d.stopStarting()
 	d.stopSend()
-	<-done // the sends honour their cancelled context; settles have their own timeout
+	left := false
+	if err != nil {
+		// The sends under way have their context cancelled; one whose
+		// backend ignores it (whatsmeow's NewsletterMarkViewed waits for
+		// WhatsApp's answer regardless) keeps its lane until it returns.
+		// Shutdown does not wait for it: its caller's deadline is over.
+		select {
+		case <-done:
+		default:
+			left = true
+		}
+	}
 	if !d.durable {
 		d.failRest()
 	}
+	if left {
+		return d.leftover(err)
+	}
 	return err
+}
+
+// leftover is Shutdown's error when its context ended (err) before the
+// jobs it had claimed were settled: it says how many, and what becomes of
+// them.
+func (d *dispatcher) leftover(err error) error {
+	d.mu.Lock()
+	n := d.inflight
+	d.mu.Unlock()
+	fate := "each is counted when its send returns"
+	if d.durable {
+		fate = "each is settled when its send returns, or else stays in the queue, sent again once its lease ends"
+	}
+	return fmt.Errorf("seenhandler: shutdown: %w, with %d queued jobs claimed and not settled (being sent, or waiting behind a send whose backend ignores its context): %s", err, n, fate)
 }
 
 // stopStarting halts the loop and the lanes: no job starts any more.

@@ -48,8 +48,10 @@ type CoalesceOptions struct {
 	// arriving while a call is in flight join the next batch, which goes out
 	// as soon as that call returns. Under no load nothing waits (the yield
 	// returns at once); under load the batches grow with it. Each batch's
-	// call runs with its opener's values, not its cancellation, bounded by
-	// SendTimeout. Window is then not used. Default: false.
+	// call runs in a goroutine of its own, with its opener's values, not
+	// its cancellation, bounded by SendTimeout: the opener waits for it as
+	// every member does, and returns when its context ends (see Coalesce).
+	// Window is then not used. Default: false.
 	//
 	// End to end (BenchmarkEndToEnd in session/whatsmeow, 2 cores), with
 	// every client marking messages of one chat: 0.22–0.24 receipt frames
@@ -129,8 +131,12 @@ type member struct {
 //
 // Every caller waiting in a batch gets the batch's Result, Type as sent, with
 // Duplicates narrowed to its own ids, or the batch's error. A caller whose ctx
-// ends while it waits returns ctx.Err() at once; if its batch has not gone out
-// yet, its ids are taken out of it (and a batch left empty is not sent).
+// ends while it waits returns at once, the opener of the batch included. If
+// its batch has not gone out yet, its ids are taken out of it (and a batch
+// left empty is not sent), and it returns ctx.Err(): nothing of its receipt
+// was sent. If its batch is being sent, the call goes on for the others and
+// the caller gets an error wrapping [ErrInFlight] and ctx.Err(): its receipt
+// may go out, and sending it again may send it twice.
 //
 // The batch is sent with context.WithoutCancel of the context of the receipt
 // that opened it, bounded by opts.SendTimeout: the values of that context
@@ -188,38 +194,50 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
 	b, m := c.join(ctx, key, r)
 	// With nothing in flight for the key, the receipt that opened the batch
-	// sends it, in this goroutine, once the goroutines already runnable have
-	// had their turn — those with a receipt for the key join it. Under no
-	// load the yield returns at once; under load the batch holds what the
-	// load brought. Receipts arriving while it is sent open the next batch,
-	// which goes out when it lands.
+	// sends it once the goroutines already runnable have had their turn —
+	// those with a receipt for the key join it. Under no load the yield
+	// returns at once; under load the batch holds what the load brought.
+	// Receipts arriving while it is sent open the next batch, which goes out
+	// when it lands. The call runs in a goroutine of its own, as every
+	// batch's: it is every member's, and the opener, like the others, must
+	// be free to return when its own context ends.
 	lead := c.opts.GroupCommit && c.inflight[key] == 0 && !b.sealed && len(b.members) == 1
 	c.mu.Unlock()
 	if lead {
 		runtime.Gosched()
 		c.mu.Lock()
-		if b.sealed { // filled up meanwhile (dispatched), or flushed by Close
-			c.mu.Unlock()
-		} else {
-			out := c.seal(b)
-			c.inflight[key]++
-			c.mu.Unlock()
-			c.send(b, out)
+		if !b.sealed { // else filled up meanwhile (dispatched), or flushed by Close
+			c.dispatch(b)
 		}
+		c.mu.Unlock()
 	}
 
 	select {
 	case <-b.done:
-		if b.err != nil {
-			return Result{}, b.err
-		}
-		return Result{Type: b.res.Type, Chat: b.res.Chat, Sender: b.res.Sender, Duplicates: own(b.res.Duplicates, m.ids)}, nil
+		return b.result(m)
 	case <-ctx.Done():
-		c.mu.Lock()
-		c.leave(b, m)
-		c.mu.Unlock()
-		return Result{}, ctx.Err()
 	}
+	select {
+	case <-b.done: // both ready: the outcome is known, say it
+		return b.result(m)
+	default:
+	}
+	c.mu.Lock()
+	sent := b.sealed // sealed with m still in it: being sent
+	c.leave(b, m)
+	c.mu.Unlock()
+	if sent {
+		return Result{}, fmt.Errorf("%w: the caller stopped waiting while its batch was being sent: %w", ErrInFlight, ctx.Err())
+	}
+	return Result{}, ctx.Err()
+}
+
+// result is b's outcome for its member m: b.done must be closed.
+func (b *batch) result(m *member) (Result, error) {
+	if b.err != nil {
+		return Result{}, b.err
+	}
+	return Result{Type: b.res.Type, Chat: b.res.Chat, Sender: b.res.Sender, Duplicates: own(b.res.Duplicates, m.ids)}, nil
 }
 
 // Flush sends every pending batch now, without waiting for the results.

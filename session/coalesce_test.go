@@ -855,3 +855,71 @@ func TestCoalesceGroupCommitCancelAndClose(t *testing.T) {
 		}
 	})
 }
+
+// The receipt that opens a group-commit batch returns when its own
+// deadline ends, not when the batch's call does, and says its receipt is
+// in flight; the batch goes on for the others. A caller that leaves a
+// batch not yet sent gets the bare context error: nothing of it went out.
+func TestCoalesceGroupCommitLeaderDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := sessiontest.New()
+		backend := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			time.Sleep(time.Second) // WhatsApp is slow today
+			return fake.Session("s").SendReceipt(ctx, r)
+		})
+		c := session.Coalesce(backend, session.CoalesceOptions{GroupCommit: true})
+		defer closeCoalescer(t, c)
+
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		lead := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(ctx, rcpt(chatA, "", "L1")); lead <- err }()
+		synctest.Wait() // L1's batch is out
+		other := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(ctx, rcpt(chatA, "", "N1")); other <- err }() // waits for the next batch
+		stays := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "S1")); stays <- err }()
+
+		err := <-lead
+		if took := time.Since(start); took != 50*time.Millisecond {
+			t.Errorf("the leader returned after %v, want 50ms (its deadline)", took)
+		}
+		if !errors.Is(err, session.ErrInFlight) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("the leader: %v, want ErrInFlight and DeadlineExceeded", err)
+		}
+		if err := <-other; errors.Is(err, session.ErrInFlight) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("left before its batch went out: %v, want the bare deadline", err)
+		}
+		if err := <-stays; err != nil {
+			t.Errorf("the caller that waited: %v", err)
+		}
+		var ids []string
+		for _, r := range fake.Receipts() {
+			ids = append(ids, strings.Join(r.MessageIDs, "+"))
+		}
+		if !slices.Equal(ids, []string{"L1", "S1"}) {
+			t.Errorf("sent %v, want L1 (in flight when its caller left), then S1 without N1", ids)
+		}
+	})
+}
+
+// A member of a window batch that is being sent when its context ends is
+// told its receipt is in flight.
+func TestCoalesceWindowInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			<-release
+			return session.Result{Type: r.Type}, nil
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{Window: time.Millisecond})
+		defer closeCoalescer(t, c)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if _, err := c.SendReceipt(ctx, rcpt(chatA, "", "W1")); !errors.Is(err, session.ErrInFlight) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want ErrInFlight and DeadlineExceeded", err)
+		}
+		close(release)
+	})
+}

@@ -15,6 +15,17 @@ var (
 	// down; retrying later may succeed. HTTP 503 with Retry-After: the
 	// error's own ([RetryAfter]) when it knows, else the handler's.
 	ErrNotConnected = errors.New("session not connected")
+	// ErrNotReady: the session is connected and logged in, but cannot send
+	// this receipt yet: it waits for WhatsApp to answer something the
+	// receipt depends on — after each (re)connection, the account's
+	// read-receipt privacy setting, without which a read receipt could show
+	// blue ticks the account has turned off. Nothing was sent; retrying
+	// shortly may succeed. It wraps [ErrNotConnected], so that what retries
+	// a session that is down (an asynchronous queue) retries it too. HTTP
+	// 503 session_not_connected with Retry-After (the error's own, when it
+	// knows, else the handler's), with a message that says the session is
+	// connected and waits for WhatsApp.
+	ErrNotReady error = notReadyError{}
 	// ErrNotLoggedIn: the session's device is not paired or was logged out;
 	// it needs a new login before it can send. HTTP 503, with Retry-After
 	// when the error knows when to retry ([RetryAfter]: e.g. a pairing
@@ -28,7 +39,23 @@ var (
 	// message ids, no chat, an id the chat's kind cannot take). Nothing was
 	// sent. HTTP 400.
 	ErrInvalidReceipt = errors.New("invalid receipt")
+	// ErrInFlight: the caller's context ended while its receipt was being
+	// sent in a call it shares with other callers ([Coalesce]'s batch):
+	// that call goes on without it, so the receipt may have gone out, or
+	// may yet, or may fail — the caller cannot know. Sending it again may
+	// send it twice. An error wrapping ErrInFlight also wraps the context's
+	// error. HTTP 202, the receipt listed as in flight (package seenhandler:
+	// Response.InFlight), so that clients do not send it again as they
+	// would after a 504.
+	ErrInFlight = errors.New("receipt in flight")
 )
+
+// notReadyError is [ErrNotReady]: an error of its own that unwraps to
+// ErrNotConnected.
+type notReadyError struct{}
+
+func (notReadyError) Error() string { return "session not ready: waiting for WhatsApp" }
+func (notReadyError) Unwrap() error { return ErrNotConnected }
 
 // WithRetryAfter returns err annotated with how long the caller should wait
 // before trying again: [RetryAfter] reports d, errors.Is and errors.As see

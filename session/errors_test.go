@@ -24,3 +24,15 @@ func TestRetryAfter(t *testing.T) {
 		t.Errorf("WithRetryAfter(err, 0) = %v, want err itself", err)
 	}
 }
+
+// ErrNotReady is an ErrNotConnected (what retries a session that is down
+// retries it too), and not the other way round.
+func TestNotReadyIsNotConnected(t *testing.T) {
+	err := fmt.Errorf("%w: the read-receipt setting is unknown", session.ErrNotReady)
+	if !errors.Is(err, session.ErrNotReady) || !errors.Is(err, session.ErrNotConnected) {
+		t.Errorf("%v: not ErrNotReady and ErrNotConnected", err)
+	}
+	if errors.Is(session.ErrNotConnected, session.ErrNotReady) {
+		t.Error("ErrNotConnected is ErrNotReady")
+	}
+}

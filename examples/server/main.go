@@ -165,10 +165,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+bwm.DefaultDSN+"); it also keeps the -async queue, with -demo too")
 	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
 	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
-	fs.Float64Var(&c.sessionRate, "session-rate", -1, "requests a `second` per session, on average (0: no limit; default "+
+	fs.Float64Var(&c.sessionRate, "session-rate", -1, "receipt requests a `second` per session, on average; status polls are not counted (0: no limit; default "+
 		fmt.Sprint(realSessionRate)+" in real mode, none with -demo)")
 	fs.IntVar(&c.sessionBurst, "session-burst", realSessionBurst, "requests per session at once, with -session-rate")
-	fs.Float64Var(&c.tokenRate, "token-rate", 0, "requests a `second` per API token, on average (0: no limit)")
+	fs.Float64Var(&c.tokenRate, "token-rate", 0, "requests a `second` per API token, on average, status polls in a budget of their own (0: no limit)")
 	fs.IntVar(&c.tokenBurst, "token-burst", 20, "requests per token at once, with -token-rate")
 	fs.BoolVar(&c.async, "async", false, `answer 202 at once and send after a human-like delay, unless a request says "async": false (without -async, "async": true is refused)`)
 	fs.DurationVar(&c.asyncMin, "async-min", seenhandler.DefaultAsyncMinDelay, "shortest delay of asynchronous receipts")
@@ -564,6 +564,12 @@ func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhan
 	fctx, cancel := context.WithTimeout(hard, c.shutdownTimeout)
 	defer cancel()
 	st, qerr := h.Shutdown(fctx)
+	if qerr != nil {
+		// Shutdown returned when fctx ended, with the counts it could read
+		// by then (a store's, within fctx: none); the operator wants the
+		// final ones, which Stats reads with a timeout of its own.
+		st = h.Stats()
+	}
 	cctx, cancel := context.WithTimeout(hard, decoratorsTimeout)
 	defer cancel()
 	derr := decorated.Close(cctx)

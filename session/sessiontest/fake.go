@@ -487,7 +487,8 @@ func (s *Session) Typing(_ context.Context, chat string, d time.Duration) error 
 // Status returns what SetStatus set, or connected, logged in and paired;
 // then, as a real backend's state would, it agrees with the faults that
 // fail every call of the session (no Chat, Sender or Call): one wrapping
-// session.ErrNotConnected makes it not connected, one wrapping
+// session.ErrNotConnected makes it not connected (but not one wrapping
+// session.ErrNotReady: connected, waiting for WhatsApp), one wrapping
 // session.ErrNotLoggedIn not logged in.
 func (s *Session) Status(context.Context) session.Status {
 	f := s.fake
@@ -502,6 +503,7 @@ func (s *Session) Status(context.Context) session.Status {
 			continue
 		}
 		switch {
+		case errors.Is(fl.Err, session.ErrNotReady): // connected, waiting for WhatsApp
 		case errors.Is(fl.Err, session.ErrNotConnected):
 			st.Connected = false
 		case errors.Is(fl.Err, session.ErrNotLoggedIn):
