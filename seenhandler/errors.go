@@ -125,7 +125,7 @@ func classify(err error) problem {
 			message: "WhatsApp cannot take this receipt as asked; nothing was sent"}
 	case errors.Is(err, session.ErrNotReady): // before ErrNotConnected, which it wraps
 		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,
-			message:    "the session is connected to WhatsApp and waits for its answer (after connecting, the account's read-receipt setting) before it can send this receipt; nothing was sent; try again shortly",
+			message:    "the session is connected to WhatsApp and waits for it (the account's read-receipt setting after connecting, or its name after pairing) before it can send this receipt; nothing was sent; try again shortly",
 			retryAfter: true})
 	case errors.Is(err, session.ErrNotConnected):
 		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotConnected,

@@ -1061,7 +1061,7 @@ func TestNotReadyAndStatusMessages(t *testing.T) {
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
 	got := decode[seenhandler.ErrorResponse](t, w)
 	if w.Code != http.StatusServiceUnavailable || got.Error.Code != seenhandler.CodeSessionNotConnected || w.Header().Get("Retry-After") == "" ||
-		strings.Contains(got.Message, "not connected") || !strings.Contains(got.Message, "is connected to WhatsApp and waits for its answer") {
+		strings.Contains(got.Message, "not connected") || !strings.Contains(got.Message, "is connected to WhatsApp and waits for it") {
 		t.Errorf("not ready: %d %+v, Retry-After %q", w.Code, got, w.Header().Get("Retry-After"))
 	}
 	w = request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?session=demo"}.do(t, http.HandlerFunc(h.ServeStatus))

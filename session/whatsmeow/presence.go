@@ -68,9 +68,10 @@ const presenceTimeout = 10 * time.Second
 // "unavailable" (0: [DefaultPresenceIdle], 30 s; ignored by the other
 // modes). In every mode but [PresenceOff], a receipt or typing indicator
 // goes out only while the account is "available", as WhatsApp Web's
-// sendSeen waits for it: when "available" cannot be sent (no push name
-// yet after pairing, the connection failing) the receipt is refused with
-// session.ErrNotConnected (HTTP 503 with Retry-After) and nothing is sent.
+// sendSeen waits for it: when "available" cannot be sent the receipt is
+// refused — session.ErrNotReady before the phone has shared the push name
+// after pairing, session.ErrNotConnected when the connection fails (HTTP
+// 503 with Retry-After either way) — and nothing is sent.
 // An unknown mode or a negative idle time is an error. Default:
 // [PresenceReading].
 func WithPresence(mode PresenceMode, idle time.Duration) Option {
@@ -281,7 +282,7 @@ func (s *Session) active(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if errors.Is(err, whatsmeow.ErrNoPushName) {
-				return fmt.Errorf("%w: the account cannot go online before the phone shares its push name: %w", session.ErrNotConnected, err)
+				return fmt.Errorf("%w: the account cannot go online before the phone shares its push name: %w", session.ErrNotReady, err)
 			}
 			return fmt.Errorf("%w: the account could not go online: %w", session.ErrNotConnected, mapError(err))
 		}

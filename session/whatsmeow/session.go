@@ -462,9 +462,16 @@ func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType, cha
 	}
 	switch {
 	case err != nil:
-		return "", false, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending %s: %w", session.ErrNotConnected, asked, mapError(err))
+		// Not connected, or connected and WhatsApp did not answer (an
+		// error, a timeout): ErrNotReady says which.
+		err = mapError(err)
+		sentinel := session.ErrNotReady
+		if errors.Is(err, session.ErrNotConnected) {
+			sentinel = session.ErrNotConnected
+		}
+		return "", false, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending %s: %w", sentinel, asked, err)
 	case settings.ReadReceipts == "":
-		return "", false, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending %s", session.ErrNotConnected, asked)
+		return "", false, fmt.Errorf("%w: the account's read-receipt setting is unknown, not sending %s", session.ErrNotReady, asked)
 	}
 	off := settings.ReadReceipts == types.PrivacySettingNone
 	switch {

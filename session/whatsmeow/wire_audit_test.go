@@ -45,8 +45,8 @@ func assertReceipts(t *testing.T, w *wire, want ...string) {
 func TestWirePrivacyUnknownSendsNoRead(t *testing.T) {
 	w := newWire(t, fakewa.WithPrivacyErrors())
 	_, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0PRIV1"))
-	if !errors.Is(err, session.ErrNotConnected) {
-		t.Errorf("err = %v, want ErrNotConnected", err)
+	if !errors.Is(err, session.ErrNotReady) || !errors.Is(err, session.ErrNotConnected) {
+		t.Errorf("err = %v, want ErrNotReady (an ErrNotConnected): connected, waiting for WhatsApp", err)
 	}
 	assertReceipts(t, w)
 

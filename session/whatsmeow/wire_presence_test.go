@@ -169,8 +169,8 @@ func TestWireReceiptWaitsForPresence(t *testing.T) {
 		t.Fatal("the Session did not try to announce itself")
 	}
 	_, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0NONAME"))
-	if !errors.Is(err, session.ErrNotConnected) {
-		t.Errorf("err = %v, want ErrNotConnected", err)
+	if !errors.Is(err, session.ErrNotReady) {
+		t.Errorf("err = %v, want ErrNotReady", err)
 	}
 	assertNodes(t, presenceNodes(t, w))
 
