@@ -18,7 +18,6 @@ import (
 
 	"github.com/mdp/qrterminal/v3"
 	"go.mau.fi/whatsmeow"
-	"golang.org/x/net/netutil"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
@@ -179,7 +178,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off); replaces -group-commit")
 	fs.BoolVar(&c.groupCommit, "group-commit", true, "batch receipts for the same chat and sender that arrive while one is being sent (group commit: nothing waits on a timer; false: each request its own call)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
-	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait until one closes (0: no limit)")
+	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once (0: no limit); when full, the connection that has sent nothing for longest (idle, or not yet sending a request) is closed to admit a new one, which waits only while every connection is busy")
 	fs.StringVar(&c.presence, "presence", string(bwm.PresenceReading), "what WhatsApp is told of the account being online: `mode` reading (unavailable with the name at connection, available while marking read, unavailable after -presence-idle: as a person, the phone keeps notifying), online (available while connected: delivery receipts show two grey ticks, but the account shows online and the phone stops notifying) or off (whatsmeow's raw behaviour: nothing; delivery receipts are inactive)")
 	fs.DurationVar(&c.presenceIdle, "presence-idle", bwm.DefaultPresenceIdle, "with -presence reading: how long after the last receipt the account goes unavailable")
 	fs.BoolVar(&c.clearUnreadMarks, "clear-unread-marks", true, "once a chat its owner marked unread (on the phone or another device) is read, clear the mark there with an app-state patch, as WhatsApp Web does; other chats never get one (their read receipts clear the badge). false: never send app-state patches — such a chat stays marked unread until opened")
@@ -469,6 +468,9 @@ func run(ctx context.Context, args []string, e env) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if cl, ok := ln.(*connLimit); ok {
+		srv.ConnState = cl.ConnState
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -595,14 +597,17 @@ func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhan
 const decoratorsTimeout = 5 * time.Second
 
 // listen listens on addr, serving at most maxConns connections at once
-// (0: no limit): a connection beyond is accepted only once one closes, so
-// that many stalled clients cannot grow the server's memory without bound.
+// (0: no limit; see connLimit: when full, the connection that has sent
+// nothing for longest gives its slot to a new one; only busy connections
+// make a new one wait), so that many stalled clients cannot grow the
+// server's memory without bound. The server's ConnState must be the
+// listener's, when it is a *connLimit.
 func listen(addr string, maxConns int) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil || maxConns == 0 {
 		return ln, err
 	}
-	return netutil.LimitListener(ln, maxConns), nil
+	return newConnLimit(ln, maxConns), nil
 }
 
 // managerRegistry is the whatsmeow Manager as a session.Lister too, for

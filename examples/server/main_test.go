@@ -593,6 +593,46 @@ func TestMaxConns(t *testing.T) {
 	}
 }
 
+// -max-conns is not held by connections that send nothing: with every slot
+// taken by idle keep-alive connections (each sent a request and waits, as
+// a client keeping a pool does), a new client is served at once — the
+// connection idle for longest gives way — and a client sending a request
+// keeps its slot (TestMaxConns).
+//
+// Before: the new client waited for an idle connection to end (the 60 s
+// IdleTimeout; a client re-sending GET /healthz every 40 s held its slots
+// for good).
+func TestMaxConnsIdleConnectionsGiveWay(t *testing.T) {
+	s := start(t, nil, "-max-conns", "2")
+	get := func(c *http.Client) error {
+		resp, err := c.Get(s.url + "/healthz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	client := func() *http.Client { // a pool of its own: one connection, kept
+		c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}
+		t.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	for _, c := range []*http.Client{client(), client()} { // every slot: idle
+		if err := get(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if err := get(client()); err != nil {
+			t.Fatalf("new client %d with every slot idle: %v", i, err)
+		}
+	}
+}
+
 // Issue 13, item 14: -tokens FILE scopes tokens to sessions, and SIGHUP
 // reloads it (a bad file leaves the tokens in use).
 func TestTokensFile(t *testing.T) {
