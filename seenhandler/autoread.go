@@ -26,8 +26,10 @@ const EndpointAutoRead Endpoint = "auto_read"
 // WithAutoRead subscribes the handler to src's arrivals (incoming messages
 // a session offers to mark read by itself, such as a whatsmeow Manager's
 // with its sessions' WithAutoRead) and sends each through the path of an
-// asynchronous request: the session's rate limit (an arrival over it is
-// dropped), the account's own messages skipped, the [Queue] (due at the
+// asynchronous request: the session's rate limit — a budget of auto-read's
+// own, as large as the requests' but apart (key "auto:" and the session's
+// name), so that strangers messaging the account cannot spend the budget of
+// its API; an arrival over it is dropped — the account's own messages skipped, the [Queue] (due at the
 // arrival's Due, kept across restarts by a durable one), the [Observer]
 // (RequestDone with [EndpointAutoRead], and the time to view with Auto
 // set). A message the account has read by the time its receipt is due (on
@@ -55,6 +57,37 @@ type autoReader struct {
 	// drain of shutdown: no arrival is left in the buffer unreported.
 	mu     sync.Mutex
 	closed bool
+	// drops counts the arrivals dropped on a full buffer, and refused
+	// the arrivals refused by code, for one log line a period each: a
+	// flood of arrivals must not become a flood of log lines.
+	drops   logCounter
+	refused sync.Map // code → *logCounter
+}
+
+// autoReadLogEvery is how often at most auto-read logs that it drops or
+// refuses arrivals, once per reason, with how many since the last line.
+const autoReadLogEvery = time.Minute
+
+// logCounter counts events and says when one log line is due for them.
+type logCounter struct {
+	mu    sync.Mutex
+	last   time.Time // the last line
+	events int       // since
+}
+
+// count counts one event at now and returns how many to log now (those
+// since the last line), or 0 when a line was logged within
+// autoReadLogEvery.
+func (c *logCounter) count(now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events++
+	if !c.last.IsZero() && now.Sub(c.last) < autoReadLogEvery {
+		return 0
+	}
+	n := c.events
+	c.last, c.events = now, 0
+	return n
 }
 
 type arrival struct {
@@ -91,8 +124,10 @@ func (h *Handler) startAutoRead(src session.ArrivalSource) {
 		default:
 		}
 		ar.mu.Unlock()
-		h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "auto-read: too many arrivals waiting; dropping one",
-			slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID))
+		if n := ar.drops.count(time.Now()); n > 0 {
+			h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "auto-read: too many arrivals waiting; dropping them",
+				slog.Int("dropped", n), slog.String("session", name), slog.String("chat", a.Chat))
+		}
 		h.arrivalDropped(name, a, errQueueFull)
 	})
 }
@@ -152,9 +187,12 @@ func (h *Handler) autoRead(name string, a session.Arrival) {
 	}()
 	if err := h.queueArrival(ctx, x, name, a); err != nil {
 		p := classify(err)
-		h.cfg.logger.LogAttrs(ctx, levelFor(p), "auto-read not queued",
-			slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID),
-			slog.String("code", p.code), slog.String("error", err.Error()))
+		c, _ := h.auto.refused.LoadOrStore(p.code, new(logCounter))
+		if n := c.(*logCounter).count(time.Now()); n > 0 {
+			h.cfg.logger.LogAttrs(ctx, levelFor(p), "auto-read not queued",
+				slog.Int("arrivals", n), slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID),
+				slog.String("code", p.code), slog.String("error", err.Error()))
+		}
 		h.cfg.observeBackend(ctx, x.session, err)
 		h.observeDone(ctx, x, p.status, p.code)
 		return

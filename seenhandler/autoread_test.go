@@ -3,6 +3,7 @@ package seenhandler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -223,6 +224,73 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		// late one.
 		if want := []string{"shutting_down", "shutting_down", "shutting_down", "session_not_found", "shutting_down"}; !slices.Equal(codes, want) {
 			t.Errorf("observed %q, want %q: every arrival reported once", codes, want)
+		}
+	})
+}
+
+// lineCounter is a slog handler that counts the records it gets.
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *lineCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *lineCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *lineCounter) WithGroup(string) slog.Handler            { return c }
+func (c *lineCounter) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines = append(c.lines, r.Message)
+	return nil
+}
+
+func (c *lineCounter) count(msg string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.lines {
+		if strings.Contains(l, msg) {
+			n++
+		}
+	}
+	return n
+}
+
+// Strangers cannot starve the API through auto-read: arrivals spend a
+// budget of their own, apart from the requests' (the session's limit, 2 a
+// second, burst 20), so a flood of messages from strangers over its
+// budget leaves the operator's own requests served; and the flood — more
+// than the buffer holds, most over the budget — is logged in one line per
+// reason, not one per arrival.
+//
+// Before: the arrivals spent the session's budget — the next request was a
+// 429 rate_limited — and each dropped or refused arrival was a Warn line of
+// its own (3,000 here).
+func TestAutoReadHasItsOwnBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &arrivalSource{}
+		lines := &lineCounter{}
+		lim, err := seenhandler.NewMemoryLimiter(2, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := newHandler(t, seenhandler.WithAutoRead(src), seenhandler.WithSessionRateLimit(lim),
+			seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithLogger(slog.New(lines)))
+		now := time.Now()
+		for i := range 3000 {
+			src.emit("demo", session.Arrival{Chat: fmt.Sprintf("1555%07d@s.whatsapp.net", i), ID: fmt.Sprintf("3EB0FLOOD%04d", i),
+				Timestamp: now, Due: now.Add(time.Hour)})
+		}
+		synctest.Wait()
+		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["3EB0MINE"]}`}.do(t, h)
+		if w.Code != http.StatusOK {
+			t.Errorf("the operator's request after the flood: %d %s", w.Code, w.Body)
+		}
+		if n := lines.count("auto-read not queued"); n != 1 {
+			t.Errorf("%d lines for the arrivals over the budget, want 1", n)
+		}
+		if n := lines.count("too many arrivals waiting"); n > 1 {
+			t.Errorf("%d lines for the arrivals dropped on a full buffer, want at most 1", n)
 		}
 	})
 }

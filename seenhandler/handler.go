@@ -250,7 +250,11 @@ func (h *Handler) lookup(ctx context.Context, x *exchange, name string, token *R
 	}
 	x.session = name
 	if h.cfg.sessionLimiter != nil && x.endpoint != EndpointStatus {
-		if _, err := h.cfg.reserve(ctx, h.cfg.sessionLimiter, "session", "session:"+name); err != nil {
+		key := "session:" + name
+		if x.endpoint == EndpointAutoRead { // a budget of its own: strangers' messages spend no request's
+			key = "auto:" + name
+		}
+		if _, err := h.cfg.reserve(ctx, h.cfg.sessionLimiter, "session", key); err != nil {
 			token.cancel()
 			return nil, err
 		}
