@@ -70,7 +70,7 @@ const autoReadLogEvery = time.Minute
 
 // logCounter counts events and says when one log line is due for them.
 type logCounter struct {
-	mu    sync.Mutex
+	mu     sync.Mutex
 	last   time.Time // the last line
 	events int       // since
 }
