@@ -213,7 +213,7 @@ func (m *Manager) acquire(ctx context.Context, name string, fence uint64, reuse 
 // renew replaces name's entry, unless it is acquired, with an acquired one:
 // a fresh client over the device as the store holds it now. It returns nil
 // when the entry is acquired already.
-func (m *Manager) renew(ctx context.Context, name string, fence uint64, reuse bool) (*managed, error) {
+func (m *Manager) renew(ctx context.Context, name string, fence uint64, reuse bool) (_ *managed, err error) {
 	ms := m.get(name)
 	if ms == nil {
 		return nil, notFound(name)
@@ -231,14 +231,24 @@ func (m *Manager) renew(ctx context.Context, name string, fence uint64, reuse bo
 	}
 	if reuse && cur.pristine.Load() {
 		m.mu.Lock()
-		defer m.mu.Unlock()
+		held, capacity := m.heldLocked(), m.Capacity()
 		switch {
 		case m.closed:
-			return nil, errClosed
+			err = errClosed
 		case m.fence != fence:
-			return nil, errReleased
+			err = errReleased
+		case held >= capacity: // as for a fresh client below
+			err = ErrCapacity
+		default:
+			cur.acquired.Store(true)
 		}
-		cur.acquired.Store(true)
+		m.mu.Unlock()
+		if err == ErrCapacity {
+			return nil, m.refuse(cur, held, capacity)
+		}
+		if err != nil {
+			return nil, err
+		}
 		return cur, nil
 	}
 	id := cur.session.device.ID

@@ -278,3 +278,53 @@ func TestManagerCapacity(t *testing.T) {
 		wantDevices(t, srv, userB, userC)
 	})
 }
+
+// Start keeps to Capacity as Acquire does: with room for two sessions and
+// three stored, it connects two and refuses the third with ErrCapacity
+// (logged at Error, told the observer).
+//
+// Before, Start connected all three: the never-connected clients it reuses
+// skipped the capacity check.
+func TestManagerStartCapacity(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		ctx := context.Background()
+		srv := fakewa.Start(t)
+		storeDevices(t, st, false, userA, userB, userC)
+		probe, err := bwm.Open(ctx, st.DSN, bwm.WithFDReserve(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := probe.Capacity()
+		probe.Close()
+
+		var logs logBuffer
+		events := make(chan bwm.SessionEvent, 16)
+		m := openOn(t, srv, st.DSN, bwm.WithFDReserve(limit-2),
+			bwm.WithManagerLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
+			bwm.WithSessionObserver(func(e bwm.SessionEvent) {
+				if e.Kind == bwm.EventRefused {
+					events <- e
+				}
+			}))
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Start returns once every session has logged in or failed.
+		if got := srv.ConnectedDevices(); len(got) != 2 {
+			t.Errorf("after Start with capacity 2: connected %v, want 2 devices", got)
+		}
+		wantEvent(t, events, bwm.EventRefused)
+		if got := logs.String(); strings.Count(got, "capacity=2") != 1 {
+			t.Errorf("log %q, want one refusal", got)
+		}
+		n := 0
+		for _, u := range []string{userA, userB, userC} {
+			if connected(t, m, u) {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d sessions connected, want 2", n)
+		}
+	})
+}

@@ -477,7 +477,9 @@ func (ms *managed) stop() {
 // Start connects every paired session's client, as Acquire of them all:
 // [WithConnectConcurrency] at a time. A client that cannot reach WhatsApp
 // keeps retrying in the background; its session answers
-// session.ErrNotConnected meanwhile. Start only fails if ctx ends; the
+// session.ErrNotConnected meanwhile. A session beyond [Manager.Capacity]
+// is refused with [ErrCapacity] (logged at Error, an [EventRefused]), not
+// connected, as by Acquire. Start only fails if ctx ends; the
 // connections do not end with ctx.
 func (m *Manager) Start(ctx context.Context) error {
 	var names []string
