@@ -49,11 +49,11 @@ func (o *managerOptions) reserve(dialect string) int {
 }
 
 // Capacity returns how many sessions this process can hold connected: its
-// limit on open descriptors (RLIMIT_NOFILE, raised to the hard limit when
-// the soft one is lower) minus the reserve of [WithFDReserve], at least 0;
-// math.MaxInt where the system sets no limit the Manager knows of. Acquire
-// refuses sessions beyond it with [ErrCapacity]. Sessions being paired
-// count too.
+// limit on open descriptors as it is now (RLIMIT_NOFILE's soft limit,
+// which [Open] raised to the hard one) minus the reserve of
+// [WithFDReserve], at least 0; math.MaxInt where the system sets no limit
+// the Manager knows of. Start and Acquire refuse sessions beyond it with
+// [ErrCapacity]. Sessions being paired count too. It changes nothing.
 func (m *Manager) Capacity() int {
 	limit := fdLimit()
 	if limit == math.MaxInt {

@@ -200,7 +200,8 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 // Open opens the store at dsn (see [DefaultDSN]; "postgres://…" for
 // PostgreSQL, otherwise a SQLite file path or "file:" URI), brings its
 // schema up to date, and prepares a [Session] for every stored device. The
-// clients are not connected until Start.
+// clients are not connected until Start. It raises the process's soft
+// limit on open descriptors to the hard one (see [Manager.Capacity]).
 func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
 	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry,
 		connects: DefaultConnectConcurrency, cacheSize: DefaultIndexCache, chatReadRate: DefaultChatReadRate, chatReadBurst: DefaultChatReadRate}
@@ -209,6 +210,7 @@ func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, err
 			return nil, err
 		}
 	}
+	raiseFDLimit()
 	st, err := openDB(ctx, dsn, o.pool)
 	if err != nil {
 		return nil, err
