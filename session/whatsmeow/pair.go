@@ -55,9 +55,11 @@ type PairEvent struct {
 // session.ErrNotLoggedIn); the channel ends with PairSucceeded, after which
 // the name is stored with the device, or with PairTimedOut or PairFailed,
 // after which the session is gone. Read the channel until it is closed.
-// ctx bounds the whole pairing.
+// ctx bounds the whole pairing. The [Manager] owns the pairing: Close stops
+// it (the session is gone) and waits for it, whether or not the channel is
+// read.
 func (m *Manager) PairQR(ctx context.Context, name string) (<-chan PairEvent, error) {
-	_, events, err := m.startPairing(ctx, name)
+	events, _, err := m.startPairing(ctx, name, "")
 	return events, err
 }
 
@@ -70,29 +72,33 @@ func (m *Manager) PairPhone(ctx context.Context, name, phone string) (string, <-
 	if err != nil || jid.Server != validate.ServerUser {
 		return "", nil, fmt.Errorf("pair phone: %q is not a phone number in international format", phone)
 	}
-	ms, events, err := m.startPairing(ctx, name)
+	events, stop, err := m.startPairing(ctx, name, jid.User)
 	if err != nil {
 		return "", nil, err
 	}
-	// The pair code can be asked for once the server is ready to pair,
-	// which the first QR code tells.
-	var first PairEvent
+	// The pairing asks for the code once the server is ready to pair,
+	// which the first QR code tells, and hands it on as its first event.
+	var (
+		first PairEvent
+		ok    bool
+	)
 	select {
-	case first = <-events:
+	case first, ok = <-events:
 	case <-ctx.Done():
-		m.drop(ms)
+	}
+	if ok && first.Kind == PairPhoneCode {
+		return first.Code, events, nil
+	}
+	stop() // the session is gone once it returns
+	switch {
+	case ctx.Err() != nil:
 		return "", nil, ctx.Err()
+	case !ok:
+		return "", nil, errors.New("pair phone: the pairing ended before the pair code")
+	case first.Kind == PairFailed:
+		return "", nil, fmt.Errorf("pair phone: %w", first.Err)
 	}
-	if first.Kind != PairQRCode {
-		m.drop(ms)
-		return "", nil, fmt.Errorf("pair phone: %s before the pair code: %w", first.Kind, first.Err)
-	}
-	code, err := ms.client.PairPhone(ctx, jid.User, true, whatsmeow.PairClientChrome, "Chrome (Linux)")
-	if err != nil {
-		m.drop(ms)
-		return "", nil, fmt.Errorf("pair phone: %w", err)
-	}
-	return code, events, nil
+	return "", nil, fmt.Errorf("pair phone: %s before the pair code", first.Kind)
 }
 
 func checkName(name string) error {
@@ -102,7 +108,14 @@ func checkName(name string) error {
 	return nil
 }
 
-func (m *Manager) startPairing(ctx context.Context, name string) (*managed, <-chan PairEvent, error) {
+// startPairing registers name with a new device, connects its client
+// (once: a pairing must fail fast when WhatsApp cannot be reached) and
+// forwards its QR channel as events from a goroutine the Manager owns, as
+// KeepPairing does: it ends with ctx or Close, never blocked on a reader
+// gone. With user, a phone number's user part, it asks for a pair code
+// after the first QR code. stop ends the pairing and returns once the
+// goroutine has (the session is gone then, unless it paired).
+func (m *Manager) startPairing(ctx context.Context, name, user string) (events <-chan PairEvent, stop func(), err error) {
 	if err := checkName(name); err != nil {
 		return nil, nil, err
 	}
@@ -111,33 +124,51 @@ func (m *Manager) startPairing(ctx context.Context, name string) (*managed, <-ch
 	if err != nil {
 		return nil, nil, err
 	}
-	// A pairing must fail fast when WhatsApp cannot be reached, not retry.
 	ms.client.InitialAutoReconnect = false
-	qr, err := ms.client.GetQRChannel(ctx)
+	pctx, cancel := context.WithCancel(ctx)
+	unlink := context.AfterFunc(m.life, cancel)
+	qr, err := ms.client.GetQRChannel(pctx)
 	if err == nil {
 		err = ms.client.ConnectContext(ctx)
 	}
+	if err == nil {
+		err = m.ownPairing()
+	}
 	if err != nil {
+		unlink()
+		cancel()
 		m.drop(ms)
 		return nil, nil, fmt.Errorf("pair %q: %w", name, err)
 	}
 	out := make(chan PairEvent, 1)
 	go func() {
+		defer m.pairing.Done()
 		defer close(out)
-		for item := range qr {
-			ev := pairEvent(item)
-			switch ev.Kind {
-			case PairSucceeded:
-				if dev.ID != nil {
-					ev.JID = dev.ID.ToNonAD().String()
-				}
-			case PairTimedOut, PairFailed:
-				m.drop(ms)
-			}
-			out <- ev
+		defer cancel()
+		defer unlink()
+		p := &pairing{m: m, ms: ms, dev: dev, ctx: pctx, out: out, user: user}
+		if !p.forward(qr) {
+			m.drop(ms)
 		}
 	}()
-	return ms, out, nil
+	stop = func() {
+		cancel()
+		for range out { // what the goroutine still sends, until it closes out
+		}
+	}
+	return out, stop, nil
+}
+
+// ownPairing counts a pairing goroutine about to start, for Close to wait
+// for; errClosed once Close has begun (it waits for those counted before).
+func (m *Manager) ownPairing() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	m.pairing.Add(1)
+	return nil
 }
 
 // KeepPairing pairs a new session called name as PairQR does (as
@@ -177,13 +208,7 @@ func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan P
 	stop := context.AfterFunc(m.life, cancel)
 	qr, err := ms.client.GetQRChannel(pctx)
 	if err == nil {
-		m.mu.Lock()
-		if m.closed {
-			err = errClosed
-		} else {
-			m.pairing.Add(1)
-		}
-		m.mu.Unlock()
+		err = m.ownPairing()
 	}
 	if err != nil {
 		stop()
@@ -205,7 +230,8 @@ func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan P
 	return out, nil
 }
 
-// pairing is one run of KeepPairing, in its goroutine.
+// pairing is one run of KeepPairing, PairQR or PairPhone, in its
+// goroutine.
 type pairing struct {
 	m    *Manager
 	ms   *managed
@@ -282,7 +308,7 @@ func (p *pairing) forward(qr <-chan whatsmeow.QRChannelItem) bool {
 				asked = true
 				code, err := p.ms.client.PairPhone(p.ctx, p.user, true, whatsmeow.PairClientChrome, "Chrome (Linux)")
 				if err != nil {
-					p.send(PairEvent{Kind: PairFailed, Err: fmt.Errorf("pair phone: %w", err)})
+					p.send(PairEvent{Kind: PairFailed, Err: fmt.Errorf("asking for the pair code: %w", err)})
 					return false
 				}
 				ev = PairEvent{Kind: PairPhoneCode, Code: code}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
 )
 
 // offlineHook makes every connection attempt of a client fail at once,
@@ -147,6 +149,109 @@ func TestKeepPairingStopsWithItsContext(t *testing.T) {
 		}
 		if n := dials.Load(); n != 1 {
 			t.Errorf("%d dials, want 1", n)
+		}
+	})
+}
+
+// pairingGoroutines returns the stacks of the goroutines that run a
+// pairing (PairQR, PairPhone, KeepPairing).
+func pairingGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "session/whatsmeow.(*Manager).startPairing") || strings.Contains(g, "session/whatsmeow.(*pairing).") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// openWire opens a Manager on a fresh SQLite file whose clients dial srv,
+// for a test that closes it itself.
+func openWire(t *testing.T, srv *fakewa.Server) *bwm.Manager {
+	t.Helper()
+	m, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "bluetick.db"), bwm.WithClientHook(func(_ string, cli *whatsmeow.Client) {
+		cli.SetWebsocketHTTPClient(srv.HTTPClient())
+		cli.SetPreLoginHTTPClient(srv.HTTPClient())
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// The Manager owns the pairings of PairQR and PairPhone as it does
+// KeepPairing's: Close stops them and waits for them, though nobody reads
+// their events; a PairPhone that fails leaves no pairing behind. Over the
+// wire: the fake WhatsApp server offers QR codes and a pair code.
+//
+// Before, their goroutine was nobody's: it outlived Close (waiting for the
+// next QR code, then blocked for good on a channel nobody read).
+func TestPairingStopsWithClose(t *testing.T) {
+	ctx := context.Background()
+	wantNone := func(t *testing.T, when string) {
+		t.Helper()
+		if gs := pairingGoroutines(); len(gs) > 0 {
+			t.Errorf("%s: %d pairing goroutines left:\n%s", when, len(gs), strings.Join(gs, "\n\n"))
+		}
+	}
+	first := func(t *testing.T, events <-chan bwm.PairEvent, kind string) {
+		t.Helper()
+		select {
+		case ev := <-events:
+			if ev.Kind != kind {
+				t.Fatalf("first event %+v, want %s", ev, kind)
+			}
+		case <-time.After(wireWait):
+			t.Fatalf("no %s event within %v", kind, wireWait)
+		}
+	}
+
+	t.Run("PairQR", func(t *testing.T) {
+		srv := fakewa.Start(t)
+		m := openWire(t, srv)
+		events, err := m.PairQR(ctx, "new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first(t, events, bwm.PairQRCode)
+		// Nobody reads on.
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wantNone(t, "after Close")
+	})
+	t.Run("PairPhone", func(t *testing.T) {
+		srv := fakewa.Start(t)
+		m := openWire(t, srv)
+		code, _, err := m.PairPhone(ctx, "new", "+1 555 123 4567")
+		if err != nil || len(code) != 9 {
+			t.Fatalf("PairPhone = %q, %v", code, err)
+		}
+		// Nobody reads the events.
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wantNone(t, "after Close")
+	})
+	t.Run("PairPhone fails", func(t *testing.T) {
+		srv := fakewa.Start(t, fakewa.WithPairCodeErrors())
+		m := openWire(t, srv)
+		defer m.Close()
+		if _, _, err := m.PairPhone(ctx, "new", "+1 555 123 4567"); err == nil {
+			t.Fatal("PairPhone succeeded; the server refuses pair codes")
+		}
+		wantNone(t, "after PairPhone failed")
+		if _, err := m.Lookup(ctx, "new"); !errors.Is(err, session.ErrSessionNotFound) {
+			t.Errorf("Lookup after PairPhone failed: %v, want ErrSessionNotFound", err)
 		}
 	})
 }

@@ -36,7 +36,9 @@ func (c *conn) answer(ctx context.Context, n waBinary.Node) error {
 // the privacy settings for xmlns="privacy", a group's info for a group-info
 // query (see Server.SetGroup), a prekey count for xmlns="encrypt"
 // with a <count/> child, every number of a usync contact query as on
-// WhatsApp (see usyncContacts), and no content otherwise (pings, passive, prekey
+// WhatsApp (see usyncContacts), a pairing ref for a pair code asked for
+// (xmlns="md" with <link_code_companion_reg>; an error WithPairCodeErrors),
+// and no content otherwise (pings, passive, prekey
 // uploads, …). Results and errors the client sends are not answered.
 func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 	id, _ := n.Attrs["id"].(string)
@@ -64,6 +66,13 @@ func (c *conn) answerIQ(n waBinary.Node) (waBinary.Node, bool) {
 		reply.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": preKeyCount}}}
 	case xmlns == "usync":
 		reply.Content = []waBinary.Node{{Tag: "usync", Content: []waBinary.Node{{Tag: "list", Content: usyncContacts(n)}}}}
+	case xmlns == "md" && hasChild(n, "link_code_companion_reg") && c.srv.settings().pairCodeErrors:
+		reply.Attrs["type"] = "error"
+		reply.Content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": "400", "text": "bad-request"}}}
+	case xmlns == "md" && hasChild(n, "link_code_companion_reg"):
+		// A pair code asked for: the ref that ties it to this pairing.
+		reply.Content = []waBinary.Node{{Tag: "link_code_companion_reg", Content: []waBinary.Node{
+			{Tag: "link_code_pairing_ref", Content: []byte("fakewa-link-ref")}}}}
 	}
 	return reply, true
 }

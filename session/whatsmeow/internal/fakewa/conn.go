@@ -47,21 +47,26 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	if payload.Username == nil {
-		// A device without an ID registers (pairs) instead of logging in.
-		c.log.Warnf("client payload is not a login: the fake only logs in paired devices")
-		return
+		// A device without an ID registers (pairs) instead of logging
+		// in: it is offered QR codes, which no phone scans here.
+		c.log.Infof("registration of a new device: offering QR codes")
+		if err := c.send(ctx, pairDeviceQuery()); err != nil {
+			c.log.Warnf("send pair-device: %v", err)
+			return
+		}
+	} else {
+		c.log.Infof("login of %d:%d", payload.GetUsername(), payload.GetDevice())
+		c.srv.login(ctx, c, types.JID{User: strconv.FormatUint(payload.GetUsername(), 10), Device: uint16(payload.GetDevice()), Server: types.DefaultUserServer})
+		err = c.send(ctx, waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{
+			"t":        strconv.FormatInt(time.Now().Unix(), 10),
+			"location": "fakewa",
+		}})
+		if err != nil {
+			c.log.Warnf("send success: %v", err)
+			return
+		}
+		c.loggedIn.Store(true)
 	}
-	c.log.Infof("login of %d:%d", payload.GetUsername(), payload.GetDevice())
-	c.srv.login(ctx, c, types.JID{User: strconv.FormatUint(payload.GetUsername(), 10), Device: uint16(payload.GetDevice()), Server: types.DefaultUserServer})
-	err = c.send(ctx, waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{
-		"t":        strconv.FormatInt(time.Now().Unix(), 10),
-		"location": "fakewa",
-	}})
-	if err != nil {
-		c.log.Warnf("send success: %v", err)
-		return
-	}
-	c.loggedIn.Store(true)
 
 	for {
 		frame, err := c.readFrame(ctx)
@@ -83,6 +88,18 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pairDeviceQuery is the query that offers a registering device its QR codes,
+// as WhatsApp sends it: six refs, which whatsmeow turns into codes (the
+// first valid 60 s, the others 20 s each).
+func pairDeviceQuery() waBinary.Node {
+	refs := make([]waBinary.Node, 6)
+	for i := range refs {
+		refs[i] = waBinary.Node{Tag: "ref", Content: []byte("fakewa-ref-" + strconv.Itoa(i+1))}
+	}
+	return waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": "fakewa-pair-1", "type": "set", "from": types.ServerJID},
+		Content: []waBinary.Node{{Tag: "pair-device", Content: refs}}}
 }
 
 // handshake runs the responder side of Noise XX and returns the client's

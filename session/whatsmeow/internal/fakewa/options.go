@@ -7,6 +7,7 @@ type config struct {
 	readReceipts   string
 	newsletterAcks bool
 	privacyErrors  bool
+	pairCodeErrors bool
 	countOnly      bool
 	// groupInfoErrors: see Server.SetGroupInfoErrors.
 	groupInfoErrors bool
@@ -46,6 +47,13 @@ func WithoutNewsletterAck() Option {
 // settings. Server.SetPrivacyErrors changes it later.
 func WithPrivacyErrors() Option {
 	return func(c *config) { c.privacyErrors = true }
+}
+
+// WithPairCodeErrors makes the server refuse a pair code (whatsmeow's
+// PairPhone) with <iq type="error"><error code="400" text="bad-request"/>
+// </iq>; by default it hands out a pairing ref.
+func WithPairCodeErrors() Option {
+	return func(c *config) { c.pairCodeErrors = true }
 }
 
 // WithCountOnly makes the server count what it receives (see

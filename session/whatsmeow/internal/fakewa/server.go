@@ -26,8 +26,9 @@ const tlsServerName = "example.com"
 
 // Server is a fake WhatsApp websocket endpoint on 127.0.0.1. It completes the
 // Noise handshake with an unmodified whatsmeow client, logs in any paired
-// device with <success>, answers the queries whatsmeow makes, and records
-// every node it receives after the handshake.
+// device with <success>, offers a device that registers (pairs) QR codes
+// that nobody scans, answers the queries whatsmeow makes, and records every
+// node it receives after the handshake.
 //
 // All methods are safe for concurrent use. The ones that take a testing.TB
 // may call t.Fatal and so belong in the test's own goroutine.
