@@ -3,6 +3,7 @@ package whatsmeow
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"testing"
 	"time"
@@ -139,5 +140,64 @@ func BenchmarkIndexLookup(b *testing.B) {
 				}
 			}
 		})
+	})
+}
+
+// queuedStore is a message store whose writer is not running, with n
+// operations queued (indexQueueMax: the queue full, what a lookup meets
+// when the database falls behind): the messages of ten devices, 50 group
+// chats each, one op in a hundred a read mark of the message before it.
+func queuedStore(t testing.TB, n int) (w *messageStore, device string) {
+	t.Helper()
+	w = &messageStore{log: slog.New(slog.DiscardHandler), now: time.Now,
+		progress: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	devices := make([]string, 10)
+	for i := range devices {
+		devices[i] = types.NewADJID(fmt.Sprintf("1555000%04d", i), 0, 1).String()
+	}
+	for i := range n {
+		if i%100 == 91 {
+			prev := benchMessage("", i-1)
+			w.markRead(devices[(i-1)%len(devices)], prev.chat, []string{prev.id})
+			continue
+		}
+		w.put(devices[i%len(devices)], benchMessage("", i))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) != n || w.dropped != 0 {
+		t.Fatalf("%d ops queued, %d dropped; want %d queued", len(w.queue), w.dropped, n)
+	}
+	return w, devices[0]
+}
+
+// What a lookup of the queued (not yet written) messages costs while the
+// writer's queue is full, under the mutex whatsmeow's event handling needs
+// to index each message: an id nobody indexed (nearly every request), a
+// queued message marked read after it, and a chat's newest message (every
+// read request's "mark chat read" check).
+func BenchmarkIndexPending(b *testing.B) {
+	w, device := queuedStore(b, indexQueueMax)
+	hit := benchMessage("", 98_090) // device 0's, marked read by op 98,091
+	b.Run("miss", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := w.pending(device, hit.chat, "3EB0UNKNOWN"); ok {
+				b.Fatal("found")
+			}
+		}
+	})
+	b.Run("hit", func(b *testing.B) {
+		for b.Loop() {
+			if m, ok := w.pending(device, hit.chat, hit.id); !ok || !m.read {
+				b.Fatal(m, ok)
+			}
+		}
+	})
+	b.Run("newest", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := w.pendingNewest(device, hit.chat); !ok {
+				b.Fatal("not found")
+			}
+		}
 	})
 }

@@ -128,6 +128,11 @@ type messageStore struct {
 	lastSeen int64 // the last seen value handed out: strictly increasing
 	dropped  uint64
 	closing  bool
+	// The lookups' indexes of queue and inflight (spareIdx: spare's),
+	// swapped with them: pending and pendingNewest run under mu, which
+	// whatsmeow's event handling needs to queue each message, and must not
+	// scan up to indexQueueMax ops. nil: none made yet.
+	queueIdx, inflightIdx, spareIdx *opIndex
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // the reads, prepared once (parsing a query costs SQLite more than running it)
@@ -178,7 +183,7 @@ func (w *messageStore) put(device string, ms ...indexed) {
 		return
 	}
 	for _, m := range ms {
-		w.queue = append(w.queue, indexOp{device: device, m: m})
+		w.enqueue(indexOp{device: device, m: m})
 	}
 	w.queued += uint64(len(ms))
 	w.signal()
@@ -194,7 +199,7 @@ func (w *messageStore) markRead(device, chat string, ids []string) {
 	if !w.admit(1) {
 		return
 	}
-	w.queue = append(w.queue, indexOp{device: device, m: indexed{chat: chat}, readIDs: slices.Clone(ids)})
+	w.enqueue(indexOp{device: device, m: indexed{chat: chat}, readIDs: slices.Clone(ids)})
 	w.queued++
 	w.signal()
 }
@@ -214,7 +219,7 @@ func (w *messageStore) markUnread(device, chat string, on bool) {
 	if on {
 		op.mark = 1
 	}
-	w.queue = append(w.queue, op)
+	w.enqueue(op)
 	w.queued++
 	w.signal()
 }
@@ -226,6 +231,15 @@ func (w *messageStore) markedUnread(ctx context.Context, device string) ([]strin
 		return nil, err
 	}
 	return strings1(w.db.QueryContext(ctx, `SELECT chat FROM bluetick_marked_unread WHERE device = $1`, device))
+}
+
+// enqueue appends op to the queue and its index. w.mu is held.
+func (w *messageStore) enqueue(op indexOp) {
+	if w.queueIdx == nil {
+		w.queueIdx = newOpIndex()
+	}
+	w.queue = append(w.queue, op)
+	w.queueIdx.add(w.queue, len(w.queue)-1)
 }
 
 // admit reports whether n more ops fit in the queue, counting and logging
@@ -328,11 +342,7 @@ func (w *messageStore) run() {
 			continue
 		}
 		for {
-			w.mu.Lock()
-			batch := w.queue
-			w.queue, w.inflight, w.spare = w.spare, batch, nil
-			closing := w.closing
-			w.mu.Unlock()
+			batch, closing := w.take()
 			if len(batch) == 0 {
 				if closing {
 					return
@@ -340,18 +350,42 @@ func (w *messageStore) run() {
 				break
 			}
 			w.write(batch)
-			w.mu.Lock()
-			w.inflight = nil
-			if cap(batch) <= 4*indexRowsPerInsert { // do not keep what a burst grew
-				clear(batch)
-				w.spare = batch[:0]
-			}
-			w.done += uint64(len(batch))
-			close(w.progress)
-			w.progress = make(chan struct{})
-			w.mu.Unlock()
+			w.finish(batch)
 		}
 	}
+}
+
+// take makes the queue the batch in flight, which pending still finds, and
+// returns it, with whether the store is closing.
+func (w *messageStore) take() (batch []indexOp, closing bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	batch = w.queue
+	if len(batch) > 0 {
+		w.queue, w.inflight, w.spare = w.spare, batch, nil
+		w.queueIdx, w.inflightIdx, w.spareIdx = w.spareIdx, w.queueIdx, nil
+	}
+	return batch, w.closing
+}
+
+// finish ends the batch in flight, written (or given up), keeping its
+// storage for a later queue unless a burst grew it.
+func (w *messageStore) finish(batch []indexOp) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	idx := w.inflightIdx
+	w.inflight, w.inflightIdx = nil, nil
+	if cap(batch) <= 4*indexRowsPerInsert { // do not keep what a burst grew
+		clear(batch)
+		w.spare = batch[:0]
+		if idx != nil {
+			idx.reset()
+			w.spareIdx = idx
+		}
+	}
+	w.done += uint64(len(batch))
+	close(w.progress)
+	w.progress = make(chan struct{})
 }
 
 // write writes batch, one transaction per device (a device WhatsApp logged
@@ -570,25 +604,28 @@ func strings1(rows *sql.Rows, err error) ([]string, error) {
 
 // pending returns the newest queued (not yet written) message of device
 // with id in chat (either form of its JID), read if a queued write marks
-// it read after it was queued.
+// it read after it was queued. It looks at the ops of device with id only
+// (opIndex), in the order they are written.
 func (w *messageStore) pending(device, chat, id string) (indexed, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var (
 		m     indexed
 		found bool
+		buf   [8]int32
 	)
-	for _, ops := range [][]indexOp{w.inflight, w.queue} { // in the order they are written
-		for i := range ops {
-			op := &ops[i]
+	for _, b := range [...]struct {
+		ops []indexOp
+		idx *opIndex
+	}{{w.inflight, w.inflightIdx}, {w.queue, w.queueIdx}} { // in the order they are written
+		for _, i := range b.idx.withID(buf[:0], device, id) {
+			op := &b.ops[i]
 			switch {
-			case op.device != device:
-			case op.insert() && op.m.id == id && (op.m.chat == chat || op.m.chatAlt == chat):
+			case op.insert() && (op.m.chat == chat || op.m.chatAlt == chat):
 				read := found && m.read
 				m, found = op.m, true
 				m.read = m.read || read
-			case op.readIDs != nil && found && (op.m.chat == m.chat || op.m.chat == m.chatAlt && m.chatAlt != "") &&
-				slices.Contains(op.readIDs, id):
+			case op.readIDs != nil && found && (op.m.chat == m.chat || op.m.chat == m.chatAlt && m.chatAlt != ""):
 				m.read = true
 			}
 		}
@@ -683,23 +720,111 @@ func newer(a, b indexed) bool {
 }
 
 // pendingNewest returns the newest queued (not yet written) message of
-// device in chat (either form of its JID).
+// device in chat (either form of its JID): what opIndex keeps for it.
 func (w *messageStore) pendingNewest(device, chat string) (indexed, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var (
-		best  indexed
-		found bool
-	)
-	for _, ops := range [][]indexOp{w.queue, w.inflight} {
-		for i := range ops {
-			op := &ops[i]
-			if op.insert() && op.device == device && (op.m.chat == chat || op.m.chatAlt == chat) && (!found || newer(op.m, best)) {
-				best, found = op.m, true
-			}
-		}
+	best, found := w.queueIdx.newestOf(w.queue, device, chat)
+	if m, ok := w.inflightIdx.newestOf(w.inflight, device, chat); ok && (!found || newer(m, best)) {
+		best, found = m, true
 	}
 	return best, found
+}
+
+// opIndex finds the ops of a batch (the queue, or the batch in flight) as
+// pending and pendingNewest look for them, in O(1) and O(matches) rather
+// than O(ops): by device and message id (a message's inserts and the read
+// marks that name it), and a chat's newest insert by device and either
+// form of the chat's JID. It grows with its batch, and is reset or dropped
+// with it. A nil *opIndex is empty.
+type opIndex struct {
+	byID   map[opKey]int32 // the last entry of links for the key
+	links  []opLink
+	newest map[opKey]int32 // (device, chat or chatAlt) → the newest insert's position
+}
+
+// opKey is a device and a message id or chat JID.
+type opKey struct{ device, name string }
+
+// opLink is an entry of opIndex.byID's chains: an op's position in its
+// batch and the entry before it of the same key (-1: none).
+type opLink struct{ op, prev int32 }
+
+// newOpIndex returns an empty opIndex.
+func newOpIndex() *opIndex {
+	return &opIndex{byID: make(map[opKey]int32), newest: make(map[opKey]int32)}
+}
+
+// add indexes ops[i].
+func (x *opIndex) add(ops []indexOp, i int) {
+	op := &ops[i]
+	switch {
+	case op.insert():
+		x.link(opKey{op.device, op.m.id}, i)
+		x.offer(ops, opKey{op.device, op.m.chat}, i)
+		if op.m.chatAlt != "" {
+			x.offer(ops, opKey{op.device, op.m.chatAlt}, i)
+		}
+	case op.readIDs != nil:
+		for _, id := range op.readIDs {
+			x.link(opKey{op.device, id}, i)
+		}
+	}
+}
+
+// link appends op i to k's chain, once.
+func (x *opIndex) link(k opKey, i int) {
+	prev, ok := x.byID[k]
+	if !ok {
+		prev = -1
+	} else if x.links[prev].op == int32(i) {
+		return // an id twice in one read mark
+	}
+	x.byID[k] = int32(len(x.links))
+	x.links = append(x.links, opLink{op: int32(i), prev: prev})
+}
+
+// offer makes insert i the newest of chat k unless an earlier one is as
+// new.
+func (x *opIndex) offer(ops []indexOp, k opKey, i int) {
+	if j, ok := x.newest[k]; !ok || newer(ops[i].m, ops[j].m) {
+		x.newest[k] = int32(i)
+	}
+}
+
+// withID appends to buf the positions of the ops of device that name id,
+// oldest first.
+func (x *opIndex) withID(buf []int32, device, id string) []int32 {
+	if x == nil {
+		return buf
+	}
+	e, ok := x.byID[opKey{device, id}]
+	for ok && e >= 0 {
+		buf = append(buf, x.links[e].op)
+		e = x.links[e].prev
+	}
+	slices.Reverse(buf)
+	return buf
+}
+
+// newestOf returns device's newest insert of chat in ops, the batch x
+// indexes.
+func (x *opIndex) newestOf(ops []indexOp, device, chat string) (indexed, bool) {
+	if x == nil {
+		return indexed{}, false
+	}
+	i, ok := x.newest[opKey{device, chat}]
+	if !ok {
+		return indexed{}, false
+	}
+	return ops[i].m, true
+}
+
+// reset empties x for the next batch.
+func (x *opIndex) reset() {
+	clear(x.byID)
+	clear(x.newest)
+	x.links = x.links[:0]
 }
 
 // groupMode reports whether device's newest written message of group from

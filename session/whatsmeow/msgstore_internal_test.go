@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -270,11 +273,18 @@ func TestPendingMessageMarkedRead(t *testing.T) {
 	read := func(device, chat string, ids ...string) indexOp {
 		return indexOp{device: device, m: indexed{chat: chat}, readIDs: ids}
 	}
-	w := &messageStore{
-		inflight: []indexOp{put("d", "M1"), read("d", "15550000000@s.whatsapp.net", "M2"), read("d", dm, "M4")},
-		queue: []indexOp{read("d", dm, "M1"), put("d", "M2"), put("d", "M3"), read("e", dmLID, "M3"),
-			put("d", "M4"), put("d", "M1")},
+	w := &messageStore{progress: make(chan struct{}), wake: make(chan struct{}, 1)}
+	queue := func(ops ...indexOp) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, op := range ops {
+			w.enqueue(op)
+		}
 	}
+	queue(put("d", "M1"), read("d", "15550000000@s.whatsapp.net", "M2"), read("d", dm, "M4"))
+	w.take() // in flight
+	queue(read("d", dm, "M1"), put("d", "M2"), put("d", "M3"), read("e", dmLID, "M3"),
+		put("d", "M4"), put("d", "M1"))
 	for _, tc := range []struct {
 		id   string
 		read bool
@@ -297,5 +307,161 @@ func TestIndexOptionErrors(t *testing.T) {
 		if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
 			t.Errorf("%s: Open succeeded", name)
 		}
+	}
+}
+
+// scanPending and scanNewest are pending and pendingNewest as a scan of
+// every queued op: the reference their index must agree with. w.mu is
+// not needed (no writer runs).
+func scanPending(w *messageStore, device, chat, id string) (indexed, bool) {
+	var (
+		m     indexed
+		found bool
+	)
+	for _, ops := range [][]indexOp{w.inflight, w.queue} {
+		for i := range ops {
+			op := &ops[i]
+			switch {
+			case op.device != device:
+			case op.insert() && op.m.id == id && (op.m.chat == chat || op.m.chatAlt == chat):
+				read := found && m.read
+				m, found = op.m, true
+				m.read = m.read || read
+			case op.readIDs != nil && found && (op.m.chat == m.chat || op.m.chat == m.chatAlt && m.chatAlt != "") &&
+				slices.Contains(op.readIDs, id):
+				m.read = true
+			}
+		}
+	}
+	return m, found
+}
+
+// scanNewest is pendingNewest as a scan of every queued op.
+func scanNewest(w *messageStore, device, chat string) (indexed, bool) {
+	var (
+		best  indexed
+		found bool
+	)
+	for _, ops := range [][]indexOp{w.queue, w.inflight} {
+		for i := range ops {
+			op := &ops[i]
+			if op.insert() && op.device == device && (op.m.chat == chat || op.m.chatAlt == chat) && (!found || newer(op.m, best)) {
+				best, found = op.m, true
+			}
+		}
+	}
+	return best, found
+}
+
+// The lookups of queued messages go through an index of the queue, not a
+// scan of it, and find what a scan finds, whatever the ops and however
+// the writer's batches cut them: random inserts (in either form of a
+// direct chat, an id in several chats, times and seen values that tie),
+// read marks (an id twice in one), unread marks, over three devices, with
+// batches taken and finished between them.
+func TestPendingIndexMatchesScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(20, 9))
+	w := &messageStore{log: slog.New(slog.DiscardHandler), now: time.Now,
+		progress: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	devices := []string{"d1", "d2", "d3"}
+	forms := [][2]string{{"1@lid", "1@s.whatsapp.net"}, {"2@g.us", ""}, {"3@s.whatsapp.net", "3@lid"}}
+	ids := []string{"A", "B", "C", "D", "E", "F"}
+	t0 := time.Unix(1767225500, 0)
+	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
+	chatForm := func() (chat, alt string) {
+		f := forms[r.IntN(len(forms))]
+		if f[1] != "" && r.IntN(2) == 0 {
+			return f[1], f[0]
+		}
+		return f[0], f[1]
+	}
+	var lookups, hits int
+	check := func(step int) {
+		t.Helper()
+		for _, d := range append(devices, "d4") {
+			for _, f := range forms {
+				for _, chat := range []string{f[0], f[1], "9@s.whatsapp.net"} {
+					if chat == "" {
+						continue
+					}
+					want, wantOK := scanNewest(w, d, chat)
+					if got, ok := w.pendingNewest(d, chat); ok != wantOK || got != want {
+						t.Fatalf("step %d: pendingNewest(%s, %s) = %+v, %v; the scan finds %+v, %v", step, d, chat, got, ok, want, wantOK)
+					}
+					for _, id := range append(ids, "Z") {
+						want, wantOK := scanPending(w, d, chat, id)
+						got, ok := w.pending(d, chat, id)
+						if ok != wantOK || got != want {
+							t.Fatalf("step %d: pending(%s, %s, %s) = %+v, %v; the scan finds %+v, %v", step, d, chat, id, got, ok, want, wantOK)
+						}
+						lookups++
+						if ok {
+							hits++
+						}
+					}
+				}
+			}
+		}
+	}
+	var flight []indexOp
+	for step := range 2_000 {
+		switch k := r.IntN(20); {
+		case k < 12:
+			chat, alt := chatForm()
+			w.put(pick(devices), indexed{chat: chat, chatAlt: alt, id: pick(ids), sender: "s",
+				timestamp: t0.Add(time.Duration(r.IntN(4)) * time.Second), seen: int64(r.IntN(3)), played: r.IntN(2) == 0})
+		case k < 16:
+			chat, _ := chatForm()
+			w.markRead(pick(devices), chat, []string{pick(ids), pick(ids)})
+		case k < 17:
+			chat, _ := chatForm()
+			w.markUnread(pick(devices), chat, r.IntN(2) == 0)
+		case k < 19:
+			if flight != nil { // the writer finishes a batch before it takes the next
+				w.finish(flight)
+				flight = nil
+			}
+			if batch, _ := w.take(); len(batch) > 0 { // as the writer: an empty one is none
+				flight = batch
+			}
+		default:
+			if flight != nil {
+				w.finish(flight)
+				flight = nil
+			}
+		}
+		check(step)
+	}
+	if hits < lookups/20 {
+		t.Errorf("%d of %d lookups found a message: too few to tell", hits, lookups)
+	}
+}
+
+// A lookup of the queued messages costs the same with 1,000 ops queued as
+// with the queue full (100,000): it runs under the mutex that whatsmeow's
+// event handling needs to queue each message. Timed as a ratio of the two,
+// each the fastest of three rounds (BenchmarkIndexPending has the numbers).
+//
+// Before, each lookup scanned the whole queue: about 100 times the cost.
+func TestPendingCostIndependentOfQueue(t *testing.T) {
+	cost := func(n int) time.Duration {
+		w, device := queuedStore(t, n)
+		chat := benchMessage("", 0).chat
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			start := time.Now()
+			for range 1_000 {
+				w.pending(device, chat, "3EB0UNKNOWN")
+				w.pendingNewest(device, chat)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	small, full := cost(1_000), cost(indexQueueMax)
+	t.Logf("full %v, small %v, ratio %.1f", full, small, float64(full)/float64(small))
+	if full > 10*small {
+		t.Errorf("lookups with the queue full took %v, with 1,000 ops queued %v: %.0f times as long, want about the same",
+			full, small, float64(full)/float64(small))
 	}
 }
