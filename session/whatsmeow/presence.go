@@ -284,7 +284,7 @@ func (s *Session) active(ctx context.Context) error {
 			if errors.Is(err, whatsmeow.ErrNoPushName) {
 				return fmt.Errorf("%w: the account cannot go online before the phone shares its push name: %w", session.ErrNotReady, err)
 			}
-			return fmt.Errorf("%w: the account could not go online: %w", session.ErrNotConnected, mapError(err))
+			return fmt.Errorf("%w: the account could not go online: %w", session.ErrNotConnected, mapError(ctx, err))
 		}
 	}
 	if s.opts.presence != PresenceReading {

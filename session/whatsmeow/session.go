@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,10 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/socket"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -348,7 +352,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 				})
 			}
 			if err != nil {
-				return session.Result{}, mapError(err)
+				return session.Result{}, mapError(ctx, err)
 			}
 			s.index.markRead(r.Chat, ids)
 		}
@@ -464,7 +468,7 @@ func (s *Session) typeAsSent(ctx context.Context, asked session.ReceiptType, cha
 	case err != nil:
 		// Not connected, or connected and WhatsApp did not answer (an
 		// error, a timeout): ErrNotReady says which.
-		err = mapError(err)
+		err = mapError(ctx, err)
 		sentinel := session.ErrNotReady
 		if errors.Is(err, session.ErrNotConnected) {
 			sentinel = session.ErrNotConnected
@@ -647,7 +651,7 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 	select {
 	case err := <-done:
 		if err != nil {
-			return session.Result{}, mapError(err)
+			return session.Result{}, mapError(ctx, err)
 		}
 	case <-ctx.Done():
 		return session.Result{}, ctx.Err()
@@ -949,17 +953,52 @@ func parseJID(s string) (types.JID, error) {
 
 func isGroup(chat string) bool { return strings.HasSuffix(chat, "@"+types.GroupServer) }
 
-// mapError turns whatsmeow's errors into the session package's sentinels.
-func mapError(err error) error {
+// mapError turns whatsmeow's errors from a call made under ctx into the
+// session package's sentinels. A connection that closed under the call
+// (see connectionLost) is session.ErrNotConnected, as one closed before it:
+// retry once the client has reconnected (HTTP 503 with Retry-After), not an
+// internal error, nor a client that went away.
+func mapError(ctx context.Context, err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, whatsmeow.ErrNotConnected):
 		return fmt.Errorf("%w: %w", session.ErrNotConnected, err)
 	case errors.Is(err, whatsmeow.ErrNotLoggedIn):
 		return fmt.Errorf("%w: %w", session.ErrNotLoggedIn, err)
 	case errors.Is(err, whatsmeow.ErrIQTimedOut):
 		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	case connectionLost(ctx, err):
+		return fmt.Errorf("%w: the connection closed during the call: %w", session.ErrNotConnected, err)
 	}
 	return err
+}
+
+// connectionLost reports whether err says that the client's connection
+// closed under a call made with ctx. The forms it takes, read in whatsmeow
+// and coder/websocket (its websocket): whatsmeow's socket.ErrSocketClosed
+// (a frame sent after the socket closed) and *whatsmeow.DisconnectedError
+// (a query whose connection went away before its answer,
+// ErrIQDisconnected); coder/websocket's "failed to write msg: …" wrapping
+// net.ErrClosed ("use of closed network connection"), a *net.OpError
+// ("write tcp …: broken pipe", "connection reset by peer"), a CloseError or
+// io.EOF; and context.Canceled from the frame socket's own context, which
+// whatsmeow cancels when it closes the socket (Disconnect, a Manager's
+// release when it fences itself), while ctx, the caller's, goes on.
+func connectionLost(ctx context.Context, err error) bool {
+	var (
+		disconnected *whatsmeow.DisconnectedError
+		op           *net.OpError
+		closed       websocket.CloseError
+	)
+	switch {
+	case errors.Is(err, socket.ErrSocketClosed), errors.As(err, &disconnected), errors.Is(err, net.ErrClosed),
+		errors.As(err, &op), errors.As(err, &closed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.Is(err, context.Canceled):
+		return ctx.Err() == nil
+	}
+	return false
 }
 
 // guard runs a whatsmeow call, turning a panic into an error.

@@ -85,7 +85,7 @@ func (s *Session) Typing(ctx context.Context, chat string, d time.Duration) erro
 	t.mu.Lock()
 	delete(t.until, key)
 	t.mu.Unlock()
-	return mapError(err) // nil when closed
+	return mapError(ctx, err) // nil when closed
 }
 
 // keepTyping sends composing to jid every typingResend, counted from the
