@@ -64,9 +64,11 @@ type autoReader struct {
 	refused sync.Map // code → *logCounter
 }
 
-// autoReadLogEvery is how often at most auto-read logs that it drops or
-// refuses arrivals, once per reason, with how many since the last line.
-const autoReadLogEvery = time.Minute
+// floodLogEvery is how often at most a failure that repeats is logged,
+// with how many times it happened since the last line: auto-read's drops
+// and refusals (once per reason), requests failed by a full storage (see
+// Handler.fail).
+const floodLogEvery = time.Minute
 
 // logCounter counts events and says when one log line is due for them.
 type logCounter struct {
@@ -77,12 +79,12 @@ type logCounter struct {
 
 // count counts one event at now and returns how many to log now (those
 // since the last line), or 0 when a line was logged within
-// autoReadLogEvery.
+// floodLogEvery.
 func (c *logCounter) count(now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events++
-	if !c.last.IsZero() && now.Sub(c.last) < autoReadLogEvery {
+	if !c.last.IsZero() && now.Sub(c.last) < floodLogEvery {
 		return 0
 	}
 	n := c.events

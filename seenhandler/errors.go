@@ -36,6 +36,7 @@ const (
 	CodeSessionNotLoggedIn   = "session_not_logged_in"  // 503
 	CodeQueueFull            = "queue_full"             // 503
 	CodeShuttingDown         = "shutting_down"          // 503
+	CodeStorageFull          = "storage_full"           // 503
 	CodeTimeout              = "timeout"                // 504
 )
 
@@ -136,6 +137,9 @@ func classify(err error) problem {
 	case errors.Is(err, errQueueFull):
 		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull,
 			message: "too many receipts wait to be sent; nothing of this request was queued; retry later", retryAfter: true}
+	case errors.Is(err, session.ErrStorageFull):
+		return problem{status: http.StatusServiceUnavailable, code: CodeStorageFull,
+			message: "the server's storage is full; nothing of this request was stored; retry later", retryAfter: true}
 	case errors.Is(err, errShuttingDown):
 		return problem{status: http.StatusServiceUnavailable, code: CodeShuttingDown,
 			message: "the server is shutting down; retry later", retryAfter: true}

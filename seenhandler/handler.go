@@ -22,6 +22,9 @@ type Handler struct {
 	async   *dispatcher // nil unless WithAsync
 	auto    *autoReader // nil unless WithAutoRead
 	closing atomic.Bool
+	// full counts the requests a full storage failed, for one Error line
+	// a period rather than one per request.
+	full logCounter
 }
 
 // New returns a [Handler] that finds sessions in reg. An authenticator is
@@ -144,7 +147,18 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, ep Endpoint, se
 func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, x *exchange, err error) {
 	x.answered = true
 	p := writeError(w, err, x.sent, h.cfg.retryAfter)
-	h.cfg.logger.LogAttrs(ctx, levelFor(p), "request failed",
+	level := levelFor(p)
+	if p.code == CodeStorageFull {
+		// Every request fails so until someone makes room: each at
+		// Debug, the condition at Error once a floodLogEvery (the
+		// Observer counts each).
+		level = slog.LevelDebug
+		if n := h.full.count(time.Now()); n > 0 {
+			h.cfg.logger.LogAttrs(ctx, slog.LevelError, "the storage is full: requests fail with 503 storage_full until there is room",
+				slog.Int("failed", n), slog.String("error", err.Error()))
+		}
+	}
+	h.cfg.logger.LogAttrs(ctx, level, "request failed",
 		slog.String("endpoint", string(x.endpoint)), slog.String("dialect", x.dialect),
 		slog.String("session", x.asked), slog.String("chat", x.chat),
 		slog.Int("status", p.status), slog.String("code", p.code), slog.Int("receipts_sent", len(x.sent)),

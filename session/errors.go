@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// Sentinel errors returned (possibly wrapped) by a [Registry], a [Session] or
-// a [Resolver]. Package seenhandler maps each to the HTTP status named in its
-// comment; any other error becomes 500.
+// Sentinel errors returned (possibly wrapped) by a [Registry], a [Session], a
+// [Resolver] or a queue of package seenhandler. Package seenhandler maps each
+// to the HTTP status named in its comment; any other error becomes 500.
 var (
 	// ErrSessionNotFound: no session has the requested name. HTTP 404.
 	ErrSessionNotFound = errors.New("session not found")
@@ -48,6 +48,11 @@ var (
 	// Response.InFlight), so that clients do not send it again as they
 	// would after a 504.
 	ErrInFlight = errors.New("receipt in flight")
+	// ErrStorageFull: the storage the request needs is full (its disk, or
+	// the database's quota): nothing of the request was stored. Transient
+	// for the client, retrying later may succeed once the operator has made
+	// room. HTTP 503 with Retry-After.
+	ErrStorageFull = errors.New("storage full")
 )
 
 // notReadyError is [ErrNotReady]: an error of its own that unwraps to

@@ -18,7 +18,10 @@
 // pending holds across restarts; bluetick_queue_failure a record of each
 // failure with its reason, kept for Options.FailureRetention. Times are
 // Unix milliseconds. A job's outcome (counts, removal or retry, failure
-// record) is written in one transaction.
+// record) is written in one transaction. An Enqueue the database refuses
+// for want of space (SQLite's SQLITE_FULL, PostgreSQL's disk_full) fails
+// with an error wrapping session.ErrStorageFull: the request gets 503
+// storage_full with Retry-After.
 //
 // # Claiming
 //

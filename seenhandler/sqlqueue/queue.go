@@ -194,7 +194,8 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
 // Enqueue implements seenhandler.Queue: one INSERT, committed when it
-// returns.
+// returns. A database out of space is an error wrapping
+// session.ErrStorageFull.
 func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 	if job.Session == "" || len(job.Receipts) == 0 {
 		return errors.New("sqlqueue: a job needs a session and receipts")
@@ -211,7 +212,7 @@ func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 		job.Session, job.Chat, len(job.Receipts), p, times, ms(job.Accepted), ms(job.Due)).Scan(&job.ID)
 	if err != nil {
-		return fmt.Errorf("sqlqueue: enqueue: %w", err)
+		return fmt.Errorf("sqlqueue: enqueue: %w", q.full(err))
 	}
 	return nil
 }
