@@ -324,13 +324,7 @@ func postChatRead(t *testing.T, h http.Handler, body, want string) string {
 // waitPatches waits until the server has received n app-state patches.
 func waitPatches(t *testing.T, w *wire, n int) {
 	t.Helper()
-	seen := 0
-	w.srv.WaitNode(t, wireWait, func(node waBinary.Node) bool {
-		if _, ok := node.GetOptionalChildByTag("sync", "collection", "patch"); ok && node.Tag == "iq" {
-			seen++
-		}
-		return seen == n
-	})
+	w.srv.WaitAppStatePatches(t, wireWait, n)
 }
 
 // Item 13. A status update (story) marked seen, as WhatsApp Web and WAHA

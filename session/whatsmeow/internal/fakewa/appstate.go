@@ -129,6 +129,45 @@ func (s *Server) AppStateRejections() []error {
 	return append([]error(nil), s.rejected...)
 }
 
+// WaitAppStatePatches waits until the server has taken or refused n
+// app-state patches from clients in all (a node is recorded before it is
+// answered: WaitNode may return before the patch is taken); it fails the
+// test if that does not happen within timeout.
+func (s *Server) WaitAppStatePatches(t testing.TB, timeout time.Duration, n int) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		s.appMu.Lock()
+		have := len(s.rejected)
+		for _, p := range s.taken {
+			if !p.FromPhone {
+				have++
+			}
+		}
+		s.appMu.Unlock()
+		if have >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("fakewa: %d app-state patches taken or refused after %v, want %d", have, timeout, n)
+		}
+	}
+}
+
+// wake wakes the waiters of WaitNode and WaitAppStatePatches.
+func (s *Server) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // sendAccount sends n to every logged-in client of account.
 func (s *Server) sendAccount(t testing.TB, account types.JID, n waBinary.Node) {
 	t.Helper()
@@ -170,6 +209,7 @@ func (c *conn) answerAppState(n waBinary.Node) []waBinary.Node {
 		if patch, ok := col.GetOptionalChildByTag("patch"); ok {
 			raw, _ := patch.Content.([]byte)
 			version, err := s.takeClientPatchLocked(a, name, base, raw)
+			s.wake()
 			if err != nil {
 				s.rejected = append(s.rejected, err)
 				c.log.Warnf("refusing app-state patch: %v", err)
