@@ -178,6 +178,57 @@ func TestOpenReleasesClaims(t *testing.T) {
 	})
 }
 
+// A claim that ended and was taken again is the new claimer's: the first
+// claimer, late, can neither settle nor release the job — whether the new
+// claimer is another node, or this node's name in a process started again.
+func TestClaimFencing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for _, tc := range []struct{ name, second string }{{"another node", "b"}, {"the same name again", "a"}} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				db := b.open(t)
+				for _, table := range []string{"bluetick_queue", "bluetick_queue_count", "bluetick_queue_failure"} {
+					if _, err := db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
+						t.Fatal(err)
+					}
+				}
+				t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+				first := newQueue(t, db, b, sqlqueue.Options{Node: "a"})
+				j := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"M"}}}, Accepted: t0, Due: t0}
+				if err := first.Enqueue(ctx, j); err != nil {
+					t.Fatal(err)
+				}
+				if jobs, _, err := first.Claim(ctx, seenhandler.Claim{Now: t0, Limit: 1, Lease: time.Minute}); err != nil || len(jobs) != 1 {
+					t.Fatalf("first claim: %d jobs, %v", len(jobs), err)
+				}
+				// The first claimer stalls past its lease; the second claims.
+				second := newQueue(t, b.open(t), b, sqlqueue.Options{Node: tc.second})
+				later := seenhandler.Claim{Now: t0.Add(2 * time.Minute), Limit: 1, Lease: time.Minute}
+				if jobs, _, err := second.Claim(ctx, later); err != nil || len(jobs) != 1 {
+					t.Fatalf("second claim: %d jobs, %v", len(jobs), err)
+				}
+
+				if err := first.Release(ctx, []int64{j.ID}); err != nil {
+					t.Fatal(err)
+				}
+				if jobs, _, err := second.Claim(ctx, later); err != nil || len(jobs) != 0 {
+					t.Errorf("after the first claimer's late Release, %d jobs claimable again (%v), want the second's claim kept", len(jobs), err)
+				}
+				if err := first.Settle(ctx, j.ID, seenhandler.Outcome{Sent: 1}); err == nil {
+					t.Error("the first claimer's late Settle succeeded")
+				}
+				if err := second.Settle(ctx, j.ID, seenhandler.Outcome{Sent: 1}); err != nil {
+					t.Errorf("the second claimer's Settle: %v", err)
+				}
+				stats, err := second.Stats(ctx)
+				if err != nil || len(stats) != 1 || stats[0].Sent != 1 || stats[0].Pending != 0 {
+					t.Errorf("stats %+v, %v; want one sent, none pending", stats, err)
+				}
+			})
+		}
+	})
+}
+
 // The durable queue through the handler: receipts accepted by one
 // handler, stopped with its jobs still waiting, are sent by the next one
 // on the same database, once each, and the counts add up across the two.
