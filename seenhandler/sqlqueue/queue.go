@@ -447,8 +447,25 @@ func (q *Queue) Release(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// statsQueries returns the statements Stats runs for n named sessions
+// (every session when n is 0), their parameters $1…$n the names: the
+// pending receipts, and the counts. Named, each reads those sessions'
+// rows alone, through bluetick_queue_session and the count table's key.
+func statsQueries(n int) (pending, counts string) {
+	where := ""
+	if n > 0 {
+		marks := make([]string, n)
+		for i := range marks {
+			marks[i] = "$" + strconv.Itoa(i+1)
+		}
+		where = " WHERE session IN (" + strings.Join(marks, ", ") + ")"
+	}
+	return `SELECT session, SUM(receipts), MIN(accepted_ms) FROM bluetick_queue` + where + ` GROUP BY session`,
+		`SELECT session, sent, failed FROM bluetick_queue_count` + where
+}
+
 // Stats implements seenhandler.Queue.
-func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, error) {
+func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]seenhandler.SessionQueueStats, error) {
 	bySession := map[string]*seenhandler.SessionQueueStats{}
 	get := func(name string) *seenhandler.SessionQueueStats {
 		s, ok := bySession[name]
@@ -458,7 +475,12 @@ func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, err
 		}
 		return s
 	}
-	rows, err := q.db.QueryContext(ctx, `SELECT session, SUM(receipts), MIN(accepted_ms) FROM bluetick_queue GROUP BY session`)
+	pendingQuery, countsQuery := statsQueries(len(sessions))
+	args := make([]any, len(sessions))
+	for i, name := range sessions {
+		args[i] = name
+	}
+	rows, err := q.db.QueryContext(ctx, pendingQuery, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}
@@ -478,7 +500,7 @@ func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, err
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}
 	rows.Close()
-	rows, err = q.db.QueryContext(ctx, `SELECT session, sent, failed FROM bluetick_queue_count`)
+	rows, err = q.db.QueryContext(ctx, countsQuery, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}
