@@ -329,7 +329,7 @@ func (n *Node) Close() error {
 // another node may connect it at once. When the session cannot be
 // released its lease is kept, to expire on its own.
 func (n *Node) handOver(ctx context.Context, name string, epoch int64) error {
-	n.drain(name, handOverDrain)
+	n.drain(handOverDrain, func() bool { return n.inflight[name] > 0 })
 	if err := n.dev.Release(ctx, name); err != nil {
 		return fmt.Errorf("release %q (its lease will expire): %w", name, err)
 	}
