@@ -341,6 +341,7 @@ func (n *Node) fence() {
 	n.mu.Lock()
 	n.held = make(map[string]int64)
 	n.validUntil = time.Time{}
+	n.fences++
 	n.mu.Unlock()
 	n.acquireMu.Lock()
 	n.stopAcquiring()
