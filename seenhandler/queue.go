@@ -124,9 +124,12 @@ type Queue interface {
 	// Release gives claimed jobs back unchanged, claimable at once (a
 	// stopping worker that did not get to them).
 	Release(ctx context.Context, ids []int64) error
-	// Stats returns the counts of every session that ever had a job,
-	// sorted by session.
-	Stats(ctx context.Context) ([]SessionQueueStats, error)
+	// Stats returns the counts of the named sessions, or of every session
+	// that ever had a job when none is named, sorted by session; a named
+	// session that never had a job is left out. A status request names its
+	// session: what it costs should grow with that session's jobs, not the
+	// queue's.
+	Stats(ctx context.Context, sessions ...string) ([]SessionQueueStats, error)
 	// Durable reports whether the jobs survive the process. [Handler.Shutdown]
 	// sends the jobs of a Queue that is not durable, paced, before it
 	// returns; a durable one keeps them for the next start.
@@ -270,17 +273,24 @@ func (q *MemoryQueue) Release(_ context.Context, ids []int64) error {
 }
 
 // Stats implements [Queue].
-func (q *MemoryQueue) Stats(context.Context) ([]SessionQueueStats, error) {
+func (q *MemoryQueue) Stats(_ context.Context, sessions ...string) ([]SessionQueueStats, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	asked := func(name string) bool { return len(sessions) == 0 || slices.Contains(sessions, name) }
 	out := make([]SessionQueueStats, 0, len(q.counts))
 	oldest := make(map[string]time.Time)
 	for _, j := range q.jobs {
+		if !asked(j.job.Session) {
+			continue
+		}
 		if t, ok := oldest[j.job.Session]; !ok || j.job.Accepted.Before(t) {
 			oldest[j.job.Session] = j.job.Accepted
 		}
 	}
 	for _, c := range q.counts {
+		if !asked(c.Session) {
+			continue
+		}
 		st := *c
 		st.OldestPending = oldest[c.Session]
 		out = append(out, st)

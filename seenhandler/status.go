@@ -152,7 +152,7 @@ func (h *Handler) queueStatus(ctx context.Context, name string) *QueueStatus {
 	if h.async == nil {
 		return nil
 	}
-	sessions, err := h.async.q.Stats(ctx)
+	sessions, err := h.async.q.Stats(ctx, name)
 	if err != nil {
 		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "reading the queue's counts failed",
 			slog.String("session", name), slog.String("error", err.Error()))

@@ -314,11 +314,23 @@ func testStats(t *testing.T, q seenhandler.Queue) {
 		{Session: "a", Pending: 3, OldestPending: at(-900)},
 		{Session: "b", Pending: 1, OldestPending: at(-100)},
 	})
+	// Named sessions only; one that never had a job is left out.
+	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "b", Pending: 1, OldestPending: at(-100)}}, "b", "never")
+	claimed, _ := claim(t, q, seenhandler.Claim{Now: at(0), Limit: 10, Lease: time.Minute})
+	for _, j := range claimed {
+		if j.Session == "a" {
+			if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: len(j.Receipts)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "a", Sent: 3}}, "a")
 }
 
-func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQueueStats) {
+// checkStats checks what Stats(sessions...) returns.
+func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQueueStats, sessions ...string) {
 	t.Helper()
-	got, err := q.Stats(context.Background())
+	got, err := q.Stats(context.Background(), sessions...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,6 +341,6 @@ func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQue
 			g.OldestPending.Equal(w.OldestPending)
 	}
 	if !ok {
-		t.Errorf("Stats = %+v\nwant    %+v", got, want)
+		t.Errorf("Stats(%q) = %+v\nwant    %+v", sessions, got, want)
 	}
 }

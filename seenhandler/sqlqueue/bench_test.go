@@ -2,6 +2,7 @@ package sqlqueue_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -90,5 +91,45 @@ func BenchmarkAsyncAccept(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkStats compares reading every session's counts with reading one
+// session's (what a status request needs), with 1,000 sessions of 20
+// pending jobs each, on SQLite and, with BLUETICK_TEST_POSTGRES,
+// PostgreSQL:
+//
+//	go test -run '^$' -bench Stats ./seenhandler/sqlqueue
+func BenchmarkStats(b *testing.B) {
+	for _, backend := range []struct {
+		name    string
+		dialect sqlqueue.Dialect
+		open    func(b *testing.B) *sql.DB
+	}{
+		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
+			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		}},
+		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
+	} {
+		b.Run(backend.name, func(b *testing.B) {
+			db := backend.open(b)
+			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fill(b, db, 1000, 20)
+			for _, bc := range []struct {
+				label    string
+				sessions []string
+			}{{"every", nil}, {"one", []string{"s0500"}}} {
+				b.Run(bc.label, func(b *testing.B) {
+					for b.Loop() {
+						if _, err := q.Stats(context.Background(), bc.sessions...); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
 	}
 }

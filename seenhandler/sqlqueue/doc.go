@@ -36,6 +36,12 @@
 // lease (5 minutes), or at once when it restarts with the same
 // Options.Node.
 //
+// A claim is fenced: Settle and Release write a job's row only while it
+// still carries the claimer's node name and the lease end its Claim
+// wrote. A claimer that stalled past its lease, while another node (or
+// its own name in a new process) claimed the job again, can neither settle
+// nor release it: the job is the new claimer's.
+//
 // # Why not River
 //
 // riverqueue/river was evaluated first, as the issue asked. It is a

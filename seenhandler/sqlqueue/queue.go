@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -47,6 +48,14 @@ type Queue struct {
 	db      *sql.DB
 	dialect Dialect
 	opts    Options
+
+	// claims holds this Queue's claims: job id → the claimed_until_ms its
+	// Claim wrote. Settle and Release write only a row that still carries
+	// both this node's name and that lease end, so that a claim that ended
+	// and was taken again (by another node, or by this node's name in a
+	// new process) is the new claimer's alone.
+	mu     sync.Mutex
+	claims map[int64]int64
 }
 
 var _ seenhandler.Queue = (*Queue)(nil)
@@ -72,7 +81,7 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue
 	if opts.Node == "" {
 		opts.Node = "node-" + strings.ToLower(rand.Text()[:10])
 	}
-	q := &Queue{db: db, dialect: dialect, opts: opts}
+	q := &Queue{db: db, dialect: dialect, opts: opts, claims: make(map[int64]int64)}
 	id := "id INTEGER PRIMARY KEY AUTOINCREMENT"
 	if dialect == Postgres {
 		id = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
@@ -226,7 +235,8 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 	if c.DueWithin > 0 {
 		acceptedBy = ms(c.Now.Add(-c.DueWithin))
 	}
-	args := []any{ms(c.Now.Add(c.Lease)), q.opts.Node, now, c.Limit, acceptedBy}
+	until := ms(c.Now.Add(c.Lease))
+	args := []any{until, q.opts.Node, now, c.Limit, acceptedBy}
 	filter := ""
 	if c.Local != nil {
 		sessions, err := q.dueSessions(ctx, now, acceptedBy)
@@ -278,6 +288,19 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 		return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
 	rows.Close()
+	q.mu.Lock()
+	// Forget the claims that ended a lease ago and were never settled (a
+	// Settle that failed): a late Settle of a claim nobody took since still
+	// counts until then.
+	for id, end := range q.claims {
+		if end <= now-c.Lease.Milliseconds() {
+			delete(q.claims, id)
+		}
+	}
+	for _, j := range jobs {
+		q.claims[j.ID] = until
+	}
+	q.mu.Unlock()
 	slices.SortFunc(jobs, func(a, b seenhandler.Job) int { // RETURNING keeps no order
 		if c := a.Due.Compare(b.Due); c != 0 {
 			return c
@@ -325,8 +348,32 @@ func (q *Queue) next(ctx context.Context, now int64, within time.Duration) (time
 	return fromMS(due.Int64), nil
 }
 
-// Settle implements seenhandler.Queue, in one transaction.
+// claim returns the lease end of this Queue's claim on job id, if it
+// holds one.
+func (q *Queue) claim(id int64) (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	until, ok := q.claims[id]
+	return until, ok
+}
+
+// unclaim forgets this Queue's claim on job id, if it is still the one
+// that ends at until.
+func (q *Queue) unclaim(id, until int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.claims[id] == until {
+		delete(q.claims, id)
+	}
+}
+
+// Settle implements seenhandler.Queue, in one transaction. Only a job this
+// Queue claimed, and nobody claimed since, is settled.
 func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (err error) {
+	until, ok := q.claim(id)
+	if !ok {
+		return fmt.Errorf("sqlqueue: settle job %d: not claimed", id)
+	}
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlqueue: settle: %w", err)
@@ -340,7 +387,8 @@ func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (er
 	// read, so that the transaction cannot find its snapshot stale.
 	var name, chat string
 	if len(o.Retry) == 0 {
-		err = tx.QueryRowContext(ctx, `DELETE FROM bluetick_queue WHERE id = $1 AND claimed_until_ms > 0 RETURNING session, chat`, id).Scan(&name, &chat)
+		err = tx.QueryRowContext(ctx, `DELETE FROM bluetick_queue WHERE id = $1 AND claimed_by = $2 AND claimed_until_ms = $3
+			RETURNING session, chat`, id, q.opts.Node, until).Scan(&name, &chat)
 	} else {
 		var p string
 		if p, err = encodePayload(o.Retry, o.Typing, o.Auto); err != nil {
@@ -348,11 +396,12 @@ func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (er
 		}
 		err = tx.QueryRowContext(ctx, `UPDATE bluetick_queue SET receipts = $2, due_ms = $3, attempts = attempts + 1,
 			last_error = $4, claimed_until_ms = 0, claimed_by = '', payload = $5
-			WHERE id = $1 AND claimed_until_ms > 0 RETURNING session, chat`,
-			id, len(o.Retry), ms(o.RetryAt), o.LastError, p).Scan(&name, &chat)
+			WHERE id = $1 AND claimed_by = $6 AND claimed_until_ms = $7 RETURNING session, chat`,
+			id, len(o.Retry), ms(o.RetryAt), o.LastError, p, q.opts.Node, until).Scan(&name, &chat)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlqueue: settle job %d: not claimed", id)
+		q.unclaim(id, until)
+		return fmt.Errorf("sqlqueue: settle job %d: not claimed (any more)", id)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlqueue: settle job %d: %w", id, err)
@@ -378,21 +427,46 @@ func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (er
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("sqlqueue: settle job %d: %w", id, err)
 	}
+	q.unclaim(id, until)
 	return nil
 }
 
-// Release implements seenhandler.Queue.
+// Release implements seenhandler.Queue. Only jobs this Queue claimed, and
+// nobody claimed since, are released; the others are left as they are.
 func (q *Queue) Release(ctx context.Context, ids []int64) error {
 	for _, id := range ids {
-		if _, err := q.db.ExecContext(ctx, `UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE id = $1`, id); err != nil {
+		until, ok := q.claim(id)
+		if !ok {
+			continue
+		}
+		if _, err := q.db.ExecContext(ctx, `UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = ''
+			WHERE id = $1 AND claimed_by = $2 AND claimed_until_ms = $3`, id, q.opts.Node, until); err != nil {
 			return fmt.Errorf("sqlqueue: release job %d: %w", id, err)
 		}
+		q.unclaim(id, until)
 	}
 	return nil
 }
 
+// statsQueries returns the statements Stats runs for n named sessions
+// (every session when n is 0), their parameters $1…$n the names: the
+// pending receipts, and the counts. Named, each reads those sessions'
+// rows alone, through bluetick_queue_session and the count table's key.
+func statsQueries(n int) (pending, counts string) {
+	where := ""
+	if n > 0 {
+		marks := make([]string, n)
+		for i := range marks {
+			marks[i] = "$" + strconv.Itoa(i+1)
+		}
+		where = " WHERE session IN (" + strings.Join(marks, ", ") + ")"
+	}
+	return `SELECT session, SUM(receipts), MIN(accepted_ms) FROM bluetick_queue` + where + ` GROUP BY session`,
+		`SELECT session, sent, failed FROM bluetick_queue_count` + where
+}
+
 // Stats implements seenhandler.Queue.
-func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, error) {
+func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]seenhandler.SessionQueueStats, error) {
 	bySession := map[string]*seenhandler.SessionQueueStats{}
 	get := func(name string) *seenhandler.SessionQueueStats {
 		s, ok := bySession[name]
@@ -402,7 +476,12 @@ func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, err
 		}
 		return s
 	}
-	rows, err := q.db.QueryContext(ctx, `SELECT session, SUM(receipts), MIN(accepted_ms) FROM bluetick_queue GROUP BY session`)
+	pendingQuery, countsQuery := statsQueries(len(sessions))
+	args := make([]any, len(sessions))
+	for i, name := range sessions {
+		args[i] = name
+	}
+	rows, err := q.db.QueryContext(ctx, pendingQuery, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}
@@ -422,7 +501,7 @@ func (q *Queue) Stats(ctx context.Context) ([]seenhandler.SessionQueueStats, err
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}
 	rows.Close()
-	rows, err = q.db.QueryContext(ctx, `SELECT session, sent, failed FROM bluetick_queue_count`)
+	rows, err = q.db.QueryContext(ctx, countsQuery, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}

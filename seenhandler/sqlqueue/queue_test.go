@@ -178,6 +178,141 @@ func TestOpenReleasesClaims(t *testing.T) {
 	})
 }
 
+// A claim that ended and was taken again is the new claimer's: the first
+// claimer, late, can neither settle nor release the job — whether the new
+// claimer is another node, or this node's name in a process started again.
+func TestClaimFencing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for _, tc := range []struct{ name, second string }{{"another node", "b"}, {"the same name again", "a"}} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				db := b.open(t)
+				for _, table := range []string{"bluetick_queue", "bluetick_queue_count", "bluetick_queue_failure"} {
+					if _, err := db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
+						t.Fatal(err)
+					}
+				}
+				t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+				first := newQueue(t, db, b, sqlqueue.Options{Node: "a"})
+				j := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"M"}}}, Accepted: t0, Due: t0}
+				if err := first.Enqueue(ctx, j); err != nil {
+					t.Fatal(err)
+				}
+				if jobs, _, err := first.Claim(ctx, seenhandler.Claim{Now: t0, Limit: 1, Lease: time.Minute}); err != nil || len(jobs) != 1 {
+					t.Fatalf("first claim: %d jobs, %v", len(jobs), err)
+				}
+				// The first claimer stalls past its lease; the second claims.
+				second := newQueue(t, b.open(t), b, sqlqueue.Options{Node: tc.second})
+				later := seenhandler.Claim{Now: t0.Add(2 * time.Minute), Limit: 1, Lease: time.Minute}
+				if jobs, _, err := second.Claim(ctx, later); err != nil || len(jobs) != 1 {
+					t.Fatalf("second claim: %d jobs, %v", len(jobs), err)
+				}
+
+				if err := first.Release(ctx, []int64{j.ID}); err != nil {
+					t.Fatal(err)
+				}
+				if jobs, _, err := second.Claim(ctx, later); err != nil || len(jobs) != 0 {
+					t.Errorf("after the first claimer's late Release, %d jobs claimable again (%v), want the second's claim kept", len(jobs), err)
+				}
+				if err := first.Settle(ctx, j.ID, seenhandler.Outcome{Sent: 1}); err == nil {
+					t.Error("the first claimer's late Settle succeeded")
+				}
+				if err := second.Settle(ctx, j.ID, seenhandler.Outcome{Sent: 1}); err != nil {
+					t.Errorf("the second claimer's Settle: %v", err)
+				}
+				stats, err := second.Stats(ctx)
+				if err != nil || len(stats) != 1 || stats[0].Sent != 1 || stats[0].Pending != 0 {
+					t.Errorf("stats %+v, %v; want one sent, none pending", stats, err)
+				}
+			})
+		}
+	})
+}
+
+// fill writes jobs jobs of one receipt for each of sessions sessions
+// (s0000, s0001…) into the queue's tables, with sent counts, in one
+// transaction, and has the database analyse them.
+func fill(t testing.TB, db *sql.DB, sessions, jobs int) {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for i := range sessions {
+		name := fmt.Sprintf("s%04d", i)
+		for k := range jobs {
+			if _, err := tx.Exec(`INSERT INTO bluetick_queue (session, chat, receipts, payload, accepted_ms, due_ms)
+				VALUES ($1, 'c', 1, '{}', $2, $2)`, name, int64(1000*i+k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tx.Exec(`INSERT INTO bluetick_queue_count (session, sent, failed) VALUES ($1, $2, 0)`, name, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plan returns the database's query plan of query run with args.
+func plan(t *testing.T, db *sql.DB, b backend, query string, args ...any) string {
+	t.Helper()
+	explain := "EXPLAIN "
+	if b.dialect == sqlqueue.SQLite {
+		explain = "EXPLAIN QUERY PLAN "
+	}
+	rows, err := db.Query(explain+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var lines []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, fmt.Sprint(vals[len(vals)-1])) // SQLite: detail; PostgreSQL: the line
+	}
+	return strings.Join(lines, "\n")
+}
+
+// The counts of one session (a status request's) are read through
+// indexes, by that session: a plan that searches, never one that scans
+// every session's jobs (as reading every session's counts does).
+func TestStatsOneSession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		db := b.open(t)
+		q := newQueue(t, db, b, sqlqueue.Options{})
+		fill(t, db, 1000, 10)
+		got, err := q.Stats(context.Background(), "s0042")
+		if err != nil || len(got) != 1 || got[0].Session != "s0042" || got[0].Pending != 10 || got[0].Sent != 42 {
+			t.Fatalf("Stats(s0042) = %+v, %v; want 10 pending, 42 sent", got, err)
+		}
+		pending, counts := sqlqueue.StatsQueries(1)
+		for _, query := range []string{pending, counts} {
+			p := plan(t, db, b, query, "s0042")
+			scans := strings.Contains(p, "SCAN") || strings.Contains(p, "Seq Scan")
+			if scans || !strings.Contains(strings.ToLower(p), "index") {
+				t.Errorf("the plan of %s reads more than the session's rows:\n%s", query, p)
+			}
+			t.Logf("%s:\n%s", query, p)
+		}
+		all, _ := sqlqueue.StatsQueries(0)
+		t.Logf("every session's, for comparison: %s:\n%s", all, plan(t, db, b, all))
+	})
+}
+
 // The durable queue through the handler: receipts accepted by one
 // handler, stopped with its jobs still waiting, are sent by the next one
 // on the same database, once each, and the counts add up across the two.

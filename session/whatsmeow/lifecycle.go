@@ -102,9 +102,18 @@ func (m *Manager) Refresh(ctx context.Context) ([]string, error) {
 		}
 		jid := id.String()
 		if present[jid] == nil {
-			m.opts.logger.Info("the session's device left the store; it leaves the registry", "session", ms.name)
-			m.drop(ms)
-			continue
+			// GetAllDevices ends its list early, without an error, when
+			// its rows stop (ctx ended, a connection lost): only the
+			// device's own row, looked up, says it has left.
+			dev, err := m.container.GetDevice(ctx, *id)
+			if err != nil {
+				return nil, fmt.Errorf("load the device of session %q: %w", ms.name, err)
+			}
+			if dev == nil {
+				m.opts.logger.Info("the session's device left the store; it leaves the registry", "session", ms.name)
+				m.drop(ms)
+				continue
+			}
 		}
 		if name, ok := names[jid]; ok && name != ms.name {
 			m.opts.logger.Info("the session was renamed in the store", "session", ms.name, "name", name)

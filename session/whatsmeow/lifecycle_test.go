@@ -3,10 +3,12 @@ package whatsmeow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store/sqlstore"
@@ -218,6 +220,51 @@ func TestManagerRefresh(t *testing.T) {
 		if _, err := m.Lookup(ctx, userA); !errors.Is(err, session.ErrSessionNotFound) {
 			t.Errorf("Lookup after = %v", err)
 		}
+	})
+}
+
+// A Refresh whose context ends while it reads the store drops no session:
+// whatsmeow's GetAllDevices ends its list early, without an error, when
+// its rows stop (a context ended, a connection lost), and a short list is
+// no news of devices leaving. Cut short, a Refresh fails or lists every
+// session, and every session stays. The cancellations sweep a whole
+// Refresh, so that some land while the devices are read.
+func TestManagerRefreshCancelled(t *testing.T) {
+	bwm.ForEachStore(t, func(t *testing.T, st bwm.TestStore) {
+		users := make([]string, 60)
+		for i := range users {
+			users[i] = fmt.Sprintf("1555100%04d", i)
+		}
+		m, err := bwm.Open(context.Background(), st.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		storeDevices(t, st, true, users...)
+		start := time.Now()
+		if names, err := m.Refresh(context.Background()); err != nil || len(names) != len(users) {
+			t.Fatalf("Refresh = %d names, %v; want %d", len(names), err, len(users))
+		}
+		whole := time.Since(start)
+		const steps = 100
+		failed := 0
+		for i := range steps {
+			ctx, cancel := context.WithCancel(context.Background())
+			at := whole * time.Duration(i) / steps
+			timer := time.AfterFunc(at, cancel)
+			names, err := m.Refresh(ctx)
+			timer.Stop()
+			cancel()
+			if err != nil {
+				failed++
+			} else if len(names) != len(users) {
+				t.Fatalf("a Refresh cancelled %v into its %v listed %d of %d sessions, without an error", at, whole, len(names), len(users))
+			}
+			if left := len(m.Names()); left != len(users) {
+				t.Fatalf("a Refresh cancelled %v into its %v left %d of %d sessions", at, whole, left, len(users))
+			}
+		}
+		t.Logf("%d of %d cancelled Refreshes failed, none dropped a session (a whole Refresh: %v)", failed, steps, whole)
 	})
 }
 

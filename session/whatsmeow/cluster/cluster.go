@@ -170,6 +170,7 @@ type Node struct {
 	closed     bool
 	held       map[string]int64 // leases held: session name → epoch
 	validUntil time.Time        // serve held sessions until then (fencing)
+	fences     uint64           // counts the fences: a hand-over that failed gives its session back only if none came between
 	view       view             // the last snapshot of the cluster
 	// inflight counts the sends under way per session (see local);
 	// landed is signalled when a count drops to 0.
@@ -295,9 +296,18 @@ func (n *Node) register(ctx context.Context) error {
 	}
 }
 
+// closeTimeout bounds how long Close hands the sessions over before it
+// disconnects those left.
+const closeTimeout = 10 * time.Second
+
 // Close hands the node's sessions over: it disconnects them, then frees
 // their leases so that the other nodes take them at once, and leaves the
-// membership. It does not close the Devices.
+// membership. The sessions are handed over concurrently, each as soon as
+// its sends in flight have landed; those not released in time (an Acquire
+// or Release of theirs still holding them, say) are disconnected all at
+// once before this node's leases may expire, as the watchdog would, and
+// their leases are freed after, or left to expire: never is a client left
+// connected without its lease. It does not close the Devices.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -305,18 +315,60 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	held := n.held
-	n.held = make(map[string]int64)
 	n.mu.Unlock()
 	n.endLife()
 	n.loops.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Taken once the loops have stopped: a hand-over of the placement
+	// that could not release its session gave it back.
+	n.mu.Lock()
+	held := n.held
+	n.held = make(map[string]int64)
+	validUntil := n.validUntil
+	n.mu.Unlock()
+	// Nothing renews the leases now, and the watchdog has stopped: every
+	// session must be disconnected by validUntil, when another node may
+	// take its lease. The hand-overs end a renewal period before, which
+	// leaves that for the disconnection of what they did not release.
+	handOverFor := min(validUntil.Sub(n.cfg.Now())-n.cfg.Renew, closeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(handOverFor, 0))
 	defer cancel()
-	var errs []error
-	for _, name := range sortedKeys(held) {
-		errs = append(errs, n.handOver(ctx, name, held[name]))
+	var (
+		mu    sync.Mutex
+		errs  []error
+		stuck = map[string]int64{} // not released: still connected
+		wg    sync.WaitGroup
+	)
+	for name, epoch := range held {
+		wg.Go(func() {
+			released, err := n.handOver(ctx, name, epoch)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if !released {
+				stuck[name] = epoch
+			}
+		})
 	}
-	if _, err := n.db.ExecContext(ctx, `DELETE FROM bluetick_node WHERE id = $1 AND incarnation = $2`, n.cfg.NodeID, n.incarnation); err != nil {
+	wg.Wait()
+	if len(stuck) > 0 {
+		n.cfg.Logger.Error("cluster: closing, some sessions were not handed over in time; disconnecting every session",
+			"node", n.cfg.NodeID, "sessions", sortedKeys(stuck))
+		n.dev.ReleaseAll()
+		// Disconnected now: their leases may go. A database too slow for
+		// that leaves them to expire.
+		fctx, fcancel := context.WithTimeout(context.Background(), n.cfg.Renew)
+		for _, name := range sortedKeys(stuck) {
+			if err := n.free(fctx, name, stuck[name]); err != nil {
+				errs = append(errs, fmt.Errorf("%w (disconnected; the lease will expire)", err))
+			}
+		}
+		fcancel()
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer lcancel()
+	if _, err := n.db.ExecContext(lctx, `DELETE FROM bluetick_node WHERE id = $1 AND incarnation = $2`, n.cfg.NodeID, n.incarnation); err != nil {
 		errs = append(errs, fmt.Errorf("leave the membership: %w", err))
 	}
 	errs = append(errs, n.db.Close())
@@ -324,16 +376,24 @@ func (n *Node) Close() error {
 }
 
 // handOver gives up the session called name, which this node no longer
-// serves (no new send enters): it waits for the sends in flight, then
-// disconnects the session, then frees its lease (taken at epoch), so that
-// another node may connect it at once. When the session cannot be
-// released its lease is kept, to expire on its own.
-func (n *Node) handOver(ctx context.Context, name string, epoch int64) error {
-	n.drain(name, handOverDrain)
-	if err := n.dev.Release(ctx, name); err != nil {
-		return fmt.Errorf("release %q (its lease will expire): %w", name, err)
+// serves (no new send enters): it waits for the sends in flight (up to
+// handOverDrain, or ctx's deadline), then disconnects the session, then
+// frees its lease (taken at epoch), so that another node may connect it
+// at once. It reports whether the session was released: when it cannot
+// be, its lease is kept, to expire on its own, and the caller must
+// disconnect it otherwise.
+func (n *Node) handOver(ctx context.Context, name string, epoch int64) (released bool, err error) {
+	wait := handOverDrain
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline))
 	}
-	return n.free(ctx, name, epoch)
+	n.drain(wait, func() bool { return n.inflight[name] > 0 })
+	if err := n.dev.Release(ctx, name); errors.Is(err, session.ErrSessionNotFound) {
+		return true, n.free(ctx, name, epoch) // gone from the store: nothing to disconnect
+	} else if err != nil {
+		return false, fmt.Errorf("release %q: %w", name, err)
+	}
+	return true, n.free(ctx, name, epoch)
 }
 
 // serving reports whether this node serves name now: it holds its lease

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -139,26 +140,37 @@ type member struct {
 func startMember(t testing.TB, w *world, dsn, id string) *member {
 	t.Helper()
 	m := &member{id: id, dev: &devices{w: w, node: id}}
-	m.node, m.srv = serveNode(t, dsn, m.dev, cluster.Config{NodeID: id})
+	m.node, m.srv, _ = serveNode(t, dsn, m.dev, cluster.Config{NodeID: id})
 	return m
 }
 
+// testLog is a logger that writes records of level and above to t's log.
+func testLog(t testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
 // serveNode opens and starts a node over dev, with the test's secret,
-// lease and renewal period, and serves it on loopback behind a handler
+// lease and renewal period (unless cfg sets them), and serves it on loopback behind a handler
 // with the node as its registry and forwarder (advertised at the server's
-// URL). Both stop when t ends.
-func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config) (*cluster.Node, *httptest.Server) {
+// URL), which logs its 5xx answers. Both stop when t ends. The halt stops
+// the server answering, as the node's process dying would.
+func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config) (*cluster.Node, *httptest.Server, *halt) {
 	t.Helper()
 	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { h.ServeHTTP(rw, r) }))
+	stop := &halt{}
+	srv := httptest.NewServer(stop.wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { h.ServeHTTP(rw, r) })))
 	t.Cleanup(srv.Close)
-	cfg.Advertise, cfg.Secret, cfg.LeaseTTL, cfg.Renew = srv.URL, []byte(secret), testTTL, testRenew
+	cfg.Advertise, cfg.Secret = srv.URL, []byte(secret)
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL, cfg.Renew = testTTL, testRenew
+	}
 	node, err := cluster.Open(context.Background(), dsn, dev, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { node.Close() })
-	sh, err := seenhandler.New(node, seenhandler.WithNoAuth(), seenhandler.WithForwarder(node))
+	sh, err := seenhandler.New(node, seenhandler.WithNoAuth(), seenhandler.WithForwarder(node),
+		seenhandler.WithLogger(testLog(t, slog.LevelWarn).With("handler", cfg.NodeID)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +180,43 @@ func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return node, srv
+	return node, srv, stop
+}
+
+// halt stops a handler answering, as a dead process does not answer: once
+// stopped, a request is dropped unserved (its connection closed without an
+// answer, so the caller sees a transport error), and Stop returns when the
+// requests that came in before have been answered. It cuts none half-way,
+// unlike closing the server, which can close a connection whose request
+// is being read: a request then served whose answer is lost, which no
+// test can tell from one that was not served.
+type halt struct {
+	mu      sync.RWMutex
+	stopped bool
+	serving sync.WaitGroup
+}
+
+// wrap returns h behind the halt.
+func (g *halt) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		g.mu.RLock()
+		if g.stopped {
+			g.mu.RUnlock()
+			panic(http.ErrAbortHandler) // the connection closes, unanswered
+		}
+		g.serving.Add(1)
+		g.mu.RUnlock()
+		defer g.serving.Done()
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// Stop drops every later request and waits for those being served.
+func (g *halt) Stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.serving.Wait()
 }
 
 // settle waits until every session is connected by exactly one of the

@@ -333,16 +333,21 @@ func (n *Node) watchdog() {
 }
 
 // fence drops every lease this node holds and disconnects every session,
-// cancelling the connects under way.
+// cancelling the connects under way. The sends in flight get up to half a
+// renewal period to land first (no new one starts): a send cut by the
+// disconnection cannot say whether its receipt went out, and the fence
+// has two renewal periods before the leases may expire.
 func (n *Node) fence() {
 	n.mu.Lock()
 	n.held = make(map[string]int64)
 	n.validUntil = time.Time{}
+	n.fences++
 	n.mu.Unlock()
 	n.acquireMu.Lock()
 	n.stopAcquiring()
 	n.acquiring, n.stopAcquiring = context.WithCancel(n.life)
 	n.acquireMu.Unlock()
+	n.drain(n.cfg.Renew/2, func() bool { return len(n.inflight) > 0 })
 	n.dev.ReleaseAll()
 }
 

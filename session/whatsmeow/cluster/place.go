@@ -128,13 +128,25 @@ func (n *Node) place(ctx context.Context) error {
 		if still {
 			delete(n.held, name)
 		}
+		fences := n.fences
 		n.mu.Unlock()
 		if !still {
 			continue
 		}
 		n.cfg.Logger.Info("cluster: handing a session over", "node", n.cfg.NodeID, "session", name, "to", desired[name])
-		if err := n.handOver(ctx, name, held[name]); err != nil {
+		released, err := n.handOver(ctx, name, held[name])
+		if err != nil {
 			n.cfg.Logger.Error("cluster: handing a session over failed", "session", name, "error", err)
+		}
+		if !released {
+			// Still connected (Close cancelled the Release): it stays this
+			// node's, its lease renewed, until a later round or Close lets
+			// it go, unless a fence has disconnected it meanwhile.
+			n.mu.Lock()
+			if n.fences == fences {
+				n.held[name] = held[name]
+			}
+			n.mu.Unlock()
 		}
 	}
 

@@ -75,7 +75,15 @@ func (s *local) SendReceipt(ctx context.Context, r session.Receipt) (session.Res
 		return session.Result{}, session.WithRetryAfter(err, s.n.retryAfter(s.name))
 	}
 	defer s.n.leave(s.name)
-	return s.Session.SendReceipt(ctx, r)
+	res, err := s.Session.SendReceipt(ctx, r)
+	if err != nil && ctx.Err() == nil && !s.n.serving(s.name) {
+		// This node let the session go while the send was under way (a
+		// fence that could not wait for it): the disconnection cut it, and
+		// its owner, soon another node, is the place to retry.
+		err = fmt.Errorf("%w: session %q was let go while sending: %w", session.ErrNotConnected, s.name, err)
+		return res, session.WithRetryAfter(err, s.n.retryAfter(s.name))
+	}
+	return res, err
 }
 
 func (s *local) Status(ctx context.Context) session.Status {
@@ -109,9 +117,13 @@ func (n *Node) leave(name string) {
 	}
 }
 
-// drain waits, up to timeout, for the sends in flight of the session
-// called name, which this node no longer serves (no new send enters).
-func (n *Node) drain(name string, timeout time.Duration) {
+// drain waits, up to timeout, while busy reports sends in flight (it is
+// called with flightMu held) that no longer start: those of sessions this
+// node no longer serves.
+func (n *Node) drain(timeout time.Duration, busy func() bool) {
+	if timeout <= 0 {
+		return
+	}
 	stop := time.AfterFunc(timeout, func() {
 		n.flightMu.Lock()
 		n.landed.Broadcast()
@@ -121,7 +133,7 @@ func (n *Node) drain(name string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	n.flightMu.Lock()
 	defer n.flightMu.Unlock()
-	for n.inflight[name] > 0 && time.Now().Before(deadline) {
+	for busy() && time.Now().Before(deadline) {
 		n.landed.Wait()
 	}
 }

@@ -1,0 +1,4 @@
+package sqlqueue
+
+// StatsQueries is statsQueries, for the tests' query plans.
+var StatsQueries = statsQueries
