@@ -38,3 +38,7 @@ func FlushIndex(ctx context.Context, s *Session) error {
 	}
 	return s.index.store.flush(ctx)
 }
+
+// Quiesce cancels the Session's work for the current connection (the
+// privacy warm-up, the presence announcement) and waits for it.
+func (s *Session) Quiesce() { s.quiesce() }

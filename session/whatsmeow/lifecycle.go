@@ -377,6 +377,9 @@ const releaseGrace = time.Second
 // reconnection racing the first one may have opened.
 func (ms *managed) release() {
 	ms.acquired.Store(false)
+	if ms.session != nil {
+		ms.session.quiesce() // nothing of the Session's writes as the socket closes
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

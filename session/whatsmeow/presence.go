@@ -191,8 +191,8 @@ func (s *Session) announce() {
 	case PresenceReading:
 		state = types.PresenceUnavailable
 	}
-	s.background(func() {
-		ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
+	s.onConnection(func(conn context.Context) {
+		ctx, cancel := context.WithTimeout(conn, presenceTimeout)
 		defer cancel()
 		p := &s.presence
 		p.sendMu.Lock() // not after the "available" of a receipt
@@ -236,7 +236,7 @@ func (s *Session) sendPresence(ctx context.Context, state types.Presence) error 
 			s.opts.logger.Info("no push name yet: presence is sent once the phone shares it; delivery receipts stay inactive until then")
 		}
 	case err != nil:
-		if s.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			s.opts.logger.Warn("sending presence failed", "presence", string(state), "error", err)
 		}
 	default:

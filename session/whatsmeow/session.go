@@ -149,6 +149,7 @@ type Session struct {
 	connects  uint64
 	privacyAt uint64
 
+	connWork    connWork    // see onConnection
 	presence    presence    // see WithPresence
 	typing      typing      // see Typing
 	arrivals    arrivals    // see OnArrival
@@ -196,7 +197,7 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handlerID = client.AddEventHandler(s.handleEvent)
 	if client.IsLoggedIn() {
-		s.background(s.warmPrivacy)
+		s.onConnection(s.warmPrivacy)
 		s.announce()
 	}
 	return s, nil
@@ -238,6 +239,51 @@ func (s *Session) Close() {
 	s.cancel()
 	s.bg.Wait()
 	s.index.close()
+}
+
+// connWork is the Session's work for one connection: the privacy warm-up
+// and the presence announcement after connecting (see onConnection).
+type connWork struct {
+	mu     sync.Mutex
+	ctx    context.Context // nil: none started since the last quiesce
+	cancel context.CancelFunc
+	wg     *sync.WaitGroup // this connection's; a fresh one after quiesce
+}
+
+// onConnection runs f in the background (see background) with the context
+// of the current connection's work, which quiesce cancels and waits for.
+func (s *Session) onConnection(f func(ctx context.Context)) {
+	w := &s.connWork
+	w.mu.Lock()
+	if w.ctx == nil {
+		w.ctx, w.cancel = context.WithCancel(s.ctx)
+		w.wg = new(sync.WaitGroup)
+	}
+	ctx, wg := w.ctx, w.wg
+	wg.Add(1)
+	w.mu.Unlock()
+	if !s.background(func() { defer wg.Done(); f(ctx) }) {
+		wg.Done()
+	}
+}
+
+// quiesce cancels the Session's work for the current connection and waits
+// for it. A Manager calls it before disconnecting the client: whatsmeow's
+// FrameSocket reads its connection unlocked in SendFrame while Close
+// clears it, so a warm-up still writing as the socket closes is a data
+// race inside whatsmeow (-race reported it); ordered this way, none is.
+func (s *Session) quiesce() {
+	w := &s.connWork
+	w.mu.Lock()
+	wg := w.wg
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.ctx, w.cancel, w.wg = nil, nil, nil
+	w.mu.Unlock()
+	if wg != nil {
+		wg.Wait()
+	}
 }
 
 // background runs f in a goroutine that Close waits for and reports true;
@@ -842,7 +888,7 @@ func (s *Session) handleEvent(evt any) {
 		s.connects++
 		s.privMu.Unlock()
 		s.forgetKeys(false)
-		s.background(s.warmPrivacy)
+		s.onConnection(s.warmPrivacy)
 		s.presenceConnected()
 	case *events.PushNameSetting:
 		// After pairing the push name comes from the phone: presence
@@ -864,11 +910,11 @@ func readOrPlayed(t types.ReceiptType) bool {
 // warmPrivacy makes whatsmeow fetch and cache the privacy settings afresh
 // (they may have changed while disconnected), so that the first read
 // receipt after connecting does not wait for them.
-func (s *Session) warmPrivacy() {
-	ctx, cancel := context.WithTimeout(s.ctx, privacyWarmTimeout)
+func (s *Session) warmPrivacy(conn context.Context) {
+	ctx, cancel := context.WithTimeout(conn, privacyWarmTimeout)
 	defer cancel()
 	_, err := s.fetchPrivacy(ctx, true)
-	if err != nil && s.ctx.Err() == nil {
+	if err != nil && conn.Err() == nil {
 		s.opts.logger.Warn("fetching privacy settings failed", "error", err)
 	}
 }

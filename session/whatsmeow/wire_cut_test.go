@@ -151,6 +151,11 @@ func newCutWire(t *testing.T, ctx context.Context) (*wire, *cutter) {
 // Before, the socket's errors went through unmapped: "failed to write msg:
 // … use of closed network connection" was a 500 internal, and the socket
 // context's "context canceled" a 499 client_closed_request.
+//
+// quietCut: each case first waits for the Session's own work after
+// connecting (its privacy warm-up): a warm-up still writing when the
+// socket is cut would be a data race inside whatsmeow (FrameSocket reads
+// its connection unlocked), which -race reports.
 func TestWireSendCutByTheConnection(t *testing.T) {
 	post := func(t *testing.T, w *wire, id string) *httptest.ResponseRecorder {
 		t.Helper()
@@ -180,6 +185,7 @@ func TestWireSendCutByTheConnection(t *testing.T) {
 		if rec := post(t, w, "3EB0FIRST"); rec.Code != http.StatusOK {
 			t.Fatalf("first receipt: %d %s", rec.Code, rec.Body)
 		}
+		w.session.Quiesce() // see quietCut
 		cut := c.arm("cut")
 		want503(t, post(t, w, "3EB0CUT"))
 		select {
@@ -194,6 +200,7 @@ func TestWireSendCutByTheConnection(t *testing.T) {
 		if _, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0FIRST")); err != nil {
 			t.Fatal(err)
 		}
+		w.session.Quiesce() // see quietCut
 		c.arm("cut")
 		_, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0CUT"))
 		if !errors.Is(err, session.ErrNotConnected) {
@@ -214,6 +221,7 @@ func TestWireSendCutByTheConnection(t *testing.T) {
 		if rec := post(t, w, "3EB0FIRST"); rec.Code != http.StatusOK {
 			t.Fatalf("first receipt: %d %s", rec.Code, rec.Body)
 		}
+		w.session.Quiesce() // see quietCut
 		writing := c.arm("stall")
 		answer := make(chan *httptest.ResponseRecorder, 1)
 		go func() { answer <- post(t, w, "3EB0STUCK") }()
