@@ -39,6 +39,6 @@ func FlushIndex(ctx context.Context, s *Session) error {
 	return s.index.store.flush(ctx)
 }
 
-// Quiesce cancels the Session's work for the current connection (the
-// privacy warm-up, the presence announcement) and waits for it.
+// Quiesce waits for the Session's work for the current connection (the
+// privacy warm-up, the presence announcement) to end.
 func (s *Session) Quiesce() { s.quiesce() }

@@ -267,23 +267,40 @@ func (s *Session) onConnection(f func(ctx context.Context)) {
 	}
 }
 
-// quiesce cancels the Session's work for the current connection and waits
-// for it. A Manager calls it before disconnecting the client: whatsmeow's
-// FrameSocket reads its connection unlocked in SendFrame while Close
-// clears it, so a warm-up still writing as the socket closes is a data
-// race inside whatsmeow (-race reported it); ordered this way, none is.
+// quiesceGrace is how long quiesce lets the current connection's work
+// finish before it cancels it.
+const quiesceGrace = time.Second
+
+// quiesce waits for the Session's work for the current connection to end,
+// cancelling it after quiesceGrace. A Manager calls it before disconnecting
+// the client: whatsmeow's FrameSocket reads its connection unlocked in
+// SendFrame while Close clears it, so a warm-up still writing as the socket
+// closes is a data race inside whatsmeow (-race reported it); ordered this
+// way, none is. It waits before it cancels because cancelling a query whose
+// answer is arriving is another race inside whatsmeow (cancelResponse
+// closes the channel receiveResponse may be sending on).
 func (s *Session) quiesce() {
 	w := &s.connWork
 	w.mu.Lock()
-	wg := w.wg
-	if w.cancel != nil {
-		w.cancel()
-	}
+	wg, cancel := w.wg, w.cancel
 	w.ctx, w.cancel, w.wg = nil, nil, nil
 	w.mu.Unlock()
-	if wg != nil {
-		wg.Wait()
+	if wg == nil {
+		return
 	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(quiesceGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	cancel()
+	<-done
 }
 
 // background runs f in a goroutine that Close waits for and reports true;
