@@ -28,12 +28,13 @@
 // or deduplicate receipts across requests, wrap the registry in
 // session.Decorate, and close it after [Handler.Shutdown].
 //
-// With [WithAsync], a request may ask to be answered 202 at once: its
-// receipts go into a [Queue] (in memory by default; seenhandler/sqlqueue
-// keeps them in SQLite or PostgreSQL across restarts) before the answer,
-// and a worker sends them after a human-like delay, paced per session,
-// retrying while the session is down. Delivery is at least once; see
-// [AsyncOptions].
+// With [WithAsync], a request may ask to be answered 202 at once (201 with
+// "accepted": true on WAHA's path, which answers every success 201 as WAHA
+// does): its receipts go into a [Queue] (in memory by default;
+// seenhandler/sqlqueue keeps them in SQLite or PostgreSQL across restarts)
+// before the answer, and a worker sends them after a human-like delay,
+// paced per session, retrying while the session is down. Delivery is at
+// least once; see [AsyncOptions].
 //
 // Every error answer has the body
 // {"success":false,"message","error":{"code","message","fields":[{"field","rule","message"}]}}

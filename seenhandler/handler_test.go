@@ -107,6 +107,15 @@ func bySender(rs []session.Receipt) []session.Receipt {
 	return slices.SortedStableFunc(slices.Values(rs), func(a, b session.Receipt) int { return cmp.Compare(a.Sender, b.Sender) })
 }
 
+// seenOK is the status of a seen request sent (not queued) on path: 201
+// on WAHA's path (the tests' default), as WAHA answers it, 200 elsewhere.
+func seenOK(path string) int {
+	if path == "" || path == seenhandler.PathWAHA {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
 func receipt(chat, from string, typ session.ReceiptType, ids ...string) session.Receipt {
 	return session.Receipt{Chat: chat, Sender: from, MessageIDs: ids, Type: typ, Timestamp: fixedNow}
 }
@@ -281,7 +290,7 @@ func TestDialects(t *testing.T) {
 				tc.setup(fake)
 			}
 			w := tc.req.do(t, h)
-			if w.Code != http.StatusOK {
+			if w.Code != seenOK(tc.req.path) {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
 			got := decode[seenhandler.Response](t, w)
@@ -469,7 +478,7 @@ func TestServesAfterPanic(t *testing.T) {
 	if w := (request{body: body}).do(t, h); w.Code != http.StatusInternalServerError {
 		t.Fatalf("first request: status %d", w.Code)
 	}
-	if w := (request{body: body}).do(t, h); w.Code != http.StatusOK {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("second request: status %d, body %s", w.Code, w.Body)
 	}
 	calls := fake.Calls()
@@ -570,7 +579,7 @@ func TestMount(t *testing.T) {
 	seenhandler.Mount(mux, h)
 	for _, path := range []string{seenhandler.PathWasend, seenhandler.PathWawp, seenhandler.PathWAHA} {
 		w := request{path: path, body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.ReplaceAll(path, "/", "") + `"]}`}.do(t, mux)
-		if w.Code != http.StatusOK {
+		if w.Code != seenOK(path) {
 			t.Errorf("%s: status %d, body %s", path, w.Code, w.Body)
 		}
 		if w := (request{method: http.MethodGet, path: path}).do(t, mux); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
@@ -678,7 +687,7 @@ func TestIDsRequiredWithoutUnreadLister(t *testing.T) {
 func TestPlainSessionReportsNoChatMarking(t *testing.T) {
 	h, _ := plainHandler(t)
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
-	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "chatMarkedRead") {
+	if w.Code != http.StatusCreated || strings.Contains(w.Body.String(), "chatMarkedRead") {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
 	}
 }
@@ -710,7 +719,7 @@ func TestEmptyIDListIsNotTheWholeChat(t *testing.T) {
 	}
 	// null and an absent list still read the chat.
 	for _, body := range []string{`{"session":"demo","chatId":"` + user + `","messageIds":null}`, `{"session":"demo","chatId":"` + user + `"}`} {
-		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK {
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 			t.Errorf("%s: status %d, body %s", body, w.Code, w.Body)
 		}
 	}
@@ -727,7 +736,7 @@ func TestUnreadChat(t *testing.T) {
 
 	// At most WithMaxMessageIDs: the newest two unread.
 	w := request{body: body}.do(t, h)
-	if w.Code != http.StatusOK {
+	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
 	got := decode[seenhandler.Response](t, w)
@@ -753,7 +762,7 @@ func TestUnreadChat(t *testing.T) {
 	// (no LastMessageID).
 	w = request{body: body}.do(t, h)
 	got = decode[seenhandler.Response](t, w)
-	if w.Code != http.StatusOK || got.Acknowledged || len(got.Receipts) != 0 ||
+	if w.Code != http.StatusCreated || got.Acknowledged || len(got.Receipts) != 0 ||
 		got.Reason != seenhandler.ReasonNothingUnread || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
 		t.Errorf("third call: status %d, %+v", w.Code, got)
 	}
@@ -791,7 +800,7 @@ func TestUnreadChatNothingToMark(t *testing.T) {
 			fake.AddMessage("demo", session.Message{Chat: user, ID: "MINE", FromMe: true})
 			fake.SetMarkChatReadError(tc.markErr)
 			w := request{body: tc.body}.do(t, h)
-			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || got != tc.want {
+			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusCreated || got != tc.want {
 				t.Errorf("status %d\n got %s\nwant %s", w.Code, got, tc.want)
 			}
 			if n := len(fake.Receipts()); n != 0 {
@@ -818,7 +827,7 @@ func TestChatMarking(t *testing.T) {
 			h, fake := newHandler(t)
 			fake.SetMarkChatReadError(tc.err)
 			w := request{body: tc.body}.do(t, h)
-			if w.Code != http.StatusOK {
+			if w.Code != http.StatusCreated {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
 			if tc.want == "" && strings.Contains(w.Body.String(), "chatRead") || !strings.Contains(w.Body.String(), tc.want) {
@@ -881,7 +890,7 @@ func TestChatReadScheduled(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := request{body: tc.body}.do(t, h)
-			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || !strings.HasSuffix(got, tc.want) {
+			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusCreated || !strings.HasSuffix(got, tc.want) {
 				t.Errorf("status %d, body %s, want …%s", w.Code, got, tc.want)
 			}
 			if sess.marked != 0 {
@@ -948,7 +957,7 @@ func TestChatMarkedReadUpToTheNewest(t *testing.T) {
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "NEW", Sender: sender2, Timestamp: t0.Add(time.Minute)})
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "MID", Sender: sender, Timestamp: t0.Add(time.Second)})
 	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["NEW","OLD","MID"]}`}.do(t, h)
-	if w.Code != http.StatusOK {
+	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
 	reads := fake.ChatReads()
@@ -989,7 +998,7 @@ func TestEmptyAndNullMessageIDs(t *testing.T) {
 	for _, body := range []string{`{"session":"demo","chatId":"15551234567"}`, `{"session":"demo","chatId":"15551234567","messageId":null,"messageIds":null}`} {
 		h, fake := newHandler(t)
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "UNREAD1", Sender: user})
-		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK || len(fake.Receipts()) != 1 {
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated || len(fake.Receipts()) != 1 {
 			t.Errorf("%s: %d %s, sent %+v; want the chat's unread message sent", body, w.Code, w.Body, fake.Receipts())
 		}
 	}
@@ -1003,10 +1012,10 @@ func TestKeysMatchExactly(t *testing.T) {
 		status     int
 		session    string // where the receipt went
 	}{
-		{"upper-case duplicate after", `{"session":"demo","SESSION":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
-		{"upper-case duplicate before", `{"Session":"other","session":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
-		{"folded with long s", `{"session":"demo","ſession":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
-		{"escaped exact key counts", `{"\u0073ession":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"upper-case duplicate after", `{"session":"demo","SESSION":"other","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
+		{"upper-case duplicate before", `{"Session":"other","session":"demo","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
+		{"folded with long s", `{"session":"demo","ſession":"other","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
+		{"escaped exact key counts", `{"\u0073ession":"demo","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
 		{"other spellings only", `{"SESSION":"demo","ChatId":"15551234567","MessageIds":["A1"]}`, 400, ""},
 	}
 	for _, tc := range tests {

@@ -11,7 +11,7 @@ const (
 	// "messageIds","participant"}.
 	PathWawp = "/v2/send/seen"
 	// PathWAHA is WAHA's path: {"session","chatId","messageIds",
-	// "participant"} with X-Api-Key.
+	// "participant"} with X-Api-Key; every success is a 201, as WAHA's.
 	PathWAHA = "/api/sendSeen"
 )
 

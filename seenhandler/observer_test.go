@@ -56,7 +56,7 @@ func TestObserver(t *testing.T) {
 	}{
 		{"sent and skipped", nil,
 			request{path: seenhandler.PathWAHA, body: `{"session":"demo","chatId":"15551234567","messageIds":["false_15551234567@c.us_A1","A2","true_15551234567@c.us_A3"]}`},
-			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 200, Receipts: 1, Messages: 2, Skipped: 1}, nil},
+			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 201, Receipts: 1, Messages: 2, Skipped: 1}, nil},
 		{"refused before the backend", nil,
 			request{path: seenhandler.PathWasend, body: `{"session":"demo","to":"15551234567","messageId":"A"}`, header: map[string]string{"Authorization": "Bearer nope"}},
 			seenhandler.RequestInfo{Endpoint: "seen", Dialect: "wasend", Status: 401, Code: "unauthorized"}, nil},
@@ -69,7 +69,7 @@ func TestObserver(t *testing.T) {
 			[]seenhandler.BackendErrorInfo{{Session: "demo", Op: "send", Code: "session_not_connected"}}},
 		{"marking the chat read fails: the request does not", func() { fake.SetMarkChatReadError(errDown) },
 			request{body: `{"session":"demo","chatId":"15551234567","messageIds":["B"]}`},
-			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 200, Receipts: 1, Messages: 1},
+			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 201, Receipts: 1, Messages: 1},
 			[]seenhandler.BackendErrorInfo{{Session: "demo", Op: "mark_chat_read", Code: "internal"}}},
 		{"method", nil, request{method: http.MethodGet},
 			seenhandler.RequestInfo{Endpoint: "seen", Status: 405, Code: "method_not_allowed"}, nil},

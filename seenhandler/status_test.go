@@ -91,8 +91,14 @@ func TestStatus(t *testing.T) {
 			}
 			if tc.info != nil {
 				var raw map[string]any
-				if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil || len(raw) != 4 || raw["config"] != nil {
-					t.Errorf("SessionInfo %s: want name, status, me, config (null)", w.Body)
+				err := json.Unmarshal(w.Body.Bytes(), &raw)
+				me, hasMe := raw["me"]
+				keys := 4 // name, status, presence, timestamps
+				if tc.info.Me != nil {
+					keys++
+				}
+				if err != nil || len(raw) != keys || hasMe && me == nil || raw["presence"] == nil || raw["timestamps"] == nil {
+					t.Errorf("SessionInfo %s: want name, status, presence, timestamps, and me once paired (never null)", w.Body)
 				}
 				if got := decode[seenhandler.SessionInfo](t, w); !reflect.DeepEqual(&got, tc.info) {
 					t.Errorf("got %+v (me %+v), want %+v", got, got.Me, tc.info)

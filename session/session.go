@@ -256,6 +256,10 @@ type Status struct {
 	// device is connected elsewhere — another process or tool — and the
 	// session does not reconnect by itself, to avoid a kick-war.
 	Replaced bool
+	// Activity is when the session last acted for the account: a receipt
+	// or a typing indicator went out through it. Zero when none has since
+	// the session started, or when the session cannot tell.
+	Activity time.Time
 }
 
 // StatusReporter is implemented by sessions that can tell their state.

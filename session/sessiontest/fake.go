@@ -30,6 +30,7 @@ type Fake struct {
 	typings         []TypingCall
 	typingErr       error
 	statuses        map[string]session.Status
+	acted           map[string]time.Time // by session: the last receipt or typing sent
 	sessions        map[string]*Session
 }
 
@@ -117,6 +118,7 @@ func New(opts ...Option) *Fake {
 		messages: make(map[messageKey]session.Message),
 		read:     make(map[messageKey]bool),
 		statuses: make(map[string]session.Status),
+		acted:    make(map[string]time.Time),
 		sessions: make(map[string]*Session),
 	}
 	for _, opt := range opts {
@@ -290,6 +292,7 @@ func (f *Fake) Reset() {
 	clear(f.messages)
 	clear(f.read)
 	clear(f.statuses)
+	clear(f.acted)
 }
 
 // Session is one named session of a Fake. It implements session.Session,
@@ -364,6 +367,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 				f.read[k] = true // only known messages can be unread
 			}
 		}
+		f.acted[s.name] = time.Now()
 		f.mu.Unlock()
 	}
 	return res, err
@@ -478,18 +482,22 @@ func (s *Session) Typing(_ context.Context, chat string, d time.Duration) error 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.typings = append(f.typings, TypingCall{Session: s.name, Chat: chat, D: d, Err: f.typingErr})
+	if f.typingErr == nil {
+		f.acted[s.name] = time.Now()
+	}
 	if f.maxRecords > 0 && len(f.typings) > f.maxRecords {
 		f.typings = f.typings[len(f.typings)-f.maxRecords:]
 	}
 	return f.typingErr
 }
 
-// Status returns what SetStatus set, or connected, logged in and paired;
-// then, as a real backend's state would, it agrees with the faults that
-// fail every call of the session (no Chat, Sender or Call): one wrapping
-// session.ErrNotConnected makes it not connected (but not one wrapping
-// session.ErrNotReady: connected, waiting for WhatsApp), one wrapping
-// session.ErrNotLoggedIn not logged in.
+// Status returns what SetStatus set, or connected, logged in and paired,
+// with Activity, unless set, when the session last sent a receipt or
+// showed typing; then, as a real backend's state would, it agrees with the
+// faults that fail every call of the session (no Chat, Sender or Call):
+// one wrapping session.ErrNotConnected makes it not connected (but not one
+// wrapping session.ErrNotReady: connected, waiting for WhatsApp), one
+// wrapping session.ErrNotLoggedIn not logged in.
 func (s *Session) Status(context.Context) session.Status {
 	f := s.fake
 	f.mu.Lock()
@@ -497,6 +505,9 @@ func (s *Session) Status(context.Context) session.Status {
 	st, ok := f.statuses[s.name]
 	if !ok {
 		st = session.Status{Connected: true, LoggedIn: true, Paired: true}
+	}
+	if st.Activity.IsZero() {
+		st.Activity = f.acted[s.name]
 	}
 	for _, fl := range f.faults {
 		if (fl.Session != "" && fl.Session != s.name) || fl.Chat != "" || fl.Sender != "" || fl.Call != 0 || fl.Err == nil {
