@@ -8,7 +8,9 @@
 //
 // All three go through one decode path: session = instance_id, chatId = to,
 // and the ids are messageId ∪ messageIds (deduplicated; WAHA's serialized
-// ids such as "false_123@c.us_3EB0…" are understood). An optional
+// ids such as "false_123@c.us_3EB0…" are understood). On WAHA's path a
+// request without a session goes to the session "default", as WAHA's
+// SendSeenRequest defaults it; the other paths require one. An optional
 // "type":"played" sends played receipts for voice notes and view-once media.
 //
 // The handler authenticates the token, validates and normalises the chat and

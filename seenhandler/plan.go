@@ -1,6 +1,7 @@
 package seenhandler
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 
@@ -84,30 +85,43 @@ func namesFor(req *seenRequest, dialect string) fieldNames {
 	return n
 }
 
-// sessionName picks the session from the URL (pathName) and the
-// request's session and instance_id (from the body, or the status
-// endpoint's query); those given must agree. It returns the name to
-// authenticate with and the field errors to report once the client is
-// authenticated. field is the name the client used for the session.
-func sessionName(pathName, sess, instance, field string) (string, validate.Errors) {
+// sessionSources are where a request names its session, for sessionName.
+type sessionSources struct {
+	// path is the session in the URL (see WithPathSession), or "".
+	path string
+	// session and instance are the request's session and instance_id
+	// (from the body, or the status endpoint's query); field is the name
+	// the client used for them.
+	session, instance, field string
+	// fallback names the session when nothing else does: "default" on
+	// WAHA's path, as WAHA's SendSeenRequest defaults it; "" elsewhere,
+	// where the session is required.
+	fallback string
+}
+
+// sessionName picks the session from src: the URL's, else the request's
+// session or instance_id, which must agree, else the fallback. It returns
+// the name to authenticate with and the field errors to report once the
+// client is authenticated.
+func sessionName(src sessionSources) (string, validate.Errors) {
 	var errs validate.Errors
+	sess, instance := src.session, src.instance
 	if sess != "" && instance != "" && sess != instance {
 		errs = append(errs, validate.FieldError{Field: "instance_id", Rule: "conflict",
 			Message: "differs from session; send one of them"})
 	}
-	given := sess
-	if given == "" {
-		given = instance
-	}
+	given := cmp.Or(sess, instance)
 	switch {
-	case pathName != "" && given != "" && pathName != given:
-		errs = append(errs, validate.FieldError{Field: field, Rule: "conflict",
+	case src.path != "" && given != "" && src.path != given:
+		errs = append(errs, validate.FieldError{Field: src.field, Rule: "conflict",
 			Message: "differs from the session in the URL"})
-		return pathName, errs
-	case pathName != "":
-		return pathName, errs
+		return src.path, errs
+	case src.path != "":
+		return src.path, errs
+	case given == "" && src.fallback != "":
+		return src.fallback, errs
 	case given == "":
-		errs = append(errs, validate.FieldError{Field: field, Rule: "required", Message: "is required"})
+		errs = append(errs, validate.FieldError{Field: src.field, Rule: "required", Message: "is required"})
 	}
 	for _, f := range []struct{ field, value string }{{"session", sess}, {"instance_id", instance}} {
 		if f.value != "" {

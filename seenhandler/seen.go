@@ -52,7 +52,11 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	x.dialect = req.dialect(r)
 	names := namesFor(&req, x.dialect)
-	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
+	src := sessionSources{path: h.cfg.pathSession(r), session: req.Session, instance: req.InstanceID, field: names.session}
+	if pathDialect(r) == dialectWAHA {
+		src.fallback = "default" // WAHA's SendSeenRequest: "session" defaults to "default"
+	}
+	name, nameErrs := sessionName(src)
 	x.asked = name
 	if len(nameErrs) == 0 {
 		if done, err := h.forward(w, r, x, name, *body); done || err != nil {

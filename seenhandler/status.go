@@ -137,7 +137,8 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 		return nil, &methodError{allow: "GET, HEAD"}
 	}
 	q := r.URL.Query()
-	name, errs := sessionName(h.cfg.pathSession(r), q.Get("session"), q.Get("instance_id"), "session")
+	src := sessionSources{path: h.cfg.pathSession(r), session: q.Get("session"), instance: q.Get("instance_id"), field: "session"}
+	name, errs := sessionName(src)
 	x.asked = name
 	if len(errs) == 0 {
 		if done, err := h.forward(w, r, x, name, nil); done || err != nil {
