@@ -3,7 +3,7 @@
 // gateways unchanged, so clients keep sending what they send today:
 //
 //   - Wasend: POST /sendSeen {"session","to","messageId"}, Authorization: Bearer <token>
-//   - Wawp:   POST /v2/send/seen {"instance_id","access_token","chatId","messageIds":[…],"participant"}
+//   - Wawp:   POST /v2/send/seen {"instance_id","access_token","chatId","messageIds":[…],"participant"} (or X-Instance-ID: <instance>)
 //   - WAHA:   POST /api/sendSeen {"session","chatId","messageIds":[…],"participant"}, X-Api-Key: <token>
 //
 // All three go through one decode path: session = instance_id, chatId = to,

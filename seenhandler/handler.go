@@ -78,9 +78,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authenticated like ServeHTTP: a [StatusResponse] {"success","session",
 // "status","connected","loggedIn","jid"}, or on WAHA's path
 // (/api/sessions/{session}) WAHA's [SessionInfo] {"name","status","me",
-// "presence","timestamps"}. The session comes from the URL (see [WithPathSession]),
-// else the query's session or instance_id, which must agree. [Mount]
-// registers it at [PathWawpStatus] and PathWAHAStatus.
+// "presence","timestamps"}. The session comes from the URL (see
+// [WithPathSession]), else the query's session or instance_id or, on Wawp's
+// path, an X-Instance-ID header, which must agree. [Mount] registers it
+// at [PathWawpStatus] and PathWAHAStatus.
 func (h *Handler) ServeStatus(w http.ResponseWriter, r *http.Request) {
 	h.handle(w, r, EndpointStatus, h.serveStatus)
 }

@@ -89,6 +89,8 @@ func namesFor(req *seenRequest, dialect string) fieldNames {
 type sessionSources struct {
 	// path is the session in the URL (see WithPathSession), or "".
 	path string
+	// header is Wawp's X-Instance-ID header, or "".
+	header string
 	// session and instance are the request's session and instance_id
 	// (from the body, or the status endpoint's query); field is the name
 	// the client used for them.
@@ -99,10 +101,16 @@ type sessionSources struct {
 	fallback string
 }
 
+// headerInstanceID is the header Wawp's SDK names the instance in (its
+// token goes in Authorization: Bearer).
+const headerInstanceID = "X-Instance-ID"
+
 // sessionName picks the session from src: the URL's, else the request's
-// session or instance_id, which must agree, else the fallback. It returns
-// the name to authenticate with and the field errors to report once the
-// client is authenticated.
+// session, instance_id or X-Instance-ID header, which must agree, else the
+// fallback. A disagreement is a field error with rule "conflict" on the
+// field the client sent (as session against instance_id, or the body
+// against the URL). It returns the name to authenticate with and the
+// field errors to report once the client is authenticated.
 func sessionName(src sessionSources) (string, validate.Errors) {
 	var errs validate.Errors
 	sess, instance := src.session, src.instance
@@ -110,10 +118,23 @@ func sessionName(src sessionSources) (string, validate.Errors) {
 		errs = append(errs, validate.FieldError{Field: "instance_id", Rule: "conflict",
 			Message: "differs from session; send one of them"})
 	}
-	given := cmp.Or(sess, instance)
+	given, field := cmp.Or(sess, instance), src.field
+	if h := src.header; h != "" {
+		switch {
+		case instance != "" && instance != h:
+			errs = append(errs, validate.FieldError{Field: "instance_id", Rule: "conflict",
+				Message: "differs from the " + headerInstanceID + " header; send one of them"})
+		case instance == "" && sess != "" && sess != h:
+			errs = append(errs, validate.FieldError{Field: "session", Rule: "conflict",
+				Message: "differs from the " + headerInstanceID + " header; send one of them"})
+		}
+		if given == "" {
+			given, field = h, headerInstanceID
+		}
+	}
 	switch {
 	case src.path != "" && given != "" && src.path != given:
-		errs = append(errs, validate.FieldError{Field: src.field, Rule: "conflict",
+		errs = append(errs, validate.FieldError{Field: field, Rule: "conflict",
 			Message: "differs from the session in the URL"})
 		return src.path, errs
 	case src.path != "":
@@ -123,7 +144,11 @@ func sessionName(src sessionSources) (string, validate.Errors) {
 	case given == "":
 		errs = append(errs, validate.FieldError{Field: src.field, Rule: "required", Message: "is required"})
 	}
-	for _, f := range []struct{ field, value string }{{"session", sess}, {"instance_id", instance}} {
+	header := "" // checked only when it names the session: else it agrees, or conflicts
+	if field == headerInstanceID {
+		header = src.header
+	}
+	for _, f := range []struct{ field, value string }{{"session", sess}, {"instance_id", instance}, {headerInstanceID, header}} {
 		if f.value != "" {
 			if err := validate.SessionName(f.value); err != nil {
 				errs = append(errs, validate.Field(f.field, validate.TagSession, err))

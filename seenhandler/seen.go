@@ -53,8 +53,11 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	x.dialect = req.dialect(r)
 	names := namesFor(&req, x.dialect)
 	src := sessionSources{path: h.cfg.pathSession(r), session: req.Session, instance: req.InstanceID, field: names.session}
-	if pathDialect(r) == dialectWAHA {
+	switch pathDialect(r) {
+	case dialectWAHA:
 		src.fallback = "default" // WAHA's SendSeenRequest: "session" defaults to "default"
+	case dialectWawp:
+		src.header = r.Header.Get(headerInstanceID) // where Wawp's SDK names the instance
 	}
 	name, nameErrs := sessionName(src)
 	x.asked = name

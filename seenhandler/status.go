@@ -14,7 +14,8 @@ import (
 // The standard paths of the status endpoint.
 const (
 	// PathWawpStatus is Wawp's status path: GET /v2/session/status?session=NAME
-	// (or instance_id=NAME, and access_token=TOKEN for the token).
+	// (or instance_id=NAME, or an X-Instance-ID header, and
+	// access_token=TOKEN for the token).
 	PathWawpStatus = "/v2/session/status"
 	// PathWAHAStatus is WAHA's status path, a ServeMux pattern:
 	// GET /api/sessions/{session}. Its answer is WAHA's SessionInfo.
@@ -138,6 +139,9 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	q := r.URL.Query()
 	src := sessionSources{path: h.cfg.pathSession(r), session: q.Get("session"), instance: q.Get("instance_id"), field: "session"}
+	if x.dialect == dialectWawp {
+		src.header = r.Header.Get(headerInstanceID) // where Wawp's SDK names the instance
+	}
 	name, errs := sessionName(src)
 	x.asked = name
 	if len(errs) == 0 {
