@@ -29,10 +29,7 @@ const (
 	group     = "120363012345678901@g.us"
 )
 
-var (
-	fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	yes      = func() *bool { b := true; return &b }()
-)
+var fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler, *sessiontest.Fake) {
 	t.Helper()
@@ -132,7 +129,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"+1 (555) 123-4567","messageId":"3EB0C767D26A1D98A4"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0C767D26A1D98A4"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0C767D26A1D98A4")},
@@ -141,7 +138,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend group JID",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"` + group + `","messageId":"ABC","participant":"15557654321@c.us"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"ABC"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "ABC")},
@@ -150,7 +147,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp batch with token in body",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"15551234567@c.us","messageIds":["A1","B2","C3"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1", "B2", "C3"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1", "B2", "C3")},
@@ -159,7 +156,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp group with participant",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"` + group + `","messageIds":["A1","B2"],"participant":"+1 555 765 4321"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"A1", "B2"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "A1", "B2")},
@@ -168,7 +165,7 @@ func TestDialects(t *testing.T) {
 			name: "waha serialized ids with X-Api-Key, own message skipped",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0AA","true_15551234567@c.us_3EB0BB"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0AA"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "true_15551234567@c.us_3EB0BB", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0AA")},
@@ -177,7 +174,7 @@ func TestDialects(t *testing.T) {
 			name: "waha group: one receipt per sender, participants from serialized ids",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us","false_` + group + `_M3_15557654321@c.us"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{
 					{ChatID: group, Sender: sender, MessageIDs: []string{"M1", "M3"}, Type: "read"},
 					{ChatID: group, Sender: sender2, MessageIDs: []string{"M2"}, Type: "read"},
@@ -188,7 +185,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "waha chat taken from serialized ids",
 			req:  request{body: `{"session":"demo","messageIds":["false_15551234567@c.us_X1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"X1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "X1")},
@@ -207,7 +204,7 @@ func TestDialects(t *testing.T) {
 			setup: func(f *sessiontest.Fake) { f.SetReadReceiptsOff(true) },
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`,
 				header: map[string]string{"Content-Type": "application/vnd.api+json"}},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read-self"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptReadSelf, "A1")},
@@ -219,7 +216,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G2", FromMe: true})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1","G2"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "G2", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
@@ -231,7 +228,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: user, ID: "U1", Sender: user})
 			},
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["R1","U1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"U1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "R1", Reason: seenhandler.SkipAlreadyRead}}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "U1")},
@@ -248,13 +245,17 @@ func TestDialects(t *testing.T) {
 			sent: []session.Receipt{receipt(user, "", session.ReceiptPlayed, "V1")},
 		},
 		{
-			name: "request participant wins over the resolver",
+			// The handler asks for the request's participant; the backend,
+			// as the real one, names the sender it saw the message from (a
+			// receipt naming anyone else reaches nobody), and the answer
+			// says both.
+			name: "request participant wins over the resolver, the backend's sender over both",
 			setup: func(f *sessiontest.Fake) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: sender2})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1"],"participant":"` + sender + `"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
-				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender2, RequestedSender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
 		},
@@ -268,7 +269,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "channel read reported as view",
 			req:  request{body: `{"session":"demo","chatId":"120363123456789012@newsletter","messageIds":["101"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: "120363123456789012@newsletter",
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: "120363123456789012@newsletter",
 				Receipts: []seenhandler.SentReceipt{{ChatID: "120363123456789012@newsletter", MessageIDs: []string{"101"}, Type: "view"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt("120363123456789012@newsletter", "", session.ReceiptView, "101")},
@@ -277,7 +278,7 @@ func TestDialects(t *testing.T) {
 			name: "session-limited token on its session",
 			req: request{header: map[string]string{"Authorization": "Bearer " + demoToken},
 				body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1")},
@@ -735,6 +736,7 @@ func TestUnreadChat(t *testing.T) {
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "U2", Sender: sender})
 	fake.AddMessage("demo", session.Message{Chat: user, ID: "DM", Sender: user})
 	body := `{"session":"demo","chatId":"` + group + `"}`
+	fake.MarkUnread("demo", group) // its owner marked it unread: the first read needs more than its receipts
 
 	// At most WithMaxMessageIDs: the newest two unread.
 	w := request{body: body}.do(t, h)
@@ -746,7 +748,7 @@ func TestUnreadChat(t *testing.T) {
 		{ChatID: group, Sender: sender2, MessageIDs: []string{"U1"}, Type: "read"},
 		{ChatID: group, Sender: sender, MessageIDs: []string{"U2"}, Type: "read"},
 	}
-	if !reflect.DeepEqual(got.Receipts, want) || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
+	if !reflect.DeepEqual(got.Receipts, want) || got.ChatRead != string(session.ChatReadScheduled) {
 		t.Errorf("first call: %+v", got)
 	}
 	reads := fake.ChatReads()
@@ -760,12 +762,13 @@ func TestUnreadChat(t *testing.T) {
 		t.Errorf("second call: %+v", got)
 	}
 	// Nothing unread in a chat the session knows: the answer says so, and
-	// the chat's badge is still cleared, up to its newest known message
-	// (no LastMessageID).
+	// the session is still asked to clear the chat's badge, up to its
+	// newest known message (no LastMessageID); no longer marked unread, it
+	// needs nothing more.
 	w = request{body: body}.do(t, h)
 	got = decode[seenhandler.Response](t, w)
 	if w.Code != http.StatusCreated || got.Acknowledged || len(got.Receipts) != 0 ||
-		got.Reason != seenhandler.ReasonNothingUnread || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
+		got.Reason != seenhandler.ReasonNothingUnread || got.ChatRead != "" || got.ChatMarkedRead != nil {
 		t.Errorf("third call: status %d, %+v", w.Code, got)
 	}
 	if n := len(fake.Receipts()); n != 3 {
@@ -778,28 +781,35 @@ func TestUnreadChat(t *testing.T) {
 }
 
 // Issue 11, item 6: a chat-only request that finds nothing to mark says
-// why, distinctly: nothing_unread (the badge is still cleared) or
-// chat_unknown (nothing is sent); played requests clear no badge.
+// why, distinctly: nothing_unread (a chat marked unread still has its mark
+// cleared) or chat_unknown (nothing is sent); played requests clear no
+// badge.
 func TestUnreadChatNothingToMark(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
+		unread     bool // the chat was marked unread
 		markErr    error
 		want       string
 	}{
-		{"known chat, all read", `{"session":"demo","chatId":"15551234567"}`, nil,
-			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"done","chatMarkedRead":true,"reason":"nothing_unread"}`},
-		{"known chat, badge not cleared", `{"session":"demo","chatId":"15551234567"}`, errors.New("no app state keys"),
-			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"unavailable","chatMarkedRead":false,"reason":"nothing_unread"}`},
-		{"known chat, marking off", `{"session":"demo","chatId":"15551234567"}`, fmt.Errorf("off: %w", errors.ErrUnsupported),
+		{"known chat, all read", `{"session":"demo","chatId":"15551234567"}`, false, nil,
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
-		{"unknown chat", `{"session":"demo","chatId":"15559999999"}`, nil,
+		{"known chat, marked unread", `{"session":"demo","chatId":"15551234567"}`, true, nil,
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"scheduled","reason":"nothing_unread"}`},
+		{"known chat, mark not cleared", `{"session":"demo","chatId":"15551234567"}`, true, errors.New("no app state keys"),
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"unavailable","chatMarkedRead":false,"reason":"nothing_unread"}`},
+		{"known chat, marking off", `{"session":"demo","chatId":"15551234567"}`, true, fmt.Errorf("off: %w", errors.ErrUnsupported),
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
+		{"unknown chat", `{"session":"demo","chatId":"15559999999"}`, false, nil,
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15559999999@s.whatsapp.net","receipts":[],"skipped":[],"reason":"chat_unknown"}`},
-		{"played, known chat", `{"session":"demo","chatId":"15551234567","type":"played"}`, nil,
+		{"played, known chat", `{"session":"demo","chatId":"15551234567","type":"played"}`, true, nil,
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake := newHandler(t)
 			fake.AddMessage("demo", session.Message{Chat: user, ID: "MINE", FromMe: true})
+			if tc.unread {
+				fake.MarkUnread("demo", user)
+			}
 			fake.SetMarkChatReadError(tc.markErr)
 			w := request{body: tc.body}.do(t, h)
 			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusCreated || got != tc.want {
@@ -812,21 +822,53 @@ func TestUnreadChatNothingToMark(t *testing.T) {
 	}
 }
 
+// markerOnly is a session that clears chats' badges at once, a
+// session.ChatMarker and no ChatReadScheduler.
+type markerOnly struct {
+	session.SessionFunc
+	marker session.ChatMarker
+}
+
+func (m markerOnly) MarkChatRead(ctx context.Context, c session.ChatRead) error {
+	return m.marker.MarkChatRead(ctx, c)
+}
+
+// A session.ChatMarker clears a chat's badge before the answer, which says
+// done or unavailable. The Fake, a session.ChatReadScheduler as the
+// whatsmeow backend, needs to only for a chat marked unread.
 func TestChatMarking(t *testing.T) {
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
 	for _, tc := range []struct {
-		name string
-		err  error
-		body string
-		want string // the chatMarkedRead member, or "" for absent
+		name   string
+		marker bool // a session.ChatMarker only; else the Fake, a scheduler
+		unread bool // the chat was marked unread
+		err    error
+		body   string
+		want   string // the chatRead members, or "" for absent
 	}{
-		{"marked", nil, body, `"chatRead":"done","chatMarkedRead":true`},
-		{"failed, receipt still sent", errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
-		{"turned off", fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
-		{"played receipts do not mark", nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
+		{"marker: marked", true, false, nil, body, `"chatRead":"done","chatMarkedRead":true`},
+		{"marker: failed, receipt still sent", true, false, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
+		{"marker: turned off", true, false, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
+		{"marker: played receipts do not mark", true, false, nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
+		{"scheduler: the receipts suffice", false, false, nil, body, ""},
+		{"scheduler: marked unread", false, true, nil, body, `"chatRead":"scheduled"}`},
+		{"scheduler: marked unread, failed", false, true, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
+		{"scheduler: turned off", false, true, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake := newHandler(t)
+			if tc.marker {
+				s := fake.Session("demo")
+				reg := session.NewMemoryRegistry()
+				reg.Set("demo", markerOnly{SessionFunc: s.SendReceipt, marker: s})
+				var err error
+				if h, err = seenhandler.New(reg, seenhandler.WithNoAuth()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.unread {
+				fake.MarkUnread("demo", user)
+			}
 			fake.SetMarkChatReadError(tc.err)
 			w := request{body: tc.body}.do(t, h)
 			if w.Code != http.StatusCreated {

@@ -67,7 +67,7 @@ func TestObserver(t *testing.T) {
 			request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A"]}`},
 			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 503, Code: "session_not_connected"},
 			[]seenhandler.BackendErrorInfo{{Session: "demo", Op: "send", Code: "session_not_connected"}}},
-		{"marking the chat read fails: the request does not", func() { fake.SetMarkChatReadError(errDown) },
+		{"marking the chat read fails: the request does not", func() { fake.SetMarkChatReadError(errDown); fake.MarkUnread("demo", "15551234567@s.whatsapp.net") },
 			request{body: `{"session":"demo","chatId":"15551234567","messageIds":["B"]}`},
 			seenhandler.RequestInfo{Endpoint: "seen", Session: "demo", Dialect: "waha", Status: 201, Receipts: 1, Messages: 1},
 			[]seenhandler.BackendErrorInfo{{Session: "demo", Op: "mark_chat_read", Code: "internal"}}},

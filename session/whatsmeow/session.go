@@ -300,7 +300,7 @@ func invalid(format string, args ...any) error {
 // group read with the account's read receipts off, the same node with type
 // read, see typeAsSent), or, for a channel, a view receipt through
 // NewsletterMarkViewed with the messages' numeric server ids. It reports
-// the type as sent.
+// the type as sent. The package documentation lists the errors it returns.
 func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return session.Result{}, err
