@@ -377,10 +377,15 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		}
 	}
 	readSelf := f.readReceiptsOff
-	known := make(map[string]session.Message)
-	for _, id := range r.MessageIDs {
-		if m, ok := f.messages[messageKey{s.name, r.Chat, id}]; ok {
-			known[id] = m
+	var known map[string]session.Message // what channels, groups and status updates need
+	if !strings.HasSuffix(r.Chat, "@s.whatsapp.net") && !strings.HasSuffix(r.Chat, "@lid") {
+		for _, id := range r.MessageIDs {
+			if m, ok := f.messages[messageKey{s.name, r.Chat, id}]; ok {
+				if known == nil {
+					known = make(map[string]session.Message)
+				}
+				known[id] = m
+			}
 		}
 	}
 	f.mu.Unlock()
