@@ -829,6 +829,7 @@ type markerOnly struct {
 	marker session.ChatMarker
 }
 
+// MarkChatRead implements session.ChatMarker with m's marker.
 func (m markerOnly) MarkChatRead(ctx context.Context, c session.ChatRead) error {
 	return m.marker.MarkChatRead(ctx, c)
 }

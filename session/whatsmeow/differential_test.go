@@ -56,6 +56,7 @@ type diffScenario struct {
 	differs []string
 }
 
+// diffScenarios are the scenarios TestFakeAnswersLikeTheRealBackend runs.
 func diffScenarios() []diffScenario {
 	const (
 		memberPhone = "15557654321"
