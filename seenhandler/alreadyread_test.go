@@ -24,10 +24,10 @@ func TestQueuedReceiptsSkipWhatWasReadMeanwhile(t *testing.T) {
 		for _, id := range []string{"Q1", "Q2", "AR1", "V1"} {
 			fake.AddMessage("demo", session.Message{Chat: user, ID: id, Sender: user})
 		}
-		if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["Q1","Q2"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
+		if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["Q1","Q2"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
-		if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["V1"],"type":"played","async":true}`}).do(t, h); w.Code != http.StatusAccepted {
+		if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["V1"],"type":"played","async":true}`}).do(t, h); w.Code != http.StatusAccepted {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now().Add(2 * time.Second)})

@@ -28,7 +28,7 @@ func testAsync(t *testing.T) {
 	rnd := func() float64 { mu.Lock(); defer mu.Unlock(); draws = append(draws, 0.5); return 0.5 }
 	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: 200 * time.Millisecond, MaxDelay: 400 * time.Millisecond, Rand: rnd}))
 
-	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A1_15557654321@c.us","false_` + group + `_A2_15550001111@c.us","true_` + group + `_A3"],"async":true}`}.do(t, h)
+	w := request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A1_15557654321@c.us","false_` + group + `_A2_15550001111@c.us","true_` + group + `_A3"],"async":true}`}.do(t, h)
 	if w.Code != http.StatusAccepted {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
@@ -68,10 +68,10 @@ func testAsync(t *testing.T) {
 	mu.Unlock()
 
 	// "async": false overrides; everything skipped is not queued.
-	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["S1"],"async":false}`}).do(t, h); w.Code != http.StatusOK {
+	if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["S1"],"async":false}`}).do(t, h); w.Code != http.StatusOK {
 		t.Errorf("async false: %d", w.Code)
 	}
-	if w := (request{body: `{"session":"demo","messageIds":["true_15551234567@c.us_OWN"],"async":true}`}).do(t, h); w.Code != http.StatusOK {
+	if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","messageIds":["true_15551234567@c.us_OWN"],"async":true}`}).do(t, h); w.Code != http.StatusOK {
 		t.Errorf("nothing to send: %d %s", w.Code, w.Body)
 	}
 }
@@ -91,7 +91,7 @@ func TestAsyncByDefaultAndQueueFull(t *testing.T) {
 		{`"A3","A4"`, 202, ""},
 		{`"A5"`, 503, "queue_full"},
 	} {
-		w := request{body: body(tc.ids)}.do(t, h)
+		w := request{path: seenhandler.PathWawp, body: body(tc.ids)}.do(t, h)
 		if w.Code != tc.status {
 			t.Errorf("%s: status %d, body %s", tc.ids, w.Code, w.Body)
 		}
@@ -129,7 +129,7 @@ func testShutdownFlushesAsync(t *testing.T) {
 			if i%10 == 7 {
 				chat = "15550000007" // the backend fails these
 			}
-			w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"%s","messageIds":["M%d"],"async":true}`, chat, i)}.do(t, h)
+			w := request{path: seenhandler.PathWawp, body: fmt.Sprintf(`{"session":"demo","chatId":"%s","messageIds":["M%d"],"async":true}`, chat, i)}.do(t, h)
 			if w.Code != http.StatusAccepted {
 				t.Errorf("request %d: %d %s", i, w.Code, w.Body)
 			}
@@ -161,7 +161,7 @@ func testShutdownFlushesAsync(t *testing.T) {
 	if got := int64(len(fake.Calls())); got != n {
 		t.Errorf("the fake saw %d calls, want every one of the %d accepted", got, n)
 	}
-	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["LATE"]}`}.do(t, h)
+	w := request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["LATE"]}`}.do(t, h)
 	if got := decode[seenhandler.ErrorResponse](t, w); w.Code != http.StatusServiceUnavailable || got.Error.Code != "shutting_down" {
 		t.Errorf("after shutdown: %d %+v", w.Code, got)
 	}
@@ -178,7 +178,7 @@ func testShutdownDeadline(t *testing.T) {
 		seenhandler.WithTimeout(time.Hour))
 	fake.Inject(sessiontest.Fault{Latency: time.Hour})
 	for i := range 3 {
-		request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["H%d"],"async":true}`, i)}.do(t, h)
+		request{path: seenhandler.PathWawp, body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["H%d"],"async":true}`, i)}.do(t, h)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -219,7 +219,7 @@ func testAsyncSessionDown(t *testing.T) {
 	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
 	back := fake.Inject(sessiontest.Fault{Session: "demo", Err: session.ErrNotConnected})
 	start := time.Now()
-	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`}.do(t, h)
+	w := request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`}.do(t, h)
 	if w.Code != http.StatusAccepted {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
@@ -270,7 +270,7 @@ func testAsyncRetryDeadline(t *testing.T) {
 	h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second, RetryFor: time.Minute}),
 		seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	fake.Inject(sessiontest.Fault{Session: "demo", Err: session.ErrNotLoggedIn})
-	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`}.do(t, h)
+	w := request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`}.do(t, h)
 	if got := decode[seenhandler.Response](t, w); w.Code != http.StatusAccepted || got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotLoggedIn {
 		t.Fatalf("%d %+v", w.Code, got)
 	}
@@ -331,7 +331,7 @@ func TestQueueSettlePanic(t *testing.T) {
 			seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		const n = 70
 		for i := range n {
-			w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["P%d"],"async":true}`, i)}.do(t, h)
+			w := request{path: seenhandler.PathWawp, body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["P%d"],"async":true}`, i)}.do(t, h)
 			if w.Code != http.StatusAccepted {
 				t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
 			}
@@ -364,7 +364,7 @@ func TestShutdownReturnsWhenContextEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["N1"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
+		if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["N1"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
 			t.Fatalf("status %d %s", w.Code, w.Body)
 		}
 		time.AfterFunc(2*time.Second, func() { close(release) }) // the backend answers, late

@@ -114,7 +114,7 @@ func TestUnknownHeaderTokenRefusedBeforeTheBody(t *testing.T) {
 	}{
 		{"unknown bearer", map[string]string{"Authorization": "Bearer nope"}, valid, 401, false},
 		{"unknown X-Api-Key", map[string]string{"X-Api-Key": "nope"}, valid, 401, false},
-		{"known bearer", map[string]string{"Authorization": "Bearer " + token}, valid, 200, true},
+		{"known bearer", map[string]string{"Authorization": "Bearer " + token}, valid, 201, true},
 		{"token for another session: 403 after the body", map[string]string{"Authorization": "Bearer " + demoToken},
 			`{"session":"other","chatId":"15551234567","messageIds":["A1"]}`, 403, true},
 		{"token in the body", nil, `{"session":"demo","access_token":"nope","chatId":"15551234567","messageIds":["A1"]}`, 401, true},

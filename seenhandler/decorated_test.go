@@ -40,7 +40,7 @@ func TestCoalescingAcrossRequests(t *testing.T) {
 			wg.Go(func() {
 				w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["C%d"]}`, i)}.do(t, h)
 				got := decode[seenhandler.Response](t, w)
-				if w.Code != http.StatusOK || len(got.Receipts) != 1 || fmt.Sprint(got.Receipts[0].MessageIDs) != fmt.Sprintf("[C%d]", i) {
+				if w.Code != http.StatusCreated || len(got.Receipts) != 1 || fmt.Sprint(got.Receipts[0].MessageIDs) != fmt.Sprintf("[C%d]", i) {
 					t.Errorf("request %d: %d %+v", i, w.Code, got)
 				}
 			})
@@ -60,7 +60,7 @@ func TestCoalescingAcrossRequests(t *testing.T) {
 func TestDedupAcrossRequests(t *testing.T) {
 	h, _, fake := decorated(t, session.DecorateOptions{Dedup: &session.DedupOptions{}})
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["D1","D2"]}`
-	if w := (request{body: body}).do(t, h); w.Code != 200 {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("first: %d", w.Code)
 	}
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["D2","D3"]}`}.do(t, h)
@@ -110,7 +110,7 @@ func TestRegistryCloseFlushesCoalescing(t *testing.T) {
 		if err := reg.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if code := <-done; code != 200 || len(fake.Receipts()) != 1 {
+		if code := <-done; code != http.StatusCreated || len(fake.Receipts()) != 1 {
 			t.Errorf("status %d, %d receipts", code, len(fake.Receipts()))
 		}
 	})
@@ -175,7 +175,7 @@ func TestGroupCommitDeadlineAnswersInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"typing":true}`}.do(t, h)
+		w := request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"typing":true}`}.do(t, h)
 		if took := time.Since(start); took != 50*time.Millisecond {
 			t.Errorf("answered after %v, want 50ms (the request's timeout)", took)
 		}

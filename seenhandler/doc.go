@@ -3,12 +3,14 @@
 // gateways unchanged, so clients keep sending what they send today:
 //
 //   - Wasend: POST /sendSeen {"session","to","messageId"}, Authorization: Bearer <token>
-//   - Wawp:   POST /v2/send/seen {"instance_id","access_token","chatId","messageIds":[…],"participant"}
+//   - Wawp:   POST /v2/send/seen {"instance_id","access_token","chatId","messageIds":[…],"participant"} (or X-Instance-ID: <instance>)
 //   - WAHA:   POST /api/sendSeen {"session","chatId","messageIds":[…],"participant"}, X-Api-Key: <token>
 //
 // All three go through one decode path: session = instance_id, chatId = to,
 // and the ids are messageId ∪ messageIds (deduplicated; WAHA's serialized
-// ids such as "false_123@c.us_3EB0…" are understood). An optional
+// ids such as "false_123@c.us_3EB0…" are understood). On WAHA's path a
+// request without a session goes to the session "default", as WAHA's
+// SendSeenRequest defaults it; the other paths require one. An optional
 // "type":"played" sends played receipts for voice notes and view-once media.
 //
 // The handler authenticates the token, validates and normalises the chat and
@@ -28,12 +30,13 @@
 // or deduplicate receipts across requests, wrap the registry in
 // session.Decorate, and close it after [Handler.Shutdown].
 //
-// With [WithAsync], a request may ask to be answered 202 at once: its
-// receipts go into a [Queue] (in memory by default; seenhandler/sqlqueue
-// keeps them in SQLite or PostgreSQL across restarts) before the answer,
-// and a worker sends them after a human-like delay, paced per session,
-// retrying while the session is down. Delivery is at least once; see
-// [AsyncOptions].
+// With [WithAsync], a request may ask to be answered 202 at once (201 with
+// "accepted": true on WAHA's path, which answers every success 201 as WAHA
+// does): its receipts go into a [Queue] (in memory by default;
+// seenhandler/sqlqueue keeps them in SQLite or PostgreSQL across restarts)
+// before the answer, and a worker sends them after a human-like delay,
+// paced per session, retrying while the session is down. Delivery is at
+// least once; see [AsyncOptions].
 //
 // Every error answer has the body
 // {"success":false,"message","error":{"code","message","fields":[{"field","rule","message"}]}}

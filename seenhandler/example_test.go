@@ -38,7 +38,7 @@ func Example() {
 		fmt.Println(r.Chat, r.MessageIDs, r.Type)
 	}
 	// Output:
-	// 200 {"success":true,"acknowledged":true,"session":"support","chatId":"15551234567@s.whatsapp.net","receipts":[{"chatId":"15551234567@s.whatsapp.net","messageIds":["3EB0C767D26A1D98A4"],"type":"read"}],"skipped":[],"chatRead":"done","chatMarkedRead":true}
+	// 200 {"success":true,"acknowledged":true,"session":"support","chatId":"15551234567@s.whatsapp.net","receipts":[{"chatId":"15551234567@s.whatsapp.net","messageIds":["3EB0C767D26A1D98A4"],"type":"read"}],"skipped":[]}
 	// 15551234567@s.whatsapp.net [3EB0C767D26A1D98A4] read
 }
 
@@ -63,7 +63,7 @@ func ExampleHandler_waha() {
 		"true_120363012345678901@g.us_BBB"]}`)
 	post(`{"session":"default","chatId":"12345@broadcast","messageIds":["AAA"]}`)
 	// Output:
-	// 200 {"success":true,"acknowledged":true,"session":"default","chatId":"120363012345678901@g.us","receipts":[{"chatId":"120363012345678901@g.us","sender":"15551234567@s.whatsapp.net","messageIds":["AAA"],"type":"read"}],"skipped":[{"messageId":"true_120363012345678901@g.us_BBB","reason":"from_me"}],"chatRead":"done","chatMarkedRead":true}
+	// 201 {"success":true,"acknowledged":true,"session":"default","chatId":"120363012345678901@g.us","receipts":[{"chatId":"120363012345678901@g.us","sender":"15551234567@s.whatsapp.net","messageIds":["AAA"],"type":"read"}],"skipped":[{"messageId":"true_120363012345678901@g.us_BBB","reason":"from_me"}]}
 	// 400 {"success":false,"message":"the request has invalid fields: chatId: broadcast lists (@broadcast) are not supported; status@broadcast is","error":{"code":"validation_failed","message":"the request has invalid fields: chatId: broadcast lists (@broadcast) are not supported; status@broadcast is","fields":[{"field":"chatId","rule":"wa_chat","message":"broadcast lists (@broadcast) are not supported; status@broadcast is"}]}}
 }
 

@@ -66,12 +66,13 @@ type exchange struct {
 	op       Op
 	sent     []SentReceipt
 	skipped  int
-	status   int  // of a successful answer: 200, or 202 when queued
+	status   int  // of a successful answer: 200, or 202 when queued; 201 on WAHA's seen path
 	answered bool // the answer has been (or is being) written
 }
 
 // ServeHTTP answers one "mark as seen" request; see the package
-// documentation.
+// documentation. A success is a 200 (202 when queued), and on WAHA's path
+// ([PathWAHA]) a 201, queued or not, as WAHA's OpenAPI document says.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.handle(w, r, EndpointSeen, h.serveSeen)
 }
@@ -80,9 +81,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authenticated like ServeHTTP: a [StatusResponse] {"success","session",
 // "status","connected","loggedIn","jid"}, or on WAHA's path
 // (/api/sessions/{session}) WAHA's [SessionInfo] {"name","status","me",
-// "config"}. The session comes from the URL (see [WithPathSession]),
-// else the query's session or instance_id, which must agree. [Mount]
-// registers it at [PathWawpStatus] and PathWAHAStatus.
+// "presence","timestamps"}. The session comes from the URL (see
+// [WithPathSession]), else the query's session or instance_id or, on Wawp's
+// path, an X-Instance-ID header, which must agree. [Mount] registers it
+// at [PathWawpStatus] and PathWAHAStatus.
 func (h *Handler) ServeStatus(w http.ResponseWriter, r *http.Request) {
 	h.handle(w, r, EndpointStatus, h.serveStatus)
 }

@@ -29,10 +29,7 @@ const (
 	group     = "120363012345678901@g.us"
 )
 
-var (
-	fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	yes      = func() *bool { b := true; return &b }()
-)
+var fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler, *sessiontest.Fake) {
 	t.Helper()
@@ -107,6 +104,15 @@ func bySender(rs []session.Receipt) []session.Receipt {
 	return slices.SortedStableFunc(slices.Values(rs), func(a, b session.Receipt) int { return cmp.Compare(a.Sender, b.Sender) })
 }
 
+// seenOK is the status of a seen request sent (not queued) on path: 201
+// on WAHA's path (the tests' default), as WAHA answers it, 200 elsewhere.
+func seenOK(path string) int {
+	if path == "" || path == seenhandler.PathWAHA {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
 func receipt(chat, from string, typ session.ReceiptType, ids ...string) session.Receipt {
 	return session.Receipt{Chat: chat, Sender: from, MessageIDs: ids, Type: typ, Timestamp: fixedNow}
 }
@@ -123,7 +129,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"+1 (555) 123-4567","messageId":"3EB0C767D26A1D98A4"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0C767D26A1D98A4"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0C767D26A1D98A4")},
@@ -132,7 +138,7 @@ func TestDialects(t *testing.T) {
 			name: "wasend group JID",
 			req: request{path: seenhandler.PathWasend,
 				body: `{"session":"demo","to":"` + group + `","messageId":"ABC","participant":"15557654321@c.us"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"ABC"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "ABC")},
@@ -141,7 +147,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp batch with token in body",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"15551234567@c.us","messageIds":["A1","B2","C3"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1", "B2", "C3"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1", "B2", "C3")},
@@ -150,7 +156,7 @@ func TestDialects(t *testing.T) {
 			name: "wawp group with participant",
 			req: request{path: seenhandler.PathWawp, header: map[string]string{"Authorization": ""},
 				body: `{"instance_id":"demo","access_token":"` + token + `","chatId":"` + group + `","messageIds":["A1","B2"],"participant":"+1 555 765 4321"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"A1", "B2"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "A1", "B2")},
@@ -159,7 +165,7 @@ func TestDialects(t *testing.T) {
 			name: "waha serialized ids with X-Api-Key, own message skipped",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0AA","true_15551234567@c.us_3EB0BB"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"3EB0AA"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "true_15551234567@c.us_3EB0BB", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "3EB0AA")},
@@ -168,7 +174,7 @@ func TestDialects(t *testing.T) {
 			name: "waha group: one receipt per sender, participants from serialized ids",
 			req: request{header: map[string]string{"Authorization": "", "X-Api-Key": token},
 				body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_M1_15557654321@c.us","false_` + group + `_M2_15550001111@c.us","false_` + group + `_M3_15557654321@c.us"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{
 					{ChatID: group, Sender: sender, MessageIDs: []string{"M1", "M3"}, Type: "read"},
 					{ChatID: group, Sender: sender2, MessageIDs: []string{"M2"}, Type: "read"},
@@ -179,7 +185,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "waha chat taken from serialized ids",
 			req:  request{body: `{"session":"demo","messageIds":["false_15551234567@c.us_X1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"X1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "X1")},
@@ -198,7 +204,7 @@ func TestDialects(t *testing.T) {
 			setup: func(f *sessiontest.Fake) { f.SetReadReceiptsOff(true) },
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`,
 				header: map[string]string{"Content-Type": "application/vnd.api+json"}},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read-self"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptReadSelf, "A1")},
@@ -210,7 +216,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G2", FromMe: true})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1","G2"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
 				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "G2", Reason: seenhandler.SkipFromMe}}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
@@ -222,7 +228,7 @@ func TestDialects(t *testing.T) {
 				f.AddMessage("demo", session.Message{Chat: user, ID: "U1", Sender: user})
 			},
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["R1","U1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"U1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{{MessageID: "R1", Reason: seenhandler.SkipAlreadyRead}}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "U1")},
@@ -239,13 +245,17 @@ func TestDialects(t *testing.T) {
 			sent: []session.Receipt{receipt(user, "", session.ReceiptPlayed, "V1")},
 		},
 		{
-			name: "request participant wins over the resolver",
+			// The handler asks for the request's participant; the backend,
+			// as the real one, names the sender it saw the message from (a
+			// receipt naming anyone else reaches nobody), and the answer
+			// says both.
+			name: "request participant wins over the resolver, the backend's sender over both",
 			setup: func(f *sessiontest.Fake) {
 				f.AddMessage("demo", session.Message{Chat: group, ID: "G1", Sender: sender2})
 			},
 			req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["G1"],"participant":"` + sender + `"}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: group,
-				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: group,
+				Receipts: []seenhandler.SentReceipt{{ChatID: group, Sender: sender2, RequestedSender: sender, MessageIDs: []string{"G1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(group, sender, session.ReceiptRead, "G1")},
 		},
@@ -259,7 +269,7 @@ func TestDialects(t *testing.T) {
 		{
 			name: "channel read reported as view",
 			req:  request{body: `{"session":"demo","chatId":"120363123456789012@newsletter","messageIds":["101"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: "120363123456789012@newsletter",
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: "120363123456789012@newsletter",
 				Receipts: []seenhandler.SentReceipt{{ChatID: "120363123456789012@newsletter", MessageIDs: []string{"101"}, Type: "view"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt("120363123456789012@newsletter", "", session.ReceiptView, "101")},
@@ -268,7 +278,7 @@ func TestDialects(t *testing.T) {
 			name: "session-limited token on its session",
 			req: request{header: map[string]string{"Authorization": "Bearer " + demoToken},
 				body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`},
-			want: seenhandler.Response{Success: true, Acknowledged: true, ChatRead: "done", ChatMarkedRead: yes, Session: "demo", ChatID: user,
+			want: seenhandler.Response{Success: true, Acknowledged: true, Session: "demo", ChatID: user,
 				Receipts: []seenhandler.SentReceipt{{ChatID: user, MessageIDs: []string{"A1"}, Type: "read"}},
 				Skipped:  []seenhandler.Skipped{}},
 			sent: []session.Receipt{receipt(user, "", session.ReceiptRead, "A1")},
@@ -281,7 +291,7 @@ func TestDialects(t *testing.T) {
 				tc.setup(fake)
 			}
 			w := tc.req.do(t, h)
-			if w.Code != http.StatusOK {
+			if w.Code != seenOK(tc.req.path) {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
 			got := decode[seenhandler.Response](t, w)
@@ -338,14 +348,16 @@ func TestErrors(t *testing.T) {
 		{name: "no token, no session: 401 first", req: request{body: `{}`, header: map[string]string{"Authorization": ""}}, status: 401, code: "unauthorized"},
 		{name: "token not for this session", req: request{body: `{"session":"other","chatId":"15551234567","messageIds":["A1"]}`,
 			header: map[string]string{"Authorization": "Bearer " + demoToken}}, status: 403, code: "forbidden"},
-		{name: "missing session", req: request{body: `{"chatId":"15551234567","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"session required"}},
+		{name: "missing session (wasend)", req: request{path: seenhandler.PathWasend, body: `{"chatId":"15551234567","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"session required"}},
+		{name: "missing session (waha): the session \"default\", none here", req: request{body: `{"chatId":"15551234567","messageIds":["A1"]}`}, status: 404, code: "session_not_found"},
 		{name: "missing instance_id (wawp)", req: request{path: seenhandler.PathWawp, body: `{"access_token":"` + token + `","chatId":"15551234567","messageIds":["A1"]}`},
 			status: 400, code: "validation_failed", fields: []string{"instance_id required"}},
 		{name: "session and instance_id differ", req: request{body: `{"session":"demo","instance_id":"other","chatId":"15551234567","messageIds":["A1"]}`},
 			status: 400, code: "validation_failed", fields: []string{"instance_id conflict"}},
 		{name: "missing chat (waha)", req: request{body: `{"session":"demo","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId required"}},
 		{name: "missing to (wasend)", req: request{path: seenhandler.PathWasend, body: `{"session":"demo","messageId":"A1"}`}, status: 400, code: "validation_failed", fields: []string{"to required"}},
-		{name: "everything missing", req: request{body: `{}`}, status: 400, code: "validation_failed", fields: []string{"session required", "chatId required", "messageIds required"}},
+		{name: "everything missing", req: request{path: seenhandler.PathWasend, body: `{}`}, status: 400, code: "validation_failed", fields: []string{"session required", "to required", "messageId required"}},
+		{name: "everything missing (waha: the session is \"default\")", req: request{body: `{}`}, status: 400, code: "validation_failed", fields: []string{"chatId required", "messageIds required"}},
 		{name: "bad phone", req: request{body: `{"session":"demo","chatId":"0123","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId wa_chat"}},
 		{name: "broadcast list", req: request{body: `{"session":"demo","chatId":"12345@broadcast","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"chatId wa_chat"}},
 		{name: "status without its author", req: request{body: `{"session":"demo","chatId":"status@broadcast","messageIds":["A1"]}`}, status: 400, code: "validation_failed", fields: []string{"participant required"}},
@@ -469,7 +481,7 @@ func TestServesAfterPanic(t *testing.T) {
 	if w := (request{body: body}).do(t, h); w.Code != http.StatusInternalServerError {
 		t.Fatalf("first request: status %d", w.Code)
 	}
-	if w := (request{body: body}).do(t, h); w.Code != http.StatusOK {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("second request: status %d, body %s", w.Code, w.Body)
 	}
 	calls := fake.Calls()
@@ -570,7 +582,7 @@ func TestMount(t *testing.T) {
 	seenhandler.Mount(mux, h)
 	for _, path := range []string{seenhandler.PathWasend, seenhandler.PathWawp, seenhandler.PathWAHA} {
 		w := request{path: path, body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.ReplaceAll(path, "/", "") + `"]}`}.do(t, mux)
-		if w.Code != http.StatusOK {
+		if w.Code != seenOK(path) {
 			t.Errorf("%s: status %d, body %s", path, w.Code, w.Body)
 		}
 		if w := (request{method: http.MethodGet, path: path}).do(t, mux); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
@@ -678,7 +690,7 @@ func TestIDsRequiredWithoutUnreadLister(t *testing.T) {
 func TestPlainSessionReportsNoChatMarking(t *testing.T) {
 	h, _ := plainHandler(t)
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
-	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "chatMarkedRead") {
+	if w.Code != http.StatusCreated || strings.Contains(w.Body.String(), "chatMarkedRead") {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
 	}
 }
@@ -710,7 +722,7 @@ func TestEmptyIDListIsNotTheWholeChat(t *testing.T) {
 	}
 	// null and an absent list still read the chat.
 	for _, body := range []string{`{"session":"demo","chatId":"` + user + `","messageIds":null}`, `{"session":"demo","chatId":"` + user + `"}`} {
-		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK {
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 			t.Errorf("%s: status %d, body %s", body, w.Code, w.Body)
 		}
 	}
@@ -724,10 +736,11 @@ func TestUnreadChat(t *testing.T) {
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "U2", Sender: sender})
 	fake.AddMessage("demo", session.Message{Chat: user, ID: "DM", Sender: user})
 	body := `{"session":"demo","chatId":"` + group + `"}`
+	fake.MarkUnread("demo", group) // its owner marked it unread: the first read needs more than its receipts
 
 	// At most WithMaxMessageIDs: the newest two unread.
 	w := request{body: body}.do(t, h)
-	if w.Code != http.StatusOK {
+	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
 	got := decode[seenhandler.Response](t, w)
@@ -735,7 +748,7 @@ func TestUnreadChat(t *testing.T) {
 		{ChatID: group, Sender: sender2, MessageIDs: []string{"U1"}, Type: "read"},
 		{ChatID: group, Sender: sender, MessageIDs: []string{"U2"}, Type: "read"},
 	}
-	if !reflect.DeepEqual(got.Receipts, want) || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
+	if !reflect.DeepEqual(got.Receipts, want) || got.ChatRead != string(session.ChatReadScheduled) {
 		t.Errorf("first call: %+v", got)
 	}
 	reads := fake.ChatReads()
@@ -749,12 +762,13 @@ func TestUnreadChat(t *testing.T) {
 		t.Errorf("second call: %+v", got)
 	}
 	// Nothing unread in a chat the session knows: the answer says so, and
-	// the chat's badge is still cleared, up to its newest known message
-	// (no LastMessageID).
+	// the session is still asked to clear the chat's badge, up to its
+	// newest known message (no LastMessageID); no longer marked unread, it
+	// needs nothing more.
 	w = request{body: body}.do(t, h)
 	got = decode[seenhandler.Response](t, w)
-	if w.Code != http.StatusOK || got.Acknowledged || len(got.Receipts) != 0 ||
-		got.Reason != seenhandler.ReasonNothingUnread || got.ChatMarkedRead == nil || !*got.ChatMarkedRead {
+	if w.Code != http.StatusCreated || got.Acknowledged || len(got.Receipts) != 0 ||
+		got.Reason != seenhandler.ReasonNothingUnread || got.ChatRead != "" || got.ChatMarkedRead != nil {
 		t.Errorf("third call: status %d, %+v", w.Code, got)
 	}
 	if n := len(fake.Receipts()); n != 3 {
@@ -767,31 +781,38 @@ func TestUnreadChat(t *testing.T) {
 }
 
 // Issue 11, item 6: a chat-only request that finds nothing to mark says
-// why, distinctly: nothing_unread (the badge is still cleared) or
-// chat_unknown (nothing is sent); played requests clear no badge.
+// why, distinctly: nothing_unread (a chat marked unread still has its mark
+// cleared) or chat_unknown (nothing is sent); played requests clear no
+// badge.
 func TestUnreadChatNothingToMark(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
+		unread     bool // the chat was marked unread
 		markErr    error
 		want       string
 	}{
-		{"known chat, all read", `{"session":"demo","chatId":"15551234567"}`, nil,
-			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"done","chatMarkedRead":true,"reason":"nothing_unread"}`},
-		{"known chat, badge not cleared", `{"session":"demo","chatId":"15551234567"}`, errors.New("no app state keys"),
-			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"unavailable","chatMarkedRead":false,"reason":"nothing_unread"}`},
-		{"known chat, marking off", `{"session":"demo","chatId":"15551234567"}`, fmt.Errorf("off: %w", errors.ErrUnsupported),
+		{"known chat, all read", `{"session":"demo","chatId":"15551234567"}`, false, nil,
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
-		{"unknown chat", `{"session":"demo","chatId":"15559999999"}`, nil,
+		{"known chat, marked unread", `{"session":"demo","chatId":"15551234567"}`, true, nil,
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"scheduled","reason":"nothing_unread"}`},
+		{"known chat, mark not cleared", `{"session":"demo","chatId":"15551234567"}`, true, errors.New("no app state keys"),
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"chatRead":"unavailable","chatMarkedRead":false,"reason":"nothing_unread"}`},
+		{"known chat, marking off", `{"session":"demo","chatId":"15551234567"}`, true, fmt.Errorf("off: %w", errors.ErrUnsupported),
+			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
+		{"unknown chat", `{"session":"demo","chatId":"15559999999"}`, false, nil,
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15559999999@s.whatsapp.net","receipts":[],"skipped":[],"reason":"chat_unknown"}`},
-		{"played, known chat", `{"session":"demo","chatId":"15551234567","type":"played"}`, nil,
+		{"played, known chat", `{"session":"demo","chatId":"15551234567","type":"played"}`, true, nil,
 			`{"success":true,"acknowledged":false,"session":"demo","chatId":"15551234567@s.whatsapp.net","receipts":[],"skipped":[],"reason":"nothing_unread"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake := newHandler(t)
 			fake.AddMessage("demo", session.Message{Chat: user, ID: "MINE", FromMe: true})
+			if tc.unread {
+				fake.MarkUnread("demo", user)
+			}
 			fake.SetMarkChatReadError(tc.markErr)
 			w := request{body: tc.body}.do(t, h)
-			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || got != tc.want {
+			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusCreated || got != tc.want {
 				t.Errorf("status %d\n got %s\nwant %s", w.Code, got, tc.want)
 			}
 			if n := len(fake.Receipts()); n != 0 {
@@ -801,24 +822,57 @@ func TestUnreadChatNothingToMark(t *testing.T) {
 	}
 }
 
+// markerOnly is a session that clears chats' badges at once, a
+// session.ChatMarker and no ChatReadScheduler.
+type markerOnly struct {
+	session.SessionFunc
+	marker session.ChatMarker
+}
+
+// MarkChatRead implements session.ChatMarker with m's marker.
+func (m markerOnly) MarkChatRead(ctx context.Context, c session.ChatRead) error {
+	return m.marker.MarkChatRead(ctx, c)
+}
+
+// A session.ChatMarker clears a chat's badge before the answer, which says
+// done or unavailable. The Fake, a session.ChatReadScheduler as the
+// whatsmeow backend, needs to only for a chat marked unread.
 func TestChatMarking(t *testing.T) {
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
 	for _, tc := range []struct {
-		name string
-		err  error
-		body string
-		want string // the chatMarkedRead member, or "" for absent
+		name   string
+		marker bool // a session.ChatMarker only; else the Fake, a scheduler
+		unread bool // the chat was marked unread
+		err    error
+		body   string
+		want   string // the chatRead members, or "" for absent
 	}{
-		{"marked", nil, body, `"chatRead":"done","chatMarkedRead":true`},
-		{"failed, receipt still sent", errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
-		{"turned off", fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
-		{"played receipts do not mark", nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
+		{"marker: marked", true, false, nil, body, `"chatRead":"done","chatMarkedRead":true`},
+		{"marker: failed, receipt still sent", true, false, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
+		{"marker: turned off", true, false, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
+		{"marker: played receipts do not mark", true, false, nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
+		{"scheduler: the receipts suffice", false, false, nil, body, ""},
+		{"scheduler: marked unread", false, true, nil, body, `"chatRead":"scheduled"}`},
+		{"scheduler: marked unread, failed", false, true, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
+		{"scheduler: turned off", false, true, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake := newHandler(t)
+			if tc.marker {
+				s := fake.Session("demo")
+				reg := session.NewMemoryRegistry()
+				reg.Set("demo", markerOnly{SessionFunc: s.SendReceipt, marker: s})
+				var err error
+				if h, err = seenhandler.New(reg, seenhandler.WithNoAuth()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.unread {
+				fake.MarkUnread("demo", user)
+			}
 			fake.SetMarkChatReadError(tc.err)
 			w := request{body: tc.body}.do(t, h)
-			if w.Code != http.StatusOK {
+			if w.Code != http.StatusCreated {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
 			if tc.want == "" && strings.Contains(w.Body.String(), "chatRead") || !strings.Contains(w.Body.String(), tc.want) {
@@ -881,7 +935,7 @@ func TestChatReadScheduled(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := request{body: tc.body}.do(t, h)
-			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || !strings.HasSuffix(got, tc.want) {
+			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusCreated || !strings.HasSuffix(got, tc.want) {
 				t.Errorf("status %d, body %s, want …%s", w.Code, got, tc.want)
 			}
 			if sess.marked != 0 {
@@ -948,7 +1002,7 @@ func TestChatMarkedReadUpToTheNewest(t *testing.T) {
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "NEW", Sender: sender2, Timestamp: t0.Add(time.Minute)})
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "MID", Sender: sender, Timestamp: t0.Add(time.Second)})
 	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["NEW","OLD","MID"]}`}.do(t, h)
-	if w.Code != http.StatusOK {
+	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
 	reads := fake.ChatReads()
@@ -989,7 +1043,7 @@ func TestEmptyAndNullMessageIDs(t *testing.T) {
 	for _, body := range []string{`{"session":"demo","chatId":"15551234567"}`, `{"session":"demo","chatId":"15551234567","messageId":null,"messageIds":null}`} {
 		h, fake := newHandler(t)
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "UNREAD1", Sender: user})
-		if w := (request{body: body}).do(t, h); w.Code != http.StatusOK || len(fake.Receipts()) != 1 {
+		if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated || len(fake.Receipts()) != 1 {
 			t.Errorf("%s: %d %s, sent %+v; want the chat's unread message sent", body, w.Code, w.Body, fake.Receipts())
 		}
 	}
@@ -1003,10 +1057,10 @@ func TestKeysMatchExactly(t *testing.T) {
 		status     int
 		session    string // where the receipt went
 	}{
-		{"upper-case duplicate after", `{"session":"demo","SESSION":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
-		{"upper-case duplicate before", `{"Session":"other","session":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
-		{"folded with long s", `{"session":"demo","ſession":"other","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
-		{"escaped exact key counts", `{"\u0073ession":"demo","chatId":"15551234567","messageIds":["A1"]}`, 200, "demo"},
+		{"upper-case duplicate after", `{"session":"demo","SESSION":"other","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
+		{"upper-case duplicate before", `{"Session":"other","session":"demo","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
+		{"folded with long s", `{"session":"demo","ſession":"other","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
+		{"escaped exact key counts", `{"\u0073ession":"demo","chatId":"15551234567","messageIds":["A1"]}`, 201, "demo"},
 		{"other spellings only", `{"SESSION":"demo","ChatId":"15551234567","MessageIds":["A1"]}`, 400, ""},
 	}
 	for _, tc := range tests {

@@ -29,8 +29,8 @@ type loadCase struct {
 	header   map[string]string
 	body     string
 	status   int
-	code     string // the error code, for statuses other than 200
-	receipts int    // receipts in a 200 answer, each one call to the fake
+	code     string // the error code, for statuses other than 200 and 201
+	receipts int    // receipts in a 200 or 201 answer, each one call to the fake
 }
 
 const loadToken = "load-token"
@@ -46,15 +46,15 @@ var loadCases = []loadCase{
 	{name: "waha serialized", path: seenhandler.PathWAHA,
 		header: map[string]string{"X-Api-Key": loadToken},
 		body:   `{"session":"demo","chatId":"15551234567@c.us","messageIds":["false_15551234567@c.us_3EB0AA","true_15551234567@c.us_3EB0BB"]}`,
-		status: http.StatusOK, receipts: 1},
+		status: http.StatusCreated, receipts: 1},
 	{name: "waha group, senders in the ids", path: seenhandler.PathWAHA,
 		header: map[string]string{"X-Api-Key": loadToken},
 		body:   `{"session":"demo","messageIds":["false_120363012345678901@g.us_3EB0CC_15557654321@c.us","false_120363012345678901@g.us_3EB0DD_15550001111@c.us"]}`,
-		status: http.StatusOK, receipts: 2},
+		status: http.StatusCreated, receipts: 2},
 	{name: "waha all from me", path: seenhandler.PathWAHA,
 		header: map[string]string{"X-Api-Key": loadToken},
 		body:   `{"session":"demo","messageIds":["true_15551234567@c.us_3EB0EE"]}`,
-		status: http.StatusOK, receipts: 0},
+		status: http.StatusCreated, receipts: 0},
 	{name: "not json", path: seenhandler.PathWAHA,
 		header: map[string]string{"X-Api-Key": loadToken},
 		body:   `{"session":"demo","chatId":`,
@@ -94,6 +94,9 @@ var loadCases = []loadCase{
 		status: http.StatusMethodNotAllowed, code: seenhandler.CodeMethodNotAllowed},
 }
 
+// ok reports whether status is a success: 200, or 201 on WAHA's path.
+func ok(status int) bool { return status == http.StatusOK || status == http.StatusCreated }
+
 // loadAnswer is what TestLoad reads of an answer.
 type loadAnswer struct {
 	Success      bool `json:"success"`
@@ -111,8 +114,8 @@ type loadTally struct {
 	mu       sync.Mutex
 	byCase   []int
 	status   map[int]int
-	acked    int // 200s with acknowledged true
-	receipts int // receipts in 200 answers
+	acked    int // 200s and 201s with acknowledged true
+	receipts int // receipts in 200 and 201 answers
 	failures []string
 	failed   int
 }
@@ -129,7 +132,7 @@ func (lt *loadTally) fail(format string, args ...any) {
 // TestLoad sends many requests of every kind, from many goroutines, over
 // loopback to a Handler on a fake with a healthy session ("demo") and a
 // disconnected one ("flaky"). Every answer must be the one expected for its
-// request, the fake must have recorded exactly the receipts the 200s
+// request, the fake must have recorded exactly the receipts the 200s and 201s
 // report, and no goroutine may outlive the server.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
@@ -202,7 +205,7 @@ func TestLoad(t *testing.T) {
 		}
 	}
 
-	// The fake recorded exactly what the 200s say was sent, and one failed
+	// The fake recorded exactly what the 200s and 201s say was sent, and one failed
 	// call per 503.
 	var ok, failed int
 	for _, c := range fake.Calls() {
@@ -223,11 +226,11 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	if got := len(fake.Receipts()); got != ok || got != tally.receipts || got != wantReceipts {
-		t.Errorf("the fake recorded %d receipts (%d successful calls); the 200 answers report %d, want %d",
+		t.Errorf("the fake recorded %d receipts (%d successful calls); the 200 and 201 answers report %d, want %d",
 			got, ok, tally.receipts, wantReceipts)
 	}
 	if tally.acked != wantAcked {
-		t.Errorf("%d answers were 200 with acknowledged true, want %d", tally.acked, wantAcked)
+		t.Errorf("%d answers were 200 or 201 with acknowledged true, want %d", tally.acked, wantAcked)
 	}
 	if failed != tally.status[http.StatusServiceUnavailable] {
 		t.Errorf("the fake failed %d calls; the clients got %d 503s", failed, tally.status[http.StatusServiceUnavailable])
@@ -287,14 +290,14 @@ func loadOne(ctx context.Context, client *http.Client, base string, ci int, tall
 	switch {
 	case resp.StatusCode != c.status:
 		tally.fail("%s: status %d, want %d: %s", c.name, resp.StatusCode, c.status, raw)
-	case c.status == http.StatusOK && (!a.Success || a.Acknowledged != (c.receipts > 0) || receipts != c.receipts):
+	case ok(c.status) && (!a.Success || a.Acknowledged != (c.receipts > 0) || receipts != c.receipts):
 		tally.fail("%s: answer %s, want success, %d receipts", c.name, raw, c.receipts)
-	case c.status != http.StatusOK && (a.Success || a.Error.Code != c.code):
+	case !ok(c.status) && (a.Success || a.Error.Code != c.code):
 		tally.fail("%s: answer %s, want code %s", c.name, raw, c.code)
 	case c.status == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "":
 		tally.fail("%s: 503 without Retry-After", c.name)
 	}
-	if resp.StatusCode == http.StatusOK {
+	if ok(resp.StatusCode) {
 		tally.mu.Lock()
 		if a.Acknowledged {
 			tally.acked++

@@ -8,10 +8,11 @@ const (
 	// Authorization: Bearer.
 	PathWasend = "/sendSeen"
 	// PathWawp is Wawp's path: {"instance_id","access_token","chatId",
-	// "messageIds","participant"}.
+	// "messageIds","participant"}; the instance may come in an
+	// X-Instance-ID header instead, as Wawp's SDK sends it.
 	PathWawp = "/v2/send/seen"
 	// PathWAHA is WAHA's path: {"session","chatId","messageIds",
-	// "participant"} with X-Api-Key.
+	// "participant"} with X-Api-Key; every success is a 201, as WAHA's.
 	PathWAHA = "/api/sendSeen"
 )
 

@@ -1,6 +1,7 @@
 package seenhandler
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 
@@ -84,32 +85,70 @@ func namesFor(req *seenRequest, dialect string) fieldNames {
 	return n
 }
 
-// sessionName picks the session from the URL (pathName) and the
-// request's session and instance_id (from the body, or the status
-// endpoint's query); those given must agree. It returns the name to
-// authenticate with and the field errors to report once the client is
-// authenticated. field is the name the client used for the session.
-func sessionName(pathName, sess, instance, field string) (string, validate.Errors) {
+// sessionSources are where a request names its session, for sessionName.
+type sessionSources struct {
+	// path is the session in the URL (see WithPathSession), or "".
+	path string
+	// header is Wawp's X-Instance-ID header, or "".
+	header string
+	// session and instance are the request's session and instance_id
+	// (from the body, or the status endpoint's query); field is the name
+	// the client used for them.
+	session, instance, field string
+	// fallback names the session when nothing else does: "default" on
+	// WAHA's path, as WAHA's SendSeenRequest defaults it; "" elsewhere,
+	// where the session is required.
+	fallback string
+}
+
+// headerInstanceID is the header Wawp's SDK names the instance in (its
+// token goes in Authorization: Bearer).
+const headerInstanceID = "X-Instance-ID"
+
+// sessionName picks the session from src: the URL's, else the request's
+// session, instance_id or X-Instance-ID header, which must agree, else the
+// fallback. A disagreement is a field error with rule "conflict" on the
+// field the client sent (as session against instance_id, or the body
+// against the URL). It returns the name to authenticate with and the
+// field errors to report once the client is authenticated.
+func sessionName(src sessionSources) (string, validate.Errors) {
 	var errs validate.Errors
+	sess, instance := src.session, src.instance
 	if sess != "" && instance != "" && sess != instance {
 		errs = append(errs, validate.FieldError{Field: "instance_id", Rule: "conflict",
 			Message: "differs from session; send one of them"})
 	}
-	given := sess
-	if given == "" {
-		given = instance
+	given, field := cmp.Or(sess, instance), src.field
+	if h := src.header; h != "" {
+		switch {
+		case instance != "" && instance != h:
+			errs = append(errs, validate.FieldError{Field: "instance_id", Rule: "conflict",
+				Message: "differs from the " + headerInstanceID + " header; send one of them"})
+		case instance == "" && sess != "" && sess != h:
+			errs = append(errs, validate.FieldError{Field: "session", Rule: "conflict",
+				Message: "differs from the " + headerInstanceID + " header; send one of them"})
+		}
+		if given == "" {
+			given, field = h, headerInstanceID
+		}
 	}
 	switch {
-	case pathName != "" && given != "" && pathName != given:
+	case src.path != "" && given != "" && src.path != given:
 		errs = append(errs, validate.FieldError{Field: field, Rule: "conflict",
 			Message: "differs from the session in the URL"})
-		return pathName, errs
-	case pathName != "":
-		return pathName, errs
+		return src.path, errs
+	case src.path != "":
+		return src.path, errs
+	case given == "" && src.fallback != "":
+		return src.fallback, errs
 	case given == "":
-		errs = append(errs, validate.FieldError{Field: field, Rule: "required", Message: "is required"})
+		errs = append(errs, validate.FieldError{Field: src.field, Rule: "required", Message: "is required"})
 	}
-	for _, f := range []struct{ field, value string }{{"session", sess}, {"instance_id", instance}} {
+	header := "" // checked only when it names the session: else it agrees, or conflicts
+	if field == headerInstanceID {
+		header = src.header
+	}
+	for _, f := range []struct{ field, value string }{{"session", sess}, {"instance_id", instance}, {headerInstanceID, header}} {
 		if f.value != "" {
 			if err := validate.SessionName(f.value); err != nil {
 				errs = append(errs, validate.Field(f.field, validate.TagSession, err))

@@ -21,7 +21,7 @@ func TestSessionRateLimit(t *testing.T) {
 	body := func(session string) string {
 		return `{"session":"` + session + `","chatId":"15551234567","messageIds":["A1"]}`
 	}
-	for i, want := range []int{200, 200, 429} {
+	for i, want := range []int{201, 201, 429} {
 		w := request{body: body("demo")}.do(t, h)
 		if w.Code != want {
 			t.Fatalf("request %d: status %d, want %d; body %s", i, w.Code, want, w.Body)
@@ -35,7 +35,7 @@ func TestSessionRateLimit(t *testing.T) {
 		}
 	}
 	// Another session has its own bucket, whatever the token.
-	if w := (request{body: body("other")}).do(t, h); w.Code != 200 {
+	if w := (request{body: body("other")}).do(t, h); w.Code != http.StatusCreated {
 		t.Errorf("other session: %d", w.Code)
 	}
 	if n := len(fake.Receipts()); n != 3 {
@@ -50,14 +50,14 @@ func TestTokenRateLimit(t *testing.T) {
 	}
 	h, _ := newHandler(t, seenhandler.WithTokenRateLimit(lim))
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
-	if w := (request{body: body}).do(t, h); w.Code != 200 {
+	if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("first: %d", w.Code)
 	}
 	if w := (request{body: body}).do(t, h); w.Code != 429 {
 		t.Errorf("second, same token: %d", w.Code)
 	}
 	// Another token (also allowed on demo) is not limited by the first's.
-	if w := (request{body: body, header: map[string]string{"Authorization": "Bearer " + demoToken}}).do(t, h); w.Code != 200 {
+	if w := (request{body: body, header: map[string]string{"Authorization": "Bearer " + demoToken}}).do(t, h); w.Code != http.StatusCreated {
 		t.Errorf("other token: %d", w.Code)
 	}
 	// A bad token is refused before the limiter counts it.
@@ -74,7 +74,7 @@ func TestRateLimiterKeysAndFailures(t *testing.T) {
 	})
 	h, fake := newHandler(t, seenhandler.WithTokenRateLimit(failing), seenhandler.WithSessionRateLimit(failing))
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
-	if w.Code != 200 || len(fake.Receipts()) != 1 {
+	if w.Code != http.StatusCreated || len(fake.Receipts()) != 1 {
 		t.Errorf("a failing limiter must let the request through: %d", w.Code)
 	}
 	if len(keys) != 2 || keys[1] != "session:demo" || len(keys[0]) < 10 || keys[0] == "token:"+token {
@@ -152,7 +152,7 @@ func TestStatusPollsSpendNoReceiptBudget(t *testing.T) {
 	}
 	for i := range 2 {
 		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["R` + strconv.Itoa(i) + `"]}`}.do(t, mux)
-		if w.Code != http.StatusOK {
+		if w.Code != http.StatusCreated {
 			t.Errorf("receipt %d after 25 status polls: %d %s", i, w.Code, w.Body)
 		}
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
-// Response is the body of a 200 answer.
+// Response is the body of a successful answer: 200, 202 when queued, and
+// 201 on WAHA's path (see [Handler.ServeHTTP]).
 type Response struct {
 	// Success is always true.
 	Success bool `json:"success"`
@@ -19,7 +20,8 @@ type Response struct {
 	// WhatsApp; false when every id was skipped, and in a 202 (queued)
 	// answer.
 	Acknowledged bool `json:"acknowledged"`
-	// Accepted is set in a 202 answer: the receipts are queued, to be sent
+	// Accepted is set in a 202 answer (a 201 on WAHA's path, whose every
+	// success is a 201): the receipts are queued, to be sent
 	// after a human-like delay (see [WithAsync]), and Receipts lists them
 	// with the type asked for; or the request ended while some were being
 	// sent (InFlight).
@@ -160,7 +162,7 @@ const (
 	ReasonChatUnknown = "chat_unknown"
 )
 
-// ErrorResponse is the body of every answer that is not 200.
+// ErrorResponse is the body of every answer that is not a success.
 type ErrorResponse struct {
 	// Success is always false.
 	Success bool `json:"success"`

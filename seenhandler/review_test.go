@@ -45,7 +45,7 @@ func testReviewAsyncCountsAfterDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A1_15557654321@c.us","false_` + group + `_A2_15550001111@c.us"],"async":true}`}.do(t, h)
+	w := request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"` + group + `","messageIds":["false_` + group + `_A1_15557654321@c.us","false_` + group + `_A2_15550001111@c.us"],"async":true}`}.do(t, h)
 	if w.Code != http.StatusAccepted {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
@@ -82,7 +82,7 @@ func TestReviewPanicAfterAnswer(t *testing.T) {
 	h, _ := newHandler(t, seenhandler.WithObserver(obs))
 	r := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}
 	w := r.do(t, h)
-	if w.Code != http.StatusOK {
+	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d", w.Code)
 	}
 	dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
@@ -114,7 +114,7 @@ func TestReviewSessionLabelAfterAuthAndLookup(t *testing.T) {
 	for i, want := range []struct {
 		status  int
 		session string
-	}{{401, ""}, {404, ""}, {200, "demo"}} {
+	}{{401, ""}, {404, ""}, {201, "demo"}} {
 		if got[i].Status != want.status || got[i].Session != want.session {
 			t.Errorf("request %d: status %d session %q, want %d %q", i, got[i].Status, got[i].Session, want.status, want.session)
 		}
@@ -151,7 +151,7 @@ func TestReviewLimiterKeysAfterLookup(t *testing.T) {
 	}
 	h, _ := newHandler(t, seenhandler.WithSessionRateLimit(sessions))
 	body := func(s string) string { return `{"session":"` + s + `","chatId":"15551234567","messageIds":["A1"]}` }
-	if w := (request{body: body("demo")}).do(t, h); w.Code != 200 {
+	if w := (request{body: body("demo")}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("first: %d", w.Code)
 	}
 	for i := range seenhandler.DefaultLimiterKeys + 1 {
@@ -166,7 +166,7 @@ func TestReviewLimiterKeysAfterLookup(t *testing.T) {
 	for i, c := range []struct {
 		session string
 		want    int
-	}{{"demo", 200}, {"demo", 429}, {"other", 200}} {
+	}{{"demo", 201}, {"demo", 429}, {"other", 201}} {
 		if w := (request{body: body(c.session)}).do(t, h); w.Code != c.want {
 			t.Errorf("request %d (%s): %d, want %d", i, c.session, w.Code, c.want)
 		}
@@ -230,7 +230,7 @@ func TestReviewPrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != 200 {
+	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
 	if got := strings.Join(seen, " "); got != "lookup=alice send=alice observer=alice" {
@@ -277,7 +277,7 @@ func TestAuthenticatorAskedOncePerCredentials(t *testing.T) {
 		t.Errorf("URL session: asked %+v, want %+v", asked, want)
 	}
 	asked = nil
-	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != 200 {
+	if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("body session: %d %s", w.Code, w.Body)
 	}
 	if want := []seenhandler.Credentials{{Token: token}, {Token: token, Session: "demo"}}; !reflect.DeepEqual(asked, want) {

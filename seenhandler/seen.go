@@ -14,9 +14,23 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
-// serveSeen serves one "mark as seen" request: decode, authenticate,
-// validate, find the session, send.
+// serveSeen serves one "mark as seen" request (see seen). On WAHA's path
+// every success is a 201, the one answer WAHA's OpenAPI document declares
+// for POST /api/sendSeen: clients generated from it (ogen, oapi-codegen)
+// take no other status as success. The body is the same as elsewhere; a
+// queued or in-flight answer says so with "accepted": true, where the
+// other paths answer 202.
 func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
+	resp, err := h.seen(ctx, w, r, x)
+	if _, ok := resp.(*Response); ok && err == nil && pathDialect(r) == dialectWAHA {
+		x.status = http.StatusCreated
+	}
+	return resp, err
+}
+
+// seen serves one "mark as seen" request: decode, authenticate, validate,
+// find the session, send.
+func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, &methodError{allow: http.MethodPost}
 	}
@@ -38,7 +52,14 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	x.dialect = req.dialect(r)
 	names := namesFor(&req, x.dialect)
-	name, nameErrs := sessionName(h.cfg.pathSession(r), req.Session, req.InstanceID, names.session)
+	src := sessionSources{path: h.cfg.pathSession(r), session: req.Session, instance: req.InstanceID, field: names.session}
+	switch pathDialect(r) {
+	case dialectWAHA:
+		src.fallback = "default" // WAHA's SendSeenRequest: "session" defaults to "default"
+	case dialectWawp:
+		src.header = r.Header.Get(headerInstanceID) // where Wawp's SDK names the instance
+	}
+	name, nameErrs := sessionName(src)
 	x.asked = name
 	if len(nameErrs) == 0 {
 		if done, err := h.forward(w, r, x, name, *body); done || err != nil {

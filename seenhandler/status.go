@@ -14,7 +14,8 @@ import (
 // The standard paths of the status endpoint.
 const (
 	// PathWawpStatus is Wawp's status path: GET /v2/session/status?session=NAME
-	// (or instance_id=NAME, and access_token=TOKEN for the token).
+	// (or instance_id=NAME, or an X-Instance-ID header, and
+	// access_token=TOKEN for the token).
 	PathWawpStatus = "/v2/session/status"
 	// PathWAHAStatus is WAHA's status path, a ServeMux pattern:
 	// GET /api/sessions/{session}. Its answer is WAHA's SessionInfo.
@@ -48,7 +49,10 @@ const (
 
 // SessionInfo is WAHA's SessionInfo: the body of a 200 answer of
 // [Handler.ServeStatus] on WAHA's path (/api/sessions/{session}), and an
-// element of [Handler.ServeSessions]'s list. Wawp's path answers a
+// element of [Handler.ServeSessions]'s list. It has every property WAHA's
+// OpenAPI document requires (name, status, presence, timestamps), each of
+// the type it says: clients generated from that document refuse an answer
+// without them, or with a null where it says object. Wawp's path answers a
 // [StatusResponse].
 type SessionInfo struct {
 	// Name is the session's name.
@@ -57,13 +61,27 @@ type SessionInfo struct {
 	// StateScanQRCode or StateFailed (for [StateConflict]; WAHA's STOPPED
 	// is never reported).
 	Status string `json:"status"`
-	// Me is the account, once paired; null before.
-	Me *Me `json:"me"`
-	// Config is WAHA's session configuration; always null here.
-	Config *struct{} `json:"config"`
+	// Me is the account, once paired; absent before (WAHA's schema has no
+	// null for it).
+	Me *Me `json:"me,omitempty"`
+	// Presence is WAHA's presence object, always {}: what the account
+	// shows its contacts is the session's own policy (the whatsmeow
+	// backend's WithPresence), not something a client sets here.
+	Presence struct{} `json:"presence"`
+	// Timestamps says when the session last acted for the account.
+	Timestamps SessionTimestamps `json:"timestamps"`
 	// Node is the id of the process that serves the session, when several
 	// share it (see session.Status.Node); omitted otherwise.
 	Node string `json:"node,omitempty"`
+}
+
+// SessionTimestamps is the timestamps member of a [SessionInfo].
+type SessionTimestamps struct {
+	// Activity is when the session last sent a receipt or a typing
+	// indicator (session.Status.Activity), in Unix milliseconds as WAHA
+	// writes it; null when the session has not since it started, or
+	// cannot tell.
+	Activity *int64 `json:"activity"`
 }
 
 // Me is the account of a session, as WAHA writes it.
@@ -120,7 +138,11 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 		return nil, &methodError{allow: "GET, HEAD"}
 	}
 	q := r.URL.Query()
-	name, errs := sessionName(h.cfg.pathSession(r), q.Get("session"), q.Get("instance_id"), "session")
+	src := sessionSources{path: h.cfg.pathSession(r), session: q.Get("session"), instance: q.Get("instance_id"), field: "session"}
+	if x.dialect == dialectWawp {
+		src.header = r.Header.Get(headerInstanceID) // where Wawp's SDK names the instance
+	}
+	name, errs := sessionName(src)
 	x.asked = name
 	if len(errs) == 0 {
 		if done, err := h.forward(w, r, x, name, nil); done || err != nil {
@@ -207,6 +229,10 @@ func sessionInfo(name, state string, st session.Status) *SessionInfo {
 		info.Status = StateWorking
 	case StateConflict:
 		info.Status = StateFailed
+	}
+	if !st.Activity.IsZero() {
+		ms := st.Activity.UnixMilli()
+		info.Timestamps.Activity = &ms
 	}
 	if user, server, ok := strings.Cut(st.JID, "@"); ok && st.Paired {
 		if server == "s.whatsapp.net" {

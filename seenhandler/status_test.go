@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,8 +94,14 @@ func TestStatus(t *testing.T) {
 			}
 			if tc.info != nil {
 				var raw map[string]any
-				if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil || len(raw) != 4 || raw["config"] != nil {
-					t.Errorf("SessionInfo %s: want name, status, me, config (null)", w.Body)
+				err := json.Unmarshal(w.Body.Bytes(), &raw)
+				me, hasMe := raw["me"]
+				keys := 4 // name, status, presence, timestamps
+				if tc.info.Me != nil {
+					keys++
+				}
+				if err != nil || len(raw) != keys || hasMe && me == nil || raw["presence"] == nil || raw["timestamps"] == nil {
+					t.Errorf("SessionInfo %s: want name, status, presence, timestamps, and me once paired (never null)", w.Body)
 				}
 				if got := decode[seenhandler.SessionInfo](t, w); !reflect.DeepEqual(&got, tc.info) {
 					t.Errorf("got %+v (me %+v), want %+v", got, got.Me, tc.info)
@@ -166,6 +173,67 @@ func TestSessionList(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Wawp's SDK names the instance in an X-Instance-ID header (its token in
+// Authorization: Bearer): on Wawp's paths the header names the session, and
+// must agree with the instance_id (or session) the request also gives: 400
+// validation_failed, rule conflict, as session and instance_id that
+// disagree. Other paths ignore it.
+func TestWawpInstanceHeader(t *testing.T) {
+	h, fake := newHandler(t)
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	header := func(instance string) map[string]string { return map[string]string{"X-Instance-ID": instance} }
+	for _, tc := range []struct {
+		name    string
+		req     request
+		status  int
+		session string // where the receipt went, or the field at fault
+	}{
+		{"header alone", request{path: seenhandler.PathWawp, header: header("demo"),
+			body: `{"chatId":"15551234567@c.us","messageIds":["3EB0H1"]}`}, 200, "demo"},
+		{"header and instance_id agree", request{path: seenhandler.PathWawp, header: header("demo"),
+			body: `{"instance_id":"demo","chatId":"15551234567@c.us","messageIds":["3EB0H2"]}`}, 200, "demo"},
+		{"header and instance_id disagree", request{path: seenhandler.PathWawp, header: header("demo"),
+			body: `{"instance_id":"other","chatId":"15551234567@c.us","messageIds":["3EB0H3"]}`}, 400, "instance_id"},
+		{"header and session disagree", request{path: seenhandler.PathWawp, header: header("demo"),
+			body: `{"session":"other","chatId":"15551234567@c.us","messageIds":["3EB0H4"]}`}, 400, "session"},
+		{"header not a session name", request{path: seenhandler.PathWawp, header: header(strings.Repeat("x", 129)),
+			body: `{"chatId":"15551234567@c.us","messageIds":["3EB0H5"]}`}, 400, "X-Instance-ID"},
+		{"status: header alone", request{method: http.MethodGet, path: seenhandler.PathWawpStatus, header: header("demo")}, 200, "demo"},
+		{"status: header and query disagree", request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?instance_id=other", header: header("demo")}, 400, "instance_id"},
+		{"WAHA's path ignores it", request{path: seenhandler.PathWAHA, header: header("other"),
+			body: `{"session":"demo","chatId":"15551234567@c.us","messageIds":["3EB0H6"]}`}, 201, "demo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake.Reset()
+			w := tc.req.do(t, mux)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
+			}
+			switch {
+			case tc.status == 400:
+				got := decode[seenhandler.ErrorResponse](t, w)
+				rule := "conflict"
+				if tc.session == "X-Instance-ID" {
+					rule = "wa_session"
+				}
+				if got.Error.Code != seenhandler.CodeValidationFailed || len(got.Error.Fields) != 1 ||
+					got.Error.Fields[0].Field != tc.session || got.Error.Fields[0].Rule != rule {
+					t.Errorf("error %+v, want %s %s", got.Error, tc.session, rule)
+				}
+			case tc.req.method == http.MethodGet:
+				if got := decode[seenhandler.StatusResponse](t, w); got.Session != tc.session {
+					t.Errorf("status of %q, want %q", got.Session, tc.session)
+				}
+			default:
+				if n, m := len(fake.Session(tc.session).Receipts()), len(fake.Receipts()); n != 1 || m != 1 {
+					t.Errorf("session %s sent %d of %d receipts, want the one", tc.session, n, m)
+				}
 			}
 		})
 	}

@@ -38,7 +38,7 @@ func TestTyping(t *testing.T) {
 			h, fake := newHandler(t, append(tc.opts, seenhandler.WithObserver(obs))...)
 			fake.SetTypingError(tc.setErr)
 			w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["T1"],` + tc.extra + `}`}.do(t, h)
-			if w.Code != http.StatusOK {
+			if w.Code != http.StatusCreated {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
 			}
 			if got := decode[seenhandler.Response](t, w); got.Typing != tc.want {
@@ -100,7 +100,7 @@ func TestTypingAsync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
 		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["T1"],"async":true,"typing_indicator":{"type":"text"}}`}.do(t, h)
-		if w.Code != http.StatusAccepted {
+		if w.Code != http.StatusCreated {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		if got := decode[seenhandler.Response](t, w); got.Typing != seenhandler.TypingScheduled {

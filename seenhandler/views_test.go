@@ -43,7 +43,7 @@ func TestTimeToView(t *testing.T) {
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "V2", Sender: user, Timestamp: fixedNow.Add(-time.Hour)})
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true, Timestamp: fixedNow.Add(-time.Hour)})
 		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["V1","UNKNOWN","OWN"]}`}.do(t, h)
-		if w.Code != http.StatusOK {
+		if w.Code != http.StatusCreated {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		want := []seenhandler.ViewInfo{{Session: "demo", Type: session.ReceiptRead, TimeToView: 2 * time.Minute}}
@@ -51,7 +51,7 @@ func TestTimeToView(t *testing.T) {
 			t.Errorf("views %+v, want %+v", got, want)
 		}
 		w = request{body: `{"session":"demo","chatId":"15551234567","messageIds":["V2"],"type":"played","async":true}`}.do(t, h)
-		if w.Code != http.StatusAccepted {
+		if w.Code != http.StatusCreated {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		time.Sleep(time.Second)

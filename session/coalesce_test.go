@@ -620,7 +620,11 @@ func TestCoalesceConcurrent(t *testing.T) {
 					cancel() // now and then a caller that has given up already
 				}
 				id := fmt.Sprintf("W%02dI%02d", w, i)
-				_, err := c.SendReceipt(ctx, rcpt(chats[(w+i)%len(chats)], "", id))
+				chat, sender := chats[(w+i)%len(chats)], ""
+				if chat == group {
+					sender = alice // a group receipt names its sender
+				}
+				_, err := c.SendReceipt(ctx, rcpt(chat, sender, id))
 				cancel()
 				switch {
 				case i%7 == 3 && errors.Is(err, context.Canceled):

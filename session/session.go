@@ -104,6 +104,25 @@ func As[T any](s Session) (T, bool) {
 // can test them with errors.Is; any other error is treated as an internal
 // failure. A Session must not send anything for an invalid receipt (no
 // message ids, no chat) and returns an error wrapping [ErrInvalidReceipt].
+//
+// What each backend of this module returns:
+//   - the whatsmeow backend (package session/whatsmeow): ctx's error;
+//     [ErrInvalidReceipt] (no ids, a type other than read or played, a chat
+//     that is no JID, a group or status receipt with no sender for an id
+//     whose sender it does not know, a channel id that is neither a numeric
+//     server id nor a message it saw); [ErrNotLoggedIn] (the device is not
+//     paired, with a [RetryAfter] while pairing waits to reach WhatsApp);
+//     [ErrNotConnected] (the connection is down, not yet authenticated, or
+//     the account could not go online); [ErrNotReady] (connected, waiting
+//     for WhatsApp: the account's read-receipt setting, or the push name
+//     after pairing); context.DeadlineExceeded when WhatsApp does not
+//     answer a query in time; anything else (its message store failing,
+//     whatsmeow failing) as an internal error. Never [ErrMessageNotFound]:
+//     an id it never saw goes out as asked.
+//   - sessiontest.Fake: the same checks for [ErrInvalidReceipt], ctx's
+//     error, and whatever error a test injects (a Fault); nothing else.
+//   - [Coalesce] and [Dedup] pass their Session's errors on; Coalesce adds
+//     [ErrInFlight].
 type Session interface {
 	SendReceipt(ctx context.Context, r Receipt) (Result, error)
 }
@@ -256,6 +275,10 @@ type Status struct {
 	// device is connected elsewhere — another process or tool — and the
 	// session does not reconnect by itself, to avoid a kick-war.
 	Replaced bool
+	// Activity is when the session last acted for the account: a receipt
+	// or a typing indicator went out through it. Zero when none has since
+	// the session started, or when the session cannot tell.
+	Activity time.Time
 }
 
 // StatusReporter is implemented by sessions that can tell their state.

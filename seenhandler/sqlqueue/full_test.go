@@ -92,12 +92,12 @@ func TestStorageFull(t *testing.T) {
 			t.Fatalf("%d requests accepted and the database still not full", accepted)
 		}
 		switch w := post(i); {
-		case w.Code == http.StatusAccepted && full == 0:
+		case w.Code == http.StatusCreated && full == 0:
 			accepted++
 		case w.Code == http.StatusServiceUnavailable && strings.Contains(w.Body.String(), `"code":"storage_full"`) && w.Header().Get("Retry-After") != "":
 			full++
 		default:
-			t.Fatalf("request %d (%d accepted, %d refused before): %d, Retry-After %q, %s; want 202 until the database is full, then 503 storage_full with Retry-After",
+			t.Fatalf("request %d (%d accepted, %d refused before): %d, Retry-After %q, %s; want 201 (WAHA's path; queued) until the database is full, then 503 storage_full with Retry-After",
 				i, accepted, full, w.Code, w.Header().Get("Retry-After"), w.Body)
 		}
 	}
@@ -116,7 +116,7 @@ func TestStorageFull(t *testing.T) {
 	if _, err := db.Exec(`PRAGMA max_page_count = 1000000`); err != nil {
 		t.Fatal(err)
 	}
-	if w := post(2000); w.Code != http.StatusAccepted {
+	if w := post(2000); w.Code != http.StatusCreated {
 		t.Errorf("with room again: %d %s", w.Code, w.Body)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,18 +28,25 @@ type Fake struct {
 	readReceiptsOff bool
 	chatReads       []ChatReadCall
 	markChatErr     error
+	markedUnread    map[messageKey]bool // chats (id "") their owner marked unread
 	typings         []TypingCall
 	typingErr       error
 	statuses        map[string]session.Status
+	acted           map[string]time.Time // by session: the last receipt or typing sent
 	sessions        map[string]*Session
 }
 
-// ChatReadCall is one MarkChatRead call the Fake received.
+// ChatReadCall is one MarkChatRead or ScheduleChatRead call the Fake
+// received.
 type ChatReadCall struct {
 	// Session is the name of the session called.
 	Session string
 	// ChatRead is what the caller passed.
 	ChatRead session.ChatRead
+	// State is what the Fake returned: for ScheduleChatRead its state,
+	// for MarkChatRead session.ChatReadDone, or ChatReadUnavailable when
+	// it failed.
+	State session.ChatReadState
 	// Err is what the Fake returned.
 	Err error
 }
@@ -114,10 +122,12 @@ func WithMaxRecords(n int) Option {
 // New returns an empty Fake.
 func New(opts ...Option) *Fake {
 	f := &Fake{
-		messages: make(map[messageKey]session.Message),
-		read:     make(map[messageKey]bool),
-		statuses: make(map[string]session.Status),
-		sessions: make(map[string]*Session),
+		messages:     make(map[messageKey]session.Message),
+		markedUnread: make(map[messageKey]bool),
+		read:         make(map[messageKey]bool),
+		statuses:     make(map[string]session.Status),
+		acted:        make(map[string]time.Time),
+		sessions:     make(map[string]*Session),
 	}
 	for _, opt := range opts {
 		opt(f)
@@ -200,9 +210,23 @@ func (f *Fake) AddMessage(sessionName string, m session.Message) {
 	f.messages[k] = m
 }
 
-// SetMarkChatReadError makes MarkChatRead return err: nil (the default)
-// for success, an error wrapping errors.ErrUnsupported to act like a
-// backend that does not clear unread badges, anything else for a failure.
+// MarkUnread emulates the account's owner marking chat (a normalised JID)
+// unread on another device: the named session's next read of the chat
+// then needs more than its receipts, and ScheduleChatRead answers
+// session.ChatReadScheduled for it, once (see ScheduleChatRead).
+func (f *Fake) MarkUnread(sessionName, chat string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.markedUnread[messageKey{session: sessionName, chat: chat}] = true
+}
+
+// SetMarkChatReadError makes MarkChatRead return err, and ScheduleChatRead
+// for a chat marked unread: nil (the default) for success, an error
+// wrapping errors.ErrUnsupported to act like a backend that does not clear
+// unread badges (ScheduleChatRead then returns it for every chat),
+// anything else for a failure (ScheduleChatRead: session.ChatReadUnavailable,
+// as the real backend answers until the phone has shared its app-state
+// keys).
 func (f *Fake) SetMarkChatReadError(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -288,25 +312,29 @@ func (f *Fake) Reset() {
 	f.calls, f.faults, f.order, f.chatReads, f.typings, f.seq = nil, nil, nil, nil, nil, 0
 	f.readReceiptsOff, f.markChatErr, f.typingErr = false, nil, nil
 	clear(f.messages)
+	clear(f.markedUnread)
 	clear(f.read)
 	clear(f.statuses)
+	clear(f.acted)
 }
 
 // Session is one named session of a Fake. It implements session.Session,
 // session.Resolver, session.UnreadLister, session.ChatMarker,
-// session.StatusReporter and session.Typist.
+// session.ChatReadScheduler, session.StatusReporter and session.Typist, as
+// the whatsmeow backend's Session does.
 type Session struct {
 	fake *Fake
 	name string
 }
 
 var (
-	_ session.Session        = (*Session)(nil)
-	_ session.Resolver       = (*Session)(nil)
-	_ session.UnreadLister   = (*Session)(nil)
-	_ session.ChatMarker     = (*Session)(nil)
-	_ session.StatusReporter = (*Session)(nil)
-	_ session.Typist         = (*Session)(nil)
+	_ session.Session           = (*Session)(nil)
+	_ session.Resolver          = (*Session)(nil)
+	_ session.UnreadLister      = (*Session)(nil)
+	_ session.ChatMarker        = (*Session)(nil)
+	_ session.ChatReadScheduler = (*Session)(nil)
+	_ session.StatusReporter    = (*Session)(nil)
+	_ session.Typist            = (*Session)(nil)
 )
 
 // Receipts returns the receipts this session sent so far, like
@@ -319,10 +347,16 @@ func (s *Session) Receipts() []session.Receipt {
 func (s *Session) Name() string { return s.name }
 
 // SendReceipt records r and reports it sent, unless a Fault says otherwise.
-// Like a real backend it refuses a receipt with no chat or no ids
-// (session.ErrInvalidReceipt) and a cancelled context, sending nothing.
-// Read and played receipts come back as read-self and played-self outside
-// groups when SetReadReceiptsOff is on, and read as view for channels.
+// Like the whatsmeow backend it refuses, sending nothing, a cancelled
+// context and an invalid receipt (session.ErrInvalidReceipt): no chat, no
+// ids, a group or status receipt with neither a sender nor messages added
+// with one, a channel id that is neither a numeric server id nor a message
+// added with AddMessage. As that backend reports them, read and played
+// receipts come back as read-self and played-self outside groups when
+// SetReadReceiptsOff is on; receipts for channels as view; and in groups
+// and status updates, when r's first id is a message added with another
+// sender, with that sender (the one a real receipt must name) in
+// Result.Sender.
 func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
 	f := s.fake
 	r.MessageIDs = slices.Clone(r.MessageIDs)
@@ -343,6 +377,17 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		}
 	}
 	readSelf := f.readReceiptsOff
+	var known map[string]session.Message // what channels, groups and status updates need
+	if !strings.HasSuffix(r.Chat, "@s.whatsapp.net") && !strings.HasSuffix(r.Chat, "@lid") {
+		for _, id := range r.MessageIDs {
+			if m, ok := f.messages[messageKey{s.name, r.Chat, id}]; ok {
+				if known == nil {
+					known = make(map[string]session.Message)
+				}
+				known[id] = m
+			}
+		}
+	}
 	f.mu.Unlock()
 
 	var (
@@ -356,7 +401,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		}
 		f.mu.Unlock()
 	}()
-	res, err = s.send(ctx, r, apply, readSelf)
+	res, err = s.send(ctx, r, apply, readSelf, known)
 	if err == nil {
 		f.mu.Lock()
 		for _, id := range r.MessageIDs {
@@ -364,6 +409,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 				f.read[k] = true // only known messages can be unread
 			}
 		}
+		f.acted[s.name] = time.Now()
 		f.mu.Unlock()
 	}
 	return res, err
@@ -375,7 +421,10 @@ var (
 	errPanicked = errors.New("sessiontest: call panicked")
 )
 
-func (s *Session) send(ctx context.Context, r session.Receipt, faults []Fault, readSelf bool) (session.Result, error) {
+// send is SendReceipt once r is recorded: the faults that apply, then the
+// checks and the result of a real backend. known holds the messages added
+// with AddMessage among r's ids.
+func (s *Session) send(ctx context.Context, r session.Receipt, faults []Fault, readSelf bool, known map[string]session.Message) (session.Result, error) {
 	for _, fl := range faults {
 		if fl.Latency > 0 {
 			t := time.NewTimer(fl.Latency)
@@ -404,18 +453,54 @@ func (s *Session) send(ctx context.Context, r session.Receipt, faults []Fault, r
 		return session.Result{}, fmt.Errorf("%w: a receipt needs a chat and message ids", session.ErrInvalidReceipt)
 	}
 	typ := r.Type
-	switch {
-	case typ != session.ReceiptRead && typ != session.ReceiptPlayed:
+	if typ != session.ReceiptRead && typ != session.ReceiptPlayed {
 		return session.Result{}, fmt.Errorf("%w: receipt type %q", session.ErrInvalidReceipt, typ)
-	case typ == session.ReceiptRead && strings.HasSuffix(r.Chat, "@newsletter"):
-		typ = session.ReceiptView
+	}
+	if strings.HasSuffix(r.Chat, "@newsletter") {
+		// Channel messages are addressed by their numeric server ids.
+		for _, id := range r.MessageIDs {
+			if n, err := strconv.Atoi(id); (err != nil || n <= 0) && known[id].ID == "" {
+				return session.Result{}, fmt.Errorf("%w: channel message %q: not a numeric server id, nor a known message", session.ErrInvalidReceipt, id)
+			}
+		}
+		return session.Result{Type: session.ReceiptView}, nil
+	}
+	var res session.Result
+	if strings.HasSuffix(r.Chat, "@g.us") || strings.HasSuffix(r.Chat, "@broadcast") {
+		// The sender a message was added with wins, as a real receipt
+		// naming anyone else would reach nobody.
+		for i, id := range r.MessageIDs {
+			sender := nonAD(known[id].Sender)
+			switch {
+			case sender == "" && r.Sender == "":
+				return session.Result{}, fmt.Errorf("%w: a group receipt needs its sender", session.ErrInvalidReceipt)
+			case i == 0 && sender != "" && sender != r.Sender:
+				res.Sender = sender
+			}
+		}
+	}
+	switch {
 	case !readSelf || strings.HasSuffix(r.Chat, "@g.us"): // as asked
 	case typ == session.ReceiptRead:
 		typ = session.ReceiptReadSelf
 	case typ == session.ReceiptPlayed:
 		typ = session.ReceiptPlayedSelf
 	}
-	return session.Result{Type: typ}, nil
+	res.Type = typ
+	return res, nil
+}
+
+// nonAD drops a JID's device suffix ("123:4@s.whatsapp.net" is
+// "123@s.whatsapp.net"), as a real receipt names the sender.
+func nonAD(jid string) string {
+	user, server, ok := strings.Cut(jid, "@")
+	if !ok {
+		return jid
+	}
+	if i := strings.IndexByte(user, ':'); i >= 0 {
+		user = user[:i]
+	}
+	return user + "@" + server
 }
 
 // ResolveMessage returns a message added with AddMessage, Read once it is
@@ -464,42 +549,121 @@ func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
 	if c.LastMessageID == "" && !slices.ContainsFunc(f.order, func(k messageKey) bool { return k.session == s.name && k.chat == c.Chat }) {
 		err = fmt.Errorf("%w: no message of chat %s", session.ErrMessageNotFound, c.Chat)
 	}
-	f.chatReads = append(f.chatReads, ChatReadCall{Session: s.name, ChatRead: c, Err: err})
-	if f.maxRecords > 0 && len(f.chatReads) > f.maxRecords {
-		f.chatReads = f.chatReads[len(f.chatReads)-f.maxRecords:]
+	state := session.ChatReadDone
+	if err != nil {
+		state = session.ChatReadUnavailable
 	}
+	f.recordChatRead(ChatReadCall{Session: s.name, ChatRead: c, State: state, Err: err})
 	return err
 }
 
+// recordChatRead appends c to the chat reads, dropping the oldest beyond
+// maxRecords. f.mu must be held.
+func (f *Fake) recordChatRead(c ChatReadCall) {
+	f.chatReads = append(f.chatReads, c)
+	if f.maxRecords > 0 && len(f.chatReads) > f.maxRecords {
+		f.chatReads = f.chatReads[len(f.chatReads)-f.maxRecords:]
+	}
+}
+
+// ScheduleChatRead records c and decides as the whatsmeow backend does
+// whether the chat needs more than its read receipts: only a chat marked
+// unread with MarkUnread does. For it, it returns
+// session.ChatReadScheduled and the chat is no longer marked unread (the
+// real backend sends the patch at the end of its window, and until then
+// answers scheduled for the chat again); for any other chat "" (the
+// receipts suffice). Like that backend, it returns an error wrapping
+// errors.ErrUnsupported for channels and status updates (and the error set
+// with SetMarkChatReadError when it wraps errors.ErrUnsupported), one
+// wrapping session.ErrNotConnected or session.ErrNotLoggedIn, with
+// session.ChatReadUnavailable, while Status says the session cannot send,
+// one wrapping session.ErrMessageNotFound when c names no message and
+// none of the chat was added with AddMessage, and, for a chat marked
+// unread, session.ChatReadUnavailable with any other error set with
+// SetMarkChatReadError.
+func (s *Session) ScheduleChatRead(_ context.Context, c session.ChatRead) (session.ChatReadState, error) {
+	f := s.fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	state, err := f.scheduleChatRead(s.name, c)
+	f.recordChatRead(ChatReadCall{Session: s.name, ChatRead: c, State: state, Err: err})
+	return state, err
+}
+
+// scheduleChatRead decides ScheduleChatRead's answer. f.mu must be held.
+func (f *Fake) scheduleChatRead(name string, c session.ChatRead) (session.ChatReadState, error) {
+	switch {
+	case strings.HasSuffix(c.Chat, "@newsletter") || strings.HasSuffix(c.Chat, "@broadcast"):
+		return "", fmt.Errorf("%w: channels and status updates have no unread badge", errors.ErrUnsupported)
+	case errors.Is(f.markChatErr, errors.ErrUnsupported):
+		return "", f.markChatErr
+	}
+	if st := f.statusLocked(name); !st.Paired || !st.LoggedIn {
+		return session.ChatReadUnavailable, fmt.Errorf("%w: the session is not logged in", session.ErrNotLoggedIn)
+	} else if !st.Connected {
+		return session.ChatReadUnavailable, fmt.Errorf("%w: the session is not connected", session.ErrNotConnected)
+	}
+	if c.LastMessageID == "" && !slices.ContainsFunc(f.order, func(k messageKey) bool { return k.session == name && k.chat == c.Chat }) {
+		return "", fmt.Errorf("%w: no message of chat %s", session.ErrMessageNotFound, c.Chat)
+	}
+	k := messageKey{session: name, chat: c.Chat}
+	switch {
+	case !f.markedUnread[k]:
+		return "", nil
+	case f.markChatErr != nil:
+		return session.ChatReadUnavailable, f.markChatErr
+	}
+	delete(f.markedUnread, k)
+	return session.ChatReadScheduled, nil
+}
+
 // Typing records the call and returns the error set with SetTypingError
-// (nil by default). It shows nothing anywhere and clears nothing.
+// (nil by default), or, as the whatsmeow backend, an error wrapping
+// errors.ErrUnsupported for channels and status updates, where nobody
+// sees typing. It shows nothing anywhere and clears nothing.
 func (s *Session) Typing(_ context.Context, chat string, d time.Duration) error {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.typings = append(f.typings, TypingCall{Session: s.name, Chat: chat, D: d, Err: f.typingErr})
+	err := f.typingErr
+	if strings.HasSuffix(chat, "@newsletter") || strings.HasSuffix(chat, "@broadcast") {
+		err = fmt.Errorf("nobody sees typing in channels and status updates: %w", errors.ErrUnsupported)
+	}
+	f.typings = append(f.typings, TypingCall{Session: s.name, Chat: chat, D: d, Err: err})
 	if f.maxRecords > 0 && len(f.typings) > f.maxRecords {
 		f.typings = f.typings[len(f.typings)-f.maxRecords:]
 	}
-	return f.typingErr
+	if err == nil {
+		f.acted[s.name] = time.Now()
+	}
+	return err
 }
 
-// Status returns what SetStatus set, or connected, logged in and paired;
-// then, as a real backend's state would, it agrees with the faults that
-// fail every call of the session (no Chat, Sender or Call): one wrapping
-// session.ErrNotConnected makes it not connected (but not one wrapping
-// session.ErrNotReady: connected, waiting for WhatsApp), one wrapping
-// session.ErrNotLoggedIn not logged in.
+// Status returns what SetStatus set, or connected, logged in and paired,
+// with Activity, unless set, when the session last sent a receipt or
+// showed typing; then, as a real backend's state would, it agrees with the
+// faults that fail every call of the session (no Chat, Sender or Call):
+// one wrapping session.ErrNotConnected makes it not connected (but not one
+// wrapping session.ErrNotReady: connected, waiting for WhatsApp), one
+// wrapping session.ErrNotLoggedIn not logged in.
 func (s *Session) Status(context.Context) session.Status {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st, ok := f.statuses[s.name]
+	return f.statusLocked(s.name)
+}
+
+// statusLocked is Status of the named session. f.mu must be held.
+func (f *Fake) statusLocked(name string) session.Status {
+	st, ok := f.statuses[name]
 	if !ok {
 		st = session.Status{Connected: true, LoggedIn: true, Paired: true}
 	}
+	if st.Activity.IsZero() {
+		st.Activity = f.acted[name]
+	}
 	for _, fl := range f.faults {
-		if (fl.Session != "" && fl.Session != s.name) || fl.Chat != "" || fl.Sender != "" || fl.Call != 0 || fl.Err == nil {
+		if (fl.Session != "" && fl.Session != name) || fl.Chat != "" || fl.Sender != "" || fl.Call != 0 || fl.Err == nil {
 			continue
 		}
 		switch {

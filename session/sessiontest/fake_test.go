@@ -3,6 +3,7 @@ package sessiontest_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +152,9 @@ func TestFakeReadReceiptsOff(t *testing.T) {
 	} {
 		r := rc(tc.chat, "X1")
 		r.Type = tc.asked
+		if !strings.HasSuffix(tc.chat, "@s.whatsapp.net") {
+			r.Sender = "2@s.whatsapp.net" // group and status receipts name the sender
+		}
 		res, err := s.SendReceipt(context.Background(), r)
 		if err != nil || res.Type != tc.want {
 			t.Errorf("%s %s: %q, %v; want %q", tc.chat, tc.asked, res.Type, err, tc.want)

@@ -33,4 +33,22 @@
 // memory cache for all its sessions ([WithIndexCache]), so that it survives
 // a restart. New wraps a client you manage yourself; its index is in memory
 // ([WithIndexSize]).
+//
+// [Session.SendReceipt] returns, wrapped so that errors.Is finds them:
+// ctx's error; session.ErrInvalidReceipt when WhatsApp cannot take the
+// receipt as asked (no ids, a type other than read or played, a chat that
+// is no JID, a group or status receipt with no sender for an id whose
+// sender the index does not know, a channel id that is neither a numeric
+// server id nor an indexed message) — the HTTP handler's 400
+// invalid_receipt; session.ErrNotLoggedIn when the device is not paired
+// (with a Retry-After while pairing waits to reach WhatsApp);
+// session.ErrNotConnected when the connection is down, not yet
+// authenticated, or the account could not go online; session.ErrNotReady
+// (an ErrNotConnected) while connected but waiting for WhatsApp (the
+// account's read-receipt setting, the push name after pairing);
+// context.DeadlineExceeded when WhatsApp does not answer a query in time;
+// any other error (the message store, whatsmeow itself) is the handler's
+// 500. It never returns session.ErrMessageNotFound: an id the index does
+// not know goes out as asked, to the request's chat (and, in groups, its
+// sender), so no 404 message_not_found comes from this backend.
 package whatsmeow

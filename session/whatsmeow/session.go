@@ -159,6 +159,9 @@ type Session struct {
 	// replaced: WhatsApp replaced the connection with another of the
 	// device (events.StreamReplaced) and none has been made since.
 	replaced atomic.Bool
+	// acted is when a receipt or typing indicator last went out, in Unix
+	// milliseconds (session.Status.Activity); 0 before the first.
+	acted atomic.Int64
 
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
 	// this session (KeepPairing), or zero.
@@ -364,7 +367,7 @@ func invalid(format string, args ...any) error {
 // group read with the account's read receipts off, the same node with type
 // read, see typeAsSent), or, for a channel, a view receipt through
 // NewsletterMarkViewed with the messages' numeric server ids. It reports
-// the type as sent.
+// the type as sent. The package documentation lists the errors it returns.
 func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return session.Result{}, err
@@ -418,6 +421,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 				return session.Result{}, mapError(ctx, err)
 			}
 			s.index.markRead(r.Chat, ids)
+			s.noteActed()
 		}
 	}
 	res := session.Result{Type: session.ReceiptType(typ)}
@@ -720,7 +724,14 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 		return session.Result{}, ctx.Err()
 	}
 	s.index.markRead(chat.String(), ids)
+	s.noteActed()
 	return session.Result{Type: session.ReceiptView}, nil
+}
+
+// noteActed notes that a receipt or typing indicator went out now, for
+// Status.
+func (s *Session) noteActed() {
+	s.acted.Store(s.opts.now().UnixMilli())
 }
 
 // ResolveMessage returns what the index knows of message id in chat, or an
@@ -1074,11 +1085,15 @@ func guard(what string, call func() error) (err error) {
 	return call()
 }
 
-// Status reports the client's connection and the device's pairing, and
-// whether another connection of the device has replaced the client's.
+// Status reports the client's connection and the device's pairing,
+// whether another connection of the device has replaced the client's, and
+// when the Session last sent a receipt or typing indicator.
 func (s *Session) Status(context.Context) session.Status {
 	st := session.Status{Connected: s.client.IsConnected(), LoggedIn: s.client.IsLoggedIn(), Paired: s.paired()}
 	st.Replaced = s.replaced.Load()
+	if ms := s.acted.Load(); ms != 0 {
+		st.Activity = time.UnixMilli(ms)
+	}
 	if st.Paired {
 		st.JID = s.device.ID.ToNonAD().String()
 	}

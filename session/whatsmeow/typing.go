@@ -79,6 +79,9 @@ func (s *Session) Typing(ctx context.Context, chat string, d time.Duration) erro
 	err = guard("SendChatPresence", func() error {
 		return s.client.SendChatPresence(ctx, jid, types.ChatPresenceComposing, types.ChatPresenceMediaText)
 	})
+	if err == nil {
+		s.noteActed()
+	}
 	if err == nil && s.background(func() { s.keepTyping(jid) }) {
 		return nil
 	}

@@ -220,7 +220,7 @@ func TestWireIndexedSenderWinsThroughTheHandler(t *testing.T) {
 		r.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
-		if rec.Code != http.StatusOK {
+		if rec.Code != http.StatusCreated {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
 		return strings.TrimSpace(rec.Body.String())
@@ -280,7 +280,7 @@ func TestWireOnlyReadableMessagesAreIndexed(t *testing.T) {
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	if rec.Code != http.StatusOK {
+	if rec.Code != http.StatusCreated {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	nodes := readReceipts(w.sent(t))
@@ -315,7 +315,7 @@ func postChatRead(t *testing.T, h http.Handler, body, want string) string {
 	if want == "" {
 		ok = !strings.Contains(got, `"chatRead"`) && !strings.Contains(got, `"chatMarkedRead"`)
 	}
-	if rec.Code != http.StatusOK || !ok {
+	if rec.Code != http.StatusCreated || !ok {
 		t.Fatalf("status %d: %s; want chatRead %q", rec.Code, got, want)
 	}
 	return got
@@ -346,7 +346,7 @@ func TestWireStatusSeen(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	want := `{"success":true,"acknowledged":true,"session":"wire","chatId":"status@broadcast","receipts":[{"chatId":"status@broadcast","sender":"15557654321@s.whatsapp.net","messageIds":["3EB0STORY"],"type":"read"}],"skipped":[]}`
-	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != want {
+	if rec.Code != http.StatusCreated || strings.TrimSpace(rec.Body.String()) != want {
 		t.Errorf("status %d\n got %s\nwant %s", rec.Code, rec.Body, want)
 	}
 	nodes := readReceipts(w.sent(t))

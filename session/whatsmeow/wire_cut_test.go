@@ -182,7 +182,7 @@ func TestWireSendCutByTheConnection(t *testing.T) {
 		w, c := newCutWire(t, context.Background())
 		// A first receipt: the privacy setting is known after it, so the
 		// next one's first write is its <receipt>.
-		if rec := post(t, w, "3EB0FIRST"); rec.Code != http.StatusOK {
+		if rec := post(t, w, "3EB0FIRST"); rec.Code != http.StatusCreated {
 			t.Fatalf("first receipt: %d %s", rec.Code, rec.Body)
 		}
 		w.session.Quiesce() // see quietCut
@@ -218,7 +218,7 @@ func TestWireSendCutByTheConnection(t *testing.T) {
 		conn, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		w, c := newCutWire(t, conn)
-		if rec := post(t, w, "3EB0FIRST"); rec.Code != http.StatusOK {
+		if rec := post(t, w, "3EB0FIRST"); rec.Code != http.StatusCreated {
 			t.Fatalf("first receipt: %d %s", rec.Code, rec.Body)
 		}
 		w.session.Quiesce() // see quietCut

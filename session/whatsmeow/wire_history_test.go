@@ -59,7 +59,7 @@ func chatOnlyVia(w *wire, reg session.Registry, name string) chatOnlyFunc {
 		r.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
-		if rec.Code != http.StatusOK {
+		if rec.Code != http.StatusCreated {
 			t.Fatalf("chat-only request for %s: status %d: %s", chat, rec.Code, rec.Body)
 		}
 		return receiptsSince(t, w, before)

@@ -101,7 +101,7 @@ func post(t *testing.T, m *bwm.Manager, body string) string {
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	if rec.Code != http.StatusOK {
+	if rec.Code != http.StatusCreated {
 		t.Fatalf("%s: status %d: %s", body, rec.Code, rec.Body)
 	}
 	return strings.TrimSpace(rec.Body.String())

@@ -231,7 +231,7 @@ func TestWireTypingAfterReading(t *testing.T) {
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"typing":"started"`) {
+	if rec.Code != http.StatusCreated || !strings.Contains(rec.Body.String(), `"typing":"started"`) {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	t.Logf("answer: %s", strings.TrimSpace(rec.Body.String()))

@@ -68,7 +68,7 @@ func postSeen(t *testing.T, h http.Handler, body string) string {
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	if rec.Code != http.StatusOK {
+	if rec.Code != http.StatusCreated {
 		t.Fatalf("%s: status %d: %s", body, rec.Code, rec.Body)
 	}
 	got := strings.TrimSpace(rec.Body.String())

@@ -157,7 +157,7 @@ func TestWireThroughTheHandler(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	want := `{"success":true,"acknowledged":true,"session":"wire","chatId":"120363012345678901@g.us","receipts":[{"chatId":"120363012345678901@g.us","sender":"15557654321@s.whatsapp.net","messageIds":["3EB0AA","3EB0BB"],"type":"read"}],"skipped":[{"messageId":"true_120363012345678901@g.us_3EB0CC","reason":"from_me"}]}`
-	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != want {
+	if rec.Code != http.StatusCreated || strings.TrimSpace(rec.Body.String()) != want {
 		t.Errorf("status %d\n got %s\nwant %s", rec.Code, rec.Body, want)
 	}
 	nodes := w.sent(t)
@@ -178,6 +178,34 @@ func TestWireThroughTheHandler(t *testing.T) {
 	}
 	if n := len(w.srv.Receipts()); n != 1 {
 		t.Errorf("server got %d receipts, want still 1", n)
+	}
+}
+
+// WAHA's SessionInfo says when the session last acted for the account:
+// null until a receipt went out, then its time (Unix ms).
+func TestWireStatusSaysWhenTheSessionLastActed(t *testing.T) {
+	w := newWire(t)
+	h := wireHandler(t, w)
+	info := func() string {
+		r := httptest.NewRequest(http.MethodGet, "/api/sessions/wire", nil)
+		r.SetPathValue("session", "wire")
+		rec := httptest.NewRecorder()
+		h.ServeStatus(rec, r)
+		return rec.Body.String()
+	}
+	if got := info(); !strings.Contains(got, `"timestamps":{"activity":null}`) {
+		t.Errorf("before any receipt: %s", got)
+	}
+	before := time.Now()
+	if _, err := w.session.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "3EB0ACT")); err != nil {
+		t.Fatal(err)
+	}
+	at := w.session.Status(context.Background()).Activity
+	if at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now()) {
+		t.Errorf("Status().Activity = %v, want the receipt's time (after %v)", at, before)
+	}
+	if got, want := info(), fmt.Sprintf(`"timestamps":{"activity":%d}`, at.UnixMilli()); !strings.Contains(got, want) {
+		t.Errorf("after a receipt: %s, want %s", got, want)
 	}
 }
 

@@ -81,7 +81,7 @@ func startHooked(t *testing.T, w *world, dsn, id string, h *hooked) *member {
 }
 
 // A node that fences itself lets the sends in flight land first (up to
-// half a renewal period): one that lands is answered 200, its receipt sent
+// half a renewal period): one that lands is answered 201 (WAHA's path), its receipt sent
 // before the disconnection; one that does not is cut by it, and answered
 // 503 with a Retry-After (its owner is moving), not 500.
 func TestFenceLetsSendsLand(t *testing.T) {
@@ -142,8 +142,8 @@ func TestFenceLetsSendsLand(t *testing.T) {
 	}
 	p.cut.Store(true) // node-c cannot renew: it fences itself
 
-	if a := <-answers["s00"]; a.status != 200 {
-		t.Errorf("s00, landing during the fence: %d %s, want 200", a.status, a.body)
+	if a := <-answers["s00"]; a.status != 201 {
+		t.Errorf("s00, landing during the fence: %d %s, want 201 (WAHA's path)", a.status, a.body)
 	}
 	if a := <-answers["s01"]; a.status != 503 || a.after == "" {
 		t.Errorf("s01, cut by the fence: %d Retry-After %q %s, want 503 with a Retry-After", a.status, a.after, a.body)

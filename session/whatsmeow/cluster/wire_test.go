@@ -222,7 +222,7 @@ func TestClusterWire(t *testing.T) {
 	for _, n := range nodes {
 		for _, u := range users {
 			status, _, id, err := mark(client, n.srv.URL, u)
-			if err != nil || status != 200 {
+			if err != nil || status != 201 { // WAHA's path answers 201, as WAHA
 				t.Fatalf("via %s, session %s: %d %v", n.id, u, status, err)
 			}
 			want = append(want, id)
@@ -267,7 +267,7 @@ func TestClusterWire(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		changed = make(chan struct{}) // closed and replaced at each answer
-		ok      = map[string]bool{}   // ids answered 200
+		ok      = map[string]bool{}   // ids answered 201 (WAHA's path)
 		okSince = map[string]int{}    // 200s by session since the mark
 		notOK   = map[string]int{}    // ids answered otherwise, by status
 		bad     []string              // answers neither 200 nor 503 with a Retry-After
@@ -308,7 +308,7 @@ func TestClusterWire(t *testing.T) {
 				detail[id] = fmt.Sprintf("via %s session %s at %s: %d, err %v, Retry-After %v", via.id, u, time.Now().Format("05.000"), status, err, after)
 				counts[status]++
 				switch {
-				case err == nil && status == 200:
+				case err == nil && status == 201:
 					ok[id] = true
 					okSince[u]++
 				default:
@@ -361,7 +361,7 @@ func TestClusterWire(t *testing.T) {
 	}
 	for _, u := range users {
 		status, _, id, err := mark(client, a.srv.URL, u)
-		if err != nil || status != 200 {
+		if err != nil || status != 201 {
 			t.Fatalf("after the load, session %s: %d %v", u, status, err)
 		}
 		marks = append(marks, id)
