@@ -156,7 +156,15 @@ func newCutWire(t *testing.T, ctx context.Context) (*wire, *cutter) {
 // connecting (its privacy warm-up): a warm-up still writing when the
 // socket is cut would be a data race inside whatsmeow (FrameSocket reads
 // its connection unlocked), which -race reports.
+//
+// Not under -race: a socket closing under a client in use is a data race
+// inside whatsmeow (FrameSocket reads its connection unlocked in SendFrame
+// and IsConnected while Close clears it), which -race reports however the
+// test waits. .ci/run runs this test again without -race.
 func TestWireSendCutByTheConnection(t *testing.T) {
+	if raceDetector {
+		t.Skip("a socket cut under a client in use is a data race inside whatsmeow; .ci/run runs this test without -race")
+	}
 	post := func(t *testing.T, w *wire, id string) *httptest.ResponseRecorder {
 		t.Helper()
 		reg := session.NewMemoryRegistry()
