@@ -95,7 +95,10 @@ type Config struct {
 	// once its new owner has its lease. Default: [DefaultConnectEstimate]
 	// (2 s).
 	ConnectEstimate time.Duration
-	// Client forwards requests to their owners. Default: a client with a
+	// Client forwards requests to their owners. A request forwarded for
+	// the handler waits for the owner no longer than the handler's
+	// deadline, less a tenth of the time left (at most a second), so that
+	// a hung owner's callers get a 503 in time. Default: a client with a
 	// 30 s timeout.
 	Client *http.Client
 	// Logger logs the node's decisions (ownership changes at Info, fencing
@@ -181,6 +184,9 @@ type Node struct {
 	// suspects are nodes a forwarded request could not reach, until when
 	// they count as gone (their sessions as ownerless).
 	suspects map[string]time.Time
+	// ownerless are the sessions the lease table said nobody serves,
+	// lately.
+	ownerless ownerless
 }
 
 // view is a snapshot of the cluster's tables, taken each Renew.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -54,16 +56,28 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 	if n.serving(name) || len(n.cfg.Secret) == 0 {
 		return false, nil
 	}
+	if _, err := n.dev.Lookup(r.Context(), name); err != nil {
+		// Not a session of the store (as of the last refresh, a renewal
+		// period ago at most): answered here, without asking the
+		// coordinator, whatever the name.
+		return false, nil
+	}
 	owner, ok := n.Owner(name)
 	var target string
 	if ok {
 		n.mu.RLock()
 		target = n.view.nodes[owner].url
 		n.mu.RUnlock()
-	} else {
+	} else if !n.ownerless.has(name, n.cfg.Now()) {
 		// The snapshot (up to Renew old) knows no owner: ask the table,
-		// in case one took the session since.
+		// in case one took the session since. A session nobody serves is
+		// remembered so for a renewal period, so that a burst of requests
+		// for it costs one query, not one each.
 		owner, target, ok = n.currentOwner(r.Context(), name)
+		if !ok {
+			now := n.cfg.Now()
+			n.ownerless.add(name, now, now.Add(n.cfg.Renew))
+		}
 	}
 	if !ok || owner == n.cfg.NodeID {
 		return false, nil
@@ -71,7 +85,13 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 	if target == "" {
 		return false, nil // the owner takes no forwarded requests: the stand-in answers 503
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(target, "/")+requestURI(r), bytes.NewReader(body))
+	// The owner must answer within the handler's deadline, less a margin
+	// to write this node's own answer when it does not: a hung owner gets
+	// its callers a 503 in time, not an EOF when the server's
+	// WriteTimeout has passed.
+	ctx, cancel := forwardContext(r.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimSuffix(target, "/")+requestURI(r), bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
@@ -87,12 +107,13 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 		req.Header.Set("X-Forwarded-For", host)
 	}
 	n.sign(req, body)
-	resp, err := n.cfg.Client.Do(req)
+	resp, answer, err := n.exchange(req)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return false, r.Context().Err()
 		}
-		n.cfg.Logger.Warn("cluster: the owner of a session could not be reached", "session", name, "owner", owner, "error", err)
+		n.cfg.Logger.Warn("cluster: the owner of a session could not be reached, or did not answer in time",
+			"session", name, "owner", owner, "error", err)
 		n.suspect(owner)
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			return false, nil // a status: answered here, the session ownerless for now
@@ -101,17 +122,88 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 			fmt.Errorf("%w: the owner %q of session %q cannot be reached: %v", session.ErrNotConnected, owner, name, err),
 			n.retryAfter(name))
 	}
-	defer resp.Body.Close()
 	for k, vs := range resp.Header {
 		if !hopByHop(k) {
 			w.Header()[k] = vs
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	if _, err := w.Write(answer); err != nil {
 		n.cfg.Logger.Warn("cluster: copying the owner's answer failed", "session", name, "owner", owner, "error", err)
 	}
 	return true, nil
+}
+
+// maxAnswer bounds the owner's answer that a forwarding node reads (the
+// handler's answers are small JSON documents).
+const maxAnswer = 4 << 20
+
+// exchange sends req and reads the whole answer, within req's context:
+// nothing is written to the client until the owner has answered in full.
+func (n *Node) exchange(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := n.cfg.Client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the answer: %w", err)
+	}
+	if len(answer) > maxAnswer {
+		return nil, nil, fmt.Errorf("an answer of more than %d bytes", maxAnswer)
+	}
+	return resp, answer, nil
+}
+
+// forwardContext is ctx with a deadline before ctx's own: a tenth of the
+// time left, at most a second, is kept for the answer when the owner does
+// not give one.
+func forwardContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(deadline)/10, time.Second)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+// ownerless remembers the sessions the lease table said nobody serves,
+// each until a time, so that requests for one cost one query a renewal
+// period. It holds at most maxOwnerless names: when full, the expired
+// go, and if none has, all go.
+type ownerless struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxOwnerless bounds [ownerless].
+const maxOwnerless = 1024
+
+func (o *ownerless) has(name string, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	until, ok := o.until[name]
+	return ok && now.Before(until)
+}
+
+func (o *ownerless) add(name string, now, until time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.until == nil {
+		o.until = make(map[string]time.Time)
+	}
+	if len(o.until) >= maxOwnerless {
+		for k, u := range o.until {
+			if !now.Before(u) {
+				delete(o.until, k)
+			}
+		}
+		if len(o.until) >= maxOwnerless {
+			clear(o.until)
+		}
+	}
+	o.until[name] = until
 }
 
 // requestURI is r's URI as the client sent it (before any StripPrefix).
