@@ -176,7 +176,7 @@ func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, sh)
-	h = mux
+	h = node.Wrap(mux)
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +194,19 @@ type halt struct {
 	mu      sync.RWMutex
 	stopped bool
 	serving sync.WaitGroup
+	// impostor, once set, answers every request with a fixed 200 of its
+	// own, as something else at the node's advertised URL would.
+	impostor atomic.Bool
 }
 
 // wrap returns h behind the halt.
 func (g *halt) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if g.impostor.Load() {
+			rw.Header().Set("Content-Type", "application/json")
+			io.WriteString(rw, `{"success":true,"acknowledged":true}`)
+			return
+		}
 		g.mu.RLock()
 		if g.stopped {
 			g.mu.RUnlock()
@@ -349,7 +357,8 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	// A forged forwarded request is refused, never served.
+	// A forged forwarded request is refused, never served: 503 with a
+	// Retry-After (a client must not take it for a permanent 403).
 	req, _ := http.NewRequest("POST", members[0].srv.URL+"/api/sendSeen",
 		strings.NewReader(`{"session":"s01","chatId":"15551234567@c.us","messageIds":["3EB0FF"]}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -361,8 +370,8 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 403 {
-		t.Errorf("forged forwarded request: %d, want 403", resp.StatusCode)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("forged forwarded request: %d Retry-After %q, want 503 with a Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 
 	w.mu.Lock()
