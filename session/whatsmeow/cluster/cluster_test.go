@@ -106,7 +106,17 @@ type device struct {
 	name string
 }
 
-func (s *device) SendReceipt(_ context.Context, r session.Receipt) (session.Result, error) {
+func (s *device) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
+	// As a backend does, right before it writes.
+	if err := session.Fence(ctx); err != nil {
+		return session.Result{}, err
+	}
+	return s.write()
+}
+
+// write records a receipt sent, if the world has the device connected
+// here.
+func (s *device) write() (session.Result, error) {
 	s.d.w.mu.Lock()
 	defer s.d.w.mu.Unlock()
 	if s.d.w.conn[s.name] != s.d.node {

@@ -44,7 +44,10 @@
 // disconnects all its WhatsApp clients (self-fencing) at that moment plus
 // LeaseTTL − 2 × Renew, before any lease it held can expire, so even a
 // partition between one node and PostgreSQL never yields two connections
-// for one device.
+// for one device. A send checks the lease when it starts and again right
+// before each write to WhatsApp (session.WithFence): a node stalled in
+// between, or paused past the lease's term, writes nothing when it
+// resumes, before its watchdog has had its turn.
 //
 // Lease rows were chosen over session-level advisory locks: an advisory
 // lock is released when PostgreSQL notices the holder's connection is
