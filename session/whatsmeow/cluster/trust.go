@@ -217,7 +217,7 @@ type receivedKey struct{}
 // Wrap returns next behind the node's checks of the requests other nodes
 // forward to it: serve the handler through it. A request that says it was
 // forwarded (it carries [HeaderNode]) is served only if it is signed with
-// the cluster secret, for this node, within a minute of its time, and has
+// the cluster secret, for this node, within 30 s of its time, and has
 // not been served before; otherwise it is answered 503
 // session_not_connected with a Retry-After (the client may retry: another
 // node, or this one once fixed, can serve it), and the refusal is logged
