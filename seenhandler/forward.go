@@ -2,6 +2,7 @@ package seenhandler
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -13,9 +14,15 @@ import (
 // process which does not own its session is served by the owner. See
 // [WithForwarder]; package session/whatsmeow/cluster implements it.
 //
-// Forward is called once the request's session name is known, before the
-// request is authenticated (the owner authenticates it, with its own
-// answer). It returns false when this process serves the request: the
+// Forward is called once the request's session name is known and its
+// token has been accepted for that session (the owner authenticates it
+// again, with its own answer): a client that may not use the session is
+// answered here, at the same point whatever the session's owner, and its
+// request reaches no other process. r's context carries the handler's
+// deadline ([WithTimeout]): Forward must return by then, with an error
+// (e.g. one wrapping session.ErrNotConnected with a Retry-After) when the
+// owner has not answered, so that a hung owner does not hold its callers'
+// clients past it. It returns false when this process serves the request: the
 // session is its own, or nobody's, or r was forwarded to it already (a
 // Forwarder never forwards a forwarded request: no loops). It returns true
 // once it has written the owner's answer to w, and otherwise an error for
@@ -48,14 +55,16 @@ type forwarded struct{}
 
 // forward asks the Forwarder, if any, to serve the request elsewhere, and
 // records the owner's status for the log and the Observer.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange, name string, body []byte) (bool, error) {
+func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange, name string, body []byte) (bool, error) {
 	if h.cfg.forwarder == nil {
 		return false, nil
 	}
 	sw := &statusWriter{ResponseWriter: w, x: x, status: http.StatusOK}
 	// A copy: the handler reads the next request's body into body's
-	// buffer, and Forward's doc does not forbid keeping it.
-	done, err := h.cfg.forwarder.Forward(sw, originForm(r), name, bytes.Clone(body))
+	// buffer, and Forward's doc does not forbid keeping it. The request
+	// carries the handler's deadline, so that an owner that hangs cannot
+	// hold the client past it.
+	done, err := h.cfg.forwarder.Forward(sw, originForm(r.WithContext(ctx)), name, bytes.Clone(body))
 	if err != nil {
 		return false, err
 	}

@@ -240,3 +240,76 @@ func TestForwarderPanicAfterWriting(t *testing.T) {
 		t.Errorf("%d %q, want the owner's answer alone", w.Code, w.Body)
 	}
 }
+
+// deadlineForwarder records whether each request it is asked about
+// carries a deadline, and serves none.
+type deadlineForwarder struct {
+	mu        sync.Mutex
+	asked     []string
+	deadlines []time.Duration
+}
+
+func (f *deadlineForwarder) Forward(_ http.ResponseWriter, r *http.Request, name string, _ []byte) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, name)
+	if d, ok := r.Context().Deadline(); ok {
+		f.deadlines = append(f.deadlines, time.Until(d))
+	}
+	return false, nil
+}
+
+// A request reaches the Forwarder only once its token is accepted for its
+// session, wherever the token is (header, body, query): a stranger is
+// answered here, never sent on. And the Forwarder gets the handler's
+// deadline, to answer in time when the owner hangs.
+func TestForwarderAfterAuthentication(t *testing.T) {
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{"good": {"there"}, "other": {"elsewhere"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := &deadlineForwarder{}
+	h, err := seenhandler.New(sessiontest.New().Registry("there", "elsewhere"), seenhandler.WithAuth(auth),
+		seenhandler.WithForwarder(fwd), seenhandler.WithTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	seenhandler.Mount(mux, h)
+	for _, tc := range []struct {
+		name, method, target, header, body string
+		want                               int
+	}{
+		{"seen, no token", "POST", "/api/sendSeen", "", `{"session":"there","chatId":"15551234567","messageIds":["A1"]}`, 401},
+		{"seen, wrong body token", "POST", "/api/sendSeen", "", `{"session":"there","chatId":"15551234567","messageIds":["A1"],"access_token":"bad"}`, 401},
+		{"seen, another session's token", "POST", "/api/sendSeen", "other", `{"session":"there","chatId":"15551234567","messageIds":["A1"]}`, 403},
+		{"status, wrong query token", "GET", "/api/sessions/there?access_token=bad", "", "", 401},
+		{"status, wrong header token", "GET", "/v2/session/status?session=there", "bad", "", 401},
+		{"seen, body token", "POST", "/api/sendSeen", "", `{"session":"there","chatId":"15551234567","messageIds":["A1"],"access_token":"good"}`, 201}, // WAHA's path
+		{"status, header token", "GET", "/api/sessions/there", "good", "", 200},
+	} {
+		r := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		if tc.body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		if tc.header != "" {
+			r.Header.Set("Authorization", "Bearer "+tc.header)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, w.Code, w.Body, tc.want)
+		}
+	}
+	if want := []string{"there", "there"}; !slices.Equal(fwd.asked, want) {
+		t.Errorf("Forward asked about %q, want %q: the two authenticated requests alone", fwd.asked, want)
+	}
+	if len(fwd.deadlines) != len(fwd.asked) {
+		t.Fatalf("%d of %d requests reached Forward with a deadline", len(fwd.deadlines), len(fwd.asked))
+	}
+	for _, d := range fwd.deadlines {
+		if d <= 0 || d > 3*time.Second {
+			t.Errorf("Forward's deadline is %v away, want the handler's timeout (3 s)", d)
+		}
+	}
+}

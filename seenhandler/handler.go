@@ -219,6 +219,25 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	return ctx, res, err
 }
 
+// authenticate checks the request's token (from a header, else
+// bodyToken) for session name, unless pre checked those credentials
+// already, and returns what it checked, for admit, which then does not
+// ask the [Authenticator] again.
+func (h *Handler) authenticate(ctx context.Context, r *http.Request, bodyToken, name string, pre preauthed) (preauthed, error) {
+	if h.cfg.noAuth {
+		return pre, nil
+	}
+	cred := Credentials{Token: requestToken(r, bodyToken), Session: name}
+	if pre.ok && pre.cred == cred {
+		return pre, nil
+	}
+	actx, err := h.cfg.auth.Authenticate(ctx, cred)
+	if err != nil {
+		return pre, err
+	}
+	return preauthed{ok: true, cred: cred, ctx: actx}, nil
+}
+
 // preauthed is what preauth accepted: ok with the credentials checked and
 // the Authenticator's context.
 type preauthed struct {

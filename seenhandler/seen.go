@@ -61,8 +61,15 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	name, nameErrs := sessionName(src)
 	x.asked = name
-	if len(nameErrs) == 0 {
-		if done, err := h.forward(w, r, x, name, *body); done || err != nil {
+	if len(nameErrs) == 0 && h.cfg.forwarder != nil {
+		// Authenticated before it may go to another process: a stranger
+		// gets the same 401 at the same point whether the session is
+		// served here, elsewhere or nowhere, and reaches no other node.
+		if pre, err = h.authenticate(ctx, r, req.AccessToken, name, pre); err != nil {
+			putBuffer(body)
+			return nil, err
+		}
+		if done, err := h.forward(ctx, w, r, x, name, *body); done || err != nil {
 			putBuffer(body)
 			return forwarded{}, err
 		}

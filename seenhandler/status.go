@@ -144,12 +144,19 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	name, errs := sessionName(src)
 	x.asked = name
-	if len(errs) == 0 {
-		if done, err := h.forward(w, r, x, name, nil); done || err != nil {
+	var pre preauthed
+	if len(errs) == 0 && h.cfg.forwarder != nil {
+		// Authenticated before it may go to another process (see
+		// serveSeen).
+		var err error
+		if pre, err = h.authenticate(ctx, r, q.Get("access_token"), name, pre); err != nil {
+			return nil, err
+		}
+		if done, err := h.forward(ctx, w, r, x, name, nil); done || err != nil {
 			return forwarded{}, err
 		}
 	}
-	ctx, token, err := h.admit(ctx, r, x, q.Get("access_token"), preauthed{})
+	ctx, token, err := h.admit(ctx, r, x, q.Get("access_token"), pre)
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.autoReadGroups, "auto-read-groups", false, "with -auto-read: group chats too")
 	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store (default: the host name)")
 	fs.StringVar(&c.advertise, "advertise", "", "`URL` at which the other nodes reach this one, e.g. http://10.0.0.5:8080 (default: http:// and the address listened on)")
-	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "`secret` the nodes of a Postgres store share to forward requests to each other (default $"+clusterSecretEnv+"; none: no forwarding)")
+	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "`secret` the nodes of a Postgres store share: a node with another one refuses to start, and it signs the requests they forward to each other and their answers (default $"+clusterSecretEnv+"; none: no forwarding)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -458,9 +458,13 @@ func run(ctx context.Context, args []string, e env) error {
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
 	mux.HandleFunc("GET /healthz", healthz)
+	var handler http.Handler = mux
+	if node != nil {
+		handler = node.Wrap(mux) // checks the requests other nodes forward here, seals the answers
+	}
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

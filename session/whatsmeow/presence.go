@@ -277,6 +277,9 @@ func (s *Session) active(ctx context.Context) error {
 	available := p.available
 	p.mu.Unlock()
 	if !available {
+		if err := session.Fence(ctx); err != nil {
+			return err // the receipt must not go out either
+		}
 		if err := s.sendPresence(ctx, types.PresenceAvailable); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

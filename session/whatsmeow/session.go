@@ -367,7 +367,9 @@ func invalid(format string, args ...any) error {
 // group read with the account's read receipts off, the same node with type
 // read, see typeAsSent), or, for a channel, a view receipt through
 // NewsletterMarkViewed with the messages' numeric server ids. It reports
-// the type as sent. The package documentation lists the errors it returns.
+// the type as sent. The fences of ctx (session.WithFence) are checked
+// right before each write: one that fails stops the call with its error.
+// The package documentation lists the errors it returns.
 func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return session.Result{}, err
@@ -408,6 +410,11 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		// sends a longer aggregate receipt. A failure stops the rest; the
 		// stanzas already written stay sent.
 		for ids := range slices.Chunk(st.ids, session.MaxReceiptIDs) {
+			// Right before the write: a cluster node that may have lost
+			// the session's lease since the call began writes nothing.
+			if err := session.Fence(ctx); err != nil {
+				return session.Result{}, err
+			}
 			if own {
 				err = guard("SendNode", func() error {
 					return s.client.DangerousInternals().SendNode(ctx, receiptNode(ids, ts, st.chat, st.sender, typ))
@@ -707,6 +714,10 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 	case s.views <- struct{}{}:
 	case <-ctx.Done():
 		return session.Result{}, ctx.Err()
+	}
+	if err := session.Fence(ctx); err != nil {
+		<-s.views
+		return session.Result{}, err
 	}
 	done := make(chan error, 1)
 	go func() {

@@ -79,10 +79,16 @@ type Config struct {
 	// process's handler, e.g. "http://10.0.0.5:8080" (a forwarded request
 	// keeps its path). Empty: requests are not forwarded to this node.
 	Advertise string
-	// Secret authenticates the nodes to each other: a forwarded request
-	// carries an HMAC-SHA256 of itself under it. Every node must have the
-	// same. Empty: this node forwards nothing, and a request for a session
-	// another node owns gets 503 session_not_connected.
+	// Secret authenticates the nodes to each other: the first node of the
+	// database records a proof of it, and [Open] refuses (ErrSecret) a
+	// node whose secret does not match; each node row carries an HMAC
+	// under it, and a row without (written by anything but a node with the
+	// secret) is no member: nothing is placed on it or sent to it; each
+	// forwarded request carries an HMAC-SHA256 of itself, and each answer
+	// to one a seal (see [Node.Wrap]). Every node must have the same.
+	// Empty: this node forwards nothing, and a request for a session
+	// another node owns gets 503 session_not_connected; membership is
+	// then the database's alone.
 	Secret []byte
 	// LeaseTTL is how long a lease lives unrenewed, which bounds a
 	// failover (see the package documentation). Default: [DefaultLeaseTTL]
@@ -95,7 +101,10 @@ type Config struct {
 	// once its new owner has its lease. Default: [DefaultConnectEstimate]
 	// (2 s).
 	ConnectEstimate time.Duration
-	// Client forwards requests to their owners. Default: a client with a
+	// Client forwards requests to their owners. A request forwarded for
+	// the handler waits for the owner no longer than the handler's
+	// deadline, less a tenth of the time left (at most a second), so that
+	// a hung owner's callers get a 503 in time. Default: a client with a
 	// 30 s timeout.
 	Client *http.Client
 	// Logger logs the node's decisions (ownership changes at Info, fencing
@@ -181,6 +190,13 @@ type Node struct {
 	// suspects are nodes a forwarded request could not reach, until when
 	// they count as gone (their sessions as ownerless).
 	suspects map[string]time.Time
+	// ownerless are the sessions the lease table said nobody serves,
+	// lately.
+	ownerless ownerless
+	// nonces are those of the forwarded requests accepted lately.
+	nonces nonces
+	// Refusals, each logged at Error once a period.
+	untrustedRows, refusedRequests, unsealedAnswers logCounter
 }
 
 // view is a snapshot of the cluster's tables, taken each Renew.
@@ -233,6 +249,13 @@ func Open(ctx context.Context, dsn string, dev Devices, cfg Config) (*Node, erro
 	db.SetConnMaxIdleTime(time.Minute)
 	if err := createSchema(ctx, db); err != nil {
 		db.Close()
+		return nil, err
+	}
+	if err := checkSecret(ctx, db, cfg.Secret); err != nil {
+		db.Close()
+		if errors.Is(err, ErrSecret) {
+			cfg.Logger.Error("cluster: this node's secret is not the cluster's: it does not join", "node", cfg.NodeID, "error", err)
+		}
 		return nil, err
 	}
 	n := &Node{cfg: cfg, db: db, dev: dev, incarnation: rand.Text(),

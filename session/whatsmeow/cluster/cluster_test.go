@@ -106,7 +106,17 @@ type device struct {
 	name string
 }
 
-func (s *device) SendReceipt(_ context.Context, r session.Receipt) (session.Result, error) {
+func (s *device) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
+	// As a backend does, right before it writes.
+	if err := session.Fence(ctx); err != nil {
+		return session.Result{}, err
+	}
+	return s.write()
+}
+
+// write records a receipt sent, if the world has the device connected
+// here.
+func (s *device) write() (session.Result, error) {
 	s.d.w.mu.Lock()
 	defer s.d.w.mu.Unlock()
 	if s.d.w.conn[s.name] != s.d.node {
@@ -176,7 +186,7 @@ func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, sh)
-	h = mux
+	h = node.Wrap(mux)
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +204,19 @@ type halt struct {
 	mu      sync.RWMutex
 	stopped bool
 	serving sync.WaitGroup
+	// impostor, once set, answers every request with a fixed 200 of its
+	// own, as something else at the node's advertised URL would.
+	impostor atomic.Bool
 }
 
 // wrap returns h behind the halt.
 func (g *halt) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if g.impostor.Load() {
+			rw.Header().Set("Content-Type", "application/json")
+			io.WriteString(rw, `{"success":true,"acknowledged":true}`)
+			return
+		}
 		g.mu.RLock()
 		if g.stopped {
 			g.mu.RUnlock()
@@ -349,7 +367,8 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	// A forged forwarded request is refused, never served.
+	// A forged forwarded request is refused, never served: 503 with a
+	// Retry-After (a client must not take it for a permanent 403).
 	req, _ := http.NewRequest("POST", members[0].srv.URL+"/api/sendSeen",
 		strings.NewReader(`{"session":"s01","chatId":"15551234567@c.us","messageIds":["3EB0FF"]}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -361,8 +380,8 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 403 {
-		t.Errorf("forged forwarded request: %d, want 403", resp.StatusCode)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("forged forwarded request: %d Retry-After %q, want 503 with a Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 
 	w.mu.Lock()

@@ -8,15 +8,19 @@
 //
 // Open the store's Manager as usual, then a [Node] over it on the same
 // PostgreSQL database, and give the handler the node both as its registry
-// and as its forwarder; start the node instead of the Manager:
+// and as its forwarder; serve it through [Node.Wrap]; start the node
+// instead of the Manager:
 //
 //	m, _ := whatsmeow.Open(ctx, dsn)
 //	node, _ := cluster.Open(ctx, dsn, m, cluster.Config{
 //		NodeID:    hostname,
-//		Advertise: "http://10.0.0.5:8080", // how the other nodes reach this one
+//		Advertise: "https://10.0.0.5:8443", // how the other nodes reach this one
 //		Secret:    []byte(os.Getenv("BLUETICK_CLUSTER_SECRET")),
 //	})
 //	h, _ := seenhandler.New(node, seenhandler.WithForwarder(node), …)
+//	mux := http.NewServeMux()
+//	seenhandler.Mount(mux, h)
+//	go srv.Serve(node.Wrap(mux)) // checks forwarded requests, seals their answers
 //	_ = node.Start(ctx)
 //	…
 //	node.Close() // hands the sessions over to the other nodes at once
@@ -40,7 +44,10 @@
 // disconnects all its WhatsApp clients (self-fencing) at that moment plus
 // LeaseTTL − 2 × Renew, before any lease it held can expire, so even a
 // partition between one node and PostgreSQL never yields two connections
-// for one device.
+// for one device. A send checks the lease when it starts and again right
+// before each write to WhatsApp (session.WithFence): a node stalled in
+// between, or paused past the lease's term, writes nothing when it
+// resumes, before its watchdog has had its turn.
 //
 // Lease rows were chosen over session-level advisory locks: an advisory
 // lock is released when PostgreSQL notices the holder's connection is
@@ -66,14 +73,34 @@
 // # Routing
 //
 // [Node.Forward] implements seenhandler.Forwarder: a request for a session
-// another node owns is sent as it came (method, path, headers, body) to
-// the owner's advertised URL, signed with HMAC-SHA256 under the shared
-// cluster secret, and the owner's answer is the client's, byte for byte.
-// A forwarded request is served where it lands and never forwarded again,
-// and one claiming to be forwarded without a valid signature gets 403.
-// While a session has no owner (a hand-over, a failover), or its owner
-// cannot be reached, the answer is 503 session_not_connected with a
-// Retry-After of the expected takeover time.
+// another node owns, once the handler has authenticated it, is sent as it
+// came (method, path, headers, body) to the owner's advertised URL, and
+// the owner's answer (its status, body and the headers a client needs) is
+// the client's. A forwarded request is served where it lands and never
+// forwarded again. While a session has no owner (a hand-over, a failover),
+// or its owner cannot be reached or does not answer within the handler's
+// deadline, the answer is 503 session_not_connected with a Retry-After of
+// the expected takeover time.
+//
+// # Trust
+//
+// The nodes trust the shared secret, not the database: the first node of
+// a database records a proof of its secret (an HMAC of a random salt), and
+// a node whose secret does not match refuses to start ([ErrSecret],
+// logged at Error). Each node row carries an HMAC under the secret of the
+// node's id, incarnation, URL and capacity; a row without one (written by
+// anything but a node with the secret) is no member: no session is placed
+// on it, no request sent to it. A forwarded request is signed (HMAC-SHA256)
+// over its method, URI, body, the client's credentials (Authorization,
+// X-Api-Key), the forwarding node, the node it is for, its time and a
+// nonce; the receiving node ([Node.Wrap]) serves it once, within 30 s of
+// its time, if it is the node it was for, and seals its answer (an HMAC
+// over the request's signature, the status, the headers copied to the
+// client and the body), which the forwarding node checks before its client
+// sees a byte of it. Anything else is answered 503 with a Retry-After and
+// logged at Error. The signatures authenticate; they do not hide: a
+// forwarded request carries the client's token, so the nodes should reach
+// each other over TLS (an https:// Advertise) or a private network.
 //
 // # Failover bound
 //

@@ -49,7 +49,9 @@ func Example() {
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
-	if err := http.ListenAndServe(":8080", mux); !errors.Is(err, http.ErrServerClosed) {
+	// Wrap checks the requests the other replicas forward here and seals
+	// the answers, which they check in turn.
+	if err := http.ListenAndServe(":8080", node.Wrap(mux)); !errors.Is(err, http.ErrServerClosed) {
 		log.Print(err)
 	}
 }

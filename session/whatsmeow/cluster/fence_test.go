@@ -21,10 +21,12 @@ import (
 // session (ReleaseAll).
 type hooked struct {
 	*devices
-	release    func(ctx context.Context, name string) error // nil: the world's
-	send       func(ctx context.Context, name string) error // nil: none; runs before the world's send
-	releaseAll func()                                       // nil: none; runs before the world's ReleaseAll
-	inflight   atomic.Int32                                 // sends in the send hook
+	release func(ctx context.Context, name string) error // nil: the world's
+	// send runs before the send's fence is checked (a backend looking the
+	// message up), write after, as the receipt is being written.
+	send, write func(ctx context.Context, name string) error // nil: none
+	releaseAll  func()                                       // nil: none; runs before the world's ReleaseAll
+	inflight    atomic.Int32                                 // sends in a hook
 }
 
 func (h *hooked) Lookup(ctx context.Context, name string) (session.Session, error) {
@@ -59,15 +61,24 @@ type hookedDevice struct {
 }
 
 func (s *hookedDevice) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
-	if s.h.send != nil {
-		s.h.inflight.Add(1)
-		err := s.h.send(ctx, s.name)
-		s.h.inflight.Add(-1)
-		if err != nil {
-			return session.Result{}, err
+	hook := func(f func(context.Context, string) error) error {
+		if f == nil {
+			return nil
 		}
+		s.h.inflight.Add(1)
+		defer s.h.inflight.Add(-1)
+		return f(ctx, s.name)
 	}
-	return s.device.SendReceipt(ctx, r)
+	if err := hook(s.h.send); err != nil {
+		return session.Result{}, err
+	}
+	if err := session.Fence(ctx); err != nil {
+		return session.Result{}, err
+	}
+	if err := hook(s.h.write); err != nil {
+		return session.Result{}, err
+	}
+	return s.device.write()
 }
 
 // startHooked starts a node over h on dsn, alone, and waits until it holds
@@ -81,19 +92,22 @@ func startHooked(t *testing.T, w *world, dsn, id string, h *hooked) *member {
 }
 
 // A node that fences itself lets the sends in flight land first (up to
-// half a renewal period): one that lands is answered 201 (WAHA's path), its receipt sent
-// before the disconnection; one that does not is cut by it, and answered
-// 503 with a Retry-After (its owner is moving), not 500.
+// half a renewal period): one being written is answered 201 (WAHA's path), its receipt
+// sent before the disconnection; one that is cut by it is answered 503
+// with a Retry-After (its owner is moving), not 500. And a send still
+// looking its message up when the node let the session go (as after a
+// stall past the lease) writes nothing: the lease is checked again right
+// before the write, and it is answered 503 with a Retry-After.
 func TestFenceLetsSendsLand(t *testing.T) {
 	dsn := pgtest.New(t)
-	w := newWorld(2)
+	w := newWorld(3)
 	host := dsn[strings.Index(dsn, "@")+1:]
 	host = host[:strings.Index(host, "/")]
 	p := newProxy(t, host)
 	defer p.cut.Store(false) // so that Close reaches the database
 	var (
 		c            *member
-		entered      = make(chan string, 2)
+		entered      = make(chan string, 3)
 		disconnected = make(chan struct{})
 		fenced       sync.Once
 		atFence      atomic.Int32
@@ -105,15 +119,28 @@ func TestFenceLetsSendsLand(t *testing.T) {
 			close(disconnected)
 		})
 	}
+	letGo := func(name string) {
+		for c.node.Local(name) { // until the node has let it go
+			time.Sleep(time.Millisecond)
+		}
+	}
 	h.send = func(ctx context.Context, name string) error {
+		if name == "s02" { // still looking up when the node lets go
+			entered <- name
+			letGo(name)
+		}
+		return nil
+	}
+	h.write = func(ctx context.Context, name string) error {
+		if name == "s02" {
+			return nil // written at once, if it gets here
+		}
 		entered <- name
 		if name == "s01" { // ends only when cut off
 			<-disconnected
 			return errors.New("failed to write frame: use of closed network connection")
 		}
-		for c.node.Local(name) { // lands once the node has let it go
-			time.Sleep(time.Millisecond)
-		}
+		letGo(name) // lands once the node has let it go
 		return nil
 	}
 	c = startHooked(t, w, strings.Replace(dsn, "@"+host+"/", "@"+p.ln.Addr().String()+"/", 1), "node-c", h)
@@ -148,6 +175,9 @@ func TestFenceLetsSendsLand(t *testing.T) {
 	if a := <-answers["s01"]; a.status != 503 || a.after == "" {
 		t.Errorf("s01, cut by the fence: %d Retry-After %q %s, want 503 with a Retry-After", a.status, a.after, a.body)
 	}
+	if a := <-answers["s02"]; a.status != 503 || a.after == "" {
+		t.Errorf("s02, not yet writing when the node let go: %d Retry-After %q %s, want 503 with a Retry-After", a.status, a.after, a.body)
+	}
 	if n := atFence.Load(); n != 1 {
 		t.Errorf("%d sends in flight when the node disconnected, want 1 (the one that never lands)", n)
 	}
@@ -155,5 +185,8 @@ func TestFenceLetsSendsLand(t *testing.T) {
 	defer w.mu.Unlock()
 	if got := w.sent["s00"]; len(got) != 1 {
 		t.Errorf("s00's receipt sent by %v, want once by node-c", got)
+	}
+	if got := w.sent["s02"]; len(got) != 0 {
+		t.Errorf("s02's receipt sent by %v after node-c let the session go, want never", got)
 	}
 }

@@ -2,56 +2,51 @@ package cluster
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 )
-
-// The headers of a forwarded request.
-const (
-	// HeaderNode names the node that forwarded the request.
-	HeaderNode = "X-Bluetick-Node"
-	// HeaderTime is when it did, in Unix milliseconds.
-	HeaderTime = "X-Bluetick-Time"
-	// HeaderSignature is base64 of HMAC-SHA256 under the cluster secret of
-	// the method, the request URI, the node, the time and SHA-256 of the
-	// body, each followed by a newline.
-	HeaderSignature = "X-Bluetick-Signature"
-)
-
-// maxSkew is how far a forwarded request's time may be from ours.
-const maxSkew = 5 * time.Minute
 
 // Forward serves a request for a session another node owns at that node
 // (see seenhandler.Forwarder): it sends the request as it came (method,
 // URI, headers, body) to the owner's advertised URL, signed with the
-// cluster secret, and copies the owner's answer to w. It forwards nothing
-// when this node serves the session, when nobody does (the handler then
-// answers 503 with a Retry-After), or when r was forwarded already: a
-// forwarded request is served where it lands, so forwarding never loops. A
-// request that says it was forwarded but is not signed with the secret is
-// refused (seenhandler.ErrForbidden). When the owner cannot be reached the
-// error wraps session.ErrNotConnected with the expected takeover time.
+// cluster secret for that node, and copies the owner's answer to w once it
+// has checked its seal (see [Node.Wrap]). It forwards nothing when this
+// node serves the session, when nobody does (the handler then answers 503
+// with a Retry-After), or when r was forwarded already: a forwarded request
+// is served where it lands, so forwarding never loops. A request that says
+// it was forwarded but did not pass [Node.Wrap] is refused. When the owner
+// cannot be reached, does not answer in time or gives an answer without
+// its seal, the error wraps session.ErrNotConnected with the expected
+// takeover time (a status request is answered here, from the status the
+// owner published).
 func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body []byte) (bool, error) {
 	if r.Header.Get(HeaderNode) != "" {
-		if err := n.verify(r, body); err != nil {
-			return false, fmt.Errorf("%w: %v", seenhandler.ErrForbidden, err)
+		if _, ok := r.Context().Value(receivedKey{}).(string); ok {
+			return false, nil // checked by Wrap: served here
 		}
-		return false, nil
+		err := errors.New("a forwarded request reached the handler without passing Node.Wrap, which checks it")
+		if c := n.refusedRequests.count(n.cfg.Now()); c > 0 {
+			n.cfg.Logger.Error("cluster: a forwarded request was refused: serve the handler through Node.Wrap",
+				"node", n.cfg.NodeID, "from", r.Header.Get(HeaderNode), "error", err, "refused", c)
+		}
+		return false, session.WithRetryAfter(fmt.Errorf("%w: %v", session.ErrNotConnected, err), n.cfg.Renew+n.cfg.ConnectEstimate)
 	}
 	if n.serving(name) || len(n.cfg.Secret) == 0 {
+		return false, nil
+	}
+	if _, err := n.dev.Lookup(r.Context(), name); err != nil {
+		// Not a session of the store (as of the last refresh, a renewal
+		// period ago at most): answered here, without asking the
+		// coordinator, whatever the name.
 		return false, nil
 	}
 	owner, ok := n.Owner(name)
@@ -60,10 +55,16 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 		n.mu.RLock()
 		target = n.view.nodes[owner].url
 		n.mu.RUnlock()
-	} else {
+	} else if !n.ownerless.has(name, n.cfg.Now()) {
 		// The snapshot (up to Renew old) knows no owner: ask the table,
-		// in case one took the session since.
+		// in case one took the session since. A session nobody serves is
+		// remembered so for a renewal period, so that a burst of requests
+		// for it costs one query, not one each.
 		owner, target, ok = n.currentOwner(r.Context(), name)
+		if !ok {
+			now := n.cfg.Now()
+			n.ownerless.add(name, now, now.Add(n.cfg.Renew))
+		}
 	}
 	if !ok || owner == n.cfg.NodeID {
 		return false, nil
@@ -71,7 +72,13 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 	if target == "" {
 		return false, nil // the owner takes no forwarded requests: the stand-in answers 503
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(target, "/")+requestURI(r), bytes.NewReader(body))
+	// The owner must answer within the handler's deadline, less a margin
+	// to write this node's own answer when it does not: a hung owner gets
+	// its callers a 503 in time, not an EOF when the server's
+	// WriteTimeout has passed.
+	ctx, cancel := forwardContext(r.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimSuffix(target, "/")+requestURI(r), bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
@@ -86,13 +93,21 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 		}
 		req.Header.Set("X-Forwarded-For", host)
 	}
-	n.sign(req, body)
-	resp, err := n.cfg.Client.Do(req)
+	sig := n.sign(req, owner, body)
+	resp, answer, err := n.exchange(req)
+	if err == nil && !n.sealed(sig, resp, answer) {
+		err = errors.New("its answer is not sealed with the cluster secret")
+		if c := n.unsealedAnswers.count(n.cfg.Now()); c > 0 {
+			n.cfg.Logger.Error("cluster: an answer from a session's owner is not sealed with the cluster secret (something else answers at its URL, or it has another secret): refused",
+				"node", n.cfg.NodeID, "session", name, "owner", owner, "url", target, "status", resp.StatusCode, "refused", c)
+		}
+	}
 	if err != nil {
 		if r.Context().Err() != nil {
 			return false, r.Context().Err()
 		}
-		n.cfg.Logger.Warn("cluster: the owner of a session could not be reached", "session", name, "owner", owner, "error", err)
+		n.cfg.Logger.Warn("cluster: the owner of a session could not be reached, or did not answer in time",
+			"session", name, "owner", owner, "error", err)
 		n.suspect(owner)
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			return false, nil // a status: answered here, the session ownerless for now
@@ -101,17 +116,88 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 			fmt.Errorf("%w: the owner %q of session %q cannot be reached: %v", session.ErrNotConnected, owner, name, err),
 			n.retryAfter(name))
 	}
-	defer resp.Body.Close()
-	for k, vs := range resp.Header {
-		if !hopByHop(k) {
+	for _, k := range sealedHeaders {
+		if vs := resp.Header.Values(k); len(vs) > 0 {
 			w.Header()[k] = vs
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	if _, err := w.Write(answer); err != nil {
 		n.cfg.Logger.Warn("cluster: copying the owner's answer failed", "session", name, "owner", owner, "error", err)
 	}
 	return true, nil
+}
+
+// maxAnswer bounds the owner's answer that a forwarding node reads (the
+// handler's answers are small JSON documents).
+const maxAnswer = 4 << 20
+
+// exchange sends req and reads the whole answer, within req's context:
+// nothing is written to the client until the owner has answered in full.
+func (n *Node) exchange(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := n.cfg.Client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the answer: %w", err)
+	}
+	if len(answer) > maxAnswer {
+		return nil, nil, fmt.Errorf("an answer of more than %d bytes", maxAnswer)
+	}
+	return resp, answer, nil
+}
+
+// forwardContext is ctx with a deadline before ctx's own: a tenth of the
+// time left, at most a second, is kept for the answer when the owner does
+// not give one.
+func forwardContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(deadline)/10, time.Second)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+// ownerless remembers the sessions the lease table said nobody serves,
+// each until a time, so that requests for one cost one query a renewal
+// period. It holds at most maxOwnerless names: when full, the expired
+// go, and if none has, all go.
+type ownerless struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxOwnerless bounds [ownerless].
+const maxOwnerless = 1024
+
+func (o *ownerless) has(name string, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	until, ok := o.until[name]
+	return ok && now.Before(until)
+}
+
+func (o *ownerless) add(name string, now, until time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.until == nil {
+		o.until = make(map[string]time.Time)
+	}
+	if len(o.until) >= maxOwnerless {
+		for k, u := range o.until {
+			if !now.Before(u) {
+				delete(o.until, k)
+			}
+		}
+		if len(o.until) >= maxOwnerless {
+			clear(o.until)
+		}
+	}
+	o.until[name] = until
 }
 
 // requestURI is r's URI as the client sent it (before any StripPrefix).
@@ -127,46 +213,8 @@ func hopByHop(k string) bool {
 	switch http.CanonicalHeaderKey(k) {
 	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
 		"Transfer-Encoding", "Upgrade", "Content-Length", "Host",
-		HeaderNode, HeaderTime, HeaderSignature:
+		HeaderNode, HeaderTime, HeaderNonce, HeaderSignature, HeaderSeal:
 		return true
 	}
 	return false
-}
-
-// mac is the signature of a forwarded request.
-func (n *Node) mac(method, uri, node, at string, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	m := hmac.New(sha256.New, n.cfg.Secret)
-	for _, part := range []string{method, uri, node, at, hex.EncodeToString(sum[:])} {
-		m.Write([]byte(part))
-		m.Write([]byte{'\n'})
-	}
-	return m.Sum(nil)
-}
-
-func (n *Node) sign(req *http.Request, body []byte) {
-	at := strconv.FormatInt(n.cfg.Now().UnixMilli(), 10)
-	req.Header.Set(HeaderNode, n.cfg.NodeID)
-	req.Header.Set(HeaderTime, at)
-	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(n.mac(req.Method, req.URL.RequestURI(), n.cfg.NodeID, at, body)))
-}
-
-// verify checks a forwarded request's signature and time.
-func (n *Node) verify(r *http.Request, body []byte) error {
-	if len(n.cfg.Secret) == 0 {
-		return errors.New("a forwarded request, and this node has no cluster secret")
-	}
-	at := r.Header.Get(HeaderTime)
-	ms, err := strconv.ParseInt(at, 10, 64)
-	if err != nil {
-		return errors.New("a forwarded request without a valid " + HeaderTime)
-	}
-	if d := n.cfg.Now().Sub(time.UnixMilli(ms)); d > maxSkew || d < -maxSkew {
-		return fmt.Errorf("a forwarded request %v away from this node's clock", d.Round(time.Second))
-	}
-	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(HeaderSignature))
-	if err != nil || !hmac.Equal(sig, n.mac(r.Method, requestURI(r), r.Header.Get(HeaderNode), at, body)) {
-		return errors.New("a forwarded request with a bad signature")
-	}
-	return nil
 }

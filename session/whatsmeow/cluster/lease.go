@@ -13,9 +13,11 @@ import (
 )
 
 // The cluster's tables, in the store's database. A node row is the node's
-// heartbeat; a lease row says which node serves a session, until when, and
-// with which epoch (bumped by every new owner, so that a node that lost a
-// lease cannot renew or free its successor's).
+// heartbeat, with a proof of the cluster secret; a lease row says which
+// node serves a session, until when, and with which epoch (bumped by every
+// new owner, so that a node that lost a lease cannot renew or free its
+// successor's); the one row of bluetick_cluster is the proof of the
+// secret that the first node recorded, which every later node must match.
 const schema = `
 CREATE TABLE IF NOT EXISTS bluetick_node (
 	id          TEXT PRIMARY KEY,
@@ -30,6 +32,12 @@ CREATE TABLE IF NOT EXISTS bluetick_lease (
 	epoch      BIGINT NOT NULL,
 	status     TEXT NOT NULL DEFAULT '',
 	expires_at TIMESTAMPTZ NOT NULL
+);
+ALTER TABLE bluetick_node ADD COLUMN IF NOT EXISTS proof TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS bluetick_cluster (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	salt  TEXT NOT NULL,
+	proof TEXT NOT NULL
 );`
 
 // createSchema creates the tables, one node at a time (concurrent CREATE
@@ -58,13 +66,15 @@ func seconds(d time.Duration) float64 { return d.Seconds() }
 // heartbeat writes the node's row; false if another live incarnation
 // holds the id.
 func (n *Node) heartbeat(ctx context.Context) (bool, error) {
+	c := capacity(n.dev)
 	res, err := n.db.ExecContext(ctx, `
-INSERT INTO bluetick_node (id, incarnation, url, capacity, expires_at)
-VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+INSERT INTO bluetick_node (id, incarnation, url, capacity, expires_at, proof)
+VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6)
 ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation, url = excluded.url,
-	capacity = excluded.capacity, expires_at = excluded.expires_at
+	capacity = excluded.capacity, expires_at = excluded.expires_at, proof = excluded.proof
 WHERE bluetick_node.incarnation = excluded.incarnation OR bluetick_node.expires_at < now()`,
-		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, capacity(n.dev), seconds(n.cfg.LeaseTTL))
+		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, c, seconds(n.cfg.LeaseTTL),
+		n.nodeProof(n.cfg.NodeID, n.incarnation, n.cfg.Advertise, c))
 	if err != nil {
 		return false, err
 	}
@@ -84,11 +94,13 @@ func (n *Node) renew(ctx context.Context, held map[string]int64) (bool, map[stri
 		epochs = append(epochs, epoch)
 		statuses = append(statuses, n.publishedStatus(ctx, name))
 	}
+	c := capacity(n.dev)
 	rows, err := n.db.QueryContext(ctx, `
 WITH hb AS (
-	INSERT INTO bluetick_node (id, incarnation, url, capacity, expires_at)
-	VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-	ON CONFLICT (id) DO UPDATE SET url = excluded.url, capacity = excluded.capacity, expires_at = excluded.expires_at
+	INSERT INTO bluetick_node (id, incarnation, url, capacity, expires_at, proof)
+	VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $9)
+	ON CONFLICT (id) DO UPDATE SET url = excluded.url, capacity = excluded.capacity, expires_at = excluded.expires_at,
+		proof = excluded.proof
 	WHERE bluetick_node.incarnation = excluded.incarnation
 	RETURNING id
 ), renewed AS (
@@ -98,8 +110,8 @@ WITH hb AS (
 	RETURNING l.name
 )
 SELECT h.n, r.name FROM (SELECT count(*) AS n FROM hb) h LEFT JOIN renewed r ON true`,
-		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, capacity(n.dev), seconds(n.cfg.LeaseTTL),
-		names, epochs, statuses)
+		n.cfg.NodeID, n.incarnation, n.cfg.Advertise, c, seconds(n.cfg.LeaseTTL),
+		names, epochs, statuses, n.nodeProof(n.cfg.NodeID, n.incarnation, n.cfg.Advertise, c))
 	if err != nil {
 		return false, nil, err
 	}
@@ -193,17 +205,20 @@ func (n *Node) snapshot(ctx context.Context) (view, error) {
 			v.names = append(v.names, name)
 		}
 	}
-	rows, err := n.db.QueryContext(ctx, `SELECT id, url, capacity FROM bluetick_node WHERE expires_at > now()`)
+	rows, err := n.db.QueryContext(ctx, `SELECT id, incarnation, url, capacity, proof FROM bluetick_node WHERE expires_at > now()`)
 	if err != nil {
 		return v, err
 	}
 	for rows.Next() {
 		var r nodeRow
-		if err := rows.Scan(&r.id, &r.url, &r.capacity); err != nil {
+		var incarnation, proof string
+		if err := rows.Scan(&r.id, &incarnation, &r.url, &r.capacity, &proof); err != nil {
 			rows.Close()
 			return v, err
 		}
-		v.nodes[r.id] = r
+		if n.trusted(r.id, incarnation, r.url, r.capacity, proof) {
+			v.nodes[r.id] = r
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -366,9 +381,12 @@ func (n *Node) recoverLoop(loop string) {
 func (n *Node) currentOwner(ctx context.Context, name string) (node, url string, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Renew)
 	defer cancel()
-	err := n.db.QueryRowContext(ctx, `SELECT l.node, nd.url FROM bluetick_lease l JOIN bluetick_node nd ON nd.id = l.node
-WHERE l.name = $1 AND l.expires_at > now() AND nd.expires_at > now()`, name).Scan(&node, &url)
-	if err != nil {
+	var incarnation, proof string
+	var capacity int
+	err := n.db.QueryRowContext(ctx, `SELECT l.node, nd.url, nd.incarnation, nd.capacity, nd.proof
+FROM bluetick_lease l JOIN bluetick_node nd ON nd.id = l.node
+WHERE l.name = $1 AND l.expires_at > now() AND nd.expires_at > now()`, name).Scan(&node, &url, &incarnation, &capacity, &proof)
+	if err != nil || !n.trusted(node, incarnation, url, capacity, proof) {
 		return "", "", false
 	}
 	n.mu.RLock()

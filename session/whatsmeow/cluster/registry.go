@@ -70,11 +70,23 @@ type local struct {
 func (s *local) Unwrap() session.Session { return s.Session }
 
 func (s *local) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
-	if !s.n.enter(s.name) {
+	epoch, ok := s.n.enter(s.name)
+	if !ok {
 		err := fmt.Errorf("%w: session %q is being handed over", session.ErrNotConnected, s.name)
 		return session.Result{}, session.WithRetryAfter(err, s.n.retryAfter(s.name))
 	}
 	defer s.n.leave(s.name)
+	// The lease is checked again right before each write, not only here:
+	// a process stalled between this check and the write (a pause, a
+	// SIGSTOP past the lease's term) must not write once it resumes,
+	// before the watchdog has had its turn.
+	ctx = session.WithFence(ctx, func() error {
+		if s.n.holds(s.name, epoch) {
+			return nil
+		}
+		err := fmt.Errorf("%w: session %q: this node may have lost its lease; nothing was sent", session.ErrNotConnected, s.name)
+		return session.WithRetryAfter(err, s.n.retryAfter(s.name))
+	})
 	res, err := s.Session.SendReceipt(ctx, r)
 	if err != nil && ctx.Err() == nil && !s.n.serving(s.name) {
 		// This node let the session go while the send was under way (a
@@ -97,15 +109,29 @@ func (s *local) Status(ctx context.Context) session.Status {
 }
 
 // enter counts a send of the session called name in flight, if this node
-// still serves it.
-func (n *Node) enter(name string) bool {
+// still serves it, and returns the epoch of its lease.
+func (n *Node) enter(name string) (int64, bool) {
 	n.flightMu.Lock()
 	defer n.flightMu.Unlock()
-	if !n.serving(name) {
-		return false
+	n.mu.RLock()
+	epoch, ok := n.held[name]
+	ok = ok && n.cfg.Now().Before(n.validUntil)
+	n.mu.RUnlock()
+	if !ok {
+		return 0, false
 	}
 	n.inflight[name]++
-	return true
+	return epoch, true
+}
+
+// holds reports whether this node still holds the lease of the session
+// called name at epoch, renewed recently enough to serve it: the lease a
+// send began under, neither lost, nor fenced, nor taken again since.
+func (n *Node) holds(name string, epoch int64) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	e, ok := n.held[name]
+	return ok && e == epoch && n.cfg.Now().Before(n.validUntil)
 }
 
 func (n *Node) leave(name string) {
