@@ -72,7 +72,7 @@ func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	x.skipped = len(skipped)
 	if len(receipts) > 0 && p.async {
-		queued, err := h.sendLater(ctx, sess, p, receipts, known)
+		queued, err := h.sendLater(ctx, x, sess, p, receipts, known)
 		if err != nil {
 			return nil, err
 		}
