@@ -122,7 +122,10 @@ type AsyncOptions struct {
 	RetryFor time.Duration
 	// Local, when not nil, limits the worker to the jobs of the sessions it
 	// accepts: with several processes on one PostgreSQL queue, each
-	// delivers the sessions it owns. Default: every session.
+	// delivers the sessions it owns, and only it: it takes over the jobs
+	// another process claimed for a session it now owns (see
+	// [Claim].Local), and gives back unsent the jobs of a session it no
+	// longer owns. Default: every session.
 	Local func(session string) bool
 }
 

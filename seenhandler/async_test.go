@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -144,6 +145,43 @@ func TestAsyncBoundsPerSessionAndToken(t *testing.T) {
 	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 5, Pending: 5}) {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// A job claimed for a session that then leaves this process (Local says
+// so no more: another node owns it now) is given back unsent when its turn
+// comes, for the session's new owner to send.
+func TestAsyncLaneGivesBackMovedSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var local atomic.Bool
+		local.Store(true)
+		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: time.Millisecond, MaxDelay: time.Millisecond,
+			Pace: time.Minute, Local: func(string) bool { return local.Load() }}))
+		for _, id := range []string{"L1", "L2", "L3"} {
+			if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + id + `"]}`}).do(t, h); w.Code != http.StatusAccepted {
+				t.Fatalf("%s: %d %s", id, w.Code, w.Body)
+			}
+		}
+		time.Sleep(time.Second) // the first job goes out; the others wait their turn in the lane
+		synctest.Wait()
+		if n := len(fake.Receipts()); n != 1 {
+			t.Fatalf("%d receipts sent, want the first job's", n)
+		}
+		local.Store(false)
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if n := len(fake.Receipts()); n != 1 {
+			t.Errorf("%d receipts sent once the session had left, want still 1", n)
+		}
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Sent: 1, Pending: 2}) {
+			t.Errorf("stats %+v, want 2 pending, given back", st)
+		}
+		local.Store(true) // back: its jobs are claimed again
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Sent: 3}) {
+			t.Errorf("stats %+v once the session is back, want 3 sent", st)
+		}
+	})
 }
 
 // Shutdown sends every queued receipt now, paced (one job of a session

@@ -79,12 +79,19 @@ type Claim struct {
 	// Limit is the most jobs to return; at least 1.
 	Limit int
 	// Lease is how long the jobs are the caller's: no Claim returns them
-	// again before Now+Lease unless they are settled or released first. A
-	// process that dies while holding jobs thus delays them by at most the
-	// lease (SQL queues on SQLite release every claim when opened).
+	// again before Now+Lease unless they are settled or released first, or
+	// (see Local) another claimer now owns their session. A process that
+	// dies while holding jobs thus delays them by at most the lease (SQL
+	// queues on SQLite release every claim when opened).
 	Lease time.Duration
 	// Local, when not nil, limits the jobs to the sessions it accepts: with
-	// several processes on one database, each delivers its own sessions'.
+	// several processes on one database, each delivers the sessions it
+	// owns. A session Local accepts is the caller's alone: a Queue shared
+	// by several claimers (a durable one) also returns that session's due
+	// jobs that another claimer holds, whatever their lease, since that
+	// claimer has lost the session (a node that died: its claims are
+	// released with its session leases, not a lease of the queue later).
+	// The caller's own claims are never returned again.
 	Local func(session string) bool
 	// PerSession, when positive, makes the claim fair across sessions:
 	// the caller holds at most PerSession jobs of one session (those in
@@ -273,7 +280,8 @@ func checkJob(job *Job) error {
 	return nil
 }
 
-// Claim implements [Queue]. Jobs whose lease has ended are claimable again.
+// Claim implements [Queue]. Jobs whose lease has ended are claimable again;
+// the claims are all this process's, so Local takes none over.
 func (q *MemoryQueue) Claim(_ context.Context, c Claim) ([]Job, time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -356,6 +356,12 @@ func (d *dispatcher) runLane(name string, l *lane) {
 			d.abandon(j)
 			continue
 		}
+		if d.opts.Local != nil && !d.opts.Local(name) {
+			// The session left this process while the job waited in its
+			// lane: its new owner takes the job over (see Claim.Local).
+			d.release(j)
+			continue
+		}
 		d.attempt(j)
 		timer.Reset(d.opts.Pace)
 		select {
@@ -623,20 +629,27 @@ func (d *dispatcher) settle(j Job, o Outcome) {
 // abandon gives j up once halted: a durable queue keeps it (released), a
 // memory queue counts it failed.
 func (d *dispatcher) abandon(j Job) {
-	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
-	defer cancel()
 	if d.durable {
-		if err := d.queueCall("Release", func() error { return d.q.Release(ctx, []int64{j.ID}) }); err != nil {
-			d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
-				slog.Int64("job", j.ID), slog.String("error", err.Error()))
-		}
-		d.done(j.Session, 0)
+		d.release(j)
 		return
 	}
 	for _, rc := range j.Receipts {
 		d.logFailed(j, rc, errShuttingDown, "not sent before the shutdown deadline")
 	}
 	d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeShuttingDown})
+}
+
+// release gives j back to the queue unsent, claimable at once: the loop
+// looks again (a memory queue's may have stopped, nothing left waiting).
+func (d *dispatcher) release(j Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	if err := d.queueCall("Release", func() error { return d.q.Release(ctx, []int64{j.ID}) }); err != nil {
+		d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
+			slog.Int64("job", j.ID), slog.String("error", err.Error()))
+	}
+	d.done(j.Session, 0)
+	d.kick(j.Due)
 }
 
 // queueCall calls the Queue's method name through call, a panic in it

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,5 +143,49 @@ func TestQueueBoundSharedQueue(t *testing.T) {
 	status, body = first.post(t, seenhandler.PathWasend, groupBody("demo", "again"), "Authorization", "Bearer "+demoToken)
 	if status != http.StatusAccepted {
 		t.Errorf("the first process, the queue empty: %d %s, want 202", status, body)
+	}
+}
+
+// Demo mode keeping its queue on PostgreSQL, killed (kill -9) while it
+// holds claimed jobs: started again on the same host, it takes its claims
+// back at once and sends them, instead of waiting for the claims' lease
+// (5 minutes) — its name in the claims is the host name, not a new random
+// one each start.
+func TestDemoPostgresRestartTakesClaimsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server as a process")
+	}
+	dsn := postgresDB(t)
+	const n = 10
+	// One job goes out, then the next waits an hour: the rest of the
+	// session's lane stays claimed.
+	first := startProc(t, "-demo", "-async", "-v", "-db", dsn, "-async-min", "1ms", "-async-max", "1ms", "-async-pace", "1h")
+	postAsync(t, first.url, "demo", "P", n)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(sentIDs(t, first.stdout.String())) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing sent; stderr:\n%s", first.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.signal(t, syscall.SIGKILL)
+
+	second := startProc(t, "-demo", "-async", "-v", "-db", dsn, "-async-min", "1ms", "-async-max", "1ms", "-async-pace", "1ms")
+	started := time.Now()
+	for q := queueOf(t, second.url, "demo"); q.Pending > 0; q = queueOf(t, second.url, "demo") {
+		if time.Since(started) > 20*time.Second {
+			t.Fatalf("after the restart, %+v 20 s later: the killed process's claims still hold jobs", q)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("every receipt sent %v after the restart", time.Since(started).Round(time.Millisecond))
+	sent := sentIDs(t, first.stdout.String())
+	for id, c := range sentIDs(t, second.stdout.String()) {
+		sent[id] += c
+	}
+	for i := range n {
+		if sent[fmt.Sprint("P", i)] == 0 {
+			t.Errorf("P%d never sent", i)
+		}
 	}
 }

@@ -42,8 +42,10 @@
 // holds the database's single write lock from its start, so the same
 // statement is atomic; a SQLite file has one process, and New releases
 // every claim left by a process that died. On PostgreSQL a dead node's
-// claims end with their lease (5 minutes), or at once when it restarts
-// with the same Options.Node.
+// claims end as soon as another node owns their session (a claim with
+// Claim.Local takes over the due jobs of the sessions it accepts, whoever
+// holds them), at once when it restarts with the same Options.Node, and
+// else with their lease (5 minutes).
 //
 // The handler's bounds read Pending for each asynchronous request: the
 // session's and the token's pending receipts from their indexes alone

@@ -261,7 +261,9 @@ func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 	return nil
 }
 
-// Claim implements seenhandler.Queue. With c.PerSession, the sessions' due jobs are counted first (one pass over
+// Claim implements seenhandler.Queue. With c.Local, the due jobs of the
+// sessions it accepts that another node holds are taken over. With
+// c.PerSession, the sessions' due jobs are counted first (one pass over
 // the due jobs), the turns are dealt here, and each session's share is
 // taken through the (session, due_ms) index.
 func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.Job, time.Time, error) {
@@ -279,7 +281,13 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 		return "$" + strconv.Itoa(len(args))
 	}
 	const due = `(due_ms <= $3 OR (attempts = 0 AND accepted_ms <= $4))`
-	const free = `claimed_until_ms <= $3`
+	free := `claimed_until_ms <= $3`
+	if c.Local != nil {
+		// The sessions Local accepts are this node's alone now: another
+		// node's claim on their jobs outlived its hold on them (it died, or
+		// let them go).
+		free = `(claimed_until_ms <= $3 OR claimed_by <> $2)`
+	}
 	lock := ""
 	if q.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -385,8 +393,13 @@ type share struct {
 // says its claimer holds, and within a turn the session whose earliest
 // job is due first going first.
 func (q *Queue) turns(ctx context.Context, c seenhandler.Claim, now, acceptedBy int64) ([]share, error) {
+	free, args := `claimed_until_ms <= $1`, []any{now, acceptedBy}
+	if c.Local != nil {
+		free = `(claimed_until_ms <= $1 OR claimed_by <> $3)` // see Claim
+		args = append(args, q.opts.Node)
+	}
 	rows, err := q.db.QueryContext(ctx, `SELECT session, COUNT(*), MIN(due_ms) FROM bluetick_queue
-		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND claimed_until_ms <= $1 GROUP BY session`, now, acceptedBy)
+		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND `+free+` GROUP BY session`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
@@ -460,10 +473,12 @@ func (h *turnHeap) Pop() any {
 	return t
 }
 
-// dueSessions lists the sessions with jobs due and unclaimed at now.
+// dueSessions lists the sessions with jobs due at now, unclaimed or
+// claimed by another node.
 func (q *Queue) dueSessions(ctx context.Context, now, acceptedBy int64) ([]string, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT DISTINCT session FROM bluetick_queue
-		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND claimed_until_ms <= $1`, now, acceptedBy)
+		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND (claimed_until_ms <= $1 OR claimed_by <> $3)`,
+		now, acceptedBy, q.opts.Node)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
