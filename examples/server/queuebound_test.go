@@ -6,6 +6,7 @@ package main
 // turns (one session's backlog does not delay another's receipts).
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -187,5 +188,54 @@ func TestDemoPostgresRestartTakesClaimsBack(t *testing.T) {
 		if sent[fmt.Sprint("P", i)] == 0 {
 			t.Errorf("P%d never sent", i)
 		}
+	}
+}
+
+// Real mode on a Postgres store (a cluster of one node): a receipt queued
+// for a session that is down waits for it; the session's device then
+// leaves the store (a logout): the receipt fails at once as
+// session_not_found, as on a single process, instead of waiting,
+// unclaimed and counted, for an owner that never comes.
+func TestClusterOrphanedJobsFail(t *testing.T) {
+	dsn := postgresDB(t)
+	const name = "15550000001"
+	storeDeviceIn(t, "postgres", dsn, name)
+	s := startReal(t, map[string]string{tokenEnv: "s3cret"}, "-db", dsn, "-node-id", "node-1", "-session-rate", "0",
+		"-async", "-async-min", "1ms", "-async-max", "1ms")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, s.url+"/api/sessions/"+name, nil)
+		req.Header.Set("Authorization", "Bearer s3cret")
+		if status, body := do(t, req); status == http.StatusOK && strings.Contains(string(body), `"node-1"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-1 does not hold %s; stderr:\n%s", name, s.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	status, body := s.post(t, seenhandler.PathWAHA, `{"session":"`+name+`","chatId":"15551234567","messageIds":["GONE1"],"async":true}`,
+		"Authorization", "Bearer s3cret")
+	if status != http.StatusAccepted || !strings.Contains(string(body), `"queued":{"reason"`) {
+		t.Fatalf("queueing for the session that is down: %d %s", status, body)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM whatsmeow_device WHERE jid LIKE $1`, name+"%"); err != nil {
+		t.Fatal(err)
+	}
+	left := time.Now()
+	for !strings.Contains(s.stderr.String(), "reason="+seenhandler.CodeSessionNotFound) {
+		if time.Since(left) > 60*time.Second {
+			t.Fatalf("the receipt did not fail within a minute of the device leaving; stderr:\n%s", s.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the queued receipt failed %v after the device left the store", time.Since(left).Round(time.Millisecond))
+	if out := s.stop(t); !strings.Contains(out, "1 accepted, 0 sent, 1 failed, 0 pending") {
+		t.Errorf("stderr:\n%s", out)
 	}
 }

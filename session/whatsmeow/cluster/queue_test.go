@@ -29,11 +29,19 @@ type shelf struct {
 	mu    sync.Mutex
 	names []string
 	conn  map[string]string   // session → node connected
+	down  map[string]bool     // sessions whose sends fail as not connected
 	sent  map[string][]string // message id → nodes that sent it
 }
 
 func newShelf(names ...string) *shelf {
-	return &shelf{names: names, conn: map[string]string{}, sent: map[string][]string{}}
+	return &shelf{names: names, conn: map[string]string{}, down: map[string]bool{}, sent: map[string][]string{}}
+}
+
+// setDown makes the sends of session name fail (or succeed again).
+func (s *shelf) setDown(name string, down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down[name] = down
 }
 
 // remove takes the device of session name out of the store.
@@ -117,7 +125,7 @@ type shelfSession struct {
 func (s *shelfSession) SendReceipt(_ context.Context, r session.Receipt) (session.Result, error) {
 	s.v.s.mu.Lock()
 	defer s.v.s.mu.Unlock()
-	if s.v.s.conn[s.name] != s.v.node {
+	if s.v.s.conn[s.name] != s.v.node || s.v.s.down[s.name] {
 		return session.Result{}, session.ErrNotConnected
 	}
 	for _, id := range r.MessageIDs {
@@ -129,7 +137,7 @@ func (s *shelfSession) SendReceipt(_ context.Context, r session.Receipt) (sessio
 func (s *shelfSession) Status(context.Context) session.Status {
 	s.v.s.mu.Lock()
 	defer s.v.s.mu.Unlock()
-	up := s.v.s.conn[s.name] == s.v.node
+	up := s.v.s.conn[s.name] == s.v.node && !s.v.s.down[s.name]
 	return session.Status{Connected: up, LoggedIn: up, Paired: true}
 }
 
@@ -224,8 +232,12 @@ func TestDeadNodeClaims(t *testing.T) {
 	}
 	waitFor(t, 10*testTTL, "a job sent", func() bool { return len(s.sentIDs()) == 1 })
 	var claimed int
-	if err := dying.db.QueryRow(`SELECT COUNT(*) FROM bluetick_queue WHERE claimed_by = $1`, ids[0]).Scan(&claimed); err != nil || claimed == 0 {
-		t.Fatalf("the first node holds %d claims (%v), want its lane's", claimed, err)
+	waitFor(t, 10*testTTL, "the first node's lane claimed", func() bool {
+		err := dying.db.QueryRow(`SELECT COUNT(*) FROM bluetick_queue WHERE claimed_by = $1`, ids[0]).Scan(&claimed)
+		return err == nil && claimed > 0
+	})
+	if n := len(s.sentIDs()); n != 1 {
+		t.Fatalf("%d jobs sent before the kill, want 1 (the next wait an hour)", n)
 	}
 
 	survivor := startQueueNode(t, dsn, s, ids[1], seenhandler.AsyncOptions{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Millisecond})
@@ -240,4 +252,57 @@ func TestDeadNodeClaims(t *testing.T) {
 			t.Errorf("%s sent by %v, want once", id, by)
 		}
 	}
+}
+
+// Receipts queued for a session that is down, whose device then leaves the
+// store (a logout): no node will ever own it, and one node fails them at
+// once as session_not_found, as a single process does; the receipts of a
+// session still in the store are not touched.
+func TestOrphanedJobs(t *testing.T) {
+	dsn := pgtest.New(t)
+	s := newShelf("s00", "s01")
+	s.setDown("s00", true)
+	s.setDown("s01", true)
+	o := seenhandler.AsyncOptions{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Millisecond}
+	nodes := []*queueNode{startQueueNode(t, dsn, s, "node-x", o), startQueueNode(t, dsn, s, "node-y", o)}
+	waitFor(t, 10*testTTL, "both sessions placed", func() bool {
+		return (nodes[0].node.Local("s00") || nodes[1].node.Local("s00")) && (nodes[0].node.Local("s01") || nodes[1].node.Local("s01"))
+	})
+	nodes[0].queue(t, "s00", "GONE1")
+	nodes[1].queue(t, "s01", "KEPT1")
+	stats := func(name string) seenhandler.SessionQueueStats {
+		all, err := nodes[0].h.QueueStats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range all {
+			if st.Session == name {
+				return st
+			}
+		}
+		return seenhandler.SessionQueueStats{}
+	}
+	// Both wait for their sessions, retried every few seconds.
+	waitFor(t, 10*testTTL, "a first attempt", func() bool {
+		var n int
+		_ = nodes[0].db.QueryRow(`SELECT COUNT(*) FROM bluetick_queue WHERE attempts > 0`).Scan(&n)
+		return n == 2
+	})
+	s.remove("s00")
+	left := time.Now()
+	took := waitFor(t, 60*time.Second, "s00's receipt failed", func() bool { return stats("s00").Failed == 1 })
+	t.Logf("s00's queued receipt failed %v after its device left the store", took.Round(time.Millisecond))
+	if st := stats("s00"); st.Pending != 0 || st.Sent != 0 {
+		t.Errorf("s00: %+v, want 1 failed only", st)
+	}
+	var reason string
+	if err := nodes[0].db.QueryRow(`SELECT reason FROM bluetick_queue_failure WHERE session = 's00'`).Scan(&reason); err != nil || reason != seenhandler.CodeSessionNotFound {
+		t.Errorf("failure recorded as %q (%v), want %s", reason, err, seenhandler.CodeSessionNotFound)
+	}
+	// s01 is still in the store: its receipt waits for it, then goes out.
+	if st := stats("s01"); st.Pending != 1 || st.Failed != 0 {
+		t.Errorf("s01 %v after s00 left: %+v, want its receipt pending", time.Since(left), st)
+	}
+	s.setDown("s01", false)
+	waitFor(t, 60*time.Second, "s01's receipt sent", func() bool { return stats("s01").Sent == 1 })
 }
