@@ -97,10 +97,10 @@ type AsyncOptions struct {
 	// have none), as counted when each request comes (requests queued at
 	// that very moment by other processes may pass it together): a tenant
 	// whose session is down, or who queues for many sessions, gets 503
-	// queue_full before it fills the queue for the others. For strict isolation, make
-	// TokenQueueSize at most QueueSize divided by the number of tenants; a
-	// bound of QueueSize or more adds nothing to it. Default:
-	// [DefaultAsyncSessionQueueSize] (2,500) and
+	// queue_full before it fills the queue for the others. For strict
+	// isolation, make TokenQueueSize at most QueueSize divided by the
+	// number of tenants; a bound of QueueSize or more adds nothing to it.
+	// Default: [DefaultAsyncSessionQueueSize] (2,500) and
 	// [DefaultAsyncTokenQueueSize] (5,000).
 	SessionQueueSize, TokenQueueSize int
 	// Rand returns a number in [0, 1) that picks each delay; tests inject

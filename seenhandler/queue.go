@@ -95,12 +95,13 @@ type Claim struct {
 	Local func(session string) bool
 	// PerSession, when positive, makes the claim fair across sessions:
 	// the caller holds at most PerSession jobs of one session (those in
-	// Held included), and jobs are taken in turns — the first due job of
-	// each session (the earliest due first), then each one's second, and
-	// so on — a session's turns coming after the jobs the caller already
-	// holds of it. A session with a backlog thus never delays another's
-	// jobs by more than one turn. Zero: the earliest due jobs, whatever
-	// their session.
+	// Held included), and jobs are taken in turns — the earliest due job
+	// of each session, then each one's next, and so on, within a turn the
+	// session whose earliest job is due first going first (then by name) —
+	// a session's turns coming after the jobs the caller already holds of
+	// it. A session with a backlog thus never delays another's jobs by
+	// more than one turn. Zero: the earliest due jobs, whatever their
+	// session.
 	PerSession int
 	// Held counts the jobs of each session the caller holds (claimed and
 	// not settled or released), for PerSession.
