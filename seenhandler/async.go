@@ -16,6 +16,12 @@ const (
 	DefaultAsyncMinDelay  = 800 * time.Millisecond
 	DefaultAsyncMaxDelay  = 2 * time.Second
 	DefaultAsyncQueueSize = 10_000
+	// DefaultAsyncSessionQueueSize bounds one session's pending receipts:
+	// a session that is down cannot fill the queue for the others.
+	DefaultAsyncSessionQueueSize = 2_500
+	// DefaultAsyncTokenQueueSize bounds the pending receipts one API token
+	// queued: one tenant cannot fill the queue for the others.
+	DefaultAsyncTokenQueueSize = 5_000
 	// DefaultAsyncPace is the least time between two jobs of one session
 	// leaving the queue.
 	DefaultAsyncPace = 100 * time.Millisecond
@@ -28,10 +34,21 @@ const (
 const (
 	// asyncMaxInFlight bounds the jobs claimed and not yet settled.
 	asyncMaxInFlight = 64
+	// asyncLaneDepth bounds the jobs claimed for one session and not yet
+	// settled, so that the slots go round the sessions (Claim.PerSession):
+	// one session's backlog waits in the queue, not in its lane, where it
+	// would hold the slots the other sessions' jobs need. A lane asks for
+	// more once half of it is sent, a claim ahead of its Pace.
+	asyncLaneDepth = 4
 	// asyncLease is how long a claimed job is this process's: a process
 	// that dies while holding jobs delays them by at most that much on
 	// PostgreSQL (a SQLite queue releases every claim when it opens).
 	asyncLease = 5 * time.Minute
+	// asyncTotalAge is how long the whole queue's count read from the
+	// Queue serves, with the receipts this process queued since, before
+	// it is read again (it may cost a pass over the pending jobs); a
+	// request it would refuse reads it again first.
+	asyncTotalAge = time.Second
 	// asyncPoll is the longest the worker of a durable queue sleeps
 	// between two looks at the queue: other processes enqueue too.
 	asyncPoll = time.Second
@@ -66,10 +83,26 @@ type AsyncOptions struct {
 	// request. Default: [DefaultAsyncMinDelay] (800 ms) and
 	// DefaultAsyncMaxDelay (2 s).
 	MinDelay, MaxDelay time.Duration
-	// QueueSize bounds the receipts waiting to be sent (as this process
-	// counts them); a request that would exceed it gets 503 queue_full,
-	// and nothing of it is queued. Default: DefaultAsyncQueueSize (10,000).
+	// QueueSize bounds the receipts pending in the whole queue (all the
+	// processes sharing a durable one, as [Queue.Pending] counts them); a
+	// request that would exceed it gets 503 queue_full, and nothing of it
+	// is queued. The count is read at most once a second, with this
+	// process's own requests added since, and again before a request is
+	// refused: other processes' requests of the last second may pass it
+	// together. Default: [DefaultAsyncQueueSize] (10,000).
 	QueueSize int
+	// SessionQueueSize bounds the receipts pending for one session, those
+	// of auto-read included, and TokenQueueSize those queued by one API
+	// token's requests (auto-read's and those of a handler [WithNoAuth]
+	// have none), as counted when each request comes (requests queued at
+	// that very moment by other processes may pass it together): a tenant
+	// whose session is down, or who queues for many sessions, gets 503
+	// queue_full before it fills the queue for the others. For strict
+	// isolation, make TokenQueueSize at most QueueSize divided by the
+	// number of tenants; a bound of QueueSize or more adds nothing to it.
+	// Default: [DefaultAsyncSessionQueueSize] (2,500) and
+	// [DefaultAsyncTokenQueueSize] (5,000).
+	SessionQueueSize, TokenQueueSize int
 	// Rand returns a number in [0, 1) that picks each delay; tests inject
 	// their own. Default: math/rand/v2's Float64.
 	Rand func() float64
@@ -89,7 +122,10 @@ type AsyncOptions struct {
 	RetryFor time.Duration
 	// Local, when not nil, limits the worker to the jobs of the sessions it
 	// accepts: with several processes on one PostgreSQL queue, each
-	// delivers the sessions it owns. Default: every session.
+	// delivers the sessions it owns, and only it: it takes over the jobs
+	// another process claimed for a session it now owns (see
+	// [Claim].Local), and gives back unsent the jobs of a session it no
+	// longer owns. Default: every session.
 	Local func(session string) bool
 }
 
@@ -103,8 +139,8 @@ func WithAsync(o AsyncOptions) Option {
 		switch {
 		case o.MinDelay < 0 || o.MaxDelay < o.MinDelay:
 			return errors.New("seenhandler: WithAsync: need 0 <= MinDelay <= MaxDelay")
-		case o.QueueSize < 0:
-			return errors.New("seenhandler: WithAsync: negative QueueSize")
+		case o.QueueSize < 0 || o.SessionQueueSize < 0 || o.TokenQueueSize < 0:
+			return errors.New("seenhandler: WithAsync: negative QueueSize, SessionQueueSize or TokenQueueSize")
 		case o.Pace < 0 || o.RetryFor < 0:
 			return errors.New("seenhandler: WithAsync: negative Pace or RetryFor")
 		}
@@ -119,6 +155,12 @@ func (o AsyncOptions) withDefaults() AsyncOptions {
 	}
 	if o.QueueSize == 0 {
 		o.QueueSize = DefaultAsyncQueueSize
+	}
+	if o.SessionQueueSize == 0 {
+		o.SessionQueueSize = DefaultAsyncSessionQueueSize
+	}
+	if o.TokenQueueSize == 0 {
+		o.TokenQueueSize = DefaultAsyncTokenQueueSize
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -148,8 +190,10 @@ type Stats struct {
 }
 
 // QueueObserver is an [Observer] that also wants the number of receipts
-// waiting in the asynchronous queue (as this process counts them), each
-// time it changes.
+// waiting in the asynchronous queue, each time this process changes it:
+// the queue's count ([Queue.Pending]: with a durable queue, every
+// process's, read at most once a second) with what this process has
+// queued, sent and failed since.
 type QueueObserver interface {
 	Observer
 	QueueDepth(ctx context.Context, depth int)
@@ -161,6 +205,26 @@ var (
 	errShuttingDown = errors.New("the handler is shutting down")
 )
 
+// Which bound a request found full, for its answer's message.
+const (
+	fullQueue   = "queue"
+	fullSession = "session"
+	fullToken   = "token"
+)
+
+// queueFullError is errQueueFull, saying which bound: the queue's, the
+// session's or the token's.
+type queueFullError struct{ bound string }
+
+func (e *queueFullError) Error() string {
+	if e.bound == fullQueue {
+		return errQueueFull.Error()
+	}
+	return errQueueFull.Error() + " for this " + e.bound
+}
+
+func (e *queueFullError) Is(target error) bool { return target == errQueueFull }
+
 // delay draws a job's delay.
 func (o *AsyncOptions) delay() time.Duration {
 	span := o.MaxDelay - o.MinDelay
@@ -170,10 +234,10 @@ func (o *AsyncOptions) delay() time.Duration {
 // sendLater is the asynchronous counterpart of the sending loop of
 // serveSeen: it queues the receipts and returns at once. It returns why
 // they wait beyond their delay, when the session says it is down.
-func (h *Handler) sendLater(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*Queued, error) {
+func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*Queued, error) {
 	now := time.Now()
 	job := &Job{
-		Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known, Typing: p.typing,
+		Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known, Typing: p.typing, Token: x.token,
 		Accepted: now, Due: now.Add(h.async.opts.delay()),
 	}
 	if err := h.async.enqueue(ctx, job); err != nil {

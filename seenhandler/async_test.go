@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -109,6 +110,80 @@ func TestAsyncByDefaultAndQueueFull(t *testing.T) {
 	}
 }
 
+// The queue's receipts are bounded per session and per token too: a
+// request that would pass either bound gets 503 queue_full saying which,
+// and another session's or token's request still fits.
+func TestAsyncBoundsPerSessionAndToken(t *testing.T) {
+	h, _ := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: time.Hour, MaxDelay: time.Hour,
+		QueueSize: 10, SessionQueueSize: 3, TokenQueueSize: 4}))
+	for _, tc := range []struct {
+		token, session, id string
+		status             int
+		bound              string // in the message of a 503
+	}{
+		{token, "demo", "A1", 202, ""},
+		{token, "demo", "A2", 202, ""},
+		{token, "other", "B1", 202, ""},
+		{token, "other", "B2", 202, ""},
+		{token, "other", "B3", 503, "token"}, // the token's fifth
+		{demoToken, "demo", "A3", 202, ""},   // another token: the session's third
+		{demoToken, "demo", "A4", 503, "session"},
+	} {
+		w := request{body: `{"session":"` + tc.session + `","chatId":"15551234567","messageIds":["` + tc.id + `"]}`,
+			header: map[string]string{"Authorization": "Bearer " + tc.token}}.do(t, h)
+		if w.Code != tc.status {
+			t.Errorf("%s: status %d, body %s", tc.id, w.Code, w.Body)
+			continue
+		}
+		if tc.bound != "" {
+			got := decode[seenhandler.ErrorResponse](t, w)
+			if got.Error.Code != seenhandler.CodeQueueFull || !strings.Contains(got.Error.Message, "for this "+tc.bound) {
+				t.Errorf("%s: %+v, want queue_full for this %s", tc.id, got.Error, tc.bound)
+			}
+		}
+	}
+	if st := h.Stats(); st != (seenhandler.Stats{Accepted: 5, Pending: 5}) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A job claimed for a session that then leaves this process (Local says
+// so no more: another node owns it now) is given back unsent when its turn
+// comes, for the session's new owner to send.
+func TestAsyncLaneGivesBackMovedSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var local atomic.Bool
+		local.Store(true)
+		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: time.Millisecond, MaxDelay: time.Millisecond,
+			Pace: time.Minute, Local: func(string) bool { return local.Load() }}))
+		for _, id := range []string{"L1", "L2", "L3"} {
+			if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + id + `"]}`}).do(t, h); w.Code != http.StatusAccepted {
+				t.Fatalf("%s: %d %s", id, w.Code, w.Body)
+			}
+		}
+		time.Sleep(time.Second) // the first job goes out; the others wait their turn in the lane
+		synctest.Wait()
+		if n := len(fake.Receipts()); n != 1 {
+			t.Fatalf("%d receipts sent, want the first job's", n)
+		}
+		local.Store(false)
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if n := len(fake.Receipts()); n != 1 {
+			t.Errorf("%d receipts sent once the session had left, want still 1", n)
+		}
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Sent: 1, Pending: 2}) {
+			t.Errorf("stats %+v, want 2 pending, given back", st)
+		}
+		local.Store(true) // back: its jobs are claimed again
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Sent: 3}) {
+			t.Errorf("stats %+v once the session is back, want 3 sent", st)
+		}
+	})
+}
+
 // Shutdown sends every queued receipt now, paced (one job of a session
 // every AsyncOptions.Pace: no burst), nothing is lost, and the handler
 // refuses new work.
@@ -200,6 +275,8 @@ func TestWithAsyncRejectsBadOptions(t *testing.T) {
 		{MinDelay: 2 * time.Second, MaxDelay: time.Second},
 		{MinDelay: -time.Second, MaxDelay: time.Second},
 		{QueueSize: -1},
+		{SessionQueueSize: -1},
+		{TokenQueueSize: -1},
 	} {
 		if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithAsync(o)); err == nil {
 			t.Errorf("WithAsync(%+v) accepted", o)

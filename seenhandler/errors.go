@@ -135,8 +135,11 @@ func classify(err error) problem {
 		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
 			message: "the session is not logged in to WhatsApp; pair it again"})
 	case errors.Is(err, errQueueFull):
-		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull,
-			message: "too many receipts wait to be sent; nothing of this request was queued; retry later", retryAfter: true}
+		message := "too many receipts wait to be sent; nothing of this request was queued; retry later"
+		if full := (*queueFullError)(nil); errors.As(err, &full) && full.bound != fullQueue {
+			message = "too many receipts wait to be sent for this " + full.bound + "; nothing of this request was queued; retry later"
+		}
+		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull, message: message, retryAfter: true}
 	case errors.Is(err, session.ErrStorageFull):
 		return problem{status: http.StatusServiceUnavailable, code: CodeStorageFull,
 			message: "the server's storage is full; nothing of this request was stored; retry later", retryAfter: true}

@@ -68,6 +68,9 @@ type exchange struct {
 	skipped  int
 	status   int  // of a successful answer: 200, or 202 when queued; 201 on WAHA's seen path
 	answered bool // the answer has been (or is being) written
+	// token identifies the API token that authenticated the request (a
+	// digest: see tokenID); "" when none did.
+	token string
 }
 
 // ServeHTTP answers one "mark as seen" request; see the package
@@ -206,10 +209,13 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 		ctx = actx
 		x.ctx = ctx
 	}
+	if token != "" {
+		x.token = tokenID(token)
+	}
 	if h.cfg.tokenLimiter == nil || token == "" {
 		return ctx, nil, nil
 	}
-	key := tokenKey(token)
+	key := "token:" + x.token
 	if x.endpoint != EndpointSeen {
 		// Status and session lists have a budget of their own: a dashboard
 		// polling them must not spend the receipts'.

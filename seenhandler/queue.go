@@ -1,6 +1,7 @@
 package seenhandler
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -28,6 +29,11 @@ type Job struct {
 	Receipts []session.Receipt
 	// Auto: the job is auto-read's (see [WithAutoRead]), not a request's.
 	Auto bool
+	// Token identifies the API token whose request queued the job, so that
+	// one token's jobs can be bounded (AsyncOptions.TokenQueueSize): a
+	// digest, never the token itself; "" when no token was checked
+	// (auto-read, [WithNoAuth]).
+	Token string
 	// Typing: once receipts went out, show the account typing in the chat
 	// (the request's "typing"; see session.Typist).
 	Typing bool
@@ -73,13 +79,33 @@ type Claim struct {
 	// Limit is the most jobs to return; at least 1.
 	Limit int
 	// Lease is how long the jobs are the caller's: no Claim returns them
-	// again before Now+Lease unless they are settled or released first. A
-	// process that dies while holding jobs thus delays them by at most the
-	// lease (SQL queues on SQLite release every claim when opened).
+	// again before Now+Lease unless they are settled or released first, or
+	// (see Local) another claimer now owns their session. A process that
+	// dies while holding jobs thus delays them by at most the lease (SQL
+	// queues on SQLite release every claim when opened).
 	Lease time.Duration
 	// Local, when not nil, limits the jobs to the sessions it accepts: with
-	// several processes on one database, each delivers its own sessions'.
+	// several processes on one database, each delivers the sessions it
+	// owns. A session Local accepts is the caller's alone: a Queue shared
+	// by several claimers (a durable one) also returns that session's due
+	// jobs that another claimer holds, whatever their lease, since that
+	// claimer has lost the session (a node that died: its claims are
+	// released with its session leases, not a lease of the queue later).
+	// The caller's own claims are never returned again.
 	Local func(session string) bool
+	// PerSession, when positive, makes the claim fair across sessions:
+	// the caller holds at most PerSession jobs of one session (those in
+	// Held included), and jobs are taken in turns — the earliest due job
+	// of each session, then each one's next, and so on, within a turn the
+	// session whose earliest job is due first going first (then by name) —
+	// a session's turns coming after the jobs the caller already holds of
+	// it. A session with a backlog thus never delays another's jobs by
+	// more than one turn. Zero: the earliest due jobs, whatever their
+	// session.
+	PerSession int
+	// Held counts the jobs of each session the caller holds (claimed and
+	// not settled or released), for PerSession.
+	Held map[string]int
 	// DueWithin, when positive, makes a job never attempted due DueWithin
 	// after its acceptance at the latest, whatever its Due: a process
 	// restarted with shorter delays (AsyncOptions.MaxDelay) sends the jobs
@@ -101,6 +127,33 @@ type SessionQueueStats struct {
 	OldestPending time.Time
 }
 
+// PendingOf says which pending receipts [Queue.Pending] counts.
+type PendingOf struct {
+	// Session names the session whose receipts to count.
+	Session string
+	// Token names the token ([Job.Token]) whose jobs' receipts to count;
+	// "": none.
+	Token string
+	// Total asks for the whole queue's count too (it may cost a pass over
+	// the pending jobs: the handler asks for it at most once a second, and
+	// before it refuses a request for it).
+	Total bool
+}
+
+// PendingCounts are the receipts pending in a [Queue] (waiting for their
+// delay or a retry, or being sent), as [Queue.Pending] counts them.
+type PendingCounts struct {
+	// Total counts every session's, in the whole queue (with a durable
+	// Queue shared by several processes, all of theirs), when asked
+	// (PendingOf.Total); else it may be 0.
+	Total int64
+	// Session counts the named session's.
+	Session int64
+	// Token counts those of the jobs queued with the named token; 0 when
+	// the token named is "".
+	Token int64
+}
+
 // Queue keeps the receipts of asynchronous requests until they are sent:
 // in memory ([NewMemoryQueue], the default) or in a database (package
 // seenhandler/sqlqueue). Its methods must be safe for concurrent use; a
@@ -112,9 +165,10 @@ type Queue interface {
 	// durable as the Queue makes it: the request's 202 is answered after.
 	// An error means nothing of the job was stored.
 	Enqueue(ctx context.Context, job *Job) error
-	// Claim returns up to c.Limit jobs due by c.Now, oldest due first,
-	// claimed for c.Lease, and when the earliest job left unclaimed is due
-	// (zero when the Queue knows of none): the caller may sleep until then.
+	// Claim returns up to c.Limit jobs due by c.Now, oldest due first
+	// (fairly across sessions with c.PerSession), claimed for c.Lease, and
+	// when the earliest job left unclaimed is due (zero when the Queue
+	// knows of none): the caller may sleep until then.
 	Claim(ctx context.Context, c Claim) (jobs []Job, next time.Time, err error)
 	// Settle records the outcome of an attempt at a claimed job: it counts
 	// the receipts sent and failed, and either removes the job or keeps its
@@ -130,6 +184,12 @@ type Queue interface {
 	// session: what it costs should grow with that session's jobs, not the
 	// queue's.
 	Stats(ctx context.Context, sessions ...string) ([]SessionQueueStats, error)
+	// Pending counts the receipts pending now, as of says. The handler
+	// asks it for each asynchronous request, to hold its bounds
+	// (AsyncOptions.QueueSize and the others): a session's and a token's
+	// counts should cost what their pending jobs do, the whole queue's
+	// what the pending jobs do, never what left the queue.
+	Pending(ctx context.Context, of PendingOf) (PendingCounts, error)
 	// Durable reports whether the jobs survive the process. [Handler.Shutdown]
 	// sends the jobs of a Queue that is not durable, paced, before it
 	// returns; a durable one keeps them for the next start.
@@ -144,10 +204,12 @@ var errNotClaimed = errors.New("seenhandler: the job is not claimed")
 type MemoryQueue struct {
 	mu      sync.Mutex
 	nextID  int64
-	jobs    map[int64]*memJob // pending: waiting or claimed
-	ready   jobHeap           // the waiting ones, by due time
-	claimed map[int64]*memJob // the claimed ones
+	jobs    map[int64]*memJob   // pending: waiting or claimed
+	ready   map[string]*jobHeap // the waiting ones, by session, by due time
+	claimed map[int64]*memJob   // the claimed ones
 	counts  map[string]*SessionQueueStats
+	total   int64            // receipts pending
+	tokens  map[string]int64 // receipts pending by Job.Token, those with one
 }
 
 var _ Queue = (*MemoryQueue)(nil)
@@ -155,12 +217,13 @@ var _ Queue = (*MemoryQueue)(nil)
 type memJob struct {
 	job          Job
 	claimedUntil time.Time // while in claimed
-	index        int       // in ready, or -1
+	index        int       // in its session's ready heap, or -1
 }
 
 // NewMemoryQueue returns an empty MemoryQueue.
 func NewMemoryQueue() *MemoryQueue {
-	return &MemoryQueue{jobs: make(map[int64]*memJob), claimed: make(map[int64]*memJob), counts: make(map[string]*SessionQueueStats)}
+	return &MemoryQueue{jobs: make(map[int64]*memJob), ready: make(map[string]*jobHeap), claimed: make(map[int64]*memJob),
+		counts: make(map[string]*SessionQueueStats), tokens: make(map[string]int64)}
 }
 
 func (q *MemoryQueue) count(name string) *SessionQueueStats {
@@ -170,6 +233,27 @@ func (q *MemoryQueue) count(name string) *SessionQueueStats {
 		q.counts[name] = c
 	}
 	return c
+}
+
+// wait puts j among its session's waiting jobs.
+func (q *MemoryQueue) wait(j *memJob) {
+	h, ok := q.ready[j.job.Session]
+	if !ok {
+		h = &jobHeap{}
+		q.ready[j.job.Session] = h
+	}
+	heap.Push(h, j)
+}
+
+// pend adds n receipts of j's to the pending counts (n < 0 takes them off).
+func (q *MemoryQueue) pend(j *Job, n int64) {
+	q.count(j.Session).Pending += n
+	q.total += n
+	if j.Token != "" {
+		if q.tokens[j.Token] += n; q.tokens[j.Token] == 0 {
+			delete(q.tokens, j.Token)
+		}
+	}
 }
 
 // Enqueue implements [Queue]; it copies job's receipts.
@@ -184,8 +268,8 @@ func (q *MemoryQueue) Enqueue(_ context.Context, job *Job) error {
 	j := &memJob{job: *job, index: -1}
 	j.job.Receipts = slices.Clone(job.Receipts)
 	q.jobs[j.job.ID] = j
-	heap.Push(&q.ready, j)
-	q.count(job.Session).Pending += int64(len(job.Receipts))
+	q.wait(j)
+	q.pend(&j.job, int64(len(job.Receipts)))
 	return nil
 }
 
@@ -197,38 +281,63 @@ func checkJob(job *Job) error {
 	return nil
 }
 
-// Claim implements [Queue]. Jobs whose lease has ended are claimable again.
+// Claim implements [Queue]. Jobs whose lease has ended are claimable again;
+// the claims are all this process's, so Local takes none over.
 func (q *MemoryQueue) Claim(_ context.Context, c Claim) ([]Job, time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for id, j := range q.claimed { // leases that ended: only claimers that died leave them
 		if !j.claimedUntil.After(c.Now) {
 			delete(q.claimed, id)
-			heap.Push(&q.ready, j)
+			q.wait(j)
 		}
 	}
-	var (
-		out   []Job
-		aside []*memJob // due, but not local
-	)
-	for len(out) < c.Limit && len(q.ready) > 0 && !q.ready[0].job.Due.After(c.Now) {
-		j := heap.Pop(&q.ready).(*memJob)
-		if c.Local != nil && !c.Local(j.job.Session) {
-			aside = append(aside, j)
+	// The sessions with a job due take turns: the one whose next turn
+	// comes first (then whose earliest job was due first) gives its
+	// earliest due job.
+	var turns turnHeap
+	for name, h := range q.ready {
+		if h.Len() == 0 || (*h)[0].job.Due.After(c.Now) || (c.Local != nil && !c.Local(name)) {
 			continue
 		}
+		held := c.Held[name]
+		if c.PerSession > 0 && held >= c.PerSession {
+			continue
+		}
+		turns = append(turns, &sessionTurn{name: name, jobs: h, turn: held, due: (*h)[0].job.Due})
+	}
+	heap.Init(&turns)
+	var out []Job
+	for len(out) < c.Limit && turns.Len() > 0 {
+		t := turns[0]
+		j := heap.Pop(t.jobs).(*memJob)
 		j.claimedUntil = c.Now.Add(c.Lease)
 		q.claimed[j.job.ID] = j
 		cp := j.job
 		cp.Receipts = slices.Clone(cp.Receipts)
 		out = append(out, cp)
+		t.turn++
+		if t.jobs.Len() == 0 || (*t.jobs)[0].job.Due.After(c.Now) || (c.PerSession > 0 && t.turn >= c.PerSession) {
+			heap.Pop(&turns)
+		} else {
+			heap.Fix(&turns, 0)
+		}
 	}
-	for _, j := range aside {
-		heap.Push(&q.ready, j)
-	}
+	slices.SortFunc(out, func(a, b Job) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 	var next time.Time
-	if len(q.ready) > 0 {
-		next = q.ready[0].job.Due
+	for name, h := range q.ready {
+		if h.Len() == 0 {
+			delete(q.ready, name)
+			continue
+		}
+		if due := (*h)[0].job.Due; next.IsZero() || due.Before(next) {
+			next = due
+		}
 	}
 	return out, next, nil
 }
@@ -245,7 +354,7 @@ func (q *MemoryQueue) Settle(_ context.Context, id int64, o Outcome) error {
 	c := q.count(j.job.Session)
 	c.Sent += int64(o.Sent)
 	c.Failed += int64(o.Failed)
-	c.Pending -= int64(len(j.job.Receipts) - len(o.Retry))
+	q.pend(&j.job, -int64(len(j.job.Receipts)-len(o.Retry)))
 	if len(o.Retry) == 0 {
 		delete(q.jobs, id)
 		return nil
@@ -255,7 +364,7 @@ func (q *MemoryQueue) Settle(_ context.Context, id int64, o Outcome) error {
 	j.job.Due = o.RetryAt
 	j.job.Attempts++
 	j.job.LastError = o.LastError
-	heap.Push(&q.ready, j)
+	q.wait(j)
 	return nil
 }
 
@@ -266,7 +375,7 @@ func (q *MemoryQueue) Release(_ context.Context, ids []int64) error {
 	for _, id := range ids {
 		if j, ok := q.claimed[id]; ok {
 			delete(q.claimed, id)
-			heap.Push(&q.ready, j)
+			q.wait(j)
 		}
 	}
 	return nil
@@ -299,19 +408,72 @@ func (q *MemoryQueue) Stats(_ context.Context, sessions ...string) ([]SessionQue
 	return out, nil
 }
 
+// Pending implements [Queue], from counts it keeps as jobs come and go:
+// it always counts the whole queue.
+func (q *MemoryQueue) Pending(_ context.Context, of PendingOf) (PendingCounts, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := PendingCounts{Total: q.total}
+	if c, ok := q.counts[of.Session]; ok {
+		p.Session = c.Pending
+	}
+	if of.Token != "" {
+		p.Token = q.tokens[of.Token]
+	}
+	return p, nil
+}
+
 // Durable implements [Queue]: false.
 func (q *MemoryQueue) Durable() bool { return false }
+
+// sessionTurn is a session taking turns in a fair claim: its waiting jobs,
+// the turn its next job would take (the jobs its claimer holds of it come
+// first), and when its earliest job was due as the claim began.
+type sessionTurn struct {
+	name string
+	jobs *jobHeap
+	turn int
+	due  time.Time
+}
+
+// turnHeap orders the sessions of a claim by their next turn, then by when
+// their earliest job was due, then by name.
+type turnHeap []*sessionTurn
+
+func (h turnHeap) Len() int { return len(h) }
+func (h turnHeap) Less(i, k int) bool {
+	a, b := h[i], h[k]
+	if a.turn != b.turn {
+		return a.turn < b.turn
+	}
+	if !a.due.Equal(b.due) {
+		return a.due.Before(b.due)
+	}
+	return a.name < b.name
+}
+func (h turnHeap) Swap(i, k int) { h[i], h[k] = h[k], h[i] }
+func (h *turnHeap) Push(x any)   { *h = append(*h, x.(*sessionTurn)) }
+func (h *turnHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
+}
 
 // jobHeap orders waiting jobs by due time, then id.
 type jobHeap []*memJob
 
-func (h jobHeap) Len() int { return len(h) }
-func (h jobHeap) Less(i, k int) bool {
-	if !h[i].job.Due.Equal(h[k].job.Due) {
-		return h[i].job.Due.Before(h[k].job.Due)
+// earlier reports whether a is due before b, or at once with a lower id.
+func earlier(a, b *memJob) bool {
+	if !a.job.Due.Equal(b.job.Due) {
+		return a.job.Due.Before(b.job.Due)
 	}
-	return h[i].job.ID < h[k].job.ID
+	return a.job.ID < b.job.ID
 }
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, k int) bool { return earlier(h[i], h[k]) }
 func (h jobHeap) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]
 	h[i].index, h[k].index = i, k

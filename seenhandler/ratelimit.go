@@ -153,10 +153,11 @@ func (e *rateLimitedError) Error() string {
 	return fmt.Sprintf("%s rate limit: retry after %v", e.what, e.retryAfter)
 }
 
-// tokenKey is the limiter key of a token: never the token itself.
-func tokenKey(token string) string {
+// tokenID identifies a token in limiter keys ("token:" and it) and queued
+// jobs (Job.Token): a digest, never the token itself.
+func tokenID(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return "token:" + hex.EncodeToString(sum[:12])
+	return hex.EncodeToString(sum[:12])
 }
 
 // reserve asks l about key. It returns the reservation to cancel if a

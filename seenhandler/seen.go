@@ -100,7 +100,7 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	x.skipped = len(skipped)
 	if len(receipts) > 0 && p.async {
-		queued, err := h.sendLater(ctx, sess, p, receipts, known)
+		queued, err := h.sendLater(ctx, x, sess, p, receipts, known)
 		if err != nil {
 			return nil, err
 		}

@@ -29,15 +29,29 @@ type dispatcher struct {
 	opts    AsyncOptions
 	durable bool
 
-	mu        sync.Mutex
-	closed    bool      // no enqueue any more (Shutdown began)
-	flush     bool      // a memory queue's Shutdown: claim every job, due or not
-	halted    bool      // no job is started any more: release (durable) or fail (memory)
-	running   bool      // the loop runs
-	kicked    bool      // something changed since the loop's last claim
-	nextWake  time.Time // when the loop means to claim next; zero: not waiting
-	inflight  int       // jobs claimed and not settled or released
-	pending   int64     // receipts pending, as this process counts them
+	mu       sync.Mutex
+	closed   bool      // no enqueue any more (Shutdown began)
+	flush    bool      // a memory queue's Shutdown: claim every job, due or not
+	halted   bool      // no job is started any more: release (durable) or fail (memory)
+	running  bool      // the loop runs
+	kicked   bool      // something changed since the loop's last claim
+	nextWake time.Time // when the loop means to claim next; zero: not waiting
+	inflight int       // jobs claimed and not settled or released
+	// held counts them by session; refill marks the sessions whose lane
+	// was filled to asyncLaneDepth, which ask for more once half is done.
+	held   map[string]int
+	refill map[string]bool
+	// queueing counts the receipts of the jobs being queued now (between
+	// the bounds' check and the Queue's answer), which the Queue's counts
+	// may not show yet: in all, by session and by token.
+	queueing pendingTally
+	// total is the whole queue's count of pending receipts as read at
+	// totalAt, with the receipts queued here since (see asyncTotalAge).
+	total   int64
+	totalAt time.Time
+	// depth is the receipts waiting, for the QueueObserver: total, less
+	// what was settled here since.
+	depth     int64
 	lastStats Stats
 	lanes     map[string]*lane
 
@@ -53,6 +67,29 @@ type lane struct {
 	jobs []Job
 }
 
+// pendingTally counts receipts in all, by session and by token.
+type pendingTally struct {
+	total    int64
+	sessions map[string]int64
+	tokens   map[string]int64
+}
+
+// add counts n receipts of j (n < 0 takes them off).
+func (t *pendingTally) add(j *Job, n int64) {
+	if t.sessions == nil {
+		t.sessions, t.tokens = make(map[string]int64), make(map[string]int64)
+	}
+	t.total += n
+	if t.sessions[j.Session] += n; t.sessions[j.Session] == 0 {
+		delete(t.sessions, j.Session)
+	}
+	if j.Token != "" {
+		if t.tokens[j.Token] += n; t.tokens[j.Token] == 0 {
+			delete(t.tokens, j.Token)
+		}
+	}
+}
+
 func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {
 	q := o.Queue
 	if q == nil {
@@ -60,9 +97,11 @@ func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {
 	}
 	d := &dispatcher{
 		h: h, q: q, opts: o, durable: q.Durable(),
-		lanes: make(map[string]*lane),
-		wake:  make(chan struct{}, 1),
-		halt:  make(chan struct{}),
+		lanes:  make(map[string]*lane),
+		held:   make(map[string]int),
+		refill: make(map[string]bool),
+		wake:   make(chan struct{}, 1),
+		halt:   make(chan struct{}),
 	}
 	d.sendCtx, d.stopSend = context.WithCancel(context.Background())
 	if !d.durable {
@@ -70,13 +109,11 @@ func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
 	defer cancel()
-	sessions, err := q.Stats(ctx)
+	p, err := q.Pending(ctx, PendingOf{Total: true})
 	if err != nil {
 		return nil, fmt.Errorf("seenhandler: WithAsync: reading the queue: %w", err)
 	}
-	for _, s := range sessions {
-		d.pending += s.Pending
-	}
+	d.total, d.totalAt, d.depth = p.Total, time.Now(), p.Total
 	d.mu.Lock()
 	d.startLocked()
 	d.mu.Unlock()
@@ -111,30 +148,78 @@ func (d *dispatcher) kick(due time.Time) {
 }
 
 // enqueue stores job in the queue, unless the handler is shutting down or
-// the queue is full.
+// the job would pass a bound (AsyncOptions.SessionQueueSize,
+// TokenQueueSize, QueueSize) of the receipts pending, as the Queue counts
+// them with those this process is queueing at the same time.
 func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
 	n := int64(len(job.Receipts))
 	d.mu.Lock()
-	switch {
-	case d.closed:
+	if d.closed {
 		d.mu.Unlock()
 		return errShuttingDown
-	case d.pending+n > int64(d.opts.QueueSize):
-		d.mu.Unlock()
-		return errQueueFull
 	}
-	d.pending += n // reserved; given back if the queue refuses
-	depth := d.pending
+	d.queueing.add(job, n)
+	fresh := time.Since(d.totalAt) < asyncTotalAge
 	d.mu.Unlock()
-	if err := d.q.Enqueue(ctx, job); err != nil {
+	defer func() {
 		d.mu.Lock()
-		d.pending -= n
+		d.queueing.add(job, -n)
 		d.mu.Unlock()
+	}()
+	p, err := d.pending(ctx, job, !fresh)
+	if err != nil {
+		return err
+	}
+	switch {
+	case p.Session > int64(d.opts.SessionQueueSize):
+		return &queueFullError{bound: fullSession}
+	case job.Token != "" && p.Token > int64(d.opts.TokenQueueSize):
+		return &queueFullError{bound: fullToken}
+	}
+	if p.Total > int64(d.opts.QueueSize) && fresh { // refused on a count read afresh only
+		if p, err = d.pending(ctx, job, true); err != nil {
+			return err
+		}
+	}
+	if p.Total > int64(d.opts.QueueSize) {
+		return &queueFullError{bound: fullQueue}
+	}
+	if err := d.q.Enqueue(ctx, job); err != nil {
 		return fmt.Errorf("queueing: %w", err)
 	}
+	d.mu.Lock()
+	d.total += n
+	d.depth += n
+	depth := d.depth
+	d.mu.Unlock()
 	d.h.observeQueue(int(depth))
 	d.kick(job.Due)
 	return nil
+}
+
+// pending counts the receipts pending for job's bounds: its session's and
+// its token's from the Queue, the whole queue's from it too when total,
+// else as last read with what was queued here since; each with the jobs
+// being queued here meanwhile (job among them), which the Queue may not
+// count yet — or may already, which only makes the bounds hold early
+// while requests race.
+func (d *dispatcher) pending(ctx context.Context, job *Job, total bool) (PendingCounts, error) {
+	read := time.Now()
+	p, err := d.q.Pending(ctx, PendingOf{Session: job.Session, Token: job.Token, Total: total})
+	if err != nil {
+		return p, fmt.Errorf("queueing: counting the pending receipts: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if total {
+		d.total, d.totalAt, d.depth = p.Total, read, p.Total
+	}
+	p.Total = d.total + d.queueing.total
+	p.Session += d.queueing.sessions[job.Session]
+	if job.Token != "" {
+		p.Token += d.queueing.tokens[job.Token]
+	}
+	return p, nil
 }
 
 // loop claims due jobs and hands them to their session's lane, until the
@@ -171,7 +256,11 @@ func (d *dispatcher) loop() {
 		)
 		now := time.Now()
 		if limit > 0 {
-			c := Claim{Now: now, Limit: limit, Lease: asyncLease, Local: d.opts.Local, DueWithin: d.opts.MaxDelay}
+			d.mu.Lock()
+			held := maps.Clone(d.held)
+			d.mu.Unlock()
+			c := Claim{Now: now, Limit: limit, Lease: asyncLease, Local: d.opts.Local, DueWithin: d.opts.MaxDelay,
+				PerSession: asyncLaneDepth, Held: held}
 			if flush {
 				c.Now = now.Add(100 * 365 * 24 * time.Hour) // everything, due or not
 			}
@@ -187,6 +276,9 @@ func (d *dispatcher) loop() {
 		d.mu.Lock()
 		for _, j := range jobs {
 			d.inflight++
+			if d.held[j.Session]++; d.held[j.Session] >= asyncLaneDepth {
+				d.refill[j.Session] = true
+			}
 			l, ok := d.lanes[j.Session]
 			if !ok {
 				l = &lane{}
@@ -262,6 +354,12 @@ func (d *dispatcher) runLane(name string, l *lane) {
 		d.mu.Unlock()
 		if halted {
 			d.abandon(j)
+			continue
+		}
+		if d.opts.Local != nil && !d.opts.Local(name) {
+			// The session left this process while the job waited in its
+			// lane: its new owner takes the job over (see Claim.Local).
+			d.release(j)
 			continue
 		}
 		d.attempt(j)
@@ -519,10 +617,10 @@ func (d *dispatcher) settle(j Job, o Outcome) {
 		// The job stays claimed until its lease ends, then is sent again.
 		d.h.cfg.logger.LogAttrs(ctx, slog.LevelError, "recording a queued job's outcome failed; it will be sent again",
 			slog.String("session", j.Session), slog.Int64("job", j.ID), slog.String("error", err.Error()))
-		d.done(0)
+		d.done(j.Session, 0)
 		return
 	}
-	d.done(int64(o.Sent + o.Failed))
+	d.done(j.Session, int64(o.Sent+o.Failed))
 	if len(o.Retry) > 0 {
 		d.kick(o.RetryAt)
 	}
@@ -531,20 +629,27 @@ func (d *dispatcher) settle(j Job, o Outcome) {
 // abandon gives j up once halted: a durable queue keeps it (released), a
 // memory queue counts it failed.
 func (d *dispatcher) abandon(j Job) {
-	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
-	defer cancel()
 	if d.durable {
-		if err := d.queueCall("Release", func() error { return d.q.Release(ctx, []int64{j.ID}) }); err != nil {
-			d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
-				slog.Int64("job", j.ID), slog.String("error", err.Error()))
-		}
-		d.done(0)
+		d.release(j)
 		return
 	}
 	for _, rc := range j.Receipts {
 		d.logFailed(j, rc, errShuttingDown, "not sent before the shutdown deadline")
 	}
 	d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeShuttingDown})
+}
+
+// release gives j back to the queue unsent, claimable at once: the loop
+// looks again (a memory queue's may have stopped, nothing left waiting).
+func (d *dispatcher) release(j Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
+	defer cancel()
+	if err := d.queueCall("Release", func() error { return d.q.Release(ctx, []int64{j.ID}) }); err != nil {
+		d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
+			slog.Int64("job", j.ID), slog.String("error", err.Error()))
+	}
+	d.done(j.Session, 0)
+	d.kick(j.Due)
 }
 
 // queueCall calls the Queue's method name through call, a panic in it
@@ -563,19 +668,28 @@ func (d *dispatcher) queueCall(name string, call func() error) (err error) {
 	return call()
 }
 
-// done notes that a claimed job was settled or released, n of its
-// receipts leaving the queue.
-func (d *dispatcher) done(n int64) {
+// done notes that a claimed job of session name was settled or released,
+// n of its receipts leaving the queue. The loop claims again when a slot
+// frees up after all were taken, or once a lane filled to asyncLaneDepth
+// is half done.
+func (d *dispatcher) done(name string, n int64) {
 	d.mu.Lock()
 	wasFull := d.inflight >= asyncMaxInFlight
 	d.inflight--
-	d.pending -= n
-	depth := d.pending
+	if d.held[name]--; d.held[name] <= 0 {
+		delete(d.held, name)
+	}
+	more := d.refill[name] && d.held[name] <= asyncLaneDepth/2
+	if more {
+		delete(d.refill, name)
+	}
+	d.depth = max(d.depth-n, 0)
+	depth := d.depth
 	d.mu.Unlock()
 	if n > 0 {
 		d.h.observeQueue(int(depth))
 	}
-	if wasFull {
+	if wasFull || more {
 		d.kick(time.Time{})
 	}
 }
@@ -667,6 +781,7 @@ func (d *dispatcher) failRest() {
 		for _, j := range jobs {
 			d.mu.Lock()
 			d.inflight++
+			d.held[j.Session]++
 			d.mu.Unlock()
 			d.abandon(j)
 		}

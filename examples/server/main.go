@@ -186,7 +186,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.autoReadMin, "auto-read-min", bwm.DefaultAutoReadMinDelay, "with -auto-read: the shortest delay from a message's arrival to its receipt")
 	fs.DurationVar(&c.autoReadMax, "auto-read-max", bwm.DefaultAutoReadMaxDelay, "with -auto-read: the longest delay from a message's arrival to its receipt")
 	fs.BoolVar(&c.autoReadGroups, "auto-read-groups", false, "with -auto-read: group chats too")
-	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store (default: the host name)")
+	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store, and with -demo in the claims of the -async queue it keeps there (default: the host name)")
 	fs.StringVar(&c.advertise, "advertise", "", "`URL` at which the other nodes reach this one, e.g. http://10.0.0.5:8080 (default: http:// and the address listened on)")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "`secret` the nodes of a Postgres store share: a node with another one refuses to start, and it signs the requests they forward to each other and their answers (default $"+clusterSecretEnv+"; none: no forwarding)")
 	if err := fs.Parse(args); err != nil {
@@ -390,7 +390,10 @@ func run(ctx context.Context, args []string, e env) error {
 				return store.redact(err)
 			}
 			defer closeDB()
-			if queue, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), sqlqueue.Options{}); err != nil {
+			// A name of its own that outlives the process: restarted, it
+			// takes its claims back at once (PostgreSQL), not a queue lease
+			// later.
+			if queue, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), sqlqueue.Options{Node: queueNode(c)}); err != nil {
 				return store.redact(err)
 			}
 			queueShown = "in " + store.shown
@@ -612,6 +615,17 @@ func listen(addr string, maxConns int) (net.Listener, error) {
 		return ln, err
 	}
 	return newConnLimit(ln, maxConns), nil
+}
+
+// queueNode names a -demo process in the claims of its durable queue:
+// -node-id, else the host name (else a random name, sqlqueue's default).
+// Two -demo processes on one Postgres database need different ones.
+func queueNode(c config) string {
+	if c.nodeID != "" {
+		return c.nodeID
+	}
+	host, _ := os.Hostname()
+	return host
 }
 
 // managerRegistry is the whatsmeow Manager as a session.Lister too, for

@@ -40,6 +40,9 @@ func Run(t *testing.T, newQueue func(t *testing.T) seenhandler.Queue) {
 		{"Local", testLocal},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Stats", testStats},
+		{"Pending", testPending},
+		{"FairTurns", testFairTurns},
+		{"FairHeld", testFairHeld},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, newQueue(t)) })
 	}
@@ -342,5 +345,118 @@ func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQue
 	}
 	if !ok {
 		t.Errorf("Stats(%q) = %+v\nwant    %+v", sessions, got, want)
+	}
+}
+
+// Pending counts what is pending now — in all, of a session, of a token —
+// from the jobs the queue holds: enqueued, retried in part, settled.
+func testPending(t *testing.T, q seenhandler.Queue) {
+	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{})
+	a1, a2, b := job("a", at(0), "1", "2"), job("a", at(0), "3"), job("b", at(0), "4", "5", "6")
+	a1.Token, b.Token = "tok-1", "tok-1"
+	a2.Token = "tok-2"
+	enqueue(t, q, a1, a2, b)
+	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{Total: 6, Session: 3, Token: 5})
+	checkPending(t, q, "b", "tok-2", seenhandler.PendingCounts{Total: 6, Session: 3, Token: 1})
+	checkPending(t, q, "never", "", seenhandler.PendingCounts{Total: 6})
+	claimed, _ := claim(t, q, seenhandler.Claim{Now: at(0), Limit: 10})
+	if len(claimed) != 3 {
+		t.Fatalf("claimed %d jobs, want 3", len(claimed))
+	}
+	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{Total: 6, Session: 3, Token: 5}) // claimed jobs are pending still
+	for _, j := range claimed {
+		var o seenhandler.Outcome
+		switch j.ID {
+		case a1.ID: // one sent, one to retry
+			o = seenhandler.Outcome{Sent: 1, Retry: j.Receipts[1:], RetryAt: at(2000), LastError: "session_not_connected"}
+		case b.ID:
+			o = seenhandler.Outcome{Sent: 2, Failed: 1, Reason: "internal"}
+		default:
+			continue
+		}
+		if err := q.Settle(context.Background(), j.ID, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{Total: 2, Session: 2, Token: 1})
+	checkPending(t, q, "b", "tok-2", seenhandler.PendingCounts{Total: 2, Session: 0, Token: 1})
+}
+
+// checkPending checks what Pending returns for name and token, with the
+// whole queue's count and without it.
+func checkPending(t *testing.T, q seenhandler.Queue, name, token string, want seenhandler.PendingCounts) {
+	t.Helper()
+	for _, total := range []bool{true, false} {
+		of := seenhandler.PendingOf{Session: name, Token: token, Total: total}
+		got, err := q.Pending(context.Background(), of)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !total {
+			got.Total = want.Total // not asked: any
+		}
+		if got != want {
+			t.Errorf("Pending(%+v) = %+v, want %+v", of, got, want)
+		}
+	}
+}
+
+// With PerSession, sessions take turns: each one's earliest due job, the
+// earliest due first, then each one's second…; a backlog does not go
+// first for being older.
+func testFairTurns(t *testing.T, q seenhandler.Queue) {
+	var backlog []*seenhandler.Job
+	for i := range 6 {
+		backlog = append(backlog, job("busy", at(i), fmt.Sprint("A", i)))
+	}
+	enqueue(t, q, backlog...)
+	other, third := job("other", at(50), "B0"), job("third", at(60), "C0")
+	third2 := job("third", at(61), "C1")
+	enqueue(t, q, other, third, third2)
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(100), Limit: 4, PerSession: 10})
+	want := []int64{backlog[0].ID, backlog[1].ID, other.ID, third.ID} // turn 1: busy, other, third; turn 2: busy
+	checkSet(t, "the first claim", jobs, want)
+	// At most PerSession of a session: busy has 2 held, PerSession 3.
+	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(100), Limit: 10, PerSession: 3, Held: map[string]int{"busy": 2, "other": 1, "third": 1}})
+	checkSet(t, "the second claim", jobs, []int64{backlog[2].ID, third2.ID})
+}
+
+// Held makes a session's turns start after the jobs its claimer holds: a
+// session with nothing held goes before a backlog whose jobs are older.
+func testFairHeld(t *testing.T, q seenhandler.Queue) {
+	var backlog []*seenhandler.Job
+	for i := range 10 {
+		backlog = append(backlog, job("busy", at(i), fmt.Sprint("A", i)))
+	}
+	enqueue(t, q, backlog...)
+	late := job("late", at(500), "B0")
+	enqueue(t, q, late)
+	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 2, PerSession: 4})
+	checkSet(t, "the first claim", jobs, []int64{backlog[0].ID, late.ID})
+	// A worker that holds 2 of busy's and freed one slot gets busy's next.
+	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 1, PerSession: 4, Held: map[string]int{"busy": 1}})
+	checkSet(t, "the second claim", jobs, []int64{backlog[1].ID})
+	// Another session's job, due later than busy's backlog, goes first
+	// once busy holds jobs.
+	newer := job("newer", at(900), "C0")
+	enqueue(t, q, newer)
+	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 1, PerSession: 4, Held: map[string]int{"busy": 2, "late": 1}})
+	checkSet(t, "the third claim", jobs, []int64{newer.ID})
+	// A session that holds PerSession jobs gets none.
+	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 5, PerSession: 4, Held: map[string]int{"busy": 4}})
+	if len(jobs) != 0 {
+		t.Errorf("claimed %v for a session holding PerSession jobs", ids(jobs))
+	}
+}
+
+// checkSet checks that jobs are want, in any order.
+func checkSet(t *testing.T, what string, jobs []seenhandler.Job, want []int64) {
+	t.Helper()
+	got := ids(jobs)
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: claimed %v, want %v", what, got, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
@@ -57,7 +58,7 @@ func BenchmarkAsyncAccept(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				fake := sessiontest.New(sessiontest.WithMaxRecords(1))
 				h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{
-					Default: true, MinDelay: time.Hour, MaxDelay: time.Hour, QueueSize: 1 << 30, Queue: qc.new(b)}))
+					Default: true, MinDelay: time.Hour, MaxDelay: time.Hour, QueueSize: 1 << 30, SessionQueueSize: 1 << 30, Queue: qc.new(b)}))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -131,5 +132,116 @@ func BenchmarkStats(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+// BenchmarkPending measures the counts an asynchronous request reads to
+// hold the queue's bounds (a session's and a token's; the whole queue's at
+// most once a second), with the queue full at the handler's default bound:
+// 10,000 pending jobs of one receipt (500 sessions of 20, a tenth of them
+// the token's, each payload as large as a real one), on SQLite and, with
+// BLUETICK_TEST_POSTGRES, PostgreSQL:
+//
+//	go test -run '^$' -bench Pending ./seenhandler/sqlqueue
+func BenchmarkPending(b *testing.B) {
+	for _, backend := range []struct {
+		name    string
+		dialect sqlqueue.Dialect
+		open    func(b *testing.B) *sql.DB
+	}{
+		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
+			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		}},
+		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
+	} {
+		b.Run(backend.name, func(b *testing.B) {
+			db := backend.open(b)
+			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fillFull(b, q, 500, 20)
+			for _, total := range []bool{false, true} {
+				b.Run(map[bool]string{false: "session+token", true: "with-total"}[total], func(b *testing.B) {
+					for b.Loop() {
+						if _, err := q.Pending(context.Background(), seenhandler.PendingOf{Session: "s0250", Token: "tok-7", Total: total}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkClaimFair measures a worker's claim (PerSession, with jobs
+// held) while one session has a backlog of 3,000 due jobs and 100 others
+// one each (the jobs are given back between two claims, untimed), against
+// the claim of the earliest due jobs whatever their session, on SQLite
+// and, with BLUETICK_TEST_POSTGRES, PostgreSQL:
+//
+//	go test -run '^$' -bench ClaimFair ./seenhandler/sqlqueue
+func BenchmarkClaimFair(b *testing.B) {
+	for _, backend := range []struct {
+		name    string
+		dialect sqlqueue.Dialect
+		open    func(b *testing.B) *sql.DB
+	}{
+		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
+			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		}},
+		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
+	} {
+		b.Run(backend.name, func(b *testing.B) {
+			db := backend.open(b)
+			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fillFull(b, q, 1, 3000)
+			fillFull(b, q, 100, 1)
+			now := time.Now().Add(time.Hour)
+			for _, bc := range []struct {
+				name       string
+				perSession int
+			}{{"fair", 4}, {"earliest", 0}} {
+				b.Run(bc.name, func(b *testing.B) {
+					for b.Loop() {
+						jobs, _, err := q.Claim(context.Background(), seenhandler.Claim{Now: now, Limit: 8, Lease: time.Minute,
+							PerSession: bc.perSession, Held: map[string]int{"s0000": 2}})
+						if err != nil || len(jobs) == 0 {
+							b.Fatal(len(jobs), err)
+						}
+						b.StopTimer()
+						ids := make([]string, len(jobs))
+						for i, j := range jobs {
+							ids[i] = fmt.Sprint(j.ID)
+						}
+						if _, err := db.Exec(`UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE id IN (` + strings.Join(ids, ",") + `)`); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+				})
+			}
+		})
+	}
+}
+
+// fillFull enqueues jobs pending jobs of one receipt for each of sessions
+// sessions (s0000…), every tenth token's, through q.
+func fillFull(b *testing.B, q seenhandler.Queue, sessions, jobs int) {
+	b.Helper()
+	at := time.Now()
+	for i := range sessions {
+		for k := range jobs {
+			j := &seenhandler.Job{Session: fmt.Sprintf("s%04d", i), Chat: "120363012345678901@g.us", Accepted: at, Due: at,
+				Token: fmt.Sprintf("tok-%d", (i*jobs+k)%10), Receipts: []session.Receipt{{Chat: "120363012345678901@g.us",
+					Sender: "15557654321@s.whatsapp.net", MessageIDs: []string{fmt.Sprintf("3EB0C767D26A1D98A4%06d", k)},
+					Type: session.ReceiptRead, Timestamp: at}}}
+			if err := q.Enqueue(context.Background(), j); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }

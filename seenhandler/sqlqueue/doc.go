@@ -13,7 +13,10 @@
 // # Tables
 //
 // bluetick_queue holds one row per pending job (a request's receipts, as
-// JSON, with its session, due time and claim); bluetick_queue_count the
+// JSON, with its session, due time, claim, and a digest of the API token
+// that queued it, added to a table created before it had one); an index
+// on (session, due_ms, receipts) serves a session's claims and counts,
+// and one on (token, receipts) a token's; bluetick_queue_count the
 // receipts sent and failed per session, so that accepted = sent + failed +
 // pending holds across restarts; bluetick_queue_failure a record of each
 // failure with its reason, kept for Options.FailureRetention. Times are
@@ -25,16 +28,30 @@
 //
 // # Claiming
 //
-// A worker claims due jobs with one UPDATE … WHERE id IN (SELECT … ORDER BY
-// due LIMIT n) RETURNING …, which sets a lease (claimed_until). On
-// PostgreSQL the inner SELECT has FOR UPDATE SKIP LOCKED, so that several
-// nodes claiming at once skip each other's rows instead of waiting or
-// taking the same ones. On SQLite a write statement holds the database's
-// single write lock from its start, so the same statement is atomic; a
-// SQLite file has one process, and New releases every claim left by a
-// process that died. On PostgreSQL a dead node's claims end with their
-// lease (5 minutes), or at once when it restarts with the same
-// Options.Node.
+// A worker claims due jobs with one UPDATE … WHERE id IN (SELECT …)
+// RETURNING …, which sets a lease (claimed_until). A fair claim
+// (seenhandler.Claim.PerSession, as the handler's worker makes) first
+// counts each session's due jobs (one GROUP BY over the due jobs), deals
+// the turns, then takes each session's share (ORDER BY due LIMIT k through
+// the session index, UNION ALL): 1.8 ms on SQLite and 2.1 ms on PostgreSQL
+// with one session 3,000 jobs behind and 100 others due, against 0.9 and
+// 2.0 ms for the earliest due jobs whatever their session
+// (BenchmarkClaimFair). On PostgreSQL the rows are locked FOR UPDATE SKIP
+// LOCKED, so that several nodes claiming at once skip each other's rows
+// instead of waiting or taking the same ones. On SQLite a write statement
+// holds the database's single write lock from its start, so the same
+// statement is atomic; a SQLite file has one process, and New releases
+// every claim left by a process that died. On PostgreSQL a dead node's
+// claims end as soon as another node owns their session (a claim with
+// Claim.Local takes over the due jobs of the sessions it accepts, whoever
+// holds them), at once when it restarts with the same Options.Node, and
+// else with their lease (5 minutes).
+//
+// The handler's bounds read Pending for each asynchronous request: the
+// session's and the token's pending receipts from their indexes alone
+// (75 µs on SQLite, 0.27 ms on PostgreSQL, with 10,000 pending jobs, a
+// tenth of them the token's: BenchmarkPending), and at most once a second
+// the whole queue's too (0.43 and 0.80 ms with it).
 //
 // A claim is fenced: Settle and Release write a job's row only while it
 // still carries the claimer's node name and the lease end its Claim

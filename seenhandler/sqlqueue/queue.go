@@ -1,6 +1,7 @@
 package sqlqueue
 
 import (
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -99,10 +100,15 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue
 			attempts         INTEGER NOT NULL DEFAULT 0,
 			last_error       TEXT    NOT NULL DEFAULT '',
 			claimed_until_ms BIGINT  NOT NULL DEFAULT 0,
-			claimed_by       TEXT    NOT NULL DEFAULT ''
+			claimed_by       TEXT    NOT NULL DEFAULT '',
+			token            TEXT    NOT NULL DEFAULT ''
 		)`,
 		`CREATE INDEX IF NOT EXISTS bluetick_queue_due ON bluetick_queue (due_ms)`,
-		`CREATE INDEX IF NOT EXISTS bluetick_queue_session ON bluetick_queue (session)`,
+		// A session's jobs in due order (a fair claim's share), and its
+		// pending receipts without reading the rows; the queue's too, by
+		// reading this index alone (SQLite).
+		`CREATE INDEX IF NOT EXISTS bluetick_queue_session_due ON bluetick_queue (session, due_ms, receipts)`,
+		`DROP INDEX IF EXISTS bluetick_queue_session`, // the one above serves its queries
 		`CREATE TABLE IF NOT EXISTS bluetick_queue_count (
 			session TEXT   PRIMARY KEY,
 			sent    BIGINT NOT NULL DEFAULT 0,
@@ -123,6 +129,9 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue
 			return nil, fmt.Errorf("sqlqueue: create tables: %w", err)
 		}
 	}
+	if err := q.addTokenColumn(ctx); err != nil {
+		return nil, err
+	}
 	if release {
 		stmt := `UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE claimed_until_ms > 0`
 		args := []any{}
@@ -135,6 +144,32 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Queue
 		}
 	}
 	return q, nil
+}
+
+// addTokenColumn adds bluetick_queue.token (Job.Token) to a table created
+// before it had one, and indexes it: Pending counts a token's receipts
+// through that index.
+func (q *Queue) addTokenColumn(ctx context.Context) error {
+	add := `ALTER TABLE bluetick_queue ADD COLUMN IF NOT EXISTS token TEXT NOT NULL DEFAULT ''`
+	if q.dialect == SQLite { // no IF NOT EXISTS there: look first
+		var n int
+		if err := q.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('bluetick_queue') WHERE name = 'token'`).Scan(&n); err != nil {
+			return fmt.Errorf("sqlqueue: add the token column: %w", err)
+		}
+		add = ""
+		if n == 0 {
+			add = `ALTER TABLE bluetick_queue ADD COLUMN token TEXT NOT NULL DEFAULT ''`
+		}
+	}
+	for _, stmt := range []string{add, `CREATE INDEX IF NOT EXISTS bluetick_queue_token ON bluetick_queue (token, receipts)`} {
+		if stmt == "" {
+			continue
+		}
+		if _, err := q.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sqlqueue: add the token column: %w", err)
+		}
+	}
+	return nil
 }
 
 // payload is a job's receipts, as stored in bluetick_queue.payload;
@@ -217,16 +252,20 @@ func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 	if err != nil {
 		return fmt.Errorf("sqlqueue: encode job: %w", err)
 	}
-	err = q.db.QueryRowContext(ctx, `INSERT INTO bluetick_queue (session, chat, receipts, payload, times, accepted_ms, due_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		job.Session, job.Chat, len(job.Receipts), p, times, ms(job.Accepted), ms(job.Due)).Scan(&job.ID)
+	err = q.db.QueryRowContext(ctx, `INSERT INTO bluetick_queue (session, chat, receipts, payload, times, accepted_ms, due_ms, token)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		job.Session, job.Chat, len(job.Receipts), p, times, ms(job.Accepted), ms(job.Due), job.Token).Scan(&job.ID)
 	if err != nil {
 		return fmt.Errorf("sqlqueue: enqueue: %w", q.full(err))
 	}
 	return nil
 }
 
-// Claim implements seenhandler.Queue.
+// Claim implements seenhandler.Queue. With c.Local, the due jobs of the
+// sessions it accepts that another node holds are taken over. With
+// c.PerSession, the sessions' due jobs are counted first (one pass over
+// the due jobs), the turns are dealt here, and each session's share is
+// taken through the (session, due_ms) index.
 func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.Job, time.Time, error) {
 	now := ms(c.Now)
 	// A job never attempted and accepted before acceptedBy is due whatever
@@ -236,34 +275,65 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 		acceptedBy = ms(c.Now.Add(-c.DueWithin))
 	}
 	until := ms(c.Now.Add(c.Lease))
-	args := []any{until, q.opts.Node, now, c.Limit, acceptedBy}
-	filter := ""
+	args := []any{until, q.opts.Node, now, acceptedBy}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	const due = `(due_ms <= $3 OR (attempts = 0 AND accepted_ms <= $4))`
+	free := `claimed_until_ms <= $3`
 	if c.Local != nil {
-		sessions, err := q.dueSessions(ctx, now, acceptedBy)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		sessions = slices.DeleteFunc(sessions, func(s string) bool { return !c.Local(s) })
-		if len(sessions) == 0 {
-			next, err := q.next(ctx, now, c.DueWithin)
-			return nil, next, err
-		}
-		marks := make([]string, len(sessions))
-		for i, s := range sessions {
-			args = append(args, s)
-			marks[i] = "$" + strconv.Itoa(len(args))
-		}
-		filter = " AND session IN (" + strings.Join(marks, ", ") + ")"
+		// The sessions Local accepts are this node's alone now: another
+		// node's claim on their jobs outlived its hold on them (it died, or
+		// let them go).
+		free = `(claimed_until_ms <= $3 OR claimed_by <> $2)`
 	}
 	lock := ""
 	if q.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	var pick string
+	if c.PerSession > 0 {
+		shares, err := q.turns(ctx, c, now, acceptedBy)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if len(shares) == 0 {
+			next, err := q.next(ctx, now, c.DueWithin)
+			return nil, next, err
+		}
+		parts := make([]string, len(shares))
+		for i, sh := range shares {
+			parts[i] = `SELECT id FROM (SELECT id FROM bluetick_queue WHERE session = ` + arg(sh.session) + ` AND ` + due + ` AND ` + free +
+				` ORDER BY due_ms, id LIMIT ` + strconv.Itoa(sh.jobs) + `) AS share` + strconv.Itoa(i)
+		}
+		// The row locks are taken once the shares are chosen, and the
+		// claim is checked again under them.
+		pick = `SELECT id FROM bluetick_queue WHERE id IN (` + strings.Join(parts, " UNION ALL ") + `) AND ` + free + lock
+	} else {
+		filter := ""
+		if c.Local != nil {
+			sessions, err := q.dueSessions(ctx, now, acceptedBy)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			sessions = slices.DeleteFunc(sessions, func(s string) bool { return !c.Local(s) })
+			if len(sessions) == 0 {
+				next, err := q.next(ctx, now, c.DueWithin)
+				return nil, next, err
+			}
+			marks := make([]string, len(sessions))
+			for i, s := range sessions {
+				marks[i] = arg(s)
+			}
+			filter = " AND session IN (" + strings.Join(marks, ", ") + ")"
+		}
+		pick = `SELECT id FROM bluetick_queue WHERE ` + due + ` AND ` + free + filter + `
+			ORDER BY due_ms, id LIMIT ` + arg(c.Limit) + lock
+	}
 	rows, err := q.db.QueryContext(ctx, `UPDATE bluetick_queue SET claimed_until_ms = $1, claimed_by = $2
-		WHERE id IN (SELECT id FROM bluetick_queue
-			WHERE (due_ms <= $3 OR (attempts = 0 AND accepted_ms <= $5)) AND claimed_until_ms <= $3`+filter+`
-			ORDER BY due_ms, id LIMIT $4`+lock+`)
-		RETURNING id, session, chat, payload, times, accepted_ms, due_ms, attempts, last_error`, args...)
+		WHERE id IN (`+pick+`)
+		RETURNING id, session, chat, payload, times, accepted_ms, due_ms, attempts, last_error, token`, args...)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
@@ -275,7 +345,7 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 			p, times          string
 			accepted, dueTime int64
 		)
-		if err := rows.Scan(&j.ID, &j.Session, &j.Chat, &p, &times, &accepted, &dueTime, &j.Attempts, &j.LastError); err != nil {
+		if err := rows.Scan(&j.ID, &j.Session, &j.Chat, &p, &times, &accepted, &dueTime, &j.Attempts, &j.LastError, &j.Token); err != nil {
 			return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
 		}
 		if err := decodeJob(p, times, &j); err != nil {
@@ -311,10 +381,104 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 	return jobs, next, err
 }
 
-// dueSessions lists the sessions with jobs due and unclaimed at now.
+// share is how many due jobs of a session a fair claim takes.
+type share struct {
+	session string
+	jobs    int
+}
+
+// turns deals a fair claim's jobs (see seenhandler.Claim.PerSession): it
+// counts each session's due jobs that c may take, then gives c.Limit of
+// them out in turns, a session's first turn coming after the jobs c.Held
+// says its claimer holds, and within a turn the session whose earliest
+// job is due first going first.
+func (q *Queue) turns(ctx context.Context, c seenhandler.Claim, now, acceptedBy int64) ([]share, error) {
+	free, args := `claimed_until_ms <= $1`, []any{now, acceptedBy}
+	if c.Local != nil {
+		free = `(claimed_until_ms <= $1 OR claimed_by <> $3)` // see Claim
+		args = append(args, q.opts.Node)
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT session, COUNT(*), MIN(due_ms) FROM bluetick_queue
+		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND `+free+` GROUP BY session`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
+	}
+	defer rows.Close()
+	var cands turnHeap
+	for rows.Next() {
+		var t turn
+		if err := rows.Scan(&t.session, &t.left, &t.due); err != nil {
+			return nil, fmt.Errorf("sqlqueue: claim: %w", err)
+		}
+		t.turn = c.Held[t.session]
+		t.left = min(t.left, c.PerSession-t.turn)
+		if t.left > 0 && (c.Local == nil || c.Local(t.session)) {
+			cands = append(cands, &t)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
+	}
+	heap.Init(&cands)
+	taken := map[string]int{}
+	var out []share
+	for n := 0; n < c.Limit && cands.Len() > 0; n++ {
+		t := cands[0]
+		if taken[t.session] == 0 {
+			out = append(out, share{session: t.session})
+		}
+		taken[t.session]++
+		t.turn++
+		if t.left--; t.left == 0 {
+			heap.Pop(&cands)
+		} else {
+			heap.Fix(&cands, 0)
+		}
+	}
+	for i := range out {
+		out[i].jobs = taken[out[i].session]
+	}
+	return out, nil
+}
+
+// turn is a session taking turns in a fair claim: the turn its next job
+// takes, how many more it may take, and when its earliest due job is due.
+type turn struct {
+	session    string
+	turn, left int
+	due        int64
+}
+
+// turnHeap orders the sessions of a fair claim by their next turn, then by
+// their earliest due job, then by name.
+type turnHeap []*turn
+
+func (h turnHeap) Len() int { return len(h) }
+func (h turnHeap) Less(i, k int) bool {
+	a, b := h[i], h[k]
+	if a.turn != b.turn {
+		return a.turn < b.turn
+	}
+	if a.due != b.due {
+		return a.due < b.due
+	}
+	return a.session < b.session
+}
+func (h turnHeap) Swap(i, k int) { h[i], h[k] = h[k], h[i] }
+func (h *turnHeap) Push(x any)   { *h = append(*h, x.(*turn)) }
+func (h *turnHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+// dueSessions lists the sessions with jobs due at now, unclaimed or
+// claimed by another node.
 func (q *Queue) dueSessions(ctx context.Context, now, acceptedBy int64) ([]string, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT DISTINCT session FROM bluetick_queue
-		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND claimed_until_ms <= $1`, now, acceptedBy)
+		WHERE (due_ms <= $1 OR (attempts = 0 AND accepted_ms <= $2)) AND (claimed_until_ms <= $1 OR claimed_by <> $3)`,
+		now, acceptedBy, q.opts.Node)
 	if err != nil {
 		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
@@ -451,7 +615,7 @@ func (q *Queue) Release(ctx context.Context, ids []int64) error {
 // statsQueries returns the statements Stats runs for n named sessions
 // (every session when n is 0), their parameters $1…$n the names: the
 // pending receipts, and the counts. Named, each reads those sessions'
-// rows alone, through bluetick_queue_session and the count table's key.
+// rows alone, through bluetick_queue_session_due and the count table's key.
 func statsQueries(n int) (pending, counts string) {
 	where := ""
 	if n > 0 {
@@ -526,6 +690,30 @@ func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]seenhandler.Se
 	}
 	slices.SortFunc(out, func(a, b seenhandler.SessionQueueStats) int { return strings.Compare(a.Session, b.Session) })
 	return out, nil
+}
+
+// Pending implements seenhandler.Queue in one statement: the session's and
+// the token's receipts from their indexes alone (bluetick_queue_session_due,
+// bluetick_queue_token); asked, the queue's by reading every pending job
+// (on SQLite, that index alone).
+func (q *Queue) Pending(ctx context.Context, of seenhandler.PendingOf) (seenhandler.PendingCounts, error) {
+	var p seenhandler.PendingCounts
+	// Only what is asked is read: a generic plan for token = $2 would read
+	// every job without a token when asked for none.
+	counts := []string{`(SELECT COALESCE(SUM(receipts), 0) FROM bluetick_queue WHERE session = $1)`}
+	args, dest := []any{of.Session}, []any{&p.Session}
+	if of.Token != "" {
+		counts = append(counts, `(SELECT COALESCE(SUM(receipts), 0) FROM bluetick_queue WHERE token = $2)`)
+		args, dest = append(args, of.Token), append(dest, &p.Token)
+	}
+	if of.Total {
+		counts = append(counts, `(SELECT COALESCE(SUM(receipts), 0) FROM bluetick_queue)`)
+		dest = append(dest, &p.Total)
+	}
+	if err := q.db.QueryRowContext(ctx, `SELECT `+strings.Join(counts, ", "), args...).Scan(dest...); err != nil {
+		return p, fmt.Errorf("sqlqueue: pending: %w", err)
+	}
+	return p, nil
 }
 
 // Durable implements seenhandler.Queue: true.

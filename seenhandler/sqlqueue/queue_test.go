@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,6 +177,84 @@ func TestOpenReleasesClaims(t *testing.T) {
 			t.Fatalf("restarted node claimed %d (%v), want its own 1", len(jobs), err)
 		}
 	})
+}
+
+// A node that now owns a session (Claim.Local) takes over the due jobs of
+// that session another node holds, lease or not — the other node died, or
+// let the session go — fairly or not, while its own claims and the jobs of
+// sessions it does not own stay as they are; the other node can no longer
+// settle what was taken over.
+func TestLocalTakesOverClaims(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for _, perSession := range []int{0, 4} {
+			t.Run(fmt.Sprint("PerSession=", perSession), func(t *testing.T) {
+				ctx := context.Background()
+				db := b.open(t)
+				for _, table := range []string{"bluetick_queue", "bluetick_queue_count", "bluetick_queue_failure"} {
+					if _, err := db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
+						t.Fatal(err)
+					}
+				}
+				dead := newQueue(t, db, b, sqlqueue.Options{Node: "dead"})
+				survivor := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "survivor"})
+				t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+				var mine, theirs []int64
+				for i := range 4 {
+					for _, name := range []string{"moved", "kept"} {
+						j := &seenhandler.Job{Session: name, Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{fmt.Sprint(name, i)}}},
+							Accepted: t0, Due: t0.Add(time.Duration(i) * time.Millisecond)}
+						if err := dead.Enqueue(ctx, j); err != nil {
+							t.Fatal(err)
+						}
+						if name == "moved" {
+							mine = append(mine, j.ID)
+						} else {
+							theirs = append(theirs, j.ID)
+						}
+					}
+				}
+				held, _, err := dead.Claim(ctx, seenhandler.Claim{Now: t0.Add(time.Second), Limit: 100, Lease: 5 * time.Minute})
+				if err != nil || len(held) != 8 {
+					t.Fatalf("the first node claimed %d jobs (%v), want 8", len(held), err)
+				}
+				// A minute later, the survivor owns "moved".
+				c := seenhandler.Claim{Now: t0.Add(time.Minute), Limit: 100, Lease: 5 * time.Minute, PerSession: perSession,
+					Local: func(s string) bool { return s == "moved" }}
+				if jobs, _, err := survivor.Claim(ctx, seenhandler.Claim{Now: c.Now, Limit: 100, Lease: time.Minute}); err != nil || len(jobs) != 0 {
+					t.Fatalf("without Local, the survivor claimed %d jobs (%v) under the first node's lease", len(jobs), err)
+				}
+				jobs, _, err := survivor.Claim(ctx, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := mine
+				if perSession > 0 {
+					want = mine[:perSession]
+				}
+				if got := jobIDs(jobs); !slices.Equal(got, want) {
+					t.Errorf("the survivor took over %v, want %v (the moved session's, not %v)", got, want, theirs)
+				}
+				if jobs, _, err := survivor.Claim(ctx, c); err != nil || len(jobs) != 0 {
+					t.Errorf("claimed its own %d jobs again (%v)", len(jobs), err)
+				}
+				if err := dead.Settle(ctx, mine[0], seenhandler.Outcome{Sent: 1}); err == nil {
+					t.Error("the first node settled a job the survivor took over")
+				}
+				if err := survivor.Settle(ctx, mine[0], seenhandler.Outcome{Sent: 1}); err != nil {
+					t.Errorf("the survivor's Settle: %v", err)
+				}
+			})
+		}
+	})
+}
+
+func jobIDs(jobs []seenhandler.Job) []int64 {
+	out := make([]int64, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	slices.Sort(out)
+	return out
 }
 
 // A claim that ended and was taken again is the new claimer's: the first

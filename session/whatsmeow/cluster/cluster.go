@@ -428,9 +428,12 @@ func (n *Node) serving(name string) bool {
 	return ok && n.cfg.Now().Before(n.validUntil)
 }
 
-// Local reports whether this node serves the session called name now (a
-// worker delivering queued receipts asks it).
-func (n *Node) Local(name string) bool { return n.serving(name) }
+// Local reports whether this node's worker delivers the queued receipts of
+// the session called name now (seenhandler.AsyncOptions.Local): those of
+// the sessions it serves, and those of a session whose device has left the
+// store (see orphaned), so that they fail at once as session_not_found, as
+// on a single process, instead of waiting for an owner that never comes.
+func (n *Node) Local(name string) bool { return n.serving(name) || n.orphaned(name) }
 
 // Owner returns the id of the node that holds the lease of the session
 // called name, as of the last snapshot, and whether one does.
