@@ -121,12 +121,12 @@ func TestAsyncBoundsPerSessionAndToken(t *testing.T) {
 		status             int
 		bound              string // in the message of a 503
 	}{
-		{token, "demo", "A1", 202, ""},
-		{token, "demo", "A2", 202, ""},
-		{token, "other", "B1", 202, ""},
-		{token, "other", "B2", 202, ""},
+		{token, "demo", "A1", 201, ""},
+		{token, "demo", "A2", 201, ""},
+		{token, "other", "B1", 201, ""},
+		{token, "other", "B2", 201, ""},
 		{token, "other", "B3", 503, "token"}, // the token's fifth
-		{demoToken, "demo", "A3", 202, ""},   // another token: the session's third
+		{demoToken, "demo", "A3", 201, ""},   // another token: the session's third
 		{demoToken, "demo", "A4", 503, "session"},
 	} {
 		w := request{body: `{"session":"` + tc.session + `","chatId":"15551234567","messageIds":["` + tc.id + `"]}`,
@@ -157,7 +157,7 @@ func TestAsyncLaneGivesBackMovedSession(t *testing.T) {
 		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: time.Millisecond, MaxDelay: time.Millisecond,
 			Pace: time.Minute, Local: func(string) bool { return local.Load() }}))
 		for _, id := range []string{"L1", "L2", "L3"} {
-			if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + id + `"]}`}).do(t, h); w.Code != http.StatusAccepted {
+			if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + id + `"]}`}).do(t, h); w.Code != http.StatusCreated {
 				t.Fatalf("%s: %d %s", id, w.Code, w.Body)
 			}
 		}

@@ -216,7 +216,7 @@ func TestClusterOrphanedJobsFail(t *testing.T) {
 	}
 	status, body := s.post(t, seenhandler.PathWAHA, `{"session":"`+name+`","chatId":"15551234567","messageIds":["GONE1"],"async":true}`,
 		"Authorization", "Bearer s3cret")
-	if status != http.StatusAccepted || !strings.Contains(string(body), `"queued":{"reason"`) {
+	if status != http.StatusCreated || !strings.Contains(string(body), `"queued":{"reason"`) {
 		t.Fatalf("queueing for the session that is down: %d %s", status, body)
 	}
 	db, err := sql.Open("pgx", dsn)

@@ -142,8 +142,8 @@ func (m *Manager) startPairing(ctx context.Context, name, user string) (events <
 	}
 	out := make(chan PairEvent, 1)
 	go func() {
+		defer close(out) // last: stop returns once the pairing has ended
 		defer m.pairing.Done()
-		defer close(out)
 		defer cancel()
 		defer unlink()
 		p := &pairing{m: m, ms: ms, dev: dev, ctx: pctx, out: out, user: user}
@@ -218,8 +218,8 @@ func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan P
 	}
 	out := make(chan PairEvent, 1)
 	go func() {
+		defer close(out) // last: stop returns once the pairing has ended
 		defer m.pairing.Done()
-		defer close(out)
 		defer cancel()
 		defer stop()
 		p := &pairing{m: m, ms: ms, dev: dev, ctx: pctx, out: out, user: user}
