@@ -193,7 +193,7 @@ func (n *queueNode) queue(t *testing.T, name, id string) {
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
 	n.h.ServeHTTP(w, r)
-	if w.Code != http.StatusCreated // WAHA's path, queued {
+	if w.Code != http.StatusCreated { // WAHA's path, queued
 		t.Fatalf("queueing %s: %d %s", id, w.Code, w.Body)
 	}
 }
