@@ -284,7 +284,7 @@ func TestWithAsyncRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// Issue 11, item 4: an asynchronous request for a session that is down is
+// An asynchronous request for a session that is down is
 // accepted into the queue with a 202 that says so; its receipts are
 // retried with backoff and go out once the session is back; the status
 // endpoint shows the queue meanwhile.

@@ -49,7 +49,7 @@ func (c *cutReader) Read(p []byte) (int, error) {
 	return 0, c.err
 }
 
-// Issue 13, item 8: a cut-off or too-slow body is the client's error (400 or
+// A cut-off or too-slow body is the client's error (400 or
 // 408, logged at Debug), not 500 internal at Warn.
 func TestCutOffAndSlowBodies(t *testing.T) {
 	tests := []struct {
@@ -101,7 +101,7 @@ func (u *unreadable) Read(p []byte) (int, error) {
 	return u.Reader.Read(p)
 }
 
-// Issue 13, item 7: an unknown token in a header is refused before the
+// An unknown token in a header is refused before the
 // body is read; a known one, or one in the body, gets the body read.
 func TestUnknownHeaderTokenRefusedBeforeTheBody(t *testing.T) {
 	const valid = `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`

@@ -780,7 +780,7 @@ func TestUnreadChat(t *testing.T) {
 	}
 }
 
-// Issue 11, item 6: a chat-only request that finds nothing to mark says
+// A chat-only request that finds nothing to mark says
 // why, distinctly: nothing_unread (a chat marked unread still has its mark
 // cleared) or chat_unknown (nothing is sent); played requests clear no
 // badge.
@@ -1012,7 +1012,7 @@ func TestChatMarkedReadUpToTheNewest(t *testing.T) {
 	}
 }
 
-// Issue 13, item 3: an empty id is a bad id, not an absent one (which asks
+// An empty id is a bad id, not an absent one (which asks
 // for the whole chat), and a null in messageIds is said to be null.
 func TestEmptyAndNullMessageIDs(t *testing.T) {
 	tests := []struct {
@@ -1049,7 +1049,7 @@ func TestEmptyAndNullMessageIDs(t *testing.T) {
 	}
 }
 
-// Issue 13, item 4: keys match exactly; other spellings of ours are
+// Keys match exactly; other spellings of ours are
 // unknown fields, ignored, whichever comes last.
 func TestKeysMatchExactly(t *testing.T) {
 	tests := []struct {
@@ -1083,7 +1083,7 @@ func TestKeysMatchExactly(t *testing.T) {
 	}
 }
 
-// Issue 13, item 9: a request with thousands of bad ids gets a short
+// A request with thousands of bad ids gets a short
 // answer: the first 20 field errors and the total.
 func TestErrorBodyCapped(t *testing.T) {
 	h, _ := newHandler(t)

@@ -13,7 +13,7 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
-// Issue 13, item 5: the OpenAPI document says what the server accepts. Bodies
+// The OpenAPI document says what the server accepts. Bodies
 // are generated from the document's SeenRequest: a valid base, one of its
 // properties (each, in turn, as the document lists them) set to a value
 // generated for that property's schema (its types, nulls, enums; strings from

@@ -1,6 +1,6 @@
 package seenhandler_test
 
-// Regression tests for the bugs of the 2026-11 design review (issue 8).
+// Regression tests for the bugs of the 2026-11 design review.
 
 import (
 	"bytes"

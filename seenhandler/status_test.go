@@ -131,7 +131,7 @@ func TestStatusWithPathSession(t *testing.T) {
 	}
 }
 
-// Issue 13, item 1: GET /api/sessions lists, as WAHA's SessionInfo, the
+// GET /api/sessions lists, as WAHA's SessionInfo, the
 // sessions the token may use; a registry that cannot list gets 501.
 func TestSessionList(t *testing.T) {
 	fake := sessiontest.New()

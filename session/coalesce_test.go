@@ -722,7 +722,7 @@ func BenchmarkCoalesce(b *testing.B) {
 	}
 }
 
-// Issue 9, item 4: a batch never carries more ids than one receipt stanza
+// A batch never carries more ids than one receipt stanza
 // may (MaxReceiptIDs), whatever MaxBatch says.
 func TestCoalesceMaxBatchCappedAtStanzaSize(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

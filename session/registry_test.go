@@ -41,7 +41,7 @@ func TestMemoryRegistry(t *testing.T) {
 	}
 }
 
-// Issue 13, item 1: registries list their sessions (session.Lister), and a
+// Registries list their sessions (session.Lister), and a
 // Decorated one lists what it wraps, or says it cannot.
 func TestLister(t *testing.T) {
 	ctx := context.Background()

@@ -69,7 +69,7 @@ func (p *proc) node(t *testing.T, session string) string {
 	return info.Node
 }
 
-// Issue 12, "Processes": two examples/server processes on one Postgres
+// Two examples/server processes on one Postgres
 // database with one stored device: exactly one owns it, both name the same
 // owner, a request to either gets the owner's answer, and when the owner
 // is killed (SIGKILL) the other takes over within the bound.

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Issue 13, item 10: Postgres DSNs in every spelling are recognised, get a
+// Postgres DSNs in every spelling are recognised, get a
 // connect timeout, and show no password.
 func TestParseStoreDSN(t *testing.T) {
 	tests := []struct {

@@ -317,7 +317,7 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
-// Issue 13, item 5: the server serves the document it is checked against.
+// The server serves the document it is checked against.
 func TestOpenAPIServed(t *testing.T) {
 	s := start(t, nil)
 	req, _ := http.NewRequest(http.MethodGet, s.url+"/openapi.yaml", nil)
@@ -339,7 +339,7 @@ func TestExitStatus(t *testing.T) {
 		{"NoSessions", []string{"-demo", "-sessions", " , "}, errUsage, 2, []string{"-sessions"}},
 		{"NegativeMaxConns", []string{"-demo", "-max-conns", "-1"}, errUsage, 2, []string{"-max-conns"}},
 		{"MissingTokensFile", []string{"-tokens", "/nonexistent/tokens"}, errUsage, 2, []string{"-tokens"}},
-		// Issue 13, item 12: flags that would silently mean something else.
+		// Flags that would silently mean something else.
 		{"NaNSessionRate", []string{"-demo", "-session-rate", "NaN"}, errUsage, 2, []string{"-session-rate"}},
 		{"InfTokenRate", []string{"-demo", "-token-rate", "+Inf"}, errUsage, 2, []string{"-token-rate"}},
 		{"NegativeSessionRate", []string{"-demo", "-session-rate", "-1"}, errUsage, 2, []string{"-session-rate"}},
@@ -386,7 +386,7 @@ func TestOfflineSession(t *testing.T) {
 	if status, got := s.post(t, seenhandler.PathWasend, body("demo"), "Authorization", "Bearer "+demoToken); status != http.StatusOK {
 		t.Errorf("online session: status %d, body %s", status, got)
 	}
-	// Issue 13, item 6: the status agrees (it said WORKING, connected).
+	// The status agrees (it said WORKING, connected).
 	for target, want := range map[string]string{
 		"/api/sessions/down":                                `"status":"STARTING"`,
 		"/v2/session/status?session=down":                   `"connected":false`,
@@ -562,7 +562,7 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
-// Issue 13, item 7: -max-conns caps the connections served at once: with
+// -max-conns caps the connections served at once: with
 // one, a stalled client holds the only slot and the next request is served
 // once it leaves.
 func TestMaxConns(t *testing.T) {
@@ -636,7 +636,7 @@ func TestMaxConnsIdleConnectionsGiveWay(t *testing.T) {
 	}
 }
 
-// Issue 13, item 14: -tokens FILE scopes tokens to sessions, and SIGHUP
+// -tokens FILE scopes tokens to sessions, and SIGHUP
 // reloads it (a bad file leaves the tokens in use).
 func TestTokensFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "tokens")
@@ -691,7 +691,7 @@ func TestParseTokens(t *testing.T) {
 	}
 }
 
-// Issue 12, item 5. A second server on the same SQLite file refuses to
+// A second server on the same SQLite file refuses to
 // start, saying why (exit status 1), instead of connecting the same
 // devices a second time; the first one keeps serving.
 func TestSQLiteStoreServesOneServer(t *testing.T) {

@@ -1,6 +1,6 @@
 package main
 
-// Issue 11: nothing accepted is lost — the durable queue across a kill -9,
+// Nothing accepted is lost — the durable queue across a kill -9,
 // the graceful stop with a request held open, the second signal, and
 // sessions that are down.
 
@@ -208,7 +208,7 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
-// Issue 11, "Crash": 200 receipts answered 202 survive a kill -9 in the
+// 200 receipts answered 202 survive a kill -9 in the
 // -db file; the next start sends each of them once, and the counts agree.
 func TestCrashKeepsQueue(t *testing.T) {
 	if testing.Short() {
@@ -269,7 +269,7 @@ func holdRequest(t *testing.T, base string) {
 	do(t, req)
 }
 
-// Issue 11, "Graceful stop": a client holding a request open past the
+// A client holding a request open past the
 // shutdown budget does not prevent the flush; the counts are printed.
 func TestGracefulStopWithHeldRequest(t *testing.T) {
 	s := start(t, nil, "-async", "-async-min", "1h", "-async-max", "1h", "-async-pace", "1ms", "-shutdown-timeout", "300ms")
@@ -283,7 +283,7 @@ func TestGracefulStopWithHeldRequest(t *testing.T) {
 	}
 }
 
-// Issue 11, "A second signal exits at once after persisting": with a
+// With a
 // durable queue the stop waits for a held request; a second signal cuts
 // it short, the queue keeps its receipts, and the next start sends them.
 func TestSecondSignalKeepsQueue(t *testing.T) {
@@ -320,7 +320,7 @@ func TestSecondSignalKeepsQueue(t *testing.T) {
 	}
 }
 
-// Issue 11, "Down session": a -demo -offline session behaves like a real
+// A -demo -offline session behaves like a real
 // one that is down: an asynchronous request gets a 202 that says why, and
 // its receipt goes out once the session is back.
 func TestAsyncOfflineSessionComesBack(t *testing.T) {

@@ -245,7 +245,7 @@ func TestFakeIsRaceSafe(t *testing.T) {
 	}
 }
 
-// Issue 13, item 6: a session whose every call fails as not connected (or
+// A session whose every call fails as not connected (or
 // not logged in) says so in its Status.
 func TestFakeStatusAgreesWithFaults(t *testing.T) {
 	ctx := context.Background()
@@ -270,7 +270,7 @@ func TestFakeStatusAgreesWithFaults(t *testing.T) {
 	}
 }
 
-// Issue 13, item 13: WithMaxRecords bounds what the Fake remembers; Seq
+// WithMaxRecords bounds what the Fake remembers; Seq
 // still counts every call.
 func TestFakeMaxRecords(t *testing.T) {
 	ctx := context.Background()

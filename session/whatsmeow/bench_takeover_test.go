@@ -28,7 +28,7 @@ func benchStore(b *testing.B, dir string, n int) string {
 	return path
 }
 
-// Issue 12, item 8: takeover time — Acquire of N stored sessions, each a
+// Takeover time — Acquire of N stored sessions, each a
 // real whatsmeow client's TLS and Noise handshake and login against the
 // fake on loopback, until every one has logged in — one at a time
 // (concurrency=1, as Start did) and in parallel. ns/op is the whole
@@ -66,7 +66,7 @@ func BenchmarkTakeover(b *testing.B) {
 	}
 }
 
-// Issue 12, item 8: what an idle connected session costs — heap (after a
+// What an idle connected session costs — heap (after a
 // GC) and goroutines, per session, for 1,000 sessions connected through
 // Acquire. The fake server runs in the same process: heap/session counts
 // its side of each connection too (a TLS websocket and a Noise transport);

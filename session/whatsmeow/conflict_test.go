@@ -37,7 +37,7 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// Issue 12, item 6. Another client connects the device of a connected
+// Another client connects the device of a connected
 // session (another tool, or a second process): the fake WhatsApp replaces
 // the session's connection with <conflict type="replaced"/>, through
 // whatsmeow's own dispatch (events.StreamReplaced). The Manager logs it at

@@ -1,6 +1,6 @@
 package whatsmeow_test
 
-// The end-to-end benchmark of issue 10: HTTP on 127.0.0.1 → a gateway →
+// The end-to-end benchmark: HTTP on 127.0.0.1 → a gateway →
 // real whatsmeow clients → the fake WhatsApp server (internal/fakewa) on
 // 127.0.0.1, which counts the receipts it gets. Subjects, in one run:
 //

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Issue 11, item 5: a Session made by New indexes a history sync too: per
+// A Session made by New indexes a history sync too: per
 // conversation, the newest UnreadCount incoming messages as unread, older
 // ones as read (within the tail kept), not what WhatsApp does not mark
 // read (a reaction, a system message without content); a LID sender makes

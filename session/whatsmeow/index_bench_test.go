@@ -27,7 +27,7 @@ func benchMessage(owner string, i int) indexed {
 	}
 }
 
-// Issue 11, item 5: the memory each message costs in the cache (the ~510
+// The memory each message costs in the cache (the ~510
 // bytes measured before), its strings included (as a message's JIDs and
 // id, parsed off the wire, live on in the index), all of a Manager's
 // sessions sharing it.
@@ -48,7 +48,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 	}
 }
 
-// Issue 11, item 5: what indexing a message costs whatsmeow's event
+// What indexing a message costs whatsmeow's event
 // handling: the cache alone (a Session made by New), and the cache and the
 // queue of the store's writer (a Manager's session), with the writer
 // writing behind it — on 2 cores the writer competes for the CPU.
@@ -84,7 +84,7 @@ func BenchmarkIndexAdd(b *testing.B) {
 	})
 }
 
-// Issue 11, item 5: the store's write cost per message — from the queue to
+// The store's write cost per message — from the queue to
 // committed rows, in the batches the writer makes of what accumulates while
 // it writes (ns/op is per message).
 func BenchmarkIndexWrite(b *testing.B) {
@@ -108,7 +108,7 @@ func BenchmarkIndexWrite(b *testing.B) {
 	})
 }
 
-// Issue 11, item 5: what the store's reads cost a request, with 10,000
+// What the store's reads cost a request, with 10,000
 // messages of the device stored: an id nobody indexed (a cache miss that
 // reads the store; ResolveMessage and SendReceipt each ask), and a chat's
 // newest message (the "mark chat read" patch of every read request).

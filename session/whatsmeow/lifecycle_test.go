@@ -92,7 +92,7 @@ const (
 	userC = "15550000013"
 )
 
-// Issue 12, the per-session lifecycle the cluster stands on: Acquire
+// The per-session lifecycle the cluster stands on: Acquire
 // connects the named sessions (and only those), Release disconnects one and
 // returns once it is disconnected, Acquire after Release connects a fresh
 // client, ReleaseAll disconnects all. Through the real clients, over the
@@ -268,7 +268,7 @@ func TestManagerRefreshCancelled(t *testing.T) {
 	})
 }
 
-// Issue 12, item 8. The Manager knows the descriptor limit and keeps a
+// The Manager knows the descriptor limit and keeps a
 // reserve: sessions beyond its Capacity are refused with ErrCapacity
 // (logged at Error, told the observer), not connected into "too many open
 // files"; releasing one makes room.

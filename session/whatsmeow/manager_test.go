@@ -157,7 +157,7 @@ func TestUnconnectedClientThroughTheHandler(t *testing.T) {
 	})
 }
 
-// Issue 9, item 11. A device without a stored name is named after its
+// A device without a stored name is named after its
 // phone number, unless another device's stored name already is that
 // number: it then gets the next free name instead of failing Open with a
 // primary-key error on bluetick_session.
@@ -197,7 +197,7 @@ func TestManagerNameTakenInTheStore(t *testing.T) {
 	})
 }
 
-// Issue 12, item 5. A SQLite store serves one process: a second Manager on
+// A SQLite store serves one process: a second Manager on
 // the same file — another process, or this one (flock is held per open
 // file) — is refused with ErrStoreInUse until the first closes. PostgreSQL
 // stores are shared (the cluster's).

@@ -46,7 +46,7 @@ func ids(ms []indexed) []string {
 	return out
 }
 
-// Issue 11, item 5: the store keeps what the memory index knew — by id in
+// The store keeps what the memory index knew — by id in
 // either form of a direct chat's JID, a chat's unread and newest messages,
 // a group's addressing — across a close and a reopen, keyed by the device.
 func TestMessageStore(t *testing.T) {
@@ -169,7 +169,7 @@ func TestMessageStore(t *testing.T) {
 	})
 }
 
-// Issue 11, item 5: the store keeps at most MaxMessages per device (the
+// The store keeps at most MaxMessages per device (the
 // newest) and nothing older than MaxAge.
 func TestMessageStoreRetention(t *testing.T) {
 	ForEachStore(t, func(t *testing.T, st TestStore) {
@@ -211,7 +211,7 @@ func TestMessageStoreRetention(t *testing.T) {
 	})
 }
 
-// Issue 11, item 5: a Manager's sessions share one memory cache, bounded
+// A Manager's sessions share one memory cache, bounded
 // for all of them; what it forgot is found in the store, and a closed
 // session's messages leave it.
 func TestSharedCache(t *testing.T) {

@@ -1,6 +1,6 @@
 package whatsmeow_test
 
-// Wire tests for the fixes of issue 9 (a protocol audit of this backend):
+// Wire tests for the fixes of a protocol audit of this backend:
 // a real client over the fake server, assertions on the exact nodes.
 
 import (

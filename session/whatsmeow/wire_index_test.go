@@ -1,6 +1,6 @@
 package whatsmeow_test
 
-// Wire tests of issue 11, items 5 and 6: the message index is in the store,
+// Wire tests of the message index: the message index is in the store,
 // so what a session saw before a restart still addresses its receipts; a
 // history sync tells what is unread. Real clients made by a Manager, the
 // fake WhatsApp server, the store on SQLite and (BLUETICK_TEST_POSTGRES)
@@ -146,7 +146,7 @@ func deliverChannel(t *testing.T, srv *fakewa.Server, id, serverID string) {
 	srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "ack" && n.Attrs["id"] == id })
 }
 
-// Issue 11, item 5. Messages arrive; the process stops (the Manager is
+// Messages arrive; the process stops (the Manager is
 // closed) and starts again on the same store; with nothing in memory, the
 // requests about those messages are addressed as before the restart: a
 // group message without participant (its LID sender), a phone-number
@@ -296,7 +296,7 @@ func webMsg(chat, id, participant string, fromMe bool, ts uint64) *waHistorySync
 	}}
 }
 
-// Issue 11, item 5. A history sync (what the phone sends after pairing, and
+// A history sync (what the phone sends after pairing, and
 // the only account of what arrived while no client was connected) tells
 // which messages are unread: a chat-only request marks them — the newest
 // UnreadCount incoming ones of each conversation, not the older ones, not

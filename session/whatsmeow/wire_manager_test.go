@@ -73,7 +73,7 @@ func (w *managedWire) waitConnected(t *testing.T) {
 	}
 }
 
-// Issue 9, item 1. WhatsApp logs the device out with a device_removed
+// WhatsApp logs the device out with a device_removed
 // stream error, delivered through whatsmeow's own event dispatch: the
 // session leaves the registry, the client is disconnected, and the
 // client's event dispatch still works. (Before the fix the Manager's
@@ -108,7 +108,7 @@ func TestWireLogoutThroughTheDispatch(t *testing.T) {
 	}
 }
 
-// Issue 9, item 12 (in part): whatsmeow waits 2 s × failed attempts before
+// Whatsmeow waits 2 s × failed attempts before
 // reconnecting, without bound; the Manager's clients stop growing the wait
 // at MaxReconnectWait. The test calls the hook of a Manager's real client
 // as whatsmeow's autoReconnect does after a failed attempt; it does not

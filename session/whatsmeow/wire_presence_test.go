@@ -1,6 +1,6 @@
 package whatsmeow_test
 
-// Wire tests for issue 14 ("read like a person"): presence, typing and
+// Wire tests of reading like a person: presence, typing and
 // auto-read, asserted on the exact nodes the fake server receives.
 
 import (

@@ -181,7 +181,7 @@ func waitReceipts(t *testing.T, wa *fakewa.Server, ids []string) (late int) {
 	return late
 }
 
-// Issue 12, "Cluster test", "Abrupt death" and "Partition", on the wire: 3
+// "Cluster test", "Abrupt death" and "Partition", on the wire: 3
 // nodes with real Managers on one Postgres store of 9 devices, their
 // clients logging in to the fake WhatsApp server, which replaces an older
 // connection of a device as WhatsApp does and counts it.
