@@ -1,6 +1,6 @@
 // Command prometheus serves the bluetick endpoints (demo backend) with
-// Prometheus metrics at GET /metrics, exported through a seenhandler.Observer
-// built on prometheus/client_golang:
+// Prometheus metrics at GET /metrics, exported by package
+// seenhandler/promobserver (an observer an app imports):
 //
 //	go run ./examples/prometheus   # token demo-token, session demo, 127.0.0.1:8080
 //	curl -s 127.0.0.1:8080/metrics | grep bluetick_
@@ -16,6 +16,6 @@
 //	bluetick_async_queue_depth                                   asynchronous receipts waiting
 //
 // Session names are labels: keep their number bounded (they are your
-// WhatsApp accounts). The core library links no metrics library; this is
-// all there is to it.
+// WhatsApp accounts). The core library links no metrics library:
+// promobserver does.
 package main

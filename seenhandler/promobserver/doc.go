@@ -1,0 +1,14 @@
+// Package promobserver exports what a seenhandler.Handler observes as
+// Prometheus metrics, so that an app imports them rather than writing its
+// own observer; it lives apart from seenhandler so that the handler links
+// no metrics library.
+//
+//	reg := prometheus.NewRegistry()
+//	obs, err := promobserver.New(reg)
+//	if err != nil {
+//		return err
+//	}
+//	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
+//	…
+//	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+package promobserver
