@@ -17,28 +17,50 @@ const (
 )
 
 // Router is what [Mount] needs of a router: net/http's ServeMux and chi's
-// Router have this method. (gorilla/mux's returns a *Route: register
-// [Handler] and [Handler.ServeStatus] on it yourself, as examples/mux does.)
+// Router have this method. Any other router (gorilla/mux's Handle returns a
+// *Route) registers [Routes] itself.
 type Router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-// Mount registers h on r: the seen endpoint at [PathWasend], PathWawp and
-// PathWAHA, the status endpoint ([Handler.ServeStatus]) at [PathWawpStatus]
-// and PathWAHAStatus, the session list ([Handler.ServeSessions]) at
-// PathWAHASessions, and the [OpenAPI] document at the path given to
-// [WithOpenAPI], if any. The patterns carry no method, so that h itself
-// answers other methods with a JSON 405. To serve under a prefix, mount on
-// a router behind http.StripPrefix.
-func Mount(r Router, h *Handler) {
-	for _, p := range []string{PathWasend, PathWawp, PathWAHA} {
-		r.Handle(p, h)
-	}
+// Route is one of the handler's endpoints: a path and what serves it.
+type Route struct {
+	// Pattern is the path, without a method: the handler answers other
+	// methods with a JSON 405 itself.
+	Pattern string
+	// Handler serves it.
+	Handler http.Handler
+}
+
+// Routes returns h's endpoints, for any router to register: the seen
+// endpoint at [PathWasend], PathWawp and PathWAHA, the status endpoint
+// ([Handler.ServeStatus]) at [PathWawpStatus] and PathWAHAStatus, the
+// session list ([Handler.ServeSessions]) at PathWAHASessions, and the
+// [OpenAPI] document at the path given to [WithOpenAPI], if any. The
+// patterns are ServeMux patterns; PathWAHAStatus's {session} is read with
+// r.PathValue unless [WithPathSession] says how (gorilla/mux and chi read
+// theirs differently). With gorilla/mux:
+//
+//	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth),
+//		seenhandler.WithPathSession(func(r *http.Request) string { return mux.Vars(r)["session"] }))
+//	…
+//	for _, rt := range seenhandler.Routes(h) {
+//		router.Handle(rt.Pattern, rt.Handler)
+//	}
+func Routes(h *Handler) []Route {
 	status := http.HandlerFunc(h.ServeStatus)
-	r.Handle(PathWawpStatus, status)
-	r.Handle(PathWAHAStatus, status)
-	r.Handle(PathWAHASessions, http.HandlerFunc(h.ServeSessions))
+	routes := []Route{{PathWasend, h}, {PathWawp, h}, {PathWAHA, h},
+		{PathWawpStatus, status}, {PathWAHAStatus, status}, {PathWAHASessions, http.HandlerFunc(h.ServeSessions)}}
 	if h.cfg.openAPIPath != "" {
-		r.Handle(h.cfg.openAPIPath, OpenAPIHandler())
+		routes = append(routes, Route{h.cfg.openAPIPath, OpenAPIHandler()})
+	}
+	return routes
+}
+
+// Mount registers h's [Routes] on r. To serve under a prefix, mount on a
+// router behind http.StripPrefix.
+func Mount(r Router, h *Handler) {
+	for _, rt := range Routes(h) {
+		r.Handle(rt.Pattern, rt.Handler)
 	}
 }

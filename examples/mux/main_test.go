@@ -1,11 +1,53 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/bluetick/bluetick/examples/internal/routertest"
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session/sessiontest"
+	"github.com/gorilla/mux"
 )
 
 func TestPathSession(t *testing.T) {
 	routertest.PathSession(t, newRouter)
+}
+
+// The standard endpoints (Routes) on gorilla/mux, whose Handle returns a
+// *Route and so is no seenhandler.Router: each dialect's path answers.
+func TestRoutesOnGorillaMux(t *testing.T) {
+	// PathWAHAStatus's {session} is gorilla's to read: WithPathSession.
+	h, err := seenhandler.New(sessiontest.New().Registry("demo"), seenhandler.WithNoAuth(),
+		seenhandler.WithPathSession(func(r *http.Request) string { return mux.Vars(r)["session"] }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mux.NewRouter()
+	for _, rt := range seenhandler.Routes(h) {
+		r.Handle(rt.Pattern, rt.Handler)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{http.MethodPost, seenhandler.PathWasend, `{"session":"demo","to":"15551234567","messageId":"A1"}`, http.StatusOK},
+		{http.MethodPost, seenhandler.PathWawp, `{"instance_id":"demo","chatId":"15551234567","messageIds":["A2"]}`, http.StatusOK},
+		{http.MethodPost, seenhandler.PathWAHA, `{"session":"demo","chatId":"15551234567","messageIds":["A3"]}`, http.StatusCreated},
+		{http.MethodGet, "/api/sessions/demo", "", http.StatusOK},
+		{http.MethodGet, "/api/sessions", "", http.StatusOK},
+		{http.MethodGet, seenhandler.PathWAHA, "", http.StatusMethodNotAllowed},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != tc.want {
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, w.Code, w.Body, tc.want)
+		}
+	}
 }
