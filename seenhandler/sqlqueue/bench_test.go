@@ -102,37 +102,21 @@ func BenchmarkAsyncAccept(b *testing.B) {
 //
 //	go test -run '^$' -bench Stats ./seenhandler/sqlqueue
 func BenchmarkStats(b *testing.B) {
-	for _, backend := range []struct {
-		name    string
-		dialect sqlqueue.Dialect
-		open    func(b *testing.B) *sql.DB
-	}{
-		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
-			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-		}},
-		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
-	} {
-		b.Run(backend.name, func(b *testing.B) {
-			db := backend.open(b)
-			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			fill(b, db, 1000, 20)
-			for _, bc := range []struct {
-				label    string
-				sessions []string
-			}{{"every", nil}, {"one", []string{"s0500"}}} {
-				b.Run(bc.label, func(b *testing.B) {
-					for b.Loop() {
-						if _, err := q.Stats(context.Background(), bc.sessions...); err != nil {
-							b.Fatal(err)
-						}
+	forEachQueue(b, func(b *testing.B, db *sql.DB, q *sqlqueue.Queue) {
+		fill(b, db, 1000, 20)
+		for _, bc := range []struct {
+			label    string
+			sessions []string
+		}{{"every", nil}, {"one", []string{"s0500"}}} {
+			b.Run(bc.label, func(b *testing.B) {
+				for b.Loop() {
+					if _, err := q.Stats(context.Background(), bc.sessions...); err != nil {
+						b.Fatal(err)
 					}
-				})
-			}
-		})
-	}
+				}
+			})
+		}
+	})
 }
 
 // BenchmarkPending measures the counts an asynchronous request reads to
@@ -144,34 +128,18 @@ func BenchmarkStats(b *testing.B) {
 //
 //	go test -run '^$' -bench Pending ./seenhandler/sqlqueue
 func BenchmarkPending(b *testing.B) {
-	for _, backend := range []struct {
-		name    string
-		dialect sqlqueue.Dialect
-		open    func(b *testing.B) *sql.DB
-	}{
-		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
-			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-		}},
-		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
-	} {
-		b.Run(backend.name, func(b *testing.B) {
-			db := backend.open(b)
-			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			fillFull(b, q, 500, 20)
-			for _, total := range []bool{false, true} {
-				b.Run(map[bool]string{false: "session+token", true: "with-total"}[total], func(b *testing.B) {
-					for b.Loop() {
-						if _, err := q.Pending(context.Background(), seenhandler.PendingOf{Session: "s0250", Token: "tok-7", Total: total}); err != nil {
-							b.Fatal(err)
-						}
+	forEachQueue(b, func(b *testing.B, db *sql.DB, q *sqlqueue.Queue) {
+		fillFull(b, q, 500, 20)
+		for _, total := range []bool{false, true} {
+			b.Run(map[bool]string{false: "session+token", true: "with-total"}[total], func(b *testing.B) {
+				for b.Loop() {
+					if _, err := q.Pending(context.Background(), seenhandler.PendingOf{Session: "s0250", Token: "tok-7", Total: total}); err != nil {
+						b.Fatal(err)
 					}
-				})
-			}
-		})
-	}
+				}
+			})
+		}
+	})
 }
 
 // BenchmarkClaimFair measures a worker's claim (PerSession, with jobs
@@ -182,50 +150,34 @@ func BenchmarkPending(b *testing.B) {
 //
 //	go test -run '^$' -bench ClaimFair ./seenhandler/sqlqueue
 func BenchmarkClaimFair(b *testing.B) {
-	for _, backend := range []struct {
-		name    string
-		dialect sqlqueue.Dialect
-		open    func(b *testing.B) *sql.DB
-	}{
-		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
-			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-		}},
-		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
-	} {
-		b.Run(backend.name, func(b *testing.B) {
-			db := backend.open(b)
-			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			fillFull(b, q, 1, 3000)
-			fillFull(b, q, 100, 1)
-			now := time.Now().Add(time.Hour)
-			for _, bc := range []struct {
-				name       string
-				perSession int
-			}{{"fair", 4}, {"earliest", 0}} {
-				b.Run(bc.name, func(b *testing.B) {
-					for b.Loop() {
-						jobs, _, err := q.Claim(context.Background(), seenhandler.Claim{Now: now, Limit: 8, Lease: time.Minute,
-							PerSession: bc.perSession, Held: map[string]int{"s0000": 2}})
-						if err != nil || len(jobs) == 0 {
-							b.Fatal(len(jobs), err)
-						}
-						b.StopTimer()
-						ids := make([]string, len(jobs))
-						for i, j := range jobs {
-							ids[i] = fmt.Sprint(j.ID)
-						}
-						if _, err := db.Exec(`UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE id IN (` + strings.Join(ids, ",") + `)`); err != nil {
-							b.Fatal(err)
-						}
-						b.StartTimer()
+	forEachQueue(b, func(b *testing.B, db *sql.DB, q *sqlqueue.Queue) {
+		fillFull(b, q, 1, 3000)
+		fillFull(b, q, 100, 1)
+		now := time.Now().Add(time.Hour)
+		for _, bc := range []struct {
+			name       string
+			perSession int
+		}{{"fair", 4}, {"earliest", 0}} {
+			b.Run(bc.name, func(b *testing.B) {
+				for b.Loop() {
+					jobs, _, err := q.Claim(context.Background(), seenhandler.Claim{Now: now, Limit: 8, Lease: time.Minute,
+						PerSession: bc.perSession, Held: map[string]int{"s0000": 2}})
+					if err != nil || len(jobs) == 0 {
+						b.Fatal(len(jobs), err)
 					}
-				})
-			}
-		})
-	}
+					b.StopTimer()
+					ids := make([]string, len(jobs))
+					for i, j := range jobs {
+						ids[i] = fmt.Sprint(j.ID)
+					}
+					if _, err := db.Exec(`UPDATE bluetick_queue SET claimed_until_ms = 0, claimed_by = '' WHERE id IN (` + strings.Join(ids, ",") + `)`); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+			})
+		}
+	})
 }
 
 // fillFull enqueues jobs pending jobs of one receipt for each of sessions
@@ -243,5 +195,29 @@ func fillFull(b *testing.B, q seenhandler.Queue, sessions, jobs int) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// forEachQueue runs f on a new queue of each backend: SQLite and, with
+// BLUETICK_TEST_POSTGRES, PostgreSQL.
+func forEachQueue(b *testing.B, f func(b *testing.B, db *sql.DB, q *sqlqueue.Queue)) {
+	for _, backend := range []struct {
+		name    string
+		dialect sqlqueue.Dialect
+		open    func(b *testing.B) *sql.DB
+	}{
+		{"sqlite", sqlqueue.SQLite, func(b *testing.B) *sql.DB {
+			return openDB(b, "sqlite", "file:"+b.TempDir()+"/bluetick.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		}},
+		{"postgres", sqlqueue.Postgres, func(b *testing.B) *sql.DB { return openDB(b, "pgx", newPostgresDB(b)) }},
+	} {
+		b.Run(backend.name, func(b *testing.B) {
+			db := backend.open(b)
+			q, err := sqlqueue.New(context.Background(), db, backend.dialect, sqlqueue.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			f(b, db, q)
+		})
 	}
 }
