@@ -50,16 +50,7 @@ func TestWirePrivacyUnknownSendsNoRead(t *testing.T) {
 	}
 	assertReceipts(t, w)
 
-	reg := session.NewMemoryRegistry()
-	reg.Set("wire", w.session)
-	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"wire","chatId":"15551234567","messageIds":["3EB0PRIV2"]}`))
-	r.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	rec := postWAHA(wireHandler(t, w), `{"session":"wire","chatId":"15551234567","messageIds":["3EB0PRIV2"]}`)
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), seenhandler.CodeSessionNotConnected) {
 		t.Errorf("status %d, Retry-After %q, body %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
@@ -302,14 +293,20 @@ func wireHandler(t *testing.T, w *wire) *seenhandler.Handler {
 	return h
 }
 
-// postChatRead posts body and checks that the answer is 200 with chatRead
-// as want, or none when want is "".
-func postChatRead(t *testing.T, h http.Handler, body, want string) string {
-	t.Helper()
+// postWAHA posts body, JSON, to h on WAHA's path and returns the answer.
+func postWAHA(h http.Handler, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// postChatRead posts body and checks that the answer is 200 with chatRead
+// as want, or none when want is "".
+func postChatRead(t *testing.T, h http.Handler, body, want string) string {
+	t.Helper()
+	rec := postWAHA(h, body)
 	got := rec.Body.String()
 	ok := strings.Contains(got, `"chatRead":"`+want+`"`)
 	if want == "" {

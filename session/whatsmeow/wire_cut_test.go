@@ -13,7 +13,6 @@ import (
 
 	"go.mau.fi/whatsmeow/types/events"
 
-	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
@@ -167,17 +166,7 @@ func TestWireSendCutByTheConnection(t *testing.T) {
 	}
 	post := func(t *testing.T, w *wire, id string) *httptest.ResponseRecorder {
 		t.Helper()
-		reg := session.NewMemoryRegistry()
-		reg.Set("wire", w.session)
-		h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(`{"session":"wire","chatId":"15551234567","messageIds":["`+id+`"]}`))
-		r.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec
+		return postWAHA(wireHandler(t, w), `{"session":"wire","chatId":"15551234567","messageIds":["`+id+`"]}`)
 	}
 	want503 := func(t *testing.T, rec *httptest.ResponseRecorder) {
 		t.Helper()
