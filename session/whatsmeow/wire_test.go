@@ -224,6 +224,11 @@ func (w *wire) dropAndWait(t *testing.T) {
 		}
 	})
 	defer w.cli.RemoveEventHandler(id)
+	// The Session's work after connecting (its privacy warm-up) ends
+	// first: a write of it as the socket closes would be a data race
+	// inside whatsmeow (FrameSocket reads its conn unlocked), which -race
+	// reported in the conformance suite's NotConnected.
+	w.session.Quiesce()
 	w.srv.DropConnections()
 	select {
 	case <-gone:
