@@ -10,7 +10,10 @@
 // and the ids are messageId ∪ messageIds (deduplicated; WAHA's serialized
 // ids such as "false_123@c.us_3EB0…" are understood). On WAHA's path a
 // request without a session goes to the session "default", as WAHA's
-// SendSeenRequest defaults it; the other paths require one. An optional
+// SendSeenRequest defaults it; the other paths require one. An app with one
+// WhatsApp account passes session.Single(s) as the registry: every request
+// then goes to s, with a session name or without, and is answered as the
+// session "default". An optional
 // "type":"played" sends played receipts for voice notes and view-once media.
 //
 // The handler authenticates the token, validates and normalises the chat and

@@ -1,6 +1,7 @@
 package seenhandler
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 type Handler struct {
 	reg     session.Registry
 	cfg     config
+	single  string      // the one session of a session.SingleRegistry, else ""
 	async   *dispatcher // nil unless WithAsync
 	auto    *autoReader // nil unless WithAutoRead
 	closing atomic.Bool
@@ -35,7 +37,7 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{reg: reg, cfg: cfg}
+	h := &Handler{reg: reg, cfg: cfg, single: singleSession(reg)}
 	if cfg.async != nil {
 		if h.async, err = newDispatcher(h, *cfg.async); err != nil {
 			return nil, err
@@ -267,7 +269,7 @@ func (h *Handler) preauth(ctx context.Context, r *http.Request) (preauthed, erro
 	if token == "" {
 		return preauthed{}, nil
 	}
-	cred := Credentials{Token: token, Session: h.cfg.pathSession(r)}
+	cred := Credentials{Token: token, Session: cmp.Or(h.single, h.cfg.pathSession(r))}
 	actx, err := h.cfg.auth.Authenticate(ctx, cred)
 	if err != nil {
 		return preauthed{}, err

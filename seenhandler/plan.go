@@ -99,19 +99,26 @@ type sessionSources struct {
 	// WAHA's path, as WAHA's SendSeenRequest defaults it; "" elsewhere,
 	// where the session is required.
 	fallback string
+	// single is the one session of a session.SingleRegistry, or "": it
+	// is the session, whatever the other sources say.
+	single string
 }
 
 // headerInstanceID is the header Wawp's SDK names the instance in (its
 // token goes in Authorization: Bearer).
 const headerInstanceID = "X-Instance-ID"
 
-// sessionName picks the session from src: the URL's, else the request's
-// session, instance_id or X-Instance-ID header, which must agree, else the
+// sessionName picks the session from src: a single registry's one session
+// (the other sources unread), else the URL's, else the request's session,
+// instance_id or X-Instance-ID header, which must agree, else the
 // fallback. A disagreement is a field error with rule "conflict" on the
 // field the client sent (as session against instance_id, or the body
 // against the URL). It returns the name to authenticate with and the
 // field errors to report once the client is authenticated.
 func sessionName(src sessionSources) (string, validate.Errors) {
+	if src.single != "" {
+		return src.single, nil
+	}
 	var errs validate.Errors
 	sess, instance := src.session, src.instance
 	if sess != "" && instance != "" && sess != instance {

@@ -52,7 +52,7 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	x.dialect = req.dialect(r)
 	names := namesFor(&req, x.dialect)
-	src := sessionSources{path: h.cfg.pathSession(r), session: req.Session, instance: req.InstanceID, field: names.session}
+	src := sessionSources{path: h.cfg.pathSession(r), session: req.Session, instance: req.InstanceID, field: names.session, single: h.single}
 	switch pathDialect(r) {
 	case dialectWAHA:
 		src.fallback = "default" // WAHA's SendSeenRequest: "session" defaults to "default"

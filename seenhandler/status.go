@@ -138,7 +138,7 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 		return nil, &methodError{allow: "GET, HEAD"}
 	}
 	q := r.URL.Query()
-	src := sessionSources{path: h.cfg.pathSession(r), session: q.Get("session"), instance: q.Get("instance_id"), field: "session"}
+	src := sessionSources{path: h.cfg.pathSession(r), session: q.Get("session"), instance: q.Get("instance_id"), field: "session", single: h.single}
 	if x.dialect == dialectWawp {
 		src.header = r.Header.Get(headerInstanceID) // where Wawp's SDK names the instance
 	}
