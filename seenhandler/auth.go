@@ -46,7 +46,35 @@ type Credentials struct {
 // A "mark as seen" request whose token is in a header is authenticated
 // twice: before its body is read, with the session of the URL or "" (so
 // that an unknown token is refused without reading the body), and once the
-// body is decoded, with the session it names.
+// body is decoded, with the session it names. The session list
+// ([Handler.ServeSessions]) asks once more for each session, and leaves
+// out those refused with [ErrForbidden].
+//
+// # Authenticating in the app's own middleware
+//
+// ctx is the request's context (r.Context()) with the handler's timeout
+// added, so whatever the app's middleware put in the request's context is
+// there: an app that authenticates its users itself (a session cookie, a
+// JWT, an auth proxy's header) wraps the handler, or the router it is
+// mounted on, in that middleware, puts the principal in the context under
+// its own key, and gives [WithAuth] an [AuthenticatorFunc] that reads it
+// and ignores c.Token:
+//
+//	seenhandler.WithAuth(seenhandler.AuthenticatorFunc(func(ctx context.Context, c seenhandler.Credentials) (context.Context, error) {
+//		user, ok := ctx.Value(userKey{}).(*User) // set by the app's middleware
+//		switch {
+//		case !ok:
+//			return nil, seenhandler.ErrUnauthorized // 401, the answer a missing token gets
+//		case c.Session != "" && !user.MayUse(c.Session):
+//			return nil, seenhandler.ErrForbidden // 403
+//		}
+//		return ctx, nil
+//	}))
+//
+// Requests that reach the handler without passing through the middleware
+// then get the 401 of a missing token. c.Token is whatever API token the
+// request carries (usually "" then), and only a token limits a request
+// under [WithTokenRateLimit]; limit such users in the middleware.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (context.Context, error)
 }
