@@ -12,8 +12,35 @@ import (
 	"github.com/gorilla/mux"
 )
 
+// The example's mount over a real whatsmeow client and SQLite store.
+func TestOverTheAppsClient(t *testing.T) {
+	routertest.OverClient(t, openClient, newApp)
+}
+
+// pathSessionRouter serves POST /sessions/{session}/seen and GET
+// /sessions/{session} (the status) from fake's "demo" session, for clients
+// presenting token, with the session read by gorilla/mux (mux.Vars).
+func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
+	if err != nil {
+		return nil, err
+	}
+	h, err := seenhandler.New(fake.Registry("demo"),
+		seenhandler.WithAuth(auth),
+		seenhandler.WithPathSession(func(r *http.Request) string { return mux.Vars(r)["session"] }),
+	)
+	if err != nil {
+		return nil, err
+	}
+	r := mux.NewRouter()
+	r.Handle("/sessions/{session}/seen", h).Methods(http.MethodPost)
+	r.HandleFunc("/sessions/{session}", h.ServeStatus).Methods(http.MethodGet, http.MethodHead)
+	return r, nil
+}
+
+// Several sessions, one per URL: gorilla/mux's path variable names it.
 func TestPathSession(t *testing.T) {
-	routertest.PathSession(t, newRouter)
+	routertest.PathSession(t, pathSessionRouter)
 }
 
 // The standard endpoints (Routes) on gorilla/mux, whose Handle returns a

@@ -1,11 +1,42 @@
 package main
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/bluetick/bluetick/examples/internal/routertest"
+	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
+// The example's mount over a real whatsmeow client and SQLite store.
+func TestOverTheAppsClient(t *testing.T) {
+	routertest.OverClient(t, openClient, newApp)
+}
+
+// pathSessionRouter serves POST /sessions/{session}/seen and GET
+// /sessions/{session} (the status) from fake's "demo" session, for clients
+// presenting token, with the session read by a method-and-wildcard
+// ServeMux pattern (PathValue).
+func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
+	if err != nil {
+		return nil, err
+	}
+	h, err := seenhandler.New(fake.Registry("demo"),
+		seenhandler.WithAuth(auth),
+		seenhandler.WithPathSession(seenhandler.PathValue("session")),
+	)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /sessions/{session}/seen", h)
+	mux.HandleFunc("GET /sessions/{session}", h.ServeStatus)
+	return mux, nil
+}
+
+// Several sessions, one per URL: the ServeMux wildcard names it.
 func TestPathSession(t *testing.T) {
-	routertest.PathSession(t, newRouter)
+	routertest.PathSession(t, pathSessionRouter)
 }

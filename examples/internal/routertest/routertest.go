@@ -1,6 +1,7 @@
-// Package routertest holds the test the router examples share: each mounts
-// the handler at POST /sessions/{session}/seen with the session taken from
-// the URL, and must serve it the same way.
+// Package routertest holds the tests the router examples share: each
+// mounts bluetick over the app's own whatsmeow client ([OverClient]), and
+// each router must serve a session taken from the URL, at POST
+// /sessions/{session}/seen, the same way ([PathSession]).
 package routertest
 
 import (
