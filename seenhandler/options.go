@@ -190,7 +190,9 @@ func WithTypingTimeout(d time.Duration) Option {
 // instance_id is then used, and when both name one they must agree. Use
 // [PathValue] for net/http's ServeMux and chi, and a function over mux.Vars
 // for gorilla/mux. Default: [PathValue]("session"), the {session} wildcard
-// of a ServeMux pattern (such as PathWAHAStatus), if any.
+// of a ServeMux pattern (such as PathWAHAStatus), if any. Over a
+// session.Single registry no name is read: every request goes to its one
+// session.
 func WithPathSession(extract func(*http.Request) string) Option {
 	return func(c *config) error {
 		if extract == nil {
