@@ -18,6 +18,6 @@
 //
 //	go run ./examples/mux -db crm-whatsapp.db
 //
-// gorilla/mux is a dependency of the root module for this example only:
+// gorilla/mux is a dependency of the root module for this example and tests:
 // importing seenhandler or session never links it.
 package main
