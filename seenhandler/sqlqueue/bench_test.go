@@ -23,6 +23,10 @@ import (
 // and, with BLUETICK_TEST_POSTGRES, PostgreSQL, in the same run:
 //
 //	go test -run '^$' -bench AsyncAccept ./seenhandler/sqlqueue
+//
+// What it decides is how many 202s a second a durable queue allows: last
+// measured memory 29 µs/op, SQLite 0.89 ms/op (one fsync per 202),
+// PostgreSQL 0.20 ms/op (without fsync); examples/BENCHMARKS.md.
 func BenchmarkAsyncAccept(b *testing.B) {
 	queues := []struct {
 		name string
@@ -101,6 +105,9 @@ func BenchmarkAsyncAccept(b *testing.B) {
 // PostgreSQL:
 //
 //	go test -run '^$' -bench Stats ./seenhandler/sqlqueue
+//
+// One session's counts must stay an index search: last measured 28–50 µs
+// against 4–5 ms for every session's; examples/BENCHMARKS.md.
 func BenchmarkStats(b *testing.B) {
 	forEachQueue(b, func(b *testing.B, db *sql.DB, q *sqlqueue.Queue) {
 		fill(b, db, 1000, 20)
@@ -127,6 +134,10 @@ func BenchmarkStats(b *testing.B) {
 // BLUETICK_TEST_POSTGRES, PostgreSQL:
 //
 //	go test -run '^$' -bench Pending ./seenhandler/sqlqueue
+//
+// Last measured: 75 µs (SQLite) and 0.27 ms (PostgreSQL) for a session's
+// and a token's counts, 0.43 and 0.80 ms with the whole queue's;
+// examples/BENCHMARKS.md.
 func BenchmarkPending(b *testing.B) {
 	forEachQueue(b, func(b *testing.B, db *sql.DB, q *sqlqueue.Queue) {
 		fillFull(b, q, 500, 20)
@@ -149,6 +160,10 @@ func BenchmarkPending(b *testing.B) {
 // and, with BLUETICK_TEST_POSTGRES, PostgreSQL:
 //
 //	go test -run '^$' -bench ClaimFair ./seenhandler/sqlqueue
+//
+// The ratio is fair over earliest, what fairness costs a claim: last
+// measured 2.2× on SQLite (1.66 against 0.75 ms) and 1.0× on PostgreSQL
+// (1.32 ms each); examples/BENCHMARKS.md.
 func BenchmarkClaimFair(b *testing.B) {
 	forEachQueue(b, func(b *testing.B, db *sql.DB, q *sqlqueue.Queue) {
 		fillFull(b, q, 1, 3000)

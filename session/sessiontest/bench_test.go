@@ -11,7 +11,9 @@ import (
 
 // BenchmarkFakeRecords measures what the Fake keeps per call (retained-B/call,
 // the live heap's growth over b.N calls): with every call recorded it grows
-// with the calls; with WithMaxRecords it stays flat.
+// with the calls; with WithMaxRecords it stays flat. Last measured: 250
+// bytes per call recording all, 0.08 with WithMaxRecords(1000)
+// (examples/BENCHMARKS.md).
 func BenchmarkFakeRecords(b *testing.B) {
 	for _, bc := range []struct {
 		name string

@@ -27,10 +27,11 @@ func benchMessage(owner string, i int) indexed {
 	}
 }
 
-// The memory each message costs in the cache (the ~510
-// bytes measured before), its strings included (as a message's JIDs and
-// id, parsed off the wire, live on in the index), all of a Manager's
-// sessions sharing it.
+// BenchmarkIndexMemory measures the memory each message costs in the cache
+// (the ~510 bytes measured before), its strings included (as a message's
+// JIDs and id, parsed off the wire, live on in the index), all of a
+// Manager's sessions sharing it. Last measured: 396 B/msg, so the default
+// 100,000-message cache is about 40 MB (examples/BENCHMARKS.md).
 func BenchmarkIndexMemory(b *testing.B) {
 	const n = 100_000
 	for b.Loop() {
@@ -48,10 +49,12 @@ func BenchmarkIndexMemory(b *testing.B) {
 	}
 }
 
-// What indexing a message costs whatsmeow's event
-// handling: the cache alone (a Session made by New), and the cache and the
-// queue of the store's writer (a Manager's session), with the writer
-// writing behind it — on 2 cores the writer competes for the CPU.
+// BenchmarkIndexAdd measures what indexing a message costs whatsmeow's
+// event handling: the cache alone (a Session made by New), and the cache
+// and the queue of the store's writer (a Manager's session), with the
+// writer writing behind it — on 2 cores the writer competes for the CPU.
+// Last measured: 670–970 ns (memory), 1.5 µs (SQLite), 3.3–8.3 µs
+// (Postgres) (examples/BENCHMARKS.md).
 func BenchmarkIndexAdd(b *testing.B) {
 	msgs := make([]indexed, 10_000)
 	for i := range msgs {
@@ -84,9 +87,10 @@ func BenchmarkIndexAdd(b *testing.B) {
 	})
 }
 
-// The store's write cost per message — from the queue to
-// committed rows, in the batches the writer makes of what accumulates while
-// it writes (ns/op is per message).
+// BenchmarkIndexWrite measures the store's write cost per message — from
+// the queue to committed rows, in the batches the writer makes of what
+// accumulates while it writes (ns/op is per message). Last measured:
+// 0.9–3.0 µs (SQLite), 2.2–3.6 µs (Postgres) (examples/BENCHMARKS.md).
 func BenchmarkIndexWrite(b *testing.B) {
 	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
 		st.SaveDevice(b, "15550000009")
@@ -108,10 +112,12 @@ func BenchmarkIndexWrite(b *testing.B) {
 	})
 }
 
-// What the store's reads cost a request, with 10,000
-// messages of the device stored: an id nobody indexed (a cache miss that
-// reads the store; ResolveMessage and SendReceipt each ask), and a chat's
-// newest message (the "mark chat read" patch of every read request).
+// BenchmarkIndexLookup measures what the store's reads cost a request,
+// with 10,000 messages of the device stored: an id nobody indexed (a cache
+// miss that reads the store; ResolveMessage and SendReceipt each ask), and
+// a chat's newest message (the "mark chat read" patch of every read
+// request). Last measured: miss 17 µs (SQLite), 80–140 µs (Postgres);
+// newest 34 µs, 200–290 µs (examples/BENCHMARKS.md).
 func BenchmarkIndexLookup(b *testing.B) {
 	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
 		st.SaveDevice(b, "15550000009")
@@ -171,11 +177,13 @@ func queuedStore(t testing.TB, n int) (w *messageStore, device string) {
 	return w, devices[0]
 }
 
-// What a lookup of the queued (not yet written) messages costs while the
-// writer's queue is full, under the mutex whatsmeow's event handling needs
-// to index each message: an id nobody indexed (nearly every request), a
-// queued message marked read after it, and a chat's newest message (every
-// read request's "mark chat read" check).
+// BenchmarkIndexPending measures what a lookup of the queued (not yet
+// written) messages costs while the writer's queue is full, under the
+// mutex whatsmeow's event handling needs to index each message: an id
+// nobody indexed (nearly every request), a queued message marked read
+// after it, and a chat's newest message (every read request's "mark chat
+// read" check). Last measured: 39, 64 and 49 ns, where a scan of the queue
+// took ~1 ms (examples/BENCHMARKS.md).
 func BenchmarkIndexPending(b *testing.B) {
 	w, device := queuedStore(b, indexQueueMax)
 	hit := benchMessage("", 98_090) // device 0's, marked read by op 98,091

@@ -9,7 +9,9 @@ import (
 
 // BenchmarkForward compares a request served by the session's owner with
 // the same request sent to another node, which forwards it (one more HTTP
-// hop on loopback, signed). Two nodes on Postgres, fake devices.
+// hop on loopback, signed). Two nodes on Postgres, fake devices. The
+// ratio is Forwarded over Local: last measured 1.57× (492 against 314 µs);
+// examples/BENCHMARKS.md.
 func BenchmarkForward(b *testing.B) {
 	w := newWorld(2)
 	dsn := pgtest.New(b)
