@@ -29,13 +29,20 @@ func decorated(t *testing.T, o session.DecorateOptions) (*seenhandler.Handler, *
 	return h, reg, fake
 }
 
-// Receipts of requests arriving within the window share backend calls;
-// each request is answered with its own ids.
+// Receipts of requests arriving while a call for their chat is in flight
+// share one backend call; each request is answered with its own ids.
 func TestCoalescingAcrossRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, _, fake := decorated(t, session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: 50 * time.Millisecond}})
+		h, _, fake := decorated(t, session.DecorateOptions{Coalesce: &session.CoalesceOptions{}})
+		fake.Inject(sessiontest.Fault{Call: 1, Latency: 50 * time.Millisecond})
 		const n = 8
 		var wg sync.WaitGroup
+		wg.Go(func() { // in flight for 50 ms: the others gather behind it
+			if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["HOLD"]}`}.do(t, h)); w.Code != http.StatusCreated {
+				t.Errorf("the first request: %d %s", w.Code, w.Body)
+			}
+		})
+		synctest.Wait()
 		for i := range n {
 			wg.Go(func() {
 				w := request{body: fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["C%d"]}`, i)}.do(t, h)
@@ -47,12 +54,8 @@ func TestCoalescingAcrossRequests(t *testing.T) {
 		}
 		wg.Wait()
 		calls := fake.Calls()
-		ids := 0
-		for _, c := range calls {
-			ids += len(c.Receipt.MessageIDs)
-		}
-		if ids != n || len(calls) != 1 {
-			t.Errorf("%d backend calls carrying %d ids; want 1 call for the %d requests", len(calls), ids, n)
+		if len(calls) != 2 || len(calls[1].Receipt.MessageIDs) != n {
+			t.Errorf("backend calls %+v; want the first request's, then 1 call for the %d others", calls, n)
 		}
 	})
 }
@@ -90,28 +93,46 @@ func TestDedupAcrossRequests(t *testing.T) {
 	}
 }
 
-// Closing the registry after the handler's Shutdown flushes a batch waiting
-// on a long window: the waiting request is answered 200.
+// Closing the registry during the handler's Shutdown flushes a batch
+// waiting behind a long call in flight: the waiting request is answered
+// 201 at once.
 func TestRegistryCloseFlushesCoalescing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, reg, fake := decorated(t, session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: time.Hour}})
+		h, reg, fake := decorated(t, session.DecorateOptions{Coalesce: &session.CoalesceOptions{}})
+		fake.Inject(sessiontest.Fault{Call: 1, Latency: 5 * time.Second})
+		go func() { request{body: `{"session":"demo","chatId":"15551234567","messageIds":["HOLD"]}`}.do(t, h) }()
+		synctest.Wait() // in flight for 5 s
 		done := make(chan int, 1)
 		go func() {
 			done <- request{body: `{"session":"demo","chatId":"15551234567","messageIds":["W1"]}`}.do(t, h).Code
 		}()
 		synctest.Wait() // the request waits in its batch
-		if len(fake.Calls()) != 0 || len(done) != 0 {
-			t.Fatal("the batch went out before its window")
+		if len(fake.Receipts()) != 0 || len(done) != 0 {
+			t.Fatal("the batch went out while the call ahead of it was in flight")
 		}
 		ctx := context.Background()
-		if _, err := h.Shutdown(ctx); err != nil {
+		start := time.Now()
+		shut := make(chan error, 1)
+		go func() { _, err := h.Shutdown(ctx); shut <- err }()
+		closed := make(chan error, 1)
+		go func() { closed <- reg.Close(ctx) }()
+		synctest.Wait()
+		select {
+		case code := <-done:
+			if code != http.StatusCreated || time.Since(start) != 0 {
+				t.Errorf("status %d after %v", code, time.Since(start))
+			}
+		default:
+			t.Fatal("the request still waits after Close")
+		}
+		if err := <-shut; err != nil {
 			t.Fatal(err)
 		}
-		if err := reg.Close(ctx); err != nil {
+		if err := <-closed; err != nil {
 			t.Fatal(err)
 		}
-		if code := <-done; code != http.StatusCreated || len(fake.Receipts()) != 1 {
-			t.Errorf("status %d, %d receipts", code, len(fake.Receipts()))
+		if n := len(fake.Receipts()); n != 2 {
+			t.Errorf("%d receipts, want 2", n)
 		}
 	})
 }
@@ -167,8 +188,10 @@ func TestGroupCommitDeadlineAnswersInFlight(t *testing.T) {
 			time.Sleep(time.Second) // WhatsApp is slow today
 			return fake.Session("demo").SendReceipt(ctx, r)
 		})
-		reg := session.NewMemoryRegistry()
-		reg.Set("demo", session.Coalesce(slow, session.CoalesceOptions{GroupCommit: true}))
+		inner := session.NewMemoryRegistry()
+		inner.Set("demo", slow)
+		reg := session.Decorate(inner, session.DecorateOptions{Coalesce: &session.CoalesceOptions{}})
+		defer reg.Close(context.Background())
 		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTimeout(50*time.Millisecond),
 			seenhandler.WithClock(func() time.Time { return fixedNow }))
 		if err != nil {

@@ -106,7 +106,7 @@ func TestForwarder(t *testing.T) {
 	}
 
 	// An error of the Forwarder is the handler's answer.
-	fwd.err = session.WithRetryAfter(fmt.Errorf("%w: the owner is unreachable", session.ErrNotConnected), 7*time.Second)
+	fwd.err = session.RetryLater(fmt.Errorf("%w: the owner is unreachable", session.ErrNotConnected), 7*time.Second)
 	w := do("POST", "/sendSeen", body)
 	var e struct{ Error struct{ Code string } }
 	_ = json.NewDecoder(bytes.NewReader(w.Body.Bytes())).Decode(&e)

@@ -389,12 +389,12 @@ func TestErrors(t *testing.T) {
 		{name: "not logged in", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrNotLoggedIn}) },
 			req: request{body: valid}, status: 503, code: "session_not_logged_in"},
 		{name: "not logged in, the backend's Retry-After", setup: func(f *sessiontest.Fake) {
-			f.Inject(sessiontest.Fault{Err: session.WithRetryAfter(session.ErrNotLoggedIn, 7*time.Second)})
+			f.Inject(sessiontest.Fault{Err: session.RetryLater(session.ErrNotLoggedIn, 7*time.Second)})
 		},
 			req: request{body: valid}, status: 503, code: "session_not_logged_in", header: map[string]string{"Retry-After": "7"}},
 		{name: "not connected, the backend's Retry-After wins", opts: []seenhandler.Option{seenhandler.WithRetryAfter(time.Second)},
 			setup: func(f *sessiontest.Fake) {
-				f.Inject(sessiontest.Fault{Err: session.WithRetryAfter(session.ErrNotConnected, 2500*time.Millisecond)})
+				f.Inject(sessiontest.Fault{Err: session.RetryLater(session.ErrNotConnected, 2500*time.Millisecond)})
 			},
 			req: request{body: valid}, status: 503, code: "session_not_connected", header: map[string]string{"Retry-After": "3"}},
 		{name: "message not found", setup: func(f *sessiontest.Fake) { f.Inject(sessiontest.Fault{Err: session.ErrMessageNotFound}) },
@@ -822,51 +822,26 @@ func TestUnreadChatNothingToMark(t *testing.T) {
 	}
 }
 
-// markerOnly is a session that clears chats' badges at once, a
-// session.ChatMarker and no ChatReadScheduler.
-type markerOnly struct {
-	session.SessionFunc
-	marker session.ChatMarker
-}
-
-// MarkChatRead implements session.ChatMarker with m's marker.
-func (m markerOnly) MarkChatRead(ctx context.Context, c session.ChatRead) error {
-	return m.marker.MarkChatRead(ctx, c)
-}
-
-// A session.ChatMarker clears a chat's badge before the answer, which says
-// done or unavailable. The Fake, a session.ChatReadScheduler as the
-// whatsmeow backend, needs to only for a chat marked unread.
+// The Fake, a session.ChatReadMarker as the whatsmeow backend, needs more
+// than the receipts only for a chat marked unread: it then schedules the
+// patch, or says unavailable when it cannot.
 func TestChatMarking(t *testing.T) {
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
 	for _, tc := range []struct {
 		name   string
-		marker bool // a session.ChatMarker only; else the Fake, a scheduler
 		unread bool // the chat was marked unread
 		err    error
 		body   string
 		want   string // the chatRead members, or "" for absent
 	}{
-		{"marker: marked", true, false, nil, body, `"chatRead":"done","chatMarkedRead":true`},
-		{"marker: failed, receipt still sent", true, false, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
-		{"marker: turned off", true, false, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
-		{"marker: played receipts do not mark", true, false, nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
-		{"scheduler: the receipts suffice", false, false, nil, body, ""},
-		{"scheduler: marked unread", false, true, nil, body, `"chatRead":"scheduled"}`},
-		{"scheduler: marked unread, failed", false, true, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
-		{"scheduler: turned off", false, true, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
+		{"the receipts suffice", false, nil, body, ""},
+		{"marked unread", true, nil, body, `"chatRead":"scheduled"}`},
+		{"marked unread, failed", true, errors.New("no app state keys"), body, `"chatRead":"unavailable","chatMarkedRead":false`},
+		{"turned off", true, fmt.Errorf("off: %w", errors.ErrUnsupported), body, ""},
+		{"played receipts do not mark", true, nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake := newHandler(t)
-			if tc.marker {
-				s := fake.Session("demo")
-				reg := session.NewMemoryRegistry()
-				reg.Set("demo", markerOnly{SessionFunc: s.SendReceipt, marker: s})
-				var err error
-				if h, err = seenhandler.New(reg, seenhandler.WithNoAuth()); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if tc.unread {
 				fake.MarkUnread("demo", user)
 			}
@@ -885,30 +860,25 @@ func TestChatMarking(t *testing.T) {
 	}
 }
 
-// schedulingSession is a session that clears chats' badges in the
-// background: a session.ChatReadScheduler (preferred) and a ChatMarker.
-type schedulingSession struct {
+// markingSession is a session.ChatReadMarker that answers a set state and
+// error, and records its calls.
+type markingSession struct {
 	session.SessionFunc
-	state  session.ChatReadState
-	err    error
-	calls  []session.ChatRead
-	marked int // MarkChatRead calls: none expected
+	state session.ChatReadState
+	err   error
+	calls []session.ChatRead
 }
 
-func (s *schedulingSession) ScheduleChatRead(_ context.Context, c session.ChatRead) (session.ChatReadState, error) {
+func (s *markingSession) MarkChatRead(_ context.Context, c session.ChatRead) (session.ChatReadState, error) {
 	s.calls = append(s.calls, c)
 	return s.state, s.err
 }
 
-func (s *schedulingSession) MarkChatRead(context.Context, session.ChatRead) error {
-	s.marked++
-	return nil
-}
-
-// A session.ChatReadScheduler says what will happen: chatRead is its
-// state; chatMarkedRead, the older field, is false when unavailable and
-// absent when scheduled (the badge is not cleared yet).
-func TestChatReadScheduled(t *testing.T) {
+// A session.ChatReadMarker says what became of the chat: chatRead is its
+// state; chatMarkedRead, the older field, is true when done, false when
+// unavailable and absent when scheduled (the badge is not cleared yet). A
+// failure is reported unavailable without the backend's text.
+func TestChatReadStates(t *testing.T) {
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
 	for _, tc := range []struct {
 		name  string
@@ -917,14 +887,18 @@ func TestChatReadScheduled(t *testing.T) {
 		body  string
 		want  string // the answer's end
 	}{
+		{"done", session.ChatReadDone, nil, body, `"skipped":[],"chatRead":"done","chatMarkedRead":true}`},
 		{"scheduled", session.ChatReadScheduled, nil, body, `"skipped":[],"chatRead":"scheduled"}`},
+		{"the receipts suffice", "", nil, body, `"skipped":[]}`},
 		{"no keys yet", session.ChatReadUnavailable, nil, body, `"skipped":[],"chatRead":"unavailable","chatMarkedRead":false}`},
 		{"failed", session.ChatReadUnavailable, errors.New("store down"), body, `"skipped":[],"chatRead":"unavailable","chatMarkedRead":false}`},
+		{"failed, no state", "", errors.New("store down"), body, `"skipped":[],"chatRead":"unavailable","chatMarkedRead":false}`},
+		{"done but failed", session.ChatReadDone, errors.New("store down"), body, `"skipped":[],"chatRead":"unavailable","chatMarkedRead":false}`},
 		{"turned off", session.ChatReadUnavailable, fmt.Errorf("off: %w", errors.ErrUnsupported), body, `"skipped":[]}`},
 		{"played receipts do not mark", session.ChatReadScheduled, nil, `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"played"}`, `"skipped":[]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sess := &schedulingSession{state: tc.state, err: tc.err,
+			sess := &markingSession{state: tc.state, err: tc.err,
 				SessionFunc: func(_ context.Context, r session.Receipt) (session.Result, error) {
 					return session.Result{Type: r.Type}, nil
 				}}
@@ -938,17 +912,17 @@ func TestChatReadScheduled(t *testing.T) {
 			if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusCreated || !strings.HasSuffix(got, tc.want) {
 				t.Errorf("status %d, body %s, want …%s", w.Code, got, tc.want)
 			}
-			if sess.marked != 0 {
-				t.Errorf("MarkChatRead called %d times beside ScheduleChatRead", sess.marked)
+			if strings.Contains(w.Body.String(), "store down") {
+				t.Errorf("body leaks the backend's error: %s", w.Body)
 			}
 			if tc.name == "scheduled" && (len(sess.calls) != 1 || sess.calls[0].LastMessageID != "A1") {
-				t.Errorf("ScheduleChatRead calls %+v", sess.calls)
+				t.Errorf("MarkChatRead calls %+v", sess.calls)
 			}
 		})
 	}
 }
 
-// A backend (a session.Dedup, say) that reports duplicates: they are
+// A backend (the dedup of session.Decorate, say) that reports duplicates: they are
 // skipped with reason duplicate and are not in the receipts.
 func TestDuplicatesReported(t *testing.T) {
 	var (

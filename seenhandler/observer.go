@@ -105,7 +105,7 @@ const (
 	OpResolve      Op = "resolve"        // session.Resolver.ResolveMessage
 	OpUnread       Op = "unread"         // session.UnreadLister.UnreadMessages
 	OpSend         Op = "send"           // session.Session.SendReceipt
-	OpMarkChatRead Op = "mark_chat_read" // session.ChatReadScheduler.ScheduleChatRead or session.ChatMarker.MarkChatRead
+	OpMarkChatRead Op = "mark_chat_read" // session.ChatReadMarker.MarkChatRead
 	OpStatus       Op = "status"         // session.StatusReporter.Status
 	OpTyping       Op = "typing"         // session.Typist.Typing
 )

@@ -419,9 +419,8 @@ func (h *Handler) sendOne(ctx context.Context, sess session.Session, p *plan, rc
 }
 
 // markChatRead has the session clear, best-effort, the chat's unread badge
-// on the account's other devices once read receipts went out: scheduled
-// with a session.ChatReadScheduler, else now with a session.ChatMarker. It
-// returns what became of it, or "" when there is nothing to report.
+// on the account's other devices once read receipts went out, with a
+// session.ChatReadMarker. It returns what became of it, or "" when there is nothing to report.
 func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, sent []session.Receipt, known messageTimes) session.ChatReadState {
 	if len(sent) == 0 || p.typ != session.ReceiptRead {
 		return ""
@@ -450,34 +449,20 @@ func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess s
 	return ReasonNothingUnread, state
 }
 
-// askChatRead asks the session to mark c read, best-effort: scheduled with
-// a session.ChatReadScheduler, else now with a session.ChatMarker. A
-// failure is logged and observed, and reported as unavailable; "" when the
-// session does not do it (errors.ErrUnsupported, or neither interface) or
+// askChatRead asks the session to mark c read, best-effort, with a
+// session.ChatReadMarker. A failure is logged and observed, and reported as unavailable; "" when the
+// session does not do it (errors.ErrUnsupported, or no ChatReadMarker) or
 // knows no message of the chat (session.ErrMessageNotFound, returned for
 // the caller to tell).
 func (h *Handler) askChatRead(ctx context.Context, x *exchange, sess session.Session, p *plan, c session.ChatRead) (session.ChatReadState, error) {
-	scheduler, schedules := session.As[session.ChatReadScheduler](sess)
-	var marker session.ChatMarker
-	if !schedules {
-		var marks bool
-		if marker, marks = session.As[session.ChatMarker](sess); !marks {
-			return "", nil // before x.op is set: a later panic is not this operation's
-		}
+	marker, ok := session.As[session.ChatReadMarker](sess)
+	if !ok {
+		return "", nil // before x.op is set: a later panic is not this operation's
 	}
-	var (
-		state session.ChatReadState
-		err   error
-	)
 	if x != nil {
 		x.op = OpMarkChatRead
 	}
-	if schedules {
-		state, err = scheduler.ScheduleChatRead(ctx, c)
-	} else {
-		state = session.ChatReadDone
-		err = marker.MarkChatRead(ctx, c)
-	}
+	state, err := marker.MarkChatRead(ctx, c)
 	if x != nil {
 		x.op = ""
 	}

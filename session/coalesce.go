@@ -15,17 +15,23 @@ const (
 	defaultCoalesceSendTimeout = 10 * time.Second
 )
 
-// CoalesceOptions configures Coalesce. The zero value coalesces nothing: every
-// call goes straight through.
+// CoalesceOptions configures the coalescing [Decorate] puts around each
+// session ([DecorateOptions].Coalesce): group commit. When no call for its
+// chat, sender and type is in flight, a receipt opens a batch and sends it
+// from the caller's goroutine as soon as the goroutines already runnable
+// have had their turn (one runtime.Gosched), so that receipts those
+// goroutines carry for the same chat go in the same call; receipts arriving
+// while a call is in flight join the next batch, which goes out as soon as
+// that call returns. Under no load nothing waits (the yield returns at
+// once); under load the batches grow with it; nothing waits on a timer. The
+// zero value is ready to use.
+//
+// End to end (BenchmarkEndToEnd in session/whatsmeow, 2 cores), with every
+// client marking messages of one chat: 0.22–0.24 receipt frames per request
+// at 32 concurrent clients and 0.09–0.11 at 128, at 1.3–1.6× the throughput
+// without coalescing; with a chat per client (nothing to batch) the same
+// throughput.
 type CoalesceOptions struct {
-	// Window is how long the first receipt of a batch waits for others with
-	// the same chat, sender and type before they all go out as one call.
-	// Default 0 (or less): no coalescing; SendReceipt calls the wrapped
-	// Session at once, in the caller's goroutine, with the caller's context,
-	// and never waits on a timer. Every receipt may wait this long, once per
-	// SendReceipt call: keep it to milliseconds, well below the callers'
-	// deadlines.
-	Window time.Duration
 	// MaxBatch is the most distinct message ids one batch carries. A batch
 	// goes out as soon as it holds MaxBatch ids, and before a receipt whose
 	// ids would take it past MaxBatch joins it (that receipt then opens the
@@ -35,33 +41,15 @@ type CoalesceOptions struct {
 	// MaxReceiptIDs (256, what one receipt stanza may carry): a larger
 	// value is lowered to it.
 	MaxBatch int
-	// SendTimeout bounds each batched call to the wrapped Session. Default
-	// (0 or less) 10 s, the request timeout of package seenhandler. It does
-	// not apply to calls passed straight through, which use the caller's
-	// context.
+	// SendTimeout bounds each batch's call to the wrapped Session, which
+	// runs in a goroutine of its own with the values of its opener's
+	// context, not its cancellation. Default (0 or less) 10 s, the request
+	// timeout of package seenhandler. It does not apply to calls passed
+	// straight through, which use the caller's context.
 	SendTimeout time.Duration
-	// GroupCommit batches without waiting on a timer: when no call for its
-	// chat, sender and type is in flight, a receipt opens a batch and sends
-	// it from the caller's goroutine as soon as the goroutines already
-	// runnable have had their turn (one runtime.Gosched), so that receipts
-	// those goroutines carry for the same chat go in the same call; receipts
-	// arriving while a call is in flight join the next batch, which goes out
-	// as soon as that call returns. Under no load nothing waits (the yield
-	// returns at once); under load the batches grow with it. Each batch's
-	// call runs in a goroutine of its own, with its opener's values, not
-	// its cancellation, bounded by SendTimeout: the opener waits for it as
-	// every member does, and returns when its context ends (see Coalesce).
-	// Window is then not used. Default: false.
-	//
-	// End to end (BenchmarkEndToEnd in session/whatsmeow, 2 cores), with
-	// every client marking messages of one chat: 0.22–0.24 receipt frames
-	// per request at 32 concurrent clients and 0.09–0.11 at 128, at 1.3–1.6×
-	// the throughput without it; with a chat per client (nothing to batch)
-	// the same throughput.
-	GroupCommit bool
 }
 
-// CoalesceStats counts what a Coalescer did since it was created.
+// CoalesceStats counts what the coalescing of a [Decorated] did.
 type CoalesceStats struct {
 	// Calls is the number of SendReceipt calls it received.
 	Calls int64
@@ -71,10 +59,11 @@ type CoalesceStats struct {
 	Sends int64
 }
 
-// Coalescer is a Session that merges receipts for the same chat, sender and
-// type arriving within a short window into one call to the Session it wraps.
-// Create it with Coalesce; it is safe for concurrent use.
-type Coalescer struct {
+// coalescer is a Session that merges receipts for the same chat, sender and
+// type into one call to the Session it wraps, by group commit (see
+// [CoalesceOptions]). Create it with coalesce; it is safe for concurrent
+// use.
+type coalescer struct {
 	s    Session
 	opts CoalesceOptions // defaults applied
 
@@ -82,17 +71,17 @@ type Coalescer struct {
 
 	mu      sync.Mutex
 	pending map[batchKey]*batch // batches still open to new receipts
-	// inflight counts the calls in flight per key, with GroupCommit: a
-	// pending batch exists only while its key has one.
+	// inflight counts the calls in flight per key: a pending batch exists
+	// only while its key has one, or while its opener yields.
 	inflight map[batchKey]int
 	closed   bool
-	// wg counts the armed timers and the batches being sent, for Close.
+	// wg counts the batches being sent, for close.
 	wg sync.WaitGroup
 }
 
 var (
-	_ Session = (*Coalescer)(nil)
-	_ Wrapper = (*Coalescer)(nil)
+	_ Session = (*coalescer)(nil)
+	_ wrapper = (*coalescer)(nil)
 )
 
 // batchKey is what receipts must share to go out together.
@@ -102,16 +91,15 @@ type batchKey struct {
 }
 
 // batch is one call to the wrapped Session in the making. Its fields are
-// guarded by Coalescer.mu until done is closed; res and err are written once,
+// guarded by coalescer.mu until done is closed; res and err are written once,
 // before done is closed, and only read after.
 type batch struct {
 	key     batchKey
 	ctx     context.Context // the opening caller's values, not its cancellation
 	members []*member
 	ids     map[string]int // distinct ids of the members still waiting → how many carry it
-	timer   *time.Timer
-	sealed  bool          // out of pending: sent, being sent, or abandoned by every member
-	done    chan struct{} // closed once res and err are set
+	sealed  bool           // out of pending: sent, being sent, or abandoned by every member
+	done    chan struct{}  // closed once res and err are set
 	res     Result
 	err     error
 }
@@ -123,11 +111,11 @@ type member struct {
 	gone bool // its caller stopped waiting before the batch was sealed
 }
 
-// Coalesce returns a Session that coalesces the receipts sent through it:
-// receipts with the same chat, sender and type that arrive within
-// opts.Window, up to opts.MaxBatch ids, go out as one call to s carrying the
-// union of their ids (each id once, in arrival order) and the latest of their
-// timestamps. s must not be nil.
+// coalesce returns a Session that coalesces the receipts sent through it by
+// group commit (see [CoalesceOptions]): receipts with the same chat, sender
+// and type, up to opts.MaxBatch ids, go out as one call to s carrying the
+// union of their ids (each id once, in arrival order) and the latest of
+// their timestamps. s must not be nil.
 //
 // Every caller waiting in a batch gets the batch's Result, Type as sent, with
 // Duplicates narrowed to its own ids, or the batch's error. A caller whose ctx
@@ -147,16 +135,9 @@ type member struct {
 // of the batch.
 //
 // Receipts with no ids or no chat are passed straight to s, which refuses
-// them with [ErrInvalidReceipt]; so is every receipt when opts.Window is
-// zero without opts.GroupCommit, and after [Coalescer.Close]. A caller whose ctx has already ended gets ctx.Err() and
-// nothing is sent.
-//
-// Put Coalesce inside [Dedup] (Dedup(Coalesce(s, …), …)) so that ids sent
-// recently never enter a batch. A graceful shutdown calls Close.
-func Coalesce(s Session, opts CoalesceOptions) *Coalescer {
-	if opts.Window < 0 {
-		opts.Window = 0
-	}
+// them with [ErrInvalidReceipt]; so is every receipt after close. A caller
+// whose ctx has already ended gets ctx.Err() and nothing is sent.
+func coalesce(s Session, opts CoalesceOptions) *coalescer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = defaultCoalesceMaxBatch
 	}
@@ -164,21 +145,21 @@ func Coalesce(s Session, opts CoalesceOptions) *Coalescer {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = defaultCoalesceSendTimeout
 	}
-	return &Coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch), inflight: make(map[batchKey]int)}
+	return &coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch), inflight: make(map[batchKey]int)}
 }
 
 // Unwrap returns the Session c wraps.
-func (c *Coalescer) Unwrap() Session { return c.s }
+func (c *coalescer) Unwrap() Session { return c.s }
 
-// Stats returns the counts of c's traffic so far.
-func (c *Coalescer) Stats() CoalesceStats {
+// stats returns the counts of c's traffic so far.
+func (c *coalescer) stats() CoalesceStats {
 	return CoalesceStats{Calls: c.calls.Load(), Sends: c.sends.Load()}
 }
 
 // SendReceipt sends r, alone or in a batch with other receipts for the same
-// chat, sender and type; see Coalesce.
-func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
-	if (c.opts.Window == 0 && !c.opts.GroupCommit) || r.Chat == "" || len(r.MessageIDs) == 0 {
+// chat, sender and type; see coalesce.
+func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
+	if r.Chat == "" || len(r.MessageIDs) == 0 {
 		return c.direct(ctx, r)
 	}
 	if err := ctx.Err(); err != nil {
@@ -201,12 +182,12 @@ func (c *Coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	// when it lands. The call runs in a goroutine of its own, as every
 	// batch's: it is every member's, and the opener, like the others, must
 	// be free to return when its own context ends.
-	lead := c.opts.GroupCommit && c.inflight[key] == 0 && !b.sealed && len(b.members) == 1
+	lead := c.inflight[key] == 0 && !b.sealed && len(b.members) == 1
 	c.mu.Unlock()
 	if lead {
 		runtime.Gosched()
 		c.mu.Lock()
-		if !b.sealed { // else filled up meanwhile (dispatched), or flushed by Close
+		if !b.sealed { // else filled up meanwhile (dispatched), or flushed by close
 			c.dispatch(b)
 		}
 		c.mu.Unlock()
@@ -240,8 +221,8 @@ func (b *batch) result(m *member) (Result, error) {
 	return Result{Type: b.res.Type, Chat: b.res.Chat, Sender: b.res.Sender, Duplicates: own(b.res.Duplicates, m.ids)}, nil
 }
 
-// Flush sends every pending batch now, without waiting for the results.
-func (c *Coalescer) Flush() {
+// flush sends every pending batch now, without waiting for the results.
+func (c *coalescer) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, b := range c.pending {
@@ -249,17 +230,17 @@ func (c *Coalescer) Flush() {
 	}
 }
 
-// Close flushes the pending batches and waits until every batch has been
+// close flushes the pending batches and waits until every batch has been
 // sent, or until ctx ends (it then returns ctx.Err(); the batches still in
 // flight finish within SendTimeout). Afterwards SendReceipt passes every
 // receipt straight through to the wrapped Session, so that requests still
-// arriving during a graceful shutdown are served. Close may be called more
+// arriving during a graceful shutdown are served. close may be called more
 // than once.
-func (c *Coalescer) Close(ctx context.Context) error {
+func (c *coalescer) close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	c.Flush()
+	c.flush()
 	done := make(chan struct{})
 	go func() {
 		c.wg.Wait()
@@ -274,7 +255,7 @@ func (c *Coalescer) Close(ctx context.Context) error {
 }
 
 // direct passes r straight through to the wrapped Session.
-func (c *Coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
+func (c *coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
 	c.calls.Add(1)
 	c.sends.Add(1)
 	return c.s.SendReceipt(ctx, r)
@@ -282,13 +263,15 @@ func (c *Coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
 
 // join adds r to the open batch for its key, opening one if needed, and
 // returns the batch and r's place in it. c.mu must be held.
-func (c *Coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, *member) {
+func (c *coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, *member) {
 	b := c.pending[key]
 	if b != nil && len(b.ids)+fresh(b.ids, r.MessageIDs) > c.opts.MaxBatch {
 		c.dispatch(b) // r would overfill it: it goes now, r opens the next one
 		b = nil
 	}
 	if b == nil {
+		// Its opener sends it when nothing is in flight for the key; else
+		// the call in flight does when it lands.
 		b = &batch{
 			key:  key,
 			ctx:  context.WithoutCancel(ctx),
@@ -296,10 +279,6 @@ func (c *Coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, 
 			done: make(chan struct{}),
 		}
 		c.pending[key] = b
-		if !c.opts.GroupCommit { // with GroupCommit, the call in flight sends it when it lands
-			c.wg.Add(1) // done by expire, or by whoever stops the timer
-			b.timer = time.AfterFunc(c.opts.Window, func() { c.expire(b) })
-		}
 	}
 	m := &member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}
 	b.members = append(b.members, m)
@@ -328,7 +307,7 @@ func fresh(have map[string]int, ids []string) int {
 
 // leave takes a member whose caller stopped waiting out of its batch, unless
 // the batch is already out. c.mu must be held.
-func (c *Coalescer) leave(b *batch, m *member) {
+func (c *coalescer) leave(b *batch, m *member) {
 	if b.sealed {
 		return
 	}
@@ -341,21 +320,12 @@ func (c *Coalescer) leave(b *batch, m *member) {
 	if len(b.ids) == 0 { // nobody waits any more: abandon it
 		b.sealed = true
 		delete(c.pending, b.key)
-		c.stopTimer(b)
 	}
 }
 
-// stopTimer stops b's timer; if it had not fired, its expire will never
-// run, so its count in c.wg is released here. c.mu must be held.
-func (c *Coalescer) stopTimer(b *batch) {
-	if b.timer != nil && b.timer.Stop() {
-		c.wg.Done()
-	}
-}
-
-// landed ends a call in flight for key, with GroupCommit: the batch that
-// gathered meanwhile, if any, goes out now.
-func (c *Coalescer) landed(key batchKey) {
+// landed ends a call in flight for key: the batch that gathered meanwhile,
+// if any, goes out now.
+func (c *coalescer) landed(key batchKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inflight[key]--; c.inflight[key] <= 0 {
@@ -366,34 +336,18 @@ func (c *Coalescer) landed(key batchKey) {
 	}
 }
 
-// expire is b's timer: the window is over, b goes out.
-func (c *Coalescer) expire(b *batch) {
-	defer c.wg.Done()
-	c.mu.Lock()
-	if b.sealed {
-		c.mu.Unlock()
-		return
-	}
-	r := c.seal(b)
-	c.mu.Unlock()
-	c.send(b, r)
-}
-
 // dispatch seals b and sends it in a new goroutine. c.mu must be held.
-func (c *Coalescer) dispatch(b *batch) {
+func (c *coalescer) dispatch(b *batch) {
 	r := c.seal(b)
-	if c.opts.GroupCommit {
-		c.inflight[b.key]++
-	}
+	c.inflight[b.key]++
 	go c.send(b, r)
 }
 
 // seal closes b to new and leaving members, and returns the receipt to send
 // for it; the caller must then call c.send. c.mu must be held.
-func (c *Coalescer) seal(b *batch) Receipt {
+func (c *coalescer) seal(b *batch) Receipt {
 	b.sealed = true
 	delete(c.pending, b.key)
-	c.stopTimer(b)
 	c.wg.Add(1) // done by send
 	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ, MessageIDs: make([]string, 0, len(b.ids))}
 	seen := make(map[string]bool, len(b.ids))
@@ -414,23 +368,21 @@ func (c *Coalescer) seal(b *batch) Receipt {
 	return r
 }
 
-// send makes b's call to the wrapped Session and hands the outcome to b's
-// members.
-func (c *Coalescer) send(b *batch, r Receipt) {
+// send makes b's call to the wrapped Session, hands the outcome to b's
+// members, and sends the batch that gathered for b's key meanwhile.
+func (c *coalescer) send(b *batch, r Receipt) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(b.ctx, c.opts.SendTimeout)
 	defer cancel()
 	c.sends.Add(1)
 	b.res, b.err = c.call(ctx, r)
 	close(b.done)
-	if c.opts.GroupCommit {
-		c.landed(b.key)
-	}
+	c.landed(b.key)
 }
 
 // call calls the wrapped Session, turning a panic into an error: it would
 // otherwise crash the process from a goroutine no caller can recover in.
-func (c *Coalescer) call(ctx context.Context, r Receipt) (res Result, err error) {
+func (c *coalescer) call(ctx context.Context, r Receipt) (res Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = Result{}, fmt.Errorf("session: panic in coalesced SendReceipt: %v", p)

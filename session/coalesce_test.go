@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +65,7 @@ func closeCoalescer(t testing.TB, c *session.Coalescer) {
 func TestCoalesceConformance(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	for name, o := range map[string]session.CoalesceOptions{
-		"Window=0": {}, "Window=2ms": {Window: 2 * time.Millisecond}, "GroupCommit": {GroupCommit: true},
+		"Defaults": {}, "MaxBatch=2": {MaxBatch: 2},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sessiontest.Run(t, func(t *testing.T) sessiontest.Harness {
@@ -83,11 +82,26 @@ func TestCoalesceConformance(t *testing.T) {
 	}
 }
 
+// hold wraps s: a receipt whose first id is "hold" stays in it until
+// release is closed, so that the receipts for its chat, sender and type
+// that come meanwhile gather in the next batch, as behind any call in
+// flight.
+func hold(s session.Session, release <-chan struct{}) session.Session {
+	return session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		if len(r.MessageIDs) > 0 && (r.MessageIDs[0] == "hold" || r.MessageIDs[0] == "100") { // "100": a channel's
+
+			<-release
+		}
+		return s.SendReceipt(ctx, r)
+	})
+}
+
 // TestCoalesce sends each receipt from its own goroutine, one after the
-// other has joined its batch, in a synctest bubble: the window's timers run
-// on a fake clock, so the outcome is exact.
+// other has joined its batch, in a synctest bubble, behind a "hold"
+// receipt of its key in flight (see hold), then lets that one land: what
+// came meanwhile goes out in batches, exactly, and nothing waits on a
+// timer.
 func TestCoalesce(t *testing.T) {
-	const window = 10 * time.Millisecond
 	tests := []struct {
 		name     string
 		opts     session.CoalesceOptions
@@ -98,27 +112,25 @@ func TestCoalesce(t *testing.T) {
 		// want is each caller's Result, or wantErr every caller's error.
 		want    []session.Result
 		wantErr error
-		// wantElapsed is when the last caller returned.
-		wantElapsed time.Duration
 	}{
 		{
 			name: "same chat and sender: one call with the union",
-			opts: session.CoalesceOptions{Window: window},
 			receipts: []session.Receipt{
+				at(rcpt(group, alice, "hold"), ts0),
 				at(rcpt(group, alice, "A1"), ts0.Add(1*time.Second)),
 				at(rcpt(group, alice, "A2", "A3"), ts0.Add(3*time.Second)),
 				at(rcpt(group, alice, "A3", "A4"), ts0.Add(2*time.Second)),
 			},
 			wantCalls: []session.Receipt{
+				at(rcpt(group, alice, "hold"), ts0),
 				at(rcpt(group, alice, "A1", "A2", "A3", "A4"), ts0.Add(3*time.Second)), // the latest timestamp
 			},
-			want:        []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
-			wantElapsed: window,
+			want: []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "read"}},
 		},
 		{
 			name: "different chats, senders and types: separate calls",
-			opts: session.CoalesceOptions{Window: window},
 			receipts: []session.Receipt{
+				rcpt(group, alice, "hold"),
 				rcpt(group, alice, "A1"),
 				rcpt(group, bob, "B1"),
 				rcpt(group, alice, "A2"),
@@ -127,6 +139,7 @@ func TestCoalesce(t *testing.T) {
 				rcpt(chatB, "", "D1"),
 			},
 			wantCalls: []session.Receipt{
+				rcpt(group, alice, "hold"),
 				rcpt(group, alice, "A1", "A2"),
 				rcpt(group, bob, "B1"),
 				played(rcpt(group, alice, "A3")),
@@ -134,93 +147,95 @@ func TestCoalesce(t *testing.T) {
 				rcpt(chatB, "", "D1"),
 			},
 			want: []session.Result{
-				{Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "played"}, {Type: "read"}, {Type: "read"},
+				{Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "played"}, {Type: "read"}, {Type: "read"},
 			},
-			wantElapsed: window,
 		},
 		{
 			name: "MaxBatch: full batches go at once",
-			opts: session.CoalesceOptions{Window: window, MaxBatch: 3},
+			opts: session.CoalesceOptions{MaxBatch: 3},
 			receipts: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1", "A2"),
 				rcpt(chatA, "", "A3", "A4"), // would make 4: A1 A2 go, A3 A4 open the next batch
-				rcpt(chatA, "", "A5"),       // makes 3: sent without waiting for the window
+				rcpt(chatA, "", "A5"),       // makes 3: sent without waiting for the call in flight
 			},
 			wantCalls: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1", "A2"),
 				rcpt(chatA, "", "A3", "A4", "A5"),
 			},
-			want:        []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
-			wantElapsed: 0,
+			want: []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "read"}},
 		},
 		{
 			name: "MaxBatch: ids already in the batch do not count twice",
-			opts: session.CoalesceOptions{Window: window, MaxBatch: 3},
+			opts: session.CoalesceOptions{MaxBatch: 3},
 			receipts: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1", "A2"),
 				rcpt(chatA, "", "A2", "A1"),
 			},
-			wantCalls:   []session.Receipt{rcpt(chatA, "", "A1", "A2")},
-			want:        []session.Result{{Type: "read"}, {Type: "read"}},
-			wantElapsed: window,
+			wantCalls: []session.Receipt{rcpt(chatA, "", "hold"), rcpt(chatA, "", "A1", "A2")},
+			want:      []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
 		},
 		{
 			name: "MaxBatch: a bigger receipt goes alone, unsplit",
-			opts: session.CoalesceOptions{Window: window, MaxBatch: 2},
+			opts: session.CoalesceOptions{MaxBatch: 2},
 			receipts: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1"),
 				rcpt(chatA, "", "A2", "A3", "A4"),
 				rcpt(chatA, "", "A5"),
 			},
 			wantCalls: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1"),
 				rcpt(chatA, "", "A2", "A3", "A4"),
 				rcpt(chatA, "", "A5"),
 			},
-			want:        []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}},
-			wantElapsed: window,
+			want: []session.Result{{Type: "read"}, {Type: "read"}, {Type: "read"}, {Type: "read"}},
 		},
 		{
 			name:  "a failed batch fails every caller",
-			opts:  session.CoalesceOptions{Window: window},
 			fault: sessiontest.Fault{Err: session.ErrNotConnected},
 			receipts: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1"),
 				rcpt(chatA, "", "A2"),
 				rcpt(chatA, "", "A3"),
 			},
-			wantCalls:   []session.Receipt{rcpt(chatA, "", "A1", "A2", "A3")},
-			wantErr:     session.ErrNotConnected,
-			wantElapsed: window,
+			wantCalls: []session.Receipt{rcpt(chatA, "", "hold"), rcpt(chatA, "", "A1", "A2", "A3")},
+			wantErr:   session.ErrNotConnected,
 		},
 		{
 			name: "the type as sent reaches every caller",
-			opts: session.CoalesceOptions{Window: window},
 			receipts: []session.Receipt{
+				rcpt("120363000000000001@newsletter", "", "100"),
 				rcpt("120363000000000001@newsletter", "", "101"),
 				rcpt("120363000000000001@newsletter", "", "102"),
 			},
-			wantCalls:   []session.Receipt{rcpt("120363000000000001@newsletter", "", "101", "102")},
-			want:        []session.Result{{Type: "view"}, {Type: "view"}},
-			wantElapsed: window,
+			wantCalls: []session.Receipt{
+				rcpt("120363000000000001@newsletter", "", "100"),
+				rcpt("120363000000000001@newsletter", "", "101", "102"),
+			},
+			want: []session.Result{{Type: "view"}, {Type: "view"}, {Type: "view"}},
 		},
 		{
 			name: "duplicates go back to their own caller",
-			opts: session.CoalesceOptions{Window: window},
 			receipts: []session.Receipt{
+				rcpt(chatA, "", "hold"),
 				rcpt(chatA, "", "A1", "dup1"),
 				rcpt(chatA, "", "dup2", "A2"),
 				rcpt(chatA, "", "A3"),
 				rcpt(chatA, "", "dup1", "dup3"),
 			},
-			wantCalls: []session.Receipt{rcpt(chatA, "", "A1", "dup1", "dup2", "A2", "A3", "dup3")},
+			wantCalls: []session.Receipt{rcpt(chatA, "", "hold"), rcpt(chatA, "", "A1", "dup1", "dup2", "A2", "A3", "dup3")},
 			want: []session.Result{
+				{Type: "read"},
 				{Type: "read", Duplicates: []string{"dup1"}},
 				{Type: "read", Duplicates: []string{"dup2"}},
 				{Type: "read"},
 				{Type: "read", Duplicates: []string{"dup1", "dup3"}},
 			},
-			wantElapsed: window,
 		},
 	}
 	for _, tc := range tests {
@@ -230,7 +245,8 @@ func TestCoalesce(t *testing.T) {
 				if tc.fault != (sessiontest.Fault{}) {
 					fake.Inject(tc.fault)
 				}
-				c := session.Coalesce(reportDups(fake.Session("s")), tc.opts)
+				release := make(chan struct{})
+				c := session.Coalesce(hold(reportDups(fake.Session("s")), release), tc.opts)
 				defer closeCoalescer(t, c)
 
 				start := time.Now()
@@ -241,9 +257,10 @@ func TestCoalesce(t *testing.T) {
 					wg.Go(func() { results[i], errs[i] = c.SendReceipt(t.Context(), r) })
 					synctest.Wait() // r has joined a batch before the next one comes
 				}
+				close(release)
 				wg.Wait()
-				if got := time.Since(start); got != tc.wantElapsed {
-					t.Errorf("callers returned after %v, want %v", got, tc.wantElapsed)
+				if got := time.Since(start); got != 0 {
+					t.Errorf("callers returned after %v: something waited on a timer", got)
 				}
 
 				for i := range tc.receipts {
@@ -286,24 +303,21 @@ func sameReceipt(a, b session.Receipt) bool {
 		slices.Equal(a.MessageIDs, b.MessageIDs) && a.Timestamp.Equal(b.Timestamp)
 }
 
-// A zero window passes every call straight through: the same goroutine, the
-// caller's own context, no timer.
-func TestCoalescePassThrough(t *testing.T) {
+// Under no load nothing waits: each receipt goes out at once, alone, with
+// the values of its caller's context, and no timer is waited on.
+func TestCoalesceNoLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
 		type key struct{}
 		ctx := context.WithValue(t.Context(), key{}, "caller")
 		inner := session.SessionFunc(func(got context.Context, r session.Receipt) (session.Result, error) {
-			if got != ctx {
-				t.Errorf("the session got context %v, want the caller's", got)
-			}
-			buf := make([]byte, 64<<10)
-			if stack := string(buf[:runtime.Stack(buf, false)]); !strings.Contains(stack, "TestCoalescePassThrough") {
-				t.Errorf("the session was called from another goroutine:\n%s", stack)
+			if got.Value(key{}) != "caller" {
+				t.Errorf("the session got context %v, want the caller's values", got)
 			}
 			return fake.Session("s").SendReceipt(got, r)
 		})
 		c := session.Coalesce(inner, session.CoalesceOptions{})
+		defer closeCoalescer(t, c)
 		start := time.Now()
 		for _, id := range []string{"A1", "A2", "A3"} {
 			if _, err := c.SendReceipt(ctx, rcpt(chatA, "", id)); err != nil {
@@ -314,7 +328,7 @@ func TestCoalescePassThrough(t *testing.T) {
 			}
 		}
 		if d := time.Since(start); d != 0 {
-			t.Errorf("pass-through waited %v", d)
+			t.Errorf("waited %v", d)
 		}
 		if n := len(fake.Receipts()); n != 3 {
 			t.Errorf("the session got %d receipts, want 3", n)
@@ -329,7 +343,7 @@ func TestCoalescePassThrough(t *testing.T) {
 func TestCoalesceInvalidReceipt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
-		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Hour})
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
 		start := time.Now()
 		for _, r := range []session.Receipt{rcpt(chatA, ""), rcpt("", "", "A1")} {
@@ -351,9 +365,12 @@ func TestCoalesceInvalidReceipt(t *testing.T) {
 func TestCoalesceCancelWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
-		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Minute})
+		release := make(chan struct{})
+		c := session.Coalesce(hold(fake.Session("s"), release), session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
 		start := time.Now()
+		go func() { _, _ = c.SendReceipt(t.Context(), rcpt(chatA, "", "hold")) }()
+		synctest.Wait()
 
 		ctxA, cancelA := context.WithCancel(t.Context())
 		doneA := make(chan error, 1)
@@ -381,14 +398,16 @@ func TestCoalesceCancelWhileWaiting(t *testing.T) {
 			t.Errorf("the cancelled caller returned after %v", d)
 		}
 
-		wg.Wait() // the window ends
+		time.Sleep(5 * time.Second) // the call in flight takes long
+		close(release)
+		wg.Wait()
 		if errB != nil {
 			t.Errorf("the other caller: %v", errB)
 		}
-		if d := time.Since(start); d != time.Minute {
-			t.Errorf("the batch went out after %v, want the window", d)
+		if d := time.Since(start); d != 5*time.Second {
+			t.Errorf("the batch went out after %v, want once the call in flight landed", d)
 		}
-		want := []session.Receipt{rcpt(chatA, "", "B1", "X")}
+		want := []session.Receipt{rcpt(chatA, "", "hold"), rcpt(chatA, "", "B1", "X")}
 		if got := fake.Receipts(); !slices.EqualFunc(got, want, sameReceipt) {
 			t.Errorf("sent %+v, want %+v", got, want)
 		}
@@ -399,8 +418,12 @@ func TestCoalesceCancelWhileWaiting(t *testing.T) {
 func TestCoalesceEveryoneCancels(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
-		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Minute})
+		release := make(chan struct{})
+		c := session.Coalesce(hold(fake.Session("s"), release), session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
+		held := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "hold")); held <- err }()
+		synctest.Wait()
 		ctx, cancel := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
 		for _, id := range []string{"A1", "A2"} {
@@ -413,11 +436,15 @@ func TestCoalesceEveryoneCancels(t *testing.T) {
 		synctest.Wait()
 		cancel()
 		wg.Wait()
-		time.Sleep(2 * time.Minute)
-		if calls := fake.Calls(); len(calls) != 0 {
-			t.Errorf("the session got %+v", calls)
+		close(release)
+		if err := <-held; err != nil {
+			t.Fatal(err)
 		}
-		if st := c.Stats(); st.Sends != 0 {
+		synctest.Wait()
+		if calls := fake.Calls(); len(calls) != 1 || calls[0].Receipt.MessageIDs[0] != "hold" {
+			t.Errorf("the session got %+v, want the held receipt only", calls)
+		}
+		if st := c.Stats(); st.Sends != 1 {
 			t.Errorf("Stats = %+v", st)
 		}
 		// A context that has already ended sends nothing either.
@@ -436,13 +463,18 @@ func TestCoalesceCancelAfterSent(t *testing.T) {
 		var batchCtx context.Context
 		var got []session.Receipt
 		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			if r.MessageIDs[0] == "hold" {
+				return session.Result{Type: r.Type}, nil
+			}
 			batchCtx = ctx
 			got = append(got, r)
 			<-release
 			return session.Result{Type: r.Type}, ctx.Err()
 		})
-		c := session.Coalesce(inner, session.CoalesceOptions{Window: time.Minute})
+		c := session.Coalesce(hold(inner, release), session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
+		go func() { _, _ = c.SendReceipt(t.Context(), rcpt(chatA, "", "hold")) }()
+		synctest.Wait()
 
 		ctxA, cancelA := context.WithCancel(t.Context())
 		doneA := make(chan error, 1)
@@ -499,15 +531,14 @@ func TestCoalesceSendTimeout(t *testing.T) {
 					<-ctx.Done()
 					return session.Result{}, ctx.Err()
 				})
-				const window = time.Millisecond
-				c := session.Coalesce(inner, session.CoalesceOptions{Window: window, SendTimeout: tc.timeout})
+				c := session.Coalesce(inner, session.CoalesceOptions{SendTimeout: tc.timeout})
 				defer closeCoalescer(t, c)
 				start := time.Now()
 				if _, err := c.SendReceipt(context.Background(), rcpt(chatA, "", "A1")); !errors.Is(err, context.DeadlineExceeded) {
 					t.Errorf("err = %v, want DeadlineExceeded", err)
 				}
-				if d := time.Since(start); d != window+tc.want {
-					t.Errorf("returned after %v, want %v", d, window+tc.want)
+				if d := time.Since(start); d != tc.want {
+					t.Errorf("returned after %v, want %v", d, tc.want)
 				}
 			})
 		})
@@ -519,7 +550,7 @@ func TestCoalescePanic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
 		fake.Inject(sessiontest.Fault{Panic: "boom"})
-		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Millisecond})
+		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
 		var wg sync.WaitGroup
 		for _, id := range []string{"A1", "A2"} {
@@ -533,15 +564,16 @@ func TestCoalescePanic(t *testing.T) {
 	})
 }
 
-// Close sends what waits without waiting for the window, then passes calls
-// through.
+// Close sends what waits without waiting for the calls in flight, then
+// passes calls through.
 func TestCoalesceClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
-		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Hour})
+		release := make(chan struct{})
+		c := session.Coalesce(hold(fake.Session("s"), release), session.CoalesceOptions{})
 		start := time.Now()
 		var wg sync.WaitGroup
-		for _, r := range []session.Receipt{rcpt(chatA, "", "A1"), rcpt(chatB, "", "B1"), rcpt(chatA, "", "A2")} {
+		for _, r := range []session.Receipt{rcpt(chatA, "", "hold"), rcpt(chatB, "", "hold"), rcpt(chatA, "", "A1"), rcpt(chatB, "", "B1"), rcpt(chatA, "", "A2")} {
 			wg.Go(func() {
 				if _, err := c.SendReceipt(t.Context(), r); err != nil {
 					t.Errorf("%+v: %v", r, err)
@@ -549,11 +581,15 @@ func TestCoalesceClose(t *testing.T) {
 			})
 			synctest.Wait()
 		}
-		if err := c.Close(t.Context()); err != nil {
-			t.Errorf("Close: %v", err)
-		}
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close(t.Context()) }()
+		synctest.Wait() // the waiting batches went out; the held calls did not land
 		if n := len(fake.Receipts()); n != 2 {
-			t.Errorf("after Close, %d receipts sent, want 2", n)
+			t.Errorf("after Close, %d receipts sent, want 2: %+v", n, fake.Receipts())
+		}
+		close(release)
+		if err := <-closed; err != nil {
+			t.Errorf("Close: %v", err)
 		}
 		wg.Wait()
 		if d := time.Since(start); d != 0 {
@@ -563,7 +599,7 @@ func TestCoalesceClose(t *testing.T) {
 		if _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "A3")); err != nil {
 			t.Errorf("after Close: %v", err)
 		}
-		if n := len(fake.Receipts()); n != 3 || time.Since(start) != 0 {
+		if n := len(fake.Receipts()); n != 5 || time.Since(start) != 0 {
 			t.Errorf("after Close, SendReceipt did not pass through: %d receipts, %v", n, time.Since(start))
 		}
 		if err := c.Close(t.Context()); err != nil {
@@ -580,7 +616,7 @@ func TestCoalesceCloseTimeout(t *testing.T) {
 			<-release
 			return session.Result{Type: r.Type}, nil
 		})
-		c := session.Coalesce(inner, session.CoalesceOptions{Window: time.Hour})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.SendReceipt(context.Background(), rcpt(chatA, "", "A1"))
@@ -607,7 +643,7 @@ func TestCoalesceCloseTimeout(t *testing.T) {
 func TestCoalesceConcurrent(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	fake := sessiontest.New()
-	c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Millisecond, MaxBatch: 10})
+	c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{MaxBatch: 10})
 	const workers, each = 32, 20
 	chats := []string{chatA, chatB, group}
 	var wg sync.WaitGroup
@@ -677,25 +713,17 @@ func BenchmarkCoalesce(b *testing.B) {
 	chatByChat := func(i int) int { return i / (requests / chats) }
 	for _, bc := range []struct {
 		name   string
-		window time.Duration
 		chatOf func(i int) int
 	}{
-		{"PassThrough", 0, interleaved},
-		{"Window=10ms/Interleaved", 10 * time.Millisecond, interleaved},
-		{"Window=10ms/ChatByChat", 10 * time.Millisecond, chatByChat},
-		{"GroupCommit/Interleaved", -1, interleaved},
-		{"GroupCommit/ChatByChat", -1, chatByChat},
+		{"GroupCommit/Interleaved", interleaved},
+		{"GroupCommit/ChatByChat", chatByChat},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			fake := sessiontest.New()
 			// A backend call takes 200 µs, as a frame written to WhatsApp's socket
 			// roughly does; group commit batches what arrives meanwhile.
 			fake.Inject(sessiontest.Fault{Latency: 200 * time.Microsecond})
-			o := session.CoalesceOptions{Window: bc.window}
-			if bc.window < 0 {
-				o = session.CoalesceOptions{GroupCommit: true}
-			}
-			c := session.Coalesce(fake.Session("bench"), o)
+			c := session.Coalesce(fake.Session("bench"), session.CoalesceOptions{})
 			defer closeCoalescer(b, c)
 			receipts := make([]session.Receipt, requests)
 			for i := range receipts {
@@ -728,9 +756,12 @@ func BenchmarkCoalesce(b *testing.B) {
 func TestCoalesceMaxBatchCappedAtStanzaSize(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
-		c := session.Coalesce(fake.Session("s"), session.CoalesceOptions{Window: time.Second, MaxBatch: 1000})
+		release := make(chan struct{})
+		c := session.Coalesce(hold(fake.Session("s"), release), session.CoalesceOptions{MaxBatch: 1000})
 		defer closeCoalescer(t, c)
 		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = c.SendReceipt(t.Context(), rcpt(chatA, "", "hold")) })
+		synctest.Wait()
 		for i := range 300 {
 			wg.Go(func() {
 				if _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", fmt.Sprintf("ID%03d", i))); err != nil {
@@ -739,9 +770,13 @@ func TestCoalesceMaxBatchCappedAtStanzaSize(t *testing.T) {
 			})
 			synctest.Wait()
 		}
+		close(release)
 		wg.Wait()
 		var sizes []int
 		for _, r := range fake.Receipts() {
+			if r.MessageIDs[0] == "hold" {
+				continue
+			}
 			sizes = append(sizes, len(r.MessageIDs))
 		}
 		if !slices.Equal(sizes, []int{session.MaxReceiptIDs, 300 - session.MaxReceiptIDs}) {
@@ -750,7 +785,7 @@ func TestCoalesceMaxBatchCappedAtStanzaSize(t *testing.T) {
 	})
 }
 
-// With GroupCommit a receipt goes out at once when nothing is in flight for
+// A receipt goes out at once when nothing is in flight for
 // its chat (no timer is waited on); those arriving while a call is in flight
 // go out together as soon as it returns.
 func TestCoalesceGroupCommit(t *testing.T) {
@@ -770,7 +805,7 @@ func TestCoalesceGroupCommit(t *testing.T) {
 			}
 			return session.Result{Type: r.Type}, nil
 		})
-		c := session.Coalesce(backend, session.CoalesceOptions{GroupCommit: true, Window: time.Hour})
+		c := session.Coalesce(backend, session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -814,7 +849,7 @@ func TestCoalesceGroupCommit(t *testing.T) {
 	})
 }
 
-// With GroupCommit, a caller that gives up while its batch waits for the
+// A caller that gives up while its batch waits for the
 // call in flight leaves it; Close sends the batch that is waiting.
 func TestCoalesceGroupCommitCancelAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -827,7 +862,7 @@ func TestCoalesceGroupCommitCancelAndClose(t *testing.T) {
 			}
 			return fake.Session("s").SendReceipt(ctx, r)
 		})
-		c := session.Coalesce(backend, session.CoalesceOptions{GroupCommit: true})
+		c := session.Coalesce(backend, session.CoalesceOptions{})
 		go func() { _, _ = c.SendReceipt(context.Background(), rcpt(chatA, "", "FIRST")) }()
 		synctest.Wait()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -861,7 +896,7 @@ func TestCoalesceGroupCommitCancelAndClose(t *testing.T) {
 	})
 }
 
-// The receipt that opens a group-commit batch returns when its own
+// The receipt that opens a batch returns when its own
 // deadline ends, not when the batch's call does, and says its receipt is
 // in flight; the batch goes on for the others. A caller that leaves a
 // batch not yet sent gets the bare context error: nothing of it went out.
@@ -872,7 +907,7 @@ func TestCoalesceGroupCommitLeaderDeadline(t *testing.T) {
 			time.Sleep(time.Second) // WhatsApp is slow today
 			return fake.Session("s").SendReceipt(ctx, r)
 		})
-		c := session.Coalesce(backend, session.CoalesceOptions{GroupCommit: true})
+		c := session.Coalesce(backend, session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
 
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
@@ -909,16 +944,16 @@ func TestCoalesceGroupCommitLeaderDeadline(t *testing.T) {
 	})
 }
 
-// A member of a window batch that is being sent when its context ends is
+// A member of a batch that is being sent when its context ends is
 // told its receipt is in flight.
-func TestCoalesceWindowInFlight(t *testing.T) {
+func TestCoalesceBatchInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
 			<-release
 			return session.Result{Type: r.Type}, nil
 		})
-		c := session.Coalesce(inner, session.CoalesceOptions{Window: time.Millisecond})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
 		defer closeCoalescer(t, c)
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()

@@ -14,11 +14,14 @@ const defaultIdleTTL = 10 * time.Minute
 
 // DecorateOptions configures [Decorate]. The zero value decorates nothing.
 type DecorateOptions struct {
-	// Coalesce, when set, wraps each session in [Coalesce] with these
-	// options. Default nil: no coalescing.
+	// Coalesce, when set, batches each session's receipts for one chat,
+	// sender and type by group commit (see [CoalesceOptions]). Default nil:
+	// no coalescing.
 	Coalesce *CoalesceOptions
-	// Dedup, when set, wraps each session in [Dedup] with these options,
-	// outside the coalescer. Default nil: no dedup.
+	// Dedup, when set, skips the ids each session sent recently, reporting
+	// them in [Result].Duplicates (see [DedupOptions]), before they reach
+	// the coalescing: ids sent recently never enter a batch. Default nil: no
+	// dedup.
 	Dedup *DedupOptions
 	// IdleTTL is how long the decorators of a session name may go unused
 	// (neither looked up nor sent through) before they are closed and
@@ -47,7 +50,7 @@ type Decorated struct {
 	mu        sync.Mutex
 	chains    map[string]*chain // the live chains, by session name
 	retired   map[*chain]bool   // dropped, but being closed or still sent through
-	calls     int64             // Coalescer.Stats().Calls of the settled chains
+	calls     int64             // coalescer.stats().Calls of the settled chains
 	nextSweep time.Time
 	closed    bool
 }
@@ -55,8 +58,8 @@ type Decorated struct {
 var _ Registry = (*Decorated)(nil)
 
 // Decorate returns a Registry that looks sessions up in reg (which must not
-// be nil) and returns them wrapped as Dedup(Coalesce(s)), each decorator only
-// if opts asks for it. With neither, Lookup returns reg's sessions unchanged
+// be nil) and returns them wrapped in the decorators opts asks for: dedup
+// outermost, then coalescing. With neither, Lookup returns reg's sessions unchanged
 // and Decorated keeps no state.
 //
 // The decorators are made once per session name, not once per Session
@@ -172,7 +175,7 @@ func (d *Decorated) Close(ctx context.Context) error {
 	d.closed = true
 	all := make([]*chain, 0, len(d.chains)+len(d.retired))
 	for c := range d.retired {
-		all = append(all, c) // closed again: Coalescer.Close waits for it too
+		all = append(all, c) // closed again: coalescer.close waits for it too
 	}
 	for _, c := range d.chains {
 		all = append(all, c)
@@ -196,10 +199,10 @@ func (d *Decorated) Stats() CoalesceStats {
 	}
 	calls := d.calls
 	for _, c := range d.chains {
-		calls += c.coalescer.Stats().Calls
+		calls += c.coalescer.stats().Calls
 	}
 	for c := range d.retired { // only chains with a coalescer get there
-		calls += c.coalescer.Stats().Calls
+		calls += c.coalescer.stats().Calls
 	}
 	return CoalesceStats{Calls: calls, Sends: d.sends.Load()}
 }
@@ -211,18 +214,18 @@ func (d *Decorated) newChain(s Session) *chain {
 	c.fwd.set(s)
 	c.outer = c.fwd
 	if d.coalesce != nil {
-		// Every call a Coalescer makes to the session, batch or straight
+		// Every call a coalescer makes to the session, batch or straight
 		// through, goes through its forward: counting them there keeps
-		// counting after the Coalescer is dropped from Stats' view, until its
+		// counting after the coalescer is dropped from Stats' view, until its
 		// last batch is out.
 		c.fwd.sends = &d.sends
-		c.coalescer = Coalesce(c.fwd, *d.coalesce)
+		c.coalescer = coalesce(c.fwd, *d.coalesce)
 		c.outer = c.coalescer
 	} else {
 		c.closed = true // nothing to close
 	}
 	if d.dedup != nil {
-		c.outer = Dedup(c.outer, *d.dedup)
+		c.outer = dedup(c.outer, *d.dedup)
 	}
 	return c
 }
@@ -287,7 +290,7 @@ func (d *Decorated) track(c *chain) {
 func (d *Decorated) closeChains(ctx context.Context, chains []*chain) error {
 	for _, c := range chains {
 		if c.coalescer != nil {
-			c.coalescer.Flush()
+			c.coalescer.flush()
 		}
 	}
 	var err error
@@ -295,7 +298,7 @@ func (d *Decorated) closeChains(ctx context.Context, chains []*chain) error {
 		if c.coalescer == nil {
 			continue
 		}
-		if cerr := c.coalescer.Close(ctx); cerr != nil && err == nil {
+		if cerr := c.coalescer.close(ctx); cerr != nil && err == nil {
 			err = cerr
 		}
 		c.mu.Lock()
@@ -316,7 +319,7 @@ func (d *Decorated) settle(c *chain) {
 	defer d.mu.Unlock()
 	if d.retired[c] {
 		delete(d.retired, c)
-		d.calls += c.coalescer.Stats().Calls
+		d.calls += c.coalescer.stats().Calls
 	}
 }
 
@@ -325,7 +328,7 @@ func (d *Decorated) settle(c *chain) {
 type chain struct {
 	d         *Decorated
 	fwd       *forward   // innermost: the name's latest Session
-	coalescer *Coalescer // nil without coalescing
+	coalescer *coalescer // nil without coalescing
 	outer     Session    // the outermost decorator
 
 	mu       sync.Mutex
@@ -338,7 +341,7 @@ type chain struct {
 
 var (
 	_ Session = (*chain)(nil)
-	_ Wrapper = (*chain)(nil)
+	_ wrapper = (*chain)(nil)
 )
 
 // Unwrap returns the outermost decorator.
@@ -387,7 +390,7 @@ type forward struct {
 
 var (
 	_ Session = (*forward)(nil)
-	_ Wrapper = (*forward)(nil)
+	_ wrapper = (*forward)(nil)
 )
 
 func (f *forward) set(s Session) { f.target.Store(&s) }

@@ -89,11 +89,11 @@ func TestDecorateConformance(t *testing.T) {
 		opts session.DecorateOptions
 	}{
 		{"Nothing", session.DecorateOptions{}},
-		{"CoalesceWindow=0", session.DecorateOptions{Coalesce: &session.CoalesceOptions{}}},
-		{"CoalesceWindow=2ms", session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: 2 * time.Millisecond}}},
+		{"Coalesce", session.DecorateOptions{Coalesce: &session.CoalesceOptions{}}},
+		{"CoalesceMaxBatch=2", session.DecorateOptions{Coalesce: &session.CoalesceOptions{MaxBatch: 2}}},
 		{"Dedup", session.DecorateOptions{Dedup: &session.DedupOptions{}}},
 		{"Both", session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: 2 * time.Millisecond},
+			Coalesce: &session.CoalesceOptions{},
 			Dedup:    &session.DedupOptions{},
 		}},
 	}
@@ -134,7 +134,7 @@ func TestDecorateNothing(t *testing.T) {
 func TestDecorateLookupErrors(t *testing.T) {
 	errBoom := errors.New("boom")
 	errGone := fmt.Errorf("registry: %w: %q", session.ErrSessionNotFound, "support")
-	both := session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: time.Second}, Dedup: &session.DedupOptions{}}
+	both := session.DecorateOptions{Coalesce: &session.CoalesceOptions{}, Dedup: &session.DedupOptions{}}
 	tests := []struct {
 		name    string
 		opts    session.DecorateOptions
@@ -188,7 +188,11 @@ func TestDecorateFreshSessionPerLookup(t *testing.T) {
 				return fake.Session(name).SendReceipt(ctx, r)
 			}), nil
 		})
-		d := decorated(t, reg, session.DecorateOptions{Coalesce: &session.CoalesceOptions{Window: window}})
+		d := decorated(t, reg, session.DecorateOptions{Coalesce: &session.CoalesceOptions{}})
+		// A call in flight for window: what comes meanwhile waits for it.
+		fake.Inject(sessiontest.Fault{Call: 1, Latency: window})
+		held := sendAsync(t.Context(), lookup(t, d, "support"), rcpt(chatA, "", "hold"))
+		synctest.Wait()
 
 		var dones []<-chan error
 		for _, id := range []string{"A1", "A2", "A3"} {
@@ -197,28 +201,28 @@ func TestDecorateFreshSessionPerLookup(t *testing.T) {
 		}
 		time.Sleep(window)
 		synctest.Wait()
-		for _, done := range dones {
+		for _, done := range append(dones, held) {
 			if !returned(t, done) {
-				t.Error("a caller still waits after the window")
+				t.Error("a caller still waits after the call in flight landed")
 			}
 		}
-		if got, want := sentIDs(fake), [][]string{{"A1", "A2", "A3"}}; !slices.EqualFunc(got, want, slices.Equal) {
+		if got, want := sentIDs(fake), [][]string{{"hold"}, {"A1", "A2", "A3"}}; !slices.EqualFunc(got, want, slices.Equal) {
 			t.Errorf("sent %v, want %v", got, want)
 		}
-		if want := []int64{3}; !slices.Equal(via, want) {
+		if want := []int64{1, 4}; !slices.Equal(via, want) {
 			t.Errorf("sent through SessionFuncs %v, want %v (the latest)", via, want)
 		}
-		if st, want := d.Stats(), (session.CoalesceStats{Calls: 3, Sends: 1}); st != want {
+		if st, want := d.Stats(), (session.CoalesceStats{Calls: 4, Sends: 2}); st != want {
 			t.Errorf("Stats = %+v, want %+v", st, want)
 		}
 
 		// A session looked up earlier sends through the latest one too.
-		first := lookup(t, d, "support") // generation 4
-		lookup(t, d, "support")          // generation 5
+		first := lookup(t, d, "support") // generation 5
+		lookup(t, d, "support")          // generation 6
 		if _, err := first.SendReceipt(t.Context(), rcpt(chatA, "", "A4")); err != nil {
 			t.Fatal(err)
 		}
-		if want := []int64{3, 5}; !slices.Equal(via, want) {
+		if want := []int64{1, 4, 6}; !slices.Equal(via, want) {
 			t.Errorf("sent through SessionFuncs %v, want %v", via, want)
 		}
 	})
@@ -232,10 +236,13 @@ func TestDecorateReplacedSession(t *testing.T) {
 		reg := session.NewMemoryRegistry()
 		reg.Set("support", fake.Session("old"))
 		d := decorated(t, reg, session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: time.Minute},
+			Coalesce: &session.CoalesceOptions{},
 			Dedup:    &session.DedupOptions{},
 		})
 		s1 := lookup(t, d, "support")
+		fake.Inject(sessiontest.Fault{Call: 1, Latency: 5 * time.Second}) // in flight: A1 and A2 wait for it
+		held := sendAsync(t.Context(), s1, rcpt(chatA, "", "hold"))
+		synctest.Wait()
 		done1 := sendAsync(t.Context(), s1, rcpt(chatA, "", "A1"))
 		synctest.Wait()
 
@@ -245,12 +252,12 @@ func TestDecorateReplacedSession(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if !returned(t, done1) || !returned(t, done2) {
-			t.Fatal("a caller still waits after the window")
+		if !returned(t, held) || !returned(t, done1) || !returned(t, done2) {
+			t.Fatal("a caller still waits after the call in flight landed")
 		}
 		calls := fake.Calls()
-		if len(calls) != 1 || calls[0].Session != "new" || !slices.Equal(calls[0].Receipt.MessageIDs, []string{"A1", "A2"}) {
-			t.Errorf("calls = %+v, want one to new with A1 and A2", calls)
+		if len(calls) != 2 || calls[1].Session != "new" || !slices.Equal(calls[1].Receipt.MessageIDs, []string{"A1", "A2"}) {
+			t.Errorf("calls = %+v, want the held one, then one to new with A1 and A2", calls)
 		}
 		// The dedup memory is the name's, whichever session is behind it.
 		res, err := s1.SendReceipt(t.Context(), rcpt(chatA, "", "A1"))
@@ -261,16 +268,20 @@ func TestDecorateReplacedSession(t *testing.T) {
 }
 
 // When the registry no longer knows a name, its batches go out at once, in
-// the Lookup, and a later session of that name gets fresh decorators.
+// the Lookup, which waits for the calls in flight, and a later session of
+// that name gets fresh decorators.
 func TestDecorateNotFoundDrops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
 		reg := fake.Registry("support")
 		d := decorated(t, reg, session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: time.Hour},
+			Coalesce: &session.CoalesceOptions{},
 			Dedup:    &session.DedupOptions{},
 		})
 		old := lookup(t, d, "support")
+		fake.Inject(sessiontest.Fault{Call: 1, Latency: 5 * time.Second}) // in flight: A1 waits for it
+		held := sendAsync(t.Context(), old, rcpt(chatA, "", "hold"))
+		synctest.Wait()
 		done := sendAsync(t.Context(), old, rcpt(chatA, "", "A1"))
 		synctest.Wait()
 
@@ -280,15 +291,16 @@ func TestDecorateNotFoundDrops(t *testing.T) {
 			t.Fatalf("Lookup after Remove = %v", err)
 		}
 		synctest.Wait()
-		if !returned(t, done) {
+		if !returned(t, done) || !returned(t, held) {
 			t.Fatal("the batch still waits after the Lookup that found no session")
 		}
-		if elapsed := time.Since(start); elapsed != 0 {
-			t.Errorf("the Lookup took %v", elapsed)
+		if elapsed := time.Since(start); elapsed != 5*time.Second {
+			t.Errorf("the Lookup took %v, want the rest of the call in flight", elapsed)
 		}
-		if got := sentIDs(fake); len(got) != 1 {
-			t.Errorf("sent %v, want A1", got)
+		if got := sentIDs(fake); len(got) != 2 {
+			t.Errorf("sent %v, want hold and A1", got)
 		}
+		start = time.Now()
 
 		// A session looked up before passes receipts straight through: no
 		// window, no dedup memory.
@@ -298,7 +310,7 @@ func TestDecorateNotFoundDrops(t *testing.T) {
 		if elapsed := time.Since(start); elapsed != 0 {
 			t.Errorf("the old session waited %v", elapsed)
 		}
-		if got := sentIDs(fake); len(got) != 2 {
+		if got := sentIDs(fake); len(got) != 3 {
 			t.Errorf("sent %v, want A1 twice", got)
 		}
 
@@ -306,7 +318,7 @@ func TestDecorateNotFoundDrops(t *testing.T) {
 		if c := coalescerOf(t, lookup(t, d, "support")); c == coalescerOf(t, old) {
 			t.Error("the name got its dropped Coalescer back")
 		}
-		if st, want := d.Stats(), (session.CoalesceStats{Calls: 1, Sends: 1}); st != want {
+		if st, want := d.Stats(), (session.CoalesceStats{Calls: 2, Sends: 2}); st != want {
 			t.Errorf("Stats = %+v, want %+v", st, want)
 		}
 	})
@@ -316,13 +328,10 @@ func TestDecorateNotFoundDrops(t *testing.T) {
 // those a call is in flight through are kept.
 func TestDecorateIdleEviction(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const (
-			ttl    = time.Minute
-			window = 10 * time.Millisecond
-		)
+		const ttl = time.Minute
 		fake := sessiontest.New()
 		d := decorated(t, fake.Registry("a", "b"), session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: window, SendTimeout: time.Hour},
+			Coalesce: &session.CoalesceOptions{SendTimeout: time.Hour},
 			Dedup:    &session.DedupOptions{},
 			IdleTTL:  ttl,
 		})
@@ -357,8 +366,8 @@ func TestDecorateIdleEviction(t *testing.T) {
 			t.Fatal("the name got its dropped Coalescer back")
 		}
 		res, err = a2.SendReceipt(t.Context(), rcpt(chatA, "", "A1"))
-		if err != nil || res.Duplicates != nil || time.Since(start) != window {
-			t.Errorf("A1 through fresh decorators = %+v, %v after %v; want sent after the window", res, err, time.Since(start))
+		if err != nil || res.Duplicates != nil || time.Since(start) != 0 {
+			t.Errorf("A1 through fresh decorators = %+v, %v after %v; want sent at once", res, err, time.Since(start))
 		}
 
 		// A call in flight for longer than the TTL keeps them, and gets its
@@ -393,27 +402,40 @@ func TestDecorateIdleEviction(t *testing.T) {
 	})
 }
 
-// Close flushes the waiting batches at once; afterwards everything passes
-// straight through.
+// Close sends the waiting batches at once, without waiting for the calls in
+// flight, then waits for every call; afterwards everything passes straight
+// through.
 func TestDecorateClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := sessiontest.New()
 		d := session.Decorate(fake.Registry("support"), session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: time.Hour},
+			Coalesce: &session.CoalesceOptions{},
 			Dedup:    &session.DedupOptions{},
 		})
 		old := lookup(t, d, "support")
+		fake.Inject(sessiontest.Fault{Chat: chatA, Call: 1, Latency: 5 * time.Second})
+		fake.Inject(sessiontest.Fault{Chat: group, Call: 1, Latency: 5 * time.Second})
 		dones := []<-chan error{
-			sendAsync(t.Context(), old, rcpt(chatA, "", "A1")),
-			sendAsync(t.Context(), old, rcpt(group, alice, "G1")),
+			sendAsync(t.Context(), old, rcpt(chatA, "", "hold")),
+			sendAsync(t.Context(), old, rcpt(group, alice, "hold")),
 		}
+		synctest.Wait() // in flight: A1 and G1 wait for them
+		dones = append(dones,
+			sendAsync(t.Context(), old, rcpt(chatA, "", "A1")),
+			sendAsync(t.Context(), old, rcpt(group, alice, "G1")))
 		synctest.Wait()
 		start := time.Now()
-		if err := d.Close(t.Context()); err != nil {
+		closed := make(chan error, 1)
+		go func() { closed <- d.Close(t.Context()) }()
+		synctest.Wait()
+		if got := len(fake.Receipts()); got != 2 {
+			t.Errorf("sent %d receipts while the held calls are in flight, want A1 and G1", got)
+		}
+		if err := <-closed; err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		if elapsed := time.Since(start); elapsed != 0 {
-			t.Errorf("Close took %v", elapsed)
+		if elapsed := time.Since(start); elapsed != 5*time.Second {
+			t.Errorf("Close took %v, want the rest of the calls in flight", elapsed)
 		}
 		synctest.Wait()
 		for _, done := range dones {
@@ -421,9 +443,10 @@ func TestDecorateClose(t *testing.T) {
 				t.Error("a caller still waits after Close")
 			}
 		}
-		if got := len(fake.Receipts()); got != 2 {
-			t.Errorf("sent %d receipts, want 2", got)
+		if got := len(fake.Receipts()); got != 4 {
+			t.Errorf("sent %d receipts, want 4", got)
 		}
+		start = time.Now()
 
 		if s := lookup(t, d, "support"); s != session.Session(fake.Session("support")) {
 			t.Errorf("Lookup after Close = %T, want the registry's session", s)
@@ -431,13 +454,13 @@ func TestDecorateClose(t *testing.T) {
 		if _, err := old.SendReceipt(t.Context(), rcpt(chatA, "", "A1")); err != nil || time.Since(start) != 0 {
 			t.Errorf("an old session after Close: %v after %v", err, time.Since(start))
 		}
-		if got := len(fake.Receipts()); got != 3 {
-			t.Errorf("sent %d receipts, want 3 (A1 again, no dedup)", got)
+		if got := len(fake.Receipts()); got != 5 {
+			t.Errorf("sent %d receipts, want 5 (A1 again, no dedup)", got)
 		}
 		if err := d.Close(t.Context()); err != nil {
 			t.Errorf("second Close: %v", err)
 		}
-		if st, want := d.Stats(), (session.CoalesceStats{Calls: 2, Sends: 2}); st != want {
+		if st, want := d.Stats(), (session.CoalesceStats{Calls: 4, Sends: 4}); st != want {
 			t.Errorf("Stats = %+v, want %+v", st, want)
 		}
 	})
@@ -449,7 +472,7 @@ func TestDecorateCloseTimeout(t *testing.T) {
 		fake := sessiontest.New()
 		fake.Inject(sessiontest.Fault{Latency: time.Minute})
 		d := session.Decorate(fake.Registry("support"), session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: time.Hour, SendTimeout: time.Hour},
+			Coalesce: &session.CoalesceOptions{SendTimeout: time.Hour},
 		})
 		done := sendAsync(t.Context(), lookup(t, d, "support"), rcpt(chatA, "", "A1"))
 		synctest.Wait()
@@ -488,7 +511,7 @@ func TestDecorateAs(t *testing.T) {
 	reg := session.NewMemoryRegistry()
 	reg.Set("support", fake.Session("old"))
 	d := decorated(t, reg, session.DecorateOptions{
-		Coalesce: &session.CoalesceOptions{Window: time.Millisecond},
+		Coalesce: &session.CoalesceOptions{},
 		Dedup:    &session.DedupOptions{},
 	})
 	s := lookup(t, d, "support")
@@ -496,7 +519,7 @@ func TestDecorateAs(t *testing.T) {
 		func() bool { _, ok := session.As[*session.Deduper](s); return ok }(),
 		func() bool { _, ok := session.As[*session.Coalescer](s); return ok }(),
 		func() bool { _, ok := session.As[session.UnreadLister](s); return ok }(),
-		func() bool { _, ok := session.As[session.ChatMarker](s); return ok }(),
+		func() bool { _, ok := session.As[session.ChatReadMarker](s); return ok }(),
 		func() bool { _, ok := session.As[session.StatusReporter](s); return ok }(),
 	} {
 		if !found {
@@ -536,7 +559,7 @@ func TestDecorateConcurrent(t *testing.T) {
 		names := []string{"a", "b", "c"}
 		reg := fake.Registry(names...)
 		d := session.Decorate(reg, session.DecorateOptions{
-			Coalesce: &session.CoalesceOptions{Window: time.Millisecond, MaxBatch: 5},
+			Coalesce: &session.CoalesceOptions{MaxBatch: 5},
 			Dedup:    &session.DedupOptions{},
 			IdleTTL:  ttl,
 		})

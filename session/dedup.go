@@ -15,7 +15,9 @@ const (
 	defaultDedupTTL  = 24 * time.Hour
 )
 
-// DedupOptions configures Dedup. The zero value is ready to use.
+// DedupOptions configures the dedup [Decorate] puts around each session
+// ([DecorateOptions].Dedup): ids sent recently are not sent again (see
+// dedup). The zero value is ready to use.
 type DedupOptions struct {
 	// Size is the most ids remembered, all chats and receipt types together;
 	// beyond it the least recently sent or asked for are forgotten first.
@@ -26,9 +28,9 @@ type DedupOptions struct {
 	TTL time.Duration
 }
 
-// Deduper is a Session that does not send again the ids it has sent
-// recently. Create it with Dedup; it is safe for concurrent use.
-type Deduper struct {
+// deduper is a Session that does not send again the ids it has sent
+// recently. Create it with dedup; it is safe for concurrent use.
+type deduper struct {
 	s   Session
 	ttl time.Duration
 
@@ -40,11 +42,11 @@ type Deduper struct {
 }
 
 var (
-	_ Session = (*Deduper)(nil)
-	_ Wrapper = (*Deduper)(nil)
+	_ Session = (*deduper)(nil)
+	_ wrapper = (*deduper)(nil)
 )
 
-// Dedup returns a Session that remembers, for opts.TTL and up to opts.Size
+// dedup returns a Session that remembers, for opts.TTL and up to opts.Size
 // ids, the ids it sent through s, keyed by chat, receipt type (as asked for)
 // and id: a played receipt after a read one is not a duplicate. s must not
 // be nil.
@@ -61,9 +63,9 @@ var (
 // "duplicate". A retry of either sends it.
 //
 // Receipts with no ids or no chat are passed straight to s, which refuses
-// them with [ErrInvalidReceipt]. A Deduper wraps one WhatsApp session: give
+// them with [ErrInvalidReceipt]. A deduper wraps one WhatsApp session: give
 // each session its own. It starts no goroutine and needs no closing.
-func Dedup(s Session, opts DedupOptions) *Deduper {
+func dedup(s Session, opts DedupOptions) *deduper {
 	if opts.Size <= 0 {
 		opts.Size = defaultDedupSize
 	}
@@ -72,20 +74,20 @@ func Dedup(s Session, opts DedupOptions) *Deduper {
 	}
 	// simplelru rather than golang-lru's expirable: expirable.NewLRU starts
 	// a sweeping goroutine that never exits (v2.0.7), which would keep every
-	// Deduper and its cache alive. Expiry is checked on lookup instead; the
+	// deduper and its cache alive. Expiry is checked on lookup instead; the
 	// expired entries left behind are bounded by Size.
 	sent, err := simplelru.NewLRU[string, time.Time](opts.Size, nil)
 	if err != nil {
 		panic(err) // unreachable: Size is positive
 	}
-	return &Deduper{s: s, ttl: opts.TTL, sent: sent, inflight: make(map[string]struct{})}
+	return &deduper{s: s, ttl: opts.TTL, sent: sent, inflight: make(map[string]struct{})}
 }
 
 // Unwrap returns the Session d wraps.
-func (d *Deduper) Unwrap() Session { return d.s }
+func (d *deduper) Unwrap() Session { return d.s }
 
-// SendReceipt sends the ids of r that were not sent recently; see Dedup.
-func (d *Deduper) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
+// SendReceipt sends the ids of r that were not sent recently; see dedup.
+func (d *deduper) SendReceipt(ctx context.Context, r Receipt) (Result, error) {
 	if r.Chat == "" || len(r.MessageIDs) == 0 {
 		return d.s.SendReceipt(ctx, r)
 	}

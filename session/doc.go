@@ -3,13 +3,12 @@
 // that finds a session by name, the optional [Resolver] that knows the
 // messages a session has seen, and the sentinel errors every backend returns.
 //
-// Two decorators wrap any Session: [Coalesce] batches receipts for the same
-// chat, sender and type that arrive within a window into one call, and
-// [Dedup] skips ids sent recently (reporting them in Result.Duplicates).
-// Wrap Dedup around Coalesce: Dedup(Coalesce(s, …), …). The optional
-// interfaces are found through decorators with [As].
-//
-// [Decorate] applies them to every session of a Registry: it makes one chain
+// [Decorate] wraps every session of a Registry in two decorators, each
+// optional: coalescing ([CoalesceOptions]) batches receipts for the same
+// chat, sender and type that arrive while one is being sent into one call
+// (group commit), and dedup ([DedupOptions]) skips ids sent recently
+// (reporting them in Result.Duplicates). The optional interfaces are found
+// through decorators with [As]. Decorate makes one chain
 // of decorators per session name on first Lookup, sends through it to the
 // session the registry returns now, drops it when the name goes away or
 // stays unused, and closes them all in [Decorated.Close], which its creator

@@ -40,7 +40,7 @@ var (
 	// sent. HTTP 400.
 	ErrInvalidReceipt = errors.New("invalid receipt")
 	// ErrInFlight: the caller's context ended while its receipt was being
-	// sent in a call it shares with other callers ([Coalesce]'s batch):
+	// sent in a call it shares with other callers (the coalescing of [Decorate]):
 	// that call goes on without it, so the receipt may have gone out, or
 	// may yet, or may fail — the caller cannot know. Sending it again may
 	// send it twice. An error wrapping ErrInFlight also wraps the context's
@@ -62,12 +62,13 @@ type notReadyError struct{}
 func (notReadyError) Error() string { return "session not ready: waiting for WhatsApp" }
 func (notReadyError) Unwrap() error { return ErrNotConnected }
 
-// WithRetryAfter returns err annotated with how long the caller should wait
+// RetryLater returns err annotated with how long the caller should wait
 // before trying again: [RetryAfter] reports d, errors.Is and errors.As see
 // err, and the text is err's. Package seenhandler sends d (rounded up to
-// whole seconds) as the Retry-After of the 503 that err maps to. A d of 0
-// or less returns err unchanged.
-func WithRetryAfter(err error, d time.Duration) error {
+// whole seconds) as the Retry-After of the 503 that err maps to, in place
+// of its own default (seenhandler.WithRetryAfter). A d of 0 or less returns
+// err unchanged.
+func RetryLater(err error, d time.Duration) error {
 	if err == nil || d <= 0 {
 		return err
 	}
@@ -86,7 +87,7 @@ func (e *retryAfterError) RetryAfter() time.Duration { return e.after }
 // RetryAfter reports how long to wait before retrying what failed with err,
 // when err or an error it wraps knows: one with a method
 // RetryAfter() time.Duration returning a positive duration, such as those of
-// [WithRetryAfter].
+// [RetryLater].
 func RetryAfter(err error) (time.Duration, bool) {
 	var r interface{ RetryAfter() time.Duration }
 	if !errors.As(err, &r) {

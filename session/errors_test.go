@@ -10,7 +10,7 @@ import (
 )
 
 func TestRetryAfter(t *testing.T) {
-	err := fmt.Errorf("pairing: %w", session.WithRetryAfter(session.ErrNotLoggedIn, 3*time.Second))
+	err := fmt.Errorf("pairing: %w", session.RetryLater(session.ErrNotLoggedIn, 3*time.Second))
 	if d, ok := session.RetryAfter(err); !ok || d != 3*time.Second {
 		t.Errorf("RetryAfter = %v, %v; want 3s, true", d, ok)
 	}
@@ -20,7 +20,7 @@ func TestRetryAfter(t *testing.T) {
 	if _, ok := session.RetryAfter(session.ErrNotLoggedIn); ok {
 		t.Error("RetryAfter of a bare sentinel is known")
 	}
-	if err := session.WithRetryAfter(session.ErrNotConnected, 0); err != session.ErrNotConnected {
+	if err := session.RetryLater(session.ErrNotConnected, 0); err != session.ErrNotConnected {
 		t.Errorf("WithRetryAfter(err, 0) = %v, want err itself", err)
 	}
 }

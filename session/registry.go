@@ -34,14 +34,6 @@ type Lister interface {
 	ListSessions(ctx context.Context) ([]string, error)
 }
 
-// ListerFunc adapts a function to the [Lister] interface.
-type ListerFunc func(ctx context.Context) ([]string, error)
-
-// ListSessions calls f(ctx).
-func (f ListerFunc) ListSessions(ctx context.Context) ([]string, error) {
-	return f(ctx)
-}
-
 // MemoryRegistry is a [Registry] backed by a map. It is safe for concurrent
 // use; the zero value is an empty registry ready to use.
 type MemoryRegistry struct {

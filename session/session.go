@@ -31,7 +31,7 @@ const (
 
 // MaxReceiptIDs is the most message ids one receipt stanza carries:
 // WhatsApp Web caps an aggregate receipt at 256 ids. A backend sends a
-// [Receipt] with more ids as several stanzas; [Coalesce] never batches more.
+// [Receipt] with more ids as several stanzas; the coalescing of [Decorate] never batches more.
 const MaxReceiptIDs = 256
 
 // Receipt is one read receipt: one or more messages, all in the same chat and
@@ -70,22 +70,23 @@ type Result struct {
 	Duplicates []string
 }
 
-// Wrapper is implemented by Session decorators (Coalesce, Dedup, …): Unwrap
-// returns the Session they decorate. The optional interfaces (Resolver,
-// UnreadLister, ChatMarker, StatusReporter) are looked up through it with
-// As, so a decorator need not forward them.
-type Wrapper interface {
+// wrapper is implemented by Session decorators (those of [Decorate], and
+// any of an app's own): Unwrap returns the Session they decorate.
+type wrapper interface {
 	Unwrap() Session
 }
 
-// As finds the first Session in s's chain of Wrappers, s included, that
-// implements T.
+// As finds the first Session in s's chain of decorators, s included, that
+// implements T. A decorator is a Session with a method Unwrap() Session
+// returning the Session it decorates: the optional interfaces
+// ([Resolver], [UnreadLister], [ChatReadMarker], [StatusReporter], …) are
+// found through it, so a decorator need not forward them.
 func As[T any](s Session) (T, bool) {
 	for s != nil {
 		if t, ok := s.(T); ok {
 			return t, true
 		}
-		w, ok := s.(Wrapper)
+		w, ok := s.(wrapper)
 		if !ok {
 			break
 		}
@@ -121,8 +122,8 @@ func As[T any](s Session) (T, bool) {
 //     an id it never saw goes out as asked.
 //   - sessiontest.Fake: the same checks for [ErrInvalidReceipt], ctx's
 //     error, and whatever error a test injects (a Fault); nothing else.
-//   - [Coalesce] and [Dedup] pass their Session's errors on; Coalesce adds
-//     [ErrInFlight].
+//   - the decorators of [Decorate] pass their Session's errors on;
+//     coalescing adds [ErrInFlight].
 type Session interface {
 	SendReceipt(ctx context.Context, r Receipt) (Result, error)
 }
@@ -196,27 +197,12 @@ type ChatRead struct {
 	Timestamp time.Time
 }
 
-// ChatMarker is implemented by sessions that can clear a chat's unread
-// badge on the account's other devices (WhatsApp Web, Desktop, the phone).
-// Unless the session is also a [ChatReadScheduler], the HTTP handler calls
-// MarkChatRead once per request, best-effort, after all of the request's
-// read receipts were sent, and reports the outcome as chatRead "done" or
-// "unavailable" (and chatMarkedRead true or false).
-//
-// MarkChatRead must be safe for concurrent use. It returns an error
-// wrapping errors.ErrUnsupported when the session is configured not to do
-// it; the handler then reports nothing. Given no LastMessageID, it returns
-// an error wrapping [ErrMessageNotFound] when it knows no message of the
-// chat, and sends nothing; the handler then reports the chat unknown.
-type ChatMarker interface {
-	MarkChatRead(ctx context.Context, c ChatRead) error
-}
-
 // ChatReadState is what became of a request to clear a chat's unread badge
 // on the account's other devices.
 type ChatReadState string
 
-// Chat read states, as the HTTP handler reports them in chatRead.
+// Chat read states, as [ChatReadMarker] returns them and the HTTP handler
+// reports them in chatRead.
 const (
 	// ChatReadDone: the badge was cleared before the call returned.
 	ChatReadDone ChatReadState = "done"
@@ -231,26 +217,33 @@ const (
 	ChatReadUnavailable ChatReadState = "unavailable"
 )
 
-// ChatReadScheduler is implemented by sessions that decide for themselves
-// whether a chat read needs more than its read receipts, and do it in the
-// background. WhatsApp Web marks a chat read on the account's other devices
-// with the read receipts alone (those devices clear the badge themselves),
-// and sends a "mark chat read" app-state patch only for a chat its owner
-// marked unread. The HTTP handler prefers it to [ChatMarker]: it calls
-// ScheduleChatRead once per request after the request's read receipts were
-// sent, and reports the state it returns as chatRead.
+// ChatReadMarker is implemented by sessions that can mark a chat read on the
+// account's other devices (WhatsApp Web, Desktop, the phone) beyond the read
+// receipts: WhatsApp Web marks a chat read there with the read receipts
+// alone (those devices clear the badge themselves), and sends a "mark chat
+// read" app-state patch only for a chat its owner marked unread. The HTTP
+// handler calls MarkChatRead once per request, best-effort, after all of the
+// request's read receipts were sent, and reports the state it returns as
+// chatRead (and, for done and unavailable, as chatMarkedRead true or false).
 //
-// ScheduleChatRead must be safe for concurrent use and must not wait for the
-// network; ctx bounds only the call itself, never the background work. It
-// returns [ChatReadScheduled] or [ChatReadUnavailable] with a nil error when
-// it knows what will happen, "" with a nil error when the receipts suffice
-// (nothing more to send; the handler reports nothing), an error (with
-// ChatReadUnavailable) when it could not decide (the session not connected,
-// a store failing), and an error wrapping errors.ErrUnsupported when the
-// session is configured not to clear badges or the chat has none
-// (channels); the handler then reports nothing.
-type ChatReadScheduler interface {
-	ScheduleChatRead(ctx context.Context, c ChatRead) (ChatReadState, error)
+// MarkChatRead must be safe for concurrent use; ctx bounds only the call,
+// never work it leaves to the background, and the call should not wait for
+// the network when it can help it (the request waits for it). It returns:
+//   - [ChatReadDone] when it cleared the badge before returning;
+//   - [ChatReadScheduled] when it will, in the background;
+//   - [ChatReadUnavailable] with a nil error when it cannot now;
+//   - "" with a nil error when the receipts suffice (nothing more to send;
+//     the handler reports nothing);
+//   - an error when it could not decide or failed (the session not
+//     connected, a store failing): the handler reports unavailable;
+//   - an error wrapping errors.ErrUnsupported when the session is
+//     configured not to clear badges or the chat has none (channels): the
+//     handler reports nothing;
+//   - given no LastMessageID, an error wrapping [ErrMessageNotFound] when it
+//     knows no message of the chat, having sent nothing: the handler then
+//     reports the chat unknown.
+type ChatReadMarker interface {
+	MarkChatRead(ctx context.Context, c ChatRead) (ChatReadState, error)
 }
 
 // Status is a session's state, as a StatusReporter tells it.

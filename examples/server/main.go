@@ -175,7 +175,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.asyncPace, "async-pace", seenhandler.DefaultAsyncPace, "least time between two asynchronous jobs of one session (a backlog is not sent as a burst)")
 	fs.DurationVar(&c.asyncRetry, "async-retry", seenhandler.DefaultAsyncRetryFor, "how long asynchronous receipts for a session that is down are retried before they count as failed")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM: the wait for requests in flight, then for the memory queue's flush")
-	fs.DurationVar(&c.coalesce, "coalesce", 0, "batch receipts for the same chat and sender arriving within this `window` (e.g. 10ms; 0: off); replaces -group-commit")
+	fs.DurationVar(&c.coalesce, "coalesce", 0, "deprecated: batching no longer waits on a timer; a positive `window` turns -group-commit on and is otherwise ignored")
 	fs.BoolVar(&c.groupCommit, "group-commit", true, "batch receipts for the same chat and sender that arrive while one is being sent (group commit: nothing waits on a timer; false: each request its own call)")
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once (0: no limit); when full, the connection that has sent nothing for longest (idle, or not yet sending a request) is closed to admit a new one, which waits only while every connection is busy")
@@ -671,14 +671,13 @@ func handlerOptions(c config, queue seenhandler.Queue, local func(string) bool) 
 	return opts, nil
 }
 
-// decorateOptions turns the flags into the registry's decorators.
+// decorateOptions turns the flags into the registry's decorators. A
+// -coalesce window, from when batching waited on a timer, asks for
+// batching: group commit, which waits on none.
 func decorateOptions(c config) session.DecorateOptions {
 	var o session.DecorateOptions
-	switch {
-	case c.coalesce > 0:
-		o.Coalesce = &session.CoalesceOptions{Window: c.coalesce}
-	case c.groupCommit:
-		o.Coalesce = &session.CoalesceOptions{GroupCommit: true}
+	if c.groupCommit || c.coalesce > 0 {
+		o.Coalesce = &session.CoalesceOptions{}
 	}
 	if c.dedup {
 		o.Dedup = &session.DedupOptions{}

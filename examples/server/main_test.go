@@ -714,29 +714,25 @@ func TestSQLiteStoreServesOneServer(t *testing.T) {
 }
 
 // Receipts for one chat are group-committed unless the flags say
-// otherwise; a -coalesce window replaces it.
+// otherwise; a -coalesce window (deprecated: batching waits on no timer)
+// turns group commit on.
 func TestDecorateOptionsGroupCommit(t *testing.T) {
 	for _, tc := range []struct {
-		args        []string
-		groupCommit bool
-		window      time.Duration
+		args     []string
+		coalesce bool
 	}{
-		{nil, true, 0},
-		{[]string{"-group-commit=false"}, false, 0},
-		{[]string{"-coalesce", "10ms"}, false, 10 * time.Millisecond},
+		{nil, true},
+		{[]string{"-group-commit=false"}, false},
+		{[]string{"-coalesce", "10ms"}, true},
+		{[]string{"-group-commit=false", "-coalesce", "10ms"}, true},
+		{[]string{"-group-commit=false", "-coalesce", "0"}, false},
 	} {
 		c, err := parseFlags(append([]string{"-demo"}, tc.args...), func(string) string { return "" }, io.Discard)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.args, err)
 		}
-		o := decorateOptions(c)
-		switch {
-		case !tc.groupCommit && tc.window == 0:
-			if o.Coalesce != nil {
-				t.Errorf("%q: coalescing %+v, want none", tc.args, *o.Coalesce)
-			}
-		case o.Coalesce == nil || o.Coalesce.GroupCommit != tc.groupCommit || o.Coalesce.Window != tc.window:
-			t.Errorf("%q: coalescing %+v, want group commit %v, window %v", tc.args, o.Coalesce, tc.groupCommit, tc.window)
+		if o := decorateOptions(c); (o.Coalesce != nil) != tc.coalesce {
+			t.Errorf("%q: coalescing %+v, want %v", tc.args, o.Coalesce, tc.coalesce)
 		}
 	}
 }

@@ -36,16 +36,13 @@ type Fake struct {
 	sessions        map[string]*Session
 }
 
-// ChatReadCall is one MarkChatRead or ScheduleChatRead call the Fake
-// received.
+// ChatReadCall is one MarkChatRead call the Fake received.
 type ChatReadCall struct {
 	// Session is the name of the session called.
 	Session string
 	// ChatRead is what the caller passed.
 	ChatRead session.ChatRead
-	// State is what the Fake returned: for ScheduleChatRead its state,
-	// for MarkChatRead session.ChatReadDone, or ChatReadUnavailable when
-	// it failed.
+	// State is the state the Fake returned.
 	State session.ChatReadState
 	// Err is what the Fake returned.
 	Err error
@@ -212,21 +209,20 @@ func (f *Fake) AddMessage(sessionName string, m session.Message) {
 
 // MarkUnread emulates the account's owner marking chat (a normalised JID)
 // unread on another device: the named session's next read of the chat
-// then needs more than its receipts, and ScheduleChatRead answers
-// session.ChatReadScheduled for it, once (see ScheduleChatRead).
+// then needs more than its receipts, and MarkChatRead answers
+// session.ChatReadScheduled for it, once (see Session.MarkChatRead).
 func (f *Fake) MarkUnread(sessionName, chat string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.markedUnread[messageKey{session: sessionName, chat: chat}] = true
 }
 
-// SetMarkChatReadError makes MarkChatRead return err, and ScheduleChatRead
-// for a chat marked unread: nil (the default) for success, an error
-// wrapping errors.ErrUnsupported to act like a backend that does not clear
-// unread badges (ScheduleChatRead then returns it for every chat),
-// anything else for a failure (ScheduleChatRead: session.ChatReadUnavailable,
-// as the real backend answers until the phone has shared its app-state
-// keys).
+// SetMarkChatReadError makes MarkChatRead return err for a chat marked
+// unread: nil (the default) for success, an error wrapping
+// errors.ErrUnsupported to act like a backend that does not clear unread
+// badges (MarkChatRead then returns it for every chat), anything else for
+// a failure (with session.ChatReadUnavailable, as the real backend answers
+// until the phone has shared its app-state keys).
 func (f *Fake) SetMarkChatReadError(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -319,8 +315,8 @@ func (f *Fake) Reset() {
 }
 
 // Session is one named session of a Fake. It implements session.Session,
-// session.Resolver, session.UnreadLister, session.ChatMarker,
-// session.ChatReadScheduler, session.StatusReporter and session.Typist, as
+// session.Resolver, session.UnreadLister, session.ChatReadMarker,
+// session.StatusReporter and session.Typist, as
 // the whatsmeow backend's Session does.
 type Session struct {
 	fake *Fake
@@ -328,13 +324,12 @@ type Session struct {
 }
 
 var (
-	_ session.Session           = (*Session)(nil)
-	_ session.Resolver          = (*Session)(nil)
-	_ session.UnreadLister      = (*Session)(nil)
-	_ session.ChatMarker        = (*Session)(nil)
-	_ session.ChatReadScheduler = (*Session)(nil)
-	_ session.StatusReporter    = (*Session)(nil)
-	_ session.Typist            = (*Session)(nil)
+	_ session.Session        = (*Session)(nil)
+	_ session.Resolver       = (*Session)(nil)
+	_ session.UnreadLister   = (*Session)(nil)
+	_ session.ChatReadMarker = (*Session)(nil)
+	_ session.StatusReporter = (*Session)(nil)
+	_ session.Typist         = (*Session)(nil)
 )
 
 // Receipts returns the receipts this session sent so far, like
@@ -536,27 +531,6 @@ func (s *Session) UnreadMessages(_ context.Context, chat string, limit int) ([]s
 	return out, nil
 }
 
-// MarkChatRead records c and returns the error set with
-// SetMarkChatReadError (nil by default). Given no LastMessageID, for a
-// chat none of whose messages was added with AddMessage, it returns an
-// error wrapping session.ErrMessageNotFound, as a real backend that knows
-// nothing of the chat does.
-func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) error {
-	f := s.fake
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	err := f.markChatErr
-	if c.LastMessageID == "" && !slices.ContainsFunc(f.order, func(k messageKey) bool { return k.session == s.name && k.chat == c.Chat }) {
-		err = fmt.Errorf("%w: no message of chat %s", session.ErrMessageNotFound, c.Chat)
-	}
-	state := session.ChatReadDone
-	if err != nil {
-		state = session.ChatReadUnavailable
-	}
-	f.recordChatRead(ChatReadCall{Session: s.name, ChatRead: c, State: state, Err: err})
-	return err
-}
-
 // recordChatRead appends c to the chat reads, dropping the oldest beyond
 // maxRecords. f.mu must be held.
 func (f *Fake) recordChatRead(c ChatReadCall) {
@@ -566,7 +540,7 @@ func (f *Fake) recordChatRead(c ChatReadCall) {
 	}
 }
 
-// ScheduleChatRead records c and decides as the whatsmeow backend does
+// MarkChatRead records c and decides as the whatsmeow backend does
 // whether the chat needs more than its read receipts: only a chat marked
 // unread with MarkUnread does. For it, it returns
 // session.ChatReadScheduled and the chat is no longer marked unread (the
@@ -581,7 +555,7 @@ func (f *Fake) recordChatRead(c ChatReadCall) {
 // none of the chat was added with AddMessage, and, for a chat marked
 // unread, session.ChatReadUnavailable with any other error set with
 // SetMarkChatReadError.
-func (s *Session) ScheduleChatRead(_ context.Context, c session.ChatRead) (session.ChatReadState, error) {
+func (s *Session) MarkChatRead(_ context.Context, c session.ChatRead) (session.ChatReadState, error) {
 	f := s.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -590,7 +564,7 @@ func (s *Session) ScheduleChatRead(_ context.Context, c session.ChatRead) (sessi
 	return state, err
 }
 
-// scheduleChatRead decides ScheduleChatRead's answer. f.mu must be held.
+// scheduleChatRead decides MarkChatRead's answer. f.mu must be held.
 func (f *Fake) scheduleChatRead(name string, c session.ChatRead) (session.ChatReadState, error) {
 	switch {
 	case strings.HasSuffix(c.Chat, "@newsletter") || strings.HasSuffix(c.Chat, "@broadcast"):

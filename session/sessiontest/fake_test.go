@@ -280,7 +280,7 @@ func TestFakeMaxRecords(t *testing.T) {
 		if _, err := s.SendReceipt(ctx, session.Receipt{Chat: "c", MessageIDs: []string{string(rune('A' + i))}, Type: session.ReceiptRead}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: "c", LastMessageID: string(rune('A' + i))}); err != nil {
+		if _, err := s.MarkChatRead(ctx, session.ChatRead{Chat: "c", LastMessageID: string(rune('A' + i))}); err != nil {
 			t.Fatal(err)
 		}
 	}

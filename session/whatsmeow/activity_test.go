@@ -194,7 +194,7 @@ func TestAppStateActivityPausesAutoRead(t *testing.T) {
 			s, fc, _ := newSession(t, bwm.WithAutoRead(bwm.AutoRead{}))
 			offered := &offers{}
 			defer s.OnArrival(offered.add)()
-			if err := s.MarkChatRead(t.Context(), session.ChatRead{Chat: dm, LastMessageID: "X", Timestamp: now}); err != nil {
+			if err := s.MarkChatReadNow(t.Context(), session.ChatRead{Chat: dm, LastMessageID: "X", Timestamp: now}); err != nil {
 				t.Fatal(err)
 			}
 			_, _, patches := fc.recorded()

@@ -36,7 +36,7 @@ const (
 )
 
 // WithChatReadWindow sets how long a [Session] gathers the chats marked
-// unread that were read (ScheduleChatRead) before it marks them read: one
+// unread that were read (MarkChatRead) before it marks them read: one
 // mutation per chat, carrying the chat's newest message read, in one
 // app-state patch for up to 50 chats. A chat read by many requests within
 // a window costs one mutation; many chats cost one round trip and one new
@@ -102,7 +102,7 @@ type chatReads struct {
 	flushing   bool                        // a flusher goroutine is on
 }
 
-// ScheduleChatRead is called after read receipts went out for chat c.Chat,
+// MarkChatRead is called after read receipts went out for chat c.Chat,
 // read up to c.LastMessageID (or, without one, up to the chat's newest known
 // message), and returns at once. As WhatsApp Web, the Session marks a chat
 // read on the account's other devices with the read receipts alone — those
@@ -128,12 +128,12 @@ type chatReads struct {
 // while the keys were thought present but found missing at the window's
 // end is not marked (logged).
 //
-// Like MarkChatRead, it returns an error wrapping errors.ErrUnsupported for
+// Like MarkChatReadNow, it returns an error wrapping errors.ErrUnsupported for
 // channels and status updates and when [WithMarkChatRead](false) is set,
 // session.ErrMessageNotFound when c names no message and none of the chat is
 // known, and session.ErrNotConnected or session.ErrNotLoggedIn when the
 // session cannot send.
-func (s *Session) ScheduleChatRead(ctx context.Context, c session.ChatRead) (session.ChatReadState, error) {
+func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) (session.ChatReadState, error) {
 	chat, err := s.chatReadable(c.Chat)
 	if err != nil {
 		return session.ChatReadUnavailable, err
@@ -257,7 +257,7 @@ func (s *Session) appStateKeys(ctx context.Context) (keyState, error) {
 	return keys, nil
 }
 
-// forgetKeys makes the next ScheduleChatRead look at the store again: the
+// forgetKeys makes the next MarkChatRead look at the store again: the
 // keys may have arrived or, when even present ones are forgotten (after a
 // failure), gone. Events forget only missing keys: every patch sent is
 // followed by an app-state sync, and looking again after each would put a

@@ -43,9 +43,9 @@ func markUnread(fc *fakeClient, chats ...string) {
 
 func schedule(t *testing.T, s *bwm.Session, c session.ChatRead, want session.ChatReadState) {
 	t.Helper()
-	got, err := s.ScheduleChatRead(context.Background(), c)
+	got, err := s.MarkChatRead(context.Background(), c)
 	if err != nil || got != want {
-		t.Fatalf("ScheduleChatRead(%s %s) = %q, %v; want %q", c.Chat, c.LastMessageID, got, err, want)
+		t.Fatalf("MarkChatRead(%s %s) = %q, %v; want %q", c.Chat, c.LastMessageID, got, err, want)
 	}
 }
 
@@ -145,7 +145,7 @@ func TestScheduleChatReadClose(t *testing.T) {
 	if _, _, patches := fc.recorded(); len(patches) != 0 {
 		t.Errorf("%d patches sent", len(patches))
 	}
-	if got, _ := s.ScheduleChatRead(context.Background(), session.ChatRead{Chat: dm, LastMessageID: "D2", Timestamp: ts}); got != session.ChatReadUnavailable {
+	if got, _ := s.MarkChatRead(context.Background(), session.ChatRead{Chat: dm, LastMessageID: "D2", Timestamp: ts}); got != session.ChatReadUnavailable {
 		t.Errorf("after Close: %q, want unavailable", got)
 	}
 }
@@ -244,7 +244,7 @@ func TestScheduleChatReadManyChats(t *testing.T) {
 	})
 }
 
-// What ScheduleChatRead refuses, as MarkChatRead does.
+// What MarkChatRead refuses, as MarkChatReadNow does.
 func TestScheduleChatReadRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -271,7 +271,7 @@ func TestScheduleChatReadRefuses(t *testing.T) {
 			if tc.chat != "nonsense" {
 				markUnread(fc, tc.chat)
 			}
-			state, err := s.ScheduleChatRead(context.Background(), session.ChatRead{Chat: tc.chat, LastMessageID: "X", Timestamp: ts})
+			state, err := s.MarkChatRead(context.Background(), session.ChatRead{Chat: tc.chat, LastMessageID: "X", Timestamp: ts})
 			if !errors.Is(err, tc.want) || state != session.ChatReadUnavailable {
 				t.Errorf("= %q, %v; want unavailable, %v", state, err, tc.want)
 			}
@@ -281,7 +281,7 @@ func TestScheduleChatReadRefuses(t *testing.T) {
 
 // A chat nobody marked unread needs no app-state patch: its read receipts
 // clear the badge on the account's other devices, as WhatsApp Web's do.
-// ScheduleChatRead answers "" (nothing to report) and nothing is sent; a
+// MarkChatRead answers "" (nothing to report) and nothing is sent; a
 // chat marked unread on another device is patched once, until it is
 // marked unread again; a mark cleared there (read: true, as the echo of a
 // patch) needs none.

@@ -8,7 +8,7 @@ package whatsmeow_test
 //     defaults and a static token;
 //   - BluetickNoChatRead: the same with WithMarkChatRead(false);
 //   - BluetickGroupCommit: the defaults behind session.Decorate with
-//     CoalesceOptions{GroupCommit: true};
+//     coalescing (CoalesceOptions{}: group commit);
 //   - BluetickPostgres: the defaults on a PostgreSQL store, when
 //     $BLUETICK_TEST_POSTGRES is set;
 //   - Bare: bareGateway, ~30 lines of net/http calling MarkRead on clients
@@ -411,7 +411,7 @@ func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 	starters := []starter{
 		{"Bluetick", bluetick(e2eOptions{})},
 		{"BluetickNoChatRead", bluetick(e2eOptions{session: []bwm.Option{bwm.WithMarkChatRead(false)}})},
-		{"BluetickGroupCommit", bluetick(e2eOptions{coalesce: &session.CoalesceOptions{GroupCommit: true}})},
+		{"BluetickGroupCommit", bluetick(e2eOptions{coalesce: &session.CoalesceOptions{}})},
 		{"Bare", func(srv *fakewa.Server, _ string) *e2eSubject { return newBare(tb, srv, sessions) }},
 	}
 	if os.Getenv(pgtest.Env) != "" { // the default options on a Postgres store

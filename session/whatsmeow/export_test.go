@@ -15,7 +15,7 @@ const GroupModeTTL = groupModeTTL
 const GroupModeFailureTTL = groupModeFailureTTL
 
 // WithChatReadTicks makes each value received from c end a window of
-// ScheduleChatRead instead of a timer.
+// MarkChatRead instead of a timer.
 func WithChatReadTicks(c <-chan time.Time) Option {
 	return func(o *options) error { o.chatReadTicks = c; return nil }
 }

@@ -85,8 +85,8 @@ func WithIndexSize(n int) Option {
 // WithMarkChatRead turns on or off clearing, after read receipts, the
 // "marked as unread" mark of a chat the account's owner marked unread on
 // another device (an app-state patch, sent in the background: see
-// [Session.ScheduleChatRead]; other chats need none, their receipts clear
-// the badge), and [Session.MarkChatRead]. Off, such a chat stays marked
+// [Session.MarkChatRead]; other chats need none, their receipts clear
+// the badge), and [Session.MarkChatReadNow]. Off, such a chat stays marked
 // unread on the account's devices until its owner opens it. Default: on.
 func WithMarkChatRead(on bool) Option {
 	return func(o *options) error { o.markChatRead = on; return nil }
@@ -123,8 +123,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // Session sends receipts through one whatsmeow client. It implements
 // session.Session, session.Resolver, session.UnreadLister,
-// session.ChatMarker, session.ChatReadScheduler, session.StatusReporter and
-// session.Typist, and is safe for concurrent use.
+// session.ChatReadMarker, session.StatusReporter and session.Typist, and is safe for concurrent use.
 type Session struct {
 	client    Client
 	device    *store.Device
@@ -153,7 +152,7 @@ type Session struct {
 	presence    presence    // see WithPresence
 	typing      typing      // see Typing
 	arrivals    arrivals    // see OnArrival
-	chatReads   chatReads   // see ScheduleChatRead
+	chatReads   chatReads   // see MarkChatRead
 	unreadMarks unreadMarks // chats marked unread, which alone get a chat-read patch
 	keysMu      sync.Mutex  // one look at the app-state keys at a time
 	// replaced: WhatsApp replaced the connection with another of the
@@ -170,12 +169,11 @@ type Session struct {
 }
 
 var (
-	_ session.Session           = (*Session)(nil)
-	_ session.Resolver          = (*Session)(nil)
-	_ session.UnreadLister      = (*Session)(nil)
-	_ session.ChatMarker        = (*Session)(nil)
-	_ session.ChatReadScheduler = (*Session)(nil)
-	_ session.StatusReporter    = (*Session)(nil)
+	_ session.Session        = (*Session)(nil)
+	_ session.Resolver       = (*Session)(nil)
+	_ session.UnreadLister   = (*Session)(nil)
+	_ session.ChatReadMarker = (*Session)(nil)
+	_ session.StatusReporter = (*Session)(nil)
 )
 
 // New returns a [Session] over client, whose device store is device (for a
@@ -334,7 +332,7 @@ func (s *Session) ready() error {
 	case !s.paired():
 		err := fmt.Errorf("%w: the device is not paired", session.ErrNotLoggedIn)
 		if wait := time.Until(s.nextPairingAttempt()); wait > 0 {
-			err = session.WithRetryAfter(fmt.Errorf("%w; WhatsApp is unreachable, pairing tries again in %v", err, wait), wait)
+			err = session.RetryLater(fmt.Errorf("%w; WhatsApp is unreachable, pairing tries again in %v", err, wait), wait)
 		}
 		return err
 	case !s.client.IsConnected():
@@ -791,7 +789,7 @@ func (m indexed) message(chat string) session.Message {
 	return session.Message{Chat: chat, ID: m.id, Sender: m.sender, FromMe: m.fromMe, Read: m.read, Timestamp: m.timestamp}
 }
 
-// MarkChatRead clears chat's unread badge on the account's other devices,
+// MarkChatReadNow clears chat's unread badge on the account's other devices,
 // now, with an app-state patch up to the chat's newest indexed message, with its
 // real timestamp and in the form it arrived in (the chat's LID or phone
 // number, the sender as the group named it); for a chat the index knows
@@ -803,10 +801,10 @@ func (m indexed) message(chat string) session.Message {
 // Channels have no such badge: for them, and when [WithMarkChatRead](false)
 // is set, it returns an error wrapping errors.ErrUnsupported. It costs two
 // store queries and a round trip to WhatsApp, and each patch a new version
-// of the account's app state: the HTTP handler uses [Session.ScheduleChatRead]
+// of the account's app state: the HTTP handler uses [Session.MarkChatRead]
 // instead, which marks each chat read once per window, in the background,
 // many chats in one patch.
-func (s *Session) MarkChatRead(ctx context.Context, c session.ChatRead) error {
+func (s *Session) MarkChatReadNow(ctx context.Context, c session.ChatRead) error {
 	patch, err := s.chatReadPatch(ctx, c, "")
 	if err != nil {
 		return err
@@ -824,7 +822,7 @@ func (s *Session) sendAppState(ctx context.Context, patch appstate.PatchInfo) er
 }
 
 // chatReadPatch builds the app-state patch that marks c's chat read, as
-// MarkChatRead describes, with index as the mutation's chat (the form the
+// MarkChatReadNow describes, with index as the mutation's chat (the form the
 // chat is marked unread in) or, when "", the chat as its newest message
 // names it.
 func (s *Session) chatReadPatch(ctx context.Context, c session.ChatRead, index string) (appstate.PatchInfo, error) {

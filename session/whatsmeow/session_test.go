@@ -358,11 +358,11 @@ func TestIndexIsBounded(t *testing.T) {
 	}
 }
 
-func TestMarkChatRead(t *testing.T) {
+func TestMarkChatReadNow(t *testing.T) {
 	ctx := context.Background()
 	t.Run("group", func(t *testing.T) {
 		s, fc, _ := newSession(t)
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: grp, LastMessageID: "G9", LastSender: member, Timestamp: ts}); err != nil {
+		if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: grp, LastMessageID: "G9", LastSender: member, Timestamp: ts}); err != nil {
 			t.Fatal(err)
 		}
 		_, _, patches := fc.recorded()
@@ -382,7 +382,7 @@ func TestMarkChatRead(t *testing.T) {
 	})
 	t.Run("direct chat: the other party sent the message", func(t *testing.T) {
 		s, fc, _ := newSession(t)
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm, LastMessageID: "D9", Timestamp: ts}); err != nil {
+		if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: dm, LastMessageID: "D9", Timestamp: ts}); err != nil {
 			t.Fatal(err)
 		}
 		if fc.keys[0] != (msgKey{jid(dm), jid(dm), "D9"}) {
@@ -409,7 +409,7 @@ func TestMarkChatRead(t *testing.T) {
 			}
 			s := mustNew(t, fc, newDevice(t, tc.paired), tc.opts...)
 			defer s.Close()
-			if err := s.MarkChatRead(ctx, session.ChatRead{Chat: tc.chat, LastMessageID: "X", Timestamp: ts}); !errors.Is(err, tc.want) {
+			if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: tc.chat, LastMessageID: "X", Timestamp: ts}); !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
 			if _, _, patches := fc.recorded(); len(patches) != 0 {
@@ -419,7 +419,7 @@ func TestMarkChatRead(t *testing.T) {
 	}
 	t.Run("no last message: up to the newest known, or not found", func(t *testing.T) {
 		s, fc, _ := newSession(t)
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm}); !errors.Is(err, session.ErrMessageNotFound) {
+		if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: dm}); !errors.Is(err, session.ErrMessageNotFound) {
 			t.Errorf("unknown chat: err = %v, want ErrMessageNotFound", err)
 		}
 		if _, _, patches := fc.recorded(); len(patches) != 0 {
@@ -427,7 +427,7 @@ func TestMarkChatRead(t *testing.T) {
 		}
 		fc.emit(&events.Message{Info: types.MessageInfo{MessageSource: types.MessageSource{Chat: jid(dm), Sender: jid(dm)}, ID: "D7", Timestamp: ts},
 			Message: &waE2E.Message{Conversation: proto.String("hi")}})
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm}); err != nil {
+		if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: dm}); err != nil {
 			t.Fatal(err)
 		}
 		if fc.keys[0] != (msgKey{jid(dm), jid(dm), "D7"}) {
@@ -437,14 +437,14 @@ func TestMarkChatRead(t *testing.T) {
 	t.Run("a panic in whatsmeow is an error", func(t *testing.T) {
 		s, fc, _ := newSession(t)
 		fc.set(func(f *fakeClient) { f.appPanic = true })
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm, LastMessageID: "X"}); err == nil || !strings.Contains(err.Error(), "panicked") {
+		if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: dm, LastMessageID: "X"}); err == nil || !strings.Contains(err.Error(), "panicked") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("no app-state keys yet", func(t *testing.T) {
 		s, fc, _ := newSession(t)
 		fc.set(func(f *fakeClient) { f.appErr = errors.New("no app state keys found") })
-		if err := s.MarkChatRead(ctx, session.ChatRead{Chat: dm, LastMessageID: "X"}); err == nil {
+		if err := s.MarkChatReadNow(ctx, session.ChatRead{Chat: dm, LastMessageID: "X"}); err == nil {
 			t.Error("err = nil")
 		}
 	})

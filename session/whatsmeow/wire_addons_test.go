@@ -57,7 +57,7 @@ func TestWireCommentsAreAddOns(t *testing.T) {
 		}}, "from", grp, "participant", commenter, "id", "3EB0COMMENT2", "t", "1767225520")
 
 		w.shareAppStateKey(t)
-		if err := w.session.MarkChatRead(ctx, session.ChatRead{Chat: grp}); err != nil {
+		if err := w.session.MarkChatReadNow(ctx, session.ChatRead{Chat: grp}); err != nil {
 			t.Fatal(err)
 		}
 		sameLines(t, "patches", chatReadPatches(t, w),

@@ -38,7 +38,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 			n.cfg.Logger.Error("cluster: a forwarded request was refused: serve the handler through Node.Wrap",
 				"node", n.cfg.NodeID, "from", r.Header.Get(HeaderNode), "error", err, "refused", c)
 		}
-		return false, session.WithRetryAfter(fmt.Errorf("%w: %v", session.ErrNotConnected, err), n.cfg.Renew+n.cfg.ConnectEstimate)
+		return false, session.RetryLater(fmt.Errorf("%w: %v", session.ErrNotConnected, err), n.cfg.Renew+n.cfg.ConnectEstimate)
 	}
 	if n.serving(name) || len(n.cfg.Secret) == 0 {
 		return false, nil
@@ -112,7 +112,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			return false, nil // a status: answered here, the session ownerless for now
 		}
-		return false, session.WithRetryAfter(
+		return false, session.RetryLater(
 			fmt.Errorf("%w: the owner %q of session %q cannot be reached: %v", session.ErrNotConnected, owner, name, err),
 			n.retryAfter(name))
 	}

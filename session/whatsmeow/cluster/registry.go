@@ -73,7 +73,7 @@ func (s *local) SendReceipt(ctx context.Context, r session.Receipt) (session.Res
 	epoch, ok := s.n.enter(s.name)
 	if !ok {
 		err := fmt.Errorf("%w: session %q is being handed over", session.ErrNotConnected, s.name)
-		return session.Result{}, session.WithRetryAfter(err, s.n.retryAfter(s.name))
+		return session.Result{}, session.RetryLater(err, s.n.retryAfter(s.name))
 	}
 	defer s.n.leave(s.name)
 	// The lease is checked again right before each write, not only here:
@@ -85,7 +85,7 @@ func (s *local) SendReceipt(ctx context.Context, r session.Receipt) (session.Res
 			return nil
 		}
 		err := fmt.Errorf("%w: session %q: this node may have lost its lease; nothing was sent", session.ErrNotConnected, s.name)
-		return session.WithRetryAfter(err, s.n.retryAfter(s.name))
+		return session.RetryLater(err, s.n.retryAfter(s.name))
 	})
 	res, err := s.Session.SendReceipt(ctx, r)
 	if err != nil && ctx.Err() == nil && !s.n.serving(s.name) {
@@ -93,7 +93,7 @@ func (s *local) SendReceipt(ctx context.Context, r session.Receipt) (session.Res
 		// fence that could not wait for it): the disconnection cut it, and
 		// its owner, soon another node, is the place to retry.
 		err = fmt.Errorf("%w: session %q was let go while sending: %w", session.ErrNotConnected, s.name, err)
-		return res, session.WithRetryAfter(err, s.n.retryAfter(s.name))
+		return res, session.RetryLater(err, s.n.retryAfter(s.name))
 	}
 	return res, err
 }
@@ -177,7 +177,7 @@ func (r *remote) SendReceipt(context.Context, session.Receipt) (session.Result, 
 	if r.node != "" {
 		err = fmt.Errorf("%w: session %q is served by node %q, and this handler does not forward", session.ErrNotConnected, r.name, r.node)
 	}
-	return session.Result{}, session.WithRetryAfter(err, r.n.retryAfter(r.name))
+	return session.Result{}, session.RetryLater(err, r.n.retryAfter(r.name))
 }
 
 func (r *remote) Status(context.Context) session.Status { return r.status }

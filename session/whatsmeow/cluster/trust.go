@@ -261,7 +261,7 @@ func (n *Node) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		n.cfg.Logger.Error("cluster: a forwarded request was refused: it is not signed with this node's secret for this node, or it is late or played again",
 			"node", n.cfg.NodeID, "from", r.Header.Get(HeaderNode), "remote", r.RemoteAddr, "error", err, "refused", c)
 	}
-	seenhandler.WriteError(w, session.WithRetryAfter(
+	seenhandler.WriteError(w, session.RetryLater(
 		fmt.Errorf("%w: %v", session.ErrNotConnected, err), n.cfg.Renew+n.cfg.ConnectEstimate))
 }
 
