@@ -22,7 +22,7 @@ func decorated(t *testing.T, o session.DecorateOptions) (*seenhandler.Handler, *
 	fake := sessiontest.New()
 	reg := session.Decorate(fake.Registry("demo", "other"), o)
 	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithClock(func() time.Time { return fixedNow }))
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestRegistryCloseFlushesCoalescing(t *testing.T) {
 			t.Fatal("the batch went out before its window")
 		}
 		ctx := context.Background()
-		if _, err := h.Shutdown(ctx); err != nil {
+		if err := h.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if err := reg.Close(ctx); err != nil {
@@ -169,8 +169,7 @@ func TestGroupCommitDeadlineAnswersInFlight(t *testing.T) {
 		})
 		reg := session.NewMemoryRegistry()
 		reg.Set("demo", session.Coalesce(slow, session.CoalesceOptions{GroupCommit: true}))
-		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTimeout(50*time.Millisecond),
-			seenhandler.WithClock(func() time.Time { return fixedNow }))
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTimeout(50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
