@@ -2,11 +2,13 @@ package seenhandler_test
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -19,20 +21,19 @@ import (
 func TestQueuedReceiptsSkipWhatWasReadMeanwhile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &arrivalSource{}
-		h, fake := newHandler(t, seenhandler.WithAutoRead(src),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
+		h, fake, w := newAsyncHandler(t, queue.Options{MinDelay: time.Second, MaxDelay: time.Second, Arrivals: src})
 		for _, id := range []string{"Q1", "Q2", "AR1", "V1"} {
 			fake.AddMessage("demo", session.Message{Chat: user, ID: id, Sender: user})
 		}
-		if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["Q1","Q2"],"async":true}`}).do(t, h); w.Code != http.StatusAccepted {
-			t.Fatalf("status %d: %s", w.Code, w.Body)
+		if rec := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["Q1","Q2"],"async":true}`}).do(t, h); rec.Code != http.StatusAccepted {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
-		if w := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["V1"],"type":"played","async":true}`}).do(t, h); w.Code != http.StatusAccepted {
-			t.Fatalf("status %d: %s", w.Code, w.Body)
+		if rec := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["V1"],"type":"played","async":true}`}).do(t, h); rec.Code != http.StatusAccepted {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
 		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now().Add(2 * time.Second)})
 		synctest.Wait()
-		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Pending: 3}) {
+		if st := totalsOf(t, w); st != (totals{Accepted: 3, Pending: 3}) {
 			t.Fatalf("stats %+v", st)
 		}
 
@@ -50,8 +51,30 @@ func TestQueuedReceiptsSkipWhatWasReadMeanwhile(t *testing.T) {
 			len(sent[1]) != 2 || sent[1][0] != "played" || sent[1][1] != "V1" {
 			t.Errorf("sent %v, want [read Q2] [played V1]", sent)
 		}
-		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 3, Sent: 3}) {
+		if st := totalsOf(t, w); st != (totals{Accepted: 3, Sent: 3}) {
 			t.Errorf("stats %+v", st)
 		}
 	})
+}
+
+// arrivalSource is a session.ArrivalSource a test feeds by hand.
+type arrivalSource struct {
+	mu sync.Mutex
+	f  func(string, session.Arrival)
+}
+
+func (s *arrivalSource) SubscribeArrivals(f func(string, session.Arrival)) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.f = f
+	return func() { s.mu.Lock(); s.f = nil; s.mu.Unlock() }
+}
+
+func (s *arrivalSource) emit(name string, a session.Arrival) {
+	s.mu.Lock()
+	f := s.f
+	s.mu.Unlock()
+	if f != nil {
+		f(name, a)
+	}
 }

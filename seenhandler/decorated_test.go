@@ -22,7 +22,7 @@ func decorated(t *testing.T, o session.DecorateOptions) (*seenhandler.Handler, *
 	fake := sessiontest.New()
 	reg := session.Decorate(fake.Registry("demo", "other"), o)
 	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithClock(func() time.Time { return fixedNow }))
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestRegistryCloseFlushesCoalescing(t *testing.T) {
 		ctx := context.Background()
 		start := time.Now()
 		shut := make(chan error, 1)
-		go func() { _, err := h.Shutdown(ctx); shut <- err }()
+		go func() { shut <- h.Shutdown(ctx) }()
 		closed := make(chan error, 1)
 		go func() { closed <- reg.Close(ctx) }()
 		synctest.Wait()
@@ -192,8 +192,7 @@ func TestGroupCommitDeadlineAnswersInFlight(t *testing.T) {
 		inner.Set("demo", slow)
 		reg := session.Decorate(inner, session.DecorateOptions{Coalesce: &session.CoalesceOptions{}})
 		defer reg.Close(context.Background())
-		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTimeout(50*time.Millisecond),
-			seenhandler.WithClock(func() time.Time { return fixedNow }))
+		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithTimeout(50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}

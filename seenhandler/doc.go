@@ -33,13 +33,13 @@
 // or deduplicate receipts across requests, wrap the registry in
 // session.Decorate, and close it after [Handler.Shutdown].
 //
-// With [WithAsync], a request may ask to be answered 202 at once (201 with
+// With [WithLater], a request may ask to be answered 202 at once (201 with
 // "accepted": true on WAHA's path, which answers every success 201 as WAHA
-// does): its receipts go into a [Queue] (in memory by default;
-// seenhandler/sqlqueue keeps them in SQLite or PostgreSQL across restarts)
-// before the answer, and a worker sends them after a human-like delay,
-// paced per session, retrying while the session is down. Delivery is at
-// least once; see [AsyncOptions].
+// does): its receipts go to the [Later] (package seenhandler/queue: a
+// worker over a queue in memory, or in SQLite or PostgreSQL with
+// seenhandler/queue/sqlqueue) before the answer, which sends them after a
+// human-like delay through [Handler.SendDeferred]. This package links no
+// queue and no database driver.
 //
 // Every error answer has the body
 // {"success":false,"message","error":{"code","message","fields":[{"field","rule","message"}]}}

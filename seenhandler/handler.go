@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,13 +21,14 @@ import (
 type Handler struct {
 	reg     session.Registry
 	cfg     config
-	single  string      // the one session of a session.SingleRegistry, else ""
-	async   *dispatcher // nil unless WithAsync
-	auto    *autoReader // nil unless WithAutoRead
+	single  string // the one session of a session.SingleRegistry, else ""
 	closing atomic.Bool
 	// full counts the requests a full storage failed, for one Error line
-	// a period rather than one per request.
-	full logCounter
+	// a period rather than one per request; autoRefused the arrivals
+	// ReadLater refused, by code, for one line a period each: a flood of
+	// arrivals must not become a flood of log lines.
+	full        logCounter
+	autoRefused sync.Map // code → *logCounter
 }
 
 // New returns a [Handler] that finds sessions in reg. An authenticator is
@@ -37,16 +39,7 @@ func New(reg session.Registry, opts ...Option) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{reg: reg, cfg: cfg, single: singleSession(reg)}
-	if cfg.async != nil {
-		if h.async, err = newDispatcher(h, *cfg.async); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.arrivals != nil {
-		h.startAutoRead(cfg.arrivals)
-	}
-	return h, nil
+	return &Handler{reg: reg, cfg: cfg, single: singleSession(reg)}, nil
 }
 
 // exchange is one request's state, for the answer, the log and the
@@ -303,4 +296,32 @@ func (h *Handler) lookup(ctx context.Context, x *exchange, name string, token *R
 		}
 	}
 	return sess, nil
+}
+
+// floodLogEvery is how often at most a failure that repeats is logged,
+// with how many times it happened since the last line: requests failed by
+// a full storage (see Handler.fail), arrivals ReadLater refused (once per
+// reason).
+const floodLogEvery = time.Minute
+
+// logCounter counts events and says when one log line is due for them.
+type logCounter struct {
+	mu     sync.Mutex
+	last   time.Time // the last line
+	events int       // since
+}
+
+// count counts one event at now and returns how many to log now (those
+// since the last line), or 0 when a line was logged within
+// floodLogEvery.
+func (c *logCounter) count(now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events++
+	if !c.last.IsZero() && now.Sub(c.last) < floodLogEvery {
+		return 0
+	}
+	n := c.events
+	c.last, c.events = now, 0
+	return n
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
@@ -29,7 +30,9 @@ const (
 	group     = "120363012345678901@g.us"
 )
 
-var fixedNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+// fixedNow is the time inside a testing/synctest bubble until it sleeps:
+// the receipts of a request in one are stamped with it.
+var fixedNow = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).In(time.Local)
 
 func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler, *sessiontest.Fake) {
 	t.Helper()
@@ -41,12 +44,12 @@ func newHandler(t *testing.T, opts ...seenhandler.Option) (*seenhandler.Handler,
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]seenhandler.Option{seenhandler.WithAuth(auth), seenhandler.WithClock(func() time.Time { return fixedNow })}, opts...)
+	opts = append([]seenhandler.Option{seenhandler.WithAuth(auth)}, opts...)
 	h, err := seenhandler.New(fake.Registry("demo", "other"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) }) // stops the asynchronous worker
+	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
 	return h, fake
 }
 
@@ -286,22 +289,24 @@ func TestDialects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, fake := newHandler(t)
-			if tc.setup != nil {
-				tc.setup(fake)
-			}
-			w := tc.req.do(t, h)
-			if w.Code != seenOK(tc.req.path) {
-				t.Fatalf("status %d, body %s", w.Code, w.Body)
-			}
-			got := decode[seenhandler.Response](t, w)
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("response\n got %+v\nwant %+v", got, tc.want)
-			}
-			// A request's receipts (one per sender) go out at once: in any order.
-			if sent := bySender(fake.Receipts()); !reflect.DeepEqual(sent, bySender(tc.sent)) {
-				t.Errorf("sent\n got %+v\nwant %+v", sent, tc.sent)
-			}
+			synctest.Test(t, func(t *testing.T) { // the receipts are stamped fixedNow
+				h, fake := newHandler(t)
+				if tc.setup != nil {
+					tc.setup(fake)
+				}
+				w := tc.req.do(t, h)
+				if w.Code != seenOK(tc.req.path) {
+					t.Fatalf("status %d, body %s", w.Code, w.Body)
+				}
+				got := decode[seenhandler.Response](t, w)
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("response\n got %+v\nwant %+v", got, tc.want)
+				}
+				// A request's receipts (one per sender) go out at once: in any order.
+				if sent := bySender(fake.Receipts()); !reflect.DeepEqual(sent, bySender(tc.sent)) {
+					t.Errorf("sent\n got %+v\nwant %+v", sent, tc.sent)
+				}
+			})
 		})
 	}
 }
@@ -611,7 +616,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative timeout", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithTimeout(-time.Second)}},
 		{"zero retry-after", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithRetryAfter(0)}},
 		{"nil path extractor", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithPathSession(nil)}},
-		{"nil clock", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithClock(nil)}},
+		{"nil later", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithLater(nil)}},
 		{"nil observer", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithObserver(nil)}},
 	}
 	for _, tc := range tests {
@@ -729,6 +734,10 @@ func TestEmptyIDListIsNotTheWholeChat(t *testing.T) {
 }
 
 func TestUnreadChat(t *testing.T) {
+	synctest.Test(t, testUnreadChat) // the receipts are stamped fixedNow
+}
+
+func testUnreadChat(t *testing.T) {
 	h, fake := newHandler(t, seenhandler.WithMaxMessageIDs(2))
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "OLD", Sender: sender})
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "MINE", FromMe: true})

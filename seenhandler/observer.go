@@ -67,7 +67,7 @@ type ViewInfo struct {
 	// took it from its sender) to the receipt's (when it was marked read);
 	// never negative.
 	TimeToView time.Duration
-	// Auto: the receipt was sent by auto-read (see [WithAutoRead]), not
+	// Auto: the receipt was sent by auto-read (see [Handler.ReadLater]), not
 	// asked for by a request.
 	Auto bool
 }

@@ -38,15 +38,14 @@ type config struct {
 	retryAfter    time.Duration
 	typingTimeout time.Duration
 	pathSession   func(*http.Request) string // never nil
-	now           func() time.Time
 	openAPIPath   string
 	observer      Observer
 	forwarder     Forwarder // nil: every session is served here
 
 	tokenLimiter   Limiter
 	sessionLimiter Limiter
-	async          *AsyncOptions         // nil: no asynchronous requests
-	arrivals       session.ArrivalSource // nil: no auto-read
+	later          Later // nil: no asynchronous requests
+	asyncByDefault bool
 }
 
 func defaultConfig() config {
@@ -57,7 +56,6 @@ func defaultConfig() config {
 		timeout:       DefaultTimeout,
 		retryAfter:    DefaultRetryAfter,
 		typingTimeout: DefaultTypingTimeout,
-		now:           time.Now,
 		pathSession:   PathValue("session"),
 	}
 }
@@ -78,8 +76,8 @@ func newConfig(reg session.Registry, opts []Option) (config, error) {
 		return config{}, errors.New("seenhandler: no authenticator: pass WithAuth, or WithNoAuth to accept every request")
 	case cfg.auth != nil && cfg.noAuth:
 		return config{}, errors.New("seenhandler: WithAuth and WithNoAuth both given")
-	case cfg.arrivals != nil && cfg.async == nil:
-		return config{}, errors.New("seenhandler: WithAutoRead needs WithAsync: auto-read goes through the asynchronous queue")
+	case cfg.asyncByDefault && cfg.later == nil:
+		return config{}, errors.New("seenhandler: WithAsyncByDefault needs WithLater: asynchronous requests need a Later to keep them")
 	}
 	return cfg, nil
 }
@@ -199,23 +197,6 @@ func WithPathSession(extract func(*http.Request) string) Option {
 			return errors.New("seenhandler: WithPathSession: nil extractor")
 		}
 		c.pathSession = extract
-		return nil
-	}
-}
-
-// WithClock sets the clock that timestamps the receipts of requests (the
-// time a receipt says the messages were read), sent at once or queued by
-// [WithAsync]. It clocks nothing else: the times of queued jobs
-// (Job.Accepted and Due, retries, Queued.RetryUntil, the ages of the
-// status endpoint), the receipts auto-read sends (stamped with their
-// arrival's Due, or when their job goes out), rate limits and timeouts use
-// the system clock, on which the worker sleeps. Default: time.Now.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) error {
-		if now == nil {
-			return errors.New("seenhandler: WithClock: nil clock")
-		}
-		c.now = now
 		return nil
 	}
 }

@@ -25,7 +25,7 @@ type plan struct {
 	// (possible only with a session.UnreadLister).
 	unread   bool
 	idsField string // the ids' field name, for errors about them
-	// async: the receipts are to be queued (see [WithAsync]).
+	// async: the receipts are to be queued (see [WithLater]).
 	async bool
 	// typing: show the account typing in the chat after the receipts.
 	typing bool
@@ -256,8 +256,8 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	}
 	switch {
 	case req.Async == nil:
-		p.async = h.cfg.async != nil && h.cfg.async.Default
-	case *req.Async && h.cfg.async == nil:
+		p.async = h.cfg.asyncByDefault
+	case *req.Async && h.cfg.later == nil:
 		errs = append(errs, validate.FieldError{Field: "async", Rule: "disabled",
 			Message: "asynchronous requests are not enabled on this server; leave async out"})
 	default:

@@ -10,6 +10,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/validate"
 )
 
@@ -33,7 +34,7 @@ func TestDocumentAgreesWithServer(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	h, _ := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+	h, _, _ := newAsyncHandler(t, queue.Options{})
 	validityRules := []string{"wa_chat", "wa_participant", "wa_msgid", "wa_session", "oneof", "min", "max", "type"}
 
 	rng := rand.New(rand.NewPCG(13, 5))

@@ -22,7 +22,7 @@ type Response struct {
 	Acknowledged bool `json:"acknowledged"`
 	// Accepted is set in a 202 answer (a 201 on WAHA's path, whose every
 	// success is a 201): the receipts are queued, to be sent
-	// after a human-like delay (see [WithAsync]), and Receipts lists them
+	// after a human-like delay (see [WithLater]), and Receipts lists them
 	// with the type asked for; or the request ended while some were being
 	// sent (InFlight).
 	Accepted bool `json:"accepted,omitempty"`
@@ -59,7 +59,7 @@ type Response struct {
 	// otherwise.
 	Reason string `json:"reason,omitempty"`
 	// Queued is set in a 202 answer whose session is down: the receipts
-	// wait in the queue for it to come back (see [WithAsync]).
+	// wait in the queue for it to come back (see [WithLater]).
 	Queued *Queued `json:"queued,omitempty"`
 	// InFlight is set in a 202 answer whose request ended (its timeout, or
 	// the client gone) while these receipts were being sent in a call
@@ -89,7 +89,8 @@ type Queued struct {
 	// Message is for people.
 	Message string `json:"message"`
 	// RetryUntil is when the receipts are given up if the session is still
-	// down (AsyncOptions.RetryFor after the request), in UTC.
+	// down (as the [Later] says: seenhandler/queue's Options.RetryFor after
+	// the request), in UTC.
 	RetryUntil time.Time `json:"retryUntil"`
 }
 

@@ -283,7 +283,7 @@ func (h *Handler) unreadIDs(ctx context.Context, x *exchange, sess session.Sessi
 // the times of the messages the session resolved.
 func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes) ([]session.Receipt, []Skipped, error) {
 	resolver, _ := session.As[session.Resolver](sess)
-	now := h.cfg.now()
+	now := time.Now()
 	var (
 		receipts []session.Receipt
 		skipped  = []Skipped{}

@@ -3,10 +3,8 @@ package seenhandler
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/bluetick/bluetick/session"
 )
@@ -110,13 +108,14 @@ type StatusResponse struct {
 	// Node is the id of the process that serves the session, when several
 	// share it (see session.Status.Node); omitted otherwise.
 	Node string `json:"node,omitempty"`
-	// Queue is the session's asynchronous receipts, with [WithAsync];
+	// Queue is the session's asynchronous receipts, with [WithLater];
 	// absent otherwise, or when the queue cannot be read (logged).
 	Queue *QueueStatus `json:"queue,omitempty"`
 }
 
 // QueueStatus is a session's asynchronous receipts in a [StatusResponse]:
-// with a durable [Queue], counted across restarts.
+// as its [Later] counts them (seenhandler/queue's Worker: across restarts
+// with a durable queue).
 type QueueStatus struct {
 	// Pending receipts wait for their delay or a retry, or are being sent;
 	// Sent and Failed left the queue.
@@ -173,31 +172,6 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	return &StatusResponse{Success: true, Session: name, Status: state,
 		Connected: st.Connected, LoggedIn: st.LoggedIn, JID: st.JID, Node: st.Node, Queue: h.queueStatus(ctx, name)}, nil
-}
-
-// queueStatus reads session name's queue counts; nil without [WithAsync]
-// or when the queue cannot answer.
-func (h *Handler) queueStatus(ctx context.Context, name string) *QueueStatus {
-	if h.async == nil {
-		return nil
-	}
-	sessions, err := h.async.q.Stats(ctx, name)
-	if err != nil {
-		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "reading the queue's counts failed",
-			slog.String("session", name), slog.String("error", err.Error()))
-		return nil
-	}
-	qs := &QueueStatus{}
-	for _, s := range sessions {
-		if s.Session != name {
-			continue
-		}
-		qs.Pending, qs.Sent, qs.Failed = s.Pending, s.Sent, s.Failed
-		if s.Pending > 0 && !s.OldestPending.IsZero() {
-			qs.OldestPendingSeconds = max(0, time.Since(s.OldestPending).Seconds())
-		}
-	}
-	return qs
 }
 
 // wahaSessionPath reports whether r came by WAHA's session path

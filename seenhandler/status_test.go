@@ -7,9 +7,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
@@ -239,41 +237,21 @@ func TestWawpInstanceHeader(t *testing.T) {
 	}
 }
 
-// statsRecorder is a MemoryQueue that records the sessions each Stats call
-// names.
-type statsRecorder struct {
-	*seenhandler.MemoryQueue
-	mu    sync.Mutex
-	asked [][]string
-}
-
-func (q *statsRecorder) Stats(ctx context.Context, sessions ...string) ([]seenhandler.SessionQueueStats, error) {
-	q.mu.Lock()
-	q.asked = append(q.asked, sessions)
-	q.mu.Unlock()
-	return q.MemoryQueue.Stats(ctx, sessions...)
-}
-
-// A status request reads its own session's queue counts, not every
-// session's: its cost grows with that session's jobs, not the queue's.
+// A status request asks the Later for its own session's queue counts,
+// and answers them as "queue".
 func TestStatusQueueOneSession(t *testing.T) {
-	q := &statsRecorder{MemoryQueue: seenhandler.NewMemoryQueue()}
-	now := time.Now()
-	for _, name := range []string{"demo", "other"} {
-		j := &seenhandler.Job{Session: name, Chat: "15551234567@s.whatsapp.net", Accepted: now, Due: now.Add(time.Hour),
-			Receipts: []session.Receipt{{Chat: "15551234567@s.whatsapp.net", MessageIDs: []string{"M1", "M2"}}}}
-		if err := q.Enqueue(context.Background(), j); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, _ := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{Queue: q}))
+	l := laterFunc{asked: make(chan string, 10)}
+	h, _ := newHandler(t, seenhandler.WithLater(l))
 	w := request{method: http.MethodGet, path: seenhandler.PathWawpStatus + "?session=demo"}.do(t, http.HandlerFunc(h.ServeStatus))
-	if st := decode[seenhandler.StatusResponse](t, w).Queue; st == nil || st.Pending != 1 {
-		t.Errorf("status queue %+v, want demo's 1 pending job", st)
+	if st := decode[seenhandler.StatusResponse](t, w).Queue; st == nil || *st != (seenhandler.QueueStatus{Pending: 1}) {
+		t.Errorf("status queue %+v, want the Later's 1 pending", st)
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !reflect.DeepEqual(q.asked, [][]string{{"demo"}}) {
-		t.Errorf("Stats was asked for %q, want demo's counts alone", q.asked)
+	close(l.asked)
+	var asked []string
+	for name := range l.asked {
+		asked = append(asked, name)
+	}
+	if !reflect.DeepEqual(asked, []string{"demo"}) {
+		t.Errorf("the Later was asked for %q, want demo's counts alone", asked)
 	}
 }

@@ -14,15 +14,12 @@ import (
 	"github.com/bluetick/bluetick/session"
 )
 
-// fullQueue is a Queue whose storage is full, as sqlqueue's on a database
-// out of space: Enqueue fails with an error wrapping
+// fullLater is a Later whose storage is full, as a queue.Worker's over
+// sqlqueue on a database out of space: Defer fails with an error wrapping
 // session.ErrStorageFull.
-type fullQueue struct{ *seenhandler.MemoryQueue }
-
-// Enqueue refuses every job: the storage is full.
-func (fullQueue) Enqueue(context.Context, *seenhandler.Job) error {
-	return fmt.Errorf("sqlqueue: enqueue: %w: database or disk is full (13)", session.ErrStorageFull)
-}
+var fullLater = laterFunc{deferFunc: func(context.Context, seenhandler.Deferred) (time.Time, error) {
+	return time.Time{}, fmt.Errorf("sqlqueue: enqueue: %w: database or disk is full (13)", session.ErrStorageFull)
+}}
 
 // A full storage fails every request until someone makes room: each is a
 // 503 storage_full with Retry-After (its backend's text kept from the
@@ -34,7 +31,7 @@ func TestStorageFullLoggedOncePerPeriod(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs syncBuffer
 		h, _ := newHandler(t, seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, Queue: fullQueue{seenhandler.NewMemoryQueue()}}))
+			seenhandler.WithLater(fullLater), seenhandler.WithAsyncByDefault())
 		post := func() {
 			t.Helper()
 			w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A"]}`}).do(t, h)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 )
 
 // "typing": true and Meta's "typing_indicator" show typing after the
@@ -98,7 +99,7 @@ func TestTypingValidation(t *testing.T) {
 // typing once the queued receipts went out, not before.
 func TestTypingAsync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, fake := newHandler(t, seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
+		h, fake, _ := newAsyncHandler(t, queue.Options{MinDelay: time.Second, MaxDelay: time.Second})
 		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["T1"],"async":true,"typing_indicator":{"type":"text"}}`}.do(t, h)
 		if w.Code != http.StatusCreated {
 			t.Fatalf("status %d: %s", w.Code, w.Body)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -37,8 +38,7 @@ func (v *viewRecorder) got() []seenhandler.ViewInfo {
 func TestTimeToView(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		obs := &viewRecorder{}
-		h, fake := newHandler(t, seenhandler.WithObserver(obs),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{MinDelay: time.Second, MaxDelay: time.Second}))
+		h, fake, _ := newAsyncHandler(t, queue.Options{MinDelay: time.Second, MaxDelay: time.Second}, seenhandler.WithObserver(obs))
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "V1", Sender: user, Timestamp: fixedNow.Add(-2 * time.Minute)})
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "V2", Sender: user, Timestamp: fixedNow.Add(-time.Hour)})
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true, Timestamp: fixedNow.Add(-time.Hour)})

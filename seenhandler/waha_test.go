@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -147,11 +148,19 @@ func TestWAHAAnswersFitWAHAsDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+	later, err := queue.New(queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithLater(later))
+	if err != nil {
+		t.Fatal(err)
+	}
+	later.Start(h)
+	t.Cleanup(func() {
+		_ = h.Shutdown(context.Background())
+		_ = later.Shutdown(context.Background())
+	})
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
 

@@ -165,5 +165,5 @@ func mountSeen(r *mux.Router, client *whatsmeow.Client) (shutdown func(context.C
 	for _, rt := range seenhandler.Routes(h) { // gorilla/mux's Handle returns a *Route: register each
 		r.Handle(rt.Pattern, rt.Handler)
 	}
-	return func(ctx context.Context) { _, _ = h.Shutdown(ctx); s.Close() }, nil
+	return func(ctx context.Context) { _ = h.Shutdown(ctx); s.Close() }, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/promobserver"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
@@ -52,11 +53,17 @@ func newMux(fake *sessiontest.Fake, token string, reg *prometheus.Registry) (*ht
 		return nil, err
 	}
 	sessions := fake.Registry("demo")
-	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs),
-		seenhandler.WithAsync(seenhandler.AsyncOptions{})) // "async": true queues, feeding the queue gauge
+	// "async": true queues, feeding the queue gauge. The worker runs as
+	// long as the process: this example never shuts down.
+	worker, err := queue.New(queue.Options{Observer: obs})
 	if err != nil {
 		return nil, err
 	}
+	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs), seenhandler.WithLater(worker))
+	if err != nil {
+		return nil, err
+	}
+	worker.Start(h)
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h) // the seen and the status endpoints
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -20,7 +20,8 @@ import (
 	"go.mau.fi/whatsmeow"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/queue/sqlqueue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
@@ -170,10 +171,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&c.tokenRate, "token-rate", 0, "requests a `second` per API token, on average, status polls in a budget of their own (0: no limit)")
 	fs.IntVar(&c.tokenBurst, "token-burst", 20, "requests per token at once, with -token-rate")
 	fs.BoolVar(&c.async, "async", false, `answer 202 at once and send after a human-like delay, unless a request says "async": false (without -async, "async": true is refused)`)
-	fs.DurationVar(&c.asyncMin, "async-min", seenhandler.DefaultAsyncMinDelay, "shortest delay of asynchronous receipts")
-	fs.DurationVar(&c.asyncMax, "async-max", seenhandler.DefaultAsyncMaxDelay, "longest delay of asynchronous receipts")
-	fs.DurationVar(&c.asyncPace, "async-pace", seenhandler.DefaultAsyncPace, "least time between two asynchronous jobs of one session (a backlog is not sent as a burst)")
-	fs.DurationVar(&c.asyncRetry, "async-retry", seenhandler.DefaultAsyncRetryFor, "how long asynchronous receipts for a session that is down are retried before they count as failed")
+	fs.DurationVar(&c.asyncMin, "async-min", queue.DefaultMinDelay, "shortest delay of asynchronous receipts")
+	fs.DurationVar(&c.asyncMax, "async-max", queue.DefaultMaxDelay, "longest delay of asynchronous receipts")
+	fs.DurationVar(&c.asyncPace, "async-pace", queue.DefaultPace, "least time between two asynchronous jobs of one session (a backlog is not sent as a burst)")
+	fs.DurationVar(&c.asyncRetry, "async-retry", queue.DefaultRetryFor, "how long asynchronous receipts for a session that is down are retried before they count as failed")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM: the wait for requests in flight, then for the memory queue's flush")
 	fs.DurationVar(&c.coalesce, "coalesce", 0, "deprecated: batching no longer waits on a timer; a positive `window` turns -group-commit on and is otherwise ignored")
 	fs.BoolVar(&c.groupCommit, "group-commit", true, "batch receipts for the same chat and sender that arrive while one is being sent (group commit: nothing waits on a timer; false: each request its own call)")
@@ -365,7 +366,7 @@ func run(ctx context.Context, args []string, e env) error {
 		pairing    <-chan bwm.PairEvent
 		storeShown string // the store's DSN, its password masked
 		opts       []seenhandler.Option
-		queue      seenhandler.Queue
+		jobs       queue.Queue // nil: in memory
 		queueShown = "in memory, lost if the process dies; -db FILE keeps it"
 	)
 	if c.demo {
@@ -393,7 +394,7 @@ func run(ctx context.Context, args []string, e env) error {
 			// A name of its own that outlives the process: restarted, it
 			// takes its claims back at once (PostgreSQL), not a queue lease
 			// later.
-			if queue, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), sqlqueue.Options{Node: queueNode(c)}); err != nil {
+			if jobs, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), sqlqueue.Options{Node: queueNode(c)}); err != nil {
 				return store.redact(err)
 			}
 			queueShown = "in " + store.shown
@@ -431,7 +432,7 @@ func run(ctx context.Context, args []string, e env) error {
 				qopts.Node = node.ID() // its claims are its own again after a restart
 			}
 			db, dialect := m.DB()
-			if queue, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), qopts); err != nil {
+			if jobs, err = sqlqueue.New(ctx, db, sqlqueue.Dialect(dialect), qopts); err != nil {
 				return store.redact(err)
 			}
 			queueShown = "in the store"
@@ -445,18 +446,26 @@ func run(ctx context.Context, args []string, e env) error {
 	if node != nil {
 		local = node.Local
 	}
-	hopts, err := handlerOptions(c, queue, local)
+	var arrivals session.ArrivalSource // auto-read's, through the queue
+	if c.autoRead && manager != nil {
+		arrivals = manager
+	}
+	worker, err := newWorker(c, jobs, local, arrivals, logger)
+	if err != nil {
+		return err
+	}
+	hopts, err := handlerOptions(c, worker)
 	if err != nil {
 		return err
 	}
 	opts = append(opts, hopts...)
-	if c.autoRead {
-		opts = append(opts, seenhandler.WithAutoRead(manager))
-	}
 	h, err := seenhandler.New(decorated, append(opts, seenhandler.WithAuth(auth), seenhandler.WithLogger(logger),
 		seenhandler.WithOpenAPI(openAPIPath))...)
 	if err != nil {
 		return err
+	}
+	if worker != nil {
+		worker.Start(h)
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
@@ -530,20 +539,21 @@ func run(ctx context.Context, args []string, e env) error {
 	case <-e.term:
 	}
 	stopServing()
-	return shutdown(c, e, srv, served, h, decorated, queue != nil)
+	return shutdown(c, e, srv, served, h, worker, decorated, jobs != nil)
 }
 
 // errCutShort: a second signal stopped the server before it was done.
 var errCutShort = errors.New("stopped at once by a second signal")
 
-// shutdown stops the server gracefully: no new connections; the requests
-// in flight get -shutdown-timeout, then are cut; then the handler stops
-// its asynchronous worker (a memory queue is sent, paced, for up to
-// -shutdown-timeout more; a durable one keeps its jobs) and the decorators
-// flush. The counts are printed whatever happened before. A second signal
-// (e.term) cuts each wait short: the durable queue keeps what is not sent,
-// the memory queue counts it failed.
-func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhandler.Handler, decorated *session.Decorated, durable bool) error {
+// shutdown stops the server gracefully, in the queue package's order: no
+// new connections; the requests in flight get -shutdown-timeout, then are
+// cut; then the handler refuses new requests and the asynchronous worker
+// (nil: none) stops (a memory queue is sent, paced, for up to
+// -shutdown-timeout more; a durable one keeps its jobs), and the
+// decorators flush. The counts are printed whatever happened before. A
+// second signal (e.term) cuts each wait short: the durable queue keeps
+// what is not sent, the memory queue counts it failed.
+func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhandler.Handler, worker *queue.Worker, decorated *session.Decorated, durable bool) error {
 	fmt.Fprintln(e.stderr, "shutting down")
 	hard, cutShort := context.WithCancel(context.Background())
 	defer cutShort()
@@ -572,12 +582,18 @@ func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhan
 	// is queued, then what the decorators batched.
 	fctx, cancel := context.WithTimeout(hard, c.shutdownTimeout)
 	defer cancel()
-	st, qerr := h.Shutdown(fctx)
-	if qerr != nil {
-		// Shutdown returned when fctx ended, with the counts it could read
-		// by then (a store's, within fctx: none); the operator wants the
-		// final ones, which Stats reads with a timeout of its own.
-		st = h.Stats()
+	_ = h.Shutdown(fctx) // it returns at once
+	var (
+		st   queueTotals
+		qerr error
+	)
+	if worker != nil {
+		qerr = worker.Shutdown(fctx)
+		// The final counts, read with a timeout of their own: fctx may have
+		// ended.
+		sctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+		st = totalsOf(sctx, worker, e.stderr)
+		cancel()
 	}
 	cctx, cancel := context.WithTimeout(hard, decoratorsTimeout)
 	defer cancel()
@@ -597,6 +613,30 @@ func shutdown(c config, e env, srv *http.Server, served <-chan error, h *seenhan
 		return fmt.Errorf("shutdown: %w", derr)
 	}
 	return nil
+}
+
+// statsTimeout bounds the reading of the queue's counts at shutdown.
+const statsTimeout = 10 * time.Second
+
+// queueTotals sums the queue's counts over its sessions.
+type queueTotals struct{ Accepted, Sent, Failed, Pending int64 }
+
+// totalsOf reads w's counts; a queue that cannot answer is said so on
+// stderr, and counts zero.
+func totalsOf(ctx context.Context, w *queue.Worker, stderr io.Writer) queueTotals {
+	sessions, err := w.Stats(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "server: reading the queue's counts:", err)
+		return queueTotals{}
+	}
+	var st queueTotals
+	for _, s := range sessions {
+		st.Sent += s.Sent
+		st.Failed += s.Failed
+		st.Pending += s.Pending
+	}
+	st.Accepted = st.Sent + st.Failed + st.Pending
+	return st
 }
 
 // decoratorsTimeout bounds the flush of the decorators' batches at
@@ -638,8 +678,8 @@ func (m managerRegistry) ListSessions(context.Context) ([]string, error) {
 }
 
 // handlerOptions turns the flags into the handler's throughput options;
-// queue is the durable asynchronous queue, or nil for one in memory.
-func handlerOptions(c config, queue seenhandler.Queue, local func(string) bool) ([]seenhandler.Option, error) {
+// worker is the asynchronous queue's, or nil for none.
+func handlerOptions(c config, worker *queue.Worker) ([]seenhandler.Option, error) {
 	var opts []seenhandler.Option
 	rate := c.sessionRate
 	if rate < 0 { // not set: protective in real mode, none in demo mode
@@ -662,13 +702,27 @@ func handlerOptions(c config, queue seenhandler.Queue, local func(string) bool) 
 		}
 		opts = append(opts, seenhandler.WithTokenRateLimit(lim))
 	}
-	if c.async || c.autoRead {
+	if worker != nil {
 		// Without -async, only auto-read uses the queue; "async": true is
 		// accepted then too.
-		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{Default: c.async, MinDelay: c.asyncMin, MaxDelay: c.asyncMax,
-			Pace: c.asyncPace, RetryFor: c.asyncRetry, Queue: queue, Local: local}))
+		opts = append(opts, seenhandler.WithLater(worker))
+		if c.async {
+			opts = append(opts, seenhandler.WithAsyncByDefault())
+		}
 	}
 	return opts, nil
+}
+
+// newWorker returns the asynchronous queue's worker, over jobs (nil: in
+// memory), with auto-read's arrivals (nil: none), when -async or
+// -auto-read asks for one; else nil. local limits it to this node's
+// sessions (nil: all).
+func newWorker(c config, jobs queue.Queue, local func(string) bool, arrivals session.ArrivalSource, logger *slog.Logger) (*queue.Worker, error) {
+	if !c.async && !c.autoRead {
+		return nil, nil
+	}
+	return queue.New(queue.Options{Queue: jobs, MinDelay: c.asyncMin, MaxDelay: c.asyncMax, Pace: c.asyncPace,
+		RetryFor: c.asyncRetry, Local: local, Arrivals: arrivals, Logger: logger})
 }
 
 // decorateOptions turns the flags into the registry's decorators. A

@@ -162,5 +162,5 @@ func mountSeen(mux *http.ServeMux, client *whatsmeow.Client) (shutdown func(cont
 		return nil, err
 	}
 	seenhandler.Mount(mux, h) // /api/sendSeen, /sendSeen, /v2/send/seen and the status paths
-	return func(ctx context.Context) { _, _ = h.Shutdown(ctx); s.Close() }, nil
+	return func(ctx context.Context) { _ = h.Shutdown(ctx); s.Close() }, nil
 }

@@ -8,11 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 )
 
 // Observer exports seenhandler's observations as Prometheus metrics. It
-// implements seenhandler.Observer, seenhandler.QueueObserver and
-// seenhandler.ViewObserver; give it to seenhandler.WithObserver. It is safe
+// implements seenhandler.Observer, seenhandler.ViewObserver and
+// queue.DepthObserver; give it to seenhandler.WithObserver (and, for the
+// queue's depth and auto-read's drops, to queue.Options.Observer). It is safe
 // for concurrent use.
 //
 // Its metrics: bluetick_requests_total{endpoint,dialect,session,code}
@@ -35,9 +37,9 @@ type Observer struct {
 }
 
 var (
-	_ seenhandler.Observer      = (*Observer)(nil)
-	_ seenhandler.QueueObserver = (*Observer)(nil)
-	_ seenhandler.ViewObserver  = (*Observer)(nil)
+	_ seenhandler.Observer     = (*Observer)(nil)
+	_ seenhandler.ViewObserver = (*Observer)(nil)
+	_ queue.DepthObserver      = (*Observer)(nil)
 )
 
 // New returns an Observer whose metrics are registered with reg. It fails
@@ -108,7 +110,7 @@ func (o *Observer) MessageViewed(_ context.Context, v seenhandler.ViewInfo) {
 	o.timeToView.WithLabelValues(v.Session, strconv.FormatBool(v.Auto)).Observe(v.TimeToView.Seconds())
 }
 
-// QueueDepth implements seenhandler.QueueObserver.
+// QueueDepth implements queue.DepthObserver.
 func (o *Observer) QueueDepth(_ context.Context, depth int) {
 	o.queue.Set(float64(depth))
 }

@@ -26,6 +26,7 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
@@ -50,7 +51,7 @@ type diffScenario struct {
 	receiptsOff bool     // the account's read receipts are off
 	offline     bool     // the connection is down
 	notLoggedIn bool     // the device is not paired
-	async       bool     // the handler queues receipts (WithAsync)
+	async       bool     // the handler queues receipts (WithLater)
 	// differs are the answer's fields that differ between the backends on
 	// purpose, as sessiontest's package doc says.
 	differs []string
@@ -210,14 +211,27 @@ func (sc diffScenario) handlerOver(t *testing.T, s session.Session) http.Handler
 	reg := session.NewMemoryRegistry()
 	reg.Set("wire", s)
 	opts := []seenhandler.Option{seenhandler.WithNoAuth()}
+	var worker *queue.Worker
 	if sc.async {
-		opts = append(opts, seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		var err error
+		if worker, err = queue.New(queue.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, seenhandler.WithLater(worker))
 	}
 	h, err := seenhandler.New(reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+	if worker != nil {
+		worker.Start(h)
+	}
+	t.Cleanup(func() {
+		_ = h.Shutdown(context.Background())
+		if worker != nil {
+			_ = worker.Shutdown(context.Background())
+		}
+	})
 	return h
 }
 

@@ -46,7 +46,7 @@ func embedMount(r *mux.Router, client *whatsmeow.Client) (shutdown func(context.
 	for _, rt := range seenhandler.Routes(h) { // gorilla/mux's Handle returns a *Route: register each
 		r.Handle(rt.Pattern, rt.Handler)
 	}
-	return func(ctx context.Context) { _, _ = h.Shutdown(ctx); s.Close() }, nil
+	return func(ctx context.Context) { _ = h.Shutdown(ctx); s.Close() }, nil
 }
 
 // The embedder's path on the wire: an app's own *whatsmeow.Client,

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/fakewa"
@@ -271,11 +272,19 @@ func autoReadHandler(t *testing.T, w *wire) *seenhandler.Handler {
 	})
 	reg := session.NewMemoryRegistry()
 	reg.Set("wire", w.session)
-	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithAutoRead(src))
+	worker, err := queue.New(queue.Options{Arrivals: src})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = h.Shutdown(context.Background()) })
+	h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithLater(worker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker.Start(h)
+	t.Cleanup(func() {
+		_ = h.Shutdown(context.Background())
+		_ = worker.Shutdown(context.Background())
+	})
 	return h
 }
 

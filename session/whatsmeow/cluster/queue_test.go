@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/queue/sqlqueue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/whatsmeow/cluster"
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
@@ -143,14 +144,15 @@ func (s *shelfSession) Status(context.Context) session.Status {
 
 // queueNode is a node of a test cluster with an asynchronous handler on
 // the cluster's database (sqlqueue, named as the node), whose worker sends
-// the jobs of the sessions the node serves (AsyncOptions.Local).
+// the jobs of the sessions the node serves (queue.Options.Local).
 type queueNode struct {
 	node *cluster.Node
 	h    *seenhandler.Handler
+	w    *queue.Worker
 	db   *sql.DB
 }
 
-func startQueueNode(t *testing.T, dsn string, s *shelf, id string, o seenhandler.AsyncOptions) *queueNode {
+func startQueueNode(t *testing.T, dsn string, s *shelf, id string, o queue.Options) *queueNode {
 	t.Helper()
 	ctx := context.Background()
 	node, err := cluster.Open(ctx, dsn, &shelfView{s: s, node: id}, cluster.Config{NodeID: id, LeaseTTL: testTTL, Renew: testRenew})
@@ -167,21 +169,28 @@ func startQueueNode(t *testing.T, dsn string, s *shelf, id string, o seenhandler
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Default, o.Queue, o.Local = true, q, node.Local
-	h, err := seenhandler.New(node, seenhandler.WithNoAuth(), seenhandler.WithAsync(o),
+	o.Queue, o.Local = q, node.Local
+	o.Logger = testLog(t, 0).With("worker", id)
+	w, err := queue.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := seenhandler.New(node, seenhandler.WithNoAuth(), seenhandler.WithLater(w), seenhandler.WithAsyncByDefault(),
 		seenhandler.WithLogger(testLog(t, 0).With("handler", id)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Start(h)
 	t.Cleanup(func() { // before the node closes, and whether or not it has died
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, _ = h.Shutdown(ctx)
+		_ = h.Shutdown(ctx)
+		_ = w.Shutdown(ctx)
 	})
 	if err := node.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &queueNode{node: node, h: h, db: db}
+	return &queueNode{node: node, h: h, w: w, db: db}
 }
 
 // queue asks n's handler to mark message id of session name read,
@@ -224,7 +233,7 @@ func TestDeadNodeClaims(t *testing.T) {
 	}
 	// The dying node sends one job, then waits an hour before the next:
 	// the rest of its session's lane stays claimed.
-	dying := startQueueNode(t, dsn, s, ids[0], seenhandler.AsyncOptions{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Hour})
+	dying := startQueueNode(t, dsn, s, ids[0], queue.Options{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Hour})
 	waitFor(t, 10*testTTL, "the first node holds s00", func() bool { return dying.node.Local("s00") })
 	const n = 10
 	for i := range n {
@@ -240,7 +249,7 @@ func TestDeadNodeClaims(t *testing.T) {
 		t.Fatalf("%d jobs sent before the kill, want 1 (the next wait an hour)", n)
 	}
 
-	survivor := startQueueNode(t, dsn, s, ids[1], seenhandler.AsyncOptions{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Millisecond})
+	survivor := startQueueNode(t, dsn, s, ids[1], queue.Options{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Millisecond})
 	cluster.Kill(dying.node)
 	killed := time.Now()
 	took := waitFor(t, 10*testTTL, "the survivor holds s00", func() bool { return survivor.node.Local("s00") })
@@ -263,15 +272,15 @@ func TestOrphanedJobs(t *testing.T) {
 	s := newShelf("s00", "s01")
 	s.setDown("s00", true)
 	s.setDown("s01", true)
-	o := seenhandler.AsyncOptions{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Millisecond}
+	o := queue.Options{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Pace: time.Millisecond}
 	nodes := []*queueNode{startQueueNode(t, dsn, s, "node-x", o), startQueueNode(t, dsn, s, "node-y", o)}
 	waitFor(t, 10*testTTL, "both sessions placed", func() bool {
 		return (nodes[0].node.Local("s00") || nodes[1].node.Local("s00")) && (nodes[0].node.Local("s01") || nodes[1].node.Local("s01"))
 	})
 	nodes[0].queue(t, "s00", "GONE1")
 	nodes[1].queue(t, "s01", "KEPT1")
-	stats := func(name string) seenhandler.SessionQueueStats {
-		all, err := nodes[0].h.QueueStats(context.Background())
+	stats := func(name string) queue.SessionStats {
+		all, err := nodes[0].w.Stats(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +289,7 @@ func TestOrphanedJobs(t *testing.T) {
 				return st
 			}
 		}
-		return seenhandler.SessionQueueStats{}
+		return queue.SessionStats{}
 	}
 	// Both wait for their sessions, retried every few seconds.
 	waitFor(t, 10*testTTL, "a first attempt", func() bool {

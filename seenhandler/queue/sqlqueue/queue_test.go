@@ -21,8 +21,9 @@ import (
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/seenhandler/queuetest"
-	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/queue/queuetest"
+	"github.com/bluetick/bluetick/seenhandler/queue/sqlqueue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -115,7 +116,7 @@ func newQueue(t *testing.T, db *sql.DB, b backend, o sqlqueue.Options) *sqlqueue
 
 func TestConformance(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		queuetest.Run(t, func(t *testing.T) seenhandler.Queue {
+		queuetest.Run(t, func(t *testing.T) queue.Queue {
 			db := b.open(t)
 			for _, table := range []string{"bluetick_queue", "bluetick_queue_count", "bluetick_queue_failure"} {
 				_, _ = db.Exec("DROP TABLE IF EXISTS " + table) // each subtest starts empty
@@ -151,12 +152,12 @@ func TestOpenReleasesClaims(t *testing.T) {
 		now := time.Now()
 		first := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "a"})
 		for i := range 2 {
-			j := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{fmt.Sprint(i)}}}, Accepted: now, Due: now}
+			j := &queue.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{fmt.Sprint(i)}}}, Accepted: now, Due: now}
 			if err := first.Enqueue(ctx, j); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if jobs, _, err := first.Claim(ctx, seenhandler.Claim{Now: now, Limit: 1, Lease: time.Hour}); err != nil || len(jobs) != 1 {
+		if jobs, _, err := first.Claim(ctx, queue.Claim{Now: now, Limit: 1, Lease: time.Hour}); err != nil || len(jobs) != 1 {
 			t.Fatalf("claim: %d, %v", len(jobs), err)
 		}
 		other := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "b"})
@@ -164,7 +165,7 @@ func TestOpenReleasesClaims(t *testing.T) {
 		if b.dialect == sqlqueue.SQLite {
 			otherGets = 2 // one process per file: every claim was released
 		}
-		jobs, _, err := other.Claim(ctx, seenhandler.Claim{Now: now, Limit: 10, Lease: time.Hour})
+		jobs, _, err := other.Claim(ctx, queue.Claim{Now: now, Limit: 10, Lease: time.Hour})
 		if err != nil || len(jobs) != otherGets {
 			t.Fatalf("another node claimed %d (%v), want %d", len(jobs), err, otherGets)
 		}
@@ -173,7 +174,7 @@ func TestOpenReleasesClaims(t *testing.T) {
 		}
 		// Node a restarts and takes its own claim back, not b's.
 		again := newQueue(t, b.open(t), b, sqlqueue.Options{Node: "a"})
-		if jobs, _, err := again.Claim(ctx, seenhandler.Claim{Now: now, Limit: 10, Lease: time.Hour}); err != nil || len(jobs) != 1 {
+		if jobs, _, err := again.Claim(ctx, queue.Claim{Now: now, Limit: 10, Lease: time.Hour}); err != nil || len(jobs) != 1 {
 			t.Fatalf("restarted node claimed %d (%v), want its own 1", len(jobs), err)
 		}
 	})
@@ -201,7 +202,7 @@ func TestLocalTakesOverClaims(t *testing.T) {
 				var mine, theirs []int64
 				for i := range 4 {
 					for _, name := range []string{"moved", "kept"} {
-						j := &seenhandler.Job{Session: name, Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{fmt.Sprint(name, i)}}},
+						j := &queue.Job{Session: name, Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{fmt.Sprint(name, i)}}},
 							Accepted: t0, Due: t0.Add(time.Duration(i) * time.Millisecond)}
 						if err := dead.Enqueue(ctx, j); err != nil {
 							t.Fatal(err)
@@ -213,14 +214,14 @@ func TestLocalTakesOverClaims(t *testing.T) {
 						}
 					}
 				}
-				held, _, err := dead.Claim(ctx, seenhandler.Claim{Now: t0.Add(time.Second), Limit: 100, Lease: 5 * time.Minute})
+				held, _, err := dead.Claim(ctx, queue.Claim{Now: t0.Add(time.Second), Limit: 100, Lease: 5 * time.Minute})
 				if err != nil || len(held) != 8 {
 					t.Fatalf("the first node claimed %d jobs (%v), want 8", len(held), err)
 				}
 				// A minute later, the survivor owns "moved".
-				c := seenhandler.Claim{Now: t0.Add(time.Minute), Limit: 100, Lease: 5 * time.Minute, PerSession: perSession,
+				c := queue.Claim{Now: t0.Add(time.Minute), Limit: 100, Lease: 5 * time.Minute, PerSession: perSession,
 					Local: func(s string) bool { return s == "moved" }}
-				if jobs, _, err := survivor.Claim(ctx, seenhandler.Claim{Now: c.Now, Limit: 100, Lease: time.Minute}); err != nil || len(jobs) != 0 {
+				if jobs, _, err := survivor.Claim(ctx, queue.Claim{Now: c.Now, Limit: 100, Lease: time.Minute}); err != nil || len(jobs) != 0 {
 					t.Fatalf("without Local, the survivor claimed %d jobs (%v) under the first node's lease", len(jobs), err)
 				}
 				jobs, _, err := survivor.Claim(ctx, c)
@@ -237,10 +238,10 @@ func TestLocalTakesOverClaims(t *testing.T) {
 				if jobs, _, err := survivor.Claim(ctx, c); err != nil || len(jobs) != 0 {
 					t.Errorf("claimed its own %d jobs again (%v)", len(jobs), err)
 				}
-				if err := dead.Settle(ctx, mine[0], seenhandler.Outcome{Sent: 1}); err == nil {
+				if err := dead.Settle(ctx, mine[0], queue.Outcome{Sent: 1}); err == nil {
 					t.Error("the first node settled a job the survivor took over")
 				}
-				if err := survivor.Settle(ctx, mine[0], seenhandler.Outcome{Sent: 1}); err != nil {
+				if err := survivor.Settle(ctx, mine[0], queue.Outcome{Sent: 1}); err != nil {
 					t.Errorf("the survivor's Settle: %v", err)
 				}
 			})
@@ -248,7 +249,7 @@ func TestLocalTakesOverClaims(t *testing.T) {
 	})
 }
 
-func jobIDs(jobs []seenhandler.Job) []int64 {
+func jobIDs(jobs []queue.Job) []int64 {
 	out := make([]int64, len(jobs))
 	for i, j := range jobs {
 		out[i] = j.ID
@@ -273,16 +274,16 @@ func TestClaimFencing(t *testing.T) {
 				}
 				t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
 				first := newQueue(t, db, b, sqlqueue.Options{Node: "a"})
-				j := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"M"}}}, Accepted: t0, Due: t0}
+				j := &queue.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"M"}}}, Accepted: t0, Due: t0}
 				if err := first.Enqueue(ctx, j); err != nil {
 					t.Fatal(err)
 				}
-				if jobs, _, err := first.Claim(ctx, seenhandler.Claim{Now: t0, Limit: 1, Lease: time.Minute}); err != nil || len(jobs) != 1 {
+				if jobs, _, err := first.Claim(ctx, queue.Claim{Now: t0, Limit: 1, Lease: time.Minute}); err != nil || len(jobs) != 1 {
 					t.Fatalf("first claim: %d jobs, %v", len(jobs), err)
 				}
 				// The first claimer stalls past its lease; the second claims.
 				second := newQueue(t, b.open(t), b, sqlqueue.Options{Node: tc.second})
-				later := seenhandler.Claim{Now: t0.Add(2 * time.Minute), Limit: 1, Lease: time.Minute}
+				later := queue.Claim{Now: t0.Add(2 * time.Minute), Limit: 1, Lease: time.Minute}
 				if jobs, _, err := second.Claim(ctx, later); err != nil || len(jobs) != 1 {
 					t.Fatalf("second claim: %d jobs, %v", len(jobs), err)
 				}
@@ -293,10 +294,10 @@ func TestClaimFencing(t *testing.T) {
 				if jobs, _, err := second.Claim(ctx, later); err != nil || len(jobs) != 0 {
 					t.Errorf("after the first claimer's late Release, %d jobs claimable again (%v), want the second's claim kept", len(jobs), err)
 				}
-				if err := first.Settle(ctx, j.ID, seenhandler.Outcome{Sent: 1}); err == nil {
+				if err := first.Settle(ctx, j.ID, queue.Outcome{Sent: 1}); err == nil {
 					t.Error("the first claimer's late Settle succeeded")
 				}
-				if err := second.Settle(ctx, j.ID, seenhandler.Outcome{Sent: 1}); err != nil {
+				if err := second.Settle(ctx, j.ID, queue.Outcome{Sent: 1}); err != nil {
 					t.Errorf("the second claimer's Settle: %v", err)
 				}
 				stats, err := second.Stats(ctx)
@@ -399,41 +400,36 @@ func TestHandlerRestart(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		const n = 20
 		fake := sessiontest.New()
-		newHandler := func(delay time.Duration) *seenhandler.Handler {
+		newHandler := func(delay time.Duration) node {
 			q := newQueue(t, b.open(t), b, sqlqueue.Options{})
-			h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(),
-				seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: delay, MaxDelay: delay, Queue: q, Pace: time.Millisecond}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return h
+			return newNode(t, fake.Registry("demo"), queue.Options{MinDelay: delay, MaxDelay: delay, Queue: q, Pace: time.Millisecond})
 		}
-		h := newHandler(time.Hour)
+		nd := newHandler(time.Hour)
 		for i := range n {
 			body := fmt.Sprintf(`{"session":"demo","chatId":"15551234567","messageIds":["M%d"]}`, i)
 			r := httptest.NewRequest(http.MethodPost, seenhandler.PathWAHA, strings.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
+			nd.h.ServeHTTP(w, r)
 			if w.Code != http.StatusCreated { // WAHA's path: every success is a 201, queued ones too
 				t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
 			}
 		}
-		st, err := h.Shutdown(context.Background())
-		if err != nil || st != (seenhandler.Stats{Accepted: n, Pending: n}) {
+		err := nd.shutdown(context.Background())
+		if st := nd.totals(t); err != nil || st != (totals{Accepted: n, Pending: n}) {
 			t.Fatalf("first shutdown: %+v, %v; want all %d pending, kept", st, err, n)
 		}
 		if got := len(fake.Receipts()); got != 0 {
 			t.Fatalf("%d sent before their delay", got)
 		}
 
-		h = newHandler(time.Millisecond)
+		nd = newHandler(time.Millisecond)
 		deadline := time.Now().Add(30 * time.Second)
-		for h.Stats().Pending > 0 && time.Now().Before(deadline) {
+		for nd.totals(t).Pending > 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond) // the worker's own pace; polled, not hoped
 		}
-		st, err = h.Shutdown(context.Background())
-		if err != nil || st != (seenhandler.Stats{Accepted: n, Sent: n}) {
+		err = nd.shutdown(context.Background())
+		if st := nd.totals(t); err != nil || st != (totals{Accepted: n, Sent: n}) {
 			t.Errorf("second shutdown: %+v, %v; want all %d sent", st, err, n)
 		}
 		seen := map[string]int{}
@@ -447,7 +443,7 @@ func TestHandlerRestart(t *testing.T) {
 				t.Errorf("M%d sent %d times", i, c)
 			}
 		}
-		sessions, err := h.QueueStats(context.Background())
+		sessions, err := nd.w.Stats(context.Background())
 		if err != nil || len(sessions) != 1 || sessions[0].Sent != n || !sessions[0].OldestPending.IsZero() {
 			t.Errorf("queue stats %+v, %v", sessions, err)
 		}
@@ -455,7 +451,7 @@ func TestHandlerRestart(t *testing.T) {
 }
 
 // Two nodes on one PostgreSQL queue, each owning some sessions
-// (AsyncOptions.Local): every receipt is sent once, by its owner.
+// (queue.Options.Local): every receipt is sent once, by its owner.
 func TestTwoNodes(t *testing.T) {
 	dsn := newPostgresDB(t)
 	b := backend{dialect: sqlqueue.Postgres}
@@ -464,10 +460,6 @@ func TestTwoNodes(t *testing.T) {
 		mu    sync.Mutex
 		owner = map[string]string{} // message id → node that sent it
 	)
-	type node struct {
-		h    *seenhandler.Handler
-		name string
-	}
 	var nodes []node
 	for _, name := range []string{"even", "odd"} {
 		reg := session.NewMemoryRegistry()
@@ -489,14 +481,8 @@ func TestTwoNodes(t *testing.T) {
 			mine = "s1"
 		}
 		q := newQueue(t, openDB(t, "pgx", dsn), b, sqlqueue.Options{Node: name})
-		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{
-			Default: true, MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Queue: q, Pace: time.Millisecond,
-			Local: func(s string) bool { return s == mine },
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, node{h, name})
+		nodes = append(nodes, newNode(t, reg, queue.Options{MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Queue: q,
+			Pace: time.Millisecond, Local: func(s string) bool { return s == mine }}))
 	}
 	for i := range n {
 		// Any node accepts any session's request; its owner delivers it.
@@ -510,11 +496,11 @@ func TestTwoNodes(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for nodes[0].h.Stats().Pending > 0 && time.Now().Before(deadline) {
+	for nodes[0].totals(t).Pending > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, nd := range nodes {
-		if _, err := nd.h.Shutdown(context.Background()); err != nil {
+		if err := nd.shutdown(context.Background()); err != nil {
 			t.Error(err)
 		}
 	}
@@ -542,11 +528,11 @@ func TestDueWithin(t *testing.T) {
 		ctx := context.Background()
 		q := newQueue(t, b.open(t), b, sqlqueue.Options{})
 		t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
-		long := &seenhandler.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"L"}}}, Accepted: t0, Due: t0.Add(time.Hour)}
+		long := &queue.Job{Session: "s", Chat: "c", Receipts: []session.Receipt{{Chat: "c", MessageIDs: []string{"L"}}}, Accepted: t0, Due: t0.Add(time.Hour)}
 		if err := q.Enqueue(ctx, long); err != nil {
 			t.Fatal(err)
 		}
-		c := seenhandler.Claim{Now: t0.Add(time.Second), Limit: 10, Lease: time.Minute, DueWithin: 2 * time.Second}
+		c := queue.Claim{Now: t0.Add(time.Second), Limit: 10, Lease: time.Minute, DueWithin: 2 * time.Second}
 		jobs, next, err := q.Claim(ctx, c)
 		if err != nil || len(jobs) != 0 || !next.Equal(t0.Add(2*time.Second)) {
 			t.Fatalf("at 1 s: %d jobs, next %v, %v; want none, next at 2 s", len(jobs), next, err)
@@ -555,7 +541,7 @@ func TestDueWithin(t *testing.T) {
 		if jobs, _, err = q.Claim(ctx, c); err != nil || len(jobs) != 1 {
 			t.Fatalf("at 2 s: %d jobs, %v; want the job", len(jobs), err)
 		}
-		err = q.Settle(ctx, long.ID, seenhandler.Outcome{Retry: long.Receipts, RetryAt: t0.Add(time.Minute), LastError: "session_not_connected"})
+		err = q.Settle(ctx, long.ID, queue.Outcome{Retry: long.Receipts, RetryAt: t0.Add(time.Minute), LastError: "session_not_connected"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/queue/sqlqueue"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -22,7 +23,7 @@ import (
 // so nothing is sent meanwhile. Memory, SQLite (a file in t.TempDir, WAL)
 // and, with BLUETICK_TEST_POSTGRES, PostgreSQL, in the same run:
 //
-//	go test -run '^$' -bench AsyncAccept ./seenhandler/sqlqueue
+//	go test -run '^$' -bench AsyncAccept ./seenhandler/queue/sqlqueue
 //
 // What it decides is how many 202s a second a durable queue allows: last
 // measured memory 29 µs/op, SQLite 0.89 ms/op (one fsync per 202),
@@ -30,10 +31,10 @@ import (
 func BenchmarkAsyncAccept(b *testing.B) {
 	queues := []struct {
 		name string
-		new  func(b *testing.B) seenhandler.Queue
+		new  func(b *testing.B) queue.Queue
 	}{
-		{"memory", func(*testing.B) seenhandler.Queue { return seenhandler.NewMemoryQueue() }},
-		{"sqlite", func(b *testing.B) seenhandler.Queue {
+		{"memory", func(*testing.B) queue.Queue { return queue.NewMemory() }},
+		{"sqlite", func(b *testing.B) queue.Queue {
 			path := b.TempDir() + "/bluetick.db"
 			db := openDB(b, "sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 			q, err := sqlqueue.New(context.Background(), db, sqlqueue.SQLite, sqlqueue.Options{})
@@ -42,7 +43,7 @@ func BenchmarkAsyncAccept(b *testing.B) {
 			}
 			return q
 		}},
-		{"postgres", func(b *testing.B) seenhandler.Queue {
+		{"postgres", func(b *testing.B) queue.Queue {
 			dsn := newPostgresDB(b)
 			db := openDB(b, "pgx", dsn)
 			db.SetMaxIdleConns(32)
@@ -61,15 +62,13 @@ func BenchmarkAsyncAccept(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				fake := sessiontest.New(sessiontest.WithMaxRecords(1))
-				h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithAsync(seenhandler.AsyncOptions{
-					Default: true, MinDelay: time.Hour, MaxDelay: time.Hour, QueueSize: 1 << 30, SessionQueueSize: 1 << 30, Queue: qc.new(b)}))
-				if err != nil {
-					b.Fatal(err)
-				}
+				nd := newNode(b, fake.Registry("demo"), queue.Options{MinDelay: time.Hour, MaxDelay: time.Hour,
+					QueueSize: 1 << 30, SessionQueueSize: 1 << 30, Queue: qc.new(b)})
+				h := nd.h
 				defer func() { // not flushed: the memory queue's jobs count as failed
 					ctx, cancel := context.WithCancel(context.Background())
 					cancel()
-					_, _ = h.Shutdown(ctx)
+					_ = nd.shutdown(ctx)
 				}()
 				var n atomic.Int64
 				one := func() {
@@ -104,7 +103,7 @@ func BenchmarkAsyncAccept(b *testing.B) {
 // pending jobs each, on SQLite and, with BLUETICK_TEST_POSTGRES,
 // PostgreSQL:
 //
-//	go test -run '^$' -bench Stats ./seenhandler/sqlqueue
+//	go test -run '^$' -bench Stats ./seenhandler/queue/sqlqueue
 //
 // One session's counts must stay an index search: last measured 28–50 µs
 // against 4–5 ms for every session's; examples/BENCHMARKS.md.
@@ -133,7 +132,7 @@ func BenchmarkStats(b *testing.B) {
 // the token's, each payload as large as a real one), on SQLite and, with
 // BLUETICK_TEST_POSTGRES, PostgreSQL:
 //
-//	go test -run '^$' -bench Pending ./seenhandler/sqlqueue
+//	go test -run '^$' -bench Pending ./seenhandler/queue/sqlqueue
 //
 // Last measured: 75 µs (SQLite) and 0.27 ms (PostgreSQL) for a session's
 // and a token's counts, 0.43 and 0.80 ms with the whole queue's;
@@ -144,7 +143,7 @@ func BenchmarkPending(b *testing.B) {
 		for _, total := range []bool{false, true} {
 			b.Run(map[bool]string{false: "session+token", true: "with-total"}[total], func(b *testing.B) {
 				for b.Loop() {
-					if _, err := q.Pending(context.Background(), seenhandler.PendingOf{Session: "s0250", Token: "tok-7", Total: total}); err != nil {
+					if _, err := q.Pending(context.Background(), queue.PendingOf{Session: "s0250", Token: "tok-7", Total: total}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -159,7 +158,7 @@ func BenchmarkPending(b *testing.B) {
 // the claim of the earliest due jobs whatever their session, on SQLite
 // and, with BLUETICK_TEST_POSTGRES, PostgreSQL:
 //
-//	go test -run '^$' -bench ClaimFair ./seenhandler/sqlqueue
+//	go test -run '^$' -bench ClaimFair ./seenhandler/queue/sqlqueue
 //
 // The ratio is fair over earliest, what fairness costs a claim: last
 // measured 2.2× on SQLite (1.66 against 0.75 ms) and 1.0× on PostgreSQL
@@ -175,7 +174,7 @@ func BenchmarkClaimFair(b *testing.B) {
 		}{{"fair", 4}, {"earliest", 0}} {
 			b.Run(bc.name, func(b *testing.B) {
 				for b.Loop() {
-					jobs, _, err := q.Claim(context.Background(), seenhandler.Claim{Now: now, Limit: 8, Lease: time.Minute,
+					jobs, _, err := q.Claim(context.Background(), queue.Claim{Now: now, Limit: 8, Lease: time.Minute,
 						PerSession: bc.perSession, Held: map[string]int{"s0000": 2}})
 					if err != nil || len(jobs) == 0 {
 						b.Fatal(len(jobs), err)
@@ -197,12 +196,12 @@ func BenchmarkClaimFair(b *testing.B) {
 
 // fillFull enqueues jobs pending jobs of one receipt for each of sessions
 // sessions (s0000…), every tenth token's, through q.
-func fillFull(b *testing.B, q seenhandler.Queue, sessions, jobs int) {
+func fillFull(b *testing.B, q queue.Queue, sessions, jobs int) {
 	b.Helper()
 	at := time.Now()
 	for i := range sessions {
 		for k := range jobs {
-			j := &seenhandler.Job{Session: fmt.Sprintf("s%04d", i), Chat: "120363012345678901@g.us", Accepted: at, Due: at,
+			j := &queue.Job{Session: fmt.Sprintf("s%04d", i), Chat: "120363012345678901@g.us", Accepted: at, Due: at,
 				Token: fmt.Sprintf("tok-%d", (i*jobs+k)%10), Receipts: []session.Receipt{{Chat: "120363012345678901@g.us",
 					Sender: "15557654321@s.whatsapp.net", MessageIDs: []string{fmt.Sprintf("3EB0C767D26A1D98A4%06d", k)},
 					Type: session.ReceiptRead, Timestamp: at}}}

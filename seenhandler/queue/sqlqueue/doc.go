@@ -1,4 +1,4 @@
-// Package sqlqueue is a durable seenhandler.Queue in a SQL database: SQLite
+// Package sqlqueue is a durable queue.Queue in a SQL database: SQLite
 // (modernc.org/sqlite) or PostgreSQL (pgx's database/sql driver). It takes
 // a *sql.DB the caller opened, typically the whatsmeow session store's
 // (session/whatsmeow's Manager.DB), so that one file or database holds the
@@ -6,9 +6,12 @@
 //
 //	q, err := sqlqueue.New(ctx, db, sqlqueue.SQLite, sqlqueue.Options{})
 //	if err != nil { … }
-//	h, err := seenhandler.New(reg, seenhandler.WithAsync(seenhandler.AsyncOptions{Queue: q}), …)
+//	w, err := queue.New(queue.Options{Queue: q})
+//	h, err := seenhandler.New(reg, seenhandler.WithLater(w), …)
+//	w.Start(h)
 //	…
-//	h.Shutdown(ctx) // the worker stops; queued jobs stay for the next start
+//	h.Shutdown(ctx)
+//	w.Shutdown(ctx) // the worker stops; queued jobs stay for the next start
 //
 // # Tables
 //
@@ -30,7 +33,7 @@
 //
 // A worker claims due jobs with one UPDATE … WHERE id IN (SELECT …)
 // RETURNING …, which sets a lease (claimed_until). A fair claim
-// (seenhandler.Claim.PerSession, as the handler's worker makes) first
+// (queue.Claim.PerSession, as queue.Worker makes) first
 // counts each session's due jobs (one GROUP BY over the due jobs), deals
 // the turns, then takes each session's share (ORDER BY due LIMIT k through
 // the session index, UNION ALL): 1.8 ms on SQLite and 2.1 ms on PostgreSQL
@@ -47,7 +50,7 @@
 // holds them), at once when it restarts with the same Options.Node, and
 // else with their lease (5 minutes).
 //
-// The handler's bounds read Pending for each asynchronous request: the
+// queue.Worker's bounds read Pending for each asynchronous request: the
 // session's and the token's pending receipts from their indexes alone
 // (75 µs on SQLite, 0.27 ms on PostgreSQL, with 10,000 pending jobs, a
 // tenth of them the token's: BenchmarkPending), and at most once a second

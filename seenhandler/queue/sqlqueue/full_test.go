@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/seenhandler/sqlqueue"
+	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/queue/sqlqueue"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
@@ -66,13 +67,10 @@ func TestStorageFull(t *testing.T) {
 	}
 	var logs syncBuffer
 	fake := sessiontest.New()
-	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(),
-		seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))),
-		seenhandler.WithAsync(seenhandler.AsyncOptions{Default: true, MinDelay: time.Hour, MaxDelay: time.Hour, Queue: q}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Shutdown(context.Background()) //nolint:errcheck // the jobs stay in the file
+	nd := newNode(t, fake.Registry("demo"), queue.Options{MinDelay: time.Hour, MaxDelay: time.Hour, Queue: q},
+		seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	h := nd.h
+	defer nd.shutdown(context.Background()) //nolint:errcheck // the jobs stay in the file
 	ids := make([]string, 100)
 	post := func(i int) *httptest.ResponseRecorder {
 		for k := range ids {
@@ -104,8 +102,8 @@ func TestStorageFull(t *testing.T) {
 	if accepted == 0 {
 		t.Error("no request was accepted before the database was full")
 	}
-	if st := h.Stats(); st.Accepted != int64(accepted) {
-		t.Errorf("handler stats %+v after %d accepted requests: a refused one was counted", st, accepted)
+	if st := nd.totals(t); st.Accepted != int64(accepted) {
+		t.Errorf("queue stats %+v after %d accepted requests: a refused one was counted", st, accepted)
 	}
 	if got := logs.String(); strings.Count(got, "level=ERROR") != 1 || strings.Contains(got, "level=WARN") ||
 		!strings.Contains(got, "storage is full") {

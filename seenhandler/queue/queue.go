@@ -1,4 +1,4 @@
-package seenhandler
+package queue
 
 import (
 	"cmp"
@@ -27,10 +27,10 @@ type Job struct {
 	Chat string
 	// Receipts are the receipts still to send, one per sender; at least one.
 	Receipts []session.Receipt
-	// Auto: the job is auto-read's (see [WithAutoRead]), not a request's.
+	// Auto: the job is auto-read's (see Options.Arrivals), not a request's.
 	Auto bool
 	// Token identifies the API token whose request queued the job, so that
-	// one token's jobs can be bounded (AsyncOptions.TokenQueueSize): a
+	// one token's jobs can be bounded (Options.TokenQueueSize): a
 	// digest, never the token itself; "" when no token was checked
 	// (auto-read, [WithNoAuth]).
 	Token string
@@ -108,15 +108,15 @@ type Claim struct {
 	Held map[string]int
 	// DueWithin, when positive, makes a job never attempted due DueWithin
 	// after its acceptance at the latest, whatever its Due: a process
-	// restarted with shorter delays (AsyncOptions.MaxDelay) sends the jobs
+	// restarted with shorter delays (Options.MaxDelay) sends the jobs
 	// of the one before within its own. A Queue that is not durable may
 	// ignore it: its jobs never outlive the delays they were given.
 	DueWithin time.Duration
 }
 
-// SessionQueueStats are the counts of one session's asynchronous receipts,
+// SessionStats are the counts of one session's asynchronous receipts,
 // as a [Queue] keeps them (across restarts for a durable one).
-type SessionQueueStats struct {
+type SessionStats struct {
 	// Session is the session's name.
 	Session string
 	// Sent and Failed count the receipts that left the queue; Pending those
@@ -135,7 +135,7 @@ type PendingOf struct {
 	// "": none.
 	Token string
 	// Total asks for the whole queue's count too (it may cost a pass over
-	// the pending jobs: the handler asks for it at most once a second, and
+	// the pending jobs: the [Worker] asks for it at most once a second, and
 	// before it refuses a request for it).
 	Total bool
 }
@@ -155,11 +155,11 @@ type PendingCounts struct {
 }
 
 // Queue keeps the receipts of asynchronous requests until they are sent:
-// in memory ([NewMemoryQueue], the default) or in a database (package
-// seenhandler/sqlqueue). Its methods must be safe for concurrent use; a
+// in memory ([NewMemory], the default) or in a database (package
+// seenhandler/queue/sqlqueue). Its methods must be safe for concurrent use; a
 // job is claimed by one caller at a time, and delivery is at least once: a
 // job whose claimer dies before settling it is claimed again when its lease
-// ends. seenhandler/queuetest checks an implementation.
+// ends. seenhandler/queue/queuetest checks an implementation.
 type Queue interface {
 	// Enqueue stores job and sets its ID. It returns once the job is as
 	// durable as the Queue makes it: the request's 202 is answered after.
@@ -183,36 +183,36 @@ type Queue interface {
 	// session that never had a job is left out. A status request names its
 	// session: what it costs should grow with that session's jobs, not the
 	// queue's.
-	Stats(ctx context.Context, sessions ...string) ([]SessionQueueStats, error)
-	// Pending counts the receipts pending now, as of says. The handler
+	Stats(ctx context.Context, sessions ...string) ([]SessionStats, error)
+	// Pending counts the receipts pending now, as of says. The [Worker]
 	// asks it for each asynchronous request, to hold its bounds
-	// (AsyncOptions.QueueSize and the others): a session's and a token's
+	// (Options.QueueSize and the others): a session's and a token's
 	// counts should cost what their pending jobs do, the whole queue's
 	// what the pending jobs do, never what left the queue.
 	Pending(ctx context.Context, of PendingOf) (PendingCounts, error)
-	// Durable reports whether the jobs survive the process. [Handler.Shutdown]
+	// Durable reports whether the jobs survive the process. [Worker.Shutdown]
 	// sends the jobs of a Queue that is not durable, paced, before it
 	// returns; a durable one keeps them for the next start.
 	Durable() bool
 }
 
 // errNotClaimed: Settle of a job that is not claimed.
-var errNotClaimed = errors.New("seenhandler: the job is not claimed")
+var errNotClaimed = errors.New("queue: the job is not claimed")
 
-// MemoryQueue is the [Queue] of a process without a store: jobs live in
+// Memory is the [Queue] of a process without a store: jobs live in
 // memory and are lost with the process. It is safe for concurrent use.
-type MemoryQueue struct {
+type Memory struct {
 	mu      sync.Mutex
 	nextID  int64
 	jobs    map[int64]*memJob   // pending: waiting or claimed
 	ready   map[string]*jobHeap // the waiting ones, by session, by due time
 	claimed map[int64]*memJob   // the claimed ones
-	counts  map[string]*SessionQueueStats
+	counts  map[string]*SessionStats
 	total   int64            // receipts pending
 	tokens  map[string]int64 // receipts pending by Job.Token, those with one
 }
 
-var _ Queue = (*MemoryQueue)(nil)
+var _ Queue = (*Memory)(nil)
 
 type memJob struct {
 	job          Job
@@ -220,23 +220,23 @@ type memJob struct {
 	index        int       // in its session's ready heap, or -1
 }
 
-// NewMemoryQueue returns an empty MemoryQueue.
-func NewMemoryQueue() *MemoryQueue {
-	return &MemoryQueue{jobs: make(map[int64]*memJob), ready: make(map[string]*jobHeap), claimed: make(map[int64]*memJob),
-		counts: make(map[string]*SessionQueueStats), tokens: make(map[string]int64)}
+// NewMemory returns an empty Memory.
+func NewMemory() *Memory {
+	return &Memory{jobs: make(map[int64]*memJob), ready: make(map[string]*jobHeap), claimed: make(map[int64]*memJob),
+		counts: make(map[string]*SessionStats), tokens: make(map[string]int64)}
 }
 
-func (q *MemoryQueue) count(name string) *SessionQueueStats {
+func (q *Memory) count(name string) *SessionStats {
 	c, ok := q.counts[name]
 	if !ok {
-		c = &SessionQueueStats{Session: name}
+		c = &SessionStats{Session: name}
 		q.counts[name] = c
 	}
 	return c
 }
 
 // wait puts j among its session's waiting jobs.
-func (q *MemoryQueue) wait(j *memJob) {
+func (q *Memory) wait(j *memJob) {
 	h, ok := q.ready[j.job.Session]
 	if !ok {
 		h = &jobHeap{}
@@ -246,7 +246,7 @@ func (q *MemoryQueue) wait(j *memJob) {
 }
 
 // pend adds n receipts of j's to the pending counts (n < 0 takes them off).
-func (q *MemoryQueue) pend(j *Job, n int64) {
+func (q *Memory) pend(j *Job, n int64) {
 	q.count(j.Session).Pending += n
 	q.total += n
 	if j.Token != "" {
@@ -257,7 +257,7 @@ func (q *MemoryQueue) pend(j *Job, n int64) {
 }
 
 // Enqueue implements [Queue]; it copies job's receipts.
-func (q *MemoryQueue) Enqueue(_ context.Context, job *Job) error {
+func (q *Memory) Enqueue(_ context.Context, job *Job) error {
 	if err := checkJob(job); err != nil {
 		return err
 	}
@@ -276,14 +276,14 @@ func (q *MemoryQueue) Enqueue(_ context.Context, job *Job) error {
 // checkJob refuses a job no Queue should store.
 func checkJob(job *Job) error {
 	if job.Session == "" || len(job.Receipts) == 0 {
-		return errors.New("seenhandler: a job needs a session and receipts")
+		return errors.New("queue: a job needs a session and receipts")
 	}
 	return nil
 }
 
 // Claim implements [Queue]. Jobs whose lease has ended are claimable again;
 // the claims are all this process's, so Local takes none over.
-func (q *MemoryQueue) Claim(_ context.Context, c Claim) ([]Job, time.Time, error) {
+func (q *Memory) Claim(_ context.Context, c Claim) ([]Job, time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for id, j := range q.claimed { // leases that ended: only claimers that died leave them
@@ -343,7 +343,7 @@ func (q *MemoryQueue) Claim(_ context.Context, c Claim) ([]Job, time.Time, error
 }
 
 // Settle implements [Queue].
-func (q *MemoryQueue) Settle(_ context.Context, id int64, o Outcome) error {
+func (q *Memory) Settle(_ context.Context, id int64, o Outcome) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	j, ok := q.claimed[id]
@@ -369,7 +369,7 @@ func (q *MemoryQueue) Settle(_ context.Context, id int64, o Outcome) error {
 }
 
 // Release implements [Queue].
-func (q *MemoryQueue) Release(_ context.Context, ids []int64) error {
+func (q *Memory) Release(_ context.Context, ids []int64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, id := range ids {
@@ -382,11 +382,11 @@ func (q *MemoryQueue) Release(_ context.Context, ids []int64) error {
 }
 
 // Stats implements [Queue].
-func (q *MemoryQueue) Stats(_ context.Context, sessions ...string) ([]SessionQueueStats, error) {
+func (q *Memory) Stats(_ context.Context, sessions ...string) ([]SessionStats, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	asked := func(name string) bool { return len(sessions) == 0 || slices.Contains(sessions, name) }
-	out := make([]SessionQueueStats, 0, len(q.counts))
+	out := make([]SessionStats, 0, len(q.counts))
 	oldest := make(map[string]time.Time)
 	for _, j := range q.jobs {
 		if !asked(j.job.Session) {
@@ -404,13 +404,13 @@ func (q *MemoryQueue) Stats(_ context.Context, sessions ...string) ([]SessionQue
 		st.OldestPending = oldest[c.Session]
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b SessionQueueStats) int { return strings.Compare(a.Session, b.Session) })
+	slices.SortFunc(out, func(a, b SessionStats) int { return strings.Compare(a.Session, b.Session) })
 	return out, nil
 }
 
 // Pending implements [Queue], from counts it keeps as jobs come and go:
 // it always counts the whole queue.
-func (q *MemoryQueue) Pending(_ context.Context, of PendingOf) (PendingCounts, error) {
+func (q *Memory) Pending(_ context.Context, of PendingOf) (PendingCounts, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	p := PendingCounts{Total: q.total}
@@ -424,7 +424,7 @@ func (q *MemoryQueue) Pending(_ context.Context, of PendingOf) (PendingCounts, e
 }
 
 // Durable implements [Queue]: false.
-func (q *MemoryQueue) Durable() bool { return false }
+func (q *Memory) Durable() bool { return false }
 
 // sessionTurn is a session taking turns in a fair claim: its waiting jobs,
 // the turn its next job would take (the jobs its claimer holds of it come

@@ -1,4 +1,4 @@
-package seenhandler
+package queue
 
 import (
 	"context"
@@ -7,27 +7,32 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/bluetick/bluetick/session"
-	"github.com/bluetick/bluetick/validate"
+	"github.com/bluetick/bluetick/seenhandler"
 )
 
-// dispatcher is the asynchronous worker: one loop claims due jobs from the
-// [Queue] and hands them to one lane per session, which sends its jobs one
-// after another, at least AsyncOptions.Pace apart.
+// Worker keeps the receipts of asynchronous requests in a [Queue] and
+// sends them, after a random, human-like delay (bots that mark messages
+// read within milliseconds look like bots), through the handler it was
+// started with ([Worker.Start], [seenhandler.Handler.SendDeferred]). It is
+// the [seenhandler.Later] of a handler: give it to seenhandler.WithLater.
+// It is safe for concurrent use.
 //
-// With a memory queue the loop runs only while jobs are pending (it starts
-// on the first enqueue and ends when the queue is empty); with a durable
-// one it runs from New to Shutdown, looking at the queue at least every
-// asyncPoll. Shutdown stops both, and owns them: it waits for them.
-type dispatcher struct {
-	h       *Handler
+// One loop claims due jobs from the Queue and hands them to one lane per
+// session, which sends its jobs one after another, at least Options.Pace
+// apart. With a memory queue the loop runs only while jobs are pending (it
+// starts on the first enqueue and ends when the queue is empty); with a
+// durable one it runs from Start to Shutdown, looking at the queue at least
+// every asyncPoll. Shutdown stops both, and owns them: it waits for them.
+type Worker struct {
+	h       *seenhandler.Handler // nil until Start
 	q       Queue
-	opts    AsyncOptions
+	opts    Options
+	log     *slog.Logger
 	durable bool
+	auto    *autoReader // nil without Options.Arrivals
 
 	mu       sync.Mutex
 	closed   bool      // no enqueue any more (Shutdown began)
@@ -49,11 +54,10 @@ type dispatcher struct {
 	// totalAt, with the receipts queued here since (see asyncTotalAge).
 	total   int64
 	totalAt time.Time
-	// depth is the receipts waiting, for the QueueObserver: total, less
+	// depth is the receipts waiting, for the DepthObserver: total, less
 	// what was settled here since.
-	depth     int64
-	lastStats Stats
-	lanes     map[string]*lane
+	depth int64
+	lanes map[string]*lane
 
 	wake     chan struct{} // cap 1: the loop looks at the queue again
 	halt     chan struct{} // closed once halted
@@ -90,13 +94,21 @@ func (t *pendingTally) add(j *Job, n int64) {
 	}
 }
 
-func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {
-	q := o.Queue
-	if q == nil {
-		q = NewMemoryQueue()
+// New returns a Worker over o.Queue (a [Memory] queue when nil); give it
+// to seenhandler.WithLater, then [Worker.Start] it with the handler. With
+// a durable Queue it reads the queue's count of pending receipts first.
+func New(o Options) (*Worker, error) {
+	o = o.withDefaults()
+	switch {
+	case o.MinDelay < 0 || o.MaxDelay < o.MinDelay:
+		return nil, errors.New("queue: New: need 0 <= MinDelay <= MaxDelay")
+	case o.QueueSize < 0 || o.SessionQueueSize < 0 || o.TokenQueueSize < 0:
+		return nil, errors.New("queue: New: negative QueueSize, SessionQueueSize or TokenQueueSize")
+	case o.Pace < 0 || o.RetryFor < 0:
+		return nil, errors.New("queue: New: negative Pace or RetryFor")
 	}
-	d := &dispatcher{
-		h: h, q: q, opts: o, durable: q.Durable(),
+	d := &Worker{
+		q: o.Queue, opts: o, log: o.Logger, durable: o.Queue.Durable(),
 		lanes:  make(map[string]*lane),
 		held:   make(map[string]int),
 		refill: make(map[string]bool),
@@ -109,20 +121,38 @@ func newDispatcher(h *Handler, o AsyncOptions) (*dispatcher, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
 	defer cancel()
-	p, err := q.Pending(ctx, PendingOf{Total: true})
+	p, err := d.q.Pending(ctx, PendingOf{Total: true})
 	if err != nil {
-		return nil, fmt.Errorf("seenhandler: WithAsync: reading the queue: %w", err)
+		d.stopSend()
+		return nil, fmt.Errorf("queue: New: reading the queue: %w", err)
 	}
 	d.total, d.totalAt, d.depth = p.Total, time.Now(), p.Total
-	d.mu.Lock()
-	d.startLocked()
-	d.mu.Unlock()
 	return d, nil
 }
 
+// Start has the Worker send through h the jobs that come due (with a
+// durable Queue, those other processes and earlier runs queued too), and
+// subscribes h to Options.Arrivals. Call it once, after seenhandler.New;
+// a second call does nothing. Jobs deferred before it wait in the Queue.
+func (d *Worker) Start(h *seenhandler.Handler) {
+	d.mu.Lock()
+	if d.h != nil || h == nil || d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.h = h
+	if d.durable || d.kicked {
+		d.startLocked()
+	}
+	d.mu.Unlock()
+	if d.opts.Arrivals != nil {
+		d.auto = d.startAutoRead(h, d.opts.Arrivals)
+	}
+}
+
 // startLocked starts the loop unless it runs. d.mu must be held.
-func (d *dispatcher) startLocked() {
-	if d.running || d.halted {
+func (d *Worker) startLocked() {
+	if d.running || d.halted || d.h == nil {
 		return
 	}
 	d.running = true
@@ -131,7 +161,7 @@ func (d *dispatcher) startLocked() {
 }
 
 // kick tells the loop that a job is due at due, starting it if need be.
-func (d *dispatcher) kick(due time.Time) {
+func (d *Worker) kick(due time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.kicked = true
@@ -147,16 +177,35 @@ func (d *dispatcher) kick(due time.Time) {
 	}
 }
 
-// enqueue stores job in the queue, unless the handler is shutting down or
-// the job would pass a bound (AsyncOptions.SessionQueueSize,
+// Defer implements [seenhandler.Later]: it queues d's receipts as one
+// [Job], due at d.Due, else after a delay drawn between Options.MinDelay
+// and MaxDelay, unless the Worker is shutting down or the job would pass a
+// bound of the receipts pending (Options.SessionQueueSize, TokenQueueSize,
+// QueueSize: a *[seenhandler.QueueFullError] says which). It returns the
+// time until which the receipts are retried while their session is down.
+func (d *Worker) Defer(ctx context.Context, def seenhandler.Deferred) (time.Time, error) {
+	now := time.Now()
+	job := &Job{Session: def.Session, Chat: def.Chat, Receipts: def.Receipts, Times: def.Times, Typing: def.Typing,
+		Token: def.Token, Auto: def.Auto, Accepted: now, Due: def.Due}
+	if job.Due.IsZero() {
+		job.Due = now.Add(d.opts.delay())
+	}
+	if err := d.enqueue(ctx, job); err != nil {
+		return time.Time{}, err
+	}
+	return now.Add(d.opts.RetryFor), nil
+}
+
+// enqueue stores job in the queue, unless the Worker is shutting down or
+// the job would pass a bound (Options.SessionQueueSize,
 // TokenQueueSize, QueueSize) of the receipts pending, as the Queue counts
 // them with those this process is queueing at the same time.
-func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
+func (d *Worker) enqueue(ctx context.Context, job *Job) error {
 	n := int64(len(job.Receipts))
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return errShuttingDown
+		return errStopped
 	}
 	d.queueing.add(job, n)
 	fresh := time.Since(d.totalAt) < asyncTotalAge
@@ -172,9 +221,9 @@ func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
 	}
 	switch {
 	case p.Session > int64(d.opts.SessionQueueSize):
-		return &queueFullError{bound: fullSession}
+		return &seenhandler.QueueFullError{Bound: "session"}
 	case job.Token != "" && p.Token > int64(d.opts.TokenQueueSize):
-		return &queueFullError{bound: fullToken}
+		return &seenhandler.QueueFullError{Bound: "token"}
 	}
 	if p.Total > int64(d.opts.QueueSize) && fresh { // refused on a count read afresh only
 		if p, err = d.pending(ctx, job, true); err != nil {
@@ -182,7 +231,7 @@ func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
 		}
 	}
 	if p.Total > int64(d.opts.QueueSize) {
-		return &queueFullError{bound: fullQueue}
+		return &seenhandler.QueueFullError{}
 	}
 	if err := d.q.Enqueue(ctx, job); err != nil {
 		return fmt.Errorf("queueing: %w", err)
@@ -192,7 +241,7 @@ func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
 	d.depth += n
 	depth := d.depth
 	d.mu.Unlock()
-	d.h.observeQueue(int(depth))
+	d.observeQueue(int(depth))
 	d.kick(job.Due)
 	return nil
 }
@@ -203,7 +252,7 @@ func (d *dispatcher) enqueue(ctx context.Context, job *Job) error {
 // being queued here meanwhile (job among them), which the Queue may not
 // count yet — or may already, which only makes the bounds hold early
 // while requests race.
-func (d *dispatcher) pending(ctx context.Context, job *Job, total bool) (PendingCounts, error) {
+func (d *Worker) pending(ctx context.Context, job *Job, total bool) (PendingCounts, error) {
 	read := time.Now()
 	p, err := d.q.Pending(ctx, PendingOf{Session: job.Session, Token: job.Token, Total: total})
 	if err != nil {
@@ -225,11 +274,11 @@ func (d *dispatcher) pending(ctx context.Context, job *Job, total bool) (Pending
 // loop claims due jobs and hands them to their session's lane, until the
 // dispatcher halts or (memory queue) nothing is pending. It is the only
 // caller of Claim.
-func (d *dispatcher) loop() {
+func (d *Worker) loop() {
 	defer d.work.Done()
 	defer func() {
 		if v := recover(); v != nil { // the loop's goroutine: nobody else can
-			d.h.logJobPanic(v)
+			d.logJobPanic(v)
 			d.mu.Lock()
 			d.running = false
 			d.mu.Unlock()
@@ -268,7 +317,7 @@ func (d *dispatcher) loop() {
 			jobs, next, err = d.q.Claim(ctx, c)
 			cancel()
 			if err != nil {
-				d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "claiming queued receipts failed; trying again",
+				d.log.LogAttrs(ctx, slog.LevelWarn, "claiming queued receipts failed; trying again",
 					slog.String("error", err.Error()))
 			}
 		}
@@ -336,7 +385,7 @@ func (d *dispatcher) loop() {
 // Pace apart, until it has none left; once halted it gives the rest up.
 // It outlives its last job by Pace, so that the session's next job waits
 // its turn too.
-func (d *dispatcher) runLane(name string, l *lane) {
+func (d *Worker) runLane(name string, l *lane) {
 	defer d.work.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -375,18 +424,18 @@ func (d *dispatcher) runLane(name string, l *lane) {
 // attempt sends one job and settles it. A panic in the job counts its
 // receipts as failed; one while settling (settle recovers the Queue's own)
 // is logged, the job's slot given back already.
-func (d *dispatcher) attempt(j Job) {
+func (d *Worker) attempt(j Job) {
 	settling := false
 	defer func() {
 		v := recover() // one job's panic must not end its session's lane
 		switch {
 		case v == nil:
 		case settling:
-			d.h.cfg.logger.LogAttrs(context.Background(), slog.LevelError, "panic after an asynchronous job was sent",
+			d.log.LogAttrs(context.Background(), slog.LevelError, "panic after an asynchronous job was sent",
 				slog.String("session", j.Session), slog.Int64("job", j.ID), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 		default:
-			d.h.logJobPanic(v)
-			d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeInternal})
+			d.logJobPanic(v)
+			d.settle(j, Outcome{Failed: len(j.Receipts), Reason: string(seenhandler.CodeInternal)})
 		}
 	}()
 	o := d.send(j)
@@ -394,228 +443,65 @@ func (d *dispatcher) attempt(j Job) {
 	d.settle(j, o)
 }
 
-// send makes one attempt at j: it looks the session up, sends each
-// receipt, marks the chat read after those that went out, and says what
-// is to be retried.
-func (d *dispatcher) send(j Job) Outcome {
-	h := d.h
+// send makes one attempt at j through the handler's send path, and says
+// when to retry what it could not send: with backoff, 2 s doubling to
+// 30 s, until Options.RetryFor after j's acceptance; at once once stopping
+// (a durable queue keeps them). A memory queue's Shutdown gives each job
+// one attempt.
+func (d *Worker) send(j Job) Outcome {
 	ctx := d.sendCtx
-	p := &plan{session: j.Session, chatID: j.Chat, typ: j.Receipts[0].Type}
-	var (
-		o         Outcome
-		delivered []session.Receipt
-		retryErr  error
-	)
-	lctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
-	sess, lookupErr := h.reg.Lookup(lctx, j.Session)
-	cancel()
-	if lookupErr == nil && sess == nil {
-		lookupErr = fmt.Errorf("%w: the registry returned a nil session for %q", session.ErrSessionNotFound, j.Session)
+	retryUntil := j.Accepted.Add(d.opts.RetryFor)
+	if d.lastAttempts() {
+		retryUntil = time.Time{}
 	}
-	if j.Auto && lookupErr == nil {
-		if receipts, ok := h.readChat(ctx, sess, &j); ok {
-			if len(receipts) == 0 { // read meanwhile: nothing is left to send
-				o.Sent = len(j.Receipts)
-			}
-			j.Receipts = receipts
-		}
-	}
-	for _, rc := range j.Receipts {
-		var err error
-		if lookupErr != nil {
-			err = backendErr(OpLookup, lookupErr)
-		} else {
-			sctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
-			if rc = h.stillUnread(sctx, j, sess, rc); len(rc.MessageIDs) == 0 {
-				cancel()
-				o.Sent++ // read meanwhile: nothing is left to send
-				continue
-			}
-			out, _, serr := h.sendOne(sctx, sess, p, rc)
-			cancel()
-			if serr == nil {
-				o.Sent++ // handed to the backend, which may have found them all duplicates
-				if len(out.MessageIDs) > 0 {
-					delivered = append(delivered, out)
-					h.cfg.observeViews(ctx, j.Session, out, j.Times, j.Auto)
-				}
-				continue
-			}
-			err = backendErr(OpSend, serr)
-		}
-		if d.retryable(err) {
-			o.Retry = append(o.Retry, rc)
-			retryErr = err
-			continue
-		}
-		o.Failed++
-		o.Reason = classify(err).code
-		if ctx.Err() != nil {
-			o.Reason = CodeShuttingDown
-		}
-		d.logFailed(j, rc, err, o.Reason)
-	}
-	if len(delivered) > 0 {
-		mctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
-		h.markChatRead(mctx, nil, sess, p, delivered, j.Times)
-		cancel()
-	}
-	if j.Typing && o.Sent > 0 {
-		tctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
-		chat := j.Chat
-		if len(delivered) > 0 {
-			chat = delivered[0].Chat
-		}
-		h.startTyping(tctx, nil, sess, p, chat)
-		cancel()
-	}
+	a := d.h.SendDeferred(ctx, seenhandler.Deferred{Session: j.Session, Chat: j.Chat, Receipts: j.Receipts, Times: j.Times,
+		Typing: j.Typing, Token: j.Token, Auto: j.Auto}, retryUntil)
+	o := Outcome{Sent: a.Sent, Failed: a.Failed, Reason: a.Reason, Retry: a.Retry, Typing: a.Typing, Auto: j.Auto, LastError: a.RetryReason}
 	if len(o.Retry) == 0 {
 		return o
 	}
-	o.Typing, o.Auto = j.Typing && o.Sent == 0, j.Auto
-	o.LastError = classify(retryErr).code
+	if d.lastAttempts() && ctx.Err() == nil { // the flush began during the attempt
+		for _, rc := range o.Retry {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "async receipt failed",
+				slog.String("session", j.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
+				slog.String("reason", o.LastError+" when the shutdown began"))
+		}
+		o.Failed += len(o.Retry)
+		o.Reason, o.Retry = o.LastError, nil
+		return o
+	}
 	now := time.Now()
-	deadline := j.Accepted.Add(d.opts.RetryFor)
 	if ctx.Err() != nil { // stopping: a durable queue keeps them, due at once
 		o.RetryAt = now
 		return o
 	}
-	if !now.Before(deadline) {
-		o.Failed += len(o.Retry)
-		o.Reason = o.LastError
-		for _, rc := range o.Retry {
-			d.logFailed(j, rc, retryErr, o.LastError+" until the retry deadline")
-		}
-		o.Retry = nil
-		return o
-	}
 	wait := asyncRetryFirst << min(j.Attempts, 8)
 	o.RetryAt = now.Add(min(wait, asyncRetryMax))
-	if o.RetryAt.After(deadline) {
-		o.RetryAt = deadline
+	if o.RetryAt.After(retryUntil) {
+		o.RetryAt = retryUntil
 	}
-	h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "queued receipts wait for their session",
+	d.log.LogAttrs(ctx, slog.LevelInfo, "queued receipts wait for their session",
 		slog.String("session", j.Session), slog.String("chat", j.Chat), slog.Int("receipts", len(o.Retry)),
 		slog.String("code", o.LastError), slog.Time("retry_at", o.RetryAt), slog.Int("attempts", j.Attempts+1))
 	return o
 }
 
-// readChat plans auto-read's job j, now due, as WhatsApp Web reads a chat
-// when it is opened: every message of the chat still unread — those that
-// arrived after the one that made the job included — one receipt per
-// sender, ids in arrival order, sent now (t is the send time). It adds the
-// messages' times to j.Times. ok is false when the session cannot list the
-// chat's unread messages, or listing fails: the job's own receipts go out
-// then, as queued.
-func (h *Handler) readChat(ctx context.Context, sess session.Session, j *Job) (receipts []session.Receipt, ok bool) {
-	chat, err := validate.NormalizeChat(j.Chat)
-	if err != nil {
-		return nil, false
-	}
-	p := &plan{session: j.Session, chat: chat, chatID: j.Chat, typ: session.ReceiptRead, idsField: "messageIds", unread: true}
-	x := &exchange{ctx: ctx}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
-	defer cancel()
-	ids, known, err := h.unreadIDs(ctx, x, sess, p)
-	if err == nil {
-		receipts, _, err = h.group(ctx, x, sess, p, ids, &known)
-	}
-	if err != nil {
-		h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "auto-read: listing the chat's unread messages failed; sending the job's own",
-			slog.String("session", j.Session), slog.String("chat", j.Chat), slog.String("error", err.Error()))
-		return nil, false
-	}
-	// The job's own messages go too, first (they arrived first), should
-	// the session not list them: they were unread when queued, and
-	// stillUnread drops those read since.
-	for i := len(j.Receipts) - 1; i >= 0; i-- {
-		rc := j.Receipts[i]
-		missing := slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool {
-			return slices.ContainsFunc(receipts, func(r session.Receipt) bool { return slices.Contains(r.MessageIDs, id) })
-		})
-		if len(missing) == 0 {
-			continue
-		}
-		k := slices.IndexFunc(receipts, func(r session.Receipt) bool { return r.Sender == rc.Sender })
-		if k < 0 {
-			receipts = slices.Insert(receipts, 0, session.Receipt{Chat: rc.Chat, Sender: rc.Sender, Type: rc.Type})
-			k = 0
-		}
-		receipts[k].MessageIDs = append(missing, receipts[k].MessageIDs...)
-	}
-	now := time.Now() // when the chat is read, as the job's other times
-	for i := range receipts {
-		receipts[i].Timestamp = now
-	}
-	if len(known) > 0 {
-		if j.Times == nil {
-			j.Times = make(map[string]time.Time, len(known))
-		}
-		maps.Copy(j.Times, known)
-	}
-	return receipts, true
-}
-
-// stillUnread returns rc, a receipt of job j now due, without the ids the
-// account has read since j was queued (on another of its devices, or
-// through another request): WhatsApp Web never sends a read receipt twice.
-// Only read receipts are checked (played goes out for a voice note read but
-// not played), and only with a session.Resolver. An id the session cannot
-// tell about stays: it was checked when queued, and a store failing now
-// must not lose its receipt.
-func (h *Handler) stillUnread(ctx context.Context, j Job, sess session.Session, rc session.Receipt) session.Receipt {
-	resolver, ok := session.As[session.Resolver](sess)
-	if !ok || rc.Type != session.ReceiptRead {
-		return rc
-	}
-	var read []string
-	for _, id := range rc.MessageIDs {
-		if m, err := resolver.ResolveMessage(ctx, rc.Chat, id); err == nil && m.Read {
-			read = append(read, id)
-		}
-	}
-	if len(read) == 0 {
-		return rc
-	}
-	h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "queued receipt: the account has read these messages meanwhile; not sending them",
-		slog.String("session", j.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", read))
-	rc.MessageIDs = slices.DeleteFunc(slices.Clone(rc.MessageIDs), func(id string) bool { return slices.Contains(read, id) })
-	return rc
-}
-
-// retryable reports whether a receipt that failed with err is to be sent
-// again later: its session is down or the backend did not answer in time,
-// or the process is stopping (a durable queue keeps it). A memory queue's
-// Shutdown gives each job one attempt.
-func (d *dispatcher) retryable(err error) bool {
+// lastAttempts reports whether each job gets one attempt more: a memory
+// queue's Shutdown sends every job once, then the process ends.
+func (d *Worker) lastAttempts() bool {
 	d.mu.Lock()
-	flush := d.flush
-	d.mu.Unlock()
-	switch {
-	case d.sendCtx.Err() != nil || flush:
-		return d.durable
-	case errors.Is(err, session.ErrNotConnected), errors.Is(err, session.ErrNotLoggedIn),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	return false
-}
-
-func (d *dispatcher) logFailed(j Job, rc session.Receipt, err error, reason string) {
-	d.h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "async receipt failed",
-		slog.String("session", j.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
-		slog.String("reason", reason), slog.String("error", err.Error()))
-	d.h.cfg.observeBackend(context.Background(), j.Session, err)
+	defer d.mu.Unlock()
+	return d.flush && !d.durable
 }
 
 // settle records o for j in the queue and in the counts. Whatever the
 // Queue does, the job's slot is given back (done).
-func (d *dispatcher) settle(j Job, o Outcome) {
+func (d *Worker) settle(j Job, o Outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
 	defer cancel()
 	if err := d.queueCall("Settle", func() error { return d.q.Settle(ctx, j.ID, o) }); err != nil {
 		// The job stays claimed until its lease ends, then is sent again.
-		d.h.cfg.logger.LogAttrs(ctx, slog.LevelError, "recording a queued job's outcome failed; it will be sent again",
+		d.log.LogAttrs(ctx, slog.LevelError, "recording a queued job's outcome failed; it will be sent again",
 			slog.String("session", j.Session), slog.Int64("job", j.ID), slog.String("error", err.Error()))
 		d.done(j.Session, 0)
 		return
@@ -628,24 +514,26 @@ func (d *dispatcher) settle(j Job, o Outcome) {
 
 // abandon gives j up once halted: a durable queue keeps it (released), a
 // memory queue counts it failed.
-func (d *dispatcher) abandon(j Job) {
+func (d *Worker) abandon(j Job) {
 	if d.durable {
 		d.release(j)
 		return
 	}
 	for _, rc := range j.Receipts {
-		d.logFailed(j, rc, errShuttingDown, "not sent before the shutdown deadline")
+		d.log.LogAttrs(context.Background(), slog.LevelWarn, "async receipt failed",
+			slog.String("session", j.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
+			slog.String("reason", "not sent before the shutdown deadline"))
 	}
-	d.settle(j, Outcome{Failed: len(j.Receipts), Reason: CodeShuttingDown})
+	d.settle(j, Outcome{Failed: len(j.Receipts), Reason: string(seenhandler.CodeShuttingDown)})
 }
 
 // release gives j back to the queue unsent, claimable at once: the loop
 // looks again (a memory queue's may have stopped, nothing left waiting).
-func (d *dispatcher) release(j Job) {
+func (d *Worker) release(j Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), asyncStoreTimeout)
 	defer cancel()
 	if err := d.queueCall("Release", func() error { return d.q.Release(ctx, []int64{j.ID}) }); err != nil {
-		d.h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
+		d.log.LogAttrs(ctx, slog.LevelWarn, "releasing a queued job failed; it is sent again when its lease ends",
 			slog.Int64("job", j.ID), slog.String("error", err.Error()))
 	}
 	d.done(j.Session, 0)
@@ -657,12 +545,12 @@ func (d *dispatcher) release(j Job) {
 // worker must give a claimed job's slot back however the Queue fails —
 // else a Queue that panics in Settle would, job after job, take every slot
 // and the worker would claim nothing more.
-func (d *dispatcher) queueCall(name string, call func() error) (err error) {
+func (d *Worker) queueCall(name string, call func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			d.h.cfg.logger.LogAttrs(context.Background(), slog.LevelError, "panic in the asynchronous queue",
+			d.log.LogAttrs(context.Background(), slog.LevelError, "panic in the asynchronous queue",
 				slog.String("method", "Queue."+name), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			err = fmt.Errorf("%w in Queue.%s: %v", errPanic, name, v)
+			err = fmt.Errorf("panic in Queue.%s: %v", name, v)
 		}
 	}()
 	return call()
@@ -672,7 +560,7 @@ func (d *dispatcher) queueCall(name string, call func() error) (err error) {
 // n of its receipts leaving the queue. The loop claims again when a slot
 // frees up after all were taken, or once a lane filled to asyncLaneDepth
 // is half done.
-func (d *dispatcher) done(name string, n int64) {
+func (d *Worker) done(name string, n int64) {
 	d.mu.Lock()
 	wasFull := d.inflight >= asyncMaxInFlight
 	d.inflight--
@@ -687,15 +575,64 @@ func (d *dispatcher) done(name string, n int64) {
 	depth := d.depth
 	d.mu.Unlock()
 	if n > 0 {
-		d.h.observeQueue(int(depth))
+		d.observeQueue(int(depth))
 	}
 	if wasFull || more {
 		d.kick(time.Time{})
 	}
 }
 
-// shutdown stops accepting and stops the worker: see [Handler.Shutdown].
-func (d *dispatcher) shutdown(ctx context.Context) error {
+// Shutdown stops the Worker: auto-read's subscription ends (the arrivals
+// still waiting to be deferred are dropped, each reported to
+// Options.Observer as shutting_down), Defer refuses, and the jobs are
+// dealt with. With a durable [Queue] they stay in it for the next start:
+// the Worker finishes the jobs it is sending and gives the others back.
+// With a memory queue every job is sent now, each session's paced (see
+// Options.Pace), until ctx ends; what is not sent by then is counted
+// failed.
+//
+// Shutdown returns when ctx ends, as http.Server.Shutdown does. A ctx that
+// ends first cuts the sends under way (their context is cancelled; a
+// durable queue keeps their receipts), and Shutdown returns an error
+// wrapping ctx.Err(): once every job has settled, ctx.Err() itself; while
+// sends whose backend ignores its context are still out, an error that
+// says how many jobs are claimed and not settled — those settle when their
+// sends return (a durable queue sends a job again once its lease ends if
+// it cannot settle it), after Shutdown returned. It logs the counts
+// ([Worker.Stats]) it can read within ctx.
+//
+// The order, each step with the same ctx: http.Server.Shutdown, the
+// handler's Shutdown (new requests get 503 shutting_down), this, then the
+// registry's Close (see session.Decorate) and the queue's database.
+func (d *Worker) Shutdown(ctx context.Context) error {
+	var err error
+	if d.auto != nil {
+		var dropped int
+		dropped, err = d.auto.shutdown(ctx) // no arrival is deferred any more
+		if dropped > 0 {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "auto-read: arrivals not queued: the handler shut down first",
+				slog.Int("dropped", dropped))
+		}
+	}
+	if serr := d.shutdown(ctx); serr != nil {
+		err = serr
+	}
+	var total SessionStats
+	if sessions, serr := d.q.Stats(ctx); serr == nil {
+		for _, s := range sessions {
+			total.Sent += s.Sent
+			total.Failed += s.Failed
+			total.Pending += s.Pending
+		}
+	}
+	d.log.LogAttrs(ctx, slog.LevelInfo, "queue worker shut down",
+		slog.Int64("sent", total.Sent), slog.Int64("failed", total.Failed), slog.Int64("pending", total.Pending))
+	return err
+}
+
+// shutdown stops accepting and stops the loop and the lanes: see
+// [Worker.Shutdown].
+func (d *Worker) shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
 	if !d.durable { // send everything now: the loop ends once the queue is empty
@@ -748,7 +685,7 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 // leftover is Shutdown's error when its context ended (err) before the
 // jobs it had claimed were settled: it says how many, and what becomes of
 // them.
-func (d *dispatcher) leftover(err error) error {
+func (d *Worker) leftover(err error) error {
 	d.mu.Lock()
 	n := d.inflight
 	d.mu.Unlock()
@@ -756,11 +693,11 @@ func (d *dispatcher) leftover(err error) error {
 	if d.durable {
 		fate = "each is settled when its send returns, or else stays in the queue, sent again once its lease ends"
 	}
-	return fmt.Errorf("seenhandler: shutdown: %w, with %d queued jobs claimed and not settled (being sent, or waiting behind a send whose backend ignores its context): %s", err, n, fate)
+	return fmt.Errorf("queue: shutdown: %w, with %d queued jobs claimed and not settled (being sent, or waiting behind a send whose backend ignores its context): %s", err, n, fate)
 }
 
 // stopStarting halts the loop and the lanes: no job starts any more.
-func (d *dispatcher) stopStarting() {
+func (d *Worker) stopStarting() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.halted {
@@ -771,7 +708,7 @@ func (d *dispatcher) stopStarting() {
 
 // failRest counts failed the jobs of a memory queue that were never
 // claimed (the loop halted first).
-func (d *dispatcher) failRest() {
+func (d *Worker) failRest() {
 	far := time.Now().Add(100 * 365 * 24 * time.Hour)
 	for {
 		jobs, _, err := d.q.Claim(context.Background(), Claim{Now: far, Limit: 1000, Lease: asyncLease})
@@ -787,3 +724,56 @@ func (d *dispatcher) failRest() {
 		}
 	}
 }
+
+// QueueStatus implements [seenhandler.Later]: session name's counts, as
+// the Queue keeps them, for the status answer.
+func (d *Worker) QueueStatus(ctx context.Context, name string) (seenhandler.QueueStatus, error) {
+	sessions, err := d.q.Stats(ctx, name)
+	if err != nil {
+		return seenhandler.QueueStatus{}, err
+	}
+	var qs seenhandler.QueueStatus
+	for _, s := range sessions {
+		if s.Session != name {
+			continue
+		}
+		qs.Pending, qs.Sent, qs.Failed = s.Pending, s.Sent, s.Failed
+		if s.Pending > 0 && !s.OldestPending.IsZero() {
+			qs.OldestPendingSeconds = max(0, time.Since(s.OldestPending).Seconds())
+		}
+	}
+	return qs, nil
+}
+
+// Stats returns the counts of the named sessions' receipts, or of every
+// session's that ever had one when none is named, sorted by session, as
+// the [Queue] keeps them: with a durable one, across restarts (and every
+// process's sharing it). It is the one way to read the queue's counts; a
+// status request reads its session's the same way.
+func (d *Worker) Stats(ctx context.Context, sessions ...string) ([]SessionStats, error) {
+	return d.q.Stats(ctx, sessions...)
+}
+
+// DepthObserver is a [seenhandler.Observer] that also wants the number of
+// receipts waiting in the queue, each time this process changes it: the
+// queue's count ([Queue.Pending]: with a durable queue, every process's,
+// read at most once a second) with what this process has queued, sent and
+// failed since. Give it as Options.Observer.
+type DepthObserver interface {
+	seenhandler.Observer
+	QueueDepth(ctx context.Context, depth int)
+}
+
+func (d *Worker) observeQueue(depth int) {
+	if qo, ok := d.opts.Observer.(DepthObserver); ok {
+		qo.QueueDepth(context.Background(), depth)
+	}
+}
+
+func (d *Worker) logJobPanic(v any) {
+	d.log.LogAttrs(context.Background(), slog.LevelError, "panic in an asynchronous job; its unsent receipts count as failed",
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+}
+
+// errStopped: Defer after Shutdown.
+var errStopped = errors.New("queue: the worker is shut down")

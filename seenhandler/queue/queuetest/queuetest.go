@@ -1,11 +1,11 @@
-// Package queuetest checks that a seenhandler.Queue keeps its contract,
+// Package queuetest checks that a queue.Queue keeps its contract,
 // as testing/slogtest does for slog handlers:
 //
 //	func TestQueue(t *testing.T) {
-//		queuetest.Run(t, func(t *testing.T) seenhandler.Queue { return newMyQueue(t) })
+//		queuetest.Run(t, func(t *testing.T) queue.Queue { return newMyQueue(t) })
 //	}
 //
-// seenhandler.MemoryQueue and the SQL queues of seenhandler/sqlqueue (on
+// queue.Memory and the SQL queues of seenhandler/queue/sqlqueue (on
 // SQLite and PostgreSQL) pass it. Times are compared at millisecond
 // precision, the precision a SQL queue keeps.
 package queuetest
@@ -18,17 +18,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 )
 
 // Run runs the conformance tests as subtests of t, each on a fresh, empty
 // Queue from newQueue.
-func Run(t *testing.T, newQueue func(t *testing.T) seenhandler.Queue) {
+func Run(t *testing.T, newQueue func(t *testing.T) queue.Queue) {
 	t.Helper()
 	for _, tc := range []struct {
 		name string
-		f    func(t *testing.T, q seenhandler.Queue)
+		f    func(t *testing.T, q queue.Queue)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"DueOrderAndLimit", testDueOrderAndLimit},
@@ -57,15 +57,15 @@ func receipt(chat, sender string, ids ...string) session.Receipt {
 	return session.Receipt{Chat: chat, Sender: sender, MessageIDs: ids, Type: session.ReceiptRead, Timestamp: at(-5000)}
 }
 
-func job(name string, due time.Time, ids ...string) *seenhandler.Job {
+func job(name string, due time.Time, ids ...string) *queue.Job {
 	var rs []session.Receipt
 	for _, id := range ids {
 		rs = append(rs, receipt("15551234567@s.whatsapp.net", "", id))
 	}
-	return &seenhandler.Job{Session: name, Chat: "15551234567@s.whatsapp.net", Receipts: rs, Accepted: due.Add(-time.Second), Due: due}
+	return &queue.Job{Session: name, Chat: "15551234567@s.whatsapp.net", Receipts: rs, Accepted: due.Add(-time.Second), Due: due}
 }
 
-func enqueue(t *testing.T, q seenhandler.Queue, jobs ...*seenhandler.Job) {
+func enqueue(t *testing.T, q queue.Queue, jobs ...*queue.Job) {
 	t.Helper()
 	for _, j := range jobs {
 		if err := q.Enqueue(context.Background(), j); err != nil {
@@ -74,7 +74,7 @@ func enqueue(t *testing.T, q seenhandler.Queue, jobs ...*seenhandler.Job) {
 	}
 }
 
-func claim(t *testing.T, q seenhandler.Queue, c seenhandler.Claim) ([]seenhandler.Job, time.Time) {
+func claim(t *testing.T, q queue.Queue, c queue.Claim) ([]queue.Job, time.Time) {
 	t.Helper()
 	if c.Lease == 0 {
 		c.Lease = time.Minute
@@ -89,7 +89,7 @@ func claim(t *testing.T, q seenhandler.Queue, c seenhandler.Claim) ([]seenhandle
 	return jobs, next
 }
 
-func ids(jobs []seenhandler.Job) []int64 {
+func ids(jobs []queue.Job) []int64 {
 	out := make([]int64, len(jobs))
 	for i, j := range jobs {
 		out[i] = j.ID
@@ -97,8 +97,8 @@ func ids(jobs []seenhandler.Job) []int64 {
 	return out
 }
 
-func testRoundTrip(t *testing.T, q seenhandler.Queue) {
-	in := &seenhandler.Job{
+func testRoundTrip(t *testing.T, q queue.Queue) {
+	in := &queue.Job{
 		Session: "support",
 		Chat:    "120363012345678901@g.us",
 		Receipts: []session.Receipt{
@@ -120,7 +120,7 @@ func testRoundTrip(t *testing.T, q seenhandler.Queue) {
 	if other.ID == in.ID {
 		t.Fatalf("two jobs got ID %d", in.ID)
 	}
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(0), Limit: 1})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(0), Limit: 1})
 	if len(jobs) != 1 {
 		t.Fatalf("claimed %d jobs, want 1", len(jobs))
 	}
@@ -140,78 +140,78 @@ func testRoundTrip(t *testing.T, q seenhandler.Queue) {
 	if len(got.Times) != 2 || !got.Times["A1"].Equal(in.Times["A1"]) || !got.Times["B1"].Equal(in.Times["B1"]) {
 		t.Errorf("times %v, want %v", got.Times, in.Times)
 	}
-	if err := q.Enqueue(context.Background(), &seenhandler.Job{Session: "support", Due: at(0)}); err == nil {
+	if err := q.Enqueue(context.Background(), &queue.Job{Session: "support", Due: at(0)}); err == nil {
 		t.Error("Enqueue took a job without receipts")
 	}
 }
 
-func testDueOrderAndLimit(t *testing.T, q seenhandler.Queue) {
+func testDueOrderAndLimit(t *testing.T, q queue.Queue) {
 	late, early, mid, future := job("s", at(300), "L"), job("s", at(100), "E"), job("s", at(200), "M"), job("s", at(5000), "F")
 	enqueue(t, q, late, early, mid, future)
-	jobs, next := claim(t, q, seenhandler.Claim{Now: at(300), Limit: 2})
+	jobs, next := claim(t, q, queue.Claim{Now: at(300), Limit: 2})
 	if !slices.Equal(ids(jobs), []int64{early.ID, mid.ID}) {
 		t.Errorf("claimed %v, want the two due first %v", ids(jobs), []int64{early.ID, mid.ID})
 	}
 	if !next.Equal(at(300)) {
 		t.Errorf("next %v, want %v (the one left due)", next, at(300))
 	}
-	jobs, next = claim(t, q, seenhandler.Claim{Now: at(300)})
+	jobs, next = claim(t, q, queue.Claim{Now: at(300)})
 	if !slices.Equal(ids(jobs), []int64{late.ID}) {
 		t.Errorf("claimed %v, want %v", ids(jobs), []int64{late.ID})
 	}
 	if !next.Equal(at(5000)) {
 		t.Errorf("next %v, want %v", next, at(5000))
 	}
-	if jobs, _ := claim(t, q, seenhandler.Claim{Now: at(4999)}); len(jobs) != 0 {
+	if jobs, _ := claim(t, q, queue.Claim{Now: at(4999)}); len(jobs) != 0 {
 		t.Errorf("claimed %v before it was due", ids(jobs))
 	}
 }
 
-func testLease(t *testing.T, q seenhandler.Queue) {
+func testLease(t *testing.T, q queue.Queue) {
 	j := job("s", at(0), "A")
 	enqueue(t, q, j)
-	if jobs, _ := claim(t, q, seenhandler.Claim{Now: at(0), Lease: time.Minute}); len(jobs) != 1 {
+	if jobs, _ := claim(t, q, queue.Claim{Now: at(0), Lease: time.Minute}); len(jobs) != 1 {
 		t.Fatalf("claimed %d", len(jobs))
 	}
-	if jobs, _ := claim(t, q, seenhandler.Claim{Now: at(59999)}); len(jobs) != 0 {
+	if jobs, _ := claim(t, q, queue.Claim{Now: at(59999)}); len(jobs) != 0 {
 		t.Errorf("claimed again within the lease: %v", ids(jobs))
 	}
 	// The claimer died: once the lease ends, the job is claimed again.
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(60000)})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(60000)})
 	if !slices.Equal(ids(jobs), []int64{j.ID}) {
 		t.Errorf("claimed %v after the lease, want %v", ids(jobs), []int64{j.ID})
 	}
 }
 
-func testSettleDone(t *testing.T, q seenhandler.Queue) {
+func testSettleDone(t *testing.T, q queue.Queue) {
 	j := job("s", at(0), "A", "B", "C")
 	enqueue(t, q, j)
-	claim(t, q, seenhandler.Claim{Now: at(0)})
-	if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 2, Failed: 1, Reason: "invalid_receipt"}); err != nil {
+	claim(t, q, queue.Claim{Now: at(0)})
+	if err := q.Settle(context.Background(), j.ID, queue.Outcome{Sent: 2, Failed: 1, Reason: "invalid_receipt"}); err != nil {
 		t.Fatal(err)
 	}
-	if jobs, next := claim(t, q, seenhandler.Claim{Now: at(1e9)}); len(jobs) != 0 || !next.IsZero() {
+	if jobs, next := claim(t, q, queue.Claim{Now: at(1e9)}); len(jobs) != 0 || !next.IsZero() {
 		t.Errorf("a settled job is still there: %v, next %v", ids(jobs), next)
 	}
-	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Sent: 2, Failed: 1}})
+	checkStats(t, q, []queue.SessionStats{{Session: "s", Sent: 2, Failed: 1}})
 }
 
-func testSettleRetry(t *testing.T, q seenhandler.Queue) {
+func testSettleRetry(t *testing.T, q queue.Queue) {
 	j := job("s", at(0), "A", "B", "C")
 	j.Typing, j.Auto = true, true
 	enqueue(t, q, j)
-	claim(t, q, seenhandler.Claim{Now: at(0)})
+	claim(t, q, queue.Claim{Now: at(0)})
 	retry := j.Receipts[2:]
-	err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1, Failed: 1, Reason: "internal",
+	err := q.Settle(context.Background(), j.ID, queue.Outcome{Sent: 1, Failed: 1, Reason: "internal",
 		Retry: retry, RetryAt: at(2000), LastError: "session_not_connected", Typing: true, Auto: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Sent: 1, Failed: 1, Pending: 1, OldestPending: j.Accepted}})
-	if jobs, next := claim(t, q, seenhandler.Claim{Now: at(1999)}); len(jobs) != 0 || !next.Equal(at(2000)) {
+	checkStats(t, q, []queue.SessionStats{{Session: "s", Sent: 1, Failed: 1, Pending: 1, OldestPending: j.Accepted}})
+	if jobs, next := claim(t, q, queue.Claim{Now: at(1999)}); len(jobs) != 0 || !next.Equal(at(2000)) {
 		t.Errorf("claimed %v before the retry, next %v (want %v)", ids(jobs), next, at(2000))
 	}
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(2000)})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(2000)})
 	if len(jobs) != 1 {
 		t.Fatalf("claimed %d at the retry, want 1", len(jobs))
 	}
@@ -220,32 +220,32 @@ func testSettleRetry(t *testing.T, q seenhandler.Queue) {
 		fmt.Sprint(got.Receipts) != fmt.Sprint(retry) {
 		t.Errorf("retried job %+v, want attempt 1 with %+v", got, retry)
 	}
-	if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1}); err != nil {
+	if err := q.Settle(context.Background(), j.ID, queue.Outcome{Sent: 1}); err != nil {
 		t.Fatal(err)
 	}
-	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Sent: 2, Failed: 1}})
+	checkStats(t, q, []queue.SessionStats{{Session: "s", Sent: 2, Failed: 1}})
 }
 
-func testSettleUnclaimed(t *testing.T, q seenhandler.Queue) {
+func testSettleUnclaimed(t *testing.T, q queue.Queue) {
 	j := job("s", at(0), "A")
 	enqueue(t, q, j)
-	if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: 1}); err == nil {
+	if err := q.Settle(context.Background(), j.ID, queue.Outcome{Sent: 1}); err == nil {
 		t.Error("Settle of a job nobody claimed succeeded")
 	}
-	if err := q.Settle(context.Background(), j.ID+1000, seenhandler.Outcome{Sent: 1}); err == nil {
+	if err := q.Settle(context.Background(), j.ID+1000, queue.Outcome{Sent: 1}); err == nil {
 		t.Error("Settle of a job that does not exist succeeded")
 	}
-	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "s", Pending: 1, OldestPending: j.Accepted}})
+	checkStats(t, q, []queue.SessionStats{{Session: "s", Pending: 1, OldestPending: j.Accepted}})
 }
 
-func testRelease(t *testing.T, q seenhandler.Queue) {
+func testRelease(t *testing.T, q queue.Queue) {
 	a, b := job("s", at(0), "A"), job("s", at(0), "B")
 	enqueue(t, q, a, b)
-	claim(t, q, seenhandler.Claim{Now: at(0), Lease: time.Hour})
+	claim(t, q, queue.Claim{Now: at(0), Lease: time.Hour})
 	if err := q.Release(context.Background(), []int64{a.ID}); err != nil {
 		t.Fatal(err)
 	}
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(1)})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(1)})
 	if !slices.Equal(ids(jobs), []int64{a.ID}) {
 		t.Errorf("claimed %v after releasing %d", ids(jobs), a.ID)
 	}
@@ -254,21 +254,21 @@ func testRelease(t *testing.T, q seenhandler.Queue) {
 	}
 }
 
-func testLocal(t *testing.T, q seenhandler.Queue) {
+func testLocal(t *testing.T, q queue.Queue) {
 	mine, theirs := job("mine", at(0), "A"), job("theirs", at(0), "B")
 	enqueue(t, q, theirs, mine)
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(0), Local: func(s string) bool { return s == "mine" }})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(0), Local: func(s string) bool { return s == "mine" }})
 	if !slices.Equal(ids(jobs), []int64{mine.ID}) {
 		t.Errorf("claimed %v, want only the local session's %v", ids(jobs), []int64{mine.ID})
 	}
-	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(0)})
+	jobs, _ = claim(t, q, queue.Claim{Now: at(0)})
 	if !slices.Equal(ids(jobs), []int64{theirs.ID}) {
 		t.Errorf("the other node claimed %v, want %v", ids(jobs), []int64{theirs.ID})
 	}
 }
 
 // Claims at once never hand a job to two claimers.
-func testConcurrentClaims(t *testing.T, q seenhandler.Queue) {
+func testConcurrentClaims(t *testing.T, q queue.Queue) {
 	const n, claimers = 60, 6
 	for i := range n {
 		enqueue(t, q, job(fmt.Sprint("s", i%3), at(i), fmt.Sprint("M", i)))
@@ -281,7 +281,7 @@ func testConcurrentClaims(t *testing.T, q seenhandler.Queue) {
 	for range claimers {
 		wg.Go(func() {
 			for {
-				jobs, _, err := q.Claim(context.Background(), seenhandler.Claim{Now: at(n), Limit: 4, Lease: time.Minute})
+				jobs, _, err := q.Claim(context.Background(), queue.Claim{Now: at(n), Limit: 4, Lease: time.Minute})
 				if err != nil {
 					t.Errorf("Claim: %v", err)
 					return
@@ -308,30 +308,30 @@ func testConcurrentClaims(t *testing.T, q seenhandler.Queue) {
 	}
 }
 
-func testStats(t *testing.T, q seenhandler.Queue) {
+func testStats(t *testing.T, q queue.Queue) {
 	checkStats(t, q, nil)
 	a1, a2, b := job("a", at(0), "1", "2"), job("a", at(0), "3"), job("b", at(0), "4")
 	a1.Accepted, a2.Accepted, b.Accepted = at(-500), at(-900), at(-100)
 	enqueue(t, q, a1, a2, b)
-	checkStats(t, q, []seenhandler.SessionQueueStats{
+	checkStats(t, q, []queue.SessionStats{
 		{Session: "a", Pending: 3, OldestPending: at(-900)},
 		{Session: "b", Pending: 1, OldestPending: at(-100)},
 	})
 	// Named sessions only; one that never had a job is left out.
-	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "b", Pending: 1, OldestPending: at(-100)}}, "b", "never")
-	claimed, _ := claim(t, q, seenhandler.Claim{Now: at(0), Limit: 10, Lease: time.Minute})
+	checkStats(t, q, []queue.SessionStats{{Session: "b", Pending: 1, OldestPending: at(-100)}}, "b", "never")
+	claimed, _ := claim(t, q, queue.Claim{Now: at(0), Limit: 10, Lease: time.Minute})
 	for _, j := range claimed {
 		if j.Session == "a" {
-			if err := q.Settle(context.Background(), j.ID, seenhandler.Outcome{Sent: len(j.Receipts)}); err != nil {
+			if err := q.Settle(context.Background(), j.ID, queue.Outcome{Sent: len(j.Receipts)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	checkStats(t, q, []seenhandler.SessionQueueStats{{Session: "a", Sent: 3}}, "a")
+	checkStats(t, q, []queue.SessionStats{{Session: "a", Sent: 3}}, "a")
 }
 
 // checkStats checks what Stats(sessions...) returns.
-func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQueueStats, sessions ...string) {
+func checkStats(t *testing.T, q queue.Queue, want []queue.SessionStats, sessions ...string) {
 	t.Helper()
 	got, err := q.Stats(context.Background(), sessions...)
 	if err != nil {
@@ -350,27 +350,27 @@ func checkStats(t *testing.T, q seenhandler.Queue, want []seenhandler.SessionQue
 
 // Pending counts what is pending now — in all, of a session, of a token —
 // from the jobs the queue holds: enqueued, retried in part, settled.
-func testPending(t *testing.T, q seenhandler.Queue) {
-	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{})
+func testPending(t *testing.T, q queue.Queue) {
+	checkPending(t, q, "a", "tok-1", queue.PendingCounts{})
 	a1, a2, b := job("a", at(0), "1", "2"), job("a", at(0), "3"), job("b", at(0), "4", "5", "6")
 	a1.Token, b.Token = "tok-1", "tok-1"
 	a2.Token = "tok-2"
 	enqueue(t, q, a1, a2, b)
-	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{Total: 6, Session: 3, Token: 5})
-	checkPending(t, q, "b", "tok-2", seenhandler.PendingCounts{Total: 6, Session: 3, Token: 1})
-	checkPending(t, q, "never", "", seenhandler.PendingCounts{Total: 6})
-	claimed, _ := claim(t, q, seenhandler.Claim{Now: at(0), Limit: 10})
+	checkPending(t, q, "a", "tok-1", queue.PendingCounts{Total: 6, Session: 3, Token: 5})
+	checkPending(t, q, "b", "tok-2", queue.PendingCounts{Total: 6, Session: 3, Token: 1})
+	checkPending(t, q, "never", "", queue.PendingCounts{Total: 6})
+	claimed, _ := claim(t, q, queue.Claim{Now: at(0), Limit: 10})
 	if len(claimed) != 3 {
 		t.Fatalf("claimed %d jobs, want 3", len(claimed))
 	}
-	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{Total: 6, Session: 3, Token: 5}) // claimed jobs are pending still
+	checkPending(t, q, "a", "tok-1", queue.PendingCounts{Total: 6, Session: 3, Token: 5}) // claimed jobs are pending still
 	for _, j := range claimed {
-		var o seenhandler.Outcome
+		var o queue.Outcome
 		switch j.ID {
 		case a1.ID: // one sent, one to retry
-			o = seenhandler.Outcome{Sent: 1, Retry: j.Receipts[1:], RetryAt: at(2000), LastError: "session_not_connected"}
+			o = queue.Outcome{Sent: 1, Retry: j.Receipts[1:], RetryAt: at(2000), LastError: "session_not_connected"}
 		case b.ID:
-			o = seenhandler.Outcome{Sent: 2, Failed: 1, Reason: "internal"}
+			o = queue.Outcome{Sent: 2, Failed: 1, Reason: "internal"}
 		default:
 			continue
 		}
@@ -378,16 +378,16 @@ func testPending(t *testing.T, q seenhandler.Queue) {
 			t.Fatal(err)
 		}
 	}
-	checkPending(t, q, "a", "tok-1", seenhandler.PendingCounts{Total: 2, Session: 2, Token: 1})
-	checkPending(t, q, "b", "tok-2", seenhandler.PendingCounts{Total: 2, Session: 0, Token: 1})
+	checkPending(t, q, "a", "tok-1", queue.PendingCounts{Total: 2, Session: 2, Token: 1})
+	checkPending(t, q, "b", "tok-2", queue.PendingCounts{Total: 2, Session: 0, Token: 1})
 }
 
 // checkPending checks what Pending returns for name and token, with the
 // whole queue's count and without it.
-func checkPending(t *testing.T, q seenhandler.Queue, name, token string, want seenhandler.PendingCounts) {
+func checkPending(t *testing.T, q queue.Queue, name, token string, want queue.PendingCounts) {
 	t.Helper()
 	for _, total := range []bool{true, false} {
-		of := seenhandler.PendingOf{Session: name, Token: token, Total: total}
+		of := queue.PendingOf{Session: name, Token: token, Total: total}
 		got, err := q.Pending(context.Background(), of)
 		if err != nil {
 			t.Fatal(err)
@@ -404,8 +404,8 @@ func checkPending(t *testing.T, q seenhandler.Queue, name, token string, want se
 // With PerSession, sessions take turns: each one's earliest due job, the
 // earliest due first, then each one's second…; a backlog does not go
 // first for being older.
-func testFairTurns(t *testing.T, q seenhandler.Queue) {
-	var backlog []*seenhandler.Job
+func testFairTurns(t *testing.T, q queue.Queue) {
+	var backlog []*queue.Job
 	for i := range 6 {
 		backlog = append(backlog, job("busy", at(i), fmt.Sprint("A", i)))
 	}
@@ -413,44 +413,44 @@ func testFairTurns(t *testing.T, q seenhandler.Queue) {
 	other, third := job("other", at(50), "B0"), job("third", at(60), "C0")
 	third2 := job("third", at(61), "C1")
 	enqueue(t, q, other, third, third2)
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(100), Limit: 4, PerSession: 10})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(100), Limit: 4, PerSession: 10})
 	want := []int64{backlog[0].ID, backlog[1].ID, other.ID, third.ID} // turn 1: busy, other, third; turn 2: busy
 	checkSet(t, "the first claim", jobs, want)
 	// At most PerSession of a session: busy has 2 held, PerSession 3.
-	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(100), Limit: 10, PerSession: 3, Held: map[string]int{"busy": 2, "other": 1, "third": 1}})
+	jobs, _ = claim(t, q, queue.Claim{Now: at(100), Limit: 10, PerSession: 3, Held: map[string]int{"busy": 2, "other": 1, "third": 1}})
 	checkSet(t, "the second claim", jobs, []int64{backlog[2].ID, third2.ID})
 }
 
 // Held makes a session's turns start after the jobs its claimer holds: a
 // session with nothing held goes before a backlog whose jobs are older.
-func testFairHeld(t *testing.T, q seenhandler.Queue) {
-	var backlog []*seenhandler.Job
+func testFairHeld(t *testing.T, q queue.Queue) {
+	var backlog []*queue.Job
 	for i := range 10 {
 		backlog = append(backlog, job("busy", at(i), fmt.Sprint("A", i)))
 	}
 	enqueue(t, q, backlog...)
 	late := job("late", at(500), "B0")
 	enqueue(t, q, late)
-	jobs, _ := claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 2, PerSession: 4})
+	jobs, _ := claim(t, q, queue.Claim{Now: at(1000), Limit: 2, PerSession: 4})
 	checkSet(t, "the first claim", jobs, []int64{backlog[0].ID, late.ID})
 	// A worker that holds 2 of busy's and freed one slot gets busy's next.
-	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 1, PerSession: 4, Held: map[string]int{"busy": 1}})
+	jobs, _ = claim(t, q, queue.Claim{Now: at(1000), Limit: 1, PerSession: 4, Held: map[string]int{"busy": 1}})
 	checkSet(t, "the second claim", jobs, []int64{backlog[1].ID})
 	// Another session's job, due later than busy's backlog, goes first
 	// once busy holds jobs.
 	newer := job("newer", at(900), "C0")
 	enqueue(t, q, newer)
-	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 1, PerSession: 4, Held: map[string]int{"busy": 2, "late": 1}})
+	jobs, _ = claim(t, q, queue.Claim{Now: at(1000), Limit: 1, PerSession: 4, Held: map[string]int{"busy": 2, "late": 1}})
 	checkSet(t, "the third claim", jobs, []int64{newer.ID})
 	// A session that holds PerSession jobs gets none.
-	jobs, _ = claim(t, q, seenhandler.Claim{Now: at(1000), Limit: 5, PerSession: 4, Held: map[string]int{"busy": 4}})
+	jobs, _ = claim(t, q, queue.Claim{Now: at(1000), Limit: 5, PerSession: 4, Held: map[string]int{"busy": 4}})
 	if len(jobs) != 0 {
 		t.Errorf("claimed %v for a session holding PerSession jobs", ids(jobs))
 	}
 }
 
 // checkSet checks that jobs are want, in any order.
-func checkSet(t *testing.T, what string, jobs []seenhandler.Job, want []int64) {
+func checkSet(t *testing.T, what string, jobs []queue.Job, want []int64) {
 	t.Helper()
 	got := ids(jobs)
 	slices.Sort(got)

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -42,7 +42,7 @@ type Options struct {
 	FailureRetention time.Duration
 }
 
-// Queue is a durable seenhandler.Queue in a SQL database; see the package
+// Queue is a durable queue.Queue in a SQL database; see the package
 // documentation. It is safe for concurrent use, by several processes on
 // PostgreSQL.
 type Queue struct {
@@ -59,7 +59,7 @@ type Queue struct {
 	claims map[int64]int64
 }
 
-var _ seenhandler.Queue = (*Queue)(nil)
+var _ queue.Queue = (*Queue)(nil)
 
 // New creates the queue's tables in db unless they exist, and releases the
 // claims a previous process left (every one on SQLite; on PostgreSQL those
@@ -209,7 +209,7 @@ func encodeTimes(times map[string]time.Time) (string, error) {
 	return string(b), err
 }
 
-func decodeJob(payloadText, timesText string, j *seenhandler.Job) error {
+func decodeJob(payloadText, timesText string, j *queue.Job) error {
 	var p payload
 	if err := json.Unmarshal([]byte(payloadText), &p); err != nil {
 		return err
@@ -237,10 +237,10 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
-// Enqueue implements seenhandler.Queue: one INSERT, committed when it
+// Enqueue implements queue.Queue: one INSERT, committed when it
 // returns. A database out of space is an error wrapping
 // session.ErrStorageFull.
-func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
+func (q *Queue) Enqueue(ctx context.Context, job *queue.Job) error {
 	if job.Session == "" || len(job.Receipts) == 0 {
 		return errors.New("sqlqueue: a job needs a session and receipts")
 	}
@@ -261,12 +261,12 @@ func (q *Queue) Enqueue(ctx context.Context, job *seenhandler.Job) error {
 	return nil
 }
 
-// Claim implements seenhandler.Queue. With c.Local, the due jobs of the
+// Claim implements queue.Queue. With c.Local, the due jobs of the
 // sessions it accepts that another node holds are taken over. With
 // c.PerSession, the sessions' due jobs are counted first (one pass over
 // the due jobs), the turns are dealt here, and each session's share is
 // taken through the (session, due_ms) index.
-func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.Job, time.Time, error) {
+func (q *Queue) Claim(ctx context.Context, c queue.Claim) ([]queue.Job, time.Time, error) {
 	now := ms(c.Now)
 	// A job never attempted and accepted before acceptedBy is due whatever
 	// its due_ms (Claim.DueWithin); without DueWithin, none is.
@@ -338,10 +338,10 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 		return nil, time.Time{}, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
 	defer rows.Close()
-	var jobs []seenhandler.Job
+	var jobs []queue.Job
 	for rows.Next() {
 		var (
-			j                 seenhandler.Job
+			j                 queue.Job
 			p, times          string
 			accepted, dueTime int64
 		)
@@ -371,7 +371,7 @@ func (q *Queue) Claim(ctx context.Context, c seenhandler.Claim) ([]seenhandler.J
 		q.claims[j.ID] = until
 	}
 	q.mu.Unlock()
-	slices.SortFunc(jobs, func(a, b seenhandler.Job) int { // RETURNING keeps no order
+	slices.SortFunc(jobs, func(a, b queue.Job) int { // RETURNING keeps no order
 		if c := a.Due.Compare(b.Due); c != 0 {
 			return c
 		}
@@ -387,12 +387,12 @@ type share struct {
 	jobs    int
 }
 
-// turns deals a fair claim's jobs (see seenhandler.Claim.PerSession): it
+// turns deals a fair claim's jobs (see queue.Claim.PerSession): it
 // counts each session's due jobs that c may take, then gives c.Limit of
 // them out in turns, a session's first turn coming after the jobs c.Held
 // says its claimer holds, and within a turn the session whose earliest
 // job is due first going first.
-func (q *Queue) turns(ctx context.Context, c seenhandler.Claim, now, acceptedBy int64) ([]share, error) {
+func (q *Queue) turns(ctx context.Context, c queue.Claim, now, acceptedBy int64) ([]share, error) {
 	free, args := `claimed_until_ms <= $1`, []any{now, acceptedBy}
 	if c.Local != nil {
 		free = `(claimed_until_ms <= $1 OR claimed_by <> $3)` // see Claim
@@ -531,9 +531,9 @@ func (q *Queue) unclaim(id, until int64) {
 	}
 }
 
-// Settle implements seenhandler.Queue, in one transaction. Only a job this
+// Settle implements queue.Queue, in one transaction. Only a job this
 // Queue claimed, and nobody claimed since, is settled.
-func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (err error) {
+func (q *Queue) Settle(ctx context.Context, id int64, o queue.Outcome) (err error) {
 	until, ok := q.claim(id)
 	if !ok {
 		return fmt.Errorf("sqlqueue: settle job %d: not claimed", id)
@@ -595,7 +595,7 @@ func (q *Queue) Settle(ctx context.Context, id int64, o seenhandler.Outcome) (er
 	return nil
 }
 
-// Release implements seenhandler.Queue. Only jobs this Queue claimed, and
+// Release implements queue.Queue. Only jobs this Queue claimed, and
 // nobody claimed since, are released; the others are left as they are.
 func (q *Queue) Release(ctx context.Context, ids []int64) error {
 	for _, id := range ids {
@@ -629,13 +629,13 @@ func statsQueries(n int) (pending, counts string) {
 		`SELECT session, sent, failed FROM bluetick_queue_count` + where
 }
 
-// Stats implements seenhandler.Queue.
-func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]seenhandler.SessionQueueStats, error) {
-	bySession := map[string]*seenhandler.SessionQueueStats{}
-	get := func(name string) *seenhandler.SessionQueueStats {
+// Stats implements queue.Queue.
+func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]queue.SessionStats, error) {
+	bySession := map[string]*queue.SessionStats{}
+	get := func(name string) *queue.SessionStats {
 		s, ok := bySession[name]
 		if !ok {
-			s = &seenhandler.SessionQueueStats{Session: name}
+			s = &queue.SessionStats{Session: name}
 			bySession[name] = s
 		}
 		return s
@@ -684,20 +684,20 @@ func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]seenhandler.Se
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
 	}
-	out := make([]seenhandler.SessionQueueStats, 0, len(bySession))
+	out := make([]queue.SessionStats, 0, len(bySession))
 	for _, s := range bySession {
 		out = append(out, *s)
 	}
-	slices.SortFunc(out, func(a, b seenhandler.SessionQueueStats) int { return strings.Compare(a.Session, b.Session) })
+	slices.SortFunc(out, func(a, b queue.SessionStats) int { return strings.Compare(a.Session, b.Session) })
 	return out, nil
 }
 
-// Pending implements seenhandler.Queue in one statement: the session's and
+// Pending implements queue.Queue in one statement: the session's and
 // the token's receipts from their indexes alone (bluetick_queue_session_due,
 // bluetick_queue_token); asked, the queue's by reading every pending job
 // (on SQLite, that index alone).
-func (q *Queue) Pending(ctx context.Context, of seenhandler.PendingOf) (seenhandler.PendingCounts, error) {
-	var p seenhandler.PendingCounts
+func (q *Queue) Pending(ctx context.Context, of queue.PendingOf) (queue.PendingCounts, error) {
+	var p queue.PendingCounts
 	// Only what is asked is read: a generic plan for token = $2 would read
 	// every job without a token when asked for none.
 	counts := []string{`(SELECT COALESCE(SUM(receipts), 0) FROM bluetick_queue WHERE session = $1)`}
@@ -716,5 +716,5 @@ func (q *Queue) Pending(ctx context.Context, of seenhandler.PendingOf) (seenhand
 	return p, nil
 }
 
-// Durable implements seenhandler.Queue: true.
+// Durable implements queue.Queue: true.
 func (q *Queue) Durable() bool { return true }

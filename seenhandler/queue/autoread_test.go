@@ -1,4 +1,4 @@
-package seenhandler_test
+package queue_test
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
 // arrivalSource is a session.ArrivalSource a test feeds by hand.
@@ -39,11 +41,25 @@ func (s *arrivalSource) emit(name string, a session.Arrival) {
 	}
 }
 
-// autoObserver records what auto-read reports.
+// autoObserver records what auto-read reports: the requests and the
+// views.
 type autoObserver struct {
-	viewRecorder
-	mu   sync.Mutex
-	done []seenhandler.RequestInfo
+	seenhandler.ObserverFuncs
+	mu    sync.Mutex
+	done  []seenhandler.RequestInfo
+	views []seenhandler.ViewInfo
+}
+
+func (o *autoObserver) MessageViewed(_ context.Context, v seenhandler.ViewInfo) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.views = append(o.views, v)
+}
+
+func (o *autoObserver) got() []seenhandler.ViewInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]seenhandler.ViewInfo(nil), o.views...)
 }
 
 func (o *autoObserver) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
@@ -71,8 +87,7 @@ func TestAutoRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, fake := newHandler(t, seenhandler.WithObserver(obs), seenhandler.WithAutoRead(src), seenhandler.WithSessionRateLimit(lim),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs}, seenhandler.WithObserver(obs), seenhandler.WithSessionRateLimit(lim))
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true})
 		now := time.Now()
 		arrived := now.Add(-2 * time.Second)
@@ -113,15 +128,29 @@ func TestAutoRead(t *testing.T) {
 		if len(views) != 2 || views[0] != (seenhandler.ViewInfo{Session: "demo", Type: session.ReceiptRead, TimeToView: 9 * time.Second, Auto: true}) {
 			t.Errorf("views %+v", views)
 		}
-		if st := h.Stats(); st != (seenhandler.Stats{Accepted: 2, Sent: 2}) {
+		if st := totalsOf(t, w); st != (totals{Accepted: 2, Sent: 2}) {
 			t.Errorf("stats %+v", st)
 		}
 	})
 }
 
-func TestAutoReadNeedsAsync(t *testing.T) {
-	if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithAutoRead(&arrivalSource{})); err == nil {
-		t.Error("New accepted WithAutoRead without WithAsync")
+// An arrival given to a handler without a Later is refused and reported:
+// auto-read goes through the queue.
+func TestReadLaterNeedsLater(t *testing.T) {
+	fake := sessiontest.New()
+	obs := &autoObserver{}
+	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ReadLater(context.Background(), "demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now()}); err == nil {
+		t.Error("ReadLater without WithLater accepted the arrival")
+	}
+	if got := obs.requests(); len(got) != 1 || got[0].Endpoint != seenhandler.EndpointAutoRead || got[0].Status < 500 {
+		t.Errorf("observed %+v, want one auto_read refusal", got)
+	}
+	if n := len(fake.Calls()); n != 0 {
+		t.Errorf("%d calls to the session", n)
 	}
 }
 
@@ -133,7 +162,7 @@ func TestAutoReadNeedsAsync(t *testing.T) {
 func TestAutoReadReadsTheChat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &arrivalSource{}
-		_, fake := newHandler(t, seenhandler.WithAutoRead(src), seenhandler.WithAsync(seenhandler.AsyncOptions{}))
+		_, _, fake := startFake(t, queue.Options{Arrivals: src})
 		now := time.Now()
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "AR1", Sender: user, Timestamp: now})
 		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: now, Due: now.Add(5 * time.Second)})
@@ -161,18 +190,15 @@ func TestAutoReadShutdownReturnsWhenContextEnds(t *testing.T) {
 			return nil, session.ErrSessionNotFound
 		})
 		src := &arrivalSource{}
-		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAutoRead(src),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, w := start(t, reg, queue.Options{Arrivals: src})
 		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now()})
 		synctest.Wait() // the arrival is in the Lookup
 		time.AfterFunc(2*time.Second, func() { close(release) })
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		if _, err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		_ = h.Shutdown(ctx)
+		if err := w.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Shutdown = %v, want deadline exceeded", err)
 		}
 		if took := time.Since(start); took != 100*time.Millisecond {
@@ -198,18 +224,16 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() { emit = f; return func() {} })
 		obs := &autoObserver{}
 		var logs syncBuffer
-		h, err := seenhandler.New(reg, seenhandler.WithNoAuth(), seenhandler.WithAutoRead(src), seenhandler.WithObserver(obs),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, w := start(t, reg, queue.Options{Arrivals: src, Observer: obs, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+			seenhandler.WithObserver(obs))
 		for _, id := range []string{"AR1", "AR2", "AR3", "AR4"} {
 			emit("demo", session.Arrival{Chat: user, Sender: user, ID: id, Timestamp: time.Now(), Due: time.Now()})
 			synctest.Wait()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		_, _ = h.Shutdown(ctx)
+		_ = h.Shutdown(ctx)
+		_ = w.Shutdown(ctx)
 		if !strings.Contains(logs.String(), "auto-read: arrivals not queued: the handler shut down first") || !strings.Contains(logs.String(), "dropped=3") {
 			t.Errorf("log:\n%s", logs.String())
 		}
@@ -274,17 +298,17 @@ func TestAutoReadHasItsOwnBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, _ := newHandler(t, seenhandler.WithAutoRead(src), seenhandler.WithSessionRateLimit(lim),
-			seenhandler.WithAsync(seenhandler.AsyncOptions{}), seenhandler.WithLogger(slog.New(lines)))
+		h, _ := start(t, sessiontest.New().Registry("demo"), queue.Options{Arrivals: src, Logger: slog.New(lines)},
+			seenhandler.WithSessionRateLimit(lim), seenhandler.WithLogger(slog.New(lines)))
 		now := time.Now()
 		for i := range 3000 {
 			src.emit("demo", session.Arrival{Chat: fmt.Sprintf("1555%07d@s.whatsapp.net", i), ID: fmt.Sprintf("3EB0FLOOD%04d", i),
 				Timestamp: now, Due: now.Add(time.Hour)})
 		}
 		synctest.Wait()
-		w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["3EB0MINE"]}`}.do(t, h)
-		if w.Code != http.StatusCreated { // WAHA's path
-			t.Errorf("the operator's request after the flood: %d %s", w.Code, w.Body)
+		rec := post(t, h, `{"session":"demo","chatId":"15551234567","messageIds":["3EB0MINE"]}`)
+		if rec.Code != http.StatusOK {
+			t.Errorf("the operator's request after the flood: %d %s", rec.Code, rec.Body)
 		}
 		if n := lines.count("auto-read not queued"); n != 1 {
 			t.Errorf("%d lines for the arrivals over the budget, want 1", n)
