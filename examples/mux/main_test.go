@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bluetick/bluetick/examples/internal/crmapp"
 	"github.com/bluetick/bluetick/examples/internal/routertest"
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session/sessiontest"
@@ -14,7 +15,7 @@ import (
 
 // The example's mount over a real whatsmeow client and SQLite store.
 func TestOverTheAppsClient(t *testing.T) {
-	routertest.OverClient(t, openClient, newApp)
+	routertest.OverClient(t, crmapp.OpenClient, newApp)
 }
 
 // pathSessionRouter serves POST /sessions/{session}/seen and GET

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/bluetick/bluetick/examples/internal/crmapp"
 	"github.com/bluetick/bluetick/examples/internal/routertest"
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session/sessiontest"
@@ -11,7 +12,7 @@ import (
 
 // The example's mount over a real whatsmeow client and SQLite store.
 func TestOverTheAppsClient(t *testing.T) {
-	routertest.OverClient(t, openClient, newApp)
+	routertest.OverClient(t, crmapp.OpenClient, newApp)
 }
 
 // pathSessionRouter serves POST /sessions/{session}/seen and GET
