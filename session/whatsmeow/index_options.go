@@ -42,6 +42,7 @@ func WithIndexRetention(r Retention) ManagerOption {
 func withStore(store *messageStore, cache *index, owner string) Option {
 	return func(o *options) error {
 		o.store, o.cache, o.owner = store, cache, owner
+		o.newFilter = func() idFilter { return new(storedIDs) }
 		return nil
 	}
 }

@@ -224,8 +224,8 @@ func TestSharedCache(t *testing.T) {
 		defer w.close()
 		cache := newIndex(3)
 		idA, idB := types.NewADJID("15550000009", 0, 1), types.NewADJID("15550000008", 0, 1)
-		a := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "1"}, deviceWith(idA))
-		b := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "2"}, deviceWith(idB))
+		a := newMessages(storeOptions(w, cache, "1"), deviceWith(idA))
+		b := newMessages(storeOptions(w, cache, "2"), deviceWith(idB))
 		const dm = "15551234567@s.whatsapp.net"
 		for i := range 3 {
 			a.add(indexed{chat: dm, id: fmt.Sprintf("A%d", i), sender: dm, timestamp: time.Unix(1767225500, 0)})

@@ -58,9 +58,10 @@ type options struct {
 	autoRead       *AutoRead // nil: off
 	// Set by a Manager (withStore): the store and the cache its sessions
 	// share, and the session's name for its messages in the cache.
-	store *messageStore
-	cache *index
-	owner string
+	store     *messageStore
+	cache     *index
+	owner     string
+	newFilter func() idFilter // the store's filter of ids (see messages.stored)
 }
 
 // WithIndexSize sets how many incoming messages a [Session] made by [New]

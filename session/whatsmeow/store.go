@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"go.mau.fi/whatsmeow/store/sqlstore"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 
 	waLog "go.mau.fi/whatsmeow/util/log"
 )
@@ -125,7 +124,11 @@ func openDB(ctx context.Context, dsn string, pool DBPool) (*storeDB, error) {
 	var lock *os.File
 	if isPostgres(dsn) {
 		driver, dialect = "pgx", "postgres"
-	} else {
+	}
+	if err := checkDriver(driver, dialect, sql.Drivers()); err != nil {
+		return nil, err
+	}
+	if dialect == "sqlite" {
 		var path string
 		dsn, path = sqliteDSN(dsn)
 		if path != "" {
@@ -146,6 +149,24 @@ func openDB(ctx context.Context, dsn string, pool DBPool) (*storeDB, error) {
 	}
 	s.lock = lock
 	return s, nil
+}
+
+// driverImports name, by database/sql driver, the package a program
+// imports to register it. The package links no driver itself, database/sql
+// style: a program that wraps its own client links none, and one that opens
+// a store links the one it chose.
+var driverImports = map[string]string{
+	"sqlite": "modernc.org/sqlite",
+	"pgx":    "github.com/jackc/pgx/v5/stdlib",
+}
+
+// checkDriver returns an error naming the import that registers driver,
+// when it is not among the registered drivers (sql.Drivers()).
+func checkDriver(driver, dialect string, registered []string) error {
+	if slices.Contains(registered, driver) {
+		return nil
+	}
+	return fmt.Errorf("open %s store: no database/sql driver %q is registered: import _ %q in the program", dialect, driver, driverImports[driver])
 }
 
 // openPool opens and pings a database/sql pool.
