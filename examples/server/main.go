@@ -463,7 +463,7 @@ func run(ctx context.Context, args []string, e env) error {
 	mux.HandleFunc("GET /healthz", healthz)
 	var handler http.Handler = mux
 	if node != nil {
-		handler = node.Wrap(mux) // checks the requests other nodes forward here, seals the answers
+		handler = node.Wrap(mux, seenhandler.WriteError) // checks the requests other nodes forward here, seals the answers
 	}
 
 	srv := &http.Server{

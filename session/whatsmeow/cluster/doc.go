@@ -20,7 +20,7 @@
 //	h, _ := seenhandler.New(node, seenhandler.WithForwarder(node), …)
 //	mux := http.NewServeMux()
 //	seenhandler.Mount(mux, h)
-//	go srv.Serve(node.Wrap(mux)) // checks forwarded requests, seals their answers
+//	go srv.Serve(node.Wrap(mux, seenhandler.WriteError)) // checks forwarded requests, seals their answers
 //	_ = node.Start(ctx)
 //	…
 //	node.Close() // hands the sessions over to the other nodes at once
