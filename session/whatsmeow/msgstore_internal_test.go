@@ -298,11 +298,11 @@ func TestPendingMessageMarkedRead(t *testing.T) {
 
 // A bad index option is an error of Open.
 func TestIndexOptionErrors(t *testing.T) {
-	for name, opt := range map[string]ManagerOption{
+	for name, opt := range map[string]Option{
 		"negative cache":        WithIndexCache(-1),
 		"negative max":          WithIndexRetention(Retention{MaxMessages: -1}),
 		"negative age":          WithIndexRetention(Retention{MaxAge: -time.Hour}),
-		"negative session size": WithSessionOptions(WithIndexSize(-1)),
+		"negative session size": WithIndexSize(-1),
 	} {
 		if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
 			t.Errorf("%s: Open succeeded", name)

@@ -16,9 +16,9 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 )
 
-// DefaultDSN is the store Open uses when given an empty DSN: a SQLite file
+// defaultDSN is the store Open uses when given an empty DSN: a SQLite file
 // in the working directory.
-const DefaultDSN = "bluetick.db"
+const defaultDSN = "bluetick.db"
 
 // sqlitePragmas are added to a SQLite DSN unless it sets them itself:
 // whatsmeow's schema needs foreign keys; a busy timeout and (for files) WAL
@@ -39,14 +39,14 @@ var sqlitePragmas = []struct {
 // (4,349 connections for 66,000 requests at 32 clients, measured for issue
 // 10), halving throughput.
 type DBPool struct {
-	// MaxOpen bounds the open connections. Default: [DefaultDBMaxOpen] (32).
+	// MaxOpen bounds the open connections. Default: 32.
 	MaxOpen int
 	// MaxIdle bounds the idle connections kept for reuse, at most MaxOpen.
 	// Default: MaxOpen, so that a burst does not reconnect.
 	MaxIdle int
 	// MaxLifetime closes a connection that old, and MaxIdleTime one idle
 	// that long, so that a database restart or failover is picked up.
-	// Defaults: [DefaultDBMaxLifetime] (30 min), [DefaultDBMaxIdleTime]
+	// Defaults: 30 min, defaultDBMaxIdleTime
 	// (5 min).
 	MaxLifetime, MaxIdleTime time.Duration
 }
@@ -54,24 +54,24 @@ type DBPool struct {
 // Defaults of DBPool. With SQLite the connections share one file; WAL lets
 // them read at once while one writes.
 const (
-	DefaultDBMaxOpen     = 32
-	DefaultDBMaxLifetime = 30 * time.Minute
-	DefaultDBMaxIdleTime = 5 * time.Minute
+	defaultDBMaxOpen     = 32
+	defaultDBMaxLifetime = 30 * time.Minute
+	defaultDBMaxIdleTime = 5 * time.Minute
 )
 
 // withDefaults fills p's zero fields.
 func (p DBPool) withDefaults() DBPool {
 	if p.MaxOpen == 0 {
-		p.MaxOpen = DefaultDBMaxOpen
+		p.MaxOpen = defaultDBMaxOpen
 	}
 	if p.MaxIdle == 0 {
 		p.MaxIdle = p.MaxOpen
 	}
 	if p.MaxLifetime == 0 {
-		p.MaxLifetime = DefaultDBMaxLifetime
+		p.MaxLifetime = defaultDBMaxLifetime
 	}
 	if p.MaxIdleTime == 0 {
-		p.MaxIdleTime = DefaultDBMaxIdleTime
+		p.MaxIdleTime = defaultDBMaxIdleTime
 	}
 	return p
 }
@@ -118,7 +118,7 @@ func (s *storeDB) close() error {
 // [ErrStoreInUse]).
 func openDB(ctx context.Context, dsn string, pool DBPool) (*storeDB, error) {
 	if dsn == "" {
-		dsn = DefaultDSN
+		dsn = defaultDSN
 	}
 	driver, dialect := "sqlite", "sqlite"
 	var lock *os.File
