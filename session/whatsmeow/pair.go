@@ -152,11 +152,16 @@ func (p *pairing) send(ev PairEvent) bool {
 }
 
 // connect connects the client, trying again after each failure with a
-// capped exponential backoff. It reports whether it connected.
+// capped exponential backoff. It reports whether it connected. The
+// connection lives under the session's own context (ms.conn, which
+// stopping the session ends), not the pairing's: the end of the pairing
+// disconnects through the QR channel, and a socket closed by both at once
+// is a data race inside whatsmeow (FrameSocket.Close against its
+// readPump, which -race reported when Close stopped a pairing).
 func (p *pairing) connect() bool {
 	wait := p.m.opts.pairFirst
 	for {
-		err := p.ms.client.ConnectContext(p.ctx)
+		err := p.ms.client.ConnectContext(p.ms.conn)
 		if err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
 			return true
 		}
