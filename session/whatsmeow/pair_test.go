@@ -39,7 +39,7 @@ func offlineHook(dials *atomic.Int32) func(string, *whatsmeow.Client) {
 	}
 }
 
-// Item 12. WhatsApp is unreachable when pairing starts: the session is
+// WhatsApp is unreachable when pairing starts: the session is
 // registered at once (status: not paired, so SCAN_QR_CODE), answers 503
 // session_not_logged_in with a Retry-After that is the wait before the
 // next attempt, and the Manager tries again with a capped exponential

@@ -333,7 +333,7 @@ func (s *Session) goIdle() time.Duration {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	p.mu.Lock()
-	since := time.Now().Sub(p.last)
+	since := time.Since(p.last)
 	if since < s.opts.presenceIdle {
 		p.mu.Unlock()
 		return s.opts.presenceIdle - since

@@ -36,8 +36,8 @@ var sqlitePragmas = []struct {
 // [WithDBPool]); a zero field takes its default. database/sql's own
 // defaults keep only 2 idle connections: under concurrent requests a
 // Postgres store then opens and closes a connection for nearly every query
-// (4,349 connections for 66,000 requests at 32 clients, measured for issue
-// 10), halving throughput.
+// (4,349 connections for 66,000 requests at 32 clients, measured),
+// halving throughput.
 type DBPool struct {
 	// MaxOpen bounds the open connections. Default: 32.
 	MaxOpen int

@@ -352,7 +352,7 @@ func (n *Node) Close() error {
 	// session must be disconnected by validUntil, when another node may
 	// take its lease. The hand-overs end a renewal period before, which
 	// leaves that for the disconnection of what they did not release.
-	handOverFor := min(validUntil.Sub(time.Now())-n.cfg.Renew, closeTimeout)
+	handOverFor := min(time.Until(validUntil)-n.cfg.Renew, closeTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), max(handOverFor, 0))
 	defer cancel()
 	var (

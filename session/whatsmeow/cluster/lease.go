@@ -323,7 +323,7 @@ func (n *Node) watchdog() {
 	defer t.Stop()
 	for {
 		n.mu.RLock()
-		wait := n.validUntil.Sub(time.Now())
+		wait := time.Until(n.validUntil)
 		holding := len(n.held) > 0
 		n.mu.RUnlock()
 		if wait <= 0 {
