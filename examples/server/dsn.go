@@ -6,6 +6,12 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	// The store's database/sql drivers: session/whatsmeow and its cluster
+	// link none themselves, so that a program wrapping its own client
+	// links no database; this server takes both kinds of -db.
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", for postgres:// stores and the cluster
+	_ "modernc.org/sqlite"             // "sqlite", pure Go, for SQLite files
 )
 
 // dbEnv holds the store's DSN when -db is not given, so that a password

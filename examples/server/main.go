@@ -162,7 +162,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	var offline string
 	fs.StringVar(&offline, "offline", "", "comma-separated -demo session `names` that act disconnected (503 session_not_connected; asynchronous receipts wait for them), each for good or, as NAME:DURATION, for DURATION after the start")
 	fs.BoolVar(&c.verbose, "v", false, "log each receipt sent as a JSON line on stdout")
-	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+bwm.DefaultDSN+"); it also keeps the -async queue, with -demo too")
+	fs.StringVar(&c.db, "db", "", "session store: a SQLite file, or a Postgres `DSN` (postgres://… or host=… dbname=…) (default $"+dbEnv+", else "+defaultDB+"); it also keeps the -async queue, with -demo too")
 	fs.StringVar(&c.pairName, "pair", defaultPairName, "`name` of the session to pair when the store has none")
 	fs.StringVar(&c.phone, "pair-phone", "", "pair by pair code for this phone `number` (+country code) instead of a QR code")
 	fs.Float64Var(&c.sessionRate, "session-rate", -1, "receipt requests a `second` per session, on average; status polls are not counted (0: no limit; default "+
@@ -181,11 +181,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.dedup, "dedup", false, "skip ids whose receipt was sent in the last 24 hours (reason duplicate)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once (0: no limit); when full, the connection that has sent nothing for longest (idle, or not yet sending a request) is closed to admit a new one, which waits only while every connection is busy")
 	fs.StringVar(&c.presence, "presence", string(bwm.PresenceReading), "what WhatsApp is told of the account being online: `mode` reading (unavailable with the name at connection, available while marking read, unavailable after -presence-idle: as a person, the phone keeps notifying), online (available while connected: delivery receipts show two grey ticks, but the account shows online and the phone stops notifying) or off (whatsmeow's raw behaviour: nothing; delivery receipts are inactive)")
-	fs.DurationVar(&c.presenceIdle, "presence-idle", bwm.DefaultPresenceIdle, "with -presence reading: how long after the last receipt the account goes unavailable")
+	fs.DurationVar(&c.presenceIdle, "presence-idle", defaultPresenceIdle, "with -presence reading: how long after the last receipt the account goes unavailable")
 	fs.BoolVar(&c.clearUnreadMarks, "clear-unread-marks", true, "once a chat its owner marked unread (on the phone or another device) is read, clear the mark there with an app-state patch, as WhatsApp Web does; other chats never get one (their read receipts clear the badge). false: never send app-state patches — such a chat stays marked unread until opened")
 	fs.BoolVar(&c.autoRead, "auto-read", false, "mark incoming messages read by themselves after a human-like delay (between -auto-read-min and -auto-read-max, longer for longer messages), through the rate limits and the asynchronous queue; direct chats only unless -auto-read-groups; nothing while the account is active on the phone")
-	fs.DurationVar(&c.autoReadMin, "auto-read-min", bwm.DefaultAutoReadMinDelay, "with -auto-read: the shortest delay from a message's arrival to its receipt")
-	fs.DurationVar(&c.autoReadMax, "auto-read-max", bwm.DefaultAutoReadMaxDelay, "with -auto-read: the longest delay from a message's arrival to its receipt")
+	fs.DurationVar(&c.autoReadMin, "auto-read-min", defaultAutoReadMin, "with -auto-read: the shortest delay from a message's arrival to its receipt")
+	fs.DurationVar(&c.autoReadMax, "auto-read-max", defaultAutoReadMax, "with -auto-read: the longest delay from a message's arrival to its receipt")
 	fs.BoolVar(&c.autoReadGroups, "auto-read-groups", false, "with -auto-read: group chats too")
 	fs.StringVar(&c.nodeID, "node-id", "", "this process's `id` among the nodes sharing a Postgres store, and with -demo in the claims of the -async queue it keeps there (default: the host name)")
 	fs.StringVar(&c.advertise, "advertise", "", "`URL` at which the other nodes reach this one, e.g. http://10.0.0.5:8080 (default: http:// and the address listened on)")
@@ -217,7 +217,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	c.dbGiven = c.db != ""
 	if c.db == "" {
-		c.db = bwm.DefaultDSN
+		c.db = defaultDB
 	}
 	if c.clusterSecret == "" {
 		c.clusterSecret = getenv(clusterSecretEnv)
@@ -228,6 +228,19 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 // minRate is the lowest non-zero -session-rate and -token-rate: one
 // request in 1,000 s, so that Retry-After stays within a quarter of an hour
 // and a typo (1e-9) does not lock a client out for years.
+// The defaults of session/whatsmeow (stated in its options' docs), as the
+// flags' defaults show them.
+const (
+	defaultDB           = "bluetick.db"
+	defaultPresenceIdle = 30 * time.Second
+	defaultAutoReadMin  = 3 * time.Second
+	defaultAutoReadMax  = 30 * time.Second
+	// defaultFDReserve is WithFDReserve's default for a SQLite store: 256
+	// descriptors, and 3 for each of the pool's 32 connections (the file,
+	// its WAL and its shared memory).
+	defaultFDReserve = 256 + 3*32
+)
+
 const minRate = 0.001
 
 // checkFlags refuses flag values that would silently mean something else
@@ -472,7 +485,7 @@ func run(ctx context.Context, args []string, e env) error {
 	mux.HandleFunc("GET /healthz", healthz)
 	var handler http.Handler = mux
 	if node != nil {
-		handler = node.Wrap(mux) // checks the requests other nodes forward here, seals the answers
+		handler = node.Wrap(mux, seenhandler.WriteError) // checks the requests other nodes forward here, seals the answers
 	}
 
 	srv := &http.Server{
@@ -744,17 +757,17 @@ func decorateOptions(c config) session.DecorateOptions {
 // session_not_logged_in) and retried while WhatsApp is unreachable; the
 // pairing's events come on the channel. startSessions connects the rest.
 func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bwm.Manager, <-chan bwm.PairEvent, error) {
-	opts := []bwm.ManagerOption{bwm.WithManagerLogger(logger), bwm.WithSessionOptions(bwm.WithLogger(logger),
-		bwm.WithPresence(bwm.PresenceMode(c.presence), c.presenceIdle), bwm.WithMarkChatRead(c.clearUnreadMarks))}
+	opts := []bwm.Option{bwm.WithLogger(logger),
+		bwm.WithPresence(bwm.PresenceMode(c.presence), c.presenceIdle), bwm.WithMarkChatRead(c.clearUnreadMarks)}
 	if c.autoRead {
-		opts = append(opts, bwm.WithSessionOptions(bwm.WithAutoRead(bwm.AutoRead{
-			MinDelay: c.autoReadMin, MaxDelay: c.autoReadMax, Groups: c.autoReadGroups})))
+		opts = append(opts, bwm.WithAutoRead(bwm.AutoRead{
+			MinDelay: c.autoReadMin, MaxDelay: c.autoReadMax, Groups: c.autoReadGroups}))
 	}
 	if c.maxConns > 0 {
 		// Descriptors for the HTTP connections too, not only the
 		// listener: sessions beyond the rest are refused, not connected
 		// into "too many open files".
-		opts = append(opts, bwm.WithFDReserve(bwm.DefaultFDReserve+3*bwm.DefaultDBMaxOpen+c.maxConns))
+		opts = append(opts, bwm.WithFDReserve(defaultFDReserve+c.maxConns))
 	}
 	if e.clientHook != nil {
 		opts = append(opts, bwm.WithClientHook(e.clientHook))
@@ -765,7 +778,7 @@ func openManager(ctx context.Context, c config, e env, logger *slog.Logger) (*bw
 	}
 	var events <-chan bwm.PairEvent
 	if len(m.Names()) == 0 {
-		if events, err = m.KeepPairing(ctx, c.pairName, c.phone); err != nil {
+		if events, err = m.Pair(ctx, c.pairName, c.phone); err != nil {
 			m.Close()
 			return nil, nil, err
 		}

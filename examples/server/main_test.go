@@ -472,7 +472,7 @@ func TestRealModePairingWithoutNetwork(t *testing.T) {
 		resp.Body.Close()
 		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), seenhandler.CodeSessionNotLoggedIn) ||
-			after < 1 || after > int(bwm.DefaultMaxPairRetry/time.Second) {
+			after < 1 || after > int(bwm.MaxReconnectWait/time.Second) {
 			t.Errorf("%v: status %d, Retry-After %q, body %s", args, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 

@@ -18,13 +18,13 @@ import (
 
 // Defaults of [AutoRead].
 const (
-	DefaultAutoReadMinDelay = 3 * time.Second
-	DefaultAutoReadMaxDelay = 30 * time.Second
-	// DefaultAutoReadPhoneIdle is how long after the account was last
+	defaultAutoReadMinDelay = 3 * time.Second
+	defaultAutoReadMaxDelay = 30 * time.Second
+	// defaultAutoReadPhoneIdle is how long after the account was last
 	// active on another device (a message sent, reacted to, edited or
 	// deleted there, a chat read, archived, pinned …) auto-read waits
 	// before it marks messages read again.
-	DefaultAutoReadPhoneIdle = 5 * time.Minute
+	defaultAutoReadPhoneIdle = 5 * time.Minute
 	// autoReadCharTime is the reading time per character of a text (about
 	// 200 words a minute).
 	autoReadCharTime = 60 * time.Millisecond
@@ -38,7 +38,7 @@ type AutoRead struct {
 	// its receipt: MinDelay, plus up to half the window drawn at random,
 	// plus the time to read its text (60 ms a character), at most
 	// MaxDelay — a longer message is read later. Default:
-	// [DefaultAutoReadMinDelay] (3 s) and DefaultAutoReadMaxDelay (30 s).
+	// 3 s and 30 s.
 	MinDelay, MaxDelay time.Duration
 	// Chats, when not empty, limits auto-read to these chats (JIDs as
 	// package validate normalises them, either form of a direct chat).
@@ -59,12 +59,13 @@ type AutoRead struct {
 	// time — the message's, the receipt's, the change's, at most now — so
 	// that what the phone did long ago and arrives late (after the client
 	// was offline) does not pause auto-read, and an older event never
-	// moves a later one back. Default: [DefaultAutoReadPhoneIdle] (5 min);
+	// moves a later one back. Default: 5 min;
 	// negative: always offer.
 	PhoneIdle time.Duration
-	// Rand returns a number in [0, 1) for each delay; tests inject their
-	// own. Default: math/rand/v2's Float64.
-	Rand func() float64
+
+	// rand returns a number in [0, 1) for each delay: math/rand/v2's
+	// Float64 (the package's tests fix it).
+	rand func() float64
 }
 
 // WithAutoRead makes the [Session] offer its incoming messages for
@@ -79,16 +80,16 @@ type AutoRead struct {
 func WithAutoRead(a AutoRead) Option {
 	return func(o *options) error {
 		if a.MinDelay == 0 && a.MaxDelay == 0 {
-			a.MinDelay, a.MaxDelay = DefaultAutoReadMinDelay, DefaultAutoReadMaxDelay
+			a.MinDelay, a.MaxDelay = defaultAutoReadMinDelay, defaultAutoReadMaxDelay
 		}
 		if a.MinDelay < 0 || a.MaxDelay < a.MinDelay {
 			return errors.New("whatsmeow: WithAutoRead: need 0 <= MinDelay <= MaxDelay")
 		}
 		if a.PhoneIdle == 0 {
-			a.PhoneIdle = DefaultAutoReadPhoneIdle
+			a.PhoneIdle = defaultAutoReadPhoneIdle
 		}
-		if a.Rand == nil {
-			a.Rand = rand.Float64
+		if a.rand == nil {
+			a.rand = rand.Float64
 		}
 		a.Chats = slices.Clone(a.Chats)
 		o.autoRead = &a
@@ -222,7 +223,7 @@ func appStateAction(evt any) (at time.Time, ok bool) {
 // now when at is zero or later (a clock ahead of ours must not pause
 // auto-read longer); an earlier time than the one noted changes nothing.
 func (s *Session) phoneActive(at time.Time) {
-	if now := s.opts.now(); at.IsZero() || at.After(now) {
+	if now := time.Now(); at.IsZero() || at.After(now) {
 		at = now
 	}
 	a := &s.arrivals
@@ -237,7 +238,7 @@ func (s *Session) phoneActive(at time.Time) {
 // (now) and remembers it, so that ownPatch knows it when whatsmeow
 // dispatches the patch back.
 func (s *Session) stampPatch() time.Time {
-	at := s.opts.now()
+	at := time.Now()
 	a := &s.arrivals
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -275,7 +276,7 @@ func (s *Session) offer(e *events.Message, m indexed) {
 	case len(ar.Chats) > 0 && !slices.Contains(ar.Chats, m.chat) && (m.chatAlt == "" || !slices.Contains(ar.Chats, m.chatAlt)):
 		return
 	}
-	now := s.opts.now()
+	now := time.Now()
 	a := &s.arrivals
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -309,7 +310,7 @@ const maxDueChats = 4096
 
 // delay is the time a person takes to read a message of n characters.
 func (ar *AutoRead) delay(n int) time.Duration {
-	d := ar.MinDelay + time.Duration(ar.Rand()*float64(ar.MaxDelay-ar.MinDelay)/2) + time.Duration(n)*autoReadCharTime
+	d := ar.MinDelay + time.Duration(ar.rand()*float64(ar.MaxDelay-ar.MinDelay)/2) + time.Duration(n)*autoReadCharTime
 	return min(d, ar.MaxDelay)
 }
 

@@ -13,21 +13,22 @@ import (
 // or place the session on another process.
 var ErrCapacity = errors.New("whatsmeow: the process holds as many sessions as its descriptor limit allows")
 
-// DefaultFDReserve is the part of the descriptor limit a [Manager] leaves,
+// defaultFDReserve is the part of the descriptor limit a [Manager] leaves,
 // by default, to everything but its sessions' connections besides the
 // store's pool: the HTTP server's listener and a modest number of its
 // connections, log files, the process's own (see [WithFDReserve]).
-const DefaultFDReserve = 256
+const defaultFDReserve = 256
 
 // WithFDReserve sets how many of the process's open descriptors the
 // [Manager] leaves to everything but its sessions' connections (each
 // connected session holds one socket): the HTTP server's listener and its
 // connections (a server that limits them at N needs N more), the store's
-// pool, files. n must not be negative. Default: [DefaultFDReserve] (256)
+// pool, files. n must not be negative. Default: 256
 // plus the store's pool (DBPool.MaxOpen, three descriptors per connection
 // for SQLite: the file, its WAL and its shared memory).
-func WithFDReserve(n int) ManagerOption {
-	return func(o *managerOptions) error {
+func WithFDReserve(n int) Option {
+	return func(o *options) error {
+		o.forOpen("WithFDReserve")
 		if n < 0 {
 			return errors.New("whatsmeow: WithFDReserve: negative reserve")
 		}
@@ -37,7 +38,7 @@ func WithFDReserve(n int) ManagerOption {
 }
 
 // fdReserve is the reserve the options and the store's dialect set.
-func (o *managerOptions) reserve(dialect string) int {
+func (o *options) reserve(dialect string) int {
 	if o.fdReserve != nil {
 		return *o.fdReserve
 	}
@@ -45,7 +46,7 @@ func (o *managerOptions) reserve(dialect string) int {
 	if dialect == "sqlite" {
 		perConn = 3
 	}
-	return DefaultFDReserve + perConn*o.pool.withDefaults().MaxOpen
+	return defaultFDReserve + perConn*o.pool.withDefaults().MaxOpen
 }
 
 // Capacity returns how many sessions this process can hold connected: its

@@ -13,16 +13,15 @@ import (
 
 	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/types"
-	"golang.org/x/time/rate"
 
 	"github.com/bluetick/bluetick/session"
 )
 
 const (
-	// DefaultChatReadWindow is how long a [Session] gathers the chats to
+	// defaultChatReadWindow is how long a [Session] gathers the chats to
 	// mark read before it sends their app-state patches (see
 	// WithChatReadWindow).
-	DefaultChatReadWindow = 2 * time.Second
+	defaultChatReadWindow = 2 * time.Second
 	// maxPendingChatReads bounds the chats waiting for the next window; a
 	// chat beyond it is not marked (ChatReadUnavailable, logged).
 	maxPendingChatReads = 4096
@@ -30,9 +29,9 @@ const (
 	chatReadTimeout = 15 * time.Second
 	// maxChatsPerPatch bounds the chats (mutations) of one patch.
 	maxChatsPerPatch = 50
-	// DefaultChatReadRate is how many chat-read patches per second a
+	// defaultChatReadRate is how many chat-read patches per second a
 	// [Manager]'s sessions send together at most (see WithChatReadRate).
-	DefaultChatReadRate = 20
+	defaultChatReadRate = 20
 )
 
 // WithChatReadWindow sets how long a [Session] gathers the chats marked
@@ -40,8 +39,7 @@ const (
 // mutation per chat, carrying the chat's newest message read, in one
 // app-state patch for up to 50 chats. A chat read by many requests within
 // a window costs one mutation; many chats cost one round trip and one new
-// app-state version. d must be positive. Default: [DefaultChatReadWindow]
-// (2 s).
+// app-state version. d must be positive. Default: 2 s.
 func WithChatReadWindow(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -61,22 +59,15 @@ func WithChatReadWindow(d time.Duration) Option {
 // window has ended waits for its turn, gathering the chats read meanwhile
 // into the same patch: the badges clear later, the receipts are not
 // delayed. perSecond 0 (or +Inf) means no bound; it must not be negative,
-// and burst must be at least 1. Default: [DefaultChatReadRate] (20) a
+// and burst must be at least 1. Default: 20 a
 // second, burst 20 — 1 to 2 % of a core on the benchmark's machine.
-func WithChatReadRate(perSecond float64, burst int) ManagerOption {
-	return func(o *managerOptions) error {
+func WithChatReadRate(perSecond float64, burst int) Option {
+	return func(o *options) error {
+		o.forOpen("WithChatReadRate")
 		if perSecond < 0 || math.IsNaN(perSecond) || burst < 1 {
 			return errors.New("whatsmeow: WithChatReadRate: need a rate of 0 or more and a burst of 1 or more")
 		}
 		o.chatReadRate, o.chatReadBurst = perSecond, burst
-		return nil
-	}
-}
-
-// withChatReadBudget gives a Manager's sessions its patch budget.
-func withChatReadBudget(l *rate.Limiter) Option {
-	return func(o *options) error {
-		o.chatReadBudget = l
 		return nil
 	}
 }
@@ -281,11 +272,6 @@ func (s *Session) flushChatReads() {
 	cr := &s.chatReads
 	timer := time.NewTimer(s.opts.chatReadWindow)
 	defer timer.Stop()
-	windowEnds := timer.C
-	if s.opts.chatReadTicks != nil { // tests end each window themselves
-		timer.Stop()
-		windowEnds = s.opts.chatReadTicks
-	}
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -296,7 +282,7 @@ func (s *Session) flushChatReads() {
 			cr.pending, cr.flushing = nil, false
 			cr.mu.Unlock()
 			return
-		case <-windowEnds:
+		case <-timer.C:
 		}
 		if s.waitChatReadTurn() != nil { // closed
 			continue

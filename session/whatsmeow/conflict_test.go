@@ -52,7 +52,7 @@ func TestWireStreamReplaced(t *testing.T) {
 		var logs logBuffer
 		events := make(chan bwm.SessionEvent, 16)
 		m := openOn(t, srv, st.DSN,
-			bwm.WithManagerLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
+			bwm.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
 			bwm.WithSessionObserver(func(e bwm.SessionEvent) { events <- e }))
 		if err := m.Start(ctx); err != nil {
 			t.Fatal(err)

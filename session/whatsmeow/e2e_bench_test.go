@@ -191,7 +191,7 @@ func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names [
 		clients = append(clients, cli)
 		mu.Unlock()
 	})
-	m, err := bwm.Open(ctx, path, hook, bwm.WithSessionOptions(o.session...))
+	m, err := bwm.Open(ctx, path, append([]bwm.Option{hook}, o.session...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

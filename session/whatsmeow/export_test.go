@@ -2,7 +2,6 @@ package whatsmeow
 
 import (
 	"context"
-	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -14,21 +13,40 @@ const GroupModeTTL = groupModeTTL
 // failed.
 const GroupModeFailureTTL = groupModeFailureTTL
 
-// WithChatReadTicks makes each value received from c end a window of
-// MarkChatRead instead of a timer.
-func WithChatReadTicks(c <-chan time.Time) Option {
-	return func(o *options) error { o.chatReadTicks = c; return nil }
-}
+// The defaults the tests time and count against.
+const (
+	DefaultChatReadWindow = defaultChatReadWindow
+	DefaultPairRetry      = defaultPairRetry
+	DefaultMaxPairRetry   = defaultMaxPairRetry
+	DefaultFDReserve      = defaultFDReserve
+	DefaultDBMaxOpen      = defaultDBMaxOpen
+	DefaultPresenceIdle   = defaultPresenceIdle
+)
 
-// WithPresenceTicks makes each value received from c end the idle wait of
-// PresenceReading instead of a timer.
-func WithPresenceTicks(c <-chan time.Time) Option {
-	return func(o *options) error { o.presenceTicks = c; return nil }
+// AsManaged gives a Session made by New the defaults of a Manager's
+// sessions — presence PresenceReading, chats marked unread marked read,
+// the privacy settings fetched after each connection — which the tests
+// written for them expect. Options after it override it.
+func AsManaged() Option {
+	return func(o *options) error {
+		d := managerDefaults()
+		o.presence, o.markChatRead, o.warmPrivacy = d.presence, d.markChatRead, d.warmPrivacy
+		return nil
+	}
 }
 
 // WithChatReadBudget shares l, as a Manager does its WithChatReadRate, with
 // the Session.
-func WithChatReadBudget(l *rate.Limiter) Option { return withChatReadBudget(l) }
+func WithChatReadBudget(l *rate.Limiter) Option {
+	return func(o *options) error { o.chatReadBudget = l; return nil }
+}
+
+// WithAutoReadRand is WithAutoRead(a) with f drawing the random part of
+// each delay.
+func WithAutoReadRand(a AutoRead, f func() float64) Option {
+	a.rand = f
+	return WithAutoRead(a)
+}
 
 // FlushIndex waits until the index writes of s queued so far are in the
 // store (a Manager's session); for a Session made by New it does nothing.

@@ -1,11 +1,10 @@
 package whatsmeow
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Bounds of a [Session]'s cache of group addressing modes.
@@ -31,11 +30,13 @@ const (
 // it needs no goroutine and no closing.
 type groupModes struct {
 	mu     sync.Mutex
-	lru    *simplelru.LRU[string, groupMode]
-	asking map[string]*groupQuery // the query in flight per group
+	order  *list.List               // of *groupMode, most recently used first
+	modes  map[string]*list.Element // by group
+	asking map[string]*groupQuery   // the query in flight per group
 }
 
 type groupMode struct {
+	group   string
 	lid     bool
 	expires time.Time
 }
@@ -49,11 +50,40 @@ type groupQuery struct {
 }
 
 func newGroupModes() *groupModes {
-	lru, err := simplelru.NewLRU[string, groupMode](groupModeCacheSize, nil)
-	if err != nil {
-		panic(err) // unreachable: the size is positive
+	return &groupModes{order: list.New(), modes: make(map[string]*list.Element), asking: make(map[string]*groupQuery)}
+}
+
+// getLocked returns group's mode, if remembered, as most recently used.
+// g.mu must be held.
+func (g *groupModes) getLocked(group string) (groupMode, bool) {
+	e, ok := g.modes[group]
+	if !ok {
+		return groupMode{}, false
 	}
-	return &groupModes{lru: lru, asking: make(map[string]*groupQuery)}
+	g.order.MoveToFront(e)
+	return *e.Value.(*groupMode), true
+}
+
+// putLocked remembers m, forgetting the least recently used group beyond
+// groupModeCacheSize. g.mu must be held.
+func (g *groupModes) putLocked(m groupMode) {
+	if e, ok := g.modes[m.group]; ok {
+		*e.Value.(*groupMode) = m
+		g.order.MoveToFront(e)
+		return
+	}
+	g.modes[m.group] = g.order.PushFront(&m)
+	if g.order.Len() > groupModeCacheSize {
+		g.removeLocked(g.order.Back().Value.(*groupMode).group)
+	}
+}
+
+// removeLocked forgets group's mode. g.mu must be held.
+func (g *groupModes) removeLocked(group string) {
+	if e, ok := g.modes[group]; ok {
+		g.order.Remove(e)
+		delete(g.modes, group)
+	}
 }
 
 // mode returns group's remembered mode or else asks for it with ask, which
@@ -65,7 +95,7 @@ func newGroupModes() *groupModes {
 func (g *groupModes) mode(ctx context.Context, group string, ask func(context.Context) (lid bool, ttl time.Duration)) bool {
 	for ctx.Err() == nil {
 		g.mu.Lock()
-		if m, ok := g.lru.Get(group); ok && time.Now().Before(m.expires) {
+		if m, ok := g.getLocked(group); ok && time.Now().Before(m.expires) {
 			g.mu.Unlock()
 			return m.lid
 		}
@@ -98,7 +128,7 @@ func (g *groupModes) ask(ctx context.Context, group string, q *groupQuery, ask f
 		if g.asking[group] == q {
 			delete(g.asking, group)
 			if ttl > 0 {
-				g.lru.Add(group, groupMode{lid: lid, expires: time.Now().Add(ttl)})
+				g.putLocked(groupMode{group: group, lid: lid, expires: time.Now().Add(ttl)})
 			}
 		}
 		q.lid, q.ok = lid, ttl > 0
@@ -113,7 +143,7 @@ func (g *groupModes) ask(ctx context.Context, group string, q *groupQuery, ask f
 func (g *groupModes) put(group string, lid bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lru.Add(group, groupMode{lid: lid, expires: time.Now().Add(groupModeTTL)})
+	g.putLocked(groupMode{group: group, lid: lid, expires: time.Now().Add(groupModeTTL)})
 }
 
 // forget drops what is remembered of group, and the answer of a query
@@ -121,6 +151,6 @@ func (g *groupModes) put(group string, lid bool) {
 func (g *groupModes) forget(group string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lru.Remove(group)
+	g.removeLocked(group)
 	delete(g.asking, group)
 }

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// DefaultIndexSize is how many messages a session's own index remembers
+// defaultIndexSize is how many messages a session's own index remembers
 // by default (a [Session] made by [New]); the oldest is forgotten first.
-const DefaultIndexSize = 10_000
+const defaultIndexSize = 10_000
 
 // indexed is what the index knows of one message.
 type indexed struct {

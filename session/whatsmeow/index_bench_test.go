@@ -68,7 +68,7 @@ func BenchmarkIndexAdd(b *testing.B) {
 		}
 	}
 	b.Run("memory", func(b *testing.B) {
-		run(b, &messages{mem: newIndex(DefaultIndexCache), owner: "1"})
+		run(b, &messages{mem: newIndex(defaultIndexCache), owner: "1"})
 	})
 	ForEachBenchStore(b, func(b *testing.B, st TestStore) {
 		st.SaveDevice(b, "15550000009")
@@ -76,7 +76,7 @@ func BenchmarkIndexAdd(b *testing.B) {
 		defer db.Close()
 		defer w.close()
 		id := types.NewADJID("15550000009", 0, 1)
-		run(b, &messages{mem: newIndex(DefaultIndexCache), owner: "1", store: w, device: &store.Device{ID: &id}})
+		run(b, &messages{mem: newIndex(defaultIndexCache), owner: "1", store: w, device: &store.Device{ID: &id}})
 		b.StopTimer()
 		if err := w.flush(context.Background()); err != nil {
 			b.Fatal(err)

@@ -9,9 +9,10 @@ import (
 // oldest added is forgotten first, and found in the store again when
 // needed. Each costs about 500 bytes (see BenchmarkIndexAdd). 0 keeps none:
 // every lookup reads the store. A negative n is an error. Default:
-// [DefaultIndexCache] (100,000, about 50 MB).
-func WithIndexCache(n int) ManagerOption {
-	return func(o *managerOptions) error {
+// 100,000, about 50 MB.
+func WithIndexCache(n int) Option {
+	return func(o *options) error {
+		o.forOpen("WithIndexCache")
 		if n < 0 {
 			return errors.New("whatsmeow: WithIndexCache: negative size")
 		}
@@ -26,8 +27,9 @@ func WithIndexCache(n int) ManagerOption {
 // bluetick_message table, in batches from a goroutine of its own, and
 // prunes it after every 1,000 messages of a session and hourly. A negative
 // field is an error.
-func WithIndexRetention(r Retention) ManagerOption {
-	return func(o *managerOptions) error {
+func WithIndexRetention(r Retention) Option {
+	return func(o *options) error {
+		o.forOpen("WithIndexRetention")
 		if r.MaxMessages < 0 || r.MaxAge < 0 {
 			return errors.New("whatsmeow: WithIndexRetention: negative field")
 		}
@@ -42,6 +44,7 @@ func WithIndexRetention(r Retention) ManagerOption {
 func withStore(store *messageStore, cache *index, owner string) Option {
 	return func(o *options) error {
 		o.store, o.cache, o.owner = store, cache, owner
+		o.newFilter = func() idFilter { return new(storedIDs) }
 		return nil
 	}
 }

@@ -20,9 +20,9 @@ import (
 // ReleaseAll disconnect them when it must let go. One process alone only
 // needs Start, which acquires every paired session.
 
-// DefaultConnectConcurrency is how many clients a [Manager] connects at
+// defaultConnectConcurrency is how many clients a [Manager] connects at
 // once by default (see [WithConnectConcurrency]).
-const DefaultConnectConcurrency = 64
+const defaultConnectConcurrency = 64
 
 // loginWait bounds how long Acquire waits for a connected client to log in.
 const loginWait = 30 * time.Second
@@ -34,9 +34,10 @@ var errReleased = errors.New("released before it connected")
 // WithConnectConcurrency sets how many clients Start and Acquire connect at
 // once, all calls together: each connection is a TLS and Noise handshake
 // and a login, a few milliseconds of CPU and a network round trip or
-// three. n must be at least 1. Default: [DefaultConnectConcurrency] (64).
-func WithConnectConcurrency(n int) ManagerOption {
-	return func(o *managerOptions) error {
+// three. n must be at least 1. Default: 64.
+func WithConnectConcurrency(n int) Option {
+	return func(o *options) error {
+		o.forOpen("WithConnectConcurrency")
 		if n < 1 {
 			return errors.New("whatsmeow: WithConnectConcurrency: need at least 1")
 		}

@@ -43,13 +43,13 @@ func storeDevices(t testing.TB, st bwm.TestStore, named bool, users ...string) {
 // openOn opens a Manager on dsn whose clients dial srv (and keep
 // whatsmeow's automatic reconnection, as a Manager's clients do), closed
 // when t ends.
-func openOn(t testing.TB, srv *fakewa.Server, dsn string, opts ...bwm.ManagerOption) *bwm.Manager {
+func openOn(t testing.TB, srv *fakewa.Server, dsn string, opts ...bwm.Option) *bwm.Manager {
 	t.Helper()
 	hook := bwm.WithClientHook(func(_ string, cli *whatsmeow.Client) {
 		cli.SetWebsocketHTTPClient(srv.HTTPClient())
 		cli.SetPreLoginHTTPClient(srv.HTTPClient())
 	})
-	m, err := bwm.Open(context.Background(), dsn, append([]bwm.ManagerOption{hook}, opts...)...)
+	m, err := bwm.Open(context.Background(), dsn, append([]bwm.Option{hook}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestManagerCapacity(t *testing.T) {
 		var logs logBuffer
 		events := make(chan bwm.SessionEvent, 16)
 		m := openOn(t, srv, st.DSN, bwm.WithFDReserve(limit-2),
-			bwm.WithManagerLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
+			bwm.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
 			bwm.WithSessionObserver(func(e bwm.SessionEvent) {
 				if e.Kind == bwm.EventRefused {
 					events <- e
@@ -347,7 +347,7 @@ func TestManagerStartCapacity(t *testing.T) {
 		var logs logBuffer
 		events := make(chan bwm.SessionEvent, 16)
 		m := openOn(t, srv, st.DSN, bwm.WithFDReserve(limit-2),
-			bwm.WithManagerLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
+			bwm.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
 			bwm.WithSessionObserver(func(e bwm.SessionEvent) {
 				if e.Kind == bwm.EventRefused {
 					events <- e

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"regexp"
 	"slices"
@@ -42,7 +41,7 @@ type Manager struct {
 	lock      *os.File // a SQLite store's lock (see ErrStoreInUse), or nil
 	dialect   string   // whatsmeow's name: "sqlite" or "postgres"
 	container *sqlstore.Container
-	opts      managerOptions
+	opts      options
 	chatReads *rate.Limiter // the sessions' chat-read patch budget (WithChatReadRate); nil: none
 
 	// life ends when Close begins: it stops the pairings that retry in
@@ -104,32 +103,12 @@ type managed struct {
 	attempt chan error
 }
 
-// ManagerOption configures a [Manager]; see [Open]. A bad value is an error
-// of Open, never clamped silently.
-type ManagerOption func(*managerOptions) error
-
-type managerOptions struct {
-	logger      *slog.Logger
-	sessionOpts []Option
-	clientHook  func(name string, c *whatsmeow.Client)
-	pairFirst   time.Duration // KeepPairing's first wait
-	pairMax     time.Duration // and its longest
-	pool        DBPool
-	connects    int // WithConnectConcurrency
-	cacheSize   int
-	retention   Retention
-	observe     func(SessionEvent)
-	fdReserve   *int // WithFDReserve; nil: the default
-
-	chatReadRate  float64 // WithChatReadRate; 0: no bound
-	chatReadBurst int
-}
-
 // WithDBPool sets the store's connection pool; see [DBPool] for the
 // defaults of its zero fields. A negative field, or MaxIdle above MaxOpen,
 // is an error of Open.
-func WithDBPool(p DBPool) ManagerOption {
-	return func(o *managerOptions) error {
+func WithDBPool(p DBPool) Option {
+	return func(o *options) error {
+		o.forOpen("WithDBPool")
 		d := p.withDefaults()
 		if p.MaxOpen < 0 || p.MaxIdle < 0 || d.MaxIdle > d.MaxOpen || p.MaxLifetime < 0 || p.MaxIdleTime < 0 {
 			return errors.New("whatsmeow: WithDBPool: negative field, or MaxIdle above MaxOpen")
@@ -139,44 +118,22 @@ func WithDBPool(p DBPool) ManagerOption {
 	}
 }
 
-// WithManagerLogger sets the logger of the [Manager] and of whatsmeow's
-// clients (their "module" attribute says which part of whatsmeow speaks).
-// nil is an error. Default: discard.
-func WithManagerLogger(l *slog.Logger) ManagerOption {
-	return func(o *managerOptions) error {
-		if l == nil {
-			return errors.New("whatsmeow: WithManagerLogger: nil logger")
-		}
-		o.logger = l
-		return nil
-	}
-}
-
-// WithSessionOptions sets the options of every [Session] the [Manager] runs.
-// They are checked by Open. Default: none.
-func WithSessionOptions(opts ...Option) ManagerOption {
-	return func(o *managerOptions) error {
-		o.sessionOpts = append(o.sessionOpts, opts...)
-		_, err := newOptions(o.sessionOpts)
-		return err
-	}
-}
-
 // Defaults of [WithPairRetry].
 const (
-	// DefaultPairRetry is KeepPairing's wait after its first failed attempt
+	// defaultPairRetry is Pair's wait after its first failed attempt
 	// to reach WhatsApp; each further failure doubles it.
-	DefaultPairRetry = 2 * time.Second
-	// DefaultMaxPairRetry is KeepPairing's longest wait between attempts.
-	DefaultMaxPairRetry = MaxReconnectWait
+	defaultPairRetry = 2 * time.Second
+	// defaultMaxPairRetry is Pair's longest wait between attempts.
+	defaultMaxPairRetry = MaxReconnectWait
 )
 
-// WithPairRetry sets how KeepPairing waits between its attempts to reach
+// WithPairRetry sets how Pair waits between its attempts to reach
 // WhatsApp: first after the first failure, doubling after each further one
 // up to max. first must be positive and max at least first. Default:
-// [DefaultPairRetry] (2 s) and [DefaultMaxPairRetry] (30 s).
-func WithPairRetry(first, max time.Duration) ManagerOption {
-	return func(o *managerOptions) error {
+// 2 s and 30 s.
+func WithPairRetry(first, max time.Duration) Option {
+	return func(o *options) error {
+		o.forOpen("WithPairRetry")
 		if first <= 0 || max < first {
 			return errors.New("whatsmeow: WithPairRetry: need 0 < first <= max")
 		}
@@ -187,8 +144,9 @@ func WithPairRetry(first, max time.Duration) ManagerOption {
 
 // WithClientHook calls hook on each whatsmeow client before it connects,
 // e.g. to set a proxy; nil is an error. Default: none.
-func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
-	return func(o *managerOptions) error {
+func WithClientHook(hook func(name string, c *whatsmeow.Client)) Option {
+	return func(o *options) error {
+		o.forOpen("WithClientHook")
 		if hook == nil {
 			return errors.New("whatsmeow: WithClientHook: nil hook")
 		}
@@ -197,18 +155,19 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) ManagerOption {
 	}
 }
 
-// Open opens the store at dsn (see [DefaultDSN]; "postgres://…" for
+// Open opens the store at dsn (empty: "bluetick.db"; "postgres://…" for
 // PostgreSQL, otherwise a SQLite file path or "file:" URI), brings its
 // schema up to date, and prepares a [Session] for every stored device. The
 // clients are not connected until Start. It raises the process's soft
-// limit on open descriptors to the hard one (see [Manager.Capacity]).
-func Open(ctx context.Context, dsn string, opts ...ManagerOption) (*Manager, error) {
-	o := managerOptions{logger: slog.New(slog.DiscardHandler), pairFirst: DefaultPairRetry, pairMax: DefaultMaxPairRetry,
-		connects: DefaultConnectConcurrency, cacheSize: DefaultIndexCache, chatReadRate: DefaultChatReadRate, chatReadBurst: DefaultChatReadRate}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+// limit on open descriptors to the hard one (see [Manager.Capacity]). The
+// program registers the database/sql driver ("sqlite" of
+// modernc.org/sqlite, "pgx" of github.com/jackc/pgx/v5/stdlib) with a
+// blank import; without it Open fails naming the import. opts configure
+// the Manager and every session it runs.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Manager, error) {
+	o, err := newOptions(managerDefaults(), opts)
+	if err != nil {
+		return nil, err
 	}
 	raiseFDLimit()
 	st, err := openDB(ctx, dsn, o.pool)
@@ -347,10 +306,11 @@ func (m *Manager) newManaged(name string, dev *store.Device, g gate) (*managed, 
 	}
 	capReconnectWait(client)
 	owner := fmt.Sprint(m.owners.Add(1))
-	sess, err := New(client, dev, append(m.opts.sessionOpts, withStore(m.messages, m.cache, owner), withChatReadBudget(m.chatReads))...)
-	if err != nil {
-		return nil, err // checked by Open: unreachable
-	}
+	o := m.opts
+	o.logger = m.opts.logger.With("session", name)
+	_ = withStore(m.messages, m.cache, owner)(&o)
+	o.chatReadBudget = m.chatReads
+	sess := newSession(client, dev, o)
 	sess.OnArrival(func(a session.Arrival) { m.arrived(name, a) })
 	ms := &managed{name: name, client: client, session: sess, gate: g, attempt: make(chan error, 1)}
 	ms.pristine.Store(true)

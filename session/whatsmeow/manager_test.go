@@ -111,12 +111,12 @@ func TestManagerPairingValidation(t *testing.T) {
 	}
 	defer m.Close()
 	for _, name := range []string{"", "-x", "a b", strings.Repeat("a", 65), "ü"} {
-		if _, err := m.PairQR(ctx, name); err == nil {
-			t.Errorf("PairQR(%q) succeeded", name)
+		if _, err := m.Pair(ctx, name, ""); err == nil {
+			t.Errorf("Pair(%q) succeeded", name)
 		}
 	}
-	if _, _, err := m.PairPhone(ctx, "ok", "12"); err == nil {
-		t.Error("PairPhone with a bad number succeeded")
+	if _, err := m.Pair(ctx, "ok", "12"); err == nil {
+		t.Error("Pair with a bad number succeeded")
 	}
 }
 

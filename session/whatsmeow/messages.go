@@ -31,8 +31,9 @@ type messages struct {
 	// (on the first lookup the cache cannot answer): a receipt for a message
 	// the session never saw (the common case for a direct chat) would
 	// otherwise cost a store query in the handler's resolution, another in
-	// the send and a write to mark it read.
-	stored storedIDs
+	// the send and a write to mark it read. Set with store (the Manager's
+	// withStore makes it): a Session made by New links no filter.
+	stored idFilter
 
 	key atomic.Pointer[cachedKey] // deviceKey's last answer
 }
@@ -43,7 +44,7 @@ func newMessages(o options, device *store.Device) *messages {
 	case o.indexSize == 0:
 		return &messages{log: o.logger}
 	case o.store != nil:
-		return &messages{mem: o.cache, owner: o.owner, store: o.store, device: device, log: o.logger}
+		return &messages{mem: o.cache, owner: o.owner, store: o.store, stored: o.newFilter(), device: device, log: o.logger}
 	}
 	return &messages{mem: newIndex(o.indexSize), device: device, log: o.logger}
 }

@@ -15,14 +15,14 @@ import (
 
 // Defaults of [WithIndexRetention] and [WithIndexCache].
 const (
-	// DefaultIndexMaxMessages is how many messages the store keeps per
+	// defaultIndexMaxMessages is how many messages the store keeps per
 	// session (device) by default: the newest, by their time.
-	DefaultIndexMaxMessages = 50_000
-	// DefaultIndexMaxAge is how old a message the store keeps by default.
-	DefaultIndexMaxAge = 90 * 24 * time.Hour
-	// DefaultIndexCache is how many messages a [Manager] keeps in memory,
+	defaultIndexMaxMessages = 50_000
+	// defaultIndexMaxAge is how old a message the store keeps by default.
+	defaultIndexMaxAge = 90 * 24 * time.Hour
+	// defaultIndexCache is how many messages a [Manager] keeps in memory,
 	// across all its sessions, in front of the store.
-	DefaultIndexCache = 100_000
+	defaultIndexCache = 100_000
 )
 
 // Bounds of the store's background writer.
@@ -88,20 +88,20 @@ var createMessages = []string{
 type Retention struct {
 	// MaxMessages is the most messages kept per session (device), the
 	// newest by their time (fewer when several share the time of the
-	// oldest that would be kept). Default: [DefaultIndexMaxMessages]
+	// oldest that would be kept). Default: defaultIndexMaxMessages
 	// (50,000).
 	MaxMessages int
 	// MaxAge drops messages older than that. Default:
-	// [DefaultIndexMaxAge] (90 days).
+	// 90 days.
 	MaxAge time.Duration
 }
 
 func (r Retention) withDefaults() Retention {
 	if r.MaxMessages == 0 {
-		r.MaxMessages = DefaultIndexMaxMessages
+		r.MaxMessages = defaultIndexMaxMessages
 	}
 	if r.MaxAge == 0 {
-		r.MaxAge = DefaultIndexMaxAge
+		r.MaxAge = defaultIndexMaxAge
 	}
 	return r
 }

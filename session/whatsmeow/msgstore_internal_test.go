@@ -224,8 +224,8 @@ func TestSharedCache(t *testing.T) {
 		defer w.close()
 		cache := newIndex(3)
 		idA, idB := types.NewADJID("15550000009", 0, 1), types.NewADJID("15550000008", 0, 1)
-		a := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "1"}, deviceWith(idA))
-		b := newMessages(options{indexSize: 1, store: w, cache: cache, owner: "2"}, deviceWith(idB))
+		a := newMessages(storeOptions(w, cache, "1"), deviceWith(idA))
+		b := newMessages(storeOptions(w, cache, "2"), deviceWith(idB))
 		const dm = "15551234567@s.whatsapp.net"
 		for i := range 3 {
 			a.add(indexed{chat: dm, id: fmt.Sprintf("A%d", i), sender: dm, timestamp: time.Unix(1767225500, 0)})
@@ -298,11 +298,11 @@ func TestPendingMessageMarkedRead(t *testing.T) {
 
 // A bad index option is an error of Open.
 func TestIndexOptionErrors(t *testing.T) {
-	for name, opt := range map[string]ManagerOption{
+	for name, opt := range map[string]Option{
 		"negative cache":        WithIndexCache(-1),
 		"negative max":          WithIndexRetention(Retention{MaxMessages: -1}),
 		"negative age":          WithIndexRetention(Retention{MaxAge: -time.Hour}),
-		"negative session size": WithSessionOptions(WithIndexSize(-1)),
+		"negative session size": WithIndexSize(-1),
 	} {
 		if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
 			t.Errorf("%s: Open succeeded", name)

@@ -37,8 +37,9 @@ type SessionEvent struct {
 // possibly from several goroutines at once: it must be safe for concurrent
 // use, return quickly, and not call the Manager. nil is an error. Default:
 // none.
-func WithSessionObserver(observe func(SessionEvent)) ManagerOption {
-	return func(o *managerOptions) error {
+func WithSessionObserver(observe func(SessionEvent)) Option {
+	return func(o *options) error {
+		o.forOpen("WithSessionObserver")
 		if observe == nil {
 			return errors.New("whatsmeow: WithSessionObserver: nil observer")
 		}

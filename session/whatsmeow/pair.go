@@ -23,11 +23,11 @@ const (
 	PairTimedOut = "timeout"
 	// PairFailed: pairing failed with Err; the session is gone.
 	PairFailed = "error"
-	// PairRetrying: WhatsApp could not be reached (Err); KeepPairing tries
+	// PairRetrying: WhatsApp could not be reached (Err); Pair tries
 	// again after Timeout. The session stays registered.
 	PairRetrying = "retrying"
 	// PairPhoneCode: type Code into WhatsApp on the phone (Linked devices ›
-	// Link with phone number); KeepPairing with a phone number.
+	// Link with phone number); Pair with a phone number.
 	PairPhoneCode = "phone-code"
 )
 
@@ -49,114 +49,11 @@ type PairEvent struct {
 	Err error
 }
 
-// PairQR starts pairing a new session called name by QR code: scan each
-// [PairQRCode] event's Code with WhatsApp on the phone (Linked devices). The
-// session is in the registry from now on (answering
-// session.ErrNotLoggedIn); the channel ends with PairSucceeded, after which
-// the name is stored with the device, or with PairTimedOut or PairFailed,
-// after which the session is gone. Read the channel until it is closed.
-// ctx bounds the whole pairing. The [Manager] owns the pairing: Close stops
-// it (the session is gone) and waits for it, whether or not the channel is
-// read.
-func (m *Manager) PairQR(ctx context.Context, name string) (<-chan PairEvent, error) {
-	events, _, err := m.startPairing(ctx, name, "")
-	return events, err
-}
-
-// PairPhone starts pairing a new session called name by pair code: it
-// returns the 8-character code to type into WhatsApp on the phone with the
-// number phone (Linked devices › Link with phone number), and the events
-// as PairQR does (its [PairQRCode] events may be ignored).
-func (m *Manager) PairPhone(ctx context.Context, name, phone string) (string, <-chan PairEvent, error) {
-	jid, err := validate.NormalizeParticipant(phone)
-	if err != nil || jid.Server != validate.ServerUser {
-		return "", nil, fmt.Errorf("pair phone: %q is not a phone number in international format", phone)
-	}
-	events, stop, err := m.startPairing(ctx, name, jid.User)
-	if err != nil {
-		return "", nil, err
-	}
-	// The pairing asks for the code once the server is ready to pair,
-	// which the first QR code tells, and hands it on as its first event.
-	var (
-		first PairEvent
-		ok    bool
-	)
-	select {
-	case first, ok = <-events:
-	case <-ctx.Done():
-	}
-	if ok && first.Kind == PairPhoneCode {
-		return first.Code, events, nil
-	}
-	stop() // the session is gone once it returns
-	switch {
-	case ctx.Err() != nil:
-		return "", nil, ctx.Err()
-	case !ok:
-		return "", nil, errors.New("pair phone: the pairing ended before the pair code")
-	case first.Kind == PairFailed:
-		return "", nil, fmt.Errorf("pair phone: %w", first.Err)
-	}
-	return "", nil, fmt.Errorf("pair phone: %s before the pair code", first.Kind)
-}
-
 func checkName(name string) error {
 	if !namePattern.MatchString(name) {
 		return fmt.Errorf("session name %q: use 1 to 64 letters, digits, _, . and -, starting with a letter or digit", name)
 	}
 	return nil
-}
-
-// startPairing registers name with a new device, connects its client
-// (once: a pairing must fail fast when WhatsApp cannot be reached) and
-// forwards its QR channel as events from a goroutine the Manager owns, as
-// KeepPairing does: it ends with ctx or Close, never blocked on a reader
-// gone. With user, a phone number's user part, it asks for a pair code
-// after the first QR code. stop ends the pairing and returns once the
-// goroutine has (the session is gone then, unless it paired).
-func (m *Manager) startPairing(ctx context.Context, name, user string) (events <-chan PairEvent, stop func(), err error) {
-	if err := checkName(name); err != nil {
-		return nil, nil, err
-	}
-	dev := m.container.NewDevice()
-	ms, err := m.add(name, dev)
-	if err != nil {
-		return nil, nil, err
-	}
-	ms.client.InitialAutoReconnect = false
-	pctx, cancel := context.WithCancel(ctx)
-	unlink := context.AfterFunc(m.life, cancel)
-	qr, err := ms.client.GetQRChannel(pctx)
-	if err == nil {
-		err = ms.client.ConnectContext(ctx)
-	}
-	if err == nil {
-		err = m.ownPairing()
-	}
-	if err != nil {
-		unlink()
-		cancel()
-		m.drop(ms)
-		return nil, nil, fmt.Errorf("pair %q: %w", name, err)
-	}
-	out := make(chan PairEvent, 1)
-	go func() {
-		defer close(out) // last: stop returns once the pairing has ended
-		defer m.pairing.Done()
-		defer cancel()
-		defer unlink()
-		p := &pairing{m: m, ms: ms, dev: dev, ctx: pctx, out: out, user: user}
-		if !p.forward(qr) {
-			m.drop(ms)
-		}
-	}()
-	stop = func() {
-		cancel()
-		for range out { // what the goroutine still sends, until it closes out
-		}
-	}
-	return out, stop, nil
 }
 
 // ownPairing counts a pairing goroutine about to start, for Close to wait
@@ -171,22 +68,26 @@ func (m *Manager) ownPairing() error {
 	return nil
 }
 
-// KeepPairing pairs a new session called name as PairQR does (as
-// PairPhone does when phone is not empty), except that it does not give up
-// when WhatsApp cannot be reached. It returns at once, without waiting for
-// WhatsApp: the session is in the registry from now on, answering
-// session.ErrNotLoggedIn — and, while the [Manager] waits to try again, with
-// the wait before the next attempt as its session.RetryAfter. Connecting
-// is retried in the background after each failure (a PairRetrying event),
-// waiting [WithPairRetry]'s first duration, then twice as long each time, up
-// to its max. Once connected it goes on as PairQR: [PairQRCode] events (with
-// a phone, one PairPhoneCode event after the first), ending with
-// PairSucceeded, PairTimedOut or PairFailed.
+// Pair starts pairing a new session called name: by QR code (scan each
+// [PairQRCode] event's Code with WhatsApp on the phone: Linked devices)
+// or, when phone is not empty, by pair code (type the [PairPhoneCode]
+// event's Code into WhatsApp on the phone with that number: Linked devices
+// › Link with phone number; it comes after the first QR code, which may be
+// ignored). It returns at once, without waiting for WhatsApp: the session
+// is in the registry from now on, answering session.ErrNotLoggedIn — and,
+// while the [Manager] waits to try again, with the wait before the next
+// attempt as its session.RetryAfter. Connecting is retried in the
+// background after each failure (a PairRetrying event, whose Err says
+// why), waiting [WithPairRetry]'s first duration, then twice as long each
+// time, up to its max: to give up instead, end ctx. The channel ends with
+// PairSucceeded, after which the name is stored with the device, or with
+// PairTimedOut or PairFailed, after which the session is gone.
 //
-// The [Manager] owns the retrying: Close stops it. When ctx ends first, the
-// pairing stops and the session is gone; events after that are dropped.
-// Read the channel until it is closed.
-func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan PairEvent, error) {
+// The [Manager] owns the pairing: Close stops it (the session is gone) and
+// waits for it, whether or not the channel is read. When ctx ends first,
+// the pairing stops and the session is gone; events after that are
+// dropped. Read the channel until it is closed.
+func (m *Manager) Pair(ctx context.Context, name, phone string) (<-chan PairEvent, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -203,7 +104,7 @@ func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan P
 	if err != nil {
 		return nil, err
 	}
-	ms.client.InitialAutoReconnect = false // the retrying is KeepPairing's
+	ms.client.InitialAutoReconnect = false // the retrying is Pair's
 	pctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(m.life, cancel)
 	qr, err := ms.client.GetQRChannel(pctx)
@@ -230,8 +131,7 @@ func (m *Manager) KeepPairing(ctx context.Context, name, phone string) (<-chan P
 	return out, nil
 }
 
-// pairing is one run of KeepPairing, PairQR or PairPhone, in its
-// goroutine.
+// pairing is one run of Pair, in its goroutine.
 type pairing struct {
 	m    *Manager
 	ms   *managed
@@ -252,11 +152,16 @@ func (p *pairing) send(ev PairEvent) bool {
 }
 
 // connect connects the client, trying again after each failure with a
-// capped exponential backoff. It reports whether it connected.
+// capped exponential backoff. It reports whether it connected. The
+// connection lives under the session's own context (ms.conn, which
+// stopping the session ends), not the pairing's: the end of the pairing
+// disconnects through the QR channel, and a socket closed by both at once
+// is a data race inside whatsmeow (FrameSocket.Close against its
+// readPump, which -race reported when Close stopped a pairing).
 func (p *pairing) connect() bool {
 	wait := p.m.opts.pairFirst
 	for {
-		err := p.ms.client.ConnectContext(p.ctx)
+		err := p.ms.client.ConnectContext(p.ms.conn)
 		if err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
 			return true
 		}

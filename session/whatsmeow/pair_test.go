@@ -39,14 +39,14 @@ func offlineHook(dials *atomic.Int32) func(string, *whatsmeow.Client) {
 	}
 }
 
-// Item 12. WhatsApp is unreachable when pairing starts: the session is
+// WhatsApp is unreachable when pairing starts: the session is
 // registered at once (status: not paired, so SCAN_QR_CODE), answers 503
 // session_not_logged_in with a Retry-After that is the wait before the
 // next attempt, and the Manager tries again with a capped exponential
 // backoff (3 s, 6 s, 10 s, 10 s here) until Close stops it.
 //
 // Before: PairQR failed once, the session was dropped: 404 session_not_found.
-func TestKeepPairingRetriesWhileOffline(t *testing.T) {
+func TestPairRetriesWhileOffline(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "bluetick.db")
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -55,7 +55,7 @@ func TestKeepPairingRetriesWhileOffline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		events, err := m.KeepPairing(ctx, "default", "")
+		events, err := m.Pair(ctx, "default", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,9 +117,9 @@ func TestKeepPairingRetriesWhileOffline(t *testing.T) {
 	})
 }
 
-// When the caller's ctx ends, KeepPairing stops retrying and the session is
+// When the caller's ctx ends, Pair stops retrying and the session is
 // gone; the Manager keeps working.
-func TestKeepPairingStopsWithItsContext(t *testing.T) {
+func TestPairStopsWithItsContext(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "bluetick.db")
 	synctest.Test(t, func(t *testing.T) {
 		var dials atomic.Int32
@@ -129,12 +129,12 @@ func TestKeepPairingStopsWithItsContext(t *testing.T) {
 		}
 		defer m.Close()
 		ctx, cancel := context.WithCancel(context.Background())
-		events, err := m.KeepPairing(ctx, "default", "+1 555 123 4567")
+		events, err := m.Pair(ctx, "default", "+1 555 123 4567")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.KeepPairing(ctx, "default", ""); !errors.Is(err, bwm.ErrSessionExists) {
-			t.Errorf("a second KeepPairing of the name: %v", err)
+		if _, err := m.Pair(ctx, "default", ""); !errors.Is(err, bwm.ErrSessionExists) {
+			t.Errorf("a second Pair of the name: %v", err)
 		}
 		if ev := <-events; ev.Kind != bwm.PairRetrying || ev.Timeout != bwm.DefaultPairRetry {
 			t.Fatalf("event %+v", ev)
@@ -154,7 +154,7 @@ func TestKeepPairingStopsWithItsContext(t *testing.T) {
 }
 
 // pairingGoroutines returns the stacks of the goroutines that run a
-// pairing (PairQR, PairPhone, KeepPairing).
+// pairing (Pair).
 func pairingGoroutines() []string {
 	buf := make([]byte, 1<<20)
 	for {
@@ -167,7 +167,7 @@ func pairingGoroutines() []string {
 	}
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "session/whatsmeow.(*Manager).startPairing") || strings.Contains(g, "session/whatsmeow.(*pairing).") {
+		if strings.Contains(g, "session/whatsmeow.(*Manager).Pair.") || strings.Contains(g, "session/whatsmeow.(*pairing).") {
 			out = append(out, g)
 		}
 	}
@@ -188,9 +188,9 @@ func openWire(t *testing.T, srv *fakewa.Server) *bwm.Manager {
 	return m
 }
 
-// The Manager owns the pairings of PairQR and PairPhone as it does
-// KeepPairing's: Close stops them and waits for them, though nobody reads
-// their events; a PairPhone that fails leaves no pairing behind. Over the
+// The Manager owns its pairings, by QR code or by pair code: Close stops
+// them and waits for them, though nobody reads their events; a pairing by
+// phone that fails leaves no pairing, and no session, behind. Over the
 // wire: the fake WhatsApp server offers QR codes and a pair code.
 //
 // Before, their goroutine was nobody's: it outlived Close (waiting for the
@@ -209,22 +209,24 @@ func TestPairingStopsWithClose(t *testing.T) {
 			t.Errorf("%s: %d pairing goroutines left:\n%s", when, len(gs), strings.Join(gs, "\n\n"))
 		}
 	}
-	first := func(t *testing.T, events <-chan bwm.PairEvent, kind string) {
+	first := func(t *testing.T, events <-chan bwm.PairEvent, kind string) bwm.PairEvent {
 		t.Helper()
 		select {
 		case ev := <-events:
 			if ev.Kind != kind {
 				t.Fatalf("first event %+v, want %s", ev, kind)
 			}
+			return ev
 		case <-time.After(wireWait):
 			t.Fatalf("no %s event within %v", kind, wireWait)
 		}
+		return bwm.PairEvent{}
 	}
 
-	t.Run("PairQR", func(t *testing.T) {
+	t.Run("QR code", func(t *testing.T) {
 		srv := fakewa.Start(t)
 		m := openWire(t, srv)
-		events, err := m.PairQR(ctx, "new")
+		events, err := m.Pair(ctx, "new", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,12 +237,15 @@ func TestPairingStopsWithClose(t *testing.T) {
 		}
 		wantNone(t, "after Close")
 	})
-	t.Run("PairPhone", func(t *testing.T) {
+	t.Run("pair code", func(t *testing.T) {
 		srv := fakewa.Start(t)
 		m := openWire(t, srv)
-		code, _, err := m.PairPhone(ctx, "new", "+1 555 123 4567")
-		if err != nil || len(code) != 9 {
-			t.Fatalf("PairPhone = %q, %v", code, err)
+		events, err := m.Pair(ctx, "new", "+1 555 123 4567")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := first(t, events, bwm.PairPhoneCode).Code; len(code) != 9 {
+			t.Fatalf("pair code %q", code)
 		}
 		// Nobody reads the events.
 		if err := m.Close(); err != nil {
@@ -248,16 +253,20 @@ func TestPairingStopsWithClose(t *testing.T) {
 		}
 		wantNone(t, "after Close")
 	})
-	t.Run("PairPhone fails", func(t *testing.T) {
+	t.Run("pair code refused", func(t *testing.T) {
 		srv := fakewa.Start(t, fakewa.WithPairCodeErrors())
 		m := openWire(t, srv)
 		defer m.Close()
-		if _, _, err := m.PairPhone(ctx, "new", "+1 555 123 4567"); err == nil {
-			t.Fatal("PairPhone succeeded; the server refuses pair codes")
+		events, err := m.Pair(ctx, "new", "+1 555 123 4567")
+		if err != nil {
+			t.Fatal(err)
 		}
-		wantNone(t, "after PairPhone failed")
+		first(t, events, bwm.PairFailed)
+		for range events { // until the pairing has ended
+		}
+		wantNone(t, "after the pairing failed")
 		if _, err := m.Lookup(ctx, "new"); !errors.Is(err, session.ErrSessionNotFound) {
-			t.Errorf("Lookup after PairPhone failed: %v, want ErrSessionNotFound", err)
+			t.Errorf("Lookup after the pairing failed: %v, want ErrSessionNotFound", err)
 		}
 	})
 }

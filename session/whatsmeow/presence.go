@@ -56,24 +56,26 @@ const (
 	PresenceOff PresenceMode = "off"
 )
 
-// DefaultPresenceIdle is how long after its last receipt a [Session] in
+// defaultPresenceIdle is how long after its last receipt a [Session] in
 // [PresenceReading] goes "unavailable".
-const DefaultPresenceIdle = 30 * time.Second
+const defaultPresenceIdle = 30 * time.Second
 
 // presenceTimeout bounds sending one presence node in the background.
 const presenceTimeout = 10 * time.Second
 
 // WithPresence sets the [Session]'s presence policy: mode, and for
 // [PresenceReading] the idle time after the last receipt before it goes
-// "unavailable" (0: [DefaultPresenceIdle], 30 s; ignored by the other
+// "unavailable" (0: defaultPresenceIdle, 30 s; ignored by the other
 // modes). In every mode but [PresenceOff], a receipt or typing indicator
 // goes out only while the account is "available", as WhatsApp Web's
 // sendSeen waits for it: when "available" cannot be sent the receipt is
 // refused — session.ErrNotReady before the phone has shared the push name
 // after pairing, session.ErrNotConnected when the connection fails (HTTP
 // 503 with Retry-After either way) — and nothing is sent.
-// An unknown mode or a negative idle time is an error. Default:
-// [PresenceReading].
+// An unknown mode or a negative idle time is an error. Default: for a
+// [Manager]'s sessions [PresenceReading], 30 s; for a [Session] made by
+// [New] [PresenceOff], which sends no presence: the program runs its
+// client, and its presence is the program's.
 func WithPresence(mode PresenceMode, idle time.Duration) Option {
 	return func(o *options) error {
 		switch mode {
@@ -85,7 +87,7 @@ func WithPresence(mode PresenceMode, idle time.Duration) Option {
 			return errors.New("whatsmeow: WithPresence: negative idle time")
 		}
 		if idle == 0 {
-			idle = DefaultPresenceIdle
+			idle = defaultPresenceIdle
 		}
 		o.presence, o.presenceIdle = mode, idle
 		return nil
@@ -273,7 +275,7 @@ func (s *Session) active(ctx context.Context) error {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	p.mu.Lock()
-	p.last = s.opts.now()
+	p.last = time.Now()
 	available := p.available
 	p.mu.Unlock()
 	if !available {
@@ -302,44 +304,37 @@ func (s *Session) active(ctx context.Context) error {
 }
 
 // idle sends "unavailable" once no activity was seen for the idle time,
-// then ends; Close stops it. Tests end each wait with presenceTicks.
+// then ends; Close stops it.
 func (s *Session) idle() {
 	p := &s.presence
-	wait := s.opts.presenceIdle
+	timer := time.NewTimer(s.opts.presenceIdle)
+	defer timer.Stop()
 	for {
-		var fired <-chan time.Time
-		timer := time.NewTimer(wait)
-		fired = timer.C
-		if s.opts.presenceTicks != nil {
-			timer.Stop()
-			fired = s.opts.presenceTicks
-		}
 		select {
 		case <-s.ctx.Done():
-			timer.Stop()
 			p.mu.Lock()
 			p.idling = false
 			p.mu.Unlock()
 			return
-		case <-fired:
+		case <-timer.C:
 		}
-		timer.Stop()
-		if wait = s.goIdle(); wait == 0 {
+		wait := s.goIdle()
+		if wait == 0 {
 			return
 		}
+		timer.Reset(wait)
 	}
 }
 
 // goIdle sends "unavailable" if the idle time has passed since the last
-// activity (or a test's tick came) and returns 0; else it returns the time
-// left.
+// activity and returns 0; else it returns the time left.
 func (s *Session) goIdle() time.Duration {
 	p := &s.presence
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	p.mu.Lock()
-	since := s.opts.now().Sub(p.last)
-	if s.opts.presenceTicks == nil && since < s.opts.presenceIdle {
+	since := time.Since(p.last)
+	if since < s.opts.presenceIdle {
 		p.mu.Unlock()
 		return s.opts.presenceIdle - since
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -23,45 +22,14 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
-	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bluetick/bluetick/session"
 )
 
-// Defaults of the [Session] options.
-const (
-	// DefaultMaxPendingChannelViews bounds the channel "view" receipts
-	// waiting at once for WhatsApp's answer (see WithMaxPendingChannelViews).
-	DefaultMaxPendingChannelViews = 8
-	// privacyWarmTimeout bounds the privacy-settings query made after each
-	// connection.
-	privacyWarmTimeout = 15 * time.Second
-)
-
-// Option configures a [Session]; see [New]. A bad value is an error of New
-// (and of [Open], for [WithSessionOptions]), never clamped silently.
-type Option func(*options) error
-
-type options struct {
-	indexSize      int
-	markChatRead   bool
-	chatReadWindow time.Duration
-	chatReadBudget *rate.Limiter    // the Manager's patches per second for all its sessions; nil: none
-	chatReadTicks  <-chan time.Time // ends each window instead of a timer (tests)
-	maxViews       int
-	logger         *slog.Logger
-	presence       PresenceMode
-	presenceIdle   time.Duration
-	presenceTicks  <-chan time.Time // ends each idle wait instead of a timer (tests)
-	now            func() time.Time
-	autoRead       *AutoRead // nil: off
-	// Set by a Manager (withStore): the store and the cache its sessions
-	// share, and the session's name for its messages in the cache.
-	store *messageStore
-	cache *index
-	owner string
-}
+// privacyWarmTimeout bounds the privacy-settings query made after each
+// connection of a Manager's session.
+const privacyWarmTimeout = 15 * time.Second
 
 // WithIndexSize sets how many incoming messages a [Session] made by [New]
 // remembers in memory (to find a group message's sender, skip the
@@ -71,7 +39,7 @@ type options struct {
 // sessions ([WithSessionOptions]); any other n is ignored there: a
 // Manager's sessions keep their index in the store and share one memory
 // cache ([WithIndexCache], [WithIndexRetention]). A negative n is an
-// error. Default: [DefaultIndexSize] (10,000).
+// error. Default: 10,000.
 func WithIndexSize(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
@@ -87,7 +55,10 @@ func WithIndexSize(n int) Option {
 // another device (an app-state patch, sent in the background: see
 // [Session.MarkChatRead]; other chats need none, their receipts clear
 // the badge), and [Session.MarkChatReadNow]. Off, such a chat stays marked
-// unread on the account's devices until its owner opens it. Default: on.
+// unread on the account's devices until its owner opens it. Default: on
+// for a [Manager]'s sessions; off for a [Session] made by [New], which
+// sends no app-state patch the program did not ask for (MarkChatRead and
+// MarkChatReadNow then answer errors.ErrUnsupported).
 func WithMarkChatRead(on bool) Option {
 	return func(o *options) error { o.markChatRead = on; return nil }
 }
@@ -97,26 +68,13 @@ func WithMarkChatRead(on bool) Option {
 // without a deadline, so a [Session] stops waiting when the request's context
 // ends but the call lingers until the server answers or the connection
 // drops. Further views wait for a free slot within their own deadline.
-// n must be at least 1. Default: [DefaultMaxPendingChannelViews] (8).
+// n must be at least 1. Default: 8.
 func WithMaxPendingChannelViews(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
 			return errors.New("whatsmeow: WithMaxPendingChannelViews: need at least 1")
 		}
 		o.maxViews = n
-		return nil
-	}
-}
-
-// WithLogger sets the logger for what the [Session] does in the background
-// (privacy warm-up, chat marking failures); nil is an error. Default:
-// discard.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error {
-		if l == nil {
-			return errors.New("whatsmeow: WithLogger: nil logger")
-		}
-		o.logger = l
 		return nil
 	}
 }
@@ -163,7 +121,7 @@ type Session struct {
 	acted atomic.Int64
 
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
-	// this session (KeepPairing), or zero.
+	// this session (Pair), or zero.
 	pairMu      sync.Mutex
 	nextPairing time.Time
 }
@@ -176,17 +134,27 @@ var (
 	_ session.StatusReporter = (*Session)(nil)
 )
 
-// New returns a [Session] over client, whose device store is device (for a
-// real client, client.Store). It registers an event handler on client to
-// index incoming messages, to warm the privacy settings after each
-// connection and to notice app-state keys arriving; Close removes it and
-// stops the Session's goroutines. A bad option is an error, and nothing is
-// registered then.
+// New returns a [Session] over client, a whatsmeow client the program
+// manages itself (connects, pairs, closes), whose device store is device
+// (for a real client, client.Store). It registers an event handler on
+// client to index incoming messages and to notice app-state keys arriving;
+// Close removes it and stops the Session's goroutines. With the default
+// options it sends nothing on its own: the package documentation lists
+// what goes out. A bad option, or one that only [Open] takes, is an
+// error, and nothing is registered then.
 func New(client Client, device *store.Device, opts ...Option) (*Session, error) {
-	o, err := newOptions(opts)
+	o, err := newOptions(wrappedDefaults(), opts)
 	if err != nil {
 		return nil, err
 	}
+	if o.openOnly != "" {
+		return nil, fmt.Errorf("whatsmeow: %s configures a Manager: give it to Open, not New", o.openOnly)
+	}
+	return newSession(client, device, o), nil
+}
+
+// newSession returns a [Session] over client with o, checked.
+func newSession(client Client, device *store.Device, o options) *Session {
 	s := &Session{
 		client: client,
 		device: device,
@@ -198,30 +166,12 @@ func New(client Client, device *store.Device, opts ...Option) (*Session, error) 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handlerID = client.AddEventHandler(s.handleEvent)
 	if client.IsLoggedIn() {
-		s.onConnection(s.warmPrivacy)
+		if o.warmPrivacy {
+			s.onConnection(s.warmPrivacy)
+		}
 		s.announce()
 	}
-	return s, nil
-}
-
-// newOptions applies opts over the defaults.
-func newOptions(opts []Option) (options, error) {
-	o := options{
-		indexSize:      DefaultIndexSize,
-		markChatRead:   true,
-		chatReadWindow: DefaultChatReadWindow,
-		maxViews:       DefaultMaxPendingChannelViews,
-		logger:         slog.New(slog.DiscardHandler),
-		presence:       PresenceReading,
-		presenceIdle:   DefaultPresenceIdle,
-		now:            time.Now,
-	}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return options{}, err
-		}
-	}
-	return o, nil
+	return s
 }
 
 // Close stops indexing the client's events and waits for the [Session]'s
@@ -740,7 +690,7 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 // noteActed notes that a receipt or typing indicator went out now, for
 // Status.
 func (s *Session) noteActed() {
-	s.acted.Store(s.opts.now().UnixMilli())
+	s.acted.Store(time.Now().UnixMilli())
 }
 
 // ResolveMessage returns what the index knows of message id in chat, or an
@@ -925,7 +875,9 @@ func (s *Session) handleEvent(evt any) {
 		s.connects++
 		s.privMu.Unlock()
 		s.forgetKeys(false)
-		s.onConnection(s.warmPrivacy)
+		if s.opts.warmPrivacy {
+			s.onConnection(s.warmPrivacy)
+		}
 		s.presenceConnected()
 	case *events.PushNameSetting:
 		// After pairing the push name comes from the phone: presence

@@ -488,10 +488,11 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// mustNew is bwm.New for options known to be good.
+// mustNew is bwm.New for options known to be good, with the defaults of a
+// Manager's sessions (AsManaged), which most tests were written for.
 func mustNew(t testing.TB, c bwm.Client, dev *store.Device, opts ...bwm.Option) *bwm.Session {
 	t.Helper()
-	s, err := bwm.New(c, dev, opts...)
+	s, err := bwm.New(c, dev, append([]bwm.Option{bwm.AsManaged()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,12 +510,24 @@ func TestBadOptions(t *testing.T) {
 		if _, err := bwm.New(newFakeClient(), newDevice(t, true), opt); err == nil {
 			t.Errorf("%s: accepted by New", name)
 		}
-		if _, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), bwm.WithSessionOptions(opt)); err == nil {
+		if _, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
 			t.Errorf("%s: accepted by Open", name)
 		}
 	}
-	for name, opt := range map[string]bwm.ManagerOption{
-		"nil manager logger":     bwm.WithManagerLogger(nil),
+	// Good values, for a Manager: New, which runs none, refuses them.
+	for name, opt := range map[string]bwm.Option{
+		"pool":       bwm.WithDBPool(bwm.DBPool{MaxOpen: 4}),
+		"hook":       bwm.WithClientHook(func(string, *whatsmeow.Client) {}),
+		"pair retry": bwm.WithPairRetry(time.Second, time.Minute),
+		"observer":   bwm.WithSessionObserver(func(bwm.SessionEvent) {}),
+		"cache":      bwm.WithIndexCache(10),
+	} {
+		_, err := bwm.New(newFakeClient(), newDevice(t, true), bwm.WithIndexSize(5), opt)
+		if err == nil || !strings.Contains(err.Error(), "give it to Open") {
+			t.Errorf("%s: New answered %v, want an error saying it is Open's", name, err)
+		}
+	}
+	for name, opt := range map[string]bwm.Option{
 		"nil hook":               bwm.WithClientHook(nil),
 		"no pair retry":          bwm.WithPairRetry(0, time.Second),
 		"pair retry max < first": bwm.WithPairRetry(2*time.Second, time.Second),

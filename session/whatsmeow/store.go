@@ -7,19 +7,18 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"go.mau.fi/whatsmeow/store/sqlstore"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 
 	waLog "go.mau.fi/whatsmeow/util/log"
 )
 
-// DefaultDSN is the store Open uses when given an empty DSN: a SQLite file
+// defaultDSN is the store Open uses when given an empty DSN: a SQLite file
 // in the working directory.
-const DefaultDSN = "bluetick.db"
+const defaultDSN = "bluetick.db"
 
 // sqlitePragmas are added to a SQLite DSN unless it sets them itself:
 // whatsmeow's schema needs foreign keys; a busy timeout and (for files) WAL
@@ -37,17 +36,17 @@ var sqlitePragmas = []struct {
 // [WithDBPool]); a zero field takes its default. database/sql's own
 // defaults keep only 2 idle connections: under concurrent requests a
 // Postgres store then opens and closes a connection for nearly every query
-// (4,349 connections for 66,000 requests at 32 clients, measured for issue
-// 10), halving throughput.
+// (4,349 connections for 66,000 requests at 32 clients, measured),
+// halving throughput.
 type DBPool struct {
-	// MaxOpen bounds the open connections. Default: [DefaultDBMaxOpen] (32).
+	// MaxOpen bounds the open connections. Default: 32.
 	MaxOpen int
 	// MaxIdle bounds the idle connections kept for reuse, at most MaxOpen.
 	// Default: MaxOpen, so that a burst does not reconnect.
 	MaxIdle int
 	// MaxLifetime closes a connection that old, and MaxIdleTime one idle
 	// that long, so that a database restart or failover is picked up.
-	// Defaults: [DefaultDBMaxLifetime] (30 min), [DefaultDBMaxIdleTime]
+	// Defaults: 30 min, defaultDBMaxIdleTime
 	// (5 min).
 	MaxLifetime, MaxIdleTime time.Duration
 }
@@ -55,24 +54,24 @@ type DBPool struct {
 // Defaults of DBPool. With SQLite the connections share one file; WAL lets
 // them read at once while one writes.
 const (
-	DefaultDBMaxOpen     = 32
-	DefaultDBMaxLifetime = 30 * time.Minute
-	DefaultDBMaxIdleTime = 5 * time.Minute
+	defaultDBMaxOpen     = 32
+	defaultDBMaxLifetime = 30 * time.Minute
+	defaultDBMaxIdleTime = 5 * time.Minute
 )
 
 // withDefaults fills p's zero fields.
 func (p DBPool) withDefaults() DBPool {
 	if p.MaxOpen == 0 {
-		p.MaxOpen = DefaultDBMaxOpen
+		p.MaxOpen = defaultDBMaxOpen
 	}
 	if p.MaxIdle == 0 {
 		p.MaxIdle = p.MaxOpen
 	}
 	if p.MaxLifetime == 0 {
-		p.MaxLifetime = DefaultDBMaxLifetime
+		p.MaxLifetime = defaultDBMaxLifetime
 	}
 	if p.MaxIdleTime == 0 {
-		p.MaxIdleTime = DefaultDBMaxIdleTime
+		p.MaxIdleTime = defaultDBMaxIdleTime
 	}
 	return p
 }
@@ -119,13 +118,17 @@ func (s *storeDB) close() error {
 // [ErrStoreInUse]).
 func openDB(ctx context.Context, dsn string, pool DBPool) (*storeDB, error) {
 	if dsn == "" {
-		dsn = DefaultDSN
+		dsn = defaultDSN
 	}
 	driver, dialect := "sqlite", "sqlite"
 	var lock *os.File
 	if isPostgres(dsn) {
 		driver, dialect = "pgx", "postgres"
-	} else {
+	}
+	if err := checkDriver(driver, dialect, sql.Drivers()); err != nil {
+		return nil, err
+	}
+	if dialect == "sqlite" {
 		var path string
 		dsn, path = sqliteDSN(dsn)
 		if path != "" {
@@ -146,6 +149,24 @@ func openDB(ctx context.Context, dsn string, pool DBPool) (*storeDB, error) {
 	}
 	s.lock = lock
 	return s, nil
+}
+
+// driverImports name, by database/sql driver, the package a program
+// imports to register it. The package links no driver itself, database/sql
+// style: a program that wraps its own client links none, and one that opens
+// a store links the one it chose.
+var driverImports = map[string]string{
+	"sqlite": "modernc.org/sqlite",
+	"pgx":    "github.com/jackc/pgx/v5/stdlib",
+}
+
+// checkDriver returns an error naming the import that registers driver,
+// when it is not among the registered drivers (sql.Drivers()).
+func checkDriver(driver, dialect string, registered []string) error {
+	if slices.Contains(registered, driver) {
+		return nil
+	}
+	return fmt.Errorf("open %s store: no database/sql driver %q is registered: import _ %q in the program", dialect, driver, driverImports[driver])
 }
 
 // openPool opens and pings a database/sql pool.

@@ -44,11 +44,11 @@ func TestDBPool(t *testing.T) {
 	if st := db.Stats(); st.Idle != 4 {
 		t.Errorf("%d idle connections kept, want 4 (MaxIdle defaults to MaxOpen)", st.Idle)
 	}
-	if d := (DBPool{}).withDefaults(); d != (DBPool{MaxOpen: DefaultDBMaxOpen, MaxIdle: DefaultDBMaxOpen, MaxLifetime: DefaultDBMaxLifetime, MaxIdleTime: DefaultDBMaxIdleTime}) {
+	if d := (DBPool{}).withDefaults(); d != (DBPool{MaxOpen: defaultDBMaxOpen, MaxIdle: defaultDBMaxOpen, MaxLifetime: defaultDBMaxLifetime, MaxIdleTime: defaultDBMaxIdleTime}) {
 		t.Errorf("defaults %+v", d)
 	}
 	for _, p := range []DBPool{{MaxOpen: -1}, {MaxIdle: 5, MaxOpen: 2}, {MaxLifetime: -time.Second}} {
-		if err := WithDBPool(p)(&managerOptions{}); err == nil {
+		if err := WithDBPool(p)(&options{}); err == nil {
 			t.Errorf("WithDBPool(%+v) accepted", p)
 		}
 	}

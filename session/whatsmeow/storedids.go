@@ -16,6 +16,17 @@ const (
 	storedIDsFP = 0.01
 )
 
+// idFilter is what a session's index asks of its [storedIDs]. It is an
+// interface so that only a [Manager] (withStore) makes one: a Session made
+// by New, which has no store, links no Bloom filter.
+type idFilter interface {
+	add(ids ...string)
+	loaded() bool
+	absent(id string) bool
+	maybe(ids []string) []string
+	load(ctx context.Context, list func(context.Context) ([]string, error)) error
+}
+
 // storedIDs knows which message ids a session's rows in the store's
 // bluetick_message may hold: a Bloom filter of the ids in the store, kept
 // up to date as the session indexes messages. An id it has not got is

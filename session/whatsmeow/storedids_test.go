@@ -69,11 +69,11 @@ func TestStoredIDs(t *testing.T) {
 		defer w.close()
 		dev := deviceWith(types.NewADJID("15550000010", 0, 1))
 		const dm = "15551234567@s.whatsapp.net"
-		before := newMessages(options{indexSize: 1, store: w, cache: newIndex(1), owner: "1"}, dev)
+		before := newMessages(storeOptions(w, newIndex(1), "1"), dev)
 		before.add(indexed{chat: dm, id: "OLD", sender: dm, timestamp: time.Unix(1767225500, 0)})
 		before.close()
 		// The process restarts: the store has OLD, the cache nothing.
-		x := newMessages(options{indexSize: 1, store: w, cache: newIndex(1), owner: "1"}, dev)
+		x := newMessages(storeOptions(w, newIndex(1), "1"), dev)
 		if _, ok, err := x.get(ctx, dm, "NEVER"); ok || err != nil {
 			t.Fatalf("get of an unknown id = %v, %v", ok, err)
 		}
@@ -112,4 +112,12 @@ func TestStoredIDs(t *testing.T) {
 			t.Errorf("get of an unknown id with the database closed = %v, %v; want not found without a query", ok, err)
 		}
 	})
+}
+
+// storeOptions are the options withStore gives a Manager's session: its
+// index in w, behind cache, as owner.
+func storeOptions(w *messageStore, cache *index, owner string) options {
+	o := options{indexSize: 1}
+	_ = withStore(w, cache, owner)(&o)
+	return o
 }

@@ -36,7 +36,7 @@ func assertReceipts(t *testing.T, w *wire, want ...string) {
 	}
 }
 
-// Item 5. The privacy query fails: whatsmeow's MarkRead would send read (its
+// The privacy query fails: whatsmeow's MarkRead would send read (its
 // GetPrivacySettings swallows the error), leaking blue ticks from an account
 // that may have read receipts off. The Session refetches, and while the
 // setting stays unknown it sends nothing and answers 503 with Retry-After.
@@ -64,7 +64,7 @@ func TestWirePrivacyUnknownSendsNoRead(t *testing.T) {
 	assertReceipts(t, w, `<receipt id="3EB0PRIV3" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>`)
 }
 
-// Item 10. The account turns read receipts off while the client is
+// The account turns read receipts off while the client is
 // disconnected: after the reconnection the Session refetches the settings
 // (whatsmeow caches them for the client's lifetime) and sends read-self.
 //
@@ -115,7 +115,7 @@ func (w *wire) reconnect(t *testing.T) {
 	}
 }
 
-// Item 4. 600 ids of one sender go out as three <receipt> stanzas of at
+// 600 ids of one sender go out as three <receipt> stanzas of at
 // most 256 ids (WhatsApp Web's cap on an aggregate receipt), in order.
 //
 // Before: one <receipt id="ID000" …><list><item id="ID001"/>…<item id="ID599"/></list></receipt>
@@ -167,9 +167,9 @@ func (w *wire) deliver(t *testing.T, msg *waE2E.Message, attrs ...string) {
 
 func text(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
 
-// Item 3. A direct message that arrived from the sender's LID, marked read
+// A direct message that arrived from the sender's LID, marked read
 // with the phone-number chat: the receipt answers the LID it came from, as
-// whatsmeow's own delivery receipt did, and the Result says so (item 8).
+// whatsmeow's own delivery receipt did, and the Result says so.
 //
 // Before: <receipt id="3EB0LIDDM" t="1767225600" to="15551234567@s.whatsapp.net" type="read"/>
 func TestWireReceiptToTheFormTheMessageCameFrom(t *testing.T) {
@@ -239,7 +239,7 @@ func TestWireIndexedSenderWinsThroughTheHandler(t *testing.T) {
 		`<receipt id="3EB0LIDG" participant="222222222222222@lid" t="`+tAttr2+`" to="120363099999999999@g.us" type="read"/>`)
 }
 
-// Item 7. A text, then a reaction to it, a poll vote, an edit and a revoke
+// A text, then a reaction to it, a poll vote, an edit and a revoke
 // (protocol messages): only the text is a message WhatsApp Web marks read.
 // A chat-only request marks it, and nothing else.
 //
@@ -324,7 +324,7 @@ func waitPatches(t *testing.T, w *wire, n int) {
 	w.srv.WaitAppStatePatches(t, wireWait, n)
 }
 
-// Item 13. A status update (story) marked seen, as WhatsApp Web and WAHA
+// A status update (story) marked seen, as WhatsApp Web and WAHA
 // do: a receipt to status@broadcast naming the author as participant — the
 // one the session saw it from when the request does not name one.
 //
@@ -374,7 +374,7 @@ func groupInfoQueries(w *wire) []string {
 	return out
 }
 
-// Item 9. A message of a LID-addressed group the session never saw (none of
+// A message of a LID-addressed group the session never saw (none of
 // the group's messages is indexed), marked read with the sender's phone
 // number: the Session asks WhatsApp how the group addresses its members
 // (GetGroupInfo, which also tells the members' LIDs) and names the sender's
@@ -422,7 +422,7 @@ func TestWireUnindexedLIDGroupAsksGroupInfoOnce(t *testing.T) {
 	}
 }
 
-// Item 9. A group WhatsApp does not know (404) is addressed by phone
+// A group WhatsApp does not know (404) is addressed by phone
 // number, as before, and the answer is remembered too.
 func TestWireUnknownGroupAsksOnceAndUsesThePhoneNumber(t *testing.T) {
 	w := newWire(t)

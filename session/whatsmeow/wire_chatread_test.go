@@ -142,8 +142,10 @@ func chatReadPatches(t *testing.T, w *wire) []string {
 // markChatAsRead mutations of index 123456789012345@lid, which the phone
 // rejects ("failed to verify patch v1: mismatching LTHash").
 func TestWireChatReadPatch(t *testing.T) {
-	ticks := make(chan time.Time)
-	w := newWireWith(t, []bwm.Option{bwm.WithChatReadTicks(ticks)})
+	// A window of a second, so that the wire sees it end; its exact timing
+	// is TestScheduleChatReadWindow's, under synctest.
+	const window = time.Second
+	w := newWireWith(t, []bwm.Option{bwm.WithChatReadWindow(window)})
 	w.shareAppStateKey(t)
 	h := wireHandler(t, w)
 
@@ -168,14 +170,14 @@ func TestWireChatReadPatch(t *testing.T) {
 	w.phoneMarksUnread(t, dm, lidGroup)
 	w.deliver(t, text("newer"), "from", dmLID, "sender_pn", dm, "id", "3EB0NEW2", "t", "1767225580")
 	w.deliver(t, text("again"), "from", lidGroup, "participant", memberLID, "participant_pn", member, "addressing_mode", "lid", "id", "3EB0LIDG2", "t", "1767225590")
+	opened := time.Now()
 	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0NEW2"]}`, "scheduled")
 	postChatRead(t, h, `{"session":"wire","chatId":"123456789012345@lid","messageIds":["3EB0X2"]}`, "scheduled")
 	postChatRead(t, h, `{"session":"wire","chatId":"120363099999999999@g.us","messageIds":["3EB0LIDG2"],"participant":"15557654321"}`, "scheduled")
-	if n := len(chatReadPatches(t, w)); n != 0 {
+	if n := len(chatReadPatches(t, w)); n != 0 && time.Since(opened) < window {
 		t.Fatalf("%d patches sent before the window ended", n)
 	}
-	ticks <- time.Now()
-	waitPatches(t, w, 1) // both chats in one patch
+	waitPatches(t, w, 1) // both chats in one patch, once the window ends
 	sameLines(t, "patches", chatReadPatches(t, w),
 		"markChatAsRead 120363099999999999@g.us read=true last=1767225590 key={120363099999999999@g.us 3EB0LIDG2 fromMe=false participant=222222222222222@lid} t=1767225590",
 		"markChatAsRead 15551234567@s.whatsapp.net read=true last=1767225580 key={123456789012345@lid 3EB0NEW2 fromMe=false participant=} t=1767225580")
@@ -230,8 +232,7 @@ func TestWireFakePhoneVerifiesPatches(t *testing.T) {
 // Before: every request ran two store queries and failed with whatsmeow's
 // "no app state keys found" ("chatMarkedRead":false), again and again.
 func TestWireChatReadWaitsForKeys(t *testing.T) {
-	ticks := make(chan time.Time)
-	w := newWireWith(t, []bwm.Option{bwm.WithChatReadTicks(ticks)})
+	w := newWireWith(t, []bwm.Option{bwm.WithChatReadWindow(100 * time.Millisecond)})
 	h := wireHandler(t, w)
 	historySync(t, w, &waHistorySync.HistorySync{
 		SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
@@ -283,8 +284,7 @@ func TestWireChatReadWaitsForKeys(t *testing.T) {
 		t.Fatalf("whatsmeow did not store the shared key: %v", err)
 	}
 	postChatRead(t, h, `{"session":"wire","chatId":"15551234567","messageIds":["3EB0K3"]}`, "scheduled")
-	ticks <- time.Now()
-	waitPatches(t, w, 1)
+	waitPatches(t, w, 1) // once the window ends
 	got := chatReadPatches(t, w)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "markChatAsRead 15551234567@s.whatsapp.net read=true") ||
 		!strings.Contains(got[0], " key={15551234567@s.whatsapp.net 3EB0K3 fromMe=false participant=} ") {

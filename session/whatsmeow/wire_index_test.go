@@ -54,7 +54,7 @@ func pairIn(t *testing.T, st bwm.TestStore) {
 // waits until its one session has logged in. It returns the session as a
 // wire (its client, device and the server) and the Manager, closed when t
 // ends unless the test closed it.
-func startManager(t *testing.T, srv *fakewa.Server, dsn string, opts ...bwm.ManagerOption) (*wire, *bwm.Manager) {
+func startManager(t *testing.T, srv *fakewa.Server, dsn string, opts ...bwm.Option) (*wire, *bwm.Manager) {
 	t.Helper()
 	ctx := context.Background()
 	connected := make(chan struct{}, 16)
@@ -69,7 +69,7 @@ func startManager(t *testing.T, srv *fakewa.Server, dsn string, opts ...bwm.Mana
 			}
 		})
 	})
-	m, err := bwm.Open(ctx, dsn, append([]bwm.ManagerOption{hook}, opts...)...)
+	m, err := bwm.Open(ctx, dsn, append([]bwm.Option{hook}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestWireIndexSurvivesARestart(t *testing.T) {
 
 		// The phone has shared an app-state key by now: chats are marked
 		// read, in the background, each window (50 ms here).
-		w, m = startManager(t, srv, st.DSN, bwm.WithSessionOptions(bwm.WithChatReadWindow(50*time.Millisecond)))
+		w, m = startManager(t, srv, st.DSN, bwm.WithChatReadWindow(50*time.Millisecond))
 		if err := w.dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
 			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
 			t.Fatal(err)
@@ -332,7 +332,7 @@ func TestWireHistorySyncUnread(t *testing.T) {
 		srv.WaitConnections(t, wireWait, 0)
 		// The phone has shared an app-state key by now: chats are marked
 		// read, in the background, each window (50 ms here).
-		w, m = startManager(t, srv, st.DSN, bwm.WithSessionOptions(bwm.WithChatReadWindow(50*time.Millisecond)))
+		w, m = startManager(t, srv, st.DSN, bwm.WithChatReadWindow(50*time.Millisecond))
 		if err := w.dev.AppStateKeys.PutAppStateSyncKey(context.Background(), []byte{0, 0, 0, 1},
 			store.AppStateSyncKey{Data: bytes.Repeat([]byte{7}, 32), Fingerprint: []byte{1}, Timestamp: 1}); err != nil {
 			t.Fatal(err)

@@ -29,7 +29,7 @@ type managedWire struct {
 // newManagedWire stores a paired device in a SQLite file, opens a Manager
 // on it whose clients dial srv, and starts it. The session is called
 // "15550000001".
-func newManagedWire(t *testing.T, srv *fakewa.Server, opts ...bwm.ManagerOption) *managedWire {
+func newManagedWire(t *testing.T, srv *fakewa.Server, opts ...bwm.Option) *managedWire {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "bluetick.db")
@@ -52,7 +52,7 @@ func newManagedWire(t *testing.T, srv *fakewa.Server, opts ...bwm.ManagerOption)
 			}
 		})
 	})
-	w.m, err = bwm.Open(ctx, path, append([]bwm.ManagerOption{hook}, opts...)...)
+	w.m, err = bwm.Open(ctx, path, append([]bwm.Option{hook}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,8 +104,9 @@ func TestWirePresenceOff(t *testing.T) {
 //
 // Before (the default was online): <presence name="fakewa" type="available"/> at connection, for as long as connected.
 func TestWirePresenceReading(t *testing.T) {
-	ticks := make(chan time.Time)
-	w := newWireWith(t, []bwm.Option{bwm.WithPresenceTicks(ticks)})
+	// A short idle time, so that the wire sees it pass; its exact timing
+	// is TestPresenceReadingIdle's, under synctest.
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, time.Second)})
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" })
 	w.deliver(t, text("hello"), "from", dm, "id", "3EB0RD0")
 	ctx := context.Background()
@@ -114,7 +115,7 @@ func TestWirePresenceReading(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ticks <- time.Now() // the idle time passes
+	// The idle time passes.
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 3 })
 	if _, err := w.session.SendReceipt(ctx, rcpt(dm, "", session.ReceiptRead, "3EB0RD3")); err != nil {
 		t.Fatal(err)
@@ -130,7 +131,6 @@ func TestWirePresenceReading(t *testing.T) {
 		`<presence name="fakewa" type="available"/>`,
 		`<receipt id="3EB0RD3" to="15551234567@s.whatsapp.net" type="read"/>`)
 
-	ticks <- time.Now()
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 5 })
 	w.dropAndWait(t)
 	w.reconnect(t)
@@ -217,8 +217,7 @@ func (h *signalOn) Handle(_ context.Context, r slog.Record) error {
 // composing WhatsApp Web sends again every 10 s of a longer typing is
 // timed in TestTypingResendsComposingEvery10s, under synctest.)
 func TestWireTypingAfterReading(t *testing.T) {
-	presenceTicks := make(chan time.Time)
-	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, 0), bwm.WithPresenceTicks(presenceTicks)})
+	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, time.Second)})
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" }) // unavailable, at connection
 	w.deliver(t, text("are you there?"), "from", dm, "id", "3EB0TY1")
 	reg := session.NewMemoryRegistry()
@@ -237,7 +236,7 @@ func TestWireTypingAfterReading(t *testing.T) {
 	}
 	t.Logf("answer: %s", strings.TrimSpace(rec.Body.String()))
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "chatstate" && len(n.GetChildrenByTag("paused")) == 1 })
-	presenceTicks <- time.Now() // idle
+	// The idle time passes.
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" && countTag(w, "presence") == 3 })
 	assertNodes(t, presenceNodes(t, w),
 		`<presence name="fakewa" type="unavailable"/>`,
@@ -296,8 +295,8 @@ func autoReadHandler(t *testing.T, w *wire) *seenhandler.Handler {
 // while the account is active on another device.
 func TestWireAutoRead(t *testing.T) {
 	const delay = 200*time.Millisecond + 2*60*time.Millisecond
-	w := newWireWith(t, []bwm.Option{bwm.WithAutoRead(bwm.AutoRead{MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second,
-		Rand: func() float64 { return 0 }})})
+	w := newWireWith(t, []bwm.Option{bwm.WithAutoReadRand(bwm.AutoRead{MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second},
+		func() float64 { return 0 })})
 	autoReadHandler(t, w)
 
 	w.deliver(t, text("hi"), "from", grp, "participant", member, "id", "3EB0AUTOG")

@@ -1,10 +1,11 @@
 package cluster_test
 
 import (
-	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
 )
 
 // BenchmarkForward compares a request served by the session's owner with

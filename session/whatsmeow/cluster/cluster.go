@@ -11,12 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-
-	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -110,8 +108,6 @@ type Config struct {
 	// Logger logs the node's decisions (ownership changes at Info, fencing
 	// and lost leases at Error). Default: discard.
 	Logger *slog.Logger
-	// Now is the clock; tests may set it. Default: time.Now.
-	Now func() time.Time
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -141,9 +137,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	return c, nil
 }
@@ -221,17 +214,21 @@ type leaseRow struct {
 	remains time.Duration
 }
 
+// A Node is also a seenhandler.Forwarder (Forward): the match is
+// structural, so that the cluster does not import the handler above it;
+// the tests assert it.
 var (
-	_ session.Registry      = (*Node)(nil)
-	_ session.Lister        = (*Node)(nil)
-	_ seenhandler.Forwarder = (*Node)(nil)
+	_ session.Registry = (*Node)(nil)
+	_ session.Lister   = (*Node)(nil)
 )
 
 // Open prepares a node of the cluster whose coordinator is the PostgreSQL
 // database at dsn (a postgres:// URL: the same database as the sessions'
 // store). It opens a small connection pool of its own, so that a busy
 // store cannot starve the renewals, and creates its tables. Nothing is
-// connected until Start.
+// connected until Start. The program registers the database/sql driver
+// "pgx" itself, database/sql style (import _ "github.com/jackc/pgx/v5/stdlib"):
+// the package links no driver; without it Open fails saying so.
 func Open(ctx context.Context, dsn string, dev Devices, cfg Config) (*Node, error) {
 	if dev == nil {
 		return nil, errors.New("cluster: nil Devices")
@@ -239,6 +236,9 @@ func Open(ctx context.Context, dsn string, dev Devices, cfg Config) (*Node, erro
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if !slices.Contains(sql.Drivers(), "pgx") {
+		return nil, errors.New(`cluster: open the coordinator: no database/sql driver "pgx" is registered: import _ "github.com/jackc/pgx/v5/stdlib" in the program`)
 	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -296,9 +296,9 @@ func (n *Node) Start(ctx context.Context) error {
 
 // register heartbeats until this incarnation holds the node id.
 func (n *Node) register(ctx context.Context) error {
-	deadline := n.cfg.Now().Add(n.cfg.LeaseTTL + n.cfg.Renew)
+	deadline := time.Now().Add(n.cfg.LeaseTTL + n.cfg.Renew)
 	for {
-		sent := n.cfg.Now()
+		sent := time.Now()
 		ok, err := n.heartbeat(ctx)
 		if err != nil {
 			return fmt.Errorf("cluster: register node %q: %w", n.cfg.NodeID, err)
@@ -307,7 +307,7 @@ func (n *Node) register(ctx context.Context) error {
 			n.markRenewed(sent)
 			return nil
 		}
-		if n.cfg.Now().After(deadline) {
+		if time.Now().After(deadline) {
 			return fmt.Errorf("cluster: node id %q is used by another live process", n.cfg.NodeID)
 		}
 		n.cfg.Logger.Warn("cluster: another process holds this node id; waiting for its heartbeat to expire", "node", n.cfg.NodeID)
@@ -352,7 +352,7 @@ func (n *Node) Close() error {
 	// session must be disconnected by validUntil, when another node may
 	// take its lease. The hand-overs end a renewal period before, which
 	// leaves that for the disconnection of what they did not release.
-	handOverFor := min(validUntil.Sub(n.cfg.Now())-n.cfg.Renew, closeTimeout)
+	handOverFor := min(time.Until(validUntil)-n.cfg.Renew, closeTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), max(handOverFor, 0))
 	defer cancel()
 	var (
@@ -425,7 +425,7 @@ func (n *Node) serving(name string) bool {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	_, ok := n.held[name]
-	return ok && n.cfg.Now().Before(n.validUntil)
+	return ok && time.Now().Before(n.validUntil)
 }
 
 // Local reports whether this node's worker delivers the queued receipts of
@@ -457,7 +457,7 @@ func (n *Node) alive(node string) bool {
 		return false
 	}
 	until, ok := n.suspects[node]
-	return !ok || n.cfg.Now().After(until)
+	return !ok || time.Now().After(until)
 }
 
 // suspect counts node as gone for two renewal periods: a request could not
@@ -468,7 +468,7 @@ func (n *Node) suspect(node string) {
 	if n.suspects == nil {
 		n.suspects = make(map[string]time.Time)
 	}
-	n.suspects[node] = n.cfg.Now().Add(2 * n.cfg.Renew)
+	n.suspects[node] = time.Now().Add(2 * n.cfg.Renew)
 }
 
 // Held returns the names of the sessions this node holds, sorted.

@@ -23,6 +23,10 @@ import (
 	"github.com/bluetick/bluetick/session/whatsmeow/internal/pgtest"
 )
 
+// The node forwards for the handler: seenhandler.Forwarder matches it
+// structurally (the cluster does not import seenhandler).
+var _ seenhandler.Forwarder = (*cluster.Node)(nil)
+
 // world is the WhatsApp of the fake devices: which node has each device
 // connected, and every time two were at once.
 type world struct {
@@ -186,7 +190,7 @@ func serveNode(t testing.TB, dsn string, dev cluster.Devices, cfg cluster.Config
 	}
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, sh)
-	h = node.Wrap(mux)
+	h = node.Wrap(mux, seenhandler.WriteError)
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@
 //	h, _ := seenhandler.New(node, seenhandler.WithForwarder(node), …)
 //	mux := http.NewServeMux()
 //	seenhandler.Mount(mux, h)
-//	go srv.Serve(node.Wrap(mux)) // checks forwarded requests, seals their answers
+//	go srv.Serve(node.Wrap(mux, seenhandler.WriteError)) // checks forwarded requests, seals their answers
 //	_ = node.Start(ctx)
 //	…
 //	node.Close() // hands the sessions over to the other nodes at once
@@ -109,7 +109,7 @@
 // after its last renewal, the next placement round (every Renew) claims
 // them, and the new owner connects them in parallel (whatsmeow.Manager's
 // connect concurrency). With the defaults, 8 s + 1 s + connecting: under
-// the 15 s the issue asks for. LeaseTTL sets it; a shorter lease fails
+// 15 s. LeaseTTL sets it; a shorter lease fails
 // over sooner but fences a node after a shorter database hiccup
 // (LeaseTTL − 2 × Renew: 6 s by default).
 //

@@ -51,7 +51,7 @@ func Example() {
 	seenhandler.Mount(mux, h)
 	// Wrap checks the requests the other replicas forward here and seals
 	// the answers, which they check in turn.
-	if err := http.ListenAndServe(":8080", node.Wrap(mux)); !errors.Is(err, http.ErrServerClosed) {
+	if err := http.ListenAndServe(":8080", node.Wrap(mux, seenhandler.WriteError)); !errors.Is(err, http.ErrServerClosed) {
 		log.Print(err)
 	}
 }

@@ -34,7 +34,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 			return false, nil // checked by Wrap: served here
 		}
 		err := errors.New("a forwarded request reached the handler without passing Node.Wrap, which checks it")
-		if c := n.refusedRequests.count(n.cfg.Now()); c > 0 {
+		if c := n.refusedRequests.count(time.Now()); c > 0 {
 			n.cfg.Logger.Error("cluster: a forwarded request was refused: serve the handler through Node.Wrap",
 				"node", n.cfg.NodeID, "from", r.Header.Get(HeaderNode), "error", err, "refused", c)
 		}
@@ -55,14 +55,14 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 		n.mu.RLock()
 		target = n.view.nodes[owner].url
 		n.mu.RUnlock()
-	} else if !n.ownerless.has(name, n.cfg.Now()) {
+	} else if !n.ownerless.has(name, time.Now()) {
 		// The snapshot (up to Renew old) knows no owner: ask the table,
 		// in case one took the session since. A session nobody serves is
 		// remembered so for a renewal period, so that a burst of requests
 		// for it costs one query, not one each.
 		owner, target, ok = n.currentOwner(r.Context(), name)
 		if !ok {
-			now := n.cfg.Now()
+			now := time.Now()
 			n.ownerless.add(name, now, now.Add(n.cfg.Renew))
 		}
 	}
@@ -97,7 +97,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, name string, body
 	resp, answer, err := n.exchange(req)
 	if err == nil && !n.sealed(sig, resp, answer) {
 		err = errors.New("its answer is not sealed with the cluster secret")
-		if c := n.unsealedAnswers.count(n.cfg.Now()); c > 0 {
+		if c := n.unsealedAnswers.count(time.Now()); c > 0 {
 			n.cfg.Logger.Error("cluster: an answer from a session's owner is not sealed with the cluster secret (something else answers at its URL, or it has another secret): refused",
 				"node", n.cfg.NodeID, "session", name, "owner", owner, "url", target, "status", resp.StatusCode, "refused", c)
 		}

@@ -194,7 +194,7 @@ func (n *Node) free(ctx context.Context, name string, epoch int64) error {
 // snapshot reads the live nodes and the leases, and refreshes the store's
 // session names.
 func (n *Node) snapshot(ctx context.Context) (view, error) {
-	v := view{at: n.cfg.Now(), nodes: make(map[string]nodeRow), leases: make(map[string]leaseRow)}
+	v := view{at: time.Now(), nodes: make(map[string]nodeRow), leases: make(map[string]leaseRow)}
 	names, err := n.dev.Refresh(ctx)
 	if err != nil {
 		return v, fmt.Errorf("refresh the sessions: %w", err)
@@ -277,7 +277,7 @@ func (n *Node) renewLoop() {
 			held[name] = epoch
 		}
 		n.mu.RUnlock()
-		sent := n.cfg.Now()
+		sent := time.Now()
 		ctx, cancel := context.WithTimeout(n.life, n.cfg.fenceAfter())
 		beat, renewed, err := n.renew(ctx, held)
 		cancel()
@@ -323,7 +323,7 @@ func (n *Node) watchdog() {
 	defer t.Stop()
 	for {
 		n.mu.RLock()
-		wait := n.validUntil.Sub(n.cfg.Now())
+		wait := time.Until(n.validUntil)
 		holding := len(n.held) > 0
 		n.mu.RUnlock()
 		if wait <= 0 {

@@ -115,7 +115,7 @@ func (n *Node) enter(name string) (int64, bool) {
 	defer n.flightMu.Unlock()
 	n.mu.RLock()
 	epoch, ok := n.held[name]
-	ok = ok && n.cfg.Now().Before(n.validUntil)
+	ok = ok && time.Now().Before(n.validUntil)
 	n.mu.RUnlock()
 	if !ok {
 		return 0, false
@@ -131,7 +131,7 @@ func (n *Node) holds(name string, epoch int64) bool {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	e, ok := n.held[name]
-	return ok && e == epoch && n.cfg.Now().Before(n.validUntil)
+	return ok && e == epoch && time.Now().Before(n.validUntil)
 }
 
 func (n *Node) leave(name string) {

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -123,7 +122,7 @@ func (n *Node) trusted(id, incarnation, url string, capacity int, proof string) 
 	if hmac.Equal([]byte(proof), []byte(n.nodeProof(id, incarnation, url, capacity))) {
 		return true
 	}
-	if c := n.untrustedRows.count(n.cfg.Now()); c > 0 {
+	if c := n.untrustedRows.count(time.Now()); c > 0 {
 		n.cfg.Logger.Error("cluster: a node row is not signed with this node's secret (a node with another secret, or a row written without it): it is no member; nothing is placed on it or sent to it",
 			"node", n.cfg.NodeID, "row", id, "url", url, "rows_refused", c)
 	}
@@ -133,7 +132,7 @@ func (n *Node) trusted(id, incarnation, url string, capacity int, proof string) 
 // sign signs req, forwarded to node to with body, and returns the
 // signature, which the answer's seal must cover.
 func (n *Node) sign(req *http.Request, to string, body []byte) string {
-	at := strconv.FormatInt(n.cfg.Now().UnixMilli(), 10)
+	at := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	nonce := rand.Text()
 	sig := base64.StdEncoding.EncodeToString(n.requestMAC(req.Method, req.URL.RequestURI(), n.cfg.NodeID, to, at, nonce, req.Header, body))
 	req.Header.Set(HeaderNode, n.cfg.NodeID)
@@ -161,7 +160,7 @@ func (n *Node) verify(r *http.Request, body []byte) (string, error) {
 	if err != nil {
 		return "", errors.New("a forwarded request without a valid " + HeaderTime)
 	}
-	now := n.cfg.Now()
+	now := time.Now()
 	if d := now.Sub(time.UnixMilli(ms)); d > maxSkew || d < -maxSkew {
 		return "", fmt.Errorf("a forwarded request %v away from this node's clock (at most %v)", d.Round(time.Second), maxSkew)
 	}
@@ -225,7 +224,14 @@ type receivedKey struct{}
 // served carries a seal ([HeaderSeal]) under the secret, which the
 // forwarding node checks before its client sees a byte of it. Other
 // requests pass untouched.
-func (n *Node) Wrap(next http.Handler) http.Handler {
+//
+// writeError writes the answers Wrap gives itself — 413 for a forwarded
+// body over its limit, 503 for a refused request, 500 for an answer too
+// large to seal — from an error wrapping the session package's sentinels:
+// pass seenhandler.WriteError, so that they read as the handler's own
+// (the one place that maps errors to HTTP answers; the cluster does not
+// import the handler above it).
+func (n *Node) Wrap(next http.Handler, writeError func(http.ResponseWriter, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(HeaderNode) == "" {
 			next.ServeHTTP(w, r)
@@ -235,33 +241,33 @@ func (n *Node) Wrap(next http.Handler) http.Handler {
 		if err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
-				seenhandler.WriteError(w, err)
+				writeError(w, err)
 				return
 			}
-			n.refuse(w, r, fmt.Errorf("a forwarded request whose body could not be read: %w", err))
+			n.refuse(w, r, writeError, fmt.Errorf("a forwarded request whose body could not be read: %w", err))
 			return
 		}
 		sig, err := n.verify(r, body)
 		if err != nil {
-			n.refuse(w, r, err)
+			n.refuse(w, r, writeError, err)
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), receivedKey{}, sig))
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		s := &sealer{w: w, head: r.Method == http.MethodHead}
 		next.ServeHTTP(s, r)
-		s.finish(n, sig)
+		s.finish(n, sig, writeError)
 	})
 }
 
 // refuse answers a forwarded request that failed its check: 503 with a
 // Retry-After, logged at Error once a period.
-func (n *Node) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if c := n.refusedRequests.count(n.cfg.Now()); c > 0 {
+func (n *Node) refuse(w http.ResponseWriter, r *http.Request, writeError func(http.ResponseWriter, error), err error) {
+	if c := n.refusedRequests.count(time.Now()); c > 0 {
 		n.cfg.Logger.Error("cluster: a forwarded request was refused: it is not signed with this node's secret for this node, or it is late or played again",
 			"node", n.cfg.NodeID, "from", r.Header.Get(HeaderNode), "remote", r.RemoteAddr, "error", err, "refused", c)
 	}
-	seenhandler.WriteError(w, session.RetryLater(
+	writeError(w, session.RetryLater(
 		fmt.Errorf("%w: %v", session.ErrNotConnected, err), n.cfg.Renew+n.cfg.ConnectEstimate))
 }
 
@@ -294,14 +300,15 @@ func (s *sealer) Write(p []byte) (int, error) {
 	return s.body.Write(p)
 }
 
-// finish writes the answer, sealed for the request signed sig.
-func (s *sealer) finish(n *Node, sig string) {
+// finish writes the answer, sealed for the request signed sig, or with
+// writeError a 500 when it is too large to seal.
+func (s *sealer) finish(n *Node, sig string, writeError func(http.ResponseWriter, error)) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
 	if s.over {
 		n.cfg.Logger.Error("cluster: the answer to a forwarded request is too large to be sealed", "node", n.cfg.NodeID, "limit", maxAnswer)
-		seenhandler.WriteError(s.w, errors.New("an answer too large to seal"))
+		writeError(s.w, errors.New("an answer too large to seal"))
 		return
 	}
 	body := s.body.Bytes()

@@ -49,7 +49,7 @@ func startWireNode(t *testing.T, wa *fakewa.Server, dsn, coordDSN, id string) *w
 	ctx := context.Background()
 	n := &wireNode{id: id}
 	m, err := bwm.Open(ctx, dsn, bwm.WithDBPool(bwm.DBPool{MaxOpen: 6}),
-		bwm.WithManagerLogger(testLog(t, slog.LevelInfo).With("manager", id)),
+		bwm.WithLogger(testLog(t, slog.LevelInfo).With("manager", id)),
 		bwm.WithClientHook(func(_ string, c *whatsmeow.Client) {
 			c.SetWebsocketHTTPClient(wa.HTTPClient())
 		}))
