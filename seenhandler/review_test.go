@@ -148,7 +148,7 @@ func (discard) WriteHeader(int)             {}
 
 type principalKey struct{}
 
-// Item 9: the principal an Authenticator establishes reaches the registry,
+// The principal an Authenticator establishes reaches the registry,
 // the session and the Observer; the Authenticator runs under the request's
 // timeout.
 func TestReviewPrincipal(t *testing.T) {
@@ -186,7 +186,7 @@ func TestReviewPrincipal(t *testing.T) {
 	}
 }
 
-// Item 9: a middleware in front of the handler answers in its JSON format.
+// A middleware in front of the handler answers in its JSON format.
 func TestWriteError(t *testing.T) {
 	w := httptest.NewRecorder()
 	seenhandler.WriteError(w, fmt.Errorf("%w: expired session cookie", seenhandler.ErrUnauthorized))
