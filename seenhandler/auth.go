@@ -47,7 +47,7 @@ type Credentials struct {
 // twice: before its body is read, with the session of the URL or "" (so
 // that an unknown token is refused without reading the body), and once the
 // body is decoded, with the session it names. The session list
-// ([Handler.ServeSessions]) asks once more for each session, and leaves
+// (the session list, PathWAHASessions) asks once more for each session, and leaves
 // out those refused with [ErrForbidden].
 //
 // # Authenticating in the app's own middleware

@@ -166,7 +166,8 @@ func backendRetryAfter(err error, p problem) problem {
 }
 
 // WriteError answers err in the handler's JSON error format (an
-// [ErrorResponse]) with the status of its Code: for a middleware in front
+// {"success":false,"message","error":{"code",…}}, as the OpenAPI document
+// says) with the status of its Code: for a middleware in front
 // of a [Handler] that refuses requests itself, e.g. with an error wrapping
 // [ErrUnauthorized] or [ErrForbidden]. As in the handler's own answers,
 // only texts of this package reach the client, never err's own.
@@ -176,7 +177,7 @@ func WriteError(w http.ResponseWriter, err error) {
 
 // writeError answers with err's problem; sent lists receipts that went out
 // before the failure, retryAfter is the Retry-After of a 503.
-func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter time.Duration) problem {
+func writeError(w http.ResponseWriter, err error, sent []sentReceipt, retryAfter time.Duration) problem {
 	p := classify(err)
 	switch {
 	case p.allow != "":
@@ -195,9 +196,9 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter
 	if fields == nil {
 		fields = []validate.FieldError{}
 	}
-	writeJSON(w, p.status, ErrorResponse{
+	writeJSON(w, p.status, errorResponse{
 		Message:  p.message,
-		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
+		Error:    errorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
 		Receipts: sent,
 	})
 	return p

@@ -137,7 +137,7 @@ var errShuttingDown = errors.New("the handler is shutting down")
 // serveSeen: it hands the receipts to the [Later] and returns at once. It
 // returns why they wait beyond their delay, when the session says it is
 // down.
-func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*Queued, error) {
+func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*queuedInfo, error) {
 	until, err := h.deferReceipts(ctx, Deferred{Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known,
 		Typing: p.typing, Token: x.token})
 	if err != nil {
@@ -163,13 +163,13 @@ func (h *Handler) deferReceipts(ctx context.Context, d Deferred) (time.Time, err
 
 // queuedBecause says why receipts retried until until wait for more than
 // their delay: the session reports it is down.
-func (h *Handler) queuedBecause(ctx context.Context, sess session.Session, until time.Time) *Queued {
+func (h *Handler) queuedBecause(ctx context.Context, sess session.Session, until time.Time) *queuedInfo {
 	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
 		return nil
 	}
 	st := reporter.Status(ctx)
-	q := &Queued{RetryUntil: until.UTC()}
+	q := &queuedInfo{RetryUntil: until.UTC()}
 	switch {
 	case !st.LoggedIn || !st.Paired:
 		q.Reason = CodeSessionNotLoggedIn

@@ -56,7 +56,7 @@ func defaultConfig() config {
 		timeout:       DefaultTimeout,
 		retryAfter:    DefaultRetryAfter,
 		typingTimeout: DefaultTypingTimeout,
-		pathSession:   PathValue("session"),
+		pathSession:   pathValue("session"),
 	}
 }
 
@@ -186,8 +186,9 @@ func WithTypingTimeout(d time.Duration) Option {
 // such as "/sessions/{session}/seen". extract returns "" when the URL names
 // none; the body's (or, for the status endpoint, the query's) session or
 // instance_id is then used, and when both name one they must agree. Use
-// [PathValue] for net/http's ServeMux and chi, and a function over mux.Vars
-// for gorilla/mux. Default: [PathValue]("session"), the {session} wildcard
+// func(r *http.Request) string { return r.PathValue("name") } for net/http's
+// ServeMux and chi, and a function over mux.Vars
+// for gorilla/mux. Default: r.PathValue("session"), the {session} wildcard
 // of a ServeMux pattern (such as PathWAHAStatus), if any. Over a
 // session.Single registry no name is read: every request goes to its one
 // session.
@@ -213,9 +214,8 @@ func WithOpenAPI(path string) Option {
 	}
 }
 
-// PathValue returns an extractor for [WithPathSession] that reads the named
-// wildcard of a net/http ServeMux pattern, e.g. [PathValue]("session") for
-// "POST /sessions/{session}/seen".
-func PathValue(name string) func(*http.Request) string {
+// pathValue returns an extractor for [WithPathSession] that reads the named
+// wildcard of a net/http ServeMux pattern.
+func pathValue(name string) func(*http.Request) string {
 	return func(r *http.Request) string { return r.PathValue(name) }
 }

@@ -11,9 +11,10 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
-// Response is the body of a successful answer: 200, 202 when queued, and
+// response is the body of a successful answer (the OpenAPI document's
+// contract with clients): 200, 202 when queued, and
 // 201 on WAHA's path (see [Handler.ServeHTTP]).
-type Response struct {
+type response struct {
 	// Success is always true.
 	Success bool `json:"success"`
 	// Acknowledged reports whether at least one receipt was handed to
@@ -31,9 +32,9 @@ type Response struct {
 	// ChatID is the normalised chat JID.
 	ChatID string `json:"chatId"`
 	// Receipts are the receipts sent, one per sender, in request order.
-	Receipts []SentReceipt `json:"receipts"`
+	Receipts []sentReceipt `json:"receipts"`
 	// Skipped are the ids not sent, with the reason; never null.
-	Skipped []Skipped `json:"skipped"`
+	Skipped []skippedID `json:"skipped"`
 	// ChatRead says what became of clearing the chat's unread badge on
 	// the account's other devices (WhatsApp Web, Desktop, the phone) beyond
 	// the read receipts, which clear it there by themselves: "done"
@@ -60,7 +61,7 @@ type Response struct {
 	Reason string `json:"reason,omitempty"`
 	// Queued is set in a 202 answer whose session is down: the receipts
 	// wait in the queue for it to come back (see [WithLater]).
-	Queued *Queued `json:"queued,omitempty"`
+	Queued *queuedInfo `json:"queued,omitempty"`
 	// InFlight is set in a 202 answer whose request ended (its timeout, or
 	// the client gone) while these receipts were being sent in a call
 	// shared with other requests (session.Coalesce's batch, see
@@ -68,11 +69,11 @@ type Response struct {
 	// within the batch's send timeout. Sending them again may send them
 	// twice. Type is the type asked for; Receipts lists those that did go
 	// out.
-	InFlight []SentReceipt `json:"inFlight,omitempty"`
+	InFlight []sentReceipt `json:"inFlight,omitempty"`
 }
 
 // setChatRead sets ChatRead and ChatMarkedRead from state.
-func (r *Response) setChatRead(state session.ChatReadState) {
+func (r *response) setChatRead(state session.ChatReadState) {
 	r.ChatRead = string(state)
 	if state == session.ChatReadDone || state == session.ChatReadUnavailable {
 		marked := state == session.ChatReadDone
@@ -80,10 +81,10 @@ func (r *Response) setChatRead(state session.ChatReadState) {
 	}
 }
 
-// Queued says why the receipts of a 202 answer wait for more than their
+// queuedInfo says why the receipts of a 202 answer wait for more than their
 // delay: their session is down. They are retried until RetryUntil, then
 // counted failed.
-type Queued struct {
+type queuedInfo struct {
 	// Reason is CodeSessionNotConnected or CodeSessionNotLoggedIn.
 	Reason string `json:"reason"`
 	// Message is for people.
@@ -94,8 +95,8 @@ type Queued struct {
 	RetryUntil time.Time `json:"retryUntil"`
 }
 
-// SentReceipt is one receipt as the backend reports it sent.
-type SentReceipt struct {
+// sentReceipt is one receipt as the backend reports it sent.
+type sentReceipt struct {
 	// ChatID is the normalised chat JID the receipt went out to.
 	ChatID string `json:"chatId"`
 	// Sender is the normalised sender JID the receipt named, for group
@@ -125,8 +126,8 @@ const (
 	TypingUnavailable = "unavailable"
 )
 
-// Skipped is a message id that was not sent.
-type Skipped struct {
+// skippedID is a message id that was not sent.
+type skippedID struct {
 	// MessageID is the id as the client sent it.
 	MessageID string `json:"messageId"`
 	// Reason says why: [SkipFromMe], SkipAlreadyRead or SkipDuplicate.
@@ -163,22 +164,22 @@ const (
 	ReasonChatUnknown = "chat_unknown"
 )
 
-// ErrorResponse is the body of every answer that is not a success.
-type ErrorResponse struct {
+// errorResponse is the body of every answer that is not a success.
+type errorResponse struct {
 	// Success is always false.
 	Success bool `json:"success"`
 	// Message is Error.Message again, at the top level where the WAHA SDKs
 	// (and many HTTP clients) look for an error's text.
 	Message string `json:"message"`
 	// Error says what went wrong.
-	Error ErrorBody `json:"error"`
+	Error errorBody `json:"error"`
 	// Receipts are the receipts sent before the failure, if any: a request
 	// with several senders may fail part way.
-	Receipts []SentReceipt `json:"receipts,omitempty"`
+	Receipts []sentReceipt `json:"receipts,omitempty"`
 }
 
-// ErrorBody is the error member of an [ErrorResponse].
-type ErrorBody struct {
+// errorBody is the error member of an errorResponse.
+type errorBody struct {
 	// Code is a stable machine-readable code, e.g. "validation_failed".
 	Code string `json:"code"`
 	// Message is for people.
@@ -204,7 +205,7 @@ func putBuffer(bp *[]byte) {
 
 // writeJSON writes v as the whole response, with HTML characters left as
 // they are (the body is JSON, never HTML), with encoding/json: a
-// hand-written encoder of Response (no reflection) bought nothing
+// hand-written encoder of response (no reflection) bought nothing
 // measurable end to end; see seenRequest.decode for the numbers.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	bp := buffers.Get().(*[]byte)
@@ -231,8 +232,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // sentAs returns the receipt rc as the backend reports it sent with res.
-func sentAs(rc session.Receipt, res session.Result) SentReceipt {
-	sr := SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)}
+func sentAs(rc session.Receipt, res session.Result) sentReceipt {
+	sr := sentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)}
 	if res.Chat != "" && res.Chat != rc.Chat {
 		sr.ChatID, sr.RequestedChatID = res.Chat, rc.Chat
 	}

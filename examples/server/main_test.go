@@ -223,7 +223,14 @@ func TestDialects(t *testing.T) {
 			if want := cmp.Or(tc.status, http.StatusOK); status != want {
 				t.Fatalf("status %d, want %d; body: %s", status, want, body)
 			}
-			var resp seenhandler.Response
+			var resp struct {
+				Success, Acknowledged bool
+				Session, ChatID       string
+				Receipts              []struct {
+					MessageIDs []string
+					Type       string
+				}
+			}
 			if err := json.Unmarshal(body, &resp); err != nil {
 				t.Fatalf("body %s: %v", body, err)
 			}

@@ -53,7 +53,9 @@ func fillQueue(t *testing.T, base, token string, sessions []string, max int) (ac
 
 // errorCode is the error code of an error answer.
 func errorCode(body []byte) (code, message string) {
-	var e seenhandler.ErrorResponse
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	_ = json.Unmarshal(body, &e)
 	return e.Error.Code, e.Error.Message
 }

@@ -135,7 +135,7 @@ func TestShutdownFlushes(t *testing.T) {
 			t.Errorf("the fake saw %d calls, want every one of the %d accepted", got, n)
 		}
 		rec := post(t, h, `{"session":"demo","chatId":"15551234567","messageIds":["LATE"]}`)
-		if got := decode[seenhandler.ErrorResponse](t, rec); rec.Code != http.StatusServiceUnavailable || got.Error.Code != "shutting_down" {
+		if got := decode[errorAnswer](t, rec); rec.Code != http.StatusServiceUnavailable || got.Error.Code != "shutting_down" {
 			t.Errorf("after shutdown: %d %+v", rec.Code, got)
 		}
 		if _, err := w.Defer(context.Background(), seenhandler.Deferred{Session: "demo", Chat: user,
@@ -192,7 +192,7 @@ func TestRetryDeadline(t *testing.T) {
 			seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		fake.Inject(sessiontest.Fault{Session: "demo", Err: session.ErrNotLoggedIn})
 		rec := post(t, h, `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`)
-		if got := decode[seenhandler.Response](t, rec); rec.Code != http.StatusAccepted || got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotLoggedIn {
+		if got := decode[seenAnswer](t, rec); rec.Code != http.StatusAccepted || got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotLoggedIn {
 			t.Fatalf("%d %+v", rec.Code, got)
 		}
 		time.Sleep(59 * time.Second)
@@ -391,8 +391,8 @@ func TestQueueStatusReadsOneSession(t *testing.T) {
 	h, _ := start(t, sessiontest.New().Registry("demo", "other"), queue.Options{Queue: q})
 	r := httptest.NewRequest(http.MethodGet, seenhandler.PathWawpStatus+"?session=demo", nil)
 	rec := httptest.NewRecorder()
-	h.ServeStatus(rec, r)
-	if st := decode[seenhandler.StatusResponse](t, rec).Queue; st == nil || st.Pending != 1 {
+	serveStatus(h, rec, r)
+	if st := decode[statusAnswer](t, rec).Queue; st == nil || st.Pending != 1 {
 		t.Errorf("status queue %+v, want demo's 1 pending job", st)
 	}
 	q.mu.Lock()

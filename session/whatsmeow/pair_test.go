@@ -74,7 +74,7 @@ func TestKeepPairingRetriesWhileOffline(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/api/sessions/default", nil)
 			r.SetPathValue("session", "default")
 			rec := httptest.NewRecorder()
-			h.ServeStatus(rec, r)
+			serveStatus(h, rec, r)
 			return rec.Body.String()
 		}
 
