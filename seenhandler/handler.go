@@ -163,7 +163,7 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, x *exchange, 
 }
 
 func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code string) {
-	if h.cfg.observer == nil {
+	if h.cfg.observer.RequestDone == nil {
 		return
 	}
 	info := RequestInfo{

@@ -617,7 +617,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"zero retry-after", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithRetryAfter(0)}},
 		{"nil path extractor", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithPathSession(nil)}},
 		{"nil later", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithLater(nil)}},
-		{"nil observer", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithObserver(nil)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

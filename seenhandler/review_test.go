@@ -23,7 +23,7 @@ import (
 // and the request is observed once.
 func TestReviewPanicAfterAnswer(t *testing.T) {
 	var calls int
-	obs := seenhandler.ObserverFuncs{OnRequestDone: func(context.Context, seenhandler.RequestInfo) {
+	obs := seenhandler.Observer{RequestDone: func(context.Context, seenhandler.RequestInfo) {
 		calls++
 		panic("observer bug")
 	}}
@@ -50,7 +50,7 @@ func TestReviewPanicAfterAnswer(t *testing.T) {
 // exists, do not choose the session label.
 func TestReviewSessionLabelAfterAuthAndLookup(t *testing.T) {
 	var got []seenhandler.RequestInfo
-	obs := seenhandler.ObserverFuncs{OnRequestDone: func(_ context.Context, r seenhandler.RequestInfo) { got = append(got, r) }}
+	obs := seenhandler.Observer{RequestDone: func(_ context.Context, r seenhandler.RequestInfo) { got = append(got, r) }}
 	h, _ := newHandler(t, seenhandler.WithObserver(obs))
 	body := `{"session":"minted-label-1","chatId":"15551234567","messageIds":["A1"]}`
 	request{body: body, header: map[string]string{"Authorization": "Bearer nope"}}.do(t, h)
@@ -173,7 +173,7 @@ func TestReviewPrincipal(t *testing.T) {
 			return session.Result{Type: r.Type}, nil
 		}), nil
 	})
-	obs := seenhandler.ObserverFuncs{OnRequestDone: func(ctx context.Context, _ seenhandler.RequestInfo) { note("observer", ctx) }}
+	obs := seenhandler.Observer{RequestDone: func(ctx context.Context, _ seenhandler.RequestInfo) { note("observer", ctx) }}
 	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
 	if err != nil {
 		t.Fatal(err)

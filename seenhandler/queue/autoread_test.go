@@ -44,13 +44,17 @@ func (s *arrivalSource) emit(name string, a session.Arrival) {
 // autoObserver records what auto-read reports: the requests and the
 // views.
 type autoObserver struct {
-	seenhandler.ObserverFuncs
 	mu    sync.Mutex
 	done  []seenhandler.RequestInfo
 	views []seenhandler.ViewInfo
 }
 
-func (o *autoObserver) MessageViewed(_ context.Context, v seenhandler.ViewInfo) {
+// observer is the Observer that records into o.
+func (o *autoObserver) observer() seenhandler.Observer {
+	return seenhandler.Observer{RequestDone: o.requestDone, MessageViewed: o.messageViewed}
+}
+
+func (o *autoObserver) messageViewed(_ context.Context, v seenhandler.ViewInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.views = append(o.views, v)
@@ -62,7 +66,7 @@ func (o *autoObserver) got() []seenhandler.ViewInfo {
 	return append([]seenhandler.ViewInfo(nil), o.views...)
 }
 
-func (o *autoObserver) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
+func (o *autoObserver) requestDone(_ context.Context, r seenhandler.RequestInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.done = append(o.done, r)
@@ -87,7 +91,7 @@ func TestAutoRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs}, seenhandler.WithObserver(obs), seenhandler.WithSessionRateLimit(lim))
+		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs.observer()}, seenhandler.WithObserver(obs.observer()), seenhandler.WithSessionRateLimit(lim))
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true})
 		now := time.Now()
 		arrived := now.Add(-2 * time.Second)
@@ -139,7 +143,7 @@ func TestAutoRead(t *testing.T) {
 func TestReadLaterNeedsLater(t *testing.T) {
 	fake := sessiontest.New()
 	obs := &autoObserver{}
-	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(obs))
+	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(obs.observer()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +228,8 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() { emit = f; return func() {} })
 		obs := &autoObserver{}
 		var logs syncBuffer
-		h, w := start(t, reg, queue.Options{Arrivals: src, Observer: obs, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-			seenhandler.WithObserver(obs))
+		h, w := start(t, reg, queue.Options{Arrivals: src, Observer: obs.observer(), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+			seenhandler.WithObserver(obs.observer()))
 		for _, id := range []string{"AR1", "AR2", "AR3", "AR4"} {
 			emit("demo", session.Arrival{Chat: user, Sender: user, ID: id, Timestamp: time.Now(), Due: time.Now()})
 			synctest.Wait()

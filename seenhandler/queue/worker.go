@@ -54,7 +54,7 @@ type Worker struct {
 	// totalAt, with the receipts queued here since (see asyncTotalAge).
 	total   int64
 	totalAt time.Time
-	// depth is the receipts waiting, for the DepthObserver: total, less
+	// depth is the receipts waiting, for Options.QueueDepth: total, less
 	// what was settled here since.
 	depth int64
 	lanes map[string]*lane
@@ -754,19 +754,10 @@ func (d *Worker) Stats(ctx context.Context, sessions ...string) ([]SessionStats,
 	return d.q.Stats(ctx, sessions...)
 }
 
-// DepthObserver is a [seenhandler.Observer] that also wants the number of
-// receipts waiting in the queue, each time this process changes it: the
-// queue's count ([Queue.Pending]: with a durable queue, every process's,
-// read at most once a second) with what this process has queued, sent and
-// failed since. Give it as Options.Observer.
-type DepthObserver interface {
-	seenhandler.Observer
-	QueueDepth(ctx context.Context, depth int)
-}
-
+// observeQueue tells Options.QueueDepth the queue's depth, if it wants it.
 func (d *Worker) observeQueue(depth int) {
-	if qo, ok := d.opts.Observer.(DepthObserver); ok {
-		qo.QueueDepth(context.Background(), depth)
+	if d.opts.QueueDepth != nil {
+		d.opts.QueueDepth(context.Background(), depth)
 	}
 }
 

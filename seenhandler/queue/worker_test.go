@@ -318,12 +318,6 @@ func TestDeferBeforeStart(t *testing.T) {
 	})
 }
 
-type depthRecorder struct{ depth func(int) }
-
-func (depthRecorder) RequestDone(context.Context, seenhandler.RequestInfo)       {}
-func (depthRecorder) BackendError(context.Context, seenhandler.BackendErrorInfo) {}
-func (q depthRecorder) QueueDepth(_ context.Context, d int)                      { q.depth(d) }
-
 // A job cut short by Shutdown's deadline counts the receipts it had
 // already failed, and the queue depth reported ends at 0.
 func TestCountsAfterShutdownDeadline(t *testing.T) {
@@ -337,8 +331,8 @@ func TestCountsAfterShutdownDeadline(t *testing.T) {
 			mu    sync.Mutex
 			depth []int
 		)
-		obs := depthRecorder{depth: func(d int) { mu.Lock(); depth = append(depth, d); mu.Unlock() }}
-		h, w := start(t, reg, queue.Options{MinDelay: time.Hour, MaxDelay: time.Hour, Observer: obs})
+		queueDepth := func(_ context.Context, d int) { mu.Lock(); depth = append(depth, d); mu.Unlock() }
+		h, w := start(t, reg, queue.Options{MinDelay: time.Hour, MaxDelay: time.Hour, QueueDepth: queueDepth})
 		rec := post(t, h, `{"session":"demo","chatId":"`+group+`","messageIds":["false_`+group+`_A1_15557654321@c.us","false_`+group+`_A2_15550001111@c.us"],"async":true}`)
 		if rec.Code != http.StatusAccepted {
 			t.Fatalf("status %d %s", rec.Code, rec.Body)
