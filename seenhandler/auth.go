@@ -74,7 +74,7 @@ type Credentials struct {
 // Requests that reach the handler without passing through the middleware
 // then get the 401 of a missing token. c.Token is whatever API token the
 // request carries (usually "" then), and only a token limits a request
-// under [WithTokenRateLimit]; limit such users in the middleware.
+// under [WithRateLimit]; limit such users in the middleware.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (context.Context, error)
 }

@@ -77,7 +77,6 @@ func classify(err error) problem {
 		fieldErr validate.Errors
 		tooLarge *http.MaxBytesError
 		body     *bodyError
-		full     *QueueFullError
 	)
 	switch {
 	case errors.As(err, &method):
@@ -135,10 +134,10 @@ func classify(err error) problem {
 	case errors.Is(err, session.ErrNotLoggedIn):
 		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
 			message: "the session is not logged in to WhatsApp; pair it again"})
-	case errors.As(err, &full):
+	case errors.Is(err, ErrQueueFull):
 		message := "too many receipts wait to be sent; nothing of this request was queued; retry later"
-		if full.Bound != "" {
-			message = "too many receipts wait to be sent for this " + full.Bound + "; nothing of this request was queued; retry later"
+		if bound := queueFullBound(err); bound != "" {
+			message = "too many receipts wait to be sent for this " + bound + "; nothing of this request was queued; retry later"
 		}
 		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull, message: message, retryAfter: true}
 	case errors.Is(err, session.ErrStorageFull):

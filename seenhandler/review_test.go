@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -89,20 +90,20 @@ func TestReviewAsyncNeedsConsent(t *testing.T) {
 // session's bucket, and a request refused by the session limit does not
 // spend the token's budget.
 func TestReviewLimiterKeysAfterLookup(t *testing.T) {
-	sessions, err := seenhandler.NewMemoryLimiter(0.001, 1)
+	sessions, err := ratelimit.NewMemory(0.001, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := seenhandler.NewMemoryLimiter(0.001, 2)
+	tokens, err := ratelimit.NewMemory(0.001, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := newHandler(t, seenhandler.WithSessionRateLimit(sessions))
+	h, _ := newHandler(t, seenhandler.WithRateLimit(sessions, nil))
 	body := func(s string) string { return `{"session":"` + s + `","chatId":"15551234567","messageIds":["A1"]}` }
 	if w := (request{body: body("demo")}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("first: %d", w.Code)
 	}
-	for i := range seenhandler.DefaultLimiterKeys + 1 {
+	for i := range ratelimit.DefaultKeys + 1 {
 		r := httptestRequest(body("ghost-" + strconv.Itoa(i)))
 		h.ServeHTTP(discard{}, r)
 	}
@@ -110,7 +111,7 @@ func TestReviewLimiterKeysAfterLookup(t *testing.T) {
 		t.Errorf("after 10,001 unknown sessions: %d, want 429 (the bucket was reset)", w.Code)
 	}
 
-	h, _ = newHandler(t, seenhandler.WithSessionRateLimit(mustLimiter(t, 0.001, 1)), seenhandler.WithTokenRateLimit(tokens))
+	h, _ = newHandler(t, seenhandler.WithRateLimit(mustLimiter(t, 0.001, 1), tokens))
 	for i, c := range []struct {
 		session string
 		want    int
@@ -121,9 +122,9 @@ func TestReviewLimiterKeysAfterLookup(t *testing.T) {
 	}
 }
 
-func mustLimiter(t *testing.T, rate float64, burst int) *seenhandler.MemoryLimiter {
+func mustLimiter(t *testing.T, rate float64, burst int) *ratelimit.Memory {
 	t.Helper()
-	l, err := seenhandler.NewMemoryLimiter(rate, burst)
+	l, err := ratelimit.NewMemory(rate, burst)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -87,11 +88,11 @@ func TestAutoRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &arrivalSource{}
 		obs := &autoObserver{}
-		lim, err := seenhandler.NewMemoryLimiter(0.01, 3)
+		lim, err := ratelimit.NewMemory(0.01, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs.observer()}, seenhandler.WithObserver(obs.observer()), seenhandler.WithSessionRateLimit(lim))
+		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs.observer()}, seenhandler.WithObserver(obs.observer()), seenhandler.WithRateLimit(lim, nil))
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true})
 		now := time.Now()
 		arrived := now.Add(-2 * time.Second)
@@ -298,12 +299,12 @@ func TestAutoReadHasItsOwnBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &arrivalSource{}
 		lines := &lineCounter{}
-		lim, err := seenhandler.NewMemoryLimiter(2, 20)
+		lim, err := ratelimit.NewMemory(2, 20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h, _ := start(t, sessiontest.New().Registry("demo"), queue.Options{Arrivals: src, Logger: slog.New(lines)},
-			seenhandler.WithSessionRateLimit(lim), seenhandler.WithLogger(slog.New(lines)))
+			seenhandler.WithRateLimit(lim, nil), seenhandler.WithLogger(slog.New(lines)))
 		now := time.Now()
 		for i := range 3000 {
 			src.emit("demo", session.Arrival{Chat: fmt.Sprintf("1555%07d@s.whatsapp.net", i), ID: fmt.Sprintf("3EB0FLOOD%04d", i),

@@ -181,7 +181,7 @@ func (d *Worker) kick(due time.Time) {
 // [Job], due at d.Due, else after a delay drawn between Options.MinDelay
 // and MaxDelay, unless the Worker is shutting down or the job would pass a
 // bound of the receipts pending (Options.SessionQueueSize, TokenQueueSize,
-// QueueSize: a *[seenhandler.QueueFullError] says which). It returns the
+// QueueSize: an error wrapping [seenhandler.ErrQueueFull] says which). It returns the
 // time until which the receipts are retried while their session is down.
 func (d *Worker) Defer(ctx context.Context, def seenhandler.Deferred) (time.Time, error) {
 	now := time.Now()
@@ -221,9 +221,9 @@ func (d *Worker) enqueue(ctx context.Context, job *Job) error {
 	}
 	switch {
 	case p.Session > int64(d.opts.SessionQueueSize):
-		return &seenhandler.QueueFullError{Bound: "session"}
+		return fmt.Errorf("%w for this session", seenhandler.ErrQueueFull)
 	case job.Token != "" && p.Token > int64(d.opts.TokenQueueSize):
-		return &seenhandler.QueueFullError{Bound: "token"}
+		return fmt.Errorf("%w for this token", seenhandler.ErrQueueFull)
 	}
 	if p.Total > int64(d.opts.QueueSize) && fresh { // refused on a count read afresh only
 		if p, err = d.pending(ctx, job, true); err != nil {
@@ -231,7 +231,7 @@ func (d *Worker) enqueue(ctx context.Context, job *Job) error {
 		}
 	}
 	if p.Total > int64(d.opts.QueueSize) {
-		return &seenhandler.QueueFullError{}
+		return seenhandler.ErrQueueFull
 	}
 	if err := d.q.Enqueue(ctx, job); err != nil {
 		return fmt.Errorf("queueing: %w", err)
