@@ -15,29 +15,35 @@ import (
 
 // This file is the one place where errors become HTTP statuses.
 
-// Error codes of [ErrorBody].Code, with their statuses.
+// Code is an error code: the "code" of an error answer's "error" member,
+// stable and machine-readable, each with its HTTP status. It is also the
+// Code of [RequestInfo] and [BackendErrorInfo], and the Reason and
+// RetryReason of an [Attempt].
+type Code string
+
+// Error codes, with their statuses.
 const (
-	CodeInvalidJSON          = "invalid_json"           // 400
-	CodeValidationFailed     = "validation_failed"      // 400
-	CodeInvalidReceipt       = "invalid_receipt"        // 400
-	CodeUnauthorized         = "unauthorized"           // 401
-	CodeRequestTimeout       = "request_timeout"        // 408
-	CodeForbidden            = "forbidden"              // 403
-	CodeSessionNotFound      = "session_not_found"      // 404
-	CodeMessageNotFound      = "message_not_found"      // 404
-	CodeMethodNotAllowed     = "method_not_allowed"     // 405
-	CodeBodyTooLarge         = "body_too_large"         // 413
-	CodeUnsupportedMediaType = "unsupported_media_type" // 415
-	CodeRateLimited          = "rate_limited"           // 429
-	CodeClientClosedRequest  = "client_closed_request"  // 499
-	CodeInternal             = "internal"               // 500
-	CodeNotImplemented       = "not_implemented"        // 501
-	CodeSessionNotConnected  = "session_not_connected"  // 503
-	CodeSessionNotLoggedIn   = "session_not_logged_in"  // 503
-	CodeQueueFull            = "queue_full"             // 503
-	CodeShuttingDown         = "shutting_down"          // 503
-	CodeStorageFull          = "storage_full"           // 503
-	CodeTimeout              = "timeout"                // 504
+	CodeInvalidJSON          Code = "invalid_json"           // 400
+	CodeValidationFailed     Code = "validation_failed"      // 400
+	CodeInvalidReceipt       Code = "invalid_receipt"        // 400
+	CodeUnauthorized         Code = "unauthorized"           // 401
+	CodeRequestTimeout       Code = "request_timeout"        // 408
+	CodeForbidden            Code = "forbidden"              // 403
+	CodeSessionNotFound      Code = "session_not_found"      // 404
+	CodeMessageNotFound      Code = "message_not_found"      // 404
+	CodeMethodNotAllowed     Code = "method_not_allowed"     // 405
+	CodeBodyTooLarge         Code = "body_too_large"         // 413
+	CodeUnsupportedMediaType Code = "unsupported_media_type" // 415
+	CodeRateLimited          Code = "rate_limited"           // 429
+	CodeClientClosedRequest  Code = "client_closed_request"  // 499
+	CodeInternal             Code = "internal"               // 500
+	CodeNotImplemented       Code = "not_implemented"        // 501
+	CodeSessionNotConnected  Code = "session_not_connected"  // 503
+	CodeSessionNotLoggedIn   Code = "session_not_logged_in"  // 503
+	CodeQueueFull            Code = "queue_full"             // 503
+	CodeShuttingDown         Code = "shutting_down"          // 503
+	CodeStorageFull          Code = "storage_full"           // 503
+	CodeTimeout              Code = "timeout"                // 504
 )
 
 // maxReportedFields is the most field errors an answer lists; the rest
@@ -58,7 +64,7 @@ var errPanic = errors.New("panic")
 // problem is an error as the client sees it.
 type problem struct {
 	status     int
-	code       string
+	code       Code
 	message    string
 	fields     []validate.FieldError
 	total      int           // of fields, when fields lists only the first ones

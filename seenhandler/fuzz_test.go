@@ -115,7 +115,7 @@ var fuzzPaths = []string{PathWAHA, PathWasend, PathWawp, "/elsewhere"}
 var (
 	plainIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 	// codeStatus is the status of each error code.
-	codeStatus = map[string]int{
+	codeStatus = map[Code]int{
 		CodeInvalidJSON: 400, CodeValidationFailed: 400, CodeInvalidReceipt: 400, CodeUnauthorized: 401,
 		CodeForbidden: 403, CodeSessionNotFound: 404, CodeMessageNotFound: 404, CodeMethodNotAllowed: 405,
 		CodeBodyTooLarge: 413, CodeUnsupportedMediaType: 415,

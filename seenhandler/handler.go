@@ -156,13 +156,13 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, x *exchange, 
 	h.cfg.logger.LogAttrs(ctx, level, "request failed",
 		slog.String("endpoint", string(x.endpoint)), slog.String("dialect", x.dialect),
 		slog.String("session", x.asked), slog.String("chat", x.chat),
-		slog.Int("status", p.status), slog.String("code", p.code), slog.Int("receipts_sent", len(x.sent)),
+		slog.Int("status", p.status), slog.String("code", string(p.code)), slog.Int("receipts_sent", len(x.sent)),
 		slog.String("error", err.Error()), slog.Duration("took", time.Since(x.start)))
 	h.cfg.observeBackend(ctx, x.session, err)
 	h.observeDone(ctx, x, p.status, p.code)
 }
 
-func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code string) {
+func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code Code) {
 	if h.cfg.observer.RequestDone == nil {
 		return
 	}

@@ -320,7 +320,7 @@ func TestErrors(t *testing.T) {
 		setup  func(*sessiontest.Fake)
 		req    request
 		status int
-		code   string
+		code   seenhandler.Code
 		fields []string // "field rule"
 		header map[string]string
 	}{

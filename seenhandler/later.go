@@ -100,13 +100,13 @@ type Attempt struct {
 	// was left to send); Failed those given up, Reason the error code of
 	// the last one (e.g. "session_not_found").
 	Sent, Failed int
-	Reason       string
+	Reason       Code
 	// Retry are the receipts to send again later: their session is down,
 	// their send timed out, or ctx ended first. RetryReason is the error
 	// code of why (e.g. "session_not_connected"); Typing says whether the
 	// typing indicator is still owed with them.
 	Retry       []session.Receipt
-	RetryReason string
+	RetryReason Code
 	Typing      bool
 }
 
@@ -286,10 +286,10 @@ func (h *Handler) SendDeferred(ctx context.Context, d Deferred, retryUntil time.
 }
 
 // logDeferredFailed logs and observes a deferred receipt given up.
-func (h *Handler) logDeferredFailed(d Deferred, rc session.Receipt, err error, reason string) {
+func (h *Handler) logDeferredFailed(d Deferred, rc session.Receipt, err error, reason Code) {
 	h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "async receipt failed",
 		slog.String("session", d.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
-		slog.String("reason", reason), slog.String("error", err.Error()))
+		slog.String("reason", string(reason)), slog.String("error", err.Error()))
 	h.cfg.observeBackend(context.Background(), d.Session, err)
 }
 
@@ -402,7 +402,7 @@ func (h *Handler) ReadLater(ctx context.Context, name string, a session.Arrival)
 	if n := c.(*logCounter).count(time.Now()); n > 0 {
 		h.cfg.logger.LogAttrs(ctx, levelFor(p), "auto-read not queued",
 			slog.Int("arrivals", n), slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID),
-			slog.String("code", p.code), slog.String("error", err.Error()))
+			slog.String("code", string(p.code)), slog.String("error", err.Error()))
 	}
 	h.cfg.observeBackend(ctx, x.session, err)
 	h.observeDone(ctx, x, p.status, p.code)

@@ -47,7 +47,7 @@ type RequestInfo struct {
 	Dialect string
 	// Status is the HTTP status answered, Code the error code ("" for 200).
 	Status int
-	Code   string
+	Code   Code
 	// Latency is the time from the request's arrival to its answer.
 	Latency time.Duration
 	// Receipts is how many receipts (backend calls) went out, Messages how
@@ -78,7 +78,7 @@ type BackendErrorInfo struct {
 	Op Op
 	// Code is the error code the failure maps to (CodeSessionNotConnected,
 	// CodeInternal, …).
-	Code string
+	Code Code
 	// Err is the backend's error, for logs; never send its text to clients.
 	Err error
 }

@@ -54,11 +54,11 @@ type response struct {
 	// Typing says what became of a request's "typing": [TypingStarted],
 	// TypingScheduled (a 202: after the queued receipts) or
 	// TypingUnavailable. Absent when the request did not ask for it.
-	Typing string `json:"typing,omitempty"`
+	Typing Typing `json:"typing,omitempty"`
 	// Reason says why a request that named a chat and no message ids sent
 	// no receipt: [ReasonNothingUnread] or [ReasonChatUnknown]. Absent
 	// otherwise.
-	Reason string `json:"reason,omitempty"`
+	Reason Reason `json:"reason,omitempty"`
 	// Queued is set in a 202 answer whose session is down: the receipts
 	// wait in the queue for it to come back (see [WithLater]).
 	Queued *queuedInfo `json:"queued,omitempty"`
@@ -86,7 +86,7 @@ func (r *response) setChatRead(state session.ChatReadState) {
 // counted failed.
 type queuedInfo struct {
 	// Reason is CodeSessionNotConnected or CodeSessionNotLoggedIn.
-	Reason string `json:"reason"`
+	Reason Code `json:"reason"`
 	// Message is for people.
 	Message string `json:"message"`
 	// RetryUntil is when the receipts are given up if the session is still
@@ -114,16 +114,20 @@ type sentReceipt struct {
 	Type string `json:"type"`
 }
 
-// Typing states of a [Response].
+// Typing says what became of a request's "typing": the "typing" of a
+// successful answer.
+type Typing string
+
+// Typing states.
 const (
 	// TypingStarted: the account shows typing in the chat, cleared after
 	// the handler's typing timeout (see [WithTypingTimeout]).
-	TypingStarted = "started"
+	TypingStarted Typing = "started"
 	// TypingScheduled: typing starts once the queued receipts went out.
-	TypingScheduled = "scheduled"
+	TypingScheduled Typing = "scheduled"
 	// TypingUnavailable: the session cannot show typing (it is not a
 	// session.Typist, the chat is a channel or status, or trying failed).
-	TypingUnavailable = "unavailable"
+	TypingUnavailable Typing = "unavailable"
 )
 
 // skippedID is a message id that was not sent.
@@ -131,37 +135,44 @@ type skippedID struct {
 	// MessageID is the id as the client sent it.
 	MessageID string `json:"messageId"`
 	// Reason says why: [SkipFromMe], SkipAlreadyRead or SkipDuplicate.
-	Reason string `json:"reason"`
+	Reason Reason `json:"reason"`
 }
 
-// Skip reasons.
+// Reason says why a message id, or a whole request, sent no receipt: the
+// "reason" of a "skipped" entry of a successful answer ([SkipFromMe],
+// SkipAlreadyRead, SkipDuplicate), and the answer's own "reason" when a
+// request that named a chat and no message ids sent nothing
+// ([ReasonNothingUnread], ReasonChatUnknown). One type serves both: each
+// is a reason nothing went out.
+type Reason string
+
+// Reasons a message id was skipped.
 const (
-	// [SkipFromMe]: the account itself sent the message, so there is nothing
+	// SkipFromMe: the account itself sent the message, so there is nothing
 	// to mark as read.
-	SkipFromMe = "from_me"
+	SkipFromMe Reason = "from_me"
 	// SkipAlreadyRead: the session knows the account has read the message
 	// (session.Message.Read): on another of its devices, or through a
 	// receipt sent before. WhatsApp Web never sends a read receipt twice.
 	// Read requests only: a played receipt still goes out for a voice
 	// note read but not played.
-	SkipAlreadyRead = "already_read"
+	SkipAlreadyRead Reason = "already_read"
 	// SkipDuplicate: a receipt for the message was sent recently (see
 	// session.Dedup).
-	SkipDuplicate = "duplicate"
+	SkipDuplicate Reason = "duplicate"
 )
 
-// Reasons of a [Response] that sent nothing for a request naming a chat
-// and no message ids.
+// Reasons a request that named a chat and no message ids sent nothing.
 const (
 	// ReasonNothingUnread: the session knows the chat, and none of its
 	// incoming messages is unread. The chat's unread badge is still
 	// cleared on the account's other devices (chatMarkedRead), up to its
 	// newest message the session knows.
-	ReasonNothingUnread = "nothing_unread"
+	ReasonNothingUnread Reason = "nothing_unread"
 	// ReasonChatUnknown: the session knows no message of the chat — none
 	// arrived since it was paired, or they are older than what it keeps.
 	// Nothing was sent; name the message ids to mark them.
-	ReasonChatUnknown = "chat_unknown"
+	ReasonChatUnknown Reason = "chat_unknown"
 )
 
 // errorResponse is the body of every answer that is not a success.
@@ -181,7 +192,7 @@ type errorResponse struct {
 // errorBody is the error member of an errorResponse.
 type errorBody struct {
 	// Code is a stable machine-readable code, e.g. "validation_failed".
-	Code string `json:"code"`
+	Code Code `json:"code"`
 	// Message is for people.
 	Message string `json:"message"`
 	// Fields lists the fields at fault, at most the first 20; never null.

@@ -191,7 +191,7 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 // startTyping has the session show the account typing in chat, after the
 // request's receipts, and returns the state to answer. A failure is logged
 // and observed; it does not fail the request.
-func (h *Handler) startTyping(ctx context.Context, x *exchange, sess session.Session, p *plan, chat string) string {
+func (h *Handler) startTyping(ctx context.Context, x *exchange, sess session.Session, p *plan, chat string) Typing {
 	typist, ok := session.As[session.Typist](sess)
 	if !ok {
 		return TypingUnavailable
@@ -438,7 +438,7 @@ func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Se
 // hand. A session that knows no message of the chat says so with
 // session.ErrMessageNotFound: the reason is then [ReasonChatUnknown] and
 // nothing is sent.
-func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (string, session.ChatReadState) {
+func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (Reason, session.ChatReadState) {
 	if p.typ != session.ReceiptRead {
 		return ReasonNothingUnread, ""
 	}

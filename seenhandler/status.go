@@ -23,26 +23,31 @@ const (
 	PathWAHASessions = "/api/sessions"
 )
 
-// Session states of [StatusResponse].Status, in WAHA's words.
+// State is a session's state, in WAHA's words: the "status" of the
+// status endpoint's answer (Wawp's path: any of them; WAHA's path: WAHA's
+// own, see each).
+type State string
+
+// Session states.
 const (
-	// [StateWorking]: connected and logged in; receipts go out.
-	StateWorking = "WORKING"
+	// StateWorking: connected and logged in; receipts go out.
+	StateWorking State = "WORKING"
 	// StateStarting: paired, (re)connecting; receipts get 503 meanwhile.
-	StateStarting = "STARTING"
+	StateStarting State = "STARTING"
 	// StateScanQRCode: waiting to be paired by QR code or pair code.
-	StateScanQRCode = "SCAN_QR_CODE"
+	StateScanQRCode State = "SCAN_QR_CODE"
 	// StateConflict: another connection of the same device (another
 	// process or tool) replaced the session's (session.Status.Replaced);
 	// the session does not reconnect by itself. Not a WAHA state: the WAHA
 	// path's [SessionInfo] says StateFailed then.
-	StateConflict = "CONFLICT"
+	StateConflict State = "CONFLICT"
 	// StateFailed is WAHA's state of a session that stopped and needs
 	// attention; the WAHA path's SessionInfo reports StateConflict so.
-	StateFailed = "FAILED"
+	StateFailed State = "FAILED"
 	// StateUnknown: the session cannot tell (it is no session.StatusReporter).
 	// Not a WAHA state: the WAHA path's SessionInfo says StateWorking
 	// then, as requests do go to the session.
-	StateUnknown = "UNKNOWN"
+	StateUnknown State = "UNKNOWN"
 )
 
 // sessionInfo is WAHA's SessionInfo: the body of a 200 answer of
@@ -58,7 +63,7 @@ type sessionInfo struct {
 	// Status is one of WAHA's states: [StateWorking], StateStarting,
 	// StateScanQRCode or StateFailed (for [StateConflict]; WAHA's STOPPED
 	// is never reported).
-	Status string `json:"status"`
+	Status State `json:"status"`
 	// wahaMe is the account, once paired; absent before (WAHA's schema has no
 	// null for it).
 	Me *wahaMe `json:"me,omitempty"`
@@ -99,7 +104,7 @@ type statusResponse struct {
 	Session string `json:"session"`
 	// Status is [StateWorking], StateStarting, StateScanQRCode,
 	// StateConflict or StateUnknown.
-	Status string `json:"status"`
+	Status State `json:"status"`
 	// Connected: the connection to WhatsApp is up.
 	Connected bool `json:"connected"`
 	// LoggedIn: paired and authenticated.
@@ -191,7 +196,7 @@ func wahaSessionPath(r *http.Request) bool {
 
 // state asks sess for its state: one of the State constants, and what the
 // session reported (zero when it cannot tell).
-func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) (string, session.Status) {
+func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) (State, session.Status) {
 	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
 		return StateUnknown, session.Status{}
@@ -211,7 +216,7 @@ func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) 
 }
 
 // sessionInfo is WAHA's view of a session's state.
-func newSessionInfo(name, state string, st session.Status) *sessionInfo {
+func newSessionInfo(name string, state State, st session.Status) *sessionInfo {
 	info := &sessionInfo{Name: name, Status: state, Node: st.Node}
 	switch state {
 	case StateUnknown:

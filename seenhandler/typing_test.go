@@ -20,7 +20,7 @@ func TestTyping(t *testing.T) {
 		name, extra string
 		opts        []seenhandler.Option
 		setErr      error
-		want        string // the answer's typing
+		want        seenhandler.Typing // the answer's typing
 		wantD       time.Duration
 	}{
 		{"typing", `"typing":true`, nil, nil, "started", 25 * time.Second},

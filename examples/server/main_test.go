@@ -478,7 +478,7 @@ func TestRealModePairingWithoutNetwork(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), seenhandler.CodeSessionNotLoggedIn) ||
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), string(seenhandler.CodeSessionNotLoggedIn)) ||
 			after < 1 || after > int(bwm.DefaultMaxPairRetry/time.Second) {
 			t.Errorf("%v: status %d, Retry-After %q, body %s", args, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}

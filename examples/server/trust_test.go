@@ -206,7 +206,10 @@ func TestClusterHungOwner(t *testing.T) {
 		for range clients {
 			an := <-answers
 			var e struct {
-				Error struct{ Code, Message string }
+				Error struct {
+					Code    seenhandler.Code
+					Message string
+				}
 			}
 			_ = json.Unmarshal(an.body, &e)
 			if an.err != nil || an.status != http.StatusServiceUnavailable || an.after == "" || e.Error.Code != seenhandler.CodeSessionNotConnected {

@@ -78,7 +78,7 @@ func New(reg prometheus.Registerer) (obs seenhandler.Observer, queueDepth func(c
 
 // requestDone is seenhandler.Observer's RequestDone.
 func (o *metrics) requestDone(_ context.Context, r seenhandler.RequestInfo) {
-	code := r.Code
+	code := string(r.Code)
 	if code == "" {
 		code = "ok"
 	}
@@ -95,7 +95,7 @@ func (o *metrics) requestDone(_ context.Context, r seenhandler.RequestInfo) {
 
 // backendError is seenhandler.Observer's BackendError.
 func (o *metrics) backendError(_ context.Context, e seenhandler.BackendErrorInfo) {
-	o.backendErrors.WithLabelValues(e.Session, string(e.Op), e.Code).Inc()
+	o.backendErrors.WithLabelValues(e.Session, string(e.Op), string(e.Code)).Inc()
 }
 
 // messageViewed is seenhandler.Observer's MessageViewed.

@@ -100,7 +100,7 @@ func (ar *autoReader) readLater(h *seenhandler.Handler, x arrival) {
 
 // arrivalDropped reports to the Observer an arrival auto-read dropped
 // before the handler saw it, with code (queue_full, shutting_down).
-func (w *Worker) arrivalDropped(code string) {
+func (w *Worker) arrivalDropped(code seenhandler.Code) {
 	if w.opts.Observer.RequestDone == nil {
 		return
 	}

@@ -245,13 +245,13 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		close(release)
 		synctest.Wait()
 		emit("demo", session.Arrival{Chat: user, Sender: user, ID: "LATE", Timestamp: time.Now(), Due: time.Now()})
-		var codes []string
+		var codes []seenhandler.Code
 		for _, r := range obs.requests() {
 			codes = append(codes, r.Code)
 		}
 		// The three waiting, the one under way (its Lookup's answer), the
 		// late one.
-		if want := []string{"shutting_down", "shutting_down", "shutting_down", "session_not_found", "shutting_down"}; !slices.Equal(codes, want) {
+		if want := []seenhandler.Code{"shutting_down", "shutting_down", "shutting_down", "session_not_found", "shutting_down"}; !slices.Equal(codes, want) {
 			t.Errorf("observed %q, want %q: every arrival reported once", codes, want)
 		}
 	})

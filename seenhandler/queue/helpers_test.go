@@ -125,17 +125,19 @@ type (
 		ChatMarkedRead                  *bool
 		Receipts, Skipped, InFlight     json.RawMessage
 		Queued                          *struct {
-			Reason, Message string
-			RetryUntil      time.Time
+			Reason     seenhandler.Code
+			Message    string
+			RetryUntil time.Time
 		}
 	}
 	errorAnswer struct {
 		Success bool
 		Message string
 		Error   struct {
-			Code, Message string
-			Fields        json.RawMessage
-			FieldsTotal   int
+			Code        seenhandler.Code
+			Message     string
+			Fields      json.RawMessage
+			FieldsTotal int
 		}
 		Receipts json.RawMessage
 	}

@@ -456,7 +456,7 @@ func (d *Worker) send(j Job) Outcome {
 	}
 	a := d.h.SendDeferred(ctx, seenhandler.Deferred{Session: j.Session, Chat: j.Chat, Receipts: j.Receipts, Times: j.Times,
 		Typing: j.Typing, Token: j.Token, Auto: j.Auto}, retryUntil)
-	o := Outcome{Sent: a.Sent, Failed: a.Failed, Reason: a.Reason, Retry: a.Retry, Typing: a.Typing, Auto: j.Auto, LastError: a.RetryReason}
+	o := Outcome{Sent: a.Sent, Failed: a.Failed, Reason: string(a.Reason), Retry: a.Retry, Typing: a.Typing, Auto: j.Auto, LastError: string(a.RetryReason)}
 	if len(o.Retry) == 0 {
 		return o
 	}
