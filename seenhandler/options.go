@@ -119,26 +119,22 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMaxBodyBytes sets the largest request body accepted; a larger one gets
-// 413 body_too_large. Default: [DefaultMaxBodyBytes] (64 KiB).
-func WithMaxBodyBytes(n int64) Option {
+// WithRequestLimits bounds what one request may carry: a body larger than
+// maxBodyBytes gets 413 body_too_large, more than maxMessageIDs distinct
+// message ids 400 validation_failed. A zero leaves that limit at its
+// default; a negative one is an error. Default: [DefaultMaxBodyBytes]
+// (64 KiB) and [DefaultMaxMessageIDs] (100).
+func WithRequestLimits(maxBodyBytes int64, maxMessageIDs int) Option {
 	return func(c *config) error {
-		if n <= 0 {
-			return errors.New("seenhandler: WithMaxBodyBytes: limit must be positive")
+		if maxBodyBytes < 0 || maxMessageIDs < 0 {
+			return errors.New("seenhandler: WithRequestLimits: limits must not be negative")
 		}
-		c.maxBodyBytes = n
-		return nil
-	}
-}
-
-// WithMaxMessageIDs sets the most distinct message ids one request may
-// carry; more get 400 validation_failed. Default: DefaultMaxMessageIDs (100).
-func WithMaxMessageIDs(n int) Option {
-	return func(c *config) error {
-		if n <= 0 {
-			return errors.New("seenhandler: WithMaxMessageIDs: limit must be positive")
+		if maxBodyBytes > 0 {
+			c.maxBodyBytes = maxBodyBytes
 		}
-		c.maxMessageIDs = n
+		if maxMessageIDs > 0 {
+			c.maxMessageIDs = maxMessageIDs
+		}
 		return nil
 	}
 }
