@@ -47,7 +47,7 @@ const (
 )
 
 // maxReportedFields is the most field errors an answer lists; the rest
-// are counted (ErrorBody.FieldsTotal), so that a request with thousands of
+// are counted (errorBody.FieldsTotal), so that a request with thousands of
 // bad ids does not get an answer many times its size.
 const maxReportedFields = 20
 

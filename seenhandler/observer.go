@@ -51,7 +51,7 @@ type RequestInfo struct {
 	// Latency is the time from the request's arrival to its answer.
 	Latency time.Duration
 	// Receipts is how many receipts (backend calls) went out, Messages how
-	// many message ids they carried, [Skipped] how many ids were skipped.
+	// many message ids they carried, Skipped how many ids were skipped.
 	Receipts, Messages, Skipped int
 }
 
@@ -89,8 +89,8 @@ type Endpoint string
 // Endpoints of [RequestInfo].
 const (
 	EndpointSeen   Endpoint = "seen"   // ServeHTTP
-	EndpointStatus Endpoint = "status" // ServeStatus
-	// EndpointSessions is ServeSessions, the session list.
+	EndpointStatus Endpoint = "status" // PathWawpStatus, PathWAHAStatus
+	// EndpointSessions is the session list, PathWAHASessions.
 	EndpointSessions Endpoint = "sessions"
 )
 

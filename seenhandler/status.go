@@ -19,7 +19,7 @@ const (
 	// GET /api/sessions/{session}. Its answer is WAHA's SessionInfo.
 	PathWAHAStatus = "/api/sessions/{session}"
 	// PathWAHASessions is WAHA's session list: GET /api/sessions, a JSON
-	// array of SessionInfo (see serveSessions).
+	// array of SessionInfo (see [Routes]).
 	PathWAHASessions = "/api/sessions"
 )
 
@@ -39,7 +39,7 @@ const (
 	// StateConflict: another connection of the same device (another
 	// process or tool) replaced the session's (session.Status.Replaced);
 	// the session does not reconnect by itself. Not a WAHA state: the WAHA
-	// path's [SessionInfo] says StateFailed then.
+	// path's SessionInfo says StateFailed then.
 	StateConflict State = "CONFLICT"
 	// StateFailed is WAHA's state of a session that stopped and needs
 	// attention; the WAHA path's SessionInfo reports StateConflict so.
