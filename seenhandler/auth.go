@@ -47,7 +47,7 @@ type Credentials struct {
 // twice: before its body is read, with the session of the URL or "" (so
 // that an unknown token is refused without reading the body), and once the
 // body is decoded, with the session it names. The session list
-// ([Handler.ServeSessions]) asks once more for each session, and leaves
+// (the session list, PathWAHASessions) asks once more for each session, and leaves
 // out those refused with [ErrForbidden].
 //
 // # Authenticating in the app's own middleware
@@ -74,7 +74,7 @@ type Credentials struct {
 // Requests that reach the handler without passing through the middleware
 // then get the 401 of a missing token. c.Token is whatever API token the
 // request carries (usually "" then), and only a token limits a request
-// under [WithTokenRateLimit]; limit such users in the middleware.
+// under [WithRateLimit]; limit such users in the middleware.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (context.Context, error)
 }

@@ -56,7 +56,7 @@ func TestCutOffAndSlowBodies(t *testing.T) {
 		name   string
 		err    error
 		status int
-		code   string
+		code   seenhandler.Code
 	}{
 		{"cut off", io.ErrUnexpectedEOF, http.StatusBadRequest, seenhandler.CodeInvalidJSON},
 		{"read deadline", os.ErrDeadlineExceeded, http.StatusRequestTimeout, seenhandler.CodeRequestTimeout},

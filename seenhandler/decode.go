@@ -249,7 +249,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRe
 // errors become the answer's: json.Unmarshal, or unmarshalExact when a key
 // could match one of ours only through encoding/json's case folding.
 //
-// A hand-written decoder of plain bodies (and a hand encoder of Response,
+// A hand-written decoder of plain bodies (and a hand encoder of response,
 // see writeJSON) did not buy the 5% end to end that would pay for keeping
 // two decoders in step. BenchmarkEndToEnd (session/whatsmeow, subject
 // Bluetick, 32 clients, 6 alternating runs of 3 s each, medians, on 2

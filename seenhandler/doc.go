@@ -28,8 +28,13 @@
 //	mux := http.NewServeMux()
 //	seenhandler.Mount(mux, h) // /sendSeen, /v2/send/seen, /api/sendSeen, and the status paths
 //
-// The same [Handler] answers a session's state ([Handler.ServeStatus]: GET
-// /v2/session/status?session=NAME, GET /api/sessions/{session}). To batch
+// The same [Handler] answers a session's state (GET
+// /v2/session/status?session=NAME, GET /api/sessions/{session}) and WAHA's
+// session list (GET /api/sessions); [Routes] lists every endpoint with its
+// handler, for routers [Mount] does not fit. The answers' bodies are
+// described by the [OpenAPI] document (served with [WithOpenAPI]): it is
+// the contract for clients, and the tests check every answer against it.
+// To batch
 // or deduplicate receipts across requests, wrap the registry in
 // session.Decorate, and close it after [Handler.Shutdown].
 //
@@ -43,7 +48,12 @@
 //
 // Every error answer has the body
 // {"success":false,"message","error":{"code","message","fields":[{"field","rule","message"}]}}
-// with the statuses listed beside the Code constants; a backend's own error
+// with the statuses listed beside the [Code] constants; a backend's own error
 // text is logged ([WithLogger]), never sent to the client. [WriteError]
 // answers in the same format, for middleware in front of the handler.
+//
+// Optional parts live beside it, so that nobody links what they do not
+// use: seenhandler/ratelimit (in-memory [Limiter]s for [WithRateLimit]),
+// seenhandler/promobserver (Prometheus metrics for [WithObserver]) and
+// seenhandler/queue.
 package seenhandler

@@ -15,33 +15,39 @@ import (
 
 // This file is the one place where errors become HTTP statuses.
 
-// Error codes of [ErrorBody].Code, with their statuses.
+// Code is an error code: the "code" of an error answer's "error" member,
+// stable and machine-readable, each with its HTTP status. It is also the
+// Code of [RequestInfo] and [BackendErrorInfo], and the Reason and
+// RetryReason of an [Attempt].
+type Code string
+
+// Error codes, with their statuses.
 const (
-	CodeInvalidJSON          = "invalid_json"           // 400
-	CodeValidationFailed     = "validation_failed"      // 400
-	CodeInvalidReceipt       = "invalid_receipt"        // 400
-	CodeUnauthorized         = "unauthorized"           // 401
-	CodeRequestTimeout       = "request_timeout"        // 408
-	CodeForbidden            = "forbidden"              // 403
-	CodeSessionNotFound      = "session_not_found"      // 404
-	CodeMessageNotFound      = "message_not_found"      // 404
-	CodeMethodNotAllowed     = "method_not_allowed"     // 405
-	CodeBodyTooLarge         = "body_too_large"         // 413
-	CodeUnsupportedMediaType = "unsupported_media_type" // 415
-	CodeRateLimited          = "rate_limited"           // 429
-	CodeClientClosedRequest  = "client_closed_request"  // 499
-	CodeInternal             = "internal"               // 500
-	CodeNotImplemented       = "not_implemented"        // 501
-	CodeSessionNotConnected  = "session_not_connected"  // 503
-	CodeSessionNotLoggedIn   = "session_not_logged_in"  // 503
-	CodeQueueFull            = "queue_full"             // 503
-	CodeShuttingDown         = "shutting_down"          // 503
-	CodeStorageFull          = "storage_full"           // 503
-	CodeTimeout              = "timeout"                // 504
+	CodeInvalidJSON          Code = "invalid_json"           // 400
+	CodeValidationFailed     Code = "validation_failed"      // 400
+	CodeInvalidReceipt       Code = "invalid_receipt"        // 400
+	CodeUnauthorized         Code = "unauthorized"           // 401
+	CodeRequestTimeout       Code = "request_timeout"        // 408
+	CodeForbidden            Code = "forbidden"              // 403
+	CodeSessionNotFound      Code = "session_not_found"      // 404
+	CodeMessageNotFound      Code = "message_not_found"      // 404
+	CodeMethodNotAllowed     Code = "method_not_allowed"     // 405
+	CodeBodyTooLarge         Code = "body_too_large"         // 413
+	CodeUnsupportedMediaType Code = "unsupported_media_type" // 415
+	CodeRateLimited          Code = "rate_limited"           // 429
+	CodeClientClosedRequest  Code = "client_closed_request"  // 499
+	CodeInternal             Code = "internal"               // 500
+	CodeNotImplemented       Code = "not_implemented"        // 501
+	CodeSessionNotConnected  Code = "session_not_connected"  // 503
+	CodeSessionNotLoggedIn   Code = "session_not_logged_in"  // 503
+	CodeQueueFull            Code = "queue_full"             // 503
+	CodeShuttingDown         Code = "shutting_down"          // 503
+	CodeStorageFull          Code = "storage_full"           // 503
+	CodeTimeout              Code = "timeout"                // 504
 )
 
 // maxReportedFields is the most field errors an answer lists; the rest
-// are counted (ErrorBody.FieldsTotal), so that a request with thousands of
+// are counted (errorBody.FieldsTotal), so that a request with thousands of
 // bad ids does not get an answer many times its size.
 const maxReportedFields = 20
 
@@ -58,7 +64,7 @@ var errPanic = errors.New("panic")
 // problem is an error as the client sees it.
 type problem struct {
 	status     int
-	code       string
+	code       Code
 	message    string
 	fields     []validate.FieldError
 	total      int           // of fields, when fields lists only the first ones
@@ -77,7 +83,6 @@ func classify(err error) problem {
 		fieldErr validate.Errors
 		tooLarge *http.MaxBytesError
 		body     *bodyError
-		full     *QueueFullError
 	)
 	switch {
 	case errors.As(err, &method):
@@ -135,10 +140,10 @@ func classify(err error) problem {
 	case errors.Is(err, session.ErrNotLoggedIn):
 		return backendRetryAfter(err, problem{status: http.StatusServiceUnavailable, code: CodeSessionNotLoggedIn,
 			message: "the session is not logged in to WhatsApp; pair it again"})
-	case errors.As(err, &full):
+	case errors.Is(err, ErrQueueFull):
 		message := "too many receipts wait to be sent; nothing of this request was queued; retry later"
-		if full.Bound != "" {
-			message = "too many receipts wait to be sent for this " + full.Bound + "; nothing of this request was queued; retry later"
+		if bound := queueFullBound(err); bound != "" {
+			message = "too many receipts wait to be sent for this " + bound + "; nothing of this request was queued; retry later"
 		}
 		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull, message: message, retryAfter: true}
 	case errors.Is(err, session.ErrStorageFull):
@@ -166,7 +171,8 @@ func backendRetryAfter(err error, p problem) problem {
 }
 
 // WriteError answers err in the handler's JSON error format (an
-// [ErrorResponse]) with the status of its Code: for a middleware in front
+// {"success":false,"message","error":{"code",…}}, as the OpenAPI document
+// says) with the status of its Code: for a middleware in front
 // of a [Handler] that refuses requests itself, e.g. with an error wrapping
 // [ErrUnauthorized] or [ErrForbidden]. As in the handler's own answers,
 // only texts of this package reach the client, never err's own.
@@ -176,7 +182,7 @@ func WriteError(w http.ResponseWriter, err error) {
 
 // writeError answers with err's problem; sent lists receipts that went out
 // before the failure, retryAfter is the Retry-After of a 503.
-func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter time.Duration) problem {
+func writeError(w http.ResponseWriter, err error, sent []sentReceipt, retryAfter time.Duration) problem {
 	p := classify(err)
 	switch {
 	case p.allow != "":
@@ -195,9 +201,9 @@ func writeError(w http.ResponseWriter, err error, sent []SentReceipt, retryAfter
 	if fields == nil {
 		fields = []validate.FieldError{}
 	}
-	writeJSON(w, p.status, ErrorResponse{
+	writeJSON(w, p.status, errorResponse{
 		Message:  p.message,
-		Error:    ErrorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
+		Error:    errorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
 		Receipts: sent,
 	})
 	return p

@@ -115,7 +115,7 @@ var fuzzPaths = []string{PathWAHA, PathWasend, PathWawp, "/elsewhere"}
 var (
 	plainIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 	// codeStatus is the status of each error code.
-	codeStatus = map[string]int{
+	codeStatus = map[Code]int{
 		CodeInvalidJSON: 400, CodeValidationFailed: 400, CodeInvalidReceipt: 400, CodeUnauthorized: 401,
 		CodeForbidden: 403, CodeSessionNotFound: 404, CodeMessageNotFound: 404, CodeMethodNotAllowed: 405,
 		CodeBodyTooLarge: 413, CodeUnsupportedMediaType: 415,
@@ -199,7 +199,7 @@ func FuzzHandler(f *testing.F) {
 
 func checkFuzzError(t *testing.T, in string, w *httptest.ResponseRecorder, success bool, calls int) {
 	t.Helper()
-	var e ErrorResponse
+	var e errorResponse
 	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 		t.Fatalf("%s: status %d, answer %s: %v", in, w.Code, w.Body, err)
 	}
@@ -217,7 +217,7 @@ func checkFuzzError(t *testing.T, in string, w *httptest.ResponseRecorder, succe
 func checkFuzzOK(t *testing.T, in string, body []byte, w *httptest.ResponseRecorder, top map[string]json.RawMessage,
 	success bool, fake *sessiontest.Fake) {
 	t.Helper()
-	var resp Response
+	var resp response
 	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
 		t.Fatalf("%s: status %d, answer %s: %v", in, w.Code, w.Body, err)
 	}
@@ -283,7 +283,7 @@ func checkFuzzOK(t *testing.T, in string, body []byte, w *httptest.ResponseRecor
 // checkFuzzQueued checks a 202: the request asked for "async": true, so
 // its receipts are queued, to be sent later; none was sent yet (the
 // handler waits at least a few hundred milliseconds before sending).
-func checkFuzzQueued(t *testing.T, in string, w *httptest.ResponseRecorder, top map[string]json.RawMessage, resp Response, recorded int) {
+func checkFuzzQueued(t *testing.T, in string, w *httptest.ResponseRecorder, top map[string]json.RawMessage, resp response, recorded int) {
 	t.Helper()
 	var accepted bool
 	if err := json.Unmarshal(top["accepted"], &accepted); err != nil || !accepted || resp.Acknowledged ||

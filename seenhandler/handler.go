@@ -16,7 +16,7 @@ import (
 
 // Handler serves the "mark as seen" endpoint (ServeHTTP, an http.Handler
 // that any router can mount) and the session status endpoint
-// ([Handler.ServeStatus]); [Mount] registers both. It is safe for
+// (see [Routes]); [Mount] registers them all. It is safe for
 // concurrent use.
 type Handler struct {
 	reg     session.Registry
@@ -59,7 +59,7 @@ type exchange struct {
 	// op is the backend operation under way, so that a panic in it is
 	// reported as that operation's failure.
 	op       Op
-	sent     []SentReceipt
+	sent     []sentReceipt
 	skipped  int
 	status   int  // of a successful answer: 200, or 202 when queued; 201 on WAHA's seen path
 	answered bool // the answer has been (or is being) written
@@ -75,20 +75,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.handle(w, r, EndpointSeen, h.serveSeen)
 }
 
-// ServeStatus answers one GET (or HEAD) request for a session's state,
-// authenticated like ServeHTTP: a [StatusResponse] {"success","session",
-// "status","connected","loggedIn","jid"}, or on WAHA's path
-// (/api/sessions/{session}) WAHA's [SessionInfo] {"name","status","me",
-// "presence","timestamps"}. The session comes from the URL (see
-// [WithPathSession]), else the query's session or instance_id or, on Wawp's
-// path, an X-Instance-ID header, which must agree. [Mount] registers it
-// at [PathWawpStatus] and PathWAHAStatus.
-func (h *Handler) ServeStatus(w http.ResponseWriter, r *http.Request) {
-	h.handle(w, r, EndpointStatus, h.serveStatus)
+// endpoint returns the http.Handler of one of h's other endpoints, for
+// [Routes]: serve answers its requests within [Handler]'s common frame
+// (timeout, recovery, observation).
+func (h *Handler) endpoint(ep Endpoint, serve endpointFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.handle(w, r, ep, serve) })
 }
 
 // endpointFunc serves one endpoint's request: it returns the answer (a
-// *[Response] or a *[StatusResponse]) or the error to answer with.
+// *response, a *statusResponse, …) or the error to answer with.
 type endpointFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error)
 
 // handle runs serve within the request's timeout and answers. It is the
@@ -161,14 +156,14 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, x *exchange, 
 	h.cfg.logger.LogAttrs(ctx, level, "request failed",
 		slog.String("endpoint", string(x.endpoint)), slog.String("dialect", x.dialect),
 		slog.String("session", x.asked), slog.String("chat", x.chat),
-		slog.Int("status", p.status), slog.String("code", p.code), slog.Int("receipts_sent", len(x.sent)),
+		slog.Int("status", p.status), slog.String("code", string(p.code)), slog.Int("receipts_sent", len(x.sent)),
 		slog.String("error", err.Error()), slog.Duration("took", time.Since(x.start)))
 	h.cfg.observeBackend(ctx, x.session, err)
 	h.observeDone(ctx, x, p.status, p.code)
 }
 
-func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code string) {
-	if h.cfg.observer == nil {
+func (h *Handler) observeDone(ctx context.Context, x *exchange, status int, code Code) {
+	if h.cfg.observer.RequestDone == nil {
 		return
 	}
 	info := RequestInfo{

@@ -320,7 +320,7 @@ func TestErrors(t *testing.T) {
 		setup  func(*sessiontest.Fake)
 		req    request
 		status int
-		code   string
+		code   seenhandler.Code
 		fields []string // "field rule"
 		header map[string]string
 	}{
@@ -333,7 +333,7 @@ func TestErrors(t *testing.T) {
 		{name: "charset not echoed", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; charset=s3cr3t"}}, status: 415, code: "unsupported_media_type"},
 		{name: "unparsable content type not echoed", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; s3cr3t"}}, status: 415, code: "unsupported_media_type"},
 		{name: "latin1 charset", req: request{body: valid, header: map[string]string{"Content-Type": "application/json; charset=latin1"}}, status: 415, code: "unsupported_media_type"},
-		{name: "body too large", opts: []seenhandler.Option{seenhandler.WithMaxBodyBytes(64)},
+		{name: "body too large", opts: []seenhandler.Option{seenhandler.WithRequestLimits(64, 0)},
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["` + strings.Repeat("A", 100) + `"]}`}, status: 413, code: "body_too_large"},
 		{name: "body over the default 64 KiB", req: request{body: `{"session":"demo","x":"` + strings.Repeat("A", 64<<10) + `"}`}, status: 413, code: "body_too_large"},
 		{name: "empty body", req: request{body: ``}, status: 400, code: "invalid_json"},
@@ -379,7 +379,7 @@ func TestErrors(t *testing.T) {
 			status: 400, code: "validation_failed", fields: []string{"participant wa_participant"}},
 		{name: "bad type", req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"],"type":"delivered"}`},
 			status: 400, code: "validation_failed", fields: []string{"type oneof"}},
-		{name: "too many ids", opts: []seenhandler.Option{seenhandler.WithMaxMessageIDs(2)},
+		{name: "too many ids", opts: []seenhandler.Option{seenhandler.WithRequestLimits(0, 2)},
 			req: request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1","A2","A3"]}`}, status: 400, code: "validation_failed", fields: []string{"messageIds max"}},
 		{name: "group without participant", req: request{body: `{"session":"demo","chatId":"` + group + `","messageIds":["A1"]}`},
 			status: 400, code: "validation_failed", fields: []string{"participant required"}},
@@ -611,13 +611,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"both auth and no auth", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithAuth(seenhandler.AuthenticatorFunc(nil))}},
 		{"nil authenticator", reg, []seenhandler.Option{seenhandler.WithAuth(nil)}},
 		{"nil logger", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithLogger(nil)}},
-		{"zero body limit", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithMaxBodyBytes(0)}},
-		{"zero max ids", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithMaxMessageIDs(0)}},
+		{"negative body limit", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithRequestLimits(-1, 0)}},
+		{"negative max ids", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithRequestLimits(0, -1)}},
 		{"negative timeout", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithTimeout(-time.Second)}},
 		{"zero retry-after", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithRetryAfter(0)}},
 		{"nil path extractor", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithPathSession(nil)}},
 		{"nil later", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithLater(nil)}},
-		{"nil observer", reg, []seenhandler.Option{seenhandler.WithNoAuth(), seenhandler.WithObserver(nil)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -738,7 +737,7 @@ func TestUnreadChat(t *testing.T) {
 }
 
 func testUnreadChat(t *testing.T) {
-	h, fake := newHandler(t, seenhandler.WithMaxMessageIDs(2))
+	h, fake := newHandler(t, seenhandler.WithRequestLimits(0, 2))
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "OLD", Sender: sender})
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "MINE", FromMe: true})
 	fake.AddMessage("demo", session.Message{Chat: group, ID: "U1", Sender: sender2})
@@ -747,7 +746,7 @@ func testUnreadChat(t *testing.T) {
 	body := `{"session":"demo","chatId":"` + group + `"}`
 	fake.MarkUnread("demo", group) // its owner marked it unread: the first read needs more than its receipts
 
-	// At most WithMaxMessageIDs: the newest two unread.
+	// At most WithRequestLimits' maxMessageIDs: the newest two unread.
 	w := request{body: body}.do(t, h)
 	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bluetick/bluetick/session"
@@ -58,8 +59,8 @@ type Later interface {
 	// Defer keeps d, to send later. It returns once d is as durable as the
 	// Later makes it (the request's 202 is answered after), and until when
 	// receipts whose session is down are retried (the 202's
-	// queued.retryUntil). An error means nothing of d was kept: a
-	// *[QueueFullError] is answered 503 queue_full, an error wrapping
+	// queued.retryUntil). An error means nothing of d was kept: one
+	// wrapping [ErrQueueFull] is answered 503 queue_full, an error wrapping
 	// session.ErrStorageFull 503 storage_full, any other 500 internal (503
 	// shutting_down once [Handler.Shutdown] began).
 	Defer(ctx context.Context, d Deferred) (retryUntil time.Time, err error)
@@ -69,22 +70,26 @@ type Later interface {
 	QueueStatus(ctx context.Context, name string) (QueueStatus, error)
 }
 
-// QueueFullError is the error a [Later] refuses receipts with when a bound
+// ErrQueueFull is the error a [Later] refuses receipts with when a bound
 // of the receipts it keeps would be passed: answered 503 queue_full,
-// nothing of the request kept.
-type QueueFullError struct {
-	// Bound names the bound: "session" (the session's), "token" (the API
-	// token's), or "" for the whole queue's; the answer's message says
-	// which.
-	Bound string
-}
+// nothing of the request kept. A Later wraps it to name the bound, with
+// fmt.Errorf("%w for this session", ErrQueueFull) or "%w for this token"
+// (the API token's); the answer's message then names it too. Unwrapped, it
+// is the whole queue's bound.
+var ErrQueueFull = errors.New("the asynchronous queue is full")
 
-// Error implements error.
-func (e *QueueFullError) Error() string {
-	if e.Bound == "" {
-		return "the asynchronous queue is full"
+// queueFullBound returns the bound a Later's err (which wraps
+// [ErrQueueFull]) names: "session", "token", or "" for the whole queue's.
+// Only the bound is read from the text, never shown: the answer's message
+// is this package's.
+func queueFullBound(err error) string {
+	text := err.Error()
+	for _, bound := range []string{"session", "token"} {
+		if strings.Contains(text, ErrQueueFull.Error()+" for this "+bound) {
+			return bound
+		}
 	}
-	return "the asynchronous queue is full for this " + e.Bound
+	return ""
 }
 
 // Attempt is what became of a [Deferred]'s receipts in one
@@ -95,13 +100,13 @@ type Attempt struct {
 	// was left to send); Failed those given up, Reason the error code of
 	// the last one (e.g. "session_not_found").
 	Sent, Failed int
-	Reason       string
+	Reason       Code
 	// Retry are the receipts to send again later: their session is down,
 	// their send timed out, or ctx ended first. RetryReason is the error
 	// code of why (e.g. "session_not_connected"); Typing says whether the
 	// typing indicator is still owed with them.
 	Retry       []session.Receipt
-	RetryReason string
+	RetryReason Code
 	Typing      bool
 }
 
@@ -137,7 +142,7 @@ var errShuttingDown = errors.New("the handler is shutting down")
 // serveSeen: it hands the receipts to the [Later] and returns at once. It
 // returns why they wait beyond their delay, when the session says it is
 // down.
-func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*Queued, error) {
+func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*queuedInfo, error) {
 	until, err := h.deferReceipts(ctx, Deferred{Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known,
 		Typing: p.typing, Token: x.token})
 	if err != nil {
@@ -150,9 +155,8 @@ func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Sessi
 // or storage's is the handler's shutting down, once it is.
 func (h *Handler) deferReceipts(ctx context.Context, d Deferred) (time.Time, error) {
 	until, err := h.cfg.later.Defer(ctx, d)
-	var full *QueueFullError
 	switch {
-	case err == nil, errors.As(err, &full), errors.Is(err, session.ErrStorageFull):
+	case err == nil, errors.Is(err, ErrQueueFull), errors.Is(err, session.ErrStorageFull):
 	case h.closing.Load():
 		return until, fmt.Errorf("%w: deferring: %w", errShuttingDown, err)
 	default:
@@ -163,13 +167,13 @@ func (h *Handler) deferReceipts(ctx context.Context, d Deferred) (time.Time, err
 
 // queuedBecause says why receipts retried until until wait for more than
 // their delay: the session reports it is down.
-func (h *Handler) queuedBecause(ctx context.Context, sess session.Session, until time.Time) *Queued {
+func (h *Handler) queuedBecause(ctx context.Context, sess session.Session, until time.Time) *queuedInfo {
 	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
 		return nil
 	}
 	st := reporter.Status(ctx)
-	q := &Queued{RetryUntil: until.UTC()}
+	q := &queuedInfo{RetryUntil: until.UTC()}
 	switch {
 	case !st.LoggedIn || !st.Paired:
 		q.Reason = CodeSessionNotLoggedIn
@@ -282,10 +286,10 @@ func (h *Handler) SendDeferred(ctx context.Context, d Deferred, retryUntil time.
 }
 
 // logDeferredFailed logs and observes a deferred receipt given up.
-func (h *Handler) logDeferredFailed(d Deferred, rc session.Receipt, err error, reason string) {
+func (h *Handler) logDeferredFailed(d Deferred, rc session.Receipt, err error, reason Code) {
 	h.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "async receipt failed",
 		slog.String("session", d.Session), slog.String("chat", rc.Chat), slog.Any("message_ids", rc.MessageIDs),
-		slog.String("reason", reason), slog.String("error", err.Error()))
+		slog.String("reason", string(reason)), slog.String("error", err.Error()))
 	h.cfg.observeBackend(context.Background(), d.Session, err)
 }
 
@@ -398,7 +402,7 @@ func (h *Handler) ReadLater(ctx context.Context, name string, a session.Arrival)
 	if n := c.(*logCounter).count(time.Now()); n > 0 {
 		h.cfg.logger.LogAttrs(ctx, levelFor(p), "auto-read not queued",
 			slog.Int("arrivals", n), slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID),
-			slog.String("code", p.code), slog.String("error", err.Error()))
+			slog.String("code", string(p.code)), slog.String("error", err.Error()))
 	}
 	h.cfg.observeBackend(ctx, x.session, err)
 	h.observeDone(ctx, x, p.status, p.code)

@@ -109,7 +109,7 @@ func TestAsyncByDefaultAndQueueFull(t *testing.T) {
 	for _, tc := range []struct {
 		ids    string
 		status int
-		code   string
+		code   seenhandler.Code
 	}{
 		{`"A1"`, 202, ""},
 		{`"A2"`, 202, ""},

@@ -29,8 +29,8 @@ type loadCase struct {
 	header   map[string]string
 	body     string
 	status   int
-	code     string // the error code, for statuses other than 200 and 201
-	receipts int    // receipts in a 200 or 201 answer, each one call to the fake
+	code     seenhandler.Code // the error code, for statuses other than 200 and 201
+	receipts int              // receipts in a 200 or 201 answer, each one call to the fake
 }
 
 const loadToken = "load-token"
@@ -105,7 +105,7 @@ type loadAnswer struct {
 		MessageIDs []string `json:"messageIds"`
 	} `json:"receipts"`
 	Error struct {
-		Code string `json:"code"`
+		Code seenhandler.Code `json:"code"`
 	} `json:"error"`
 }
 

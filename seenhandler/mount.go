@@ -23,7 +23,10 @@ type Router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-// Route is one of the handler's endpoints: a path and what serves it.
+// Route is one of the handler's endpoints: a path and what serves it. To
+// serve an endpoint at a path of your own, register the Handler of the
+// Route whose Pattern is the standard one (e.g. [PathWawpStatus]'s for the
+// status endpoint).
 type Route struct {
 	// Pattern is the path, without a method: the handler answers other
 	// methods with a JSON 405 itself.
@@ -34,8 +37,8 @@ type Route struct {
 
 // Routes returns h's endpoints, for any router to register: the seen
 // endpoint at [PathWasend], PathWawp and PathWAHA, the status endpoint
-// ([Handler.ServeStatus]) at [PathWawpStatus] and PathWAHAStatus, the
-// session list ([Handler.ServeSessions]) at PathWAHASessions, and the
+// at [PathWawpStatus] and PathWAHAStatus, the
+// session list at PathWAHASessions, and the
 // [OpenAPI] document at the path given to [WithOpenAPI], if any. The
 // patterns are ServeMux patterns; PathWAHAStatus's {session} is read with
 // r.PathValue unless [WithPathSession] says how (gorilla/mux and chi read
@@ -48,11 +51,11 @@ type Route struct {
 //		router.Handle(rt.Pattern, rt.Handler)
 //	}
 func Routes(h *Handler) []Route {
-	status := http.HandlerFunc(h.ServeStatus)
+	status := h.endpoint(EndpointStatus, h.serveStatus)
 	routes := []Route{{PathWasend, h}, {PathWawp, h}, {PathWAHA, h},
-		{PathWawpStatus, status}, {PathWAHAStatus, status}, {PathWAHASessions, http.HandlerFunc(h.ServeSessions)}}
+		{PathWawpStatus, status}, {PathWAHAStatus, status}, {PathWAHASessions, h.endpoint(EndpointSessions, h.serveSessions)}}
 	if h.cfg.openAPIPath != "" {
-		routes = append(routes, Route{h.cfg.openAPIPath, OpenAPIHandler()})
+		routes = append(routes, Route{h.cfg.openAPIPath, openAPIHandler()})
 	}
 	return routes
 }

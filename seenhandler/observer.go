@@ -8,20 +8,28 @@ import (
 	"github.com/bluetick/bluetick/session"
 )
 
-// Observer is told what the handler does, for metrics. Its methods are
-// called on the request's goroutine (or an asynchronous job's): they must
-// be quick and safe for concurrent use; a panic in them is logged and does
-// not change the answer. A nil [Observer] (the default) observes nothing; no metrics
-// library is linked by this package (examples/prometheus has one).
-type Observer interface {
+// Observer is told what the handler does, for metrics: a set of optional
+// functions, as net/http/httptrace's ClientTrace; a nil one is not
+// called, and the zero Observer (the default) observes nothing. No metrics
+// library is linked by this package (seenhandler/promobserver has one).
+// The functions are called on the request's goroutine (or an asynchronous
+// job's): they must be quick and safe for concurrent use; a panic in them
+// is logged and does not change the answer.
+type Observer struct {
 	// RequestDone is called once per request, after its answer is written.
-	RequestDone(ctx context.Context, r RequestInfo)
+	RequestDone func(ctx context.Context, r RequestInfo)
 	// BackendError is called when the registry, a session or its resolver
 	// fails a request on the server's side (a 5xx: not connected, not
 	// logged in, timeout, internal), and when marking a chat read fails
-	// or showing typing fails (neither fails the request). Answers such as an unknown session
-	// or message are the client's business and are only in RequestDone.
-	BackendError(ctx context.Context, e BackendErrorInfo)
+	// or showing typing fails (neither fails the request). Answers such as
+	// an unknown session or message are the client's business and are only
+	// in RequestDone.
+	BackendError func(ctx context.Context, e BackendErrorInfo)
+	// MessageViewed is called with the time to view: for each message
+	// marked read whose time the session knows (a session.Resolver's or
+	// session.UnreadLister's Timestamp), how long after it arrived. It is
+	// called once per message, after its receipt went out.
+	MessageViewed func(ctx context.Context, v ViewInfo)
 }
 
 // RequestInfo describes one finished request.
@@ -39,25 +47,15 @@ type RequestInfo struct {
 	Dialect string
 	// Status is the HTTP status answered, Code the error code ("" for 200).
 	Status int
-	Code   string
+	Code   Code
 	// Latency is the time from the request's arrival to its answer.
 	Latency time.Duration
 	// Receipts is how many receipts (backend calls) went out, Messages how
-	// many message ids they carried, [Skipped] how many ids were skipped.
+	// many message ids they carried, Skipped how many ids were skipped.
 	Receipts, Messages, Skipped int
 }
 
-// ViewObserver is an [Observer] that also wants the time to view: for each
-// message marked read whose time the session knows (a session.Resolver's
-// or session.UnreadLister's Timestamp), how long after it arrived. It is
-// called once per message, after its receipt went out, on the request's
-// goroutine or the asynchronous worker's.
-type ViewObserver interface {
-	Observer
-	MessageViewed(ctx context.Context, v ViewInfo)
-}
-
-// ViewInfo is one message marked read, for a [ViewObserver].
+// ViewInfo is one message marked read, for [Observer].MessageViewed.
 type ViewInfo struct {
 	// Session is the session that sent the receipt.
 	Session string
@@ -80,7 +78,7 @@ type BackendErrorInfo struct {
 	Op Op
 	// Code is the error code the failure maps to (CodeSessionNotConnected,
 	// CodeInternal, …).
-	Code string
+	Code Code
 	// Err is the backend's error, for logs; never send its text to clients.
 	Err error
 }
@@ -91,8 +89,8 @@ type Endpoint string
 // Endpoints of [RequestInfo].
 const (
 	EndpointSeen   Endpoint = "seen"   // ServeHTTP
-	EndpointStatus Endpoint = "status" // ServeStatus
-	// EndpointSessions is ServeSessions, the session list.
+	EndpointStatus Endpoint = "status" // PathWawpStatus, PathWAHAStatus
+	// EndpointSessions is the session list, PathWAHASessions.
 	EndpointSessions Endpoint = "sessions"
 )
 
@@ -110,43 +108,19 @@ const (
 	OpTyping       Op = "typing"         // session.Typist.Typing
 )
 
-// ObserverFuncs is an [Observer] made of optional functions; a nil one is
-// not called.
-type ObserverFuncs struct {
-	OnRequestDone  func(ctx context.Context, r RequestInfo)
-	OnBackendError func(ctx context.Context, e BackendErrorInfo)
-}
-
-// RequestDone calls OnRequestDone if set.
-func (o ObserverFuncs) RequestDone(ctx context.Context, r RequestInfo) {
-	if o.OnRequestDone != nil {
-		o.OnRequestDone(ctx, r)
-	}
-}
-
-// BackendError calls OnBackendError if set.
-func (o ObserverFuncs) BackendError(ctx context.Context, e BackendErrorInfo) {
-	if o.OnBackendError != nil {
-		o.OnBackendError(ctx, e)
-	}
-}
-
-// WithObserver sets the [Observer] of the handler. Default: none.
+// WithObserver sets the [Observer] of the handler. Default: the zero
+// Observer, which observes nothing.
 func WithObserver(o Observer) Option {
 	return func(c *config) error {
-		if o == nil {
-			return errors.New("seenhandler: WithObserver: nil Observer")
-		}
 		c.observer = o
 		return nil
 	}
 }
 
-// observeViews tells a [ViewObserver] the time to view of each message of
+// observeViews tells the [Observer]'s MessageViewed the time to view of each message of
 // rc (as sent) whose time is in known.
 func (c *config) observeViews(ctx context.Context, name string, rc session.Receipt, known map[string]time.Time, auto bool) {
-	vo, ok := c.observer.(ViewObserver)
-	if !ok || len(known) == 0 {
+	if c.observer.MessageViewed == nil || len(known) == 0 {
 		return
 	}
 	for _, id := range rc.MessageIDs {
@@ -154,7 +128,7 @@ func (c *config) observeViews(ctx context.Context, name string, rc session.Recei
 		if !ok {
 			continue
 		}
-		vo.MessageViewed(ctx, ViewInfo{Session: name, Type: rc.Type, TimeToView: max(rc.Timestamp.Sub(t), 0), Auto: auto})
+		c.observer.MessageViewed(ctx, ViewInfo{Session: name, Type: rc.Type, TimeToView: max(rc.Timestamp.Sub(t), 0), Auto: auto})
 	}
 }
 
@@ -178,7 +152,7 @@ func backendErr(op Op, err error) error {
 // observeBackend reports err to the observer if it is the backend's.
 func (c *config) observeBackend(ctx context.Context, session string, err error) {
 	var be *backendError
-	if c.observer == nil || !errors.As(err, &be) {
+	if c.observer.BackendError == nil || !errors.As(err, &be) {
 		return
 	}
 	p := classify(err)

@@ -20,13 +20,13 @@ type recorder struct {
 }
 
 func (rec *recorder) observer() seenhandler.Observer {
-	return seenhandler.ObserverFuncs{
-		OnRequestDone: func(_ context.Context, r seenhandler.RequestInfo) {
+	return seenhandler.Observer{
+		RequestDone: func(_ context.Context, r seenhandler.RequestInfo) {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			rec.requests = append(rec.requests, r)
 		},
-		OnBackendError: func(_ context.Context, e seenhandler.BackendErrorInfo) {
+		BackendError: func(_ context.Context, e seenhandler.BackendErrorInfo) {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			rec.errors = append(rec.errors, e)
@@ -129,5 +129,23 @@ func TestStatusObserver(t *testing.T) {
 	}
 	if r := reqs[1]; r.Dialect != "waha" || r.Session != "" || r.Status != 404 || r.Code != "session_not_found" {
 		t.Errorf("second: %+v", r)
+	}
+}
+
+// An Observer's functions are each optional: one that only wants
+// RequestDone gets it through a backend failure, which it did not ask to
+// hear of, and the answer is the same as without an Observer.
+func TestObserverPartial(t *testing.T) {
+	var done []seenhandler.RequestInfo
+	h, fake := newHandler(t, seenhandler.WithObserver(seenhandler.Observer{
+		RequestDone: func(_ context.Context, r seenhandler.RequestInfo) { done = append(done, r) },
+	}))
+	fake.Inject(sessiontest.Fault{Call: 1, Err: session.ErrNotConnected})
+	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A"]}`}.do(t, h)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d %s, want 503", w.Code, w.Body)
+	}
+	if len(done) != 1 || done[0].Code != seenhandler.CodeSessionNotConnected {
+		t.Errorf("RequestDone got %+v, want the one 503", done)
 	}
 }

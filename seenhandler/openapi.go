@@ -17,9 +17,9 @@ func OpenAPI() []byte {
 	return bytes.Clone(openAPIDoc)
 }
 
-// OpenAPIHandler serves the [OpenAPI] document as application/yaml to GET
+// openAPIHandler serves the [OpenAPI] document ([WithOpenAPI]) as application/yaml to GET
 // and HEAD requests; other methods get the handler's JSON 405.
-func OpenAPIHandler() http.Handler {
+func openAPIHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, &methodError{allow: "GET, HEAD"}, nil, DefaultRetryAfter)

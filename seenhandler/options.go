@@ -56,7 +56,7 @@ func defaultConfig() config {
 		timeout:       DefaultTimeout,
 		retryAfter:    DefaultRetryAfter,
 		typingTimeout: DefaultTypingTimeout,
-		pathSession:   PathValue("session"),
+		pathSession:   pathValue("session"),
 	}
 }
 
@@ -119,26 +119,22 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMaxBodyBytes sets the largest request body accepted; a larger one gets
-// 413 body_too_large. Default: [DefaultMaxBodyBytes] (64 KiB).
-func WithMaxBodyBytes(n int64) Option {
+// WithRequestLimits bounds what one request may carry: a body larger than
+// maxBodyBytes gets 413 body_too_large, more than maxMessageIDs distinct
+// message ids 400 validation_failed. A zero leaves that limit at its
+// default; a negative one is an error. Default: [DefaultMaxBodyBytes]
+// (64 KiB) and [DefaultMaxMessageIDs] (100).
+func WithRequestLimits(maxBodyBytes int64, maxMessageIDs int) Option {
 	return func(c *config) error {
-		if n <= 0 {
-			return errors.New("seenhandler: WithMaxBodyBytes: limit must be positive")
+		if maxBodyBytes < 0 || maxMessageIDs < 0 {
+			return errors.New("seenhandler: WithRequestLimits: limits must not be negative")
 		}
-		c.maxBodyBytes = n
-		return nil
-	}
-}
-
-// WithMaxMessageIDs sets the most distinct message ids one request may
-// carry; more get 400 validation_failed. Default: DefaultMaxMessageIDs (100).
-func WithMaxMessageIDs(n int) Option {
-	return func(c *config) error {
-		if n <= 0 {
-			return errors.New("seenhandler: WithMaxMessageIDs: limit must be positive")
+		if maxBodyBytes > 0 {
+			c.maxBodyBytes = maxBodyBytes
 		}
-		c.maxMessageIDs = n
+		if maxMessageIDs > 0 {
+			c.maxMessageIDs = maxMessageIDs
+		}
 		return nil
 	}
 }
@@ -186,8 +182,9 @@ func WithTypingTimeout(d time.Duration) Option {
 // such as "/sessions/{session}/seen". extract returns "" when the URL names
 // none; the body's (or, for the status endpoint, the query's) session or
 // instance_id is then used, and when both name one they must agree. Use
-// [PathValue] for net/http's ServeMux and chi, and a function over mux.Vars
-// for gorilla/mux. Default: [PathValue]("session"), the {session} wildcard
+// func(r *http.Request) string { return r.PathValue("name") } for net/http's
+// ServeMux and chi, and a function over mux.Vars
+// for gorilla/mux. Default: r.PathValue("session"), the {session} wildcard
 // of a ServeMux pattern (such as PathWAHAStatus), if any. Over a
 // session.Single registry no name is read: every request goes to its one
 // session.
@@ -213,9 +210,8 @@ func WithOpenAPI(path string) Option {
 	}
 }
 
-// PathValue returns an extractor for [WithPathSession] that reads the named
-// wildcard of a net/http ServeMux pattern, e.g. [PathValue]("session") for
-// "POST /sessions/{session}/seen".
-func PathValue(name string) func(*http.Request) string {
+// pathValue returns an extractor for [WithPathSession] that reads the named
+// wildcard of a net/http ServeMux pattern.
+func pathValue(name string) func(*http.Request) string {
 	return func(r *http.Request) string { return r.PathValue(name) }
 }

@@ -9,15 +9,15 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 )
 
 func TestSessionRateLimit(t *testing.T) {
-	lim, err := seenhandler.NewMemoryLimiter(0.5, 2) // 2 at once, then one per 2 s
+	lim, err := ratelimit.NewMemory(0.5, 2) // 2 at once, then one per 2 s
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, fake := newHandler(t, seenhandler.WithSessionRateLimit(lim))
+	h, fake := newHandler(t, seenhandler.WithRateLimit(lim, nil))
 	body := func(session string) string {
 		return `{"session":"` + session + `","chatId":"15551234567","messageIds":["A1"]}`
 	}
@@ -44,11 +44,11 @@ func TestSessionRateLimit(t *testing.T) {
 }
 
 func TestTokenRateLimit(t *testing.T) {
-	lim, err := seenhandler.NewMemoryLimiter(0.5, 1)
+	lim, err := ratelimit.NewMemory(0.5, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := newHandler(t, seenhandler.WithTokenRateLimit(lim))
+	h, _ := newHandler(t, seenhandler.WithRateLimit(nil, lim))
 	body := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
 	if w := (request{body: body}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("first: %d", w.Code)
@@ -68,11 +68,11 @@ func TestTokenRateLimit(t *testing.T) {
 
 func TestRateLimiterKeysAndFailures(t *testing.T) {
 	var keys []string
-	failing := seenhandler.LimiterFunc(func(_ context.Context, key string) (seenhandler.Reservation, error) {
+	failing := ratelimit.Func(func(_ context.Context, key string) (seenhandler.Reservation, error) {
 		keys = append(keys, key)
 		return seenhandler.Reservation{}, errors.New("redis down")
 	})
-	h, fake := newHandler(t, seenhandler.WithTokenRateLimit(failing), seenhandler.WithSessionRateLimit(failing))
+	h, fake := newHandler(t, seenhandler.WithRateLimit(failing, failing))
 	w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}.do(t, h)
 	if w.Code != http.StatusCreated || len(fake.Receipts()) != 1 {
 		t.Errorf("a failing limiter must let the request through: %d", w.Code)
@@ -83,17 +83,14 @@ func TestRateLimiterKeysAndFailures(t *testing.T) {
 }
 
 func TestMemoryLimiter(t *testing.T) {
-	if _, err := seenhandler.NewMemoryLimiter(0, 1); err == nil {
+	if _, err := ratelimit.NewMemory(0, 1); err == nil {
 		t.Error("zero rate accepted")
 	}
-	if _, err := seenhandler.NewMemoryLimiter(1, 0); err == nil {
+	if _, err := ratelimit.NewMemory(1, 0); err == nil {
 		t.Error("zero burst accepted")
 	}
-	if _, err := seenhandler.New(session.NewMemoryRegistry(), seenhandler.WithNoAuth(), seenhandler.WithTokenRateLimit(nil)); err == nil {
-		t.Error("nil limiter accepted")
-	}
 	ctx := context.Background()
-	lim, _ := seenhandler.NewMemoryLimiter(0.001, 1) // one, then one every 1000 s
+	lim, _ := ratelimit.NewMemory(0.001, 1) // one, then one every 1000 s
 	if r, _ := lim.Reserve(ctx, "busy"); !r.OK {
 		t.Fatal("first request refused")
 	}
@@ -111,7 +108,7 @@ func TestMemoryLimiter(t *testing.T) {
 	}
 	// Many more keys than it tracks: memory stays bounded, a recently used
 	// key keeps its bucket, and the least recently used ones start afresh.
-	for i := range seenhandler.DefaultLimiterKeys * 2 {
+	for i := range ratelimit.DefaultKeys * 2 {
 		key := strconv.Itoa(i)
 		if r, _ := lim.Reserve(ctx, key); !r.OK {
 			t.Fatalf("key %s refused", key)
@@ -130,15 +127,15 @@ func TestMemoryLimiter(t *testing.T) {
 // Polling a session's status, on either status path, spends neither the
 // session's receipt budget nor its token's: the receipts still go out.
 func TestStatusPollsSpendNoReceiptBudget(t *testing.T) {
-	sessionLim, err := seenhandler.NewMemoryLimiter(0.001, 2)
+	sessionLim, err := ratelimit.NewMemory(0.001, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenLim, err := seenhandler.NewMemoryLimiter(0.001, 25) // exactly the polls
+	tokenLim, err := ratelimit.NewMemory(0.001, 25) // exactly the polls
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, fake := newHandler(t, seenhandler.WithSessionRateLimit(sessionLim), seenhandler.WithTokenRateLimit(tokenLim))
+	h, fake := newHandler(t, seenhandler.WithRateLimit(sessionLim, tokenLim))
 	mux := http.NewServeMux()
 	seenhandler.Mount(mux, h)
 	for i := range 25 {

@@ -11,9 +11,10 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
-// Response is the body of a successful answer: 200, 202 when queued, and
+// response is the body of a successful answer (the OpenAPI document's
+// contract with clients): 200, 202 when queued, and
 // 201 on WAHA's path (see [Handler.ServeHTTP]).
-type Response struct {
+type response struct {
 	// Success is always true.
 	Success bool `json:"success"`
 	// Acknowledged reports whether at least one receipt was handed to
@@ -31,9 +32,9 @@ type Response struct {
 	// ChatID is the normalised chat JID.
 	ChatID string `json:"chatId"`
 	// Receipts are the receipts sent, one per sender, in request order.
-	Receipts []SentReceipt `json:"receipts"`
+	Receipts []sentReceipt `json:"receipts"`
 	// Skipped are the ids not sent, with the reason; never null.
-	Skipped []Skipped `json:"skipped"`
+	Skipped []skippedID `json:"skipped"`
 	// ChatRead says what became of clearing the chat's unread badge on
 	// the account's other devices (WhatsApp Web, Desktop, the phone) beyond
 	// the read receipts, which clear it there by themselves: "done"
@@ -53,14 +54,14 @@ type Response struct {
 	// Typing says what became of a request's "typing": [TypingStarted],
 	// TypingScheduled (a 202: after the queued receipts) or
 	// TypingUnavailable. Absent when the request did not ask for it.
-	Typing string `json:"typing,omitempty"`
+	Typing Typing `json:"typing,omitempty"`
 	// Reason says why a request that named a chat and no message ids sent
 	// no receipt: [ReasonNothingUnread] or [ReasonChatUnknown]. Absent
 	// otherwise.
-	Reason string `json:"reason,omitempty"`
+	Reason Reason `json:"reason,omitempty"`
 	// Queued is set in a 202 answer whose session is down: the receipts
 	// wait in the queue for it to come back (see [WithLater]).
-	Queued *Queued `json:"queued,omitempty"`
+	Queued *queuedInfo `json:"queued,omitempty"`
 	// InFlight is set in a 202 answer whose request ended (its timeout, or
 	// the client gone) while these receipts were being sent in a call
 	// shared with other requests (session.Coalesce's batch, see
@@ -68,11 +69,11 @@ type Response struct {
 	// within the batch's send timeout. Sending them again may send them
 	// twice. Type is the type asked for; Receipts lists those that did go
 	// out.
-	InFlight []SentReceipt `json:"inFlight,omitempty"`
+	InFlight []sentReceipt `json:"inFlight,omitempty"`
 }
 
 // setChatRead sets ChatRead and ChatMarkedRead from state.
-func (r *Response) setChatRead(state session.ChatReadState) {
+func (r *response) setChatRead(state session.ChatReadState) {
 	r.ChatRead = string(state)
 	if state == session.ChatReadDone || state == session.ChatReadUnavailable {
 		marked := state == session.ChatReadDone
@@ -80,12 +81,12 @@ func (r *Response) setChatRead(state session.ChatReadState) {
 	}
 }
 
-// Queued says why the receipts of a 202 answer wait for more than their
+// queuedInfo says why the receipts of a 202 answer wait for more than their
 // delay: their session is down. They are retried until RetryUntil, then
 // counted failed.
-type Queued struct {
+type queuedInfo struct {
 	// Reason is CodeSessionNotConnected or CodeSessionNotLoggedIn.
-	Reason string `json:"reason"`
+	Reason Code `json:"reason"`
 	// Message is for people.
 	Message string `json:"message"`
 	// RetryUntil is when the receipts are given up if the session is still
@@ -94,8 +95,8 @@ type Queued struct {
 	RetryUntil time.Time `json:"retryUntil"`
 }
 
-// SentReceipt is one receipt as the backend reports it sent.
-type SentReceipt struct {
+// sentReceipt is one receipt as the backend reports it sent.
+type sentReceipt struct {
 	// ChatID is the normalised chat JID the receipt went out to.
 	ChatID string `json:"chatId"`
 	// Sender is the normalised sender JID the receipt named, for group
@@ -113,74 +114,85 @@ type SentReceipt struct {
 	Type string `json:"type"`
 }
 
-// Typing states of a [Response].
+// Typing says what became of a request's "typing": the "typing" of a
+// successful answer.
+type Typing string
+
+// Typing states.
 const (
 	// TypingStarted: the account shows typing in the chat, cleared after
 	// the handler's typing timeout (see [WithTypingTimeout]).
-	TypingStarted = "started"
+	TypingStarted Typing = "started"
 	// TypingScheduled: typing starts once the queued receipts went out.
-	TypingScheduled = "scheduled"
+	TypingScheduled Typing = "scheduled"
 	// TypingUnavailable: the session cannot show typing (it is not a
 	// session.Typist, the chat is a channel or status, or trying failed).
-	TypingUnavailable = "unavailable"
+	TypingUnavailable Typing = "unavailable"
 )
 
-// Skipped is a message id that was not sent.
-type Skipped struct {
+// skippedID is a message id that was not sent.
+type skippedID struct {
 	// MessageID is the id as the client sent it.
 	MessageID string `json:"messageId"`
 	// Reason says why: [SkipFromMe], SkipAlreadyRead or SkipDuplicate.
-	Reason string `json:"reason"`
+	Reason Reason `json:"reason"`
 }
 
-// Skip reasons.
+// Reason says why a message id, or a whole request, sent no receipt: the
+// "reason" of a "skipped" entry of a successful answer ([SkipFromMe],
+// SkipAlreadyRead, SkipDuplicate), and the answer's own "reason" when a
+// request that named a chat and no message ids sent nothing
+// ([ReasonNothingUnread], ReasonChatUnknown). One type serves both: each
+// is a reason nothing went out.
+type Reason string
+
+// Reasons a message id was skipped.
 const (
-	// [SkipFromMe]: the account itself sent the message, so there is nothing
+	// SkipFromMe: the account itself sent the message, so there is nothing
 	// to mark as read.
-	SkipFromMe = "from_me"
+	SkipFromMe Reason = "from_me"
 	// SkipAlreadyRead: the session knows the account has read the message
 	// (session.Message.Read): on another of its devices, or through a
 	// receipt sent before. WhatsApp Web never sends a read receipt twice.
 	// Read requests only: a played receipt still goes out for a voice
 	// note read but not played.
-	SkipAlreadyRead = "already_read"
+	SkipAlreadyRead Reason = "already_read"
 	// SkipDuplicate: a receipt for the message was sent recently (see
 	// session.Dedup).
-	SkipDuplicate = "duplicate"
+	SkipDuplicate Reason = "duplicate"
 )
 
-// Reasons of a [Response] that sent nothing for a request naming a chat
-// and no message ids.
+// Reasons a request that named a chat and no message ids sent nothing.
 const (
 	// ReasonNothingUnread: the session knows the chat, and none of its
 	// incoming messages is unread. The chat's unread badge is still
 	// cleared on the account's other devices (chatMarkedRead), up to its
 	// newest message the session knows.
-	ReasonNothingUnread = "nothing_unread"
+	ReasonNothingUnread Reason = "nothing_unread"
 	// ReasonChatUnknown: the session knows no message of the chat — none
 	// arrived since it was paired, or they are older than what it keeps.
 	// Nothing was sent; name the message ids to mark them.
-	ReasonChatUnknown = "chat_unknown"
+	ReasonChatUnknown Reason = "chat_unknown"
 )
 
-// ErrorResponse is the body of every answer that is not a success.
-type ErrorResponse struct {
+// errorResponse is the body of every answer that is not a success.
+type errorResponse struct {
 	// Success is always false.
 	Success bool `json:"success"`
 	// Message is Error.Message again, at the top level where the WAHA SDKs
 	// (and many HTTP clients) look for an error's text.
 	Message string `json:"message"`
 	// Error says what went wrong.
-	Error ErrorBody `json:"error"`
+	Error errorBody `json:"error"`
 	// Receipts are the receipts sent before the failure, if any: a request
 	// with several senders may fail part way.
-	Receipts []SentReceipt `json:"receipts,omitempty"`
+	Receipts []sentReceipt `json:"receipts,omitempty"`
 }
 
-// ErrorBody is the error member of an [ErrorResponse].
-type ErrorBody struct {
+// errorBody is the error member of an errorResponse.
+type errorBody struct {
 	// Code is a stable machine-readable code, e.g. "validation_failed".
-	Code string `json:"code"`
+	Code Code `json:"code"`
 	// Message is for people.
 	Message string `json:"message"`
 	// Fields lists the fields at fault, at most the first 20; never null.
@@ -204,7 +216,7 @@ func putBuffer(bp *[]byte) {
 
 // writeJSON writes v as the whole response, with HTML characters left as
 // they are (the body is JSON, never HTML), with encoding/json: a
-// hand-written encoder of Response (no reflection) bought nothing
+// hand-written encoder of response (no reflection) bought nothing
 // measurable end to end; see seenRequest.decode for the numbers.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	bp := buffers.Get().(*[]byte)
@@ -231,8 +243,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // sentAs returns the receipt rc as the backend reports it sent with res.
-func sentAs(rc session.Receipt, res session.Result) SentReceipt {
-	sr := SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)}
+func sentAs(rc session.Receipt, res session.Result) sentReceipt {
+	sr := sentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(res.Type)}
 	if res.Chat != "" && res.Chat != rc.Chat {
 		sr.ChatID, sr.RequestedChatID = res.Chat, rc.Chat
 	}

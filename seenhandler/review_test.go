@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -23,7 +24,7 @@ import (
 // and the request is observed once.
 func TestReviewPanicAfterAnswer(t *testing.T) {
 	var calls int
-	obs := seenhandler.ObserverFuncs{OnRequestDone: func(context.Context, seenhandler.RequestInfo) {
+	obs := seenhandler.Observer{RequestDone: func(context.Context, seenhandler.RequestInfo) {
 		calls++
 		panic("observer bug")
 	}}
@@ -50,7 +51,7 @@ func TestReviewPanicAfterAnswer(t *testing.T) {
 // exists, do not choose the session label.
 func TestReviewSessionLabelAfterAuthAndLookup(t *testing.T) {
 	var got []seenhandler.RequestInfo
-	obs := seenhandler.ObserverFuncs{OnRequestDone: func(_ context.Context, r seenhandler.RequestInfo) { got = append(got, r) }}
+	obs := seenhandler.Observer{RequestDone: func(_ context.Context, r seenhandler.RequestInfo) { got = append(got, r) }}
 	h, _ := newHandler(t, seenhandler.WithObserver(obs))
 	body := `{"session":"minted-label-1","chatId":"15551234567","messageIds":["A1"]}`
 	request{body: body, header: map[string]string{"Authorization": "Bearer nope"}}.do(t, h)
@@ -89,20 +90,20 @@ func TestReviewAsyncNeedsConsent(t *testing.T) {
 // session's bucket, and a request refused by the session limit does not
 // spend the token's budget.
 func TestReviewLimiterKeysAfterLookup(t *testing.T) {
-	sessions, err := seenhandler.NewMemoryLimiter(0.001, 1)
+	sessions, err := ratelimit.NewMemory(0.001, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := seenhandler.NewMemoryLimiter(0.001, 2)
+	tokens, err := ratelimit.NewMemory(0.001, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := newHandler(t, seenhandler.WithSessionRateLimit(sessions))
+	h, _ := newHandler(t, seenhandler.WithRateLimit(sessions, nil))
 	body := func(s string) string { return `{"session":"` + s + `","chatId":"15551234567","messageIds":["A1"]}` }
 	if w := (request{body: body("demo")}).do(t, h); w.Code != http.StatusCreated {
 		t.Fatalf("first: %d", w.Code)
 	}
-	for i := range seenhandler.DefaultLimiterKeys + 1 {
+	for i := range ratelimit.DefaultKeys + 1 {
 		r := httptestRequest(body("ghost-" + strconv.Itoa(i)))
 		h.ServeHTTP(discard{}, r)
 	}
@@ -110,7 +111,7 @@ func TestReviewLimiterKeysAfterLookup(t *testing.T) {
 		t.Errorf("after 10,001 unknown sessions: %d, want 429 (the bucket was reset)", w.Code)
 	}
 
-	h, _ = newHandler(t, seenhandler.WithSessionRateLimit(mustLimiter(t, 0.001, 1)), seenhandler.WithTokenRateLimit(tokens))
+	h, _ = newHandler(t, seenhandler.WithRateLimit(mustLimiter(t, 0.001, 1), tokens))
 	for i, c := range []struct {
 		session string
 		want    int
@@ -121,9 +122,9 @@ func TestReviewLimiterKeysAfterLookup(t *testing.T) {
 	}
 }
 
-func mustLimiter(t *testing.T, rate float64, burst int) *seenhandler.MemoryLimiter {
+func mustLimiter(t *testing.T, rate float64, burst int) *ratelimit.Memory {
 	t.Helper()
-	l, err := seenhandler.NewMemoryLimiter(rate, burst)
+	l, err := ratelimit.NewMemory(rate, burst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestReviewPrincipal(t *testing.T) {
 			return session.Result{Type: r.Type}, nil
 		}), nil
 	})
-	obs := seenhandler.ObserverFuncs{OnRequestDone: func(ctx context.Context, _ seenhandler.RequestInfo) { note("observer", ctx) }}
+	obs := seenhandler.Observer{RequestDone: func(ctx context.Context, _ seenhandler.RequestInfo) { note("observer", ctx) }}
 	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 // other paths answer 202.
 func (h *Handler) serveSeen(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
 	resp, err := h.seen(ctx, w, r, x)
-	if _, ok := resp.(*Response); ok && err == nil && pathDialect(r) == dialectWAHA {
+	if _, ok := resp.(*response); ok && err == nil && pathDialect(r) == dialectWAHA {
 		x.status = http.StatusCreated
 	}
 	return resp, err
@@ -105,11 +105,11 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, err
 		}
 		x.status = http.StatusAccepted
-		planned := make([]SentReceipt, len(receipts))
+		planned := make([]sentReceipt, len(receipts))
 		for i, rc := range receipts {
-			planned[i] = SentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
+			planned[i] = sentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
 		}
-		resp := &Response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
+		resp := &response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
 			Receipts: planned, Skipped: skipped, Queued: queued}
 		if p.typing {
 			resp.Typing = TypingScheduled
@@ -122,12 +122,12 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	// As sent, duplicates left out; in receipts' array, which sendAll has
 	// done with.
 	delivered := receipts[:0]
-	var inFlight []SentReceipt
+	var inFlight []sentReceipt
 	for _, o := range outcomes {
 		if errors.Is(o.err, session.ErrInFlight) {
 			// The request ended while a call shared with other requests
 			// carried the receipt: it goes on without us.
-			inFlight = append(inFlight, SentReceipt{ChatID: o.rc.Chat, Sender: o.rc.Sender, MessageIDs: o.rc.MessageIDs, Type: string(o.rc.Type)})
+			inFlight = append(inFlight, sentReceipt{ChatID: o.rc.Chat, Sender: o.rc.Sender, MessageIDs: o.rc.MessageIDs, Type: string(o.rc.Type)})
 			h.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "receipt still being sent when the request ended; answered as in flight",
 				slog.String("session", p.session), slog.String("chat", o.rc.Chat), slog.Any("message_ids", o.rc.MessageIDs),
 				slog.String("error", o.err.Error()))
@@ -137,7 +137,7 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, backendErr(OpSend, o.err)
 		}
 		for _, id := range o.res.Duplicates {
-			skipped = append(skipped, Skipped{MessageID: p.raw(id), Reason: SkipDuplicate})
+			skipped = append(skipped, skippedID{MessageID: p.raw(id), Reason: SkipDuplicate})
 		}
 		x.skipped = len(skipped)
 		if len(o.rc.MessageIDs) == 0 {
@@ -149,9 +149,9 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	sent := x.sent
 	if sent == nil {
-		sent = []SentReceipt{}
+		sent = []sentReceipt{}
 	}
-	resp := &Response{
+	resp := &response{
 		Success:      true,
 		Acknowledged: len(sent) > 0,
 		Session:      p.session,
@@ -191,7 +191,7 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 // startTyping has the session show the account typing in chat, after the
 // request's receipts, and returns the state to answer. A failure is logged
 // and observed; it does not fail the request.
-func (h *Handler) startTyping(ctx context.Context, x *exchange, sess session.Session, p *plan, chat string) string {
+func (h *Handler) startTyping(ctx context.Context, x *exchange, sess session.Session, p *plan, chat string) Typing {
 	typist, ok := session.As[session.Typist](sess)
 	if !ok {
 		return TypingUnavailable
@@ -281,12 +281,12 @@ func (h *Handler) unreadIDs(ctx context.Context, x *exchange, sess session.Sessi
 // sender, in request order. Ids the account sent itself are skipped, and,
 // for read receipts, ids the account has already read. It notes in known
 // the times of the messages the session resolved.
-func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes) ([]session.Receipt, []Skipped, error) {
+func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes) ([]session.Receipt, []skippedID, error) {
 	resolver, _ := session.As[session.Resolver](sess)
 	now := time.Now()
 	var (
 		receipts []session.Receipt
-		skipped  = []Skipped{}
+		skipped  = []skippedID{}
 		missing  validate.Errors
 	)
 	for _, id := range ids {
@@ -314,11 +314,11 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			}
 		}
 		if fromMe {
-			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipFromMe})
+			skipped = append(skipped, skippedID{MessageID: id.raw, Reason: SkipFromMe})
 			continue
 		}
 		if read && p.typ == session.ReceiptRead {
-			skipped = append(skipped, Skipped{MessageID: id.raw, Reason: SkipAlreadyRead})
+			skipped = append(skipped, skippedID{MessageID: id.raw, Reason: SkipAlreadyRead})
 			continue
 		}
 		switch {
@@ -438,7 +438,7 @@ func (h *Handler) markChatRead(ctx context.Context, x *exchange, sess session.Se
 // hand. A session that knows no message of the chat says so with
 // session.ErrMessageNotFound: the reason is then [ReasonChatUnknown] and
 // nothing is sent.
-func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (string, session.ChatReadState) {
+func (h *Handler) markChatNothingUnread(ctx context.Context, x *exchange, sess session.Session, p *plan) (Reason, session.ChatReadState) {
 	if p.typ != session.ReceiptRead {
 		return ReasonNothingUnread, ""
 	}

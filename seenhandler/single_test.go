@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -169,12 +170,12 @@ func TestSingleWithoutSession(t *testing.T) {
 // send: naming another session does not buy another.
 func TestSingleSessionOneRateLimit(t *testing.T) {
 	fake := sessiontest.New()
-	lim, err := seenhandler.NewMemoryLimiter(1.0/3600, 1) // one request, then one an hour
+	lim, err := ratelimit.NewMemory(1.0/3600, 1) // one request, then one an hour
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, err := seenhandler.New(session.Single(fake.Session("phone")), seenhandler.WithNoAuth(),
-		seenhandler.WithSessionRateLimit(lim))
+		seenhandler.WithRateLimit(lim, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

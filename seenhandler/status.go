@@ -19,62 +19,67 @@ const (
 	// GET /api/sessions/{session}. Its answer is WAHA's SessionInfo.
 	PathWAHAStatus = "/api/sessions/{session}"
 	// PathWAHASessions is WAHA's session list: GET /api/sessions, a JSON
-	// array of SessionInfo (see [Handler.ServeSessions]).
+	// array of SessionInfo (see [Routes]).
 	PathWAHASessions = "/api/sessions"
 )
 
-// Session states of [StatusResponse].Status, in WAHA's words.
+// State is a session's state, in WAHA's words: the "status" of the
+// status endpoint's answer (Wawp's path: any of them; WAHA's path: WAHA's
+// own, see each).
+type State string
+
+// Session states.
 const (
-	// [StateWorking]: connected and logged in; receipts go out.
-	StateWorking = "WORKING"
+	// StateWorking: connected and logged in; receipts go out.
+	StateWorking State = "WORKING"
 	// StateStarting: paired, (re)connecting; receipts get 503 meanwhile.
-	StateStarting = "STARTING"
+	StateStarting State = "STARTING"
 	// StateScanQRCode: waiting to be paired by QR code or pair code.
-	StateScanQRCode = "SCAN_QR_CODE"
+	StateScanQRCode State = "SCAN_QR_CODE"
 	// StateConflict: another connection of the same device (another
 	// process or tool) replaced the session's (session.Status.Replaced);
 	// the session does not reconnect by itself. Not a WAHA state: the WAHA
-	// path's [SessionInfo] says StateFailed then.
-	StateConflict = "CONFLICT"
+	// path's SessionInfo says StateFailed then.
+	StateConflict State = "CONFLICT"
 	// StateFailed is WAHA's state of a session that stopped and needs
-	// attention; the WAHA path's [SessionInfo] reports StateConflict so.
-	StateFailed = "FAILED"
+	// attention; the WAHA path's SessionInfo reports StateConflict so.
+	StateFailed State = "FAILED"
 	// StateUnknown: the session cannot tell (it is no session.StatusReporter).
-	// Not a WAHA state: the WAHA path's [SessionInfo] says StateWorking
+	// Not a WAHA state: the WAHA path's SessionInfo says StateWorking
 	// then, as requests do go to the session.
-	StateUnknown = "UNKNOWN"
+	StateUnknown State = "UNKNOWN"
 )
 
-// SessionInfo is WAHA's SessionInfo: the body of a 200 answer of
-// [Handler.ServeStatus] on WAHA's path (/api/sessions/{session}), and an
-// element of [Handler.ServeSessions]'s list. It has every property WAHA's
+// sessionInfo is WAHA's SessionInfo: the body of a 200 answer of
+// the status endpoint on WAHA's path (/api/sessions/{session}), and an
+// element of the session list's. It has every property WAHA's
 // OpenAPI document requires (name, status, presence, timestamps), each of
 // the type it says: clients generated from that document refuse an answer
 // without them, or with a null where it says object. Wawp's path answers a
-// [StatusResponse].
-type SessionInfo struct {
+// statusResponse.
+type sessionInfo struct {
 	// Name is the session's name.
 	Name string `json:"name"`
 	// Status is one of WAHA's states: [StateWorking], StateStarting,
 	// StateScanQRCode or StateFailed (for [StateConflict]; WAHA's STOPPED
 	// is never reported).
-	Status string `json:"status"`
-	// Me is the account, once paired; absent before (WAHA's schema has no
+	Status State `json:"status"`
+	// wahaMe is the account, once paired; absent before (WAHA's schema has no
 	// null for it).
-	Me *Me `json:"me,omitempty"`
+	Me *wahaMe `json:"me,omitempty"`
 	// Presence is WAHA's presence object, always {}: what the account
 	// shows its contacts is the session's own policy (the whatsmeow
 	// backend's WithPresence), not something a client sets here.
 	Presence struct{} `json:"presence"`
 	// Timestamps says when the session last acted for the account.
-	Timestamps SessionTimestamps `json:"timestamps"`
+	Timestamps sessionTimestamps `json:"timestamps"`
 	// Node is the id of the process that serves the session, when several
 	// share it (see session.Status.Node); omitted otherwise.
 	Node string `json:"node,omitempty"`
 }
 
-// SessionTimestamps is the timestamps member of a [SessionInfo].
-type SessionTimestamps struct {
+// sessionTimestamps is the timestamps member of a sessionInfo.
+type sessionTimestamps struct {
 	// Activity is when the session last sent a receipt or a typing
 	// indicator (session.Status.Activity), in Unix milliseconds as WAHA
 	// writes it; null when the session has not since it started, or
@@ -82,23 +87,24 @@ type SessionTimestamps struct {
 	Activity *int64 `json:"activity"`
 }
 
-// Me is the account of a session, as WAHA writes it.
-type Me struct {
+// wahaMe is the account of a session, as WAHA writes it.
+type wahaMe struct {
 	// ID is the account's id in WAHA's form, e.g. "15551234567@c.us".
 	ID string `json:"id"`
 	// PushName is the account's display name; "" when unknown.
 	PushName string `json:"pushName"`
 }
 
-// StatusResponse is the body of a 200 answer of [Handler.ServeStatus].
-type StatusResponse struct {
+// statusResponse is the body of a 200 answer of the status endpoint on
+// Wawp's path.
+type statusResponse struct {
 	// Success is always true.
 	Success bool `json:"success"`
 	// Session is the session's name.
 	Session string `json:"session"`
 	// Status is [StateWorking], StateStarting, StateScanQRCode,
 	// StateConflict or StateUnknown.
-	Status string `json:"status"`
+	Status State `json:"status"`
 	// Connected: the connection to WhatsApp is up.
 	Connected bool `json:"connected"`
 	// LoggedIn: paired and authenticated.
@@ -113,7 +119,7 @@ type StatusResponse struct {
 	Queue *QueueStatus `json:"queue,omitempty"`
 }
 
-// QueueStatus is a session's asynchronous receipts in a [StatusResponse]:
+// QueueStatus is a session's asynchronous receipts in the status answer:
 // as its [Later] counts them (seenhandler/queue's Worker: across restarts
 // with a durable queue).
 type QueueStatus struct {
@@ -127,7 +133,14 @@ type QueueStatus struct {
 	OldestPendingSeconds float64 `json:"oldestPendingSeconds"`
 }
 
-// serveStatus serves one status request (see ServeStatus).
+// serveStatus answers one GET (or HEAD) request for a session's state
+// ([Routes] lists it at [PathWawpStatus] and PathWAHAStatus),
+// authenticated like ServeHTTP: a statusResponse {"success","session",
+// "status","connected","loggedIn","jid"}, or on WAHA's path
+// (/api/sessions/{session}) WAHA's SessionInfo {"name","status","me",
+// "presence","timestamps"}. The session comes from the URL (see
+// [WithPathSession]), else the query's session or instance_id or, on Wawp's
+// path, an X-Instance-ID header, which must agree.
 func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
 	x.dialect = dialectWAHA
 	if strings.HasSuffix(r.URL.Path, PathWawpStatus) {
@@ -168,9 +181,9 @@ func (h *Handler) serveStatus(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	state, st := h.state(ctx, x, sess)
 	if wahaSessionPath(r) {
-		return sessionInfo(name, state, st), nil
+		return newSessionInfo(name, state, st), nil
 	}
-	return &StatusResponse{Success: true, Session: name, Status: state,
+	return &statusResponse{Success: true, Session: name, Status: state,
 		Connected: st.Connected, LoggedIn: st.LoggedIn, JID: st.JID, Node: st.Node, Queue: h.queueStatus(ctx, name)}, nil
 }
 
@@ -183,7 +196,7 @@ func wahaSessionPath(r *http.Request) bool {
 
 // state asks sess for its state: one of the State constants, and what the
 // session reported (zero when it cannot tell).
-func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) (string, session.Status) {
+func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) (State, session.Status) {
 	reporter, ok := session.As[session.StatusReporter](sess)
 	if !ok {
 		return StateUnknown, session.Status{}
@@ -203,8 +216,8 @@ func (h *Handler) state(ctx context.Context, x *exchange, sess session.Session) 
 }
 
 // sessionInfo is WAHA's view of a session's state.
-func sessionInfo(name, state string, st session.Status) *SessionInfo {
-	info := &SessionInfo{Name: name, Status: state, Node: st.Node}
+func newSessionInfo(name string, state State, st session.Status) *sessionInfo {
+	info := &sessionInfo{Name: name, Status: state, Node: st.Node}
 	switch state {
 	case StateUnknown:
 		info.Status = StateWorking
@@ -219,19 +232,15 @@ func sessionInfo(name, state string, st session.Status) *SessionInfo {
 		if server == "s.whatsapp.net" {
 			server = "c.us"
 		}
-		info.Me = &Me{ID: user + "@" + server}
+		info.Me = &wahaMe{ID: user + "@" + server}
 	}
 	return info
 }
 
-// ServeSessions answers WAHA's GET /api/sessions (registered by [Mount] at
-// [PathWAHASessions]): a JSON array of [SessionInfo], one per session the
-// registry lists (see session.Lister) that the request's token may use,
+// serveSessions answers WAHA's GET /api/sessions ([Routes] lists it at
+// [PathWAHASessions]): a JSON array of WAHA's SessionInfo, one per session
+// the registry lists (see session.Lister) that the request's token may use,
 // sorted by name. A registry that cannot list its sessions gets 501.
-func (h *Handler) ServeSessions(w http.ResponseWriter, r *http.Request) {
-	h.handle(w, r, EndpointSessions, h.serveSessions)
-}
-
 func (h *Handler) serveSessions(ctx context.Context, _ http.ResponseWriter, r *http.Request, x *exchange) (any, error) {
 	x.dialect = dialectWAHA
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -255,7 +264,7 @@ func (h *Handler) serveSessions(ctx context.Context, _ http.ResponseWriter, r *h
 	if err != nil {
 		return nil, backendErr(OpLookup, err)
 	}
-	infos := []*SessionInfo{}
+	infos := []*sessionInfo{}
 	for _, name := range names {
 		if !h.cfg.noAuth {
 			_, err := h.cfg.auth.Authenticate(ctx, Credentials{Token: requestToken(r, bodyToken), Session: name})
@@ -276,7 +285,7 @@ func (h *Handler) serveSessions(ctx context.Context, _ http.ResponseWriter, r *h
 			return nil, backendErr(OpLookup, err)
 		}
 		state, st := h.state(ctx, x, sess)
-		infos = append(infos, sessionInfo(name, state, st))
+		infos = append(infos, newSessionInfo(name, state, st))
 	}
 	return infos, nil
 }

@@ -38,7 +38,7 @@ func TestStatus(t *testing.T) {
 		status               int
 		want                 seenhandler.StatusResponse
 		info                 *seenhandler.SessionInfo // on WAHA's path
-		code                 string
+		code                 seenhandler.Code
 	}{
 		{name: "wawp query", target: "/v2/session/status?session=demo", status: 200,
 			want: seenhandler.StatusResponse{Success: true, Session: "demo", Status: "WORKING", Connected: true, LoggedIn: true}},
@@ -167,7 +167,7 @@ func TestSessionList(t *testing.T) {
 			}
 			var got []string
 			for _, info := range decode[[]seenhandler.SessionInfo](t, w) {
-				got = append(got, info.Name+":"+info.Status)
+				got = append(got, info.Name+":"+string(info.Status))
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)

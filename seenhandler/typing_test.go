@@ -20,7 +20,7 @@ func TestTyping(t *testing.T) {
 		name, extra string
 		opts        []seenhandler.Option
 		setErr      error
-		want        string // the answer's typing
+		want        seenhandler.Typing // the answer's typing
 		wantD       time.Duration
 	}{
 		{"typing", `"typing":true`, nil, nil, "started", 25 * time.Second},
@@ -35,7 +35,7 @@ func TestTyping(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var backendErrs []seenhandler.Op
-			obs := seenhandler.ObserverFuncs{OnBackendError: func(_ context.Context, e seenhandler.BackendErrorInfo) { backendErrs = append(backendErrs, e.Op) }}
+			obs := seenhandler.Observer{BackendError: func(_ context.Context, e seenhandler.BackendErrorInfo) { backendErrs = append(backendErrs, e.Op) }}
 			h, fake := newHandler(t, append(tc.opts, seenhandler.WithObserver(obs))...)
 			fake.SetTypingError(tc.setErr)
 			w := request{body: `{"session":"demo","chatId":"15551234567","messageIds":["T1"],` + tc.extra + `}`}.do(t, h)

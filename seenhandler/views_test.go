@@ -13,14 +13,18 @@ import (
 	"github.com/bluetick/bluetick/session"
 )
 
-// viewRecorder is a ViewObserver that records what it is told.
+// viewRecorder records what an Observer's MessageViewed is told.
 type viewRecorder struct {
-	seenhandler.ObserverFuncs
 	mu    sync.Mutex
 	views []seenhandler.ViewInfo
 }
 
-func (v *viewRecorder) MessageViewed(_ context.Context, i seenhandler.ViewInfo) {
+// observer is the Observer that records into v.
+func (v *viewRecorder) observer() seenhandler.Observer {
+	return seenhandler.Observer{MessageViewed: v.messageViewed}
+}
+
+func (v *viewRecorder) messageViewed(_ context.Context, i seenhandler.ViewInfo) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.views = append(v.views, i)
@@ -38,7 +42,7 @@ func (v *viewRecorder) got() []seenhandler.ViewInfo {
 func TestTimeToView(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		obs := &viewRecorder{}
-		h, fake, _ := newAsyncHandler(t, queue.Options{MinDelay: time.Second, MaxDelay: time.Second}, seenhandler.WithObserver(obs))
+		h, fake, _ := newAsyncHandler(t, queue.Options{MinDelay: time.Second, MaxDelay: time.Second}, seenhandler.WithObserver(obs.observer()))
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "V1", Sender: user, Timestamp: fixedNow.Add(-2 * time.Minute)})
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "V2", Sender: user, Timestamp: fixedNow.Add(-time.Hour)})
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true, Timestamp: fixedNow.Add(-time.Hour)})

@@ -35,7 +35,7 @@ func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, erro
 	}
 	r := mux.NewRouter()
 	r.Handle("/sessions/{session}/seen", h).Methods(http.MethodPost)
-	r.HandleFunc("/sessions/{session}", h.ServeStatus).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/sessions/{session}", routertest.StatusHandler(h)).Methods(http.MethodGet, http.MethodHead)
 	return r, nil
 }
 

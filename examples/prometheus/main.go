@@ -44,7 +44,7 @@ func main() {
 // newMux serves the seen and status endpoints from fake's "demo" session,
 // observed into reg, and reg's metrics at /metrics.
 func newMux(fake *sessiontest.Fake, token string, reg *prometheus.Registry) (*http.ServeMux, error) {
-	obs, err := promobserver.New(reg)
+	obs, queueDepth, err := promobserver.New(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func newMux(fake *sessiontest.Fake, token string, reg *prometheus.Registry) (*ht
 	sessions := fake.Registry("demo")
 	// "async": true queues, feeding the queue gauge. The worker runs as
 	// long as the process: this example never shuts down.
-	worker, err := queue.New(queue.Options{Observer: obs})
+	worker, err := queue.New(queue.Options{Observer: obs, QueueDepth: queueDepth})
 	if err != nil {
 		return nil, err
 	}

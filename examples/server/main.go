@@ -22,6 +22,7 @@ import (
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/seenhandler/queue/sqlqueue"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 	bwm "github.com/bluetick/bluetick/session/whatsmeow"
@@ -701,20 +702,22 @@ func handlerOptions(c config, worker *queue.Worker) ([]seenhandler.Option, error
 			rate = realSessionRate
 		}
 	}
+	var perSession, perToken seenhandler.Limiter // nil: no limit
 	if rate > 0 {
-		lim, err := seenhandler.NewMemoryLimiter(rate, c.sessionBurst)
+		lim, err := ratelimit.NewMemory(rate, c.sessionBurst)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, seenhandler.WithSessionRateLimit(lim))
+		perSession = lim
 	}
 	if c.tokenRate > 0 {
-		lim, err := seenhandler.NewMemoryLimiter(c.tokenRate, c.tokenBurst)
+		lim, err := ratelimit.NewMemory(c.tokenRate, c.tokenBurst)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, seenhandler.WithTokenRateLimit(lim))
+		perToken = lim
 	}
+	opts = append(opts, seenhandler.WithRateLimit(perSession, perToken))
 	if worker != nil {
 		// Without -async, only auto-read uses the queue; "async": true is
 		// accepted then too.

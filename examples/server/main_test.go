@@ -223,7 +223,14 @@ func TestDialects(t *testing.T) {
 			if want := cmp.Or(tc.status, http.StatusOK); status != want {
 				t.Fatalf("status %d, want %d; body: %s", status, want, body)
 			}
-			var resp seenhandler.Response
+			var resp struct {
+				Success, Acknowledged bool
+				Session, ChatID       string
+				Receipts              []struct {
+					MessageIDs []string
+					Type       string
+				}
+			}
 			if err := json.Unmarshal(body, &resp); err != nil {
 				t.Fatalf("body %s: %v", body, err)
 			}
@@ -471,7 +478,7 @@ func TestRealModePairingWithoutNetwork(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), seenhandler.CodeSessionNotLoggedIn) ||
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), string(seenhandler.CodeSessionNotLoggedIn)) ||
 			after < 1 || after > int(bwm.MaxReconnectWait/time.Second) {
 			t.Errorf("%v: status %d, Retry-After %q, body %s", args, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}

@@ -52,7 +52,7 @@ func queueOf(t *testing.T, base, name string) seenhandler.QueueStatus {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/v2/session/status?session="+name+"&access_token="+demoToken, nil)
 	status, body := do(t, req)
-	var st seenhandler.StatusResponse
+	var st struct{ Queue *seenhandler.QueueStatus }
 	if err := json.Unmarshal(body, &st); status != http.StatusOK || err != nil || st.Queue == nil {
 		t.Fatalf("status of %s: %d %s", name, status, body)
 	}
@@ -333,7 +333,9 @@ func TestSecondSignalKeepsQueue(t *testing.T) {
 func TestAsyncOfflineSessionComesBack(t *testing.T) {
 	s := start(t, nil, "-sessions", "demo,down", "-offline", "down:1s", "-async", "-v", "-async-min", "10ms", "-async-max", "10ms")
 	status, body := s.post(t, seenhandler.PathWasend, `{"session":"down","to":"15551234567","messageId":"B1"}`, "Authorization", "Bearer "+demoToken)
-	var resp seenhandler.Response
+	var resp struct {
+		Queued *struct{ Reason seenhandler.Code }
+	}
 	if err := json.Unmarshal(body, &resp); err != nil || status != http.StatusAccepted || resp.Queued == nil ||
 		resp.Queued.Reason != seenhandler.CodeSessionNotConnected {
 		t.Fatalf("%d %s", status, body)

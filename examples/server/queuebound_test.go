@@ -52,8 +52,13 @@ func fillQueue(t *testing.T, base, token string, sessions []string, max int) (ac
 }
 
 // errorCode is the error code of an error answer.
-func errorCode(body []byte) (code, message string) {
-	var e seenhandler.ErrorResponse
+func errorCode(body []byte) (code seenhandler.Code, message string) {
+	var e struct {
+		Error struct {
+			Code    seenhandler.Code
+			Message string
+		}
+	}
 	_ = json.Unmarshal(body, &e)
 	return e.Error.Code, e.Error.Message
 }
@@ -228,7 +233,7 @@ func TestClusterOrphanedJobsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	left := time.Now()
-	for !strings.Contains(s.stderr.String(), "reason="+seenhandler.CodeSessionNotFound) {
+	for !strings.Contains(s.stderr.String(), "reason="+string(seenhandler.CodeSessionNotFound)) {
 		if time.Since(left) > 60*time.Second {
 			t.Fatalf("the receipt did not fail within a minute of the device leaving; stderr:\n%s", s.stderr)
 		}

@@ -205,7 +205,12 @@ func TestClusterHungOwner(t *testing.T) {
 		}
 		for range clients {
 			an := <-answers
-			var e seenhandler.ErrorResponse
+			var e struct {
+				Error struct {
+					Code    seenhandler.Code
+					Message string
+				}
+			}
 			_ = json.Unmarshal(an.body, &e)
 			if an.err != nil || an.status != http.StatusServiceUnavailable || an.after == "" || e.Error.Code != seenhandler.CodeSessionNotConnected {
 				t.Errorf("at a hung owner: %d Retry-After %q %s after %v (%v), want 503 session_not_connected with a Retry-After",

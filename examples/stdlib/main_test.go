@@ -18,7 +18,7 @@ func TestOverTheAppsClient(t *testing.T) {
 // pathSessionRouter serves POST /sessions/{session}/seen and GET
 // /sessions/{session} (the status) from fake's "demo" session, for clients
 // presenting token, with the session read by a method-and-wildcard
-// ServeMux pattern (PathValue).
+// ServeMux pattern (r.PathValue).
 func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
 	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
 	if err != nil {
@@ -26,14 +26,14 @@ func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, erro
 	}
 	h, err := seenhandler.New(fake.Registry("demo"),
 		seenhandler.WithAuth(auth),
-		seenhandler.WithPathSession(seenhandler.PathValue("session")),
+		seenhandler.WithPathSession(func(r *http.Request) string { return r.PathValue("session") }),
 	)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /sessions/{session}/seen", h)
-	mux.HandleFunc("GET /sessions/{session}", h.ServeStatus)
+	mux.Handle("GET /sessions/{session}", routertest.StatusHandler(h))
 	return mux, nil
 }
 

@@ -4,11 +4,13 @@
 // no metrics library.
 //
 //	reg := prometheus.NewRegistry()
-//	obs, err := promobserver.New(reg)
+//	obs, queueDepth, err := promobserver.New(reg)
 //	if err != nil {
 //		return err
 //	}
-//	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs))
+//	worker, err := queue.New(queue.Options{Observer: obs, QueueDepth: queueDepth})
+//	…
+//	h, err := seenhandler.New(sessions, seenhandler.WithAuth(auth), seenhandler.WithObserver(obs), seenhandler.WithLater(worker))
 //	…
 //	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 package promobserver

@@ -8,24 +8,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bluetick/bluetick/seenhandler"
-	"github.com/bluetick/bluetick/seenhandler/queue"
 )
 
-// Observer exports seenhandler's observations as Prometheus metrics. It
-// implements seenhandler.Observer, seenhandler.ViewObserver and
-// queue.DepthObserver; give it to seenhandler.WithObserver (and, for the
-// queue's depth and auto-read's drops, to queue.Options.Observer). It is safe
-// for concurrent use.
-//
-// Its metrics: bluetick_requests_total{endpoint,dialect,session,code}
-// (code "ok" for a success), bluetick_request_duration_seconds{endpoint,dialect},
-// bluetick_receipts_sent_total{session}, bluetick_messages_sent_total{session},
-// bluetick_messages_skipped_total{session},
-// bluetick_backend_errors_total{session,op,code},
-// bluetick_async_queue_depth and
-// bluetick_time_to_view_seconds{session,auto}. A session that does not exist
-// mints no label value (its requests count under session="").
-type Observer struct {
+// metrics are the Prometheus metrics of one [New].
+type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	receipts      *prometheus.CounterVec
@@ -36,16 +22,22 @@ type Observer struct {
 	timeToView    *prometheus.HistogramVec
 }
 
-var (
-	_ seenhandler.Observer     = (*Observer)(nil)
-	_ seenhandler.ViewObserver = (*Observer)(nil)
-	_ queue.DepthObserver      = (*Observer)(nil)
-)
-
-// New returns an Observer whose metrics are registered with reg. It fails
-// when reg refuses one (a metric of the same name registered already).
-func New(reg prometheus.Registerer) (*Observer, error) {
-	o := &Observer{
+// New registers bluetick's metrics with reg and returns what feeds them:
+// obs for seenhandler.WithObserver (and for queue.Options.Observer, which
+// reports auto-read's drops), and queueDepth for queue.Options.QueueDepth,
+// the queue's depth gauge. Both are safe for concurrent use. It fails when
+// reg refuses a metric (one of the same name registered already).
+//
+// The metrics: bluetick_requests_total{endpoint,dialect,session,code}
+// (code "ok" for a success), bluetick_request_duration_seconds{endpoint,dialect},
+// bluetick_receipts_sent_total{session}, bluetick_messages_sent_total{session},
+// bluetick_messages_skipped_total{session},
+// bluetick_backend_errors_total{session,op,code},
+// bluetick_async_queue_depth and
+// bluetick_time_to_view_seconds{session,auto}. A session that does not exist
+// mints no label value (its requests count under session="").
+func New(reg prometheus.Registerer) (obs seenhandler.Observer, queueDepth func(ctx context.Context, depth int), err error) {
+	o := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bluetick_requests_total", Help: "Requests answered, by endpoint, dialect, session and error code (ok for 200).",
 		}, []string{"endpoint", "dialect", "session", "code"}),
@@ -77,15 +69,16 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 	}
 	for _, c := range []prometheus.Collector{o.requests, o.duration, o.receipts, o.messages, o.skipped, o.backendErrors, o.queue, o.timeToView} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("promobserver: %w", err)
+			return seenhandler.Observer{}, nil, fmt.Errorf("promobserver: %w", err)
 		}
 	}
-	return o, nil
+	obs = seenhandler.Observer{RequestDone: o.requestDone, BackendError: o.backendError, MessageViewed: o.messageViewed}
+	return obs, o.queueDepth, nil
 }
 
-// RequestDone implements seenhandler.Observer.
-func (o *Observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
-	code := r.Code
+// requestDone is seenhandler.Observer's RequestDone.
+func (o *metrics) requestDone(_ context.Context, r seenhandler.RequestInfo) {
+	code := string(r.Code)
 	if code == "" {
 		code = "ok"
 	}
@@ -100,17 +93,17 @@ func (o *Observer) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
 	}
 }
 
-// BackendError implements seenhandler.Observer.
-func (o *Observer) BackendError(_ context.Context, e seenhandler.BackendErrorInfo) {
-	o.backendErrors.WithLabelValues(e.Session, string(e.Op), e.Code).Inc()
+// backendError is seenhandler.Observer's BackendError.
+func (o *metrics) backendError(_ context.Context, e seenhandler.BackendErrorInfo) {
+	o.backendErrors.WithLabelValues(e.Session, string(e.Op), string(e.Code)).Inc()
 }
 
-// MessageViewed implements seenhandler.ViewObserver.
-func (o *Observer) MessageViewed(_ context.Context, v seenhandler.ViewInfo) {
+// messageViewed is seenhandler.Observer's MessageViewed.
+func (o *metrics) messageViewed(_ context.Context, v seenhandler.ViewInfo) {
 	o.timeToView.WithLabelValues(v.Session, strconv.FormatBool(v.Auto)).Observe(v.TimeToView.Seconds())
 }
 
-// QueueDepth implements queue.DepthObserver.
-func (o *Observer) QueueDepth(_ context.Context, depth int) {
+// queueDepth is queue.Options.QueueDepth.
+func (o *metrics) queueDepth(_ context.Context, depth int) {
 	o.queue.Set(float64(depth))
 }

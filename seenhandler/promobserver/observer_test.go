@@ -18,7 +18,7 @@ import (
 // second one on the same registry is an error, not a panic.
 func TestObserver(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	obs, err := promobserver.New(reg)
+	obs, _, err := promobserver.New(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ bluetick_receipts_sent_total{session="demo"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "bluetick_receipts_sent_total"); err != nil {
 		t.Error(err)
 	}
-	if _, err := promobserver.New(reg); err == nil {
+	if _, _, err := promobserver.New(reg); err == nil {
 		t.Error("a second observer on the same registry: no error")
 	}
 }

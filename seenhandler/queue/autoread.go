@@ -100,8 +100,8 @@ func (ar *autoReader) readLater(h *seenhandler.Handler, x arrival) {
 
 // arrivalDropped reports to the Observer an arrival auto-read dropped
 // before the handler saw it, with code (queue_full, shutting_down).
-func (w *Worker) arrivalDropped(code string) {
-	if w.opts.Observer == nil {
+func (w *Worker) arrivalDropped(code seenhandler.Code) {
+	if w.opts.Observer.RequestDone == nil {
 		return
 	}
 	w.opts.Observer.RequestDone(context.Background(), seenhandler.RequestInfo{Endpoint: seenhandler.EndpointAutoRead,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/queue"
+	"github.com/bluetick/bluetick/seenhandler/ratelimit"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
@@ -44,13 +45,17 @@ func (s *arrivalSource) emit(name string, a session.Arrival) {
 // autoObserver records what auto-read reports: the requests and the
 // views.
 type autoObserver struct {
-	seenhandler.ObserverFuncs
 	mu    sync.Mutex
 	done  []seenhandler.RequestInfo
 	views []seenhandler.ViewInfo
 }
 
-func (o *autoObserver) MessageViewed(_ context.Context, v seenhandler.ViewInfo) {
+// observer is the Observer that records into o.
+func (o *autoObserver) observer() seenhandler.Observer {
+	return seenhandler.Observer{RequestDone: o.requestDone, MessageViewed: o.messageViewed}
+}
+
+func (o *autoObserver) messageViewed(_ context.Context, v seenhandler.ViewInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.views = append(o.views, v)
@@ -62,7 +67,7 @@ func (o *autoObserver) got() []seenhandler.ViewInfo {
 	return append([]seenhandler.ViewInfo(nil), o.views...)
 }
 
-func (o *autoObserver) RequestDone(_ context.Context, r seenhandler.RequestInfo) {
+func (o *autoObserver) requestDone(_ context.Context, r seenhandler.RequestInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.done = append(o.done, r)
@@ -83,11 +88,11 @@ func TestAutoRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &arrivalSource{}
 		obs := &autoObserver{}
-		lim, err := seenhandler.NewMemoryLimiter(0.01, 3)
+		lim, err := ratelimit.NewMemory(0.01, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs}, seenhandler.WithObserver(obs), seenhandler.WithSessionRateLimit(lim))
+		_, w, fake := startFake(t, queue.Options{Arrivals: src, Observer: obs.observer()}, seenhandler.WithObserver(obs.observer()), seenhandler.WithRateLimit(lim, nil))
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true})
 		now := time.Now()
 		arrived := now.Add(-2 * time.Second)
@@ -139,7 +144,7 @@ func TestAutoRead(t *testing.T) {
 func TestReadLaterNeedsLater(t *testing.T) {
 	fake := sessiontest.New()
 	obs := &autoObserver{}
-	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(obs))
+	h, err := seenhandler.New(fake.Registry("demo"), seenhandler.WithNoAuth(), seenhandler.WithObserver(obs.observer()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +229,8 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() { emit = f; return func() {} })
 		obs := &autoObserver{}
 		var logs syncBuffer
-		h, w := start(t, reg, queue.Options{Arrivals: src, Observer: obs, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-			seenhandler.WithObserver(obs))
+		h, w := start(t, reg, queue.Options{Arrivals: src, Observer: obs.observer(), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+			seenhandler.WithObserver(obs.observer()))
 		for _, id := range []string{"AR1", "AR2", "AR3", "AR4"} {
 			emit("demo", session.Arrival{Chat: user, Sender: user, ID: id, Timestamp: time.Now(), Due: time.Now()})
 			synctest.Wait()
@@ -240,13 +245,13 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		close(release)
 		synctest.Wait()
 		emit("demo", session.Arrival{Chat: user, Sender: user, ID: "LATE", Timestamp: time.Now(), Due: time.Now()})
-		var codes []string
+		var codes []seenhandler.Code
 		for _, r := range obs.requests() {
 			codes = append(codes, r.Code)
 		}
 		// The three waiting, the one under way (its Lookup's answer), the
 		// late one.
-		if want := []string{"shutting_down", "shutting_down", "shutting_down", "session_not_found", "shutting_down"}; !slices.Equal(codes, want) {
+		if want := []seenhandler.Code{"shutting_down", "shutting_down", "shutting_down", "session_not_found", "shutting_down"}; !slices.Equal(codes, want) {
 			t.Errorf("observed %q, want %q: every arrival reported once", codes, want)
 		}
 	})
@@ -294,12 +299,12 @@ func TestAutoReadHasItsOwnBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &arrivalSource{}
 		lines := &lineCounter{}
-		lim, err := seenhandler.NewMemoryLimiter(2, 20)
+		lim, err := ratelimit.NewMemory(2, 20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h, _ := start(t, sessiontest.New().Registry("demo"), queue.Options{Arrivals: src, Logger: slog.New(lines)},
-			seenhandler.WithSessionRateLimit(lim), seenhandler.WithLogger(slog.New(lines)))
+			seenhandler.WithRateLimit(lim, nil), seenhandler.WithLogger(slog.New(lines)))
 		now := time.Now()
 		for i := range 3000 {
 			src.emit("demo", session.Arrival{Chat: fmt.Sprintf("1555%07d@s.whatsapp.net", i), ID: fmt.Sprintf("3EB0FLOOD%04d", i),

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/queue"
@@ -110,4 +111,51 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// seenAnswer, errorAnswer and statusAnswer are the handler's answers as
+// these tests read them (the OpenAPI document is their contract): every
+// member is named, so that decode, which refuses unknown ones, still
+// catches a member the answer should not have.
+type (
+	seenAnswer struct {
+		Success, Acknowledged, Accepted bool
+		Session, ChatID                 string
+		ChatRead, Typing, Reason        string
+		ChatMarkedRead                  *bool
+		Receipts, Skipped, InFlight     json.RawMessage
+		Queued                          *struct {
+			Reason     seenhandler.Code
+			Message    string
+			RetryUntil time.Time
+		}
+	}
+	errorAnswer struct {
+		Success bool
+		Message string
+		Error   struct {
+			Code        seenhandler.Code
+			Message     string
+			Fields      json.RawMessage
+			FieldsTotal int
+		}
+		Receipts json.RawMessage
+	}
+	statusAnswer struct {
+		Success, Connected, LoggedIn bool
+		Session, Status, JID, Node   string
+		Queue                        *seenhandler.QueueStatus
+	}
+)
+
+// serveStatus serves r with h's status endpoint, the handler [seenhandler.Routes]
+// lists at seenhandler.PathWawpStatus (the same serves WAHA's path).
+func serveStatus(h *seenhandler.Handler, w http.ResponseWriter, r *http.Request) {
+	for _, rt := range seenhandler.Routes(h) {
+		if rt.Pattern == seenhandler.PathWawpStatus {
+			rt.Handler.ServeHTTP(w, r)
+			return
+		}
+	}
+	http.Error(w, "no status route", http.StatusInternalServerError)
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -125,10 +126,16 @@ type Options struct {
 	// logger that discards everything.
 	Logger *slog.Logger
 	// Observer is told of the arrivals auto-read drops before the handler
-	// sees them (RequestDone with seenhandler.EndpointAutoRead), and, when
-	// it is a [DepthObserver], of the queue's depth: give it the handler's
-	// (seenhandler.WithObserver). Default: none.
+	// sees them (RequestDone with seenhandler.EndpointAutoRead): give it the
+	// handler's (seenhandler.WithObserver). Default: the zero Observer,
+	// which observes nothing.
 	Observer seenhandler.Observer
+	// QueueDepth, when not nil, is told the number of receipts waiting in
+	// the queue each time this process changes it: the queue's count
+	// ([Queue.Pending]: with a durable queue, every process's, read at most
+	// once a second) with what this process has queued, sent and failed
+	// since. It must be quick and safe for concurrent use. Default: none.
+	QueueDepth func(ctx context.Context, depth int)
 }
 
 func (o Options) withDefaults() Options {

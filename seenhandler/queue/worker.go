@@ -54,7 +54,7 @@ type Worker struct {
 	// totalAt, with the receipts queued here since (see asyncTotalAge).
 	total   int64
 	totalAt time.Time
-	// depth is the receipts waiting, for the DepthObserver: total, less
+	// depth is the receipts waiting, for Options.QueueDepth: total, less
 	// what was settled here since.
 	depth int64
 	lanes map[string]*lane
@@ -181,7 +181,7 @@ func (d *Worker) kick(due time.Time) {
 // [Job], due at d.Due, else after a delay drawn between Options.MinDelay
 // and MaxDelay, unless the Worker is shutting down or the job would pass a
 // bound of the receipts pending (Options.SessionQueueSize, TokenQueueSize,
-// QueueSize: a *[seenhandler.QueueFullError] says which). It returns the
+// QueueSize: an error wrapping [seenhandler.ErrQueueFull] says which). It returns the
 // time until which the receipts are retried while their session is down.
 func (d *Worker) Defer(ctx context.Context, def seenhandler.Deferred) (time.Time, error) {
 	now := time.Now()
@@ -221,9 +221,9 @@ func (d *Worker) enqueue(ctx context.Context, job *Job) error {
 	}
 	switch {
 	case p.Session > int64(d.opts.SessionQueueSize):
-		return &seenhandler.QueueFullError{Bound: "session"}
+		return fmt.Errorf("%w for this session", seenhandler.ErrQueueFull)
 	case job.Token != "" && p.Token > int64(d.opts.TokenQueueSize):
-		return &seenhandler.QueueFullError{Bound: "token"}
+		return fmt.Errorf("%w for this token", seenhandler.ErrQueueFull)
 	}
 	if p.Total > int64(d.opts.QueueSize) && fresh { // refused on a count read afresh only
 		if p, err = d.pending(ctx, job, true); err != nil {
@@ -231,7 +231,7 @@ func (d *Worker) enqueue(ctx context.Context, job *Job) error {
 		}
 	}
 	if p.Total > int64(d.opts.QueueSize) {
-		return &seenhandler.QueueFullError{}
+		return seenhandler.ErrQueueFull
 	}
 	if err := d.q.Enqueue(ctx, job); err != nil {
 		return fmt.Errorf("queueing: %w", err)
@@ -456,7 +456,7 @@ func (d *Worker) send(j Job) Outcome {
 	}
 	a := d.h.SendDeferred(ctx, seenhandler.Deferred{Session: j.Session, Chat: j.Chat, Receipts: j.Receipts, Times: j.Times,
 		Typing: j.Typing, Token: j.Token, Auto: j.Auto}, retryUntil)
-	o := Outcome{Sent: a.Sent, Failed: a.Failed, Reason: a.Reason, Retry: a.Retry, Typing: a.Typing, Auto: j.Auto, LastError: a.RetryReason}
+	o := Outcome{Sent: a.Sent, Failed: a.Failed, Reason: string(a.Reason), Retry: a.Retry, Typing: a.Typing, Auto: j.Auto, LastError: string(a.RetryReason)}
 	if len(o.Retry) == 0 {
 		return o
 	}
@@ -754,19 +754,10 @@ func (d *Worker) Stats(ctx context.Context, sessions ...string) ([]SessionStats,
 	return d.q.Stats(ctx, sessions...)
 }
 
-// DepthObserver is a [seenhandler.Observer] that also wants the number of
-// receipts waiting in the queue, each time this process changes it: the
-// queue's count ([Queue.Pending]: with a durable queue, every process's,
-// read at most once a second) with what this process has queued, sent and
-// failed since. Give it as Options.Observer.
-type DepthObserver interface {
-	seenhandler.Observer
-	QueueDepth(ctx context.Context, depth int)
-}
-
+// observeQueue tells Options.QueueDepth the queue's depth, if it wants it.
 func (d *Worker) observeQueue(depth int) {
-	if qo, ok := d.opts.Observer.(DepthObserver); ok {
-		qo.QueueDepth(context.Background(), depth)
+	if d.opts.QueueDepth != nil {
+		d.opts.QueueDepth(context.Background(), depth)
 	}
 }
 

@@ -135,7 +135,7 @@ func TestShutdownFlushes(t *testing.T) {
 			t.Errorf("the fake saw %d calls, want every one of the %d accepted", got, n)
 		}
 		rec := post(t, h, `{"session":"demo","chatId":"15551234567","messageIds":["LATE"]}`)
-		if got := decode[seenhandler.ErrorResponse](t, rec); rec.Code != http.StatusServiceUnavailable || got.Error.Code != "shutting_down" {
+		if got := decode[errorAnswer](t, rec); rec.Code != http.StatusServiceUnavailable || got.Error.Code != "shutting_down" {
 			t.Errorf("after shutdown: %d %+v", rec.Code, got)
 		}
 		if _, err := w.Defer(context.Background(), seenhandler.Deferred{Session: "demo", Chat: user,
@@ -192,7 +192,7 @@ func TestRetryDeadline(t *testing.T) {
 			seenhandler.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		fake.Inject(sessiontest.Fault{Session: "demo", Err: session.ErrNotLoggedIn})
 		rec := post(t, h, `{"session":"demo","chatId":"15551234567","messageIds":["D1"],"async":true}`)
-		if got := decode[seenhandler.Response](t, rec); rec.Code != http.StatusAccepted || got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotLoggedIn {
+		if got := decode[seenAnswer](t, rec); rec.Code != http.StatusAccepted || got.Queued == nil || got.Queued.Reason != seenhandler.CodeSessionNotLoggedIn {
 			t.Fatalf("%d %+v", rec.Code, got)
 		}
 		time.Sleep(59 * time.Second)
@@ -318,12 +318,6 @@ func TestDeferBeforeStart(t *testing.T) {
 	})
 }
 
-type depthRecorder struct{ depth func(int) }
-
-func (depthRecorder) RequestDone(context.Context, seenhandler.RequestInfo)       {}
-func (depthRecorder) BackendError(context.Context, seenhandler.BackendErrorInfo) {}
-func (q depthRecorder) QueueDepth(_ context.Context, d int)                      { q.depth(d) }
-
 // A job cut short by Shutdown's deadline counts the receipts it had
 // already failed, and the queue depth reported ends at 0.
 func TestCountsAfterShutdownDeadline(t *testing.T) {
@@ -337,8 +331,8 @@ func TestCountsAfterShutdownDeadline(t *testing.T) {
 			mu    sync.Mutex
 			depth []int
 		)
-		obs := depthRecorder{depth: func(d int) { mu.Lock(); depth = append(depth, d); mu.Unlock() }}
-		h, w := start(t, reg, queue.Options{MinDelay: time.Hour, MaxDelay: time.Hour, Observer: obs})
+		queueDepth := func(_ context.Context, d int) { mu.Lock(); depth = append(depth, d); mu.Unlock() }
+		h, w := start(t, reg, queue.Options{MinDelay: time.Hour, MaxDelay: time.Hour, QueueDepth: queueDepth})
 		rec := post(t, h, `{"session":"demo","chatId":"`+group+`","messageIds":["false_`+group+`_A1_15557654321@c.us","false_`+group+`_A2_15550001111@c.us"],"async":true}`)
 		if rec.Code != http.StatusAccepted {
 			t.Fatalf("status %d %s", rec.Code, rec.Body)
@@ -391,8 +385,8 @@ func TestQueueStatusReadsOneSession(t *testing.T) {
 	h, _ := start(t, sessiontest.New().Registry("demo", "other"), queue.Options{Queue: q})
 	r := httptest.NewRequest(http.MethodGet, seenhandler.PathWawpStatus+"?session=demo", nil)
 	rec := httptest.NewRecorder()
-	h.ServeStatus(rec, r)
-	if st := decode[seenhandler.StatusResponse](t, rec).Queue; st == nil || st.Pending != 1 {
+	serveStatus(h, rec, r)
+	if st := decode[statusAnswer](t, rec).Queue; st == nil || st.Pending != 1 {
 		t.Errorf("status queue %+v, want demo's 1 pending job", st)
 	}
 	q.mu.Lock()

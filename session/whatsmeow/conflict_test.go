@@ -64,7 +64,7 @@ func TestWireStreamReplaced(t *testing.T) {
 		}
 		status := func(path string) string {
 			rec := httptest.NewRecorder()
-			h.ServeStatus(rec, statusRequest(path))
+			serveStatus(h, rec, statusRequest(path))
 			return rec.Body.String()
 		}
 		if got := status(seenhandler.PathWawpStatus + "?session=" + userA); !strings.Contains(got, `"status":"WORKING"`) {

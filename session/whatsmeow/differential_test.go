@@ -157,12 +157,17 @@ type diffAnswer struct {
 	body   struct {
 		Acknowledged bool
 		Accepted     bool
-		Receipts     []seenhandler.SentReceipt
-		Skipped      []seenhandler.Skipped
-		ChatRead     string
-		Typing       string
-		Reason       string
-		Error        struct {
+		Receipts     []struct {
+			ChatID, Sender                   string
+			RequestedChatID, RequestedSender string
+			MessageIDs                       []string
+			Type                             string
+		}
+		Skipped  []struct{ MessageID, Reason string }
+		ChatRead string
+		Typing   string
+		Reason   string
+		Error    struct {
 			Code   string
 			Fields []validate.FieldError
 		}

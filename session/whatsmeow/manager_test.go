@@ -136,8 +136,9 @@ func TestUnconnectedClientThroughTheHandler(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct {
-			session, code string
-			status        int
+			session string
+			code    seenhandler.Code
+			status  int
 		}{
 			{"15550000001", seenhandler.CodeSessionNotConnected, http.StatusServiceUnavailable},
 			{"nobody", seenhandler.CodeSessionNotFound, http.StatusNotFound},
@@ -147,7 +148,7 @@ func TestUnconnectedClientThroughTheHandler(t *testing.T) {
 			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			if w.Code != tc.status || !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`) {
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), `"code":"`+string(tc.code)+`"`) {
 				t.Errorf("%s: status %d, body %s", tc.session, w.Code, w.Body)
 			}
 			if tc.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {

@@ -74,7 +74,7 @@ func TestPairRetriesWhileOffline(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/api/sessions/default", nil)
 			r.SetPathValue("session", "default")
 			rec := httptest.NewRecorder()
-			h.ServeStatus(rec, r)
+			serveStatus(h, rec, r)
 			return rec.Body.String()
 		}
 
@@ -88,8 +88,8 @@ func TestPairRetriesWhileOffline(t *testing.T) {
 			}
 			code, after, body := post()
 			secs := int(wait / time.Second)
-			if code != http.StatusServiceUnavailable || after != strconv.Itoa(secs) || !strings.Contains(body, seenhandler.CodeSessionNotLoggedIn) {
-				t.Errorf("attempt %d: %d, Retry-After %q, %s; want 503, %d, %s", i+1, code, after, body, secs, seenhandler.CodeSessionNotLoggedIn)
+			if code != http.StatusServiceUnavailable || after != strconv.Itoa(secs) || !strings.Contains(body, string(seenhandler.CodeSessionNotLoggedIn)) {
+				t.Errorf("attempt %d: %d, Retry-After %q, %s; want 503, %d, %s", i+1, code, after, body, secs, string(seenhandler.CodeSessionNotLoggedIn))
 			}
 			if st := status(); !strings.Contains(st, `"status":"SCAN_QR_CODE"`) {
 				t.Errorf("attempt %d: status %s", i+1, st)

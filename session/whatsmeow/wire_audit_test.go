@@ -51,7 +51,7 @@ func TestWirePrivacyUnknownSendsNoRead(t *testing.T) {
 	assertReceipts(t, w)
 
 	rec := postWAHA(wireHandler(t, w), `{"session":"wire","chatId":"15551234567","messageIds":["3EB0PRIV2"]}`)
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), seenhandler.CodeSessionNotConnected) {
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), string(seenhandler.CodeSessionNotConnected)) {
 		t.Errorf("status %d, Retry-After %q, body %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 	assertReceipts(t, w)

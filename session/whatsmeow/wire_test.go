@@ -190,7 +190,7 @@ func TestWireStatusSaysWhenTheSessionLastActed(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/api/sessions/wire", nil)
 		r.SetPathValue("session", "wire")
 		rec := httptest.NewRecorder()
-		h.ServeStatus(rec, r)
+		serveStatus(h, rec, r)
 		return rec.Body.String()
 	}
 	if got := info(); !strings.Contains(got, `"timestamps":{"activity":null}`) {
@@ -291,4 +291,16 @@ func readReceipts(nodes []waBinary.Node) []waBinary.Node {
 		}
 	}
 	return out
+}
+
+// serveStatus serves r with h's status endpoint, the handler [seenhandler.Routes]
+// lists at seenhandler.PathWawpStatus (the same serves WAHA's path).
+func serveStatus(h *seenhandler.Handler, w http.ResponseWriter, r *http.Request) {
+	for _, rt := range seenhandler.Routes(h) {
+		if rt.Pattern == seenhandler.PathWawpStatus {
+			rt.Handler.ServeHTTP(w, r)
+			return
+		}
+	}
+	http.Error(w, "no status route", http.StatusInternalServerError)
 }

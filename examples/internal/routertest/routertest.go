@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
@@ -76,4 +77,16 @@ func PathSession(t *testing.T, newRouter NewRouter) {
 			t.Errorf("status %d, body %s", rec.Code, rec.Body)
 		}
 	})
+}
+
+// StatusHandler returns h's status endpoint, to register at a path of the
+// app's own: the Handler of the route [seenhandler.Routes] lists at
+// seenhandler.PathWawpStatus (nil if none, which fails the test's requests).
+func StatusHandler(h *seenhandler.Handler) http.Handler {
+	for _, rt := range seenhandler.Routes(h) {
+		if rt.Pattern == seenhandler.PathWawpStatus {
+			return rt.Handler
+		}
+	}
+	return nil
 }

@@ -348,7 +348,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var info seenhandler.SessionInfo
+		var info struct{ Name, Status, Node string }
 		json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
 		if info.Node != owners["s00"] || info.Status != "WORKING" {
@@ -358,7 +358,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var list []seenhandler.SessionInfo
+		var list []struct{ Name, Status, Node string }
 		json.NewDecoder(resp.Body).Decode(&list)
 		resp.Body.Close()
 		if len(list) != 9 {

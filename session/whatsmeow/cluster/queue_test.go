@@ -305,7 +305,7 @@ func TestOrphanedJobs(t *testing.T) {
 		t.Errorf("s00: %+v, want 1 failed only", st)
 	}
 	var reason string
-	if err := nodes[0].db.QueryRow(`SELECT reason FROM bluetick_queue_failure WHERE session = 's00'`).Scan(&reason); err != nil || reason != seenhandler.CodeSessionNotFound {
+	if err := nodes[0].db.QueryRow(`SELECT reason FROM bluetick_queue_failure WHERE session = 's00'`).Scan(&reason); err != nil || reason != string(seenhandler.CodeSessionNotFound) {
 		t.Errorf("failure recorded as %q (%v), want %s", reason, err, seenhandler.CodeSessionNotFound)
 	}
 	// s01 is still in the store: its receipt waits for it, then goes out.
