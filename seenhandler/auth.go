@@ -91,9 +91,8 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (con
 // session.
 const AllSessions = "*"
 
-// StaticAuth is an [Authenticator] over a fixed set of tokens. Tokens are
-// compared in constant time. It is safe for concurrent use.
-type StaticAuth struct {
+// staticAuth is [NewStaticAuth]'s Authenticator.
+type staticAuth struct {
 	tokens []staticToken
 }
 
@@ -103,11 +102,13 @@ type staticToken struct {
 	sessions []string
 }
 
-// NewStaticAuth returns a [StaticAuth] for tokens, a map from each token to
-// the sessions it may use ([AllSessions] for every session). An empty token or
-// an empty session list is an error.
-func NewStaticAuth(tokens map[string][]string) (*StaticAuth, error) {
-	a := &StaticAuth{}
+// NewStaticAuth returns an [Authenticator] over a fixed set of tokens:
+// tokens maps each token to the sessions it may use ([AllSessions] for
+// every session). Tokens are compared in constant time; the context is
+// returned unchanged. It is safe for concurrent use. An empty token or an
+// empty session list is an error.
+func NewStaticAuth(tokens map[string][]string) (Authenticator, error) {
+	a := &staticAuth{}
 	for token, sessions := range tokens {
 		if token == "" {
 			return nil, errors.New("seenhandler: NewStaticAuth: empty token")
@@ -124,8 +125,7 @@ func NewStaticAuth(tokens map[string][]string) (*StaticAuth, error) {
 	return a, nil
 }
 
-// Authenticate implements [Authenticator]; it returns ctx unchanged.
-func (a *StaticAuth) Authenticate(ctx context.Context, c Credentials) (context.Context, error) {
+func (a *staticAuth) Authenticate(ctx context.Context, c Credentials) (context.Context, error) {
 	if c.Token == "" {
 		return nil, fmt.Errorf("%w: no token", ErrUnauthorized)
 	}

@@ -142,8 +142,11 @@ func classify(err error) problem {
 			message: "the session is not logged in to WhatsApp; pair it again"})
 	case errors.Is(err, ErrQueueFull):
 		message := "too many receipts wait to be sent; nothing of this request was queued; retry later"
-		if bound := queueFullBound(err); bound != "" {
-			message = "too many receipts wait to be sent for this " + bound + "; nothing of this request was queued; retry later"
+		switch {
+		case errors.Is(err, ErrSessionQueueFull):
+			message = "too many receipts wait to be sent for this session; nothing of this request was queued; retry later"
+		case errors.Is(err, ErrTokenQueueFull):
+			message = "too many receipts wait to be sent for this token; nothing of this request was queued; retry later"
 		}
 		return problem{status: http.StatusServiceUnavailable, code: CodeQueueFull, message: message, retryAfter: true}
 	case errors.Is(err, session.ErrStorageFull):

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/bluetick/bluetick/session"
@@ -70,27 +69,16 @@ type Later interface {
 	QueueStatus(ctx context.Context, name string) (QueueStatus, error)
 }
 
-// ErrQueueFull is the error a [Later] refuses receipts with when a bound
-// of the receipts it keeps would be passed: answered 503 queue_full,
-// nothing of the request kept. A Later wraps it to name the bound, with
-// fmt.Errorf("%w for this session", ErrQueueFull) or "%w for this token"
-// (the API token's); the answer's message then names it too. Unwrapped, it
-// is the whole queue's bound.
-var ErrQueueFull = errors.New("the asynchronous queue is full")
-
-// queueFullBound returns the bound a Later's err (which wraps
-// [ErrQueueFull]) names: "session", "token", or "" for the whole queue's.
-// Only the bound is read from the text, never shown: the answer's message
-// is this package's.
-func queueFullBound(err error) string {
-	text := err.Error()
-	for _, bound := range []string{"session", "token"} {
-		if strings.Contains(text, ErrQueueFull.Error()+" for this "+bound) {
-			return bound
-		}
-	}
-	return ""
-}
+// Errors a [Later] refuses receipts with when a bound of the receipts it
+// keeps would be passed: answered 503 queue_full, nothing of the request
+// kept, the answer's message naming the bound. ErrSessionQueueFull
+// (the session's bound) and ErrTokenQueueFull (the API token's) wrap
+// ErrQueueFull, the whole queue's.
+var (
+	ErrQueueFull        = errors.New("the asynchronous queue is full")
+	ErrSessionQueueFull = fmt.Errorf("%w for this session", ErrQueueFull)
+	ErrTokenQueueFull   = fmt.Errorf("%w for this token", ErrQueueFull)
+)
 
 // Attempt is what became of a [Deferred]'s receipts in one
 // [Handler.SendDeferred].

@@ -47,13 +47,13 @@ func parseTokens(r io.Reader) (map[string][]string, error) {
 	return tokens, nil
 }
 
-// tokenAuth is the server's Authenticator: a seenhandler.StaticAuth over
+// tokenAuth is the server's Authenticator: seenhandler.NewStaticAuth's over
 // the -token and the -tokens file, replaced as a whole when the file is
 // reloaded. It is safe for concurrent use.
 type tokenAuth struct {
 	file  string            // "" without -tokens
 	extra map[string]string // -token (or the demo token): every session
-	cur   atomic.Pointer[seenhandler.StaticAuth]
+	cur   atomic.Pointer[seenhandler.Authenticator]
 	count atomic.Int64 // tokens in cur
 }
 
@@ -89,14 +89,14 @@ func (a *tokenAuth) load() error {
 	if err != nil {
 		return err
 	}
-	a.cur.Store(auth)
+	a.cur.Store(&auth)
 	a.count.Store(int64(len(tokens)))
 	return nil
 }
 
 // Authenticate implements seenhandler.Authenticator.
 func (a *tokenAuth) Authenticate(ctx context.Context, c seenhandler.Credentials) (context.Context, error) {
-	return a.cur.Load().Authenticate(ctx, c)
+	return (*a.cur.Load()).Authenticate(ctx, c)
 }
 
 // reloadOn reloads the file each time hup delivers, until ctx ends, and

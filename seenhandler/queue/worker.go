@@ -181,7 +181,8 @@ func (d *Worker) kick(due time.Time) {
 // [Job], due at d.Due, else after a delay drawn between Options.MinDelay
 // and MaxDelay, unless the Worker is shutting down or the job would pass a
 // bound of the receipts pending (Options.SessionQueueSize, TokenQueueSize,
-// QueueSize: an error wrapping [seenhandler.ErrQueueFull] says which). It returns the
+// QueueSize: seenhandler.ErrSessionQueueFull, ErrTokenQueueFull or
+// ErrQueueFull says which). It returns the
 // time until which the receipts are retried while their session is down.
 func (d *Worker) Defer(ctx context.Context, def seenhandler.Deferred) (time.Time, error) {
 	now := time.Now()
@@ -221,9 +222,9 @@ func (d *Worker) enqueue(ctx context.Context, job *Job) error {
 	}
 	switch {
 	case p.Session > int64(d.opts.SessionQueueSize):
-		return fmt.Errorf("%w for this session", seenhandler.ErrQueueFull)
+		return seenhandler.ErrSessionQueueFull
 	case job.Token != "" && p.Token > int64(d.opts.TokenQueueSize):
-		return fmt.Errorf("%w for this token", seenhandler.ErrQueueFull)
+		return seenhandler.ErrTokenQueueFull
 	}
 	if p.Total > int64(d.opts.QueueSize) && fresh { // refused on a count read afresh only
 		if p, err = d.pending(ctx, job, true); err != nil {
