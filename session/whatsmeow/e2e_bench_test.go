@@ -44,7 +44,7 @@ package whatsmeow_test
 //
 //	go test -run '^$' -bench 'EndToEnd/sessions=1$/' -benchtime 20000x -count 5 ./session/whatsmeow/ -e2e.subjects='^(Bluetick|Bare)$' | tee e2e.txt
 //	benchstat -filter '.unit:/Bare/' e2e.txt   # the ratios alone
-//	go test -run '^$' -bench 'EndToEnd/sessions=1000$/spread' ./session/whatsmeow/ -e2e.sessions=1000 -e2e.subjects='^Bluetick$'
+//	go test -run '^$' -bench 'EndToEnd/.*/spread' ./session/whatsmeow/ -e2e.sessions=1000 -e2e.subjects='^Bluetick$'   # 1,000 sessions against one
 //
 // TestEndToEnd runs the same path briefly as a test.
 
