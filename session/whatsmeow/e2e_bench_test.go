@@ -1,45 +1,68 @@
 package whatsmeow_test
 
-// The end-to-end benchmark: HTTP on 127.0.0.1 → a gateway →
-// real whatsmeow clients → the fake WhatsApp server (internal/fakewa) on
-// 127.0.0.1, which counts the receipts it gets. Subjects, in one run:
+// The end-to-end benchmark: HTTP on 127.0.0.1 → a gateway in a process of
+// its own → real whatsmeow clients → the fake WhatsApp server
+// (internal/fakewa) on 127.0.0.1, which counts the receipts it gets. The
+// fake servers and the HTTP clients stay in the test process; each gateway
+// is this test binary re-executed as TestE2EGatewayProcess, so that the CPU
+// a request costs the gateway is measured apart from what it costs the
+// fake and the clients. Subjects (-e2e.subjects picks some), each with a
+// fake server and a store of its own:
 //
 //   - Bluetick: seenhandler.New over a Manager (SQLite file store), library
-//     defaults and a static token;
-//   - BluetickNoChatRead: the same with WithMarkChatRead(false);
-//   - BluetickGroupCommit: the defaults behind session.Decorate with
-//     coalescing (CoalesceOptions{}: group commit);
-//   - BluetickPostgres: the defaults on a PostgreSQL store, when
+//     defaults, a static token, and group commit (session.Decorate with
+//     CoalesceOptions{}) as examples/server has by default;
+//   - BluetickNoGroupCommit: the same without session.Decorate;
+//   - BluetickNoChatRead: Bluetick with WithMarkChatRead(false) (no
+//     app-state patch marks chats read);
+//   - BluetickPostgres: Bluetick on a PostgreSQL store, when
 //     $BLUETICK_TEST_POSTGRES is set;
-//   - Bare: bareGateway, ~30 lines of net/http calling MarkRead on clients
-//     of its own store.
+//   - Bare: bareGateway, ~30 lines of net/http calling MarkRead once per
+//     request on clients of its own store: the least a gateway does.
 //
-// Each is measured with one session and with many (-e2e.sessions, 100 by
-// default), 32 HTTP clients at once (-e2e.clients), each request marking one
-// new message of the client's own direct chat (-e2e.chats: of one of that
-// many chats); a request goes to session (request number mod sessions). Metrics: req/s, CPU µs per request (the
-// process's user+system time from getrusage: the fake server and the HTTP
-// clients are in it too, the same for every subject), p50/p99 latency,
-// receipt ids and frames seen on the wire per request, app-state patches per
-// request. Every 2xx must be matched by its message id on the wire:
+// Two workloads, -e2e.clients HTTP clients at once (32), each request
+// marking one new message; request n goes to session n mod sessions:
 //
-//	go test -run '^$' -bench EndToEnd -benchtime 5s ./session/whatsmeow/
-//	go test -run '^$' -bench EndToEnd -e2e.sessions=1000 -e2e.subjects='^(Bluetick|Bare)$' ./session/whatsmeow/
-//	go test -run '^$' -bench EndToEnd -e2e.chats=1 ./session/whatsmeow/   # every client in one chat
+//   - busy: every client marks messages of one chat, so that group commit
+//     has receipts to batch;
+//   - spread: 64 chats, a client's consecutive requests rotating over its
+//     own share of them, so that no two concurrent requests share a chat:
+//     nothing to batch.
+//
+// Each is run with one session and with -e2e.sessions (100). One iteration
+// of a sub-benchmark (BenchmarkEndToEnd/sessions=1/spread) is a round: b.N
+// requests to every subject, one subject after the other, the order
+// rotated each round. Per subject it reports <subject>-req/s,
+// <subject>-cpu-µs/req (the gateway process's user+system time over the
+// round, from its getrusage: nothing of the fake's or the clients'),
+// <subject>-p50-µs, <subject>-p99-µs, and the receipt frames and app-state
+// patches the fake saw per request; and, for each Bluetick subject, its
+// ratios to Bare in the same round: <subject>/Bare-req/s and
+// <subject>/Bare-cpu/req. Every 2xx must be matched by its message id on
+// the wire. -count gives rounds; benchstat their medians. The flags of this
+// file come after the package, where go test passes them on:
+//
+//	go test -run '^$' -bench 'EndToEnd/sessions=1$/' -benchtime 20000x -count 5 ./session/whatsmeow/ -e2e.subjects='^(Bluetick|Bare)$' | tee e2e.txt
+//	benchstat -filter '.unit:/Bare/' e2e.txt   # the ratios alone
+//	go test -run '^$' -bench 'EndToEnd/.*/spread' ./session/whatsmeow/ -e2e.sessions=1000 -e2e.subjects='^Bluetick$'   # 1,000 sessions against one
 //
 // TestEndToEnd runs the same path briefly as a test.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -51,6 +74,7 @@ import (
 	"testing"
 	"time"
 
+	signallog "go.mau.fi/libsignal/logger"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
@@ -69,19 +93,47 @@ var (
 	e2eSessions = flag.Int("e2e.sessions", 100, "sessions of BenchmarkEndToEnd's many-sessions variant")
 	e2eClients  = flag.Int("e2e.clients", 32, "concurrent HTTP clients of BenchmarkEndToEnd")
 	e2eOnly     = flag.String("e2e.subjects", "", "a regular expression: only the subjects whose names it matches are started (setting up 1,000 sessions takes minutes per subject)")
-	e2eChats    = flag.Int("e2e.chats", 0, "direct chats BenchmarkEndToEnd's clients share (client g marks chat g mod chats); 0: one per client")
 )
 
 const e2eToken = "e2e-token-0123456789abcdef"
 
-// e2eSubject is a gateway under test.
-type e2eSubject struct {
-	name    string
-	srv     *fakewa.Server      // the fake its clients talk to
-	url     string              // the gateway's POST endpoint
-	clients []*whatsmeow.Client // the whatsmeow clients behind it
-	names   []string            // its session names, in the order requests cycle through
-	close   func()              // stops it
+// e2eSpreadChats is how many chats the spread workload's requests rotate
+// over: twice the default clients, so that each client has two of its own.
+const e2eSpreadChats = 64
+
+// e2eGatewayEnv is the environment variable that makes
+// TestE2EGatewayProcess a gateway: it holds an e2eGatewayConfig as JSON.
+const e2eGatewayEnv = "BLUETICK_E2E_GATEWAY"
+
+// e2eGatewayConfig is what a gateway process is told by the benchmark.
+type e2eGatewayConfig struct {
+	Subject string // the name of one of e2eGateways
+	Fake    string // the fake server's address, 127.0.0.1:port
+	TLSName string // the name the fake's certificate is checked against
+	RootKey string // the fake's root key (hex), for whatsmeow.WACertPubKey
+	Store   string // the store: a SQLite file's path or a postgres:// DSN
+}
+
+// e2eGateway is a subject: how its process builds the gateway.
+type e2eGateway struct {
+	name     string
+	postgres bool // its store is on $BLUETICK_TEST_POSTGRES: it runs only when that is set
+	// build opens the store at cfg.Store, connects its clients through
+	// fake and returns the handler, the clients (for the barrier round
+	// trips) and what closes them.
+	build func(t *testing.T, cfg e2eGatewayConfig, fake *http.Client) (http.Handler, []*whatsmeow.Client, func())
+}
+
+// e2eGateways returns every subject, in the order a first round runs them.
+func e2eGateways() []e2eGateway {
+	groupCommit := &session.CoalesceOptions{}
+	return []e2eGateway{
+		{name: "Bluetick", build: bluetickGateway(e2eOptions{coalesce: groupCommit})},
+		{name: "BluetickNoGroupCommit", build: bluetickGateway(e2eOptions{})},
+		{name: "BluetickNoChatRead", build: bluetickGateway(e2eOptions{coalesce: groupCommit, session: []bwm.Option{bwm.WithMarkChatRead(false)}})},
+		{name: "BluetickPostgres", postgres: true, build: bluetickGateway(e2eOptions{coalesce: groupCommit})},
+		{name: "Bare", build: bareGatewayOn},
+	}
 }
 
 // e2eStore makes a SQLite store file holding n paired devices, accounts
@@ -147,7 +199,7 @@ func (c *connectedCounter) handler(evt any) {
 
 func (c *connectedCounter) wait(tb testing.TB, n int) {
 	tb.Helper()
-	deadline := time.After(fakewa.ConnectTimeout + time.Duration(n)*100*time.Millisecond)
+	deadline := time.After(e2eConnectWait(n))
 	for c.n.Load() < int64(n) {
 		select {
 		case <-c.more:
@@ -157,12 +209,9 @@ func (c *connectedCounter) wait(tb testing.TB, n int) {
 	}
 }
 
-// newBluetick serves seenhandler over a Manager of sessions sessions whose
-// clients dial srv.
-func newBluetick(tb testing.TB, srv *fakewa.Server, name string, sessions int, o e2eOptions) *e2eSubject {
-	tb.Helper()
-	path, names := e2eStore(tb, sessions)
-	return newBluetickOn(tb, srv, name, path, names, o)
+// e2eConnectWait bounds how long n clients may take to log in.
+func e2eConnectWait(n int) time.Duration {
+	return fakewa.ConnectTimeout + time.Duration(n)*100*time.Millisecond
 }
 
 // e2eOptions are a Bluetick subject's options beside the defaults.
@@ -171,51 +220,52 @@ type e2eOptions struct {
 	coalesce *session.CoalesceOptions // the handler's registry is session.Decorate'd with them
 }
 
-// newBluetickOn is newBluetick on the store at path (a SQLite file or a
-// postgres:// DSN) holding the sessions
-// names.
-func newBluetickOn(tb testing.TB, srv *fakewa.Server, name, path string, names []string, o e2eOptions) *e2eSubject {
-	tb.Helper()
-	ctx := context.Background()
-	sessions := len(names)
-	var (
-		mu      sync.Mutex
-		clients []*whatsmeow.Client
-		conn    = newConnectedCounter()
-	)
-	hook := bwm.WithClientHook(func(_ string, cli *whatsmeow.Client) {
-		cli.SetWebsocketHTTPClient(srv.HTTPClient())
-		cli.EnableAutoReconnect = false
-		cli.AddEventHandler(conn.handler)
+// bluetickGateway builds seenhandler.New over a Manager of the store's
+// sessions, with a static token, as an application mounts it.
+func bluetickGateway(o e2eOptions) func(*testing.T, e2eGatewayConfig, *http.Client) (http.Handler, []*whatsmeow.Client, func()) {
+	return func(t *testing.T, cfg e2eGatewayConfig, fake *http.Client) (http.Handler, []*whatsmeow.Client, func()) {
+		t.Helper()
+		ctx := context.Background()
+		var (
+			mu      sync.Mutex
+			clients []*whatsmeow.Client
+			conn    = newConnectedCounter()
+		)
+		hook := bwm.WithClientHook(func(_ string, cli *whatsmeow.Client) {
+			cli.SetWebsocketHTTPClient(fake)
+			cli.EnableAutoReconnect = false
+			cli.AddEventHandler(conn.handler)
+			mu.Lock()
+			clients = append(clients, cli)
+			mu.Unlock()
+		})
+		m, err := bwm.Open(ctx, cfg.Store, append([]bwm.Option{hook}, o.session...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx); err != nil {
+			_ = m.Close()
+			t.Fatal(err)
+		}
+		conn.wait(t, len(m.Names()))
+		auth, err := seenhandler.NewStaticAuth(map[string][]string{e2eToken: {seenhandler.AllSessions}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reg session.Registry = m
+		closeReg := func() {}
+		if o.coalesce != nil {
+			d := session.Decorate(m, session.DecorateOptions{Coalesce: o.coalesce})
+			reg, closeReg = d, func() { _ = d.Close(context.Background()) }
+		}
+		h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
+		if err != nil {
+			t.Fatal(err)
+		}
 		mu.Lock()
-		clients = append(clients, cli)
-		mu.Unlock()
-	})
-	m, err := bwm.Open(ctx, path, append([]bwm.Option{hook}, o.session...)...)
-	if err != nil {
-		tb.Fatal(err)
+		defer mu.Unlock()
+		return h, slices.Clone(clients), func() { closeReg(); _ = m.Close() }
 	}
-	if err := m.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	conn.wait(tb, sessions)
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{e2eToken: {seenhandler.AllSessions}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var reg session.Registry = m
-	closeReg := func() {}
-	if o.coalesce != nil {
-		d := session.Decorate(m, session.DecorateOptions{Coalesce: o.coalesce})
-		reg, closeReg = d, func() { _ = d.Close(context.Background()) }
-	}
-	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	return &e2eSubject{name: name, srv: srv, url: hs.URL + seenhandler.PathWAHA, clients: clients, names: names,
-		close: func() { hs.Close(); closeReg(); _ = m.Close() }}
 }
 
 // bareGateway is the least a gateway does: check the token, decode the
@@ -250,54 +300,141 @@ func bareGateway(clients map[string]*whatsmeow.Client) http.Handler {
 	})
 }
 
-// newBare serves bareGateway over sessions clients of their own store.
-func newBare(tb testing.TB, srv *fakewa.Server, sessions int) *e2eSubject {
-	tb.Helper()
+// bareGatewayOn builds bareGateway over a client of each device of the
+// SQLite store at cfg.Store.
+func bareGatewayOn(t *testing.T, cfg e2eGatewayConfig, fake *http.Client) (http.Handler, []*whatsmeow.Client, func()) {
+	t.Helper()
 	ctx := context.Background()
-	path, names := e2eStore(tb, sessions)
-	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)", nil)
+	c, err := sqlstore.New(ctx, "sqlite", "file:"+cfg.Store+"?_pragma=foreign_keys(1)", nil)
 	if err != nil {
-		tb.Fatal(err)
+		t.Fatal(err)
+	}
+	var clients []*whatsmeow.Client
+	closeAll := func() {
+		for _, cli := range clients {
+			cli.Disconnect()
+		}
+		_ = c.Close()
 	}
 	devices, err := c.GetAllDevices(ctx)
 	if err != nil {
-		tb.Fatal(err)
+		closeAll()
+		t.Fatal(err)
 	}
 	byName := make(map[string]*whatsmeow.Client, len(devices))
-	var clients []*whatsmeow.Client
 	conn := newConnectedCounter()
 	for _, dev := range devices {
 		cli := whatsmeow.NewClient(dev, waLog.Noop) // as the Manager's discard their logs
 		cli.EnableAutoReconnect = false
-		cli.SetWebsocketHTTPClient(srv.HTTPClient())
+		cli.SetWebsocketHTTPClient(fake)
 		cli.AddEventHandler(conn.handler)
+		clients = append(clients, cli)
 		if err := cli.Connect(); err != nil {
-			tb.Fatal(err)
+			closeAll()
+			t.Fatal(err)
 		}
 		byName[dev.ID.User] = cli
-		clients = append(clients, cli)
 	}
-	conn.wait(tb, sessions)
-	hs := httptest.NewServer(bareGateway(byName))
-	return &e2eSubject{name: "Bare", srv: srv, url: hs.URL + seenhandler.PathWAHA, clients: clients, names: names,
-		close: func() {
-			hs.Close()
-			for _, cli := range clients {
-				cli.Disconnect()
-			}
-			_ = c.Close()
-		}}
+	conn.wait(t, len(devices))
+	return bareGateway(byName), clients, closeAll
 }
 
-// e2eResult is what one run measured.
-type e2eResult struct {
-	requests, ok2xx int64
-	elapsed         time.Duration
-	cpu             time.Duration
-	wire            fakewa.Counts // received during the run
-	latencies       []time.Duration
+// TestE2EGatewayProcess is BenchmarkEndToEnd's gateway process: with
+// $BLUETICK_E2E_GATEWAY set (an e2eGatewayConfig) it builds that subject,
+// connects its clients to the fake server of the test process that
+// started it, prints "e2e: listening <address>" and serves on 127.0.0.1
+// until its standard input closes. Meanwhile it answers the lines of its
+// standard input: "cpu" with "e2e: cpu <ns>", its user+system time so far
+// (getrusage: microseconds, where /proc/<pid>/stat counts 10 ms ticks);
+// "barrier" with "e2e: barrier ok" once a round trip on every client has
+// returned, so that the fake has read every receipt written before.
+// Without the variable it returns at once.
+func TestE2EGatewayProcess(t *testing.T) {
+	raw := os.Getenv(e2eGatewayEnv)
+	if raw == "" {
+		return
+	}
+	var cfg e2eGatewayConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatalf("$%s: %v", e2eGatewayEnv, err)
+	}
+	key, err := hex.DecodeString(cfg.RootKey)
+	if err != nil || len(key) != len(whatsmeow.WACertPubKey) {
+		t.Fatalf("root key %q: want %d bytes of hex", cfg.RootKey, len(whatsmeow.WACertPubKey))
+	}
+	// The fake's certificate chain is signed by its process's root key,
+	// which fakewa puts in whatsmeow.WACertPubKey of that process only.
+	whatsmeow.WACertPubKey = [32]byte(key)
+	// libsignal sets its package logger on first use, unguarded: the
+	// first handshakes, in parallel, would race on it (-race says so).
+	signallog.Debug()
+	i := slices.IndexFunc(e2eGateways(), func(g e2eGateway) bool { return g.name == cfg.Subject })
+	if i < 0 {
+		t.Fatalf("no subject %q", cfg.Subject)
+	}
+	h, clients, closeGateway := e2eGateways()[i].build(t, cfg, e2eFakeClient(cfg))
+	defer closeGateway()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	defer func() {
+		_ = hs.Close()
+		if err := <-served; err != http.ErrServerClosed {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	fmt.Printf("e2e: listening %s\n", ln.Addr())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "cpu":
+			fmt.Printf("e2e: cpu %d\n", cpuTime().Nanoseconds())
+		case "barrier":
+			fmt.Printf("e2e: barrier %s\n", barrier(clients))
+		default:
+			fmt.Printf("e2e: unknown command %q\n", in.Text())
+		}
+	}
 }
 
+// e2eFakeClient returns an HTTP client that connects to the fake server of
+// cfg as fakewa.Server.HTTPClient does in the fake's own process: TLS
+// checked against cfg.TLSName, whatever the URL's host.
+func e2eFakeClient(cfg e2eGatewayConfig) *http.Client {
+	// Every httptest TLS server presents the same certificate, the one the
+	// fake's does: a throwaway server's client trusts it.
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	transport := ts.Client().Transport.(*http.Transport).Clone()
+	ts.Close()
+	transport.Proxy = nil
+	transport.TLSClientConfig.ServerName = cfg.TLSName
+	transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", cfg.Fake)
+	}
+	return &http.Client{Transport: transport}
+}
+
+// barrier makes a round trip on each client: MarkRead returns once its
+// frame is written, and the answer to a query written after it comes once
+// the server has read it. It returns "ok" or the first error.
+func barrier(clients []*whatsmeow.Client) string {
+	ctx, cancel := context.WithTimeout(context.Background(), wireWait)
+	defer cancel()
+	for _, cli := range clients {
+		if _, err := cli.TryFetchPrivacySettings(ctx, true); err != nil {
+			return "failed: " + err.Error()
+		}
+	}
+	return "ok"
+}
+
+// cpuTime returns the user+system time this process has used.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -306,36 +443,227 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// e2eSubject is a gateway process under test, seen from the benchmark.
+type e2eSubject struct {
+	name  string
+	srv   *fakewa.Server // the fake its clients talk to
+	url   string         // the gateway's POST endpoint
+	names []string       // its session names, in the order requests cycle through
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string   // the lines of its standard output, closed at its end
+	out   *bytes.Buffer // its standard output, then its standard error, for failures
+	outMu *sync.Mutex   // guards out
+}
+
+// startGateway starts g's process over a fresh store of sessions sessions
+// and a fake server of its own. tb's cleanup closes its standard input and
+// waits for it to end, before the fake server stops.
+func startGateway(tb testing.TB, g e2eGateway, sessions int) *e2eSubject {
+	tb.Helper()
+	srv := fakewa.Start(tb, fakewa.WithCountOnly())
+	var st string
+	var names []string
+	if g.postgres {
+		st, names = e2ePostgresStore(tb, sessions)
+	} else {
+		st, names = e2eStore(tb, sessions)
+	}
+	cfg, err := json.Marshal(e2eGatewayConfig{Subject: g.name, Fake: srv.Addr(),
+		TLSName: srv.HTTPClient().Transport.(*http.Transport).TLSClientConfig.ServerName,
+		RootKey: hex.EncodeToString(whatsmeow.WACertPubKey[:]), // fakewa's while srv lives
+		Store:   st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// No timeout of its own: it ends when its standard input closes, at the
+	// latest when this process ends.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EGatewayProcess$", "-test.timeout=0")
+	cmd.Env = append(os.Environ(), e2eGatewayEnv+"="+string(cfg))
+	s := &e2eSubject{name: g.name, srv: srv, names: names, cmd: cmd, lines: make(chan string, 16),
+		out: new(bytes.Buffer), outMu: new(sync.Mutex)}
+	cmd.Stderr = lockedWriter{s.outMu, s.out}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if s.stdin, err = cmd.StdinPipe(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "e2e: "); ok {
+				s.lines <- line
+				continue
+			}
+			s.outMu.Lock()
+			s.out.WriteString(sc.Text() + "\n")
+			s.outMu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	tb.Cleanup(func() { s.stop(tb) })
+	addr, ok := strings.CutPrefix(s.expect(tb, e2eConnectWait(sessions)+30*time.Second), "listening ")
+	if !ok {
+		tb.Fatalf("%s: want its address, got %q", s.name, addr)
+	}
+	s.url = "http://" + addr + seenhandler.PathWAHA
+	return s
+}
+
+// lockedWriter is an io.Writer under a mutex.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// output returns what the process wrote beside its answers.
+func (s *e2eSubject) output() string {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	return s.out.String()
+}
+
+// expect returns the process's next answer; it fails tb if none comes
+// within timeout.
+func (s *e2eSubject) expect(tb testing.TB, timeout time.Duration) string {
+	tb.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case line, ok := <-s.lines:
+		if !ok {
+			tb.Fatalf("%s: the gateway process ended:\n%s", s.name, s.output())
+		}
+		return line
+	case <-timer.C:
+		tb.Fatalf("%s: no answer from the gateway process within %v:\n%s", s.name, timeout, s.output())
+	}
+	return ""
+}
+
+// ask sends the gateway process a command and returns its answer without
+// the command's name.
+func (s *e2eSubject) ask(tb testing.TB, command string) string {
+	tb.Helper()
+	if _, err := io.WriteString(s.stdin, command+"\n"); err != nil {
+		tb.Fatalf("%s: %s: %v\n%s", s.name, command, err, s.output())
+	}
+	answer, ok := strings.CutPrefix(s.expect(tb, 2*wireWait), command+" ")
+	if !ok {
+		tb.Fatalf("%s: %s: unexpected answer %q", s.name, command, answer)
+	}
+	return answer
+}
+
+// cpu returns the gateway process's user+system time so far.
+func (s *e2eSubject) cpu(tb testing.TB) time.Duration {
+	tb.Helper()
+	ns, err := strconv.ParseInt(s.ask(tb, "cpu"), 10, 64)
+	if err != nil {
+		tb.Fatalf("%s: cpu: %v", s.name, err)
+	}
+	return time.Duration(ns)
+}
+
+// stop closes the process's standard input and waits for it to end; it
+// kills it if it does not within a minute.
+func (s *e2eSubject) stop(tb testing.TB) {
+	_ = s.stdin.Close()
+	ended := make(chan error, 1)
+	go func() {
+		for range s.lines { // the output is read before Wait
+		}
+		ended <- s.cmd.Wait()
+	}()
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	select {
+	case err := <-ended:
+		if err != nil {
+			tb.Errorf("%s: the gateway process: %v\n%s", s.name, err, s.output())
+		}
+	case <-timer.C:
+		_ = s.cmd.Process.Kill()
+		<-ended
+		tb.Errorf("%s: the gateway process did not end within a minute of its input's end; killed\n%s", s.name, s.output())
+	}
+}
+
+// e2eWorkload says which chat each request marks a message of.
+type e2eWorkload struct {
+	name string
+	// chat returns the chat of client's i-th request, of clients
+	// concurrent clients: a number below max(e2eSpreadChats, clients).
+	chat func(client, clients, i int) int
+}
+
+// e2eWorkloads are the busy and the spread workloads.
+func e2eWorkloads() []e2eWorkload {
+	return []e2eWorkload{
+		{"busy", func(int, int, int) int { return 0 }},
+		{"spread", func(client, clients, i int) int {
+			// Client g marks chats g, g+clients, g+2·clients…: no other
+			// client marks those, so no two requests in flight share one.
+			return client + clients*(i%max(1, e2eSpreadChats/clients))
+		}},
+	}
+}
+
+// e2eResult is what one run measured.
+type e2eResult struct {
+	requests, ok2xx int64
+	elapsed         time.Duration
+	cpu             time.Duration // the gateway process's
+	wire            fakewa.Counts // received during the run
+	latencies       []time.Duration
+}
+
 // e2eSeq makes message ids unique across the whole test binary.
 var e2eSeq atomic.Int64
 
-// drive sends requests with clients concurrent HTTP clients while next
-// says so, each request marking one new message of a direct chat — client
-// g's chat is number g mod chats — and waits until every receipt sent has
-// reached the server.
-func drive(tb testing.TB, s *e2eSubject, clients, chats int, next func() bool) e2eResult {
+// drive sends n requests to s with clients concurrent HTTP clients, each
+// request marking one new message of the chat w gives, and waits until
+// every receipt sent has reached the server.
+func drive(tb testing.TB, s *e2eSubject, w e2eWorkload, clients int, n int64) e2eResult {
 	tb.Helper()
 	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport}
+	chats := make([]string, max(e2eSpreadChats, clients))
+	for i := range chats {
+		chats[i] = fmt.Sprintf("1555200%04d@s.whatsapp.net", i)
+	}
 	var (
 		res     e2eResult
 		failed  atomic.Int64
 		lastErr atomic.Value
 		wg      sync.WaitGroup
 		mu      sync.Mutex
+		req     atomic.Int64
 	)
-	srv := s.srv
-	before, cpu0, t0 := srv.Counts(), cpuTime(), time.Now()
-	var req atomic.Int64
+	before, cpu0, t0 := s.srv.Counts(), s.cpu(tb), time.Now()
 	for g := range clients {
-		chat := fmt.Sprintf("1555200%04d@s.whatsapp.net", g%chats)
 		wg.Go(func() {
 			var lat []time.Duration
-			for next() {
-				n := req.Add(1)
-				session := s.names[int(n)%len(s.names)]
-				body := `{"session":"` + session + `","chatId":"` + chat + `","messageIds":["3EB0E2E` + strconv.FormatInt(e2eSeq.Add(1), 16) + `"]}`
+			for i := 0; ; i++ {
+				k := req.Add(1)
+				if k > n {
+					break
+				}
+				session := s.names[int(k)%len(s.names)]
+				body := `{"session":"` + session + `","chatId":"` + chats[w.chat(g, clients, i)] + `","messageIds":["3EB0E2E` + strconv.FormatInt(e2eSeq.Add(1), 16) + `"]}`
 				r, _ := http.NewRequest(http.MethodPost, s.url, strings.NewReader(body))
 				r.Header.Set("Content-Type", "application/json")
 				r.Header.Set("Authorization", "Bearer "+e2eToken)
@@ -360,22 +688,16 @@ func drive(tb testing.TB, s *e2eSubject, clients, chats int, next func() bool) e
 		})
 	}
 	wg.Wait()
-	res.elapsed, res.cpu = time.Since(t0), cpuTime()-cpu0
-	res.requests = req.Load()
-	res.ok2xx = res.requests - failed.Load()
+	res.elapsed, res.cpu = time.Since(t0), s.cpu(tb)-cpu0
+	res.requests = n
+	res.ok2xx = n - failed.Load()
 	if f := failed.Load(); f > 0 {
-		tb.Errorf("%s: %d of %d requests failed, the last: %v", s.name, f, res.requests, lastErr.Load())
+		tb.Errorf("%s: %d of %d requests failed, the last: %v", s.name, f, n, lastErr.Load())
 	}
-	// MarkRead returns once the frame is written: a round trip on each
-	// connection makes sure the server has read every receipt.
-	ctx, cancel := context.WithTimeout(context.Background(), wireWait)
-	defer cancel()
-	for _, cli := range s.clients {
-		if _, err := cli.TryFetchPrivacySettings(ctx, true); err != nil {
-			tb.Errorf("%s: barrier round trip: %v", s.name, err)
-		}
+	if answer := s.ask(tb, "barrier"); answer != "ok" {
+		tb.Errorf("%s: barrier round trip: %s", s.name, answer)
 	}
-	after := srv.Counts()
+	after := s.srv.Counts()
 	res.wire = fakewa.Counts{Receipts: after.Receipts - before.Receipts, ReceiptIDs: after.ReceiptIDs - before.ReceiptIDs,
 		AppStatePatches: after.AppStatePatches - before.AppStatePatches}
 	if res.wire.ReceiptIDs != res.ok2xx {
@@ -392,103 +714,96 @@ func (r e2eResult) percentile(p float64) time.Duration {
 	return r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*p))]
 }
 
-// e2eSubjects starts the subjects over sessions sessions each, each with
-// a fake server of its own (so that one's background work is not counted
-// as another's).
+// rate is the requests per second.
+func (r e2eResult) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+// cpuPerRequest is the gateway's CPU µs per request.
+func (r e2eResult) cpuPerRequest() float64 {
+	return float64(r.cpu.Nanoseconds()) / 1e3 / float64(r.requests)
+}
+
+// e2eSubjects starts the gateway processes -e2e.subjects picks, over
+// sessions sessions each.
 func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 	tb.Helper()
 	only, err := regexp.Compile(*e2eOnly)
 	if err != nil {
 		tb.Fatalf("-e2e.subjects: %v", err)
 	}
-	type starter struct {
-		name  string
-		start func(srv *fakewa.Server, name string) *e2eSubject
-	}
-	bluetick := func(o e2eOptions) func(*fakewa.Server, string) *e2eSubject {
-		return func(srv *fakewa.Server, name string) *e2eSubject { return newBluetick(tb, srv, name, sessions, o) }
-	}
-	starters := []starter{
-		{"Bluetick", bluetick(e2eOptions{})},
-		{"BluetickNoChatRead", bluetick(e2eOptions{session: []bwm.Option{bwm.WithMarkChatRead(false)}})},
-		{"BluetickGroupCommit", bluetick(e2eOptions{coalesce: &session.CoalesceOptions{}})},
-		{"Bare", func(srv *fakewa.Server, _ string) *e2eSubject { return newBare(tb, srv, sessions) }},
-	}
-	if os.Getenv(pgtest.Env) != "" { // the default options on a Postgres store
-		starters = append(starters, starter{"BluetickPostgres", func(srv *fakewa.Server, name string) *e2eSubject {
-			dsn, names := e2ePostgresStore(tb, sessions)
-			return newBluetickOn(tb, srv, name, dsn, names, e2eOptions{})
-		}})
-	}
 	var subjects []*e2eSubject
-	for _, st := range starters {
-		if only.MatchString(st.name) {
-			s := st.start(fakewa.Start(tb, fakewa.WithCountOnly()), st.name)
-			// Registered after its fake server's cleanup, so run before it: the
-			// clients disconnect before the server drops them (whatsmeow's
-			// Disconnect racing its own read pump's close is a data race
-			// inside whatsmeow that -race reports).
-			tb.Cleanup(s.close)
-			subjects = append(subjects, s)
+	for _, g := range e2eGateways() {
+		if only.MatchString(g.name) && (!g.postgres || os.Getenv(pgtest.Env) != "") {
+			subjects = append(subjects, startGateway(tb, g, sessions))
 		}
 	}
 	return subjects
 }
 
 // BenchmarkEndToEnd runs the end-to-end benchmark the comment at the top of
-// this file describes: every subject with one session and with
-// -e2e.sessions. The ratio that matters is Bluetick's req/s over Bare's:
-// last measured 0.83× on one session (12,957 against 15,582 req/s) and
-// 0.80× on 100; examples/BENCHMARKS.md has the whole table, group commit's
-// runs and the comparison with other gateways.
+// this file describes: each workload with one session and with
+// -e2e.sessions, every subject in each round. The ratios that matter are
+// Bluetick/Bare-req/s and Bluetick/Bare-cpu/req on the spread workload,
+// where nothing can be batched; examples/BENCHMARKS.md has the last
+// numbers and the comparison with other gateways.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, sessions := range []int{1, *e2eSessions} {
-		subjects := e2eSubjects(b, sessions)
-		for _, s := range subjects {
-			b.Run(fmt.Sprintf("sessions=%d/%s", sessions, s.name), func(b *testing.B) {
-				left := int64(b.N)
-				var mu sync.Mutex
-				b.ResetTimer()
-				chats := *e2eChats
-				if chats <= 0 {
-					chats = *e2eClients
-				}
-				res := drive(b, s, *e2eClients, chats, func() bool {
-					mu.Lock()
-					defer mu.Unlock()
-					left--
-					return left >= 0
+		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
+			subjects := e2eSubjects(b, sessions)
+			for _, w := range e2eWorkloads() {
+				round := 0
+				b.Run(w.name, func(b *testing.B) {
+					results := make(map[string]e2eResult, len(subjects))
+					b.ResetTimer()
+					for i := range subjects {
+						s := subjects[(i+round)%len(subjects)]
+						results[s.name] = drive(b, s, w, *e2eClients, int64(b.N))
+					}
+					b.StopTimer()
+					round++
+					b.ReportMetric(0, "ns/op") // a round's time per request is every subject's, summed: no measure of any
+					bare, haveBare := results["Bare"]
+					for _, s := range subjects {
+						res := results[s.name]
+						n := float64(res.requests)
+						b.ReportMetric(res.rate(), s.name+"-req/s")
+						b.ReportMetric(res.cpuPerRequest(), s.name+"-cpu-µs/req")
+						b.ReportMetric(float64(res.percentile(0.50).Microseconds()), s.name+"-p50-µs")
+						b.ReportMetric(float64(res.percentile(0.99).Microseconds()), s.name+"-p99-µs")
+						b.ReportMetric(float64(res.wire.Receipts)/n, s.name+"-frames/req")
+						b.ReportMetric(float64(res.wire.AppStatePatches)/n, s.name+"-patches/req")
+						if haveBare && s.name != "Bare" {
+							b.ReportMetric(res.rate()/bare.rate(), s.name+"/Bare-req/s")
+							b.ReportMetric(res.cpuPerRequest()/bare.cpuPerRequest(), s.name+"/Bare-cpu/req")
+						}
+					}
 				})
-				b.StopTimer()
-				n := float64(res.requests)
-				b.ReportMetric(n/res.elapsed.Seconds(), "req/s")
-				b.ReportMetric(float64(res.cpu.Microseconds())/n, "cpu-µs/req")
-				b.ReportMetric(float64(res.percentile(0.50).Microseconds()), "p50-µs")
-				b.ReportMetric(float64(res.percentile(0.99).Microseconds()), "p99-µs")
-				b.ReportMetric(float64(res.wire.ReceiptIDs)/n, "wire-ids/req")
-				b.ReportMetric(float64(res.wire.Receipts)/n, "frames/req")
-				b.ReportMetric(float64(res.wire.AppStatePatches)/n, "patches/req")
-			})
-		}
+			}
+		})
 	}
 }
 
-// TestEndToEnd runs the benchmark's path briefly: every subject, one and
-// a few sessions, each 2xx matched by its receipt on the wire.
+// TestEndToEnd runs the benchmark's path briefly: every subject in its own
+// process, one and a few sessions, both workloads, each 2xx matched by its
+// receipt on the wire.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("connects many clients")
+		t.Skip("starts gateway processes that connect many clients")
 	}
 	for _, sessions := range []int{1, 4} {
-		for _, s := range e2eSubjects(t, sessions) {
-			t.Run(fmt.Sprintf("sessions=%d/%s", sessions, s.name), func(t *testing.T) {
-				var left atomic.Int64
-				left.Store(200)
-				res := drive(t, s, 8, 8, func() bool { return left.Add(-1) >= 0 })
-				if res.requests != 200 {
-					t.Errorf("%d requests, want 200", res.requests)
+		t.Run(fmt.Sprintf("sessions=%d", sessions), func(t *testing.T) {
+			for _, s := range e2eSubjects(t, sessions) {
+				for _, w := range e2eWorkloads() {
+					t.Run(w.name+"/"+s.name, func(t *testing.T) {
+						res := drive(t, s, w, 8, 200)
+						if res.ok2xx != 200 {
+							t.Errorf("%d 2xx answers, want 200", res.ok2xx)
+						}
+						if res.cpu <= 0 {
+							t.Errorf("the gateway process used %v of CPU for 200 requests", res.cpu)
+						}
+					})
 				}
-			})
-		}
+			}
+		})
 	}
 }
