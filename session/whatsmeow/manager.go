@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	signallog "go.mau.fi/libsignal/logger"
+
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
@@ -155,6 +157,12 @@ func WithClientHook(hook func(name string, c *whatsmeow.Client)) Option {
 	}
 }
 
+// settleSignalLogger makes libsignal set its package logger, which it
+// otherwise sets on first use without a lock: the first handshakes of a
+// Manager's sessions, connecting in parallel in Start, raced on it (-race
+// reported it in a fresh process).
+var settleSignalLogger sync.Once
+
 // Open opens the store at dsn (empty: "bluetick.db"; "postgres://…" for
 // PostgreSQL, otherwise a SQLite file path or "file:" URI), brings its
 // schema up to date, and prepares a [Session] for every stored device. The
@@ -170,6 +178,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	raiseFDLimit()
+	settleSignalLogger.Do(func() { signallog.Debug() })
 	st, err := openDB(ctx, dsn, o.pool)
 	if err != nil {
 		return nil, err
