@@ -71,7 +71,8 @@ type AutoRead struct {
 // WithAutoRead makes the [Session] offer its incoming messages for
 // auto-read as a [AutoRead] says, to whoever subscribed (see
 // [Session.OnArrival], [Manager.SubscribeArrivals], and
-// seenhandler.WithAutoRead, which sends them through the handler's path).
+// seenhandler/queue's Options.Arrivals, which sends them through the
+// handler's path).
 // Only readable messages from others are offered (not reactions, edits,
 // protocol messages, the account's own), and a chat once until its offer is
 // due: messages arriving meanwhile join it — the chat is read then, as

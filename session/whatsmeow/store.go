@@ -225,7 +225,7 @@ func newContainer(ctx context.Context, db *sql.DB, dialect string, log waLog.Log
 // without touching its tables, and returns it with its dialect: "sqlite"
 // or "postgres", and the function that closes it and releases the lock. It
 // is for a process that keeps only bluetick's own tables there, e.g. the
-// durable queue of seenhandler/sqlqueue in examples/server -demo -db FILE.
+// durable queue of seenhandler/queue/sqlqueue in examples/server -demo -db FILE.
 func OpenDB(ctx context.Context, dsn string, pool DBPool) (db *sql.DB, dialect string, close func() error, err error) {
 	st, err := openDB(ctx, dsn, pool)
 	if err != nil {
@@ -235,7 +235,7 @@ func OpenDB(ctx context.Context, dsn string, pool DBPool) (db *sql.DB, dialect s
 }
 
 // DB returns the Manager's store database and its dialect ("sqlite" or
-// "postgres"), so that bluetick's other tables (seenhandler/sqlqueue's
+// "postgres"), so that bluetick's other tables (seenhandler/queue/sqlqueue's
 // queue) live in the same file or database. The Manager closes it in
 // Close: stop its users first.
 func (m *Manager) DB() (*sql.DB, string) {
