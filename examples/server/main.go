@@ -643,14 +643,8 @@ func totalsOf(ctx context.Context, w *queue.Worker, stderr io.Writer) queueTotal
 		fmt.Fprintln(stderr, "server: reading the queue's counts:", err)
 		return queueTotals{}
 	}
-	var st queueTotals
-	for _, s := range sessions {
-		st.Sent += s.Sent
-		st.Failed += s.Failed
-		st.Pending += s.Pending
-	}
-	st.Accepted = st.Sent + st.Failed + st.Pending
-	return st
+	sum := queue.Total(sessions)
+	return queueTotals{Accepted: sum.Sent + sum.Failed + sum.Pending, Sent: sum.Sent, Failed: sum.Failed, Pending: sum.Pending}
 }
 
 // decoratorsTimeout bounds the flush of the decorators' batches at

@@ -62,14 +62,8 @@ func totalsOf(t *testing.T, w *queue.Worker) totals {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st totals
-	for _, s := range sessions {
-		st.Sent += s.Sent
-		st.Failed += s.Failed
-		st.Pending += s.Pending
-	}
-	st.Accepted = st.Sent + st.Failed + st.Pending
-	return st
+	sum := queue.Total(sessions)
+	return totals{Accepted: sum.Sent + sum.Failed + sum.Pending, Sent: sum.Sent, Failed: sum.Failed, Pending: sum.Pending}
 }
 
 // post sends body to the handler's Wawp path and returns the answer.

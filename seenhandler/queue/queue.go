@@ -127,6 +127,22 @@ type SessionStats struct {
 	OldestPending time.Time
 }
 
+// Total sums stats, the counts of several sessions (as [Worker.Stats]
+// returns them): Session is empty, OldestPending the earliest of theirs.
+// The receipts accepted are Sent + Failed + Pending.
+func Total(stats []SessionStats) SessionStats {
+	var t SessionStats
+	for _, s := range stats {
+		t.Sent += s.Sent
+		t.Failed += s.Failed
+		t.Pending += s.Pending
+		if !s.OldestPending.IsZero() && (t.OldestPending.IsZero() || s.OldestPending.Before(t.OldestPending)) {
+			t.OldestPending = s.OldestPending
+		}
+	}
+	return t
+}
+
 // PendingOf says which pending receipts [Queue.Pending] counts.
 type PendingOf struct {
 	// Session names the session whose receipts to count.

@@ -46,12 +46,6 @@ func (n node) totals(tb testing.TB) totals {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var st totals
-	for _, s := range sessions {
-		st.Sent += s.Sent
-		st.Failed += s.Failed
-		st.Pending += s.Pending
-	}
-	st.Accepted = st.Sent + st.Failed + st.Pending
-	return st
+	sum := queue.Total(sessions)
+	return totals{Accepted: sum.Sent + sum.Failed + sum.Pending, Sent: sum.Sent, Failed: sum.Failed, Pending: sum.Pending}
 }
