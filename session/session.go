@@ -328,10 +328,3 @@ type ArrivalSource interface {
 	SubscribeArrivals(f func(session string, a Arrival)) (stop func())
 }
 
-// ArrivalSourceFunc adapts a function to the [ArrivalSource] interface.
-type ArrivalSourceFunc func(f func(session string, a Arrival)) (stop func())
-
-// SubscribeArrivals calls s(f).
-func (s ArrivalSourceFunc) SubscribeArrivals(f func(session string, a Arrival)) (stop func()) {
-	return s(f)
-}

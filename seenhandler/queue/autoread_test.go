@@ -226,7 +226,7 @@ func TestAutoReadShutdownReportsBufferedArrivals(t *testing.T) {
 		// A source whose stop does not stop it: a callback may race the
 		// end of the subscription.
 		var emit func(string, session.Arrival)
-		src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() { emit = f; return func() {} })
+		src := arrivalSourceFunc(func(f func(string, session.Arrival)) func() { emit = f; return func() {} })
 		obs := &autoObserver{}
 		var logs syncBuffer
 		h, w := start(t, reg, queue.Options{Arrivals: src, Observer: obs.observer(), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
@@ -322,4 +322,12 @@ func TestAutoReadHasItsOwnBudget(t *testing.T) {
 			t.Errorf("%d lines for the arrivals dropped on a full buffer, want at most 1", n)
 		}
 	})
+}
+
+// arrivalSourceFunc adapts a function to session.ArrivalSource.
+type arrivalSourceFunc func(f func(session string, a session.Arrival)) (stop func())
+
+// SubscribeArrivals calls s(f).
+func (s arrivalSourceFunc) SubscribeArrivals(f func(session string, a session.Arrival)) (stop func()) {
+	return s(f)
 }

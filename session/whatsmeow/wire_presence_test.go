@@ -266,7 +266,7 @@ func TestWireTypingInChannel(t *testing.T) {
 // and auto-read of its arrivals; t's cleanup shuts it down.
 func autoReadHandler(t *testing.T, w *wire) *seenhandler.Handler {
 	t.Helper()
-	src := session.ArrivalSourceFunc(func(f func(string, session.Arrival)) func() {
+	src := arrivalSourceFunc(func(f func(string, session.Arrival)) func() {
 		return w.session.OnArrival(func(a session.Arrival) { f("wire", a) })
 	})
 	reg := session.NewMemoryRegistry()
@@ -390,4 +390,12 @@ func TestWireAutoReadReadsTheChat(t *testing.T) {
 		`<receipt id="3EB0B2" to="15551234567@s.whatsapp.net"/>`,
 		`<receipt id="3EB0B3" to="15551234567@s.whatsapp.net"/>`,
 		`<receipt id="3EB0B1" to="15551234567@s.whatsapp.net" type="read"><list><item id="3EB0B2"/><item id="3EB0B3"/></list></receipt>`)
+}
+
+// arrivalSourceFunc adapts a function to session.ArrivalSource.
+type arrivalSourceFunc func(f func(session string, a session.Arrival)) (stop func())
+
+// SubscribeArrivals calls s(f).
+func (s arrivalSourceFunc) SubscribeArrivals(f func(session string, a session.Arrival)) (stop func()) {
+	return s(f)
 }
