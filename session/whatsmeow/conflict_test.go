@@ -128,7 +128,7 @@ func statusRequest(target string) *http.Request {
 }
 
 // wantEvent waits for the next session event, which must be of kind.
-func wantEvent(t *testing.T, events <-chan bwm.SessionEvent, kind string) {
+func wantEvent(t *testing.T, events <-chan bwm.SessionEvent, kind bwm.SessionEventKind) {
 	t.Helper()
 	select {
 	case e := <-events:

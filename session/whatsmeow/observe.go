@@ -2,24 +2,27 @@ package whatsmeow
 
 import "errors"
 
+// SessionEventKind says what happened to a session, in a [SessionEvent].
+type SessionEventKind string
+
 // Kinds of [SessionEvent].
 const (
 	// EventConnected: the session's client logged in.
-	EventConnected = "connected"
+	EventConnected SessionEventKind = "connected"
 	// EventDisconnected: the connection dropped; whatsmeow reconnects.
-	EventDisconnected = "disconnected"
+	EventDisconnected SessionEventKind = "disconnected"
 	// EventReplaced: another connection of the device (another process or
 	// tool) replaced the session's, with WhatsApp's stream error conflict
 	// "replaced". The session does not reconnect by itself (no kick-war):
 	// its status says so (session.Status.Replaced) until Acquire connects
 	// it again.
-	EventReplaced = "replaced"
+	EventReplaced SessionEventKind = "replaced"
 	// EventLoggedOut: WhatsApp logged the device out; the session left the
 	// registry.
-	EventLoggedOut = "logged_out"
+	EventLoggedOut SessionEventKind = "logged_out"
 	// EventRefused: Acquire refused to connect the session, the process
 	// being at its capacity (see [Manager.Capacity]).
-	EventRefused = "refused"
+	EventRefused SessionEventKind = "refused"
 )
 
 // SessionEvent is something that happened to a session of a [Manager], for
@@ -28,7 +31,7 @@ type SessionEvent struct {
 	// Session is the session's name.
 	Session string
 	// Kind is one of the Event constants, e.g. [EventReplaced].
-	Kind string
+	Kind SessionEventKind
 }
 
 // WithSessionObserver calls observe with each [SessionEvent] of the
@@ -49,7 +52,7 @@ func WithSessionObserver(observe func(SessionEvent)) Option {
 }
 
 // observe tells the observer, if any, about an event of ms.
-func (m *Manager) observe(ms *managed, kind string) {
+func (m *Manager) observe(ms *managed, kind SessionEventKind) {
 	if m.opts.observe != nil {
 		m.opts.observe(SessionEvent{Session: ms.name, Kind: kind})
 	}

@@ -12,30 +12,33 @@ import (
 	"github.com/bluetick/bluetick/validate"
 )
 
+// PairEventKind says what a [PairEvent] is.
+type PairEventKind string
+
 // Kinds of [PairEvent].
 const (
 	// PairQRCode: show Code as a QR code; it is valid for Timeout.
-	PairQRCode = "qr"
+	PairQRCode PairEventKind = "qr"
 	// PairSucceeded: the device is paired as JID; the session connects and
 	// is ready once connected.
-	PairSucceeded = "success"
+	PairSucceeded PairEventKind = "success"
 	// PairTimedOut: no phone scanned the codes in time; the session is gone.
-	PairTimedOut = "timeout"
+	PairTimedOut PairEventKind = "timeout"
 	// PairFailed: pairing failed with Err; the session is gone.
-	PairFailed = "error"
+	PairFailed PairEventKind = "error"
 	// PairRetrying: WhatsApp could not be reached (Err); Pair tries
 	// again after Timeout. The session stays registered.
-	PairRetrying = "retrying"
+	PairRetrying PairEventKind = "retrying"
 	// PairPhoneCode: type Code into WhatsApp on the phone (Linked devices ›
 	// Link with phone number); Pair with a phone number.
-	PairPhoneCode = "phone-code"
+	PairPhoneCode PairEventKind = "phone-code"
 )
 
 // PairEvent is one step of pairing a new session.
 type PairEvent struct {
 	// Kind is PairQRCode, PairPhoneCode, PairRetrying, PairSucceeded,
 	// PairTimedOut or PairFailed.
-	Kind string
+	Kind PairEventKind
 	// Code is the QR code's content (PairQRCode) or the pair code
 	// (PairPhoneCode).
 	Code string

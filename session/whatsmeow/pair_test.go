@@ -209,7 +209,7 @@ func TestPairingStopsWithClose(t *testing.T) {
 			t.Errorf("%s: %d pairing goroutines left:\n%s", when, len(gs), strings.Join(gs, "\n\n"))
 		}
 	}
-	first := func(t *testing.T, events <-chan bwm.PairEvent, kind string) bwm.PairEvent {
+	first := func(t *testing.T, events <-chan bwm.PairEvent, kind bwm.PairEventKind) bwm.PairEvent {
 		t.Helper()
 		select {
 		case ev := <-events:
