@@ -245,19 +245,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRe
 	return bp, nil
 }
 
-// decode sets req, a zero seenRequest, from body with encoding/json, whose
-// errors become the answer's: json.Unmarshal, or unmarshalExact when a key
-// could match one of ours only through encoding/json's case folding.
-//
-// A hand-written decoder of plain bodies (and a hand encoder of response,
-// see writeJSON) did not buy the 5% end to end that would pay for keeping
-// two decoders in step. BenchmarkEndToEnd (session/whatsmeow, subject
-// Bluetick, 32 clients, 6 alternating runs of 3 s each, medians, on 2
-// cores shared with other builds): CPU per request 72.5 µs hand-written
-// against 76.2 µs encoding/json with one session (+5.1%), 89.3 against
-// 92.7 µs with 100 sessions (+3.9%); throughput within the machine's noise
-// (hand-written 24,300 against 16,900 req/s with one session, 15,800
-// against 17,000 with 100).
+// decode sets req, a zero seenRequest, from body, checked by json.Valid:
+// with decodePlain when body is plain (nearly always), else with
+// encoding/json, whose errors become the answer's.
 func (req *seenRequest) decode(body []byte) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -265,6 +255,9 @@ func (req *seenRequest) decode(body []byte) error {
 	}
 	if bytes.Equal(trimmed, []byte("null")) {
 		return &jsonError{msg: "the body must be a JSON object, not null"}
+	}
+	if json.Valid(body) && req.decodePlain(body) {
+		return nil
 	}
 	// encoding/json keeps the pointer it is given (an any): decoding into
 	// another lets req stay on its caller's stack.
@@ -286,7 +279,8 @@ type requestKey struct {
 	field func(*seenRequest) any
 }
 
-// requestKeys are the keys of seenRequest, with the field each sets.
+// requestKeys are the keys of seenRequest, with the field each sets: an
+// array, so that its length is a constant keySet is checked against.
 var requestKeys = [...]requestKey{
 	{"session", func(r *seenRequest) any { return &r.Session }},
 	{"instance_id", func(r *seenRequest) any { return &r.InstanceID }},
@@ -301,6 +295,15 @@ var requestKeys = [...]requestKey{
 	{"typing", func(r *seenRequest) any { return &r.Typing }},
 	{"typing_indicator", func(r *seenRequest) any { return &r.TypingIndicator }},
 }
+
+// keySet is a set of requestKeys, by index: decodePlain's record of the
+// keys given.
+type keySet uint16
+
+// keySet must have a bit for each of requestKeys: a 17th key makes this
+// constant overflow keySet and the package fail to compile, rather than
+// decodePlain's set silently lose keys.
+const _ keySet = 1 << (len(requestKeys) - 1)
 
 // requestKeyIndex returns the index of key in requestKeys, or -1.
 func requestKeyIndex(key string) int {
@@ -407,4 +410,280 @@ func describeJSONError(err error) error {
 		return &jsonError{msg: "the body ends before its JSON object does"}
 	}
 	return &jsonError{msg: "the body is not valid JSON"}
+}
+
+// decodePlain sets req from body, which json.Valid accepted, and reports
+// whether it could: nearly every request is a plain object that
+// encoding/json's reflection (most of decoding's time) is not needed
+// for. It returns false, leaving req partly set, for whatever is not plain,
+// so that seenRequest.decode decodes body as before and reports its faults: a body
+// that is not an object; a string with an escape or a non-ASCII byte; one
+// of our keys twice (json.Unmarshal and unmarshalExact then differ, a null
+// after a string); a key that equals one of ours but for case; a value of
+// the wrong type. What it decodes is what json.Unmarshal and unmarshalExact
+// decode (FuzzDecodePlain holds them to it).
+func (req *seenRequest) decodePlain(body []byte) bool {
+	d := plainDecoder{b: body}
+	if !d.next('{') {
+		return false
+	}
+	var seen keySet // requestKeys given
+	for !d.next('}') {
+		d.next(',')
+		key, ok := d.str()
+		if !ok || !d.next(':') {
+			return false
+		}
+		k := requestKeyIndex(string(key))
+		switch {
+		case k < 0 && foldsToKey(key):
+			return false
+		case k < 0:
+			if !d.skip() {
+				return false
+			}
+			continue
+		case seen&(1<<k) != 0:
+			return false
+		}
+		seen |= 1 << k
+		if !d.field(req, key) {
+			return false
+		}
+	}
+	d.space()
+	return d.i == len(d.b) // json.Valid allows only space after the object
+}
+
+// foldsToKey reports whether key equals one of requestKeys but for case.
+func foldsToKey(key []byte) bool {
+	for _, k := range &requestKeys {
+		if len(k.key) == len(key) && bytes.EqualFold(key, []byte(k.key)) {
+			return true
+		}
+	}
+	return false
+}
+
+// plainDecoder walks a valid JSON text for decodePlain.
+type plainDecoder struct {
+	b []byte
+	i int
+}
+
+// field decodes the value of key, one of requestKeys, into req, as
+// json.Unmarshal would (a null leaves a string as it was, and sets the
+// others to their zero value). It names the fields itself rather than
+// through requestKeys' functions: a call through a func value would make
+// req escape to the heap, an allocation per request.
+func (d *plainDecoder) field(req *seenRequest, key []byte) bool {
+	var s *string
+	switch string(key) {
+	case "session":
+		s = &req.Session
+	case "instance_id":
+		s = &req.InstanceID
+	case "access_token":
+		s = &req.AccessToken
+	case "chatId":
+		s = &req.ChatID
+	case "to":
+		s = &req.To
+	case "participant":
+		s = &req.Participant
+	case "type":
+		s = &req.Type
+	case "messageId":
+		return d.optString(&req.MessageID)
+	case "messageIds":
+		return d.optStrings(&req.MessageIDs)
+	case "async":
+		return d.optBool(&req.Async)
+	case "typing":
+		return d.optBool(&req.Typing)
+	case "typing_indicator":
+		return d.typingIndicator(&req.TypingIndicator)
+	default:
+		return false
+	}
+	if d.null() {
+		return true
+	}
+	v, ok := d.str()
+	if ok {
+		*s = string(v)
+	}
+	return ok
+}
+
+func (d *plainDecoder) optString(o *optString) bool {
+	if d.null() {
+		*o = optString{}
+		return true
+	}
+	v, ok := d.str()
+	if ok {
+		*o = optString{s: string(v), ok: true}
+	}
+	return ok
+}
+
+func (d *plainDecoder) optStrings(list *[]optString) bool {
+	if d.null() {
+		*list = nil
+		return true
+	}
+	if !d.next('[') {
+		return false
+	}
+	ids := []optString{} // [] is an empty list, not none
+	for !d.next(']') {
+		d.next(',')
+		var o optString
+		if !d.optString(&o) {
+			return false
+		}
+		ids = append(ids, o)
+	}
+	*list = ids
+	return true
+}
+
+func (d *plainDecoder) optBool(b **bool) bool {
+	d.space()
+	switch {
+	case d.literal("null"):
+		*b = nil
+	case d.literal("true"):
+		*b = new(true)
+	case d.literal("false"):
+		*b = new(false)
+	default:
+		return false
+	}
+	return true
+}
+
+// typingIndicator decodes Meta's object as typingIndicator.UnmarshalJSON
+// does: its "type" matches exactly, other keys are ignored.
+func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
+	if d.null() {
+		*ti = nil
+		return true
+	}
+	if !d.next('{') {
+		return false
+	}
+	v := &typingIndicator{}
+	given := false
+	for !d.next('}') {
+		d.next(',')
+		key, ok := d.str()
+		if !ok || !d.next(':') {
+			return false
+		}
+		switch {
+		case string(key) != "type":
+			if !d.skip() {
+				return false
+			}
+		case given:
+			return false
+		default:
+			given = true
+			if !d.optString(&v.Type) {
+				return false
+			}
+		}
+	}
+	*ti = v
+	return true
+}
+
+// space skips white space.
+func (d *plainDecoder) space() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and c, if c comes next.
+func (d *plainDecoder) next(c byte) bool {
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// literal skips lit (null, true or false), if it comes next.
+func (d *plainDecoder) literal(lit string) bool {
+	if len(d.b)-d.i >= len(lit) && string(d.b[d.i:d.i+len(lit)]) == lit {
+		d.i += len(lit)
+		return true
+	}
+	return false
+}
+
+func (d *plainDecoder) null() bool {
+	d.space()
+	return d.literal("null")
+}
+
+// str returns the string that comes next, without its quotes; false if
+// none does, or if it has an escape or a non-ASCII byte.
+func (d *plainDecoder) str() ([]byte, bool) {
+	if !d.next('"') {
+		return nil, false
+	}
+	start := d.i
+	for ; d.i < len(d.b); d.i++ {
+		switch c := d.b[d.i]; {
+		case c == '"':
+			d.i++
+			return d.b[start : d.i-1], true
+		case c == '\\' || c >= utf8.RuneSelf:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// skip skips the value that comes next, of any kind.
+func (d *plainDecoder) skip() bool {
+	depth := 0
+	for {
+		d.space()
+		if d.i == len(d.b) {
+			return false
+		}
+		switch d.b[d.i] {
+		case '"':
+			if _, ok := d.str(); !ok {
+				return false
+			}
+		case '{', '[':
+			depth++
+			d.i++
+		case '}', ']':
+			depth--
+			d.i++
+		case ',', ':':
+			d.i++
+			continue // within an object or array: depth > 0
+		default: // a number or a literal: up to what ends it
+			for d.i < len(d.b) && strings.IndexByte(" \t\n\r,]}", d.b[d.i]) < 0 {
+				d.i++
+			}
+		}
+		if depth == 0 {
+			return true
+		}
+	}
 }

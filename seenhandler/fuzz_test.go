@@ -67,7 +67,7 @@ var bodySeeds = []string{
 // FuzzDecode: decodeJSON never panics; it fails with a *jsonError, or
 // succeeds on valid JSON, and what it decodes survives a round trip.
 func FuzzDecode(f *testing.F) {
-	for _, s := range append(bodySeeds, decodeSeeds...) {
+	for _, s := range append(bodySeeds, plainSeeds...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
