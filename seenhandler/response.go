@@ -216,7 +216,8 @@ func putBuffer(bp *[]byte) {
 
 // writeJSON writes v as the whole response, with HTML characters left as
 // they are (the body is JSON, never HTML). A *response, the answer of
-// nearly every request, is encoded without reflection.
+// nearly every request, is encoded without reflection (appendJSON): it pays
+// for itself end to end, see seenRequest.decode for the numbers.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	bp := buffers.Get().(*[]byte)
 	body := (*bp)[:0]
