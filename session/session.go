@@ -327,4 +327,3 @@ type Arrival struct {
 type ArrivalSource interface {
 	SubscribeArrivals(f func(session string, a Arrival)) (stop func())
 }
-

@@ -92,6 +92,7 @@ import (
 var (
 	e2eSessions = flag.Int("e2e.sessions", 100, "sessions of BenchmarkEndToEnd's many-sessions variant")
 	e2eClients  = flag.Int("e2e.clients", 32, "concurrent HTTP clients of BenchmarkEndToEnd")
+	e2eProfile  = flag.String("e2e.cpuprofile", "", "a directory: each gateway process writes its CPU profile there, as SUBJECT-sessions=N.pprof (setup included)")
 	e2eOnly     = flag.String("e2e.subjects", "", "a regular expression: only the subjects whose names it matches are started (setting up 1,000 sessions takes minutes per subject)")
 )
 
@@ -478,7 +479,11 @@ func startGateway(tb testing.TB, g e2eGateway, sessions int) *e2eSubject {
 	}
 	// No timeout of its own: it ends when its standard input closes, at the
 	// latest when this process ends.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EGatewayProcess$", "-test.timeout=0")
+	args := []string{"-test.run=^TestE2EGatewayProcess$", "-test.timeout=0"}
+	if *e2eProfile != "" {
+		args = append(args, "-test.cpuprofile="+filepath.Join(*e2eProfile, fmt.Sprintf("%s-sessions=%d.pprof", g.name, sessions)))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), e2eGatewayEnv+"="+string(cfg))
 	s := &e2eSubject{name: g.name, srv: srv, names: names, cmd: cmd, lines: make(chan string, 16),
 		out: new(bytes.Buffer), outMu: new(sync.Mutex)}
