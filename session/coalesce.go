@@ -77,7 +77,25 @@ type coalescer struct {
 	closed   bool
 	// wg counts the batches being sent, for close.
 	wg sync.WaitGroup
+	// idle counts the sender goroutines waiting on work for a batch to
+	// send; stop, closed by close, ends them. A batch goes to an idle
+	// sender when there is one: a goroutine started per batch began on a
+	// small stack that the call into the backend grew again each time, a
+	// cost per request where nothing could be batched.
+	idle int
+	work chan sent
+	stop chan struct{}
 }
+
+// sent is a sealed batch and the receipt to send for it.
+type sent struct {
+	b *batch
+	r Receipt
+}
+
+// maxIdleSenders bounds the sender goroutines a coalescer keeps waiting
+// for work; a sender that finds as many idle ends.
+const maxIdleSenders = 16
 
 var (
 	_ Session = (*coalescer)(nil)
@@ -145,7 +163,8 @@ func coalesce(s Session, opts CoalesceOptions) *coalescer {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = defaultCoalesceSendTimeout
 	}
-	return &coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch), inflight: make(map[batchKey]int)}
+	return &coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch), inflight: make(map[batchKey]int),
+		work: make(chan sent), stop: make(chan struct{})}
 }
 
 // Unwrap returns the Session c wraps.
@@ -238,7 +257,11 @@ func (c *coalescer) flush() {
 // than once.
 func (c *coalescer) close(ctx context.Context) error {
 	c.mu.Lock()
-	c.closed = true
+	if !c.closed {
+		c.closed = true
+		c.idle = 0 // no batch goes to them any more
+		close(c.stop)
+	}
 	c.mu.Unlock()
 	c.flush()
 	done := make(chan struct{})
@@ -336,11 +359,37 @@ func (c *coalescer) landed(key batchKey) {
 	}
 }
 
-// dispatch seals b and sends it in a new goroutine. c.mu must be held.
+// dispatch seals b and sends it on a sender goroutine: an idle one, or a
+// new one. c.mu must be held.
 func (c *coalescer) dispatch(b *batch) {
 	r := c.seal(b)
 	c.inflight[b.key]++
-	go c.send(b, r)
+	if c.idle > 0 {
+		c.idle--
+		c.work <- sent{b, r} // taken at once: the sender waits for it, or is about to
+		return
+	}
+	go c.sender(sent{b, r})
+}
+
+// sender sends j, then waits for further batches while fewer than
+// maxIdleSenders wait, until close.
+func (c *coalescer) sender(j sent) {
+	for {
+		c.send(j.b, j.r)
+		c.mu.Lock()
+		if c.closed || c.idle >= maxIdleSenders {
+			c.mu.Unlock()
+			return
+		}
+		c.idle++
+		c.mu.Unlock()
+		select {
+		case j = <-c.work:
+		case <-c.stop:
+			return
+		}
+	}
 }
 
 // seal closes b to new and leaving members, and returns the receipt to send

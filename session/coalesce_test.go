@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -962,4 +963,36 @@ func TestCoalesceBatchInFlight(t *testing.T) {
 		}
 		close(release)
 	})
+}
+
+// goroutineID returns the id of the calling goroutine, from its stack's
+// first line ("goroutine 7 [running]:").
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// Batches sent one after another, nothing joining them, go out on one
+// sender goroutine that waits for the next: a goroutine per batch began on
+// a small stack that every call into the backend grew again. Close ends
+// the sender (goleak).
+func TestCoalesceReusesItsSender(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var on []string
+	inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		on = append(on, goroutineID()) // one call at a time: the sends below wait for theirs
+		return session.Result{Type: r.Type}, nil
+	})
+	c := session.Coalesce(inner, session.CoalesceOptions{})
+	for i, chat := range []string{chatA, chatB, group} {
+		if _, err := c.SendReceipt(context.Background(), rcpt(chat, "", fmt.Sprint("R", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeCoalescer(t, c)
+	if len(on) != 3 || on[0] != on[1] || on[1] != on[2] {
+		t.Errorf("calls on goroutines %v, want one sender for the three", on)
+	}
 }
