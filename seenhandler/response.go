@@ -64,7 +64,7 @@ type response struct {
 	Queued *queuedInfo `json:"queued,omitempty"`
 	// InFlight is set in a 202 answer whose request ended (its timeout, or
 	// the client gone) while these receipts were being sent in a call
-	// shared with other requests (session.Coalesce's batch, see
+	// shared with other requests (group commit's batch, session.DecorateOptions.Coalesce; see
 	// session.ErrInFlight): each goes out, or fails, without this request,
 	// within the batch's send timeout. Sending them again may send them
 	// twice. Type is the type asked for; Receipts lists those that did go
@@ -158,7 +158,7 @@ const (
 	// note read but not played.
 	SkipAlreadyRead Reason = "already_read"
 	// SkipDuplicate: a receipt for the message was sent recently (see
-	// session.Dedup).
+	// session.DecorateOptions.Dedup).
 	SkipDuplicate Reason = "duplicate"
 )
 

@@ -316,7 +316,7 @@ type Arrival struct {
 
 // ArrivalSource is implemented by what offers incoming messages for
 // auto-read: a whatsmeow Manager for its sessions. The HTTP handler
-// subscribes to one (seenhandler.WithAutoRead) and sends each arrival
+// subscribes to one (seenhandler/queue's Options.Arrivals) and sends each arrival
 // through the path of a request: the session's rate limit, the
 // asynchronous queue (due at Arrival.Due), the Observer.
 //

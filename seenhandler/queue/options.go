@@ -65,7 +65,7 @@ const (
 //
 // Delivery is at least once: a receipt is removed from the queue only once
 // the backend took it; a process that dies between the two sends it again
-// after the restart (session.Dedup makes that harmless within its memory).
+// after the restart (session.Decorate's Dedup makes that harmless within its memory).
 // A receipt whose session is down (session.ErrNotConnected,
 // session.ErrNotLoggedIn) or whose send timed out is retried with backoff
 // (2 s doubling to 30 s) until RetryFor after its acceptance, then counted

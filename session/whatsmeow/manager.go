@@ -544,7 +544,7 @@ var _ session.ArrivalSource = (*Manager)(nil)
 
 // SubscribeArrivals implements session.ArrivalSource: f is called with
 // the session's name for each message its sessions offer for auto-read
-// (see [WithAutoRead], given with [WithSessionOptions]), from whatsmeow's
+// (see [WithAutoRead], given to [Open]), from whatsmeow's
 // event dispatch, until stop is called.
 func (m *Manager) SubscribeArrivals(f func(name string, a session.Arrival)) (stop func()) {
 	m.arrivalMu.Lock()

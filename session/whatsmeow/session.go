@@ -36,7 +36,7 @@ const privacyWarmTimeout = 15 * time.Second
 // account's own messages, find a channel message's server id and list a
 // chat's unread messages); the oldest is forgotten first. Each message
 // costs about 500 bytes. 0 turns the index off, also for a [Manager]'s
-// sessions ([WithSessionOptions]); any other n is ignored there: a
+// sessions; any other n is ignored there: a
 // Manager's sessions keep their index in the store and share one memory
 // cache ([WithIndexCache], [WithIndexRetention]). A negative n is an
 // error. Default: 10,000.

@@ -429,7 +429,7 @@ func (n *Node) serving(name string) bool {
 }
 
 // Local reports whether this node's worker delivers the queued receipts of
-// the session called name now (seenhandler.AsyncOptions.Local): those of
+// the session called name now (seenhandler/queue's Options.Local): those of
 // the sessions it serves, and those of a session whose device has left the
 // store (see orphaned), so that they fail at once as session_not_found, as
 // on a single process, instead of waiting for an owner that never comes.
