@@ -2,6 +2,8 @@
 // WhatsApp backend: the [Session] that sends one read receipt, the [Registry]
 // that finds a session by name, the optional [Resolver] that knows the
 // messages a session has seen, and the sentinel errors every backend returns.
+// An app with one WhatsApp account needs no names: [Single] is the registry
+// whose one session answers every request. [NewMemoryRegistry] names several.
 //
 // [Decorate] wraps every session of a Registry in two decorators, each
 // optional: coalescing ([CoalesceOptions]) batches receipts for the same
