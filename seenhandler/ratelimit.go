@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 )
 
@@ -46,7 +47,8 @@ func (r *Reservation) cancel() {
 }
 
 // WithRateLimit limits requests per session and per API token; a nil
-// [Limiter] sets no limit of its kind. Requests over a limit get 429
+// [Limiter] sets no limit of its kind, and so does a nil pointer or func
+// in one (a *ratelimit.Memory left nil when no rate was configured). Requests over a limit get 429
 // rate_limited with Retry-After. seenhandler/ratelimit's Memory is a
 // Limiter that keeps its buckets in this process. Default: no limit.
 //
@@ -66,9 +68,24 @@ func (r *Reservation) cancel() {
 // receipts.
 func WithRateLimit(perSession, perToken Limiter) Option {
 	return func(c *config) error {
-		c.sessionLimiter, c.tokenLimiter = perSession, perToken
+		c.sessionLimiter, c.tokenLimiter = orNone(perSession), orNone(perToken)
 		return nil
 	}
+}
+
+// orNone returns l, or nil when l holds a nil pointer or func: calling it
+// would panic on every request.
+func orNone(l Limiter) Limiter {
+	if l == nil {
+		return nil
+	}
+	switch v := reflect.ValueOf(l); v.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Slice, reflect.Chan, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+	}
+	return l
 }
 
 // rateLimitedError is a request over a limit.

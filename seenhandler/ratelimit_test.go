@@ -161,3 +161,17 @@ func TestStatusPollsSpendNoReceiptBudget(t *testing.T) {
 		t.Errorf("third receipt: %d, want 429", w.Code)
 	}
 }
+
+// A Limiter holding a nil pointer or func — a *ratelimit.Memory left nil
+// when no rate was configured — sets no limit, as a nil Limiter does,
+// instead of failing every request with a panic (500).
+func TestRateLimitNilInALimiter(t *testing.T) {
+	var mem *ratelimit.Memory
+	var fn ratelimit.Func
+	h, _ := newHandler(t, seenhandler.WithRateLimit(mem, fn))
+	for i := range 3 {
+		if w := (request{body: `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`}).do(t, h); w.Code != http.StatusCreated {
+			t.Fatalf("request %d: status %d, body %s", i, w.Code, w.Body)
+		}
+	}
+}
