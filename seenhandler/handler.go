@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bluetick/bluetick/seenhandler/internal/floodlog"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -27,8 +28,8 @@ type Handler struct {
 	// a period rather than one per request; autoRefused the arrivals
 	// ReadLater refused, by code, for one line a period each: a flood of
 	// arrivals must not become a flood of log lines.
-	full        logCounter
-	autoRefused sync.Map // code → *logCounter
+	full        floodlog.Counter
+	autoRefused sync.Map // code → *floodlog.Counter
 }
 
 // New returns a [Handler] that finds sessions in reg. An authenticator is
@@ -145,10 +146,10 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, x *exchange, 
 	level := levelFor(p)
 	if p.code == CodeStorageFull {
 		// Every request fails so until someone makes room: each at
-		// Debug, the condition at Error once a floodLogEvery (the
+		// Debug, the condition at Error once a floodlog.Every (the
 		// Observer counts each).
 		level = slog.LevelDebug
-		if n := h.full.count(time.Now()); n > 0 {
+		if n := h.full.Count(time.Now()); n > 0 {
 			h.cfg.logger.LogAttrs(ctx, slog.LevelError, "the storage is full: requests fail with 503 storage_full until there is room",
 				slog.Int("failed", n), slog.String("error", err.Error()))
 		}
@@ -291,32 +292,4 @@ func (h *Handler) lookup(ctx context.Context, x *exchange, name string, token *R
 		}
 	}
 	return sess, nil
-}
-
-// floodLogEvery is how often at most a failure that repeats is logged,
-// with how many times it happened since the last line: requests failed by
-// a full storage (see Handler.fail), arrivals ReadLater refused (once per
-// reason).
-const floodLogEvery = time.Minute
-
-// logCounter counts events and says when one log line is due for them.
-type logCounter struct {
-	mu     sync.Mutex
-	last   time.Time // the last line
-	events int       // since
-}
-
-// count counts one event at now and returns how many to log now (those
-// since the last line), or 0 when a line was logged within
-// floodLogEvery.
-func (c *logCounter) count(now time.Time) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.events++
-	if !c.last.IsZero() && now.Sub(c.last) < floodLogEvery {
-		return 0
-	}
-	n := c.events
-	c.last, c.events = now, 0
-	return n
 }

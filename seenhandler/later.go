@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bluetick/bluetick/seenhandler/internal/floodlog"
 	"github.com/bluetick/bluetick/session"
 	"github.com/bluetick/bluetick/validate"
 )
@@ -386,8 +387,8 @@ func (h *Handler) ReadLater(ctx context.Context, name string, a session.Arrival)
 		return nil
 	}
 	p := classify(err)
-	c, _ := h.autoRefused.LoadOrStore(p.code, new(logCounter))
-	if n := c.(*logCounter).count(time.Now()); n > 0 {
+	c, _ := h.autoRefused.LoadOrStore(p.code, new(floodlog.Counter))
+	if n := c.(*floodlog.Counter).Count(time.Now()); n > 0 {
 		h.cfg.logger.LogAttrs(ctx, levelFor(p), "auto-read not queued",
 			slog.Int("arrivals", n), slog.String("session", name), slog.String("chat", a.Chat), slog.String("message_id", a.ID),
 			slog.String("code", string(p.code)), slog.String("error", err.Error()))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bluetick/bluetick/seenhandler"
+	"github.com/bluetick/bluetick/seenhandler/internal/floodlog"
 	"github.com/bluetick/bluetick/session"
 )
 
@@ -16,11 +17,6 @@ import (
 // when the Worker shuts down are dropped too (counted in one log line,
 // each observed as shutting_down).
 const autoReadBuffer = 1024
-
-// dropLogEvery is how often at most the arrivals dropped on a full buffer
-// are logged, with how many since the last line: a flood of arrivals must
-// not become a flood of log lines.
-const dropLogEvery = time.Minute
 
 // autoReader takes arrivals from the source's callbacks to one goroutine,
 // which gives each to the handler's ReadLater.
@@ -32,12 +28,12 @@ type autoReader struct {
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 	// mu guards closed, and orders the callbacks' sends to in before the
-	// drain of shutdown: no arrival is left in the buffer unreported; and
-	// the drop counts: dropped since lastLog.
-	mu      sync.Mutex
-	closed  bool
-	dropped int
-	lastLog time.Time
+	// drain of shutdown: no arrival is left in the buffer unreported.
+	mu     sync.Mutex
+	closed bool
+	// drops says when to log the arrivals dropped on a full buffer: a
+	// flood of arrivals must not become a flood of log lines.
+	drops floodlog.Counter
 }
 
 type arrival struct {
@@ -72,13 +68,8 @@ func (w *Worker) startAutoRead(h *seenhandler.Handler, src session.ArrivalSource
 			return
 		default:
 		}
-		ar.dropped++
-		n := 0
-		if now := time.Now(); ar.lastLog.IsZero() || now.Sub(ar.lastLog) >= dropLogEvery {
-			n, ar.dropped, ar.lastLog = ar.dropped, 0, now
-		}
 		ar.mu.Unlock()
-		if n > 0 {
+		if n := ar.drops.Count(time.Now()); n > 0 {
 			w.log.Warn("auto-read: too many arrivals waiting; dropping them",
 				"dropped", n, "session", name, "chat", a.Chat)
 		}
