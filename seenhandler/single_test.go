@@ -57,18 +57,8 @@ func TestSingleSession(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(rg.name+"/"+tc.name, func(t *testing.T) {
 				fake := sessiontest.New()
-				// A token that may use "default" only: the request is
-				// authenticated as the one session, not the name it sent.
-				auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {"default"}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				h, err := seenhandler.New(rg.reg(fake.Session("phone")), seenhandler.WithAuth(auth))
-				if err != nil {
-					t.Fatal(err)
-				}
 				mux := http.NewServeMux()
-				seenhandler.Mount(mux, h)
+				seenhandler.Mount(mux, defaultOnly(t, rg.reg(fake.Session("phone"))))
 				w := request{path: tc.path, header: tc.header, body: tc.body}.do(t, mux)
 				if w.Code != seenOK(tc.path) {
 					t.Fatalf("status %d, body %s", w.Code, w.Body)
@@ -90,16 +80,8 @@ func TestSingleSession(t *testing.T) {
 // use "default" is checked for "default" before the body is read, too).
 func TestSingleSessionIgnoresTheURL(t *testing.T) {
 	fake := sessiontest.New()
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {"default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := seenhandler.New(session.Single(fake.Session("phone")), seenhandler.WithAuth(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /sessions/{session}/seen", h)
+	mux.Handle("POST /sessions/{session}/seen", defaultOnly(t, session.Single(fake.Session("phone"))))
 	w := request{path: "/sessions/a/seen", body: `{"session":"b","chatId":"15551234567","messageIds":["A1"]}`}.do(t, mux)
 	if w.Code != http.StatusOK || field(t, w, "session") != "default" {
 		t.Errorf("status %d, body %s", w.Code, w.Body)
@@ -114,16 +96,8 @@ func TestSingleSessionIgnoresTheURL(t *testing.T) {
 func TestSingleSessionStatus(t *testing.T) {
 	fake := sessiontest.New()
 	fake.SetStatus("phone", session.Status{Connected: true, LoggedIn: true, Paired: true, JID: "15550000001@s.whatsapp.net"})
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {"default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := seenhandler.New(session.Single(fake.Session("phone")), seenhandler.WithAuth(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
-	seenhandler.Mount(mux, h)
+	seenhandler.Mount(mux, defaultOnly(t, session.Single(fake.Session("phone"))))
 	for _, tc := range []struct {
 		path, field string
 		header      map[string]string
@@ -187,4 +161,20 @@ func TestSingleSessionOneRateLimit(t *testing.T) {
 	if codes[0] != http.StatusCreated || codes[1] != http.StatusTooManyRequests {
 		t.Errorf("statuses %v, want [201 429]", codes)
 	}
+}
+
+// defaultOnly is a handler over reg for a token that may use the session
+// "default" only: a request to a single-session registry is authenticated
+// as that one session, not as the name it sent.
+func defaultOnly(t *testing.T, reg session.Registry) *seenhandler.Handler {
+	t.Helper()
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := seenhandler.New(reg, seenhandler.WithAuth(auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
