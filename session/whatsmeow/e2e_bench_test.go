@@ -93,6 +93,7 @@ var (
 	e2eSessions = flag.Int("e2e.sessions", 100, "sessions of BenchmarkEndToEnd's many-sessions variant")
 	e2eClients  = flag.Int("e2e.clients", 32, "concurrent HTTP clients of BenchmarkEndToEnd")
 	e2eProfile  = flag.String("e2e.cpuprofile", "", "a directory: each gateway process writes its CPU profile there, as SUBJECT-sessions=N.pprof (setup included)")
+	e2eMemProf  = flag.String("e2e.memprofile", "", "a directory: each gateway process writes its allocation profile there, as SUBJECT-sessions=N.mem.pprof (setup included)")
 	e2eOnly     = flag.String("e2e.subjects", "", "a regular expression: only the subjects whose names it matches are started (setting up 1,000 sessions takes minutes per subject)")
 )
 
@@ -482,6 +483,9 @@ func startGateway(tb testing.TB, g e2eGateway, sessions int) *e2eSubject {
 	args := []string{"-test.run=^TestE2EGatewayProcess$", "-test.timeout=0"}
 	if *e2eProfile != "" {
 		args = append(args, "-test.cpuprofile="+filepath.Join(*e2eProfile, fmt.Sprintf("%s-sessions=%d.pprof", g.name, sessions)))
+	}
+	if *e2eMemProf != "" {
+		args = append(args, "-test.memprofile="+filepath.Join(*e2eMemProf, fmt.Sprintf("%s-sessions=%d.mem.pprof", g.name, sessions)))
 	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), e2eGatewayEnv+"="+string(cfg))
