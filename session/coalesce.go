@@ -18,13 +18,17 @@ const (
 // CoalesceOptions configures the coalescing [Decorate] puts around each
 // session ([DecorateOptions].Coalesce): group commit. When no call for its
 // chat, sender and type is in flight, a receipt opens a batch and sends it
-// from the caller's goroutine as soon as the goroutines already runnable
-// have had their turn (one runtime.Gosched), so that receipts those
-// goroutines carry for the same chat go in the same call; receipts arriving
-// while a call is in flight join the next batch, which goes out as soon as
-// that call returns. Under no load nothing waits (the yield returns at
-// once); under load the batches grow with it; nothing waits on a timer. The
-// zero value is ready to use.
+// as soon as the goroutines already runnable have had their turn (one
+// runtime.Gosched), so that receipts those goroutines carry for the same
+// chat go in the same call; receipts arriving while a call is in flight
+// join the next batch, which goes out as soon as that call returns. Under
+// no load nothing waits (the yield returns at once); under load the batches
+// grow with it; nothing waits on a timer. A batch that several callers
+// share goes out from a goroutine of its own, so that each can return when
+// its context ends; one that holds a single receipt goes out from its
+// caller's goroutine when the wrapped Session is [ContextBound], so that
+// where nothing is batched group commit costs next to nothing. The zero
+// value is ready to use.
 //
 // End to end (BenchmarkEndToEnd in session/whatsmeow, 2 cores), with every
 // client marking messages of one chat: 0.22–0.24 receipt frames per request
@@ -45,7 +49,8 @@ type CoalesceOptions struct {
 	// runs in a goroutine of its own with the values of its opener's
 	// context, not its cancellation. Default (0 or less) 10 s, the request
 	// timeout of package seenhandler. It does not apply to calls passed
-	// straight through, which use the caller's context.
+	// straight through, nor to a single receipt sent from its caller's
+	// goroutine (see [ContextBound]): those use the caller's context.
 	SendTimeout time.Duration
 }
 
@@ -149,6 +154,10 @@ type member struct {
 // (trace ids, loggers) carry over, but not its cancellation or deadline, as
 // the call belongs to every caller in the batch and one of them giving up
 // must not fail the others; SendTimeout keeps the call bounded all the same.
+// A batch still holding its opener alone when it goes out, over an s that
+// is [ContextBound], is sent by its opener with its own context instead;
+// if that context ends during the call and the call fails, the error wraps
+// ErrInFlight and the context's error, as above.
 // A panic in s during a batched call is turned into an error for every caller
 // of the batch.
 //
@@ -199,13 +208,24 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	// returns at once; under load the batch holds what the load brought.
 	// Receipts arriving while it is sent open the next batch, which goes out
 	// when it lands. The call runs in a goroutine of its own, as every
-	// batch's: it is every member's, and the opener, like the others, must
-	// be free to return when its own context ends.
+	// shared batch's: it is every member's, and the opener, like the
+	// others, must be free to return when its own context ends — unless
+	// the opener is still alone and the Session returns when the opener's
+	// context ends: then it is the opener's call, made on its goroutine.
 	lead := c.inflight[key] == 0 && !b.sealed && len(b.members) == 1
 	c.mu.Unlock()
 	if lead {
 		runtime.Gosched()
 		c.mu.Lock()
+		if !b.sealed && len(b.members) == 1 && boundByContext(c.s) {
+			// Still alone: nobody else waits on the call, and a bound
+			// Session returns when ctx ends. The caller makes it itself,
+			// with its own context: no hand-off, no second timer.
+			r := c.seal(b)
+			c.inflight[b.key]++
+			c.mu.Unlock()
+			return c.sendAlone(ctx, b, m, r)
+		}
 		if !b.sealed { // else filled up meanwhile (dispatched), or flushed by close
 			c.dispatch(b)
 		}
@@ -427,6 +447,24 @@ func (c *coalescer) send(b *batch, r Receipt) {
 	b.res, b.err = c.call(ctx, r)
 	close(b.done)
 	c.landed(b.key)
+}
+
+// sendAlone makes the call for b, sealed with its opener m alone in it, on
+// the opener's goroutine and with its context ctx (see
+// [ContextBound]); then sends the batch that gathered for b's key
+// meanwhile. A failure after ctx ended is reported as [ErrInFlight], as for
+// a member of a batch sent from a goroutine of its own: the receipt may
+// have gone out before the backend stopped.
+func (c *coalescer) sendAlone(ctx context.Context, b *batch, m *member, r Receipt) (Result, error) {
+	c.sends.Add(1)
+	b.res, b.err = c.call(ctx, r)
+	close(b.done)
+	c.landed(b.key)
+	c.wg.Done() // added by seal
+	if b.err != nil && ctx.Err() != nil {
+		return Result{}, fmt.Errorf("%w: the caller's context ended while its receipt was being sent: %w", ErrInFlight, ctx.Err())
+	}
+	return b.result(m)
 }
 
 // call calls the wrapped Session, turning a panic into an error: it would

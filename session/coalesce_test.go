@@ -1034,3 +1034,122 @@ func TestCoalesceYieldGathersABurst(t *testing.T) {
 		t.Errorf("%d calls for 10 bursts of 10 receipts, want about 10", n)
 	}
 }
+
+// boundFunc is a SessionFunc that says it is ContextBound.
+type boundFunc session.SessionFunc
+
+func (f boundFunc) SendReceipt(ctx context.Context, r session.Receipt) (session.Result, error) {
+	return f(ctx, r)
+}
+
+func (boundFunc) BoundByContext() bool { return true }
+
+// A receipt alone in its batch over a ContextBound Session goes out on its
+// caller's goroutine with its caller's context: no hand-off to a sender,
+// no timer of the batch's own. When that context ends during the call the
+// backend sees it end, and the caller is told its receipt is in flight.
+func TestCoalesceAloneOverBoundSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type key struct{}
+		var (
+			on, value any
+			saw       error
+		)
+		inner := boundFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			on, value = goroutineID(), ctx.Value(key{})
+			<-ctx.Done()
+			saw = ctx.Err()
+			return session.Result{}, ctx.Err()
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
+		ctx, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "caller's"))
+		go func() {
+			synctest.Wait() // the call is in the backend
+			cancel()
+		}()
+		_, err := c.SendReceipt(ctx, rcpt(chatA, "", "A1"))
+		closeCoalescer(t, c)
+		if !errors.Is(err, session.ErrInFlight) || !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want ErrInFlight and Canceled", err)
+		}
+		if on != goroutineID() || value != "caller's" || saw != context.Canceled {
+			t.Errorf("the backend ran on goroutine %v (the caller's: %v) with value %v and saw %v; want the caller's goroutine, its value and its cancellation",
+				on, goroutineID(), value, saw)
+		}
+		if st := c.Stats(); st.Calls != 1 || st.Sends != 1 {
+			t.Errorf("stats %+v, want one call, one send", st)
+		}
+	})
+}
+
+// Over a ContextBound Session too, a batch that two callers share goes out
+// from a goroutine of its own, with its opener's values but not its
+// cancellation: one caller leaving while it is sent must not fail the
+// other.
+func TestCoalesceSharedBatchOverBoundSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		first, shared := make(chan struct{}), make(chan struct{})
+		var sent [][]string
+		inner := boundFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			if r.MessageIDs[0] == "A1" {
+				<-first
+			} else {
+				<-shared
+			}
+			if err := ctx.Err(); err != nil {
+				return session.Result{}, err
+			}
+			sent = append(sent, slices.Sorted(slices.Values(r.MessageIDs))) // one call at a time
+			return session.Result{Type: r.Type}, nil
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
+		defer closeCoalescer(t, c)
+		a := make(chan error, 1)
+		go func() { _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "A1")); a <- err }()
+		synctest.Wait() // A1 is in the backend, alone, on its caller's goroutine
+		ctx, cancel := context.WithCancel(t.Context())
+		b1, b2 := make(chan error, 1), make(chan error, 1)
+		go func() { _, err := c.SendReceipt(ctx, rcpt(chatA, "", "B1")); b1 <- err }()
+		go func() { _, err := c.SendReceipt(t.Context(), rcpt(chatA, "", "B2")); b2 <- err }()
+		synctest.Wait() // B1 and B2 wait in the next batch
+		close(first)
+		if err := <-a; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // B1+B2 is in the backend
+		cancel()
+		if err := <-b1; !errors.Is(err, session.ErrInFlight) {
+			t.Errorf("B1, cancelled while its batch was sent: %v, want ErrInFlight", err)
+		}
+		close(shared)
+		if err := <-b2; err != nil {
+			t.Errorf("B2: %v, want its receipt sent", err)
+		}
+		if want := [][]string{{"A1"}, {"B1", "B2"}}; fmt.Sprint(sent) != fmt.Sprint(want) {
+			t.Errorf("sent %v, want %v", sent, want)
+		}
+	})
+}
+
+// Through Decorate too: the Session it wraps is asked whether it is
+// ContextBound, and a receipt alone goes out on its caller's goroutine.
+func TestDecorateAloneOverBoundSession(t *testing.T) {
+	var on string
+	reg := session.NewMemoryRegistry()
+	reg.Set("s", boundFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		on = goroutineID()
+		return session.Result{Type: r.Type}, nil
+	}))
+	d := session.Decorate(reg, session.DecorateOptions{Coalesce: &session.CoalesceOptions{}})
+	defer d.Close(context.Background())
+	s, err := d.Lookup(t.Context(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendReceipt(t.Context(), rcpt(chatA, "", "A1")); err != nil {
+		t.Fatal(err)
+	}
+	if on != goroutineID() {
+		t.Errorf("sent on goroutine %s, want the caller's, %s", on, goroutineID())
+	}
+}

@@ -389,8 +389,8 @@ type forward struct {
 }
 
 var (
-	_ Session = (*forward)(nil)
-	_ wrapper = (*forward)(nil)
+	_ ContextBound = (*forward)(nil)
+	_ wrapper      = (*forward)(nil)
 )
 
 func (f *forward) set(s Session) { f.target.Store(&s) }
@@ -399,6 +399,9 @@ func (f *forward) current() Session { return *f.target.Load() }
 
 // Unwrap returns the Session f calls now.
 func (f *forward) Unwrap() Session { return f.current() }
+
+// BoundByContext reports whether the Session f calls now is [ContextBound].
+func (f *forward) BoundByContext() bool { return boundByContext(f.current()) }
 
 // SendReceipt calls the Session f calls now.
 func (f *forward) SendReceipt(ctx context.Context, r Receipt) (Result, error) {

@@ -70,6 +70,30 @@ type Result struct {
 	Duplicates []string
 }
 
+// ContextBound is implemented by a Session that says whether its SendReceipt
+// returns soon after its context ends, whatever it was doing then: a
+// backend that passes the context down to every wait (its queries, its
+// writes) and starts nothing that outlives the call unless that goes on by
+// itself. Group commit ([Decorate]) uses it to make its cost proportional to
+// its use: a batch that holds one receipt alone when it goes out is sent
+// from its caller's goroutine with the caller's context when the Session it
+// wraps is bound, and from a goroutine of its own otherwise, so that the
+// caller can still return at its deadline from a backend that does not
+// stop. Wrappers must not forward it from the Session they wrap unless
+// they too return when their context ends; [As] does not look for it.
+type ContextBound interface {
+	Session
+	// BoundByContext reports whether SendReceipt returns soon after its
+	// context ends.
+	BoundByContext() bool
+}
+
+// boundByContext reports whether s itself says it is [ContextBound].
+func boundByContext(s Session) bool {
+	b, ok := s.(ContextBound)
+	return ok && b.BoundByContext()
+}
+
 // wrapper is implemented by Session decorators (those of [Decorate], and
 // any of an app's own): Unwrap returns the Session they decorate.
 type wrapper interface {

@@ -330,7 +330,12 @@ var (
 	_ session.ChatReadMarker = (*Session)(nil)
 	_ session.StatusReporter = (*Session)(nil)
 	_ session.Typist         = (*Session)(nil)
+	_ session.ContextBound   = (*Session)(nil)
 )
+
+// BoundByContext reports true: SendReceipt returns as soon as its context
+// ends, a Latency fault included (see session.ContextBound).
+func (s *Session) BoundByContext() bool { return true }
 
 // Receipts returns the receipts this session sent so far, like
 // Fake.Receipts.

@@ -31,6 +31,7 @@ type fakeClient struct {
 	groupBlock chan struct{}                      // GetGroupInfo waits for it (or its ctx) when set
 
 	markErr   error
+	markBlock chan struct{} // MarkRead waits for it when set, ignoring its ctx (a write lock held by a stalled write)
 	viewErr   error
 	viewBlock chan struct{} // NewsletterMarkViewed waits for it when set
 	appErr    error
@@ -76,6 +77,12 @@ func newFakeClient() *fakeClient {
 }
 
 func (f *fakeClient) MarkRead(_ context.Context, ids []types.MessageID, ts time.Time, chat, sender types.JID, extra ...types.ReceiptType) error {
+	f.mu.Lock()
+	block := f.markBlock
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.markErr != nil {

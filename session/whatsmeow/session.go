@@ -119,6 +119,11 @@ type Session struct {
 	// acted is when a receipt or typing indicator last went out, in Unix
 	// milliseconds (session.Status.Activity); 0 before the first.
 	acted atomic.Int64
+	// sending counts the SendReceipt calls running; progressed is when one
+	// last ended or, when none ran, when the first of those running began
+	// (Unix nanoseconds). See BoundByContext.
+	sending    atomic.Int32
+	progressed atomic.Int64
 
 	// nextPairing is when the Manager next tries to reach WhatsApp to pair
 	// this session (Pair), or zero.
@@ -132,7 +137,43 @@ var (
 	_ session.UnreadLister   = (*Session)(nil)
 	_ session.ChatReadMarker = (*Session)(nil)
 	_ session.StatusReporter = (*Session)(nil)
+	_ session.ContextBound   = (*Session)(nil)
 )
+
+// stuckAfter is how long the calls to a Session's SendReceipt may all go
+// on without one ending before the Session stops saying it is bound by its
+// context (BoundByContext): far longer than a write or a query takes on a
+// live connection.
+const stuckAfter = time.Second
+
+// BoundByContext reports whether SendReceipt returns soon after its context
+// ends (see session.ContextBound), which group commit relies on to send a
+// receipt alone from its caller's goroutine. It does: every wait in it —
+// the message index, the queries, whatsmeow's write of the stanza — ends
+// with its context, but one: whatsmeow's lock on the connection's writes,
+// which a write of whatsmeow's own (a keep-alive, an acknowledgement) holds
+// for as long as the connection takes it, with no deadline. On a live
+// connection that is microseconds. On a stalled one (nothing acknowledged,
+// the socket's buffer full) the lock can be held until the connection dies,
+// so BoundByContext reports false once calls have been running for
+// stuckAfter (1 s) with none ending: group commit then sends from goroutines
+// of its own, and callers answer at their deadlines. The calls that began
+// in that second wait with the connection.
+func (s *Session) BoundByContext() bool {
+	return s.sending.Load() == 0 || time.Duration(time.Now().UnixNano()-s.progressed.Load()) < stuckAfter
+}
+
+// started and ended bracket a SendReceipt call, for BoundByContext.
+func (s *Session) started() {
+	if s.sending.Add(1) == 1 {
+		s.progressed.Store(time.Now().UnixNano())
+	}
+}
+
+func (s *Session) ended() {
+	s.progressed.Store(time.Now().UnixNano())
+	s.sending.Add(-1)
+}
 
 // New returns a [Session] over client, a whatsmeow client the program
 // manages itself (connects, pairs, closes), whose device store is device
@@ -322,6 +363,8 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if err := ctx.Err(); err != nil {
 		return session.Result{}, err
 	}
+	s.started()
+	defer s.ended()
 	if len(r.MessageIDs) == 0 || slices.Contains(r.MessageIDs, "") {
 		return session.Result{}, invalid("no message ids")
 	}

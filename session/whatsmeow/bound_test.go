@@ -1,0 +1,50 @@
+package whatsmeow_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bluetick/bluetick/session"
+)
+
+// A Session says it is bound by its context — group commit then sends a
+// receipt alone from its caller's goroutine — until its calls have run for
+// a second with none ending, as when whatsmeow's write lock is held by a
+// write the connection does not take; then group commit sends from
+// goroutines of its own, and callers answer at their deadlines. Once a
+// call ends it is bound again.
+func TestBoundByContextUntilStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeClient()
+		block := make(chan struct{})
+		fc.markBlock = block
+		s := mustNew(t, fc, newDevice(t, true))
+		defer s.Close()
+		if !s.BoundByContext() {
+			t.Error("idle: not bound")
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, "R1"))
+			done <- err
+		}()
+		synctest.Wait() // R1 waits in MarkRead
+		time.Sleep(time.Second - time.Nanosecond)
+		if !s.BoundByContext() {
+			t.Error("a call running for just under a second: not bound")
+		}
+		time.Sleep(time.Nanosecond)
+		if s.BoundByContext() {
+			t.Error("a call running for a second, none ending: still bound")
+		}
+		close(block)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !s.BoundByContext() {
+			t.Error("the call ended: not bound")
+		}
+	})
+}
