@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,13 +119,17 @@ type batchKey struct {
 // before done is closed, and only read after.
 type batch struct {
 	key     batchKey
-	ctx     context.Context // the opening caller's values, not its cancellation
+	opener  context.Context // the opening caller's context: its values go with the batch
 	members []*member
-	ids     map[string]int // distinct ids of the members still waiting → how many carry it
-	sealed  bool           // out of pending: sent, being sent, or abandoned by every member
-	done    chan struct{}  // closed once res and err are set
-	res     Result
-	err     error
+	// ids maps the distinct ids of the members still waiting to how many
+	// carry it; nil while the opener is alone (most batches, where nothing
+	// is batched): n then counts its distinct ids.
+	ids    map[string]int
+	n      int           // distinct ids of the members still waiting
+	sealed bool          // out of pending: sent, being sent, or abandoned by every member
+	done   chan struct{} // closed once res and err are set
+	res    Result
+	err    error
 }
 
 // member is one SendReceipt call waiting in a batch.
@@ -308,30 +313,65 @@ func (c *coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
 // returns the batch and r's place in it. c.mu must be held.
 func (c *coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, *member) {
 	b := c.pending[key]
-	if b != nil && len(b.ids)+fresh(b.ids, r.MessageIDs) > c.opts.MaxBatch {
+	if b != nil && b.n+fresh(b.index(), r.MessageIDs) > c.opts.MaxBatch {
 		c.dispatch(b) // r would overfill it: it goes now, r opens the next one
 		b = nil
 	}
 	if b == nil {
 		// Its opener sends it when nothing is in flight for the key; else
 		// the call in flight does when it lands.
-		b = &batch{
-			key:  key,
-			ctx:  context.WithoutCancel(ctx),
-			ids:  make(map[string]int),
-			done: make(chan struct{}),
-		}
+		m := &member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}
+		b = &batch{key: key, opener: ctx, members: []*member{m}, n: distinct(m.ids), done: make(chan struct{})}
 		c.pending[key] = b
+		if b.n >= c.opts.MaxBatch {
+			c.dispatch(b)
+		}
+		return b, m
 	}
 	m := &member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}
+	ids := b.index()
 	b.members = append(b.members, m)
 	for _, id := range m.ids {
-		b.ids[id]++
+		ids[id]++
 	}
-	if len(b.ids) >= c.opts.MaxBatch {
+	b.n = len(ids)
+	if b.n >= c.opts.MaxBatch {
 		c.dispatch(b)
 	}
 	return b, m
+}
+
+// index returns b.ids, made from b's members if it is still nil.
+func (b *batch) index() map[string]int {
+	if b.ids == nil {
+		b.ids = make(map[string]int, b.n)
+		for _, m := range b.members {
+			if !m.gone {
+				for _, id := range m.ids {
+					b.ids[id]++
+				}
+			}
+		}
+	}
+	return b.ids
+}
+
+// distinct counts the distinct ids of ids.
+func distinct(ids []string) int {
+	if len(ids) > 16 {
+		set := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			set[id] = true
+		}
+		return len(set)
+	}
+	n := 0
+	for i, id := range ids {
+		if !slices.Contains(ids[:i], id) {
+			n++
+		}
+	}
+	return n
 }
 
 // fresh counts the distinct ids that are not in have.
@@ -354,13 +394,15 @@ func (c *coalescer) leave(b *batch, m *member) {
 	if b.sealed {
 		return
 	}
+	ids := b.index()
 	m.gone = true
 	for _, id := range m.ids {
-		if b.ids[id]--; b.ids[id] <= 0 {
-			delete(b.ids, id)
+		if ids[id]--; ids[id] <= 0 {
+			delete(ids, id)
 		}
 	}
-	if len(b.ids) == 0 { // nobody waits any more: abandon it
+	b.n = len(ids)
+	if b.n == 0 { // nobody waits any more: abandon it
 		b.sealed = true
 		delete(c.pending, b.key)
 	}
@@ -418,8 +460,13 @@ func (c *coalescer) seal(b *batch) Receipt {
 	b.sealed = true
 	delete(c.pending, b.key)
 	c.wg.Add(1) // done by send
-	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ, MessageIDs: make([]string, 0, len(b.ids))}
-	seen := make(map[string]bool, len(b.ids))
+	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ}
+	if len(b.members) == 1 && b.n == len(b.members[0].ids) { // alone, no id twice: its own copy goes
+		r.MessageIDs, r.Timestamp = b.members[0].ids, b.members[0].ts
+		return r
+	}
+	r.MessageIDs = make([]string, 0, b.n)
+	seen := make(map[string]bool, b.n)
 	for _, m := range b.members {
 		if m.gone {
 			continue
@@ -441,7 +488,7 @@ func (c *coalescer) seal(b *batch) Receipt {
 // members, and sends the batch that gathered for b's key meanwhile.
 func (c *coalescer) send(b *batch, r Receipt) {
 	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(b.ctx, c.opts.SendTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.opener), c.opts.SendTimeout)
 	defer cancel()
 	c.sends.Add(1)
 	b.res, b.err = c.call(ctx, r)
