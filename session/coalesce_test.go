@@ -980,21 +980,26 @@ func goroutineID() string {
 // the sender (goleak).
 func TestCoalesceReusesItsSender(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	var on []string
-	inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
-		on = append(on, goroutineID()) // one call at a time: the sends below wait for theirs
-		return session.Result{Type: r.Type}, nil
-	})
-	c := session.Coalesce(inner, session.CoalesceOptions{})
-	for i, chat := range []string{chatA, chatB, group} {
-		if _, err := c.SendReceipt(context.Background(), rcpt(chat, "", fmt.Sprint("R", i))); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		var on []string
+		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			on = append(on, goroutineID()) // one call at a time: the sends below wait for theirs
+			return session.Result{Type: r.Type}, nil
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
+		for i, chat := range []string{chatA, chatB, group} {
+			if _, err := c.SendReceipt(context.Background(), rcpt(chat, "", fmt.Sprint("R", i))); err != nil {
+				t.Fatal(err)
+			}
+			// Its caller is answered before the sender waits again: the
+			// next batch must find it waiting, not race it there.
+			synctest.Wait()
 		}
-	}
-	closeCoalescer(t, c)
-	if len(on) != 3 || on[0] != on[1] || on[1] != on[2] {
-		t.Errorf("calls on goroutines %v, want one sender for the three", on)
-	}
+		closeCoalescer(t, c)
+		if len(on) != 3 || on[0] != on[1] || on[1] != on[2] {
+			t.Errorf("calls on goroutines %v, want one sender for the three", on)
+		}
+	})
 }
 
 // Receipts for one chat that become runnable together, with nothing in
