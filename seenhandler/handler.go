@@ -64,9 +64,20 @@ type exchange struct {
 	skipped  int
 	status   int  // of a successful answer: 200, or 202 when queued; 201 on WAHA's seen path
 	answered bool // the answer has been (or is being) written
-	// token identifies the API token that authenticated the request (a
-	// digest: see tokenID); "" when none did.
-	token string
+	// token is the API token that authenticated the request, "" when none
+	// did; see tokenID for what identifies it elsewhere.
+	token, tokenDigest string
+}
+
+// tokenID identifies the API token that authenticated the request (a
+// digest: see the function tokenID), "" when none did. It is worked out
+// when a limiter key or a queued job first asks for it: most requests need
+// none, and a digest costs a SHA-256 and a string.
+func (x *exchange) tokenID() string {
+	if x.tokenDigest == "" && x.token != "" {
+		x.tokenDigest = tokenID(x.token)
+	}
+	return x.tokenDigest
 }
 
 // ServeHTTP answers one "mark as seen" request; see the package
@@ -200,13 +211,11 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 		ctx = actx
 		x.ctx = ctx
 	}
-	if token != "" {
-		x.token = tokenID(token)
-	}
+	x.token = token
 	if h.cfg.tokenLimiter == nil || token == "" {
 		return ctx, nil, nil
 	}
-	key := "token:" + x.token
+	key := "token:" + x.tokenID()
 	if x.endpoint != EndpointSeen {
 		// Status and session lists have a budget of their own: a dashboard
 		// polling them must not spend the receipts'.

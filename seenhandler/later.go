@@ -133,7 +133,7 @@ var errShuttingDown = errors.New("the handler is shutting down")
 // down.
 func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*queuedInfo, error) {
 	until, err := h.deferReceipts(ctx, Deferred{Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known,
-		Typing: p.typing, Token: x.token})
+		Typing: p.typing, Token: x.tokenID()})
 	if err != nil {
 		return nil, err
 	}
