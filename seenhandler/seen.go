@@ -405,7 +405,9 @@ func (h *Handler) sendAll(ctx context.Context, sess session.Session, p *plan, re
 	if cap(room) < len(receipts) {
 		room = make([]outcome, len(receipts))
 	}
-	out := room[:len(receipts)] // assigned once: the goroutines below capture it
+	// out is assigned once: the goroutines below capture it, and a
+	// variable assigned twice would be captured by reference, on the heap.
+	out := room[:len(receipts)]
 	if len(receipts) == 1 { // the common case: no goroutine
 		o := &out[0]
 		o.rc, o.res, o.err = h.sendOne(ctx, sess, p, receipts[0])
