@@ -79,10 +79,7 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
-	// A request of one message id, one receipt (nearly every request)
-	// builds its plan, answer and slices in room: one allocation where
-	// each would be one of its own.
-	room := new(seenRoom)
+	room := x.room // the plan, answer and slices of one, in x's allocation
 	p, err := h.buildPlan(&room.plan, room.ids[:0], &req, name, names, nameErrs)
 	if err != nil {
 		return nil, err
@@ -200,7 +197,8 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 
 // seenRoom is room for what a "mark as seen" request of one message id and
 // one receipt, nearly every request, builds (see seen): for speed, its
-// plan, its answer and its slices of one live in one allocation.
+// plan, its answer and its slices of one live in the allocation of its
+// exchange (see newExchange), where each would be one of its own.
 type seenRoom struct {
 	plan     plan
 	resp     response
