@@ -93,7 +93,15 @@ func benchWasendHandler(b *testing.B) http.Handler {
 // Wasend is the request BenchmarkEndToEnd sends (wasendBody on PathWasend)
 // to the handler examples/server builds by default (benchWasendHandler):
 // the handler's own work on the path a real session takes, group commit's
-// and the fake's included.
+// and the fake's included. Last measured (3 alternating runs, 2 shared
+// cores): 40 allocations, 9,325 B and ~9.8 µs a request, from 49, 9,429 B
+// and ~10.4 µs before a request's plan, answer and slices of one shared
+// its exchange's allocation (seenRoom); Bluetick 36 from 43. Of Wasend's
+// 40, 21 are httptest's (request and recorder), 7 group commit's and the
+// fake's; the handler's own 12 are its exchange, its timeout (4:
+// context.WithTimeout), the body's http.MaxBytesReader, the three decoded
+// strings and the id list, the chat's normalised JID, and the recorder's
+// header map growing for Content-Type.
 func BenchmarkHandler(b *testing.B) {
 	h := benchHandler(b)
 	handlers := []struct {
