@@ -208,7 +208,7 @@ func writeError(w http.ResponseWriter, err error, sent []sentReceipt, retryAfter
 		Message:  p.message,
 		Error:    errorBody{Code: p.code, Message: p.message, Fields: fields, FieldsTotal: p.total},
 		Receipts: sent,
-	})
+	}, nil)
 	return p
 }
 

@@ -133,7 +133,7 @@ var errShuttingDown = errors.New("the handler is shutting down")
 // down.
 func (h *Handler) sendLater(ctx context.Context, x *exchange, sess session.Session, p *plan, receipts []session.Receipt, known messageTimes) (*queuedInfo, error) {
 	until, err := h.deferReceipts(ctx, Deferred{Session: p.session, Chat: p.chatID, Receipts: receipts, Times: known,
-		Typing: p.typing, Token: x.token})
+		Typing: p.typing, Token: x.tokenID()})
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +300,7 @@ func (h *Handler) readChat(ctx context.Context, sess session.Session, d *Deferre
 	defer cancel()
 	ids, known, err := h.unreadIDs(ctx, x, sess, p)
 	if err == nil {
-		receipts, _, err = h.group(ctx, x, sess, p, ids, &known)
+		receipts, _, err = h.group(ctx, x, sess, p, ids, &known, nil)
 	}
 	if err != nil {
 		h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "auto-read: listing the chat's unread messages failed; sending the job's own",
@@ -422,7 +422,7 @@ func (h *Handler) readLater(ctx context.Context, x *exchange, name string, a ses
 	}
 	var known messageTimes
 	known.note(a.ID, a.Timestamp)
-	receipts, skipped, err := h.group(ctx, x, sess, p, []planID{{raw: a.ID, index: idUnread, parsed: id}}, &known)
+	receipts, skipped, err := h.group(ctx, x, sess, p, []planID{{raw: a.ID, index: idUnread, parsed: id}}, &known, nil)
 	if err != nil {
 		return err
 	}

@@ -169,9 +169,10 @@ func sessionName(src sessionSources) (string, validate.Errors) {
 // participant and id is parsed once, and a value that does not parse
 // becomes a field error built from that parse (the rules are the ones
 // package validate registers as validator/v10 tags). Field errors come back
-// as validate.Errors, all at once, after errs (the session's).
-func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, errs validate.Errors) (*plan, error) {
-	p := &plan{session: name, typ: session.ReceiptRead, idsField: names.ids}
+// as validate.Errors, all at once, after errs (the session's). The plan is
+// built in p, its ids in room's array when it has room for them.
+func (h *Handler) buildPlan(p *plan, room []planID, req *seenRequest, name string, names fieldNames, errs validate.Errors) (*plan, error) {
+	*p = plan{session: name, typ: session.ReceiptRead, idsField: names.ids}
 	// The chat: chatId or to, which must agree when both are given.
 	chatField := ""
 	for _, c := range []struct{ field, value string }{{"chatId", req.ChatID}, {"to", req.To}} {
@@ -197,7 +198,15 @@ func (h *Handler) buildPlan(req *seenRequest, name string, names fieldNames, err
 	if len(req.MessageIDs) > 32 {
 		seen = make(map[string]bool, len(req.MessageIDs)+1)
 	}
-	if n := len(req.MessageIDs) + 1; n > 1 || req.MessageID.ok {
+	n := len(req.MessageIDs)
+	if req.MessageID.ok {
+		n++
+	}
+	switch {
+	case n == 0:
+	case n <= cap(room):
+		p.ids = room[:0]
+	default:
 		p.ids = make([]planID, 0, min(n, h.cfg.maxMessageIDs+1)) // a list of bad ids costs no more than before
 	}
 	for index := idMessageID; index < len(req.MessageIDs); index++ {

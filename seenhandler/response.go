@@ -217,8 +217,9 @@ func putBuffer(bp *[]byte) {
 // writeJSON writes v as the whole response, with HTML characters left as
 // they are (the body is JSON, never HTML). A *response, the answer of
 // nearly every request, is encoded without reflection (appendJSON): it pays
-// for itself end to end, see seenRequest.decode for the numbers.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// for itself end to end, see seenRequest.decode for the numbers. The
+// headers' values go in header, one per request, when not nil.
+func writeJSON(w http.ResponseWriter, status int, v any, header *[2]string) {
 	bp := buffers.Get().(*[]byte)
 	body := (*bp)[:0]
 	defer func() {
@@ -240,7 +241,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		body = buf.Bytes()
 	}
 	h := w.Header()
-	vals := []string{"application/json; charset=utf-8", "nosniff"} // one allocation for both
+	if header == nil {
+		header = new([2]string) // one allocation for both
+	}
+	header[0], header[1] = "application/json; charset=utf-8", "nosniff"
+	vals := header[:]
 	h["Content-Type"] = vals[0:1:1]
 	h["X-Content-Type-Options"] = vals[1:2:2]
 	w.WriteHeader(status)

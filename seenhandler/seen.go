@@ -79,7 +79,8 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.buildPlan(&req, name, names, nameErrs)
+	room := x.room // the plan, answer and slices of one, in x's allocation
+	p, err := h.buildPlan(&room.plan, room.ids[:0], &req, name, names, nameErrs)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,13 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, err
 		}
 	}
-	receipts, skipped, err := h.group(ctx, x, sess, p, ids, &known)
+	// Queued receipts may wait long after the request: not in room, which
+	// they would keep alive.
+	rcRoom := &room.receipts
+	if p.async {
+		rcRoom = nil
+	}
+	receipts, skipped, err := h.group(ctx, x, sess, p, ids, &known, rcRoom)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +116,8 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		for i, rc := range receipts {
 			planned[i] = sentReceipt{ChatID: rc.Chat, Sender: rc.Sender, MessageIDs: rc.MessageIDs, Type: string(rc.Type)}
 		}
-		resp := &response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
+		resp := &room.resp
+		*resp = response{Success: true, Accepted: true, Session: p.session, ChatID: p.chatID,
 			Receipts: planned, Skipped: skipped, Queued: queued}
 		if p.typing {
 			resp.Typing = TypingScheduled
@@ -117,7 +125,8 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return resp, nil
 	}
 	x.op = OpSend
-	outcomes := h.sendAll(ctx, sess, p, receipts)
+	x.sent = room.sent[:0]
+	outcomes := h.sendAll(ctx, sess, p, receipts, room.outcomes[:0])
 	x.op = ""
 	// As sent, duplicates left out; in receipts' array, which sendAll has
 	// done with.
@@ -147,11 +156,9 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		x.sent = append(x.sent, sentAs(o.rc, o.res))
 		h.cfg.observeViews(ctx, p.session, o.rc, known, false)
 	}
-	sent := x.sent
-	if sent == nil {
-		sent = []sentReceipt{}
-	}
-	resp := &response{
+	sent := x.sent // [], not null, when nothing was sent
+	resp := &room.resp
+	*resp = response{
 		Success:      true,
 		Acknowledged: len(sent) > 0,
 		Session:      p.session,
@@ -186,6 +193,25 @@ func (h *Handler) seen(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		resp.Typing = h.startTyping(ctx, x, sess, p, chat)
 	}
 	return resp, nil
+}
+
+// seenRoom is room for what a "mark as seen" request of one message id and
+// one receipt, nearly every request, builds (see seen): for speed, its
+// plan, its answer and its slices of one live in the allocation of its
+// exchange (see newExchange), where each would be one of its own.
+type seenRoom struct {
+	plan     plan
+	resp     response
+	ids      [1]planID
+	receipts receiptRoom
+	outcomes [1]outcome
+	sent     [1]sentReceipt
+}
+
+// receiptRoom is room for one receipt of one message id, for group.
+type receiptRoom struct {
+	receipt [1]session.Receipt
+	id      [1]string
 }
 
 // startTyping has the session show the account typing in chat, after the
@@ -280,8 +306,9 @@ func (h *Handler) unreadIDs(ctx context.Context, x *exchange, sess session.Sessi
 // group resolves each id's sender and groups the ids into receipts, one per
 // sender, in request order. Ids the account sent itself are skipped, and,
 // for read receipts, ids the account has already read. It notes in known
-// the times of the messages the session resolved.
-func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes) ([]session.Receipt, []skippedID, error) {
+// the times of the messages the session resolved. A first receipt of one
+// id is made in room, unless nil.
+func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, p *plan, ids []planID, known *messageTimes, room *receiptRoom) ([]session.Receipt, []skippedID, error) {
 	resolver, _ := session.As[session.Resolver](sess)
 	now := time.Now()
 	var (
@@ -289,6 +316,9 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 		skipped  = []skippedID{}
 		missing  validate.Errors
 	)
+	if room != nil {
+		receipts = room.receipt[:0]
+	}
 	for _, id := range ids {
 		fromMe := id.parsed.Serialized && id.parsed.FromMe
 		read := false
@@ -340,7 +370,11 @@ func (h *Handler) group(ctx context.Context, x *exchange, sess session.Session, 
 			receipts = append(receipts, session.Receipt{
 				Chat: p.chatID, Sender: key, Type: p.typ, Timestamp: now,
 			})
-			if i == 0 { // nearly always the only one: room for every id
+			switch {
+			case i > 0:
+			case room != nil && len(ids) <= len(room.id):
+				receipts[0].MessageIDs = room.id[:0]
+			default: // nearly always the only one: room for every id
 				receipts[0].MessageIDs = make([]string, 0, len(ids))
 			}
 		}
@@ -363,9 +397,15 @@ type outcome struct {
 // that a request waits for its slowest receipt rather than for the sum
 // (with a coalescing session each may wait for its batch). It returns every
 // outcome, the successes first: the answer then lists every receipt that
-// did go out before reporting the first failure.
-func (h *Handler) sendAll(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt) []outcome {
-	out := make([]outcome, len(receipts))
+// did go out before reporting the first failure. The outcomes go in
+// room's array when it has room for them.
+func (h *Handler) sendAll(ctx context.Context, sess session.Session, p *plan, receipts []session.Receipt, room []outcome) []outcome {
+	if cap(room) < len(receipts) {
+		room = make([]outcome, len(receipts))
+	}
+	// out is assigned once: the goroutines below capture it, and a
+	// variable assigned twice would be captured by reference, on the heap.
+	out := room[:len(receipts)]
 	if len(receipts) == 1 { // the common case: no goroutine
 		o := &out[0]
 		o.rc, o.res, o.err = h.sendOne(ctx, sess, p, receipts[0])
