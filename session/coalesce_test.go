@@ -1158,3 +1158,77 @@ func TestDecorateAloneOverBoundSession(t *testing.T) {
 		t.Errorf("sent on goroutine %s, want the caller's, %s", on, goroutineID())
 	}
 }
+
+// The opener of a batch yields only where its chat's receipts crowd: on
+// one processor, two receipts for a chat made runnable together go out in
+// one call when the chat's previous receipt came a moment before (the
+// first yields, the second joins it), and in two when it came over a
+// millisecond before (over 250 µs) — there the first goes at once, as nothing crowds,
+// and the yield's trip through the scheduler is saved.
+func TestCoalesceYieldsWhereReceiptsCrowd(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+			calls.Add(1)
+			return session.Result{Type: r.Type}, nil
+		})
+		c := session.Coalesce(inner, session.CoalesceOptions{})
+		defer closeCoalescer(t, c)
+		send := func(id string) {
+			if _, err := c.SendReceipt(context.Background(), rcpt(chatA, "", id)); err != nil {
+				t.Error(err)
+			}
+		}
+		pairs := func(tag string, pause time.Duration) int64 {
+			before := calls.Load()
+			for p := range 10 {
+				time.Sleep(pause)
+				start := make(chan struct{})
+				var done sync.WaitGroup
+				for i := range 2 {
+					done.Go(func() {
+						<-start
+						send(fmt.Sprint(tag, p, "-", i))
+					})
+				}
+				synctest.Wait() // both wait for start
+				close(start)
+				done.Wait()
+			}
+			return calls.Load() - before
+		}
+		send("R0")
+		// The scheduler's look at its global queue every 61st turn may
+		// split a crowded pair; a pair that does not crowd never joins.
+		if n := pairs("crowded", 0); n > 13 {
+			t.Errorf("crowded: %d calls for 10 pairs, want about 10", n)
+		}
+		if n := pairs("apart", 2*time.Millisecond); n != 20 {
+			t.Errorf("a millisecond apart: %d calls for 10 pairs, want 20 (no yield)", n)
+		}
+	})
+}
+
+// What the coalescing remembers of each chat's latest receipt, to tell
+// where receipts crowd, is forgotten once it is over 250 µs old:
+// receipts for ever new chats do not grow it without bound.
+func TestCoalesceForgetsOldArrivals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := session.Coalesce(sessiontest.New().Session("s"), session.CoalesceOptions{})
+		defer closeCoalescer(t, c)
+		most := 0
+		for i := range 5000 {
+			if i%100 == 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+			if _, err := c.SendReceipt(t.Context(), rcpt(fmt.Sprintf("1555%07d@s.whatsapp.net", i), "", "M1")); err != nil {
+				t.Fatal(err)
+			}
+			most = max(most, c.RecentKeys())
+		}
+		if most > 1100 {
+			t.Errorf("remembered up to %d chats, want at most about 1,024 (the prune threshold)", most)
+		}
+	})
+}

@@ -23,3 +23,10 @@ func (c *coalescer) Flush() { c.flush() }
 
 // Close closes c.
 func (c *coalescer) Close(ctx context.Context) error { return c.close(ctx) }
+
+// RecentKeys returns how many keys c remembers the latest arrival of.
+func (c *coalescer) RecentKeys() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.recent)
+}
