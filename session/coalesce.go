@@ -147,11 +147,26 @@ type batch struct {
 	// carry it; nil while the opener is alone (most batches, where nothing
 	// is batched): n then counts its distinct ids.
 	ids    map[string]int
-	n      int           // distinct ids of the members still waiting
-	sealed bool          // out of pending: sent, being sent, or abandoned by every member
-	done   chan struct{} // closed once res and err are set
-	res    Result
-	err    error
+	n      int  // distinct ids of the members still waiting
+	sealed bool // out of pending: sent, being sent, or abandoned by every member
+	// done is closed once res and err are set. It is made (waitable) for
+	// a member that waits on another goroutine's call: a batch its opener
+	// sends alone on its own goroutine never needs one.
+	done chan struct{}
+	res  Result
+	err  error
+	// first and one hold the opener and the members' first slot, so that
+	// a batch of one is one allocation.
+	first member
+	one   [1]*member
+}
+
+// waitable returns b.done, made if needed. c.mu must be held.
+func (b *batch) waitable() chan struct{} {
+	if b.done == nil {
+		b.done = make(chan struct{})
+	}
+	return b.done
 }
 
 // member is one SendReceipt call waiting in a batch.
@@ -262,15 +277,16 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 		}
 		c.dispatch(b)
 	}
+	done := b.waitable()
 	c.mu.Unlock()
 
 	select {
-	case <-b.done:
+	case <-done:
 		return b.result(m)
 	case <-ctx.Done():
 	}
 	select {
-	case <-b.done: // both ready: the outcome is known, say it
+	case <-done: // both ready: the outcome is known, say it
 		return b.result(m)
 	default:
 	}
@@ -365,8 +381,10 @@ func (c *coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, 
 	if b == nil {
 		// Its opener sends it when nothing is in flight for the key; else
 		// the call in flight does when it lands.
-		m := &member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}
-		b = &batch{key: key, opener: ctx, members: []*member{m}, n: distinct(m.ids), done: make(chan struct{})}
+		b = &batch{key: key, opener: ctx, first: member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}}
+		m := &b.first
+		b.one[0] = m
+		b.members, b.n = b.one[:], distinct(m.ids)
 		c.pending[key] = b
 		if b.n >= c.opts.MaxBatch {
 			c.dispatch(b)
@@ -470,6 +488,7 @@ func (c *coalescer) landed(key batchKey) {
 // new one. c.mu must be held.
 func (c *coalescer) dispatch(b *batch) {
 	r := c.seal(b)
+	b.waitable() // for send to close
 	c.inflight[b.key]++
 	if c.idle > 0 {
 		c.idle--
@@ -549,8 +568,7 @@ func (c *coalescer) send(b *batch, r Receipt) {
 // have gone out before the backend stopped.
 func (c *coalescer) sendAlone(ctx context.Context, b *batch, m *member, r Receipt) (Result, error) {
 	c.sends.Add(1)
-	b.res, b.err = c.call(ctx, r)
-	close(b.done)
+	b.res, b.err = c.call(ctx, r) // b.done is nil: nobody else waits on it
 	c.landed(b.key)
 	c.wg.Done() // added by seal
 	if b.err != nil && ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -393,7 +394,16 @@ var (
 	_ wrapper      = (*forward)(nil)
 )
 
-func (f *forward) set(s Session) { f.target.Store(&s) }
+// set makes s the Session f calls. Every Lookup sets it: where it is
+// still the same pointer, nothing is stored (and nothing allocated).
+func (f *forward) set(s Session) {
+	if cur := f.target.Load(); cur != nil && reflect.ValueOf(s).Kind() == reflect.Pointer && *cur == s {
+		return // == is safe: s's dynamic type is a pointer, comparable
+	}
+	p := new(Session) // not &s: that would move s to the heap on every call
+	*p = s
+	f.target.Store(p)
+}
 
 func (f *forward) current() Session { return *f.target.Load() }
 
