@@ -76,12 +76,17 @@ type coalescer struct {
 
 	calls, sends atomic.Int64
 
-	mu      sync.Mutex
-	pending map[batchKey]*batch // batches still open to new receipts
-	// inflight counts the calls in flight per key: a pending batch exists
-	// only while its key has one, or while its opener yields.
-	inflight map[batchKey]int
-	closed   bool
+	mu sync.Mutex
+	// keys holds what c knows of each key: its batch open to new
+	// receipts, its calls in flight, when its latest receipt arrived. A key
+	// with neither a batch nor a call, whose latest receipt is older than
+	// yieldWithin, is forgotten at the next prune, which runs once keys
+	// holds pruneAt keys. One map for the three: a receipt alone costs one
+	// lookup of its key, not one per map and per step.
+	keys    map[batchKey]*keyState
+	pruneAt int
+	born    time.Time // the origin of keyState.last: monotonic
+	closed  bool
 	// wg counts the batches being sent, for close.
 	wg sync.WaitGroup
 	// idle counts the sender goroutines waiting on work for a batch to
@@ -92,12 +97,15 @@ type coalescer struct {
 	idle int
 	work chan sent
 	stop chan struct{}
-	// recent holds when the latest receipt for each key arrived (time
-	// since born), for keys seen within yieldWithin or since the last
-	// prune, which runs once it holds pruneAt keys.
-	born    time.Time
-	recent  map[batchKey]time.Duration
-	pruneAt int
+}
+
+// keyState is what a coalescer knows of one key; guarded by its mu.
+type keyState struct {
+	pending *batch // the batch still open to new receipts, or nil
+	// inflight counts the key's calls in flight: a pending batch exists
+	// only while the key has one, or while its opener yields.
+	inflight int
+	last     time.Duration // when the key's latest receipt arrived, since born
 }
 
 // yieldWithin is how close behind the key's previous receipt a receipt
@@ -141,6 +149,7 @@ type batchKey struct {
 // before done is closed, and only read after.
 type batch struct {
 	key     batchKey
+	ks      *keyState       // its key's state in the coalescer
 	opener  context.Context // the opening caller's context: its values go with the batch
 	members []*member
 	// ids maps the distinct ids of the members still waiting to how many
@@ -214,9 +223,8 @@ func coalesce(s Session, opts CoalesceOptions) *coalescer {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = defaultCoalesceSendTimeout
 	}
-	return &coalescer{s: s, opts: opts, pending: make(map[batchKey]*batch), inflight: make(map[batchKey]int),
-		work: make(chan sent), stop: make(chan struct{}),
-		born: time.Now(), recent: make(map[batchKey]time.Duration), pruneAt: minPruneAt}
+	return &coalescer{s: s, opts: opts, work: make(chan sent), stop: make(chan struct{}),
+		keys: make(map[batchKey]*keyState), pruneAt: minPruneAt, born: time.Now()}
 }
 
 // Unwrap returns the Session c wraps.
@@ -244,8 +252,8 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	}
 	c.calls.Add(1)
 	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
-	crowded := c.arrived(key)
-	b, m := c.join(ctx, key, r)
+	ks, crowded := c.arrived(key)
+	b, m := c.join(ctx, key, ks, r)
 	// With nothing in flight for the key, the receipt that opened the batch
 	// sends it once the goroutines already runnable have had their turn —
 	// those with a receipt for the key join it. Under no load the yield
@@ -259,7 +267,7 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	// The yield is taken only where the key's receipts crowd (see
 	// yieldWithin): elsewhere nothing is runnable to join, and the batch
 	// goes at once, in the same critical section.
-	lead := c.inflight[key] == 0 && !b.sealed && len(b.members) == 1
+	lead := ks.inflight == 0 && !b.sealed && len(b.members) == 1
 	if lead && crowded {
 		c.mu.Unlock()
 		runtime.Gosched()
@@ -271,7 +279,7 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 			// Session returns when ctx ends. The caller makes it itself,
 			// with its own context: no hand-off, no second timer.
 			r := c.seal(b)
-			c.inflight[b.key]++
+			b.ks.inflight++
 			c.mu.Unlock()
 			return c.sendAlone(ctx, b, m, r)
 		}
@@ -312,8 +320,10 @@ func (b *batch) result(m *member) (Result, error) {
 func (c *coalescer) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, b := range c.pending {
-		c.dispatch(b)
+	for _, ks := range c.keys {
+		if ks.pending != nil {
+			c.dispatch(ks.pending)
+		}
 	}
 }
 
@@ -352,28 +362,40 @@ func (c *coalescer) direct(ctx context.Context, r Receipt) (Result, error) {
 	return c.s.SendReceipt(ctx, r)
 }
 
-// arrived notes that a receipt for key arrives now, and reports whether
-// the key's previous receipt arrived less than yieldWithin before. c.mu
-// must be held.
-func (c *coalescer) arrived(key batchKey) bool {
+// arrived notes that a receipt for key arrives now, and returns the key's
+// state and whether its previous receipt arrived less than yieldWithin
+// before. c.mu must be held.
+func (c *coalescer) arrived(key batchKey) (*keyState, bool) {
 	now := time.Since(c.born) // monotonic
-	last, seen := c.recent[key]
-	c.recent[key] = now
-	if len(c.recent) >= c.pruneAt {
-		for k, at := range c.recent {
-			if now-at >= yieldWithin {
-				delete(c.recent, k)
-			}
+	ks := c.keys[key]
+	if ks == nil {
+		if len(c.keys) >= c.pruneAt {
+			c.prune(now)
 		}
-		c.pruneAt = max(minPruneAt, 2*len(c.recent))
+		ks = &keyState{last: now - yieldWithin} // no previous receipt: not crowded
+		c.keys[key] = ks
 	}
-	return seen && now-last < yieldWithin
+	crowded := now-ks.last < yieldWithin
+	ks.last = now
+	return ks, crowded
+}
+
+// prune forgets the keys with no batch and no call whose latest receipt
+// is yieldWithin old, and sets the size of the next prune. c.mu must be
+// held.
+func (c *coalescer) prune(now time.Duration) {
+	for k, ks := range c.keys {
+		if ks.pending == nil && ks.inflight == 0 && now-ks.last >= yieldWithin {
+			delete(c.keys, k)
+		}
+	}
+	c.pruneAt = max(minPruneAt, 2*len(c.keys))
 }
 
 // join adds r to the open batch for its key, opening one if needed, and
 // returns the batch and r's place in it. c.mu must be held.
-func (c *coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, *member) {
-	b := c.pending[key]
+func (c *coalescer) join(ctx context.Context, key batchKey, ks *keyState, r Receipt) (*batch, *member) {
+	b := ks.pending
 	if b != nil && b.n+fresh(b.index(), r.MessageIDs) > c.opts.MaxBatch {
 		c.dispatch(b) // r would overfill it: it goes now, r opens the next one
 		b = nil
@@ -381,11 +403,11 @@ func (c *coalescer) join(ctx context.Context, key batchKey, r Receipt) (*batch, 
 	if b == nil {
 		// Its opener sends it when nothing is in flight for the key; else
 		// the call in flight does when it lands.
-		b = &batch{key: key, opener: ctx, first: member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}}
+		b = &batch{key: key, ks: ks, opener: ctx, first: member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}}
 		m := &b.first
 		b.one[0] = m
 		b.members, b.n = b.one[:], distinct(m.ids)
-		c.pending[key] = b
+		ks.pending = b
 		if b.n >= c.opts.MaxBatch {
 			c.dispatch(b)
 		}
@@ -467,20 +489,18 @@ func (c *coalescer) leave(b *batch, m *member) {
 	b.n = len(ids)
 	if b.n == 0 { // nobody waits any more: abandon it
 		b.sealed = true
-		delete(c.pending, b.key)
+		b.ks.pending = nil
 	}
 }
 
-// landed ends a call in flight for key: the batch that gathered meanwhile,
-// if any, goes out now.
-func (c *coalescer) landed(key batchKey) {
+// landed ends a call in flight for ks's key: the batch that gathered
+// meanwhile, if any, goes out now.
+func (c *coalescer) landed(ks *keyState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inflight[key]--; c.inflight[key] <= 0 {
-		delete(c.inflight, key)
-	}
-	if b := c.pending[key]; b != nil && c.inflight[key] == 0 {
-		c.dispatch(b)
+	ks.inflight--
+	if ks.pending != nil && ks.inflight == 0 {
+		c.dispatch(ks.pending)
 	}
 }
 
@@ -489,7 +509,7 @@ func (c *coalescer) landed(key batchKey) {
 func (c *coalescer) dispatch(b *batch) {
 	r := c.seal(b)
 	b.waitable() // for send to close
-	c.inflight[b.key]++
+	b.ks.inflight++
 	if c.idle > 0 {
 		c.idle--
 		c.work <- sent{b, r} // taken at once: the sender waits for it, or is about to
@@ -522,7 +542,7 @@ func (c *coalescer) sender(j sent) {
 // for it; the caller must then call c.send. c.mu must be held.
 func (c *coalescer) seal(b *batch) Receipt {
 	b.sealed = true
-	delete(c.pending, b.key)
+	b.ks.pending = nil
 	c.wg.Add(1) // done by send
 	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ}
 	if len(b.members) == 1 && b.n == len(b.members[0].ids) { // alone, no id twice: its own copy goes
@@ -557,7 +577,7 @@ func (c *coalescer) send(b *batch, r Receipt) {
 	c.sends.Add(1)
 	b.res, b.err = c.call(ctx, r)
 	close(b.done)
-	c.landed(b.key)
+	c.landed(b.ks)
 }
 
 // sendAlone makes the call for b, sealed with its opener m alone in it, on
@@ -569,7 +589,7 @@ func (c *coalescer) send(b *batch, r Receipt) {
 func (c *coalescer) sendAlone(ctx context.Context, b *batch, m *member, r Receipt) (Result, error) {
 	c.sends.Add(1)
 	b.res, b.err = c.call(ctx, r) // b.done is nil: nobody else waits on it
-	c.landed(b.key)
+	c.landed(b.ks)
 	c.wg.Done() // added by seal
 	if b.err != nil && ctx.Err() != nil {
 		return Result{}, fmt.Errorf("%w: the caller's context ended while its receipt was being sent: %w", ErrInFlight, ctx.Err())

@@ -28,5 +28,5 @@ func (c *coalescer) Close(ctx context.Context) error { return c.close(ctx) }
 func (c *coalescer) RecentKeys() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.recent)
+	return len(c.keys)
 }
