@@ -1019,8 +1019,15 @@ func indexedFrom(e *events.Message) indexed {
 
 // parseJID parses a JID normalised by package validate.
 func parseJID(s string) (types.JID, error) {
-	if s == "" || !strings.Contains(s, "@") {
+	at := strings.IndexByte(s, '@')
+	if at < 0 {
 		return types.EmptyJID, fmt.Errorf("%q is not a JID", s)
+	}
+	// The usual form, user@server with no agent or device in the user:
+	// what types.ParseJID returns for it, without its three splits (a
+	// request parses its chat a few times on its way).
+	if user, server := s[:at], s[at+1:]; strings.IndexByte(server, '@') < 0 && strings.IndexAny(user, ".:") < 0 {
+		return types.JID{User: user, Server: server}, nil
 	}
 	j, err := types.ParseJID(s)
 	if err != nil {
