@@ -10,7 +10,10 @@
 // chat, sender and type that arrive while one is being sent into one call
 // (group commit), and dedup ([DedupOptions]) skips ids sent recently
 // (reporting them in Result.Duplicates). The optional interfaces are found
-// through decorators with [As]. Decorate makes one chain
+// through decorators with [As]. A backend whose SendReceipt returns when
+// its context ends says so with [ContextBound]: group commit then sends a
+// receipt that has no company from its caller's goroutine, so that where
+// nothing is batched it costs next to nothing. Decorate makes one chain
 // of decorators per session name on first Lookup, sends through it to the
 // session the registry returns now, drops it when the name goes away or
 // stays unused, and closes them all in [Decorated.Close], which its creator
