@@ -245,9 +245,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRe
 	return bp, nil
 }
 
-// decode sets req, a zero seenRequest, from body, checked by json.Valid:
-// with decodePlain when body is plain (nearly always), else with
-// encoding/json, whose errors become the answer's.
+// decode sets req, a zero seenRequest, from body: with decodePlain when
+// body is plain (nearly always), else with encoding/json, whose errors
+// become the answer's. decodePlain accepts only valid JSON (it checks the
+// syntax as it goes), so a plain body is read once rather than twice, by
+// json.Valid first; whatever else it refuses, every malformed body among
+// them, encoding/json decodes or describes as before.
 //
 // The hand-written decoder (decodePlain) and the hand encoder of response
 // (appendJSON, see writeJSON) are kept because together they buy more than
@@ -276,7 +279,7 @@ func (req *seenRequest) decode(body []byte) error {
 	if bytes.Equal(trimmed, []byte("null")) {
 		return &jsonError{msg: "the body must be a JSON object, not null"}
 	}
-	if json.Valid(body) && req.decodePlain(body) {
+	if req.decodePlain(body) {
 		return nil
 	}
 	// encoding/json keeps the pointer it is given (an any): decoding into
@@ -432,24 +435,32 @@ func describeJSONError(err error) error {
 	return &jsonError{msg: "the body is not valid JSON"}
 }
 
-// decodePlain sets req from body, which json.Valid accepted, and reports
-// whether it could: nearly every request is a plain object that
-// encoding/json's reflection (most of decoding's time) is not needed
-// for. It returns false, leaving req partly set, for whatever is not plain,
-// so that seenRequest.decode decodes body as before and reports its faults: a body
-// that is not an object; a string with an escape or a non-ASCII byte; one
-// of our keys twice (json.Unmarshal and unmarshalExact then differ, a null
-// after a string); a key that equals one of ours but for case; a value of
-// the wrong type. What it decodes is what json.Unmarshal and unmarshalExact
-// decode (FuzzDecodePlain holds them to it).
+// decodePlain sets req from body and reports whether it could: nearly
+// every request is a plain object that encoding/json's reflection (most of
+// decoding's time) is not needed for. It returns false, leaving req partly
+// set, for whatever is not plain, so that seenRequest.decode decodes body
+// as before and reports its faults: a body that is not valid JSON (it
+// accepts only what json.Valid does); one that is not an object; a string
+// with an escape or a non-ASCII byte; one of our keys twice (json.Unmarshal
+// and unmarshalExact then differ, a null after a string); a key that equals
+// one of ours but for case; a value of the wrong type; values nested deeper
+// than maxPlainDepth. What it decodes is what json.Unmarshal and
+// unmarshalExact decode (FuzzDecodePlain holds them to it, and it to
+// json.Valid).
 func (req *seenRequest) decodePlain(body []byte) bool {
 	d := plainDecoder{b: body}
 	if !d.next('{') {
 		return false
 	}
 	var seen keySet // requestKeys given
-	for !d.next('}') {
-		d.next(',')
+	for first := true; ; first = false {
+		more, ok := d.more('}', first)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
 		key, ok := d.str()
 		if !ok || !d.next(':') {
 			return false
@@ -459,7 +470,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 		case k < 0 && foldsToKey(key):
 			return false
 		case k < 0:
-			if !d.skip() {
+			if !d.value(0) {
 				return false
 			}
 			continue
@@ -472,7 +483,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 		}
 	}
 	d.space()
-	return d.i == len(d.b) // json.Valid allows only space after the object
+	return d.i == len(d.b) // JSON allows only space after the object
 }
 
 // foldsToKey reports whether key equals one of requestKeys but for case.
@@ -485,7 +496,8 @@ func foldsToKey(key []byte) bool {
 	return false
 }
 
-// plainDecoder walks a valid JSON text for decodePlain.
+// plainDecoder walks a JSON text for decodePlain, checking its syntax:
+// each of its methods fails on what JSON does not allow where it reads.
 type plainDecoder struct {
 	b []byte
 	i int
@@ -557,8 +569,14 @@ func (d *plainDecoder) optStrings(list *[]optString) bool {
 		return false
 	}
 	ids := []optString{} // [] is an empty list, not none
-	for !d.next(']') {
-		d.next(',')
+	for first := true; ; first = false {
+		more, ok := d.more(']', first)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
 		var o optString
 		if !d.optString(&o) {
 			return false
@@ -596,15 +614,21 @@ func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
 	}
 	v := &typingIndicator{}
 	given := false
-	for !d.next('}') {
-		d.next(',')
+	for first := true; ; first = false {
+		more, ok := d.more('}', first)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
 		key, ok := d.str()
 		if !ok || !d.next(':') {
 			return false
 		}
 		switch {
 		case string(key) != "type":
-			if !d.skip() {
+			if !d.value(1) {
 				return false
 			}
 		case given:
@@ -642,6 +666,19 @@ func (d *plainDecoder) next(c byte) bool {
 	return false
 }
 
+// more reads what comes after an element of an array or object (or after
+// its opening bracket, when first): close ends it (more false), a comma
+// announces another element, as does anything at all after the opening
+// bracket (for the caller to read, and to fail on if it is not one). ok is
+// false when neither close nor, after an element, a comma comes next: a
+// missing or extra comma is a syntax error.
+func (d *plainDecoder) more(close byte, first bool) (more, ok bool) {
+	if d.next(close) {
+		return false, true
+	}
+	return true, first || d.next(',')
+}
+
 // literal skips lit (null, true or false), if it comes next.
 func (d *plainDecoder) literal(lit string) bool {
 	if len(d.b)-d.i >= len(lit) && string(d.b[d.i:d.i+len(lit)]) == lit {
@@ -657,7 +694,8 @@ func (d *plainDecoder) null() bool {
 }
 
 // str returns the string that comes next, without its quotes; false if
-// none does, or if it has an escape or a non-ASCII byte.
+// none does, if it has an escape or a non-ASCII byte, or a control
+// character (which JSON does not allow in a string).
 func (d *plainDecoder) str() ([]byte, bool) {
 	if !d.next('"') {
 		return nil, false
@@ -668,42 +706,103 @@ func (d *plainDecoder) str() ([]byte, bool) {
 		case c == '"':
 			d.i++
 			return d.b[start : d.i-1], true
-		case c == '\\' || c >= utf8.RuneSelf:
+		case c == '\\' || c >= utf8.RuneSelf || c < ' ':
 			return nil, false
 		}
 	}
 	return nil, false
 }
 
-// skip skips the value that comes next, of any kind.
-func (d *plainDecoder) skip() bool {
-	depth := 0
-	for {
-		d.space()
-		if d.i == len(d.b) {
+// maxPlainDepth is how deep decodePlain follows values nested in the
+// objects and arrays of keys that are not ours (depth 0 is the value of
+// such a key): no client sends any, and deeper ones (encoding/json takes
+// up to 10,000 levels) are left to encoding/json rather than followed by
+// recursion.
+const maxPlainDepth = 32
+
+// value skips the value that comes next, of any kind, at depth (see
+// maxPlainDepth); false if there is none, if it is not valid JSON, or if
+// str refuses one of its strings.
+func (d *plainDecoder) value(depth int) bool {
+	d.space()
+	if d.i == len(d.b) {
+		return false
+	}
+	switch c := d.b[d.i]; c {
+	case '"':
+		_, ok := d.str()
+		return ok
+	case '{', '[':
+		if depth >= maxPlainDepth {
 			return false
 		}
-		switch d.b[d.i] {
-		case '"':
-			if _, ok := d.str(); !ok {
+		d.i++
+		close := byte('}')
+		if c == '[' {
+			close = ']'
+		}
+		for first := true; ; first = false {
+			more, ok := d.more(close, first)
+			switch {
+			case !ok:
+				return false
+			case !more:
+				return true
+			}
+			if c == '{' {
+				if _, ok := d.str(); !ok || !d.next(':') {
+					return false
+				}
+			}
+			if !d.value(depth + 1) {
 				return false
 			}
-		case '{', '[':
-			depth++
-			d.i++
-		case '}', ']':
-			depth--
-			d.i++
-		case ',', ':':
-			d.i++
-			continue // within an object or array: depth > 0
-		default: // a number or a literal: up to what ends it
-			for d.i < len(d.b) && strings.IndexByte(" \t\n\r,]}", d.b[d.i]) < 0 {
-				d.i++
-			}
 		}
-		if depth == 0 {
-			return true
+	case 't':
+		return d.literal("true")
+	case 'f':
+		return d.literal("false")
+	case 'n':
+		return d.literal("null")
+	}
+	return d.number()
+}
+
+// number skips the number that comes next, as JSON writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; false if none does.
+func (d *plainDecoder) number() bool {
+	d.accept('-')
+	if !d.accept('0') && d.digits() == 0 {
+		return false
+	}
+	if d.accept('.') && d.digits() == 0 {
+		return false
+	}
+	if d.accept('e') || d.accept('E') {
+		if !d.accept('+') {
+			d.accept('-')
+		}
+		if d.digits() == 0 {
+			return false
 		}
 	}
+	return true
+}
+
+// accept skips c if it comes next, without skipping white space first.
+func (d *plainDecoder) accept(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// digits skips the decimal digits that come next and returns how many.
+func (d *plainDecoder) digits() int {
+	start := d.i
+	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+		d.i++
+	}
+	return d.i - start
 }
