@@ -225,9 +225,8 @@ func (e *bodyError) Unwrap() error { return e.err }
 // it).
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRequest) (*[]byte, error) {
 	bp := buffers.Get().(*[]byte)
-	buf := bytes.NewBuffer((*bp)[:0])
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	*bp = buf.Bytes()
+	var err error
+	*bp, err = readBody(w, r, limit, (*bp)[:0])
 	if err != nil {
 		putBuffer(bp)
 		var tooLarge *http.MaxBytesError
@@ -243,6 +242,59 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRe
 		return nil, err
 	}
 	return bp, nil
+}
+
+// readBody appends r's body to buf and returns it, as
+// bytes.Buffer.ReadFrom(http.MaxBytesReader(w, r.Body, limit)) does, but
+// without that reader's allocation per request: at most limit bytes; a
+// body longer than that fails with an *http.MaxBytesError (413), and w is
+// told, as http.MaxBytesReader tells the server's own, to close the
+// connection rather than read the rest (see endsAtLimit). The buffer grows
+// as the body arrives, not to a Content-Length the client claims.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
+	for {
+		room := limit - int64(len(buf))
+		if room == 0 {
+			return buf, endsAtLimit(w, r.Body, limit)
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, bytes.MinRead)
+		}
+		free := buf[len(buf):cap(buf)]
+		if int64(len(free)) > room {
+			free = free[:room]
+		}
+		n, err := r.Body.Read(free)
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
+}
+
+// endsAtLimit reads on from body, of which limit bytes have been read: nil
+// if it ends there, else an *http.MaxBytesError. It reads through an
+// http.MaxBytesReader with no room left, for what only that reader can do:
+// tell the server (an unexported method of its ResponseWriter) to close
+// the connection after the answer rather than read the rest of the body.
+func endsAtLimit(w http.ResponseWriter, body io.ReadCloser, limit int64) error {
+	rest := http.MaxBytesReader(w, body, 0)
+	var b [1]byte
+	for {
+		_, err := rest.Read(b[:])
+		var tooLarge *http.MaxBytesError
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.As(err, &tooLarge):
+			return &http.MaxBytesError{Limit: limit}
+		case err != nil:
+			return err
+		}
+	}
 }
 
 // decode sets req, a zero seenRequest, from body: with decodePlain when

@@ -1,11 +1,17 @@
 package seenhandler
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // plainSeeds are bodies for decodePlain beside bodySeeds: nulls, empty
@@ -185,6 +191,38 @@ func BenchmarkDecode(b *testing.B) {
 		var req seenRequest
 		if err := req.decode(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// readBody reads what bytes.Buffer.ReadFrom reads through an
+// http.MaxBytesReader, and fails as it does, whatever the size of the body
+// against the limit and however its reader hands it over.
+func TestReadBody(t *testing.T) {
+	readers := map[string]func(io.Reader) io.Reader{
+		"whole":       func(r io.Reader) io.Reader { return r },
+		"byte a time": iotest.OneByteReader,
+		"EOF at once": iotest.DataErrReader,
+		"halves":      iotest.HalfReader,
+		"cut off": func(r io.Reader) io.Reader {
+			return io.MultiReader(r, iotest.ErrReader(io.ErrUnexpectedEOF))
+		},
+	}
+	for _, limit := range []int64{64, 1024, 3000} {
+		for _, size := range []int64{0, 1, limit - 1, limit, limit + 1, limit + 600} {
+			body := strings.Repeat("x", int(size))
+			for name, reader := range readers {
+				for _, start := range [][]byte{nil, make([]byte, 0, 1024)} {
+					r := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(reader(strings.NewReader(body))))
+					got, err := readBody(httptest.NewRecorder(), r, limit, start)
+					r = httptest.NewRequest(http.MethodPost, "/", io.NopCloser(reader(strings.NewReader(body))))
+					var want bytes.Buffer
+					_, wantErr := want.ReadFrom(http.MaxBytesReader(httptest.NewRecorder(), r.Body, limit))
+					if !bytes.Equal(got, want.Bytes()) || fmt.Sprintf("%#v", err) != fmt.Sprintf("%#v", wantErr) {
+						t.Errorf("limit %d, %d bytes %s: %d bytes, %#v; want %d bytes, %#v", limit, size, name, len(got), err, want.Len(), wantErr)
+					}
+				}
+			}
 		}
 	}
 }
