@@ -93,15 +93,18 @@ func benchWasendHandler(b *testing.B) http.Handler {
 // Wasend is the request BenchmarkEndToEnd sends (wasendBody on PathWasend)
 // to the handler examples/server builds by default (benchWasendHandler):
 // the handler's own work on the path a real session takes, group commit's
-// and the fake's included. Last measured (3 alternating runs, 2 shared
-// cores): 40 allocations, 9,325 B and ~9.8 µs a request, from 49, 9,429 B
-// and ~10.4 µs before a request's plan, answer and slices of one shared
-// its exchange's allocation (seenRoom); Bluetick 36 from 43. Of Wasend's
-// 40, 21 are httptest's (request and recorder), 7 group commit's and the
-// fake's; the handler's own 12 are its exchange, its timeout (4:
-// context.WithTimeout), the body's http.MaxBytesReader, the three decoded
-// strings and the id list, the chat's normalised JID, and the recorder's
-// header map growing for Content-Type.
+// and the fake's included. Last measured (5 alternating runs, medians, 2
+// shared cores): 35 allocations, 9,140 B and ~9.1 µs a request, from 36,
+// 9,205 B and ~10.4 µs before the body was read without an
+// http.MaxBytesReader, decoded in one pass rather than checked by
+// json.Valid first, and its token hashed once rather than twice (Baseline
+// ~5.5 µs in both runs); earlier, 40 from 49 when a request's plan, answer
+// and slices of one came to share its exchange's allocation (seenRoom).
+// Of Wasend's 35, 21 are httptest's (request and recorder) and 3 group
+// commit's and the fake's; the handler's own, the rest, are its exchange, its
+// timeout (4: context.WithTimeout), the decoded strings (the session's
+// four bytes share a tiny allocation) and the id list, the chat's
+// normalised JID, and the recorder's header map growing for Content-Type.
 func BenchmarkHandler(b *testing.B) {
 	h := benchHandler(b)
 	handlers := []struct {

@@ -137,3 +137,50 @@ func TestUnknownHeaderTokenRefusedBeforeTheBody(t *testing.T) {
 		})
 	}
 }
+
+// A body over the limit is answered 413, and the server closes the
+// connection after the answer (as http.MaxBytesReader has it do) rather
+// than read the rest; one at the limit is read and served.
+func TestBodyLimitOverHTTP(t *testing.T) {
+	const limit = 200
+	h, _ := newHandler(t, seenhandler.WithRequestLimits(limit, 0))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	valid := `{"session":"demo","chatId":"15551234567","messageIds":["A1"]}`
+	atLimit := valid[:len(valid)-1] + `,"x":"` + strings.Repeat("x", limit-len(valid)-7) + `"}`
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		close  bool
+	}{
+		{"at the limit", atLimit, http.StatusCreated, false},
+		{"a byte over", atLimit + " ", http.StatusRequestEntityTooLarge, true},
+		{"far over", atLimit + strings.Repeat(" ", 10<<10), http.StatusRequestEntityTooLarge, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.body == atLimit && len(atLimit) != limit {
+				t.Fatalf("the body at the limit has %d bytes", len(atLimit))
+			}
+			r, err := http.NewRequest(http.MethodPost, srv.URL+seenhandler.PathWAHA, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", "Bearer "+token)
+			resp, err := srv.Client().Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Close != tc.close {
+				t.Errorf("%d, connection closed %v: %s; want %d, %v", resp.StatusCode, resp.Close, answer, tc.status, tc.close)
+			}
+			if tc.status == http.StatusRequestEntityTooLarge && !strings.Contains(string(answer), `"the body is larger than 200 bytes"`) {
+				t.Errorf("answer %s", answer)
+			}
+		})
+	}
+}

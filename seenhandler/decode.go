@@ -225,9 +225,8 @@ func (e *bodyError) Unwrap() error { return e.err }
 // it).
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRequest) (*[]byte, error) {
 	bp := buffers.Get().(*[]byte)
-	buf := bytes.NewBuffer((*bp)[:0])
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	*bp = buf.Bytes()
+	var err error
+	*bp, err = readBody(w, r, limit, (*bp)[:0])
 	if err != nil {
 		putBuffer(bp)
 		var tooLarge *http.MaxBytesError
@@ -245,9 +244,65 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, req *seenRe
 	return bp, nil
 }
 
-// decode sets req, a zero seenRequest, from body, checked by json.Valid:
-// with decodePlain when body is plain (nearly always), else with
-// encoding/json, whose errors become the answer's.
+// readBody appends r's body to buf and returns it, as
+// bytes.Buffer.ReadFrom(http.MaxBytesReader(w, r.Body, limit)) does, but
+// without that reader's allocation per request: at most limit bytes; a
+// body longer than that fails with an *http.MaxBytesError (413), and w is
+// told, as http.MaxBytesReader tells the server's own, to close the
+// connection rather than read the rest (see endsAtLimit). The buffer grows
+// as the body arrives, not to a Content-Length the client claims.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
+	for {
+		room := limit - int64(len(buf))
+		if room == 0 {
+			return buf, endsAtLimit(w, r.Body, limit)
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, bytes.MinRead)
+		}
+		free := buf[len(buf):cap(buf)]
+		if int64(len(free)) > room {
+			free = free[:room]
+		}
+		n, err := r.Body.Read(free)
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
+}
+
+// endsAtLimit reads on from body, of which limit bytes have been read: nil
+// if it ends there, else an *http.MaxBytesError. It reads through an
+// http.MaxBytesReader with no room left, for what only that reader can do:
+// tell the server (an unexported method of its ResponseWriter) to close
+// the connection after the answer rather than read the rest of the body.
+func endsAtLimit(w http.ResponseWriter, body io.ReadCloser, limit int64) error {
+	rest := http.MaxBytesReader(w, body, 0)
+	var b [1]byte
+	for {
+		_, err := rest.Read(b[:])
+		var tooLarge *http.MaxBytesError
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.As(err, &tooLarge):
+			return &http.MaxBytesError{Limit: limit}
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// decode sets req, a zero seenRequest, from body: with decodePlain when
+// body is plain (nearly always), else with encoding/json, whose errors
+// become the answer's. decodePlain accepts only valid JSON (it checks the
+// syntax as it goes), so a plain body is read once rather than twice, by
+// json.Valid first; whatever else it refuses, every malformed body among
+// them, encoding/json decodes or describes as before.
 //
 // The hand-written decoder (decodePlain) and the hand encoder of response
 // (appendJSON, see writeJSON) are kept because together they buy more than
@@ -276,7 +331,7 @@ func (req *seenRequest) decode(body []byte) error {
 	if bytes.Equal(trimmed, []byte("null")) {
 		return &jsonError{msg: "the body must be a JSON object, not null"}
 	}
-	if json.Valid(body) && req.decodePlain(body) {
+	if req.decodePlain(body) {
 		return nil
 	}
 	// encoding/json keeps the pointer it is given (an any): decoding into
@@ -432,24 +487,32 @@ func describeJSONError(err error) error {
 	return &jsonError{msg: "the body is not valid JSON"}
 }
 
-// decodePlain sets req from body, which json.Valid accepted, and reports
-// whether it could: nearly every request is a plain object that
-// encoding/json's reflection (most of decoding's time) is not needed
-// for. It returns false, leaving req partly set, for whatever is not plain,
-// so that seenRequest.decode decodes body as before and reports its faults: a body
-// that is not an object; a string with an escape or a non-ASCII byte; one
-// of our keys twice (json.Unmarshal and unmarshalExact then differ, a null
-// after a string); a key that equals one of ours but for case; a value of
-// the wrong type. What it decodes is what json.Unmarshal and unmarshalExact
-// decode (FuzzDecodePlain holds them to it).
+// decodePlain sets req from body and reports whether it could: nearly
+// every request is a plain object that encoding/json's reflection (most of
+// decoding's time) is not needed for. It returns false, leaving req partly
+// set, for whatever is not plain, so that seenRequest.decode decodes body
+// as before and reports its faults: a body that is not valid JSON (it
+// accepts only what json.Valid does); one that is not an object; a string
+// with an escape or a non-ASCII byte; one of our keys twice (json.Unmarshal
+// and unmarshalExact then differ, a null after a string); a key that equals
+// one of ours but for case; a value of the wrong type; values nested deeper
+// than maxPlainDepth. What it decodes is what json.Unmarshal and
+// unmarshalExact decode (FuzzDecodePlain holds them to it, and it to
+// json.Valid).
 func (req *seenRequest) decodePlain(body []byte) bool {
 	d := plainDecoder{b: body}
 	if !d.next('{') {
 		return false
 	}
 	var seen keySet // requestKeys given
-	for !d.next('}') {
-		d.next(',')
+	for first := true; ; first = false {
+		more, ok := d.more('}', first)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
 		key, ok := d.str()
 		if !ok || !d.next(':') {
 			return false
@@ -459,7 +522,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 		case k < 0 && foldsToKey(key):
 			return false
 		case k < 0:
-			if !d.skip() {
+			if !d.value(0) {
 				return false
 			}
 			continue
@@ -472,7 +535,7 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 		}
 	}
 	d.space()
-	return d.i == len(d.b) // json.Valid allows only space after the object
+	return d.i == len(d.b) // JSON allows only space after the object
 }
 
 // foldsToKey reports whether key equals one of requestKeys but for case.
@@ -485,7 +548,8 @@ func foldsToKey(key []byte) bool {
 	return false
 }
 
-// plainDecoder walks a valid JSON text for decodePlain.
+// plainDecoder walks a JSON text for decodePlain, checking its syntax:
+// each of its methods fails on what JSON does not allow where it reads.
 type plainDecoder struct {
 	b []byte
 	i int
@@ -557,8 +621,14 @@ func (d *plainDecoder) optStrings(list *[]optString) bool {
 		return false
 	}
 	ids := []optString{} // [] is an empty list, not none
-	for !d.next(']') {
-		d.next(',')
+	for first := true; ; first = false {
+		more, ok := d.more(']', first)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
 		var o optString
 		if !d.optString(&o) {
 			return false
@@ -596,15 +666,21 @@ func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
 	}
 	v := &typingIndicator{}
 	given := false
-	for !d.next('}') {
-		d.next(',')
+	for first := true; ; first = false {
+		more, ok := d.more('}', first)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
 		key, ok := d.str()
 		if !ok || !d.next(':') {
 			return false
 		}
 		switch {
 		case string(key) != "type":
-			if !d.skip() {
+			if !d.value(1) {
 				return false
 			}
 		case given:
@@ -642,6 +718,19 @@ func (d *plainDecoder) next(c byte) bool {
 	return false
 }
 
+// more reads what comes after an element of an array or object (or after
+// its opening bracket, when first): close ends it (more false), a comma
+// announces another element, as does anything at all after the opening
+// bracket (for the caller to read, and to fail on if it is not one). ok is
+// false when neither close nor, after an element, a comma comes next: a
+// missing or extra comma is a syntax error.
+func (d *plainDecoder) more(close byte, first bool) (more, ok bool) {
+	if d.next(close) {
+		return false, true
+	}
+	return true, first || d.next(',')
+}
+
 // literal skips lit (null, true or false), if it comes next.
 func (d *plainDecoder) literal(lit string) bool {
 	if len(d.b)-d.i >= len(lit) && string(d.b[d.i:d.i+len(lit)]) == lit {
@@ -657,7 +746,8 @@ func (d *plainDecoder) null() bool {
 }
 
 // str returns the string that comes next, without its quotes; false if
-// none does, or if it has an escape or a non-ASCII byte.
+// none does, if it has an escape or a non-ASCII byte, or a control
+// character (which JSON does not allow in a string).
 func (d *plainDecoder) str() ([]byte, bool) {
 	if !d.next('"') {
 		return nil, false
@@ -668,42 +758,103 @@ func (d *plainDecoder) str() ([]byte, bool) {
 		case c == '"':
 			d.i++
 			return d.b[start : d.i-1], true
-		case c == '\\' || c >= utf8.RuneSelf:
+		case c == '\\' || c >= utf8.RuneSelf || c < ' ':
 			return nil, false
 		}
 	}
 	return nil, false
 }
 
-// skip skips the value that comes next, of any kind.
-func (d *plainDecoder) skip() bool {
-	depth := 0
-	for {
-		d.space()
-		if d.i == len(d.b) {
+// maxPlainDepth is how deep decodePlain follows values nested in the
+// objects and arrays of keys that are not ours (depth 0 is the value of
+// such a key): no client sends any, and deeper ones (encoding/json takes
+// up to 10,000 levels) are left to encoding/json rather than followed by
+// recursion.
+const maxPlainDepth = 32
+
+// value skips the value that comes next, of any kind, at depth (see
+// maxPlainDepth); false if there is none, if it is not valid JSON, or if
+// str refuses one of its strings.
+func (d *plainDecoder) value(depth int) bool {
+	d.space()
+	if d.i == len(d.b) {
+		return false
+	}
+	switch c := d.b[d.i]; c {
+	case '"':
+		_, ok := d.str()
+		return ok
+	case '{', '[':
+		if depth >= maxPlainDepth {
 			return false
 		}
-		switch d.b[d.i] {
-		case '"':
-			if _, ok := d.str(); !ok {
+		d.i++
+		close := byte('}')
+		if c == '[' {
+			close = ']'
+		}
+		for first := true; ; first = false {
+			more, ok := d.more(close, first)
+			switch {
+			case !ok:
+				return false
+			case !more:
+				return true
+			}
+			if c == '{' {
+				if _, ok := d.str(); !ok || !d.next(':') {
+					return false
+				}
+			}
+			if !d.value(depth + 1) {
 				return false
 			}
-		case '{', '[':
-			depth++
-			d.i++
-		case '}', ']':
-			depth--
-			d.i++
-		case ',', ':':
-			d.i++
-			continue // within an object or array: depth > 0
-		default: // a number or a literal: up to what ends it
-			for d.i < len(d.b) && strings.IndexByte(" \t\n\r,]}", d.b[d.i]) < 0 {
-				d.i++
-			}
 		}
-		if depth == 0 {
-			return true
+	case 't':
+		return d.literal("true")
+	case 'f':
+		return d.literal("false")
+	case 'n':
+		return d.literal("null")
+	}
+	return d.number()
+}
+
+// number skips the number that comes next, as JSON writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; false if none does.
+func (d *plainDecoder) number() bool {
+	d.accept('-')
+	if !d.accept('0') && d.digits() == 0 {
+		return false
+	}
+	if d.accept('.') && d.digits() == 0 {
+		return false
+	}
+	if d.accept('e') || d.accept('E') {
+		if !d.accept('+') {
+			d.accept('-')
+		}
+		if d.digits() == 0 {
+			return false
 		}
 	}
+	return true
+}
+
+// accept skips c if it comes next, without skipping white space first.
+func (d *plainDecoder) accept(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// digits skips the decimal digits that come next and returns how many.
+func (d *plainDecoder) digits() int {
+	start := d.i
+	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+		d.i++
+	}
+	return d.i - start
 }

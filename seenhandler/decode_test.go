@@ -1,9 +1,17 @@
 package seenhandler
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // plainSeeds are bodies for decodePlain beside bodySeeds: nulls, empty
@@ -24,16 +32,88 @@ var plainSeeds = []string{
 	`{"messageIds":{}}`, `{"chatId":123}`, `{}`, `{"":""}`, `{"session":"demo"}   x`,
 }
 
-// checkPlain fails t if decodePlain decodes body otherwise than
-// json.Unmarshal and unmarshalExact do.
+// malformedBodies are bodies that are not JSON, most of which a decoder
+// that relied on json.Valid to have checked them would take, with the
+// answer's message for each (encoding/json's account of the fault): a
+// missing, leading or trailing comma, a control character in a string, a
+// bad number or literal, a bracket that does not match, an end too soon.
+var malformedBodies = []struct{ body, msg string }{
+	{`{"session":"demo" "chatId":"15551234567@c.us"}`, "the body is not valid JSON (at byte 19)"},
+	{`{,"session":"demo"}`, "the body is not valid JSON (at byte 2)"},
+	{`{"session":"demo",}`, "the body is not valid JSON (at byte 19)"},
+	{`{"messageIds":["A" "B"]}`, "the body is not valid JSON (at byte 20)"},
+	{`{"messageIds":["A",]}`, "the body is not valid JSON (at byte 20)"},
+	{`{"messageIds":[,"A"]}`, "the body is not valid JSON (at byte 16)"},
+	{"{\"session\":\"de\tmo\"}", "the body is not valid JSON (at byte 15)"},
+	{"{\"x\":\"\x00\",\"session\":\"demo\"}", "the body is not valid JSON (at byte 7)"},
+	{`{"x":01,"session":"demo"}`, "the body is not valid JSON (at byte 7)"},
+	{`{"x":1.,"session":"demo"}`, "the body is not valid JSON (at byte 8)"},
+	{`{"x":-,"session":"demo"}`, "the body is not valid JSON (at byte 7)"},
+	{`{"x":1e,"session":"demo"}`, "the body is not valid JSON (at byte 8)"},
+	{`{"x":+1,"session":"demo"}`, "the body is not valid JSON (at byte 6)"},
+	{`{"x":.5,"session":"demo"}`, "the body is not valid JSON (at byte 6)"},
+	{`{"x":tru,"session":"demo"}`, "the body is not valid JSON (at byte 9)"},
+	{`{"x":nil,"session":"demo"}`, "the body is not valid JSON (at byte 7)"},
+	{`{"x":[1,2},"session":"demo"}`, "the body is not valid JSON (at byte 10)"},
+	{`{"x":{"a" 1},"session":"demo"}`, "the body is not valid JSON (at byte 11)"},
+	{`{"x":{"a":1,},"session":"demo"}`, "the body is not valid JSON (at byte 13)"},
+	{`{"x":{1:2},"session":"demo"}`, "the body is not valid JSON (at byte 7)"},
+	{`{"typing_indicator":{"type":"text" "x":1}}`, "the body is not valid JSON (at byte 36)"},
+	{`{"async":true "session":"demo"}`, "the body is not valid JSON (at byte 15)"},
+	{`{"session":"demo"`, "the body ends before its JSON object does"},
+	{`{"x":[1,2`, "the body ends before its JSON object does"},
+}
+
+// A malformed body is refused by decodePlain (which reads each body once,
+// checking its syntax as it goes) and answered with encoding/json's
+// account of the fault, word for word.
+func TestDecodePlainRefusesMalformedBodies(t *testing.T) {
+	for _, tc := range malformedBodies {
+		body := []byte(tc.body)
+		if json.Valid(body) {
+			t.Fatalf("%q is valid JSON", body)
+		}
+		var req seenRequest
+		if req.decodePlain(body) {
+			t.Errorf("decodePlain(%q) = %+v, accepting invalid JSON", body, req)
+		}
+		var je *jsonError
+		if err := new(seenRequest).decode(body); !errors.As(err, &je) || je.msg != tc.msg || je.field != "" {
+			t.Errorf("decode(%q): %#v, want the message %q", body, err, tc.msg)
+		}
+	}
+}
+
+// Values nested deeper than decodePlain follows are left to encoding/json,
+// which decodes them as it did.
+func TestDecodeDeeplyNested(t *testing.T) {
+	deep := strings.Repeat("[", maxPlainDepth+1) + strings.Repeat("]", maxPlainDepth+1)
+	body := []byte(`{"x":` + deep + `,"session":"demo","chatId":"15551234567@c.us","messageIds":["A"]}`)
+	if new(seenRequest).decodePlain(body) {
+		t.Errorf("decodePlain followed %d levels", maxPlainDepth+1)
+	}
+	req, err := decodeJSON(body)
+	if err != nil || req.Session != "demo" || req.ChatID != "15551234567@c.us" || len(req.MessageIDs) != 1 {
+		t.Fatalf("decodeJSON: %+v, %v", req, err)
+	}
+	shallow := []byte(`{"x":` + deep[1:len(deep)-1] + `,"session":"demo"}`)
+	if !new(seenRequest).decodePlain(shallow) {
+		t.Errorf("decodePlain refused %d levels", maxPlainDepth)
+	}
+}
+
+// checkPlain fails t if decodePlain accepts body when json.Valid does
+// not, or decodes it otherwise than json.Unmarshal and unmarshalExact do.
 func checkPlain(t *testing.T, body []byte) {
 	t.Helper()
-	if !json.Valid(body) {
-		return // decodeJSON asks decodePlain only about valid JSON
-	}
 	var plain seenRequest
 	if !plain.decodePlain(body) {
 		return
+	}
+	if !json.Valid(body) {
+		// decode trusts decodePlain to refuse what is not JSON, for
+		// encoding/json to describe.
+		t.Fatalf("decodePlain(%q) = %+v, accepting invalid JSON", body, plain)
 	}
 	var std, exact seenRequest
 	if err := json.Unmarshal(body, &std); err != nil || !reflect.DeepEqual(plain, std) {
@@ -71,6 +151,9 @@ func FuzzDecodePlain(f *testing.F) {
 	for _, s := range append(bodySeeds, plainSeeds...) {
 		f.Add([]byte(s))
 	}
+	for _, tc := range malformedBodies {
+		f.Add([]byte(tc.body))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkPlain(t, body)
 	})
@@ -93,6 +176,53 @@ func TestDecodersKeepEmptyList(t *testing.T) {
 	for name, r := range map[string]seenRequest{"decodePlain": plain, "json.Unmarshal": std, "unmarshalExact": exact} {
 		if r.MessageIDs == nil || len(r.MessageIDs) != 0 {
 			t.Errorf("%s: messageIds %#v, want an empty, non-nil list", name, r.MessageIDs)
+		}
+	}
+}
+
+// BenchmarkDecode decodes BenchmarkEndToEnd's Wasend request (see
+// BenchmarkHandler), the plain path nearly every request takes:
+//
+//	go test -run '^$' -bench Decode -benchmem ./seenhandler/
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(`{"session":"demo","chatId":"15551234567@c.us","messageIds":["3EB0C767D26A1D98A4"]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var req seenRequest
+		if err := req.decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// readBody reads what bytes.Buffer.ReadFrom reads through an
+// http.MaxBytesReader, and fails as it does, whatever the size of the body
+// against the limit and however its reader hands it over.
+func TestReadBody(t *testing.T) {
+	readers := map[string]func(io.Reader) io.Reader{
+		"whole":       func(r io.Reader) io.Reader { return r },
+		"byte a time": iotest.OneByteReader,
+		"EOF at once": iotest.DataErrReader,
+		"halves":      iotest.HalfReader,
+		"cut off": func(r io.Reader) io.Reader {
+			return io.MultiReader(r, iotest.ErrReader(io.ErrUnexpectedEOF))
+		},
+	}
+	for _, limit := range []int64{64, 1024, 3000} {
+		for _, size := range []int64{0, 1, limit - 1, limit, limit + 1, limit + 600} {
+			body := strings.Repeat("x", int(size))
+			for name, reader := range readers {
+				for _, start := range [][]byte{nil, make([]byte, 0, 1024)} {
+					r := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(reader(strings.NewReader(body))))
+					got, err := readBody(httptest.NewRecorder(), r, limit, start)
+					r = httptest.NewRequest(http.MethodPost, "/", io.NopCloser(reader(strings.NewReader(body))))
+					var want bytes.Buffer
+					_, wantErr := want.ReadFrom(http.MaxBytesReader(httptest.NewRecorder(), r.Body, limit))
+					if !bytes.Equal(got, want.Bytes()) || fmt.Sprintf("%#v", err) != fmt.Sprintf("%#v", wantErr) {
+						t.Errorf("limit %d, %d bytes %s: %d bytes, %#v; want %d bytes, %#v", limit, size, name, len(got), err, want.Len(), wantErr)
+					}
+				}
+			}
 		}
 	}
 }

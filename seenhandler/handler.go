@@ -223,10 +223,11 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	cred := Credentials{Token: token, Session: x.asked}
 	actx := pre.ctx
 	if !pre.ok || pre.cred != cred {
-		var err error
-		if actx, err = h.cfg.auth.Authenticate(ctx, cred); err != nil {
+		checked, err := h.ask(ctx, cred, pre)
+		if err != nil {
 			return ctx, nil, err
 		}
+		actx = checked.ctx
 	}
 	if actx != nil {
 		ctx = actx
@@ -258,11 +259,11 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, bodyToken, 
 	if pre.ok && pre.cred == cred {
 		return pre, nil
 	}
-	actx, err := h.cfg.auth.Authenticate(ctx, cred)
+	checked, err := h.ask(ctx, cred, pre)
 	if err != nil {
 		return pre, err
 	}
-	return preauthed{ok: true, cred: cred, ctx: actx}, nil
+	return checked, nil
 }
 
 // preauthed is what preauth accepted: ok with the credentials checked and
@@ -271,6 +272,33 @@ type preauthed struct {
 	ok   bool
 	cred Credentials
 	ctx  context.Context
+	// match is, when the Authenticator is [NewStaticAuth]'s, where it
+	// found cred.Token (see staticAuth.match).
+	match int
+}
+
+// ask asks the Authenticator about cred and returns what it accepted. pre
+// is what it accepted before for the same request, if anything: asked
+// again about the same token, [NewStaticAuth]'s does not hash it again
+// (nearly every request's token is asked about twice, see preauth).
+func (h *Handler) ask(ctx context.Context, cred Credentials, pre preauthed) (preauthed, error) {
+	static, ok := h.cfg.auth.(*staticAuth)
+	if !ok || cred.Token == "" {
+		actx, err := h.cfg.auth.Authenticate(ctx, cred)
+		if err != nil {
+			return preauthed{}, err
+		}
+		return preauthed{ok: true, cred: cred, ctx: actx}, nil
+	}
+	match := pre.match
+	if !pre.ok || pre.cred.Token != cred.Token {
+		match = static.match(cred.Token)
+	}
+	actx, err := static.allow(ctx, cred, match)
+	if err != nil {
+		return preauthed{}, err
+	}
+	return preauthed{ok: true, cred: cred, ctx: actx, match: match}, nil
 }
 
 // preauth refuses, before the body is read, a request whose token (in a
@@ -289,11 +317,7 @@ func (h *Handler) preauth(ctx context.Context, r *http.Request) (preauthed, erro
 		return preauthed{}, nil
 	}
 	cred := Credentials{Token: token, Session: cmp.Or(h.single, h.cfg.pathSession(r))}
-	actx, err := h.cfg.auth.Authenticate(ctx, cred)
-	if err != nil {
-		return preauthed{}, err
-	}
-	return preauthed{ok: true, cred: cred, ctx: actx}, nil
+	return h.ask(ctx, cred, preauthed{})
 }
 
 // lookup finds the session named name and takes the request from the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -650,6 +651,64 @@ func TestNewStaticAuth(t *testing.T) {
 		_, err := a.Authenticate(ctx, seenhandler.Credentials{Token: tc.token, Session: tc.session})
 		if (tc.want == nil && err != nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 			t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.token, tc.session, err, tc.want)
+		}
+	}
+}
+
+// NewStaticAuth's Authenticator, which the handler asks about a request's
+// token twice but has hash it once, answers every request, log line
+// included, as the same Authenticator does behind an AuthenticatorFunc,
+// which the handler asks as it asks any other.
+func TestStaticAuthAnswersAsAnyAuthenticator(t *testing.T) {
+	static, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}, demoToken: {"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(auth seenhandler.Authenticator) (http.Handler, *strings.Builder) {
+		logs := new(strings.Builder)
+		logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug,
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey || a.Key == "took" {
+					return slog.Attr{}
+				}
+				return a
+			}}))
+		h, err := seenhandler.New(sessiontest.New().Registry("demo", "other"), seenhandler.WithAuth(auth), seenhandler.WithLogger(logger))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
+		return h, logs
+	}
+	got, gotLogs := serve(static)
+	want, wantLogs := serve(seenhandler.AuthenticatorFunc(static.Authenticate))
+	bodies := map[string][]string{
+		seenhandler.PathWasend: {`{"session":"demo","to":"15551234567","messageId":"A"}`, `{"session":"other","to":"15551234567","messageId":"A"}`,
+			`{"to":"15551234567","messageId":"A"}`},
+		seenhandler.PathWAHA: {`{"session":"demo","chatId":"15551234567","messageIds":["A"]}`, `{"session":"other","chatId":"15551234567","messageIds":["A"]}`,
+			`{"session":"nowhere","chatId":"15551234567","messageIds":["A"]}`},
+		seenhandler.PathWawp: {`{"instance_id":"demo","access_token":"` + demoToken + `","chatId":"15551234567","messageIds":["A"]}`,
+			`{"instance_id":"other","access_token":"` + demoToken + `","chatId":"15551234567","messageIds":["A"]}`,
+			`{"instance_id":"demo","access_token":"nope","chatId":"15551234567","messageIds":["A"]}`},
+	}
+	headers := []map[string]string{
+		{}, {"Authorization": "Bearer " + demoToken}, {"Authorization": "Bearer nope"}, {"Authorization": ""},
+		{"Authorization": "", "X-Api-Key": demoToken}, {"Authorization": "", "X-Api-Key": "nope"},
+	}
+	for path, list := range bodies {
+		for _, body := range list {
+			for _, header := range headers {
+				rq := request{path: path, body: body, header: header}
+				gotLogs.Reset()
+				wantLogs.Reset()
+				g, w := rq.do(t, got), rq.do(t, want)
+				if g.Code != w.Code || g.Body.String() != w.Body.String() || !reflect.DeepEqual(g.Header(), w.Header()) {
+					t.Errorf("%s %s %v: %d %v %s, want %d %v %s", path, body, header, g.Code, g.Header(), g.Body, w.Code, w.Header(), w.Body)
+				}
+				if gotLogs.String() != wantLogs.String() {
+					t.Errorf("%s %s %v: logged\n%s\nwant\n%s", path, body, header, gotLogs, wantLogs)
+				}
+			}
 		}
 	}
 }
