@@ -49,7 +49,17 @@ type storedIDs struct {
 	capacity int                // ids filter was sized for
 	n        int                // ids in filter
 	meantime []string           // ids added while loading; nil when not loading
+	// missed holds ids the filter lately said are absent, and not added
+	// since: a request asks about its id up to three times (resolving
+	// it, addressing the receipt, marking it read), and the filter's test
+	// hashes the id each time (~0.25 µs) where a map lookup takes a tenth
+	// of that. Emptied when it reaches storedIDsMissed, and when the
+	// filter changes.
+	missed map[string]struct{}
 }
+
+// storedIDsMissed bounds storedIDs.missed.
+const storedIDsMissed = 256
 
 // add records ids indexed now (queued for the store's writer).
 func (s *storedIDs) add(ids ...string) {
@@ -62,11 +72,12 @@ func (s *storedIDs) add(ids ...string) {
 		return
 	}
 	if s.n+len(ids) > s.capacity { // beyond it, false positives grow: load anew
-		s.filter, s.capacity, s.n = nil, 0, 0
+		s.filter, s.capacity, s.n, s.missed = nil, 0, 0, nil
 		return
 	}
 	for _, id := range ids {
 		s.filter.AddString(id)
+		delete(s.missed, id)
 	}
 	s.n += len(ids)
 }
@@ -82,7 +93,25 @@ func (s *storedIDs) loaded() bool {
 func (s *storedIDs) absent(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.filter != nil && !s.filter.TestString(id)
+	return s.absentLocked(id)
+}
+
+// absentLocked is absent with s.mu held.
+func (s *storedIDs) absentLocked(id string) bool {
+	if s.filter == nil {
+		return false
+	}
+	if _, ok := s.missed[id]; ok {
+		return true
+	}
+	if s.filter.TestString(id) {
+		return false
+	}
+	if len(s.missed) >= storedIDsMissed || s.missed == nil {
+		s.missed = make(map[string]struct{}, storedIDsMissed)
+	}
+	s.missed[id] = struct{}{}
+	return true
 }
 
 // maybe returns those of ids that may be in the store: all of them until
@@ -95,7 +124,7 @@ func (s *storedIDs) maybe(ids []string) []string {
 	}
 	var out []string
 	for _, id := range ids {
-		if s.filter.TestString(id) {
+		if !s.absentLocked(id) {
 			out = append(out, id)
 		}
 	}
@@ -137,6 +166,6 @@ func (s *storedIDs) load(ctx context.Context, list func(context.Context) ([]stri
 	for _, id := range meantime {
 		f.AddString(id)
 	}
-	s.filter, s.capacity, s.n = f, capacity, n
+	s.filter, s.capacity, s.n, s.missed = f, capacity, n, nil
 	return nil
 }

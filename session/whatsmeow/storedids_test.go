@@ -121,3 +121,32 @@ func storeOptions(w *messageStore, cache *index, owner string) options {
 	_ = withStore(w, cache, owner)(&o)
 	return o
 }
+
+// An id the filter ruled out is remembered as absent (a request asks about
+// it up to three times) until it is added: then it may be stored, at once.
+func TestStoredIDsMissesUntilAdded(t *testing.T) {
+	var s storedIDs
+	if err := s.load(context.Background(), func(context.Context) ([]string, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 3*storedIDsMissed) // more than are remembered at once
+	for i := range ids {
+		ids[i] = fmt.Sprintf("3EB0MISS%08X", i)
+	}
+	for range 2 {
+		for _, id := range ids {
+			if !s.absent(id) {
+				t.Fatalf("%s, never added, may be stored", id) // no false positive among these, at this size
+			}
+		}
+	}
+	s.add(ids[0], ids[len(ids)-1])
+	for _, id := range []string{ids[0], ids[len(ids)-1]} {
+		if s.absent(id) {
+			t.Errorf("%s was added, and is still ruled out", id)
+		}
+		if got := s.maybe([]string{id}); len(got) != 1 {
+			t.Errorf("maybe(%s) = %q after it was added", id, got)
+		}
+	}
+}
