@@ -1026,7 +1026,7 @@ func parseJID(s string) (types.JID, error) {
 	// The usual form, user@server with no agent or device in the user:
 	// what types.ParseJID returns for it, without its three splits (a
 	// request parses its chat a few times on its way).
-	if user, server := s[:at], s[at+1:]; strings.IndexByte(server, '@') < 0 && strings.IndexAny(user, ".:") < 0 {
+	if user, server := s[:at], s[at+1:]; !strings.Contains(server, "@") && !strings.ContainsAny(user, ".:") {
 		return types.JID{User: user, Server: server}, nil
 	}
 	j, err := types.ParseJID(s)
