@@ -706,8 +706,8 @@ func TestCoalesceConcurrent(t *testing.T) {
 // with the chats interleaved (receipt i to chat i%10) and the callers in
 // lockstep that is 64 receipts in 10 batches, 0.16 calls/req, less as the
 // callers drift apart. When each chat's receipts come together (chat by
-// chat) the batches fill up. Last measured with group commit: 0.043
-// calls/req chat by chat, 0.28 interleaved (examples/BENCHMARKS.md).
+// chat) the batches fill up. Last measured with group commit: 0.048
+// calls/req chat by chat, 0.29 interleaved (examples/BENCHMARKS.md).
 func BenchmarkCoalesce(b *testing.B) {
 	const requests, chats, workers = 1000, 10, 64
 	interleaved := func(i int) int { return i % chats }
