@@ -1002,6 +1002,19 @@ func TestCoalesceReusesItsSender(t *testing.T) {
 	})
 }
 
+// counting returns a coalescer over a backend that counts its calls.
+func counting(t *testing.T) (*session.Coalescer, *atomic.Int64) {
+	t.Helper()
+	calls := new(atomic.Int64)
+	inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
+		calls.Add(1)
+		return session.Result{Type: r.Type}, nil
+	})
+	c := session.Coalesce(inner, session.CoalesceOptions{})
+	t.Cleanup(func() { closeCoalescer(t, c) })
+	return c, calls
+}
+
 // Receipts for one chat that become runnable together, with nothing in
 // flight, go out in one call: the first yields once before it sends, and
 // the others join its batch meanwhile. On one processor the others run
@@ -1011,13 +1024,7 @@ func TestCoalesceReusesItsSender(t *testing.T) {
 // sender running before the next receipt arrived).
 func TestCoalesceYieldGathersABurst(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var calls atomic.Int64
-	inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
-		calls.Add(1)
-		return session.Result{Type: r.Type}, nil
-	})
-	c := session.Coalesce(inner, session.CoalesceOptions{})
-	defer closeCoalescer(t, c)
+	c, calls := counting(t)
 	for burst := range 10 {
 		start := make(chan struct{})
 		var ready, done sync.WaitGroup
@@ -1162,19 +1169,13 @@ func TestDecorateAloneOverBoundSession(t *testing.T) {
 // The opener of a batch yields only where its chat's receipts crowd: on
 // one processor, two receipts for a chat made runnable together go out in
 // one call when the chat's previous receipt came a moment before (the
-// first yields, the second joins it), and in two when it came over a
-// millisecond before (over 250 µs) — there the first goes at once, as nothing crowds,
-// and the yield's trip through the scheduler is saved.
+// first yields, the second joins it), and in two when it came 2 ms before,
+// longer ago than yieldWithin (250 µs): there the first goes at once, as
+// nothing crowds, and the yield's trip through the scheduler is saved.
 func TestCoalesceYieldsWhereReceiptsCrowd(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	synctest.Test(t, func(t *testing.T) {
-		var calls atomic.Int64
-		inner := session.SessionFunc(func(ctx context.Context, r session.Receipt) (session.Result, error) {
-			calls.Add(1)
-			return session.Result{Type: r.Type}, nil
-		})
-		c := session.Coalesce(inner, session.CoalesceOptions{})
-		defer closeCoalescer(t, c)
+		c, calls := counting(t)
 		send := func(id string) {
 			if _, err := c.SendReceipt(context.Background(), rcpt(chatA, "", id)); err != nil {
 				t.Error(err)
