@@ -406,7 +406,7 @@ func (c *coalescer) join(ctx context.Context, key batchKey, ks *keyState, r Rece
 		b = &batch{key: key, ks: ks, opener: ctx, first: member{ids: append([]string(nil), r.MessageIDs...), ts: r.Timestamp}}
 		m := &b.first
 		b.one[0] = m
-		b.members, b.n = b.one[:], distinct(m.ids)
+		b.members, b.n = b.one[:], fresh(nil, m.ids)
 		ks.pending = b
 		if b.n >= c.opts.MaxBatch {
 			c.dispatch(b)
@@ -441,32 +441,22 @@ func (b *batch) index() map[string]int {
 	return b.ids
 }
 
-// distinct counts the distinct ids of ids.
-func distinct(ids []string) int {
-	if len(ids) > 16 {
-		set := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			set[id] = true
-		}
-		return len(set)
-	}
-	n := 0
-	for i, id := range ids {
-		if !slices.Contains(ids[:i], id) {
-			n++
-		}
-	}
-	return n
-}
-
-// fresh counts the distinct ids that are not in have.
+// fresh counts the distinct ids of ids that are not in have (nil: none
+// are). The few ids of nearly every receipt are counted without building a
+// set.
 func fresh(have map[string]int, ids []string) int {
-	var added map[string]bool
-	for _, id := range ids {
-		if have[id] == 0 && !added[id] {
-			if added == nil {
-				added = make(map[string]bool, len(ids))
+	if len(ids) <= 16 {
+		n := 0
+		for i, id := range ids {
+			if have[id] == 0 && !slices.Contains(ids[:i], id) {
+				n++
 			}
+		}
+		return n
+	}
+	added := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if have[id] == 0 {
 			added[id] = true
 		}
 	}
