@@ -20,17 +20,17 @@ const (
 // session ([DecorateOptions].Coalesce): group commit. When no call for its
 // chat, sender and type is in flight, a receipt opens a batch and sends it;
 // where that chat's receipts crowd (the previous one came less than 250 µs
-// before), it first lets the goroutines already runnable have
-// their turn (one runtime.Gosched), so that receipts those goroutines carry
-// for the same chat go in the same call. Receipts arriving while a call is
-// in flight join the next batch, which goes out as soon as that call
-// returns. Under no load nothing waits (the yield returns at once); under
-// load the batches grow with it; nothing waits on a timer. A batch that several callers
-// share goes out from a goroutine of its own, so that each can return when
-// its context ends; one that holds a single receipt goes out from its
-// caller's goroutine when the wrapped Session is [ContextBound], so that
-// where nothing is batched group commit costs next to nothing. The zero
-// value is ready to use.
+// before), it first lets the goroutines already runnable have their turn
+// (one runtime.Gosched), so that receipts those goroutines carry for the
+// same chat go in the same call. Receipts arriving while a call is in
+// flight join the next batch, which goes out as soon as that call returns.
+// Under no load nothing waits (the yield returns at once); under load the
+// batches grow with it; nothing waits on a timer. A batch that several
+// callers share goes out from a goroutine of its own, so that each can
+// return when its context ends; one that holds a single receipt goes out
+// from its caller's goroutine when the wrapped Session is [ContextBound],
+// so that where nothing is batched group commit costs next to nothing. The
+// zero value is ready to use.
 //
 // End to end (BenchmarkEndToEnd in session/whatsmeow, 2 cores), with every
 // client marking messages of one chat: 0.22–0.24 receipt frames per request
@@ -120,7 +120,7 @@ type keyState struct {
 // (0.19–0.22 frames a request).
 const yieldWithin = 250 * time.Microsecond
 
-// minPruneAt is the fewest keys recent holds before it is pruned.
+// minPruneAt is the fewest keys coalescer.keys holds before it is pruned.
 const minPruneAt = 1024
 
 // sent is a sealed batch and the receipt to send for it.
@@ -279,7 +279,6 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 			// Session returns when ctx ends. The caller makes it itself,
 			// with its own context: no hand-off, no second timer.
 			r := c.seal(b)
-			b.ks.inflight++
 			c.mu.Unlock()
 			return c.sendAlone(ctx, b, m, r)
 		}
@@ -499,7 +498,6 @@ func (c *coalescer) landed(ks *keyState) {
 func (c *coalescer) dispatch(b *batch) {
 	r := c.seal(b)
 	b.waitable() // for send to close
-	b.ks.inflight++
 	if c.idle > 0 {
 		c.idle--
 		c.work <- sent{b, r} // taken at once: the sender waits for it, or is about to
@@ -528,12 +526,15 @@ func (c *coalescer) sender(j sent) {
 	}
 }
 
-// seal closes b to new and leaving members, and returns the receipt to send
-// for it; the caller must then call c.send. c.mu must be held.
+// seal closes b to new and leaving members, counts its call in flight for
+// its key, and returns the receipt to send for it; the caller must then
+// make the call (send or sendAlone), which ends with landed. c.mu must be
+// held.
 func (c *coalescer) seal(b *batch) Receipt {
 	b.sealed = true
 	b.ks.pending = nil
-	c.wg.Add(1) // done by send
+	b.ks.inflight++
+	c.wg.Add(1) // done by send or sendAlone
 	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ}
 	if len(b.members) == 1 && b.n == len(b.members[0].ids) { // alone, no id twice: its own copy goes
 		r.MessageIDs, r.Timestamp = b.members[0].ids, b.members[0].ts
