@@ -52,9 +52,10 @@ type storedIDs struct {
 	// missed holds ids the filter lately said are absent, and not added
 	// since: a request asks about its id up to three times (resolving
 	// it, addressing the receipt, marking it read), and the filter's test
-	// hashes the id each time (~0.25 µs) where a map lookup takes a tenth
-	// of that. Emptied when it reaches storedIDsMissed, and when the
-	// filter changes.
+	// hashes the id and reads seven words of its bits each time — 29 ns
+	// in a micro-benchmark, ~0.25 µs in the CPU profile of a busy gateway,
+	// where those words are seldom in cache. Emptied when it reaches
+	// storedIDsMissed, and when the filter changes.
 	missed map[string]struct{}
 }
 
