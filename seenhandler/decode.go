@@ -505,34 +505,21 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 		return false
 	}
 	var seen keySet // requestKeys given
-	for first := true; ; first = false {
-		more, ok := d.more('}', first)
-		if !ok {
-			return false
-		}
-		if !more {
-			break
-		}
-		key, ok := d.str()
-		if !ok || !d.next(':') {
-			return false
-		}
+	ok := d.members(func(key []byte) bool {
 		k := requestKeyIndex(string(key))
 		switch {
 		case k < 0 && foldsToKey(key):
 			return false
 		case k < 0:
-			if !d.value(0) {
-				return false
-			}
-			continue
+			return d.value(0)
 		case seen&(1<<k) != 0:
 			return false
 		}
 		seen |= 1 << k
-		if !d.field(req, key) {
-			return false
-		}
+		return d.field(req, key)
+	})
+	if !ok {
+		return false
 	}
 	d.space()
 	return d.i == len(d.b) // JSON allows only space after the object
@@ -621,19 +608,16 @@ func (d *plainDecoder) optStrings(list *[]optString) bool {
 		return false
 	}
 	ids := []optString{} // [] is an empty list, not none
-	for first := true; ; first = false {
-		more, ok := d.more(']', first)
-		if !ok {
-			return false
-		}
-		if !more {
-			break
-		}
+	ok := d.elements(']', func() bool {
 		var o optString
 		if !d.optString(&o) {
 			return false
 		}
 		ids = append(ids, o)
+		return true
+	})
+	if !ok {
+		return false
 	}
 	*list = ids
 	return true
@@ -666,31 +650,18 @@ func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
 	}
 	v := &typingIndicator{}
 	given := false
-	for first := true; ; first = false {
-		more, ok := d.more('}', first)
-		if !ok {
-			return false
-		}
-		if !more {
-			break
-		}
-		key, ok := d.str()
-		if !ok || !d.next(':') {
-			return false
-		}
+	ok := d.members(func(key []byte) bool {
 		switch {
 		case string(key) != "type":
-			if !d.value(1) {
-				return false
-			}
+			return d.value(1)
 		case given:
 			return false
-		default:
-			given = true
-			if !d.optString(&v.Type) {
-				return false
-			}
 		}
+		given = true
+		return d.optString(&v.Type)
+	})
+	if !ok {
+		return false
 	}
 	*ti = v
 	return true
@@ -716,6 +687,32 @@ func (d *plainDecoder) next(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// elements reads the elements of the array or object whose opening
+// bracket was just read, up to close, each with each (in an object, see
+// members); false on a missing or extra comma, or when each fails.
+func (d *plainDecoder) elements(close byte, each func() bool) bool {
+	for first := true; ; first = false {
+		more, ok := d.more(close, first)
+		switch {
+		case !ok:
+			return false
+		case !more:
+			return true
+		case !each():
+			return false
+		}
+	}
+}
+
+// members reads the members of the object whose '{' was just read, each
+// key and its colon, then each(key) for its value.
+func (d *plainDecoder) members(each func(key []byte) bool) bool {
+	return d.elements('}', func() bool {
+		key, ok := d.str()
+		return ok && d.next(':') && each(key)
+	})
 }
 
 // more reads what comes after an element of an array or object (or after
@@ -789,27 +786,11 @@ func (d *plainDecoder) value(depth int) bool {
 			return false
 		}
 		d.i++
-		close := byte('}')
-		if c == '[' {
-			close = ']'
+		inner := func() bool { return d.value(depth + 1) }
+		if c == '{' {
+			return d.members(func([]byte) bool { return inner() })
 		}
-		for first := true; ; first = false {
-			more, ok := d.more(close, first)
-			switch {
-			case !ok:
-				return false
-			case !more:
-				return true
-			}
-			if c == '{' {
-				if _, ok := d.str(); !ok || !d.next(':') {
-					return false
-				}
-			}
-			if !d.value(depth + 1) {
-				return false
-			}
-		}
+		return d.elements(']', inner)
 	case 't':
 		return d.literal("true")
 	case 'f':
