@@ -80,7 +80,7 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		if !c.quiet {
-			c.log.Debugf("recv %s", node.XMLString())
+			c.log.Debugf("recv %s", node.String())
 		}
 		c.srv.record(*node)
 		if err := c.answer(ctx, *node); err != nil {
@@ -247,7 +247,7 @@ func (c *conn) send(ctx context.Context, n waBinary.Node) error {
 		return fmt.Errorf("marshal %s: %w", n.Tag, err)
 	}
 	if !c.quiet {
-		c.log.Debugf("send %s", n.XMLString())
+		c.log.Debugf("send %s", n.String())
 	}
 	return c.noise.seal(payload, func(ciphertext []byte) error {
 		return c.writeFrame(ctx, ciphertext)

@@ -12,7 +12,7 @@ import (
 // XMLString it takes a value, so it also works on function results such as
 // XML(s.WaitNode(…)).
 func XML(n waBinary.Node) string {
-	return n.XMLString()
+	return n.String()
 }
 
 // cloneNode returns a deep copy of n, so that callers may keep or modify the
