@@ -244,8 +244,8 @@ func TestWireTypingAfterReading(t *testing.T) {
 		`<presence name="fakewa" type="available"/>`,
 		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net"/>`,
 		`<receipt id="3EB0TY1" to="15551234567@s.whatsapp.net" type="read"/>`,
-		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><composing/></chatstate>`,
-		`<chatstate from="15550000001:1@s.whatsapp.net" to="15551234567@s.whatsapp.net"><paused/></chatstate>`,
+		`<chatstate to="15551234567@s.whatsapp.net"><composing/></chatstate>`,
+		`<chatstate to="15551234567@s.whatsapp.net"><paused/></chatstate>`,
 		`<presence name="fakewa" type="unavailable"/>`)
 }
 
