@@ -466,7 +466,7 @@ func cpuTime() time.Duration {
 type e2eSubject struct {
 	name  string
 	srv   *fakewa.Server // the fake its clients talk to
-	url   string         // the gateway's POST endpoint
+	url   string         // the gateway's POST endpoint; a peer's base URL (http://127.0.0.1:port)
 	names []string       // its session names, in the order requests cycle through
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
