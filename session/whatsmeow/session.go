@@ -435,13 +435,11 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		}
 	}
 	res := session.Result{Type: session.ReceiptType(typ)}
-	if c := stanzas[0].chat.String(); c != r.Chat {
-		res.Chat = c
+	if c := stanzas[0].chat; !isJID(c, r.Chat) {
+		res.Chat = c.String()
 	}
-	if !stanzas[0].sender.IsEmpty() {
-		if sd := stanzas[0].sender.String(); sd != r.Sender {
-			res.Sender = sd
-		}
+	if sd := stanzas[0].sender; !sd.IsEmpty() && !isJID(sd, r.Sender) {
+		res.Sender = sd.String()
 	}
 	return res, nil
 }
@@ -1046,6 +1044,22 @@ func parseJID(s string) (types.JID, error) {
 		return types.EmptyJID, err
 	}
 	return j.ToNonAD(), nil
+}
+
+// isJID reports whether j.String() is s without making the string (three
+// allocations in fmt.Sprintf): every receipt's result compares the address
+// it went out with to the request's, which nearly always names it so.
+func isJID(j types.JID, s string) bool {
+	switch {
+	case j.Server == "":
+		return s == ""
+	case j.RawAgent > 0 || j.Device > 0:
+		return j.String() == s
+	case j.User == "":
+		return s == j.Server
+	}
+	return len(s) == len(j.User)+1+len(j.Server) && s[len(j.User)] == '@' &&
+		strings.HasPrefix(s, j.User) && strings.HasSuffix(s, j.Server)
 }
 
 func isGroup(chat string) bool { return strings.HasSuffix(chat, "@"+types.GroupServer) }
