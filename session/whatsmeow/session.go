@@ -396,7 +396,8 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 	if chat.Server == types.NewsletterServer {
 		return s.viewChannel(ctx, chat, r.MessageIDs)
 	}
-	stanzas, err := s.address(ctx, r, chat)
+	var first [1]stanza // nearly every receipt has one address: no allocation for it
+	stanzas, err := s.address(ctx, r, chat, first[:0])
 	if err != nil {
 		return session.Result{}, err
 	}
@@ -464,15 +465,16 @@ func hasParticipant(chat types.JID) bool {
 // wins over r.Sender: a receipt naming another participant would reach
 // nobody. Other ids go to r.Chat and, in groups, to r.Sender (mapped to its
 // LID in a LID-addressed group). The stanzas keep the order of r's ids.
-func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID) ([]stanza, error) {
+// They are appended to out; when there is one, its ids are r.MessageIDs
+// itself, which nothing that sends them modifies.
+func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID, out []stanza) ([]stanza, error) {
 	group := hasParticipant(chat)
 	var (
 		asked     = types.EmptyJID
 		askedErr  error
 		askedDone bool
-		out       []stanza
 	)
-	for _, id := range r.MessageIDs {
+	for n, id := range r.MessageIDs {
 		st := stanza{chat: chat}
 		m, known, err := s.index.get(ctx, r.Chat, id)
 		if err != nil {
@@ -502,10 +504,20 @@ func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID
 		}
 		i := slices.IndexFunc(out, func(o stanza) bool { return o.chat == st.chat && o.sender == st.sender })
 		if i < 0 {
+			if len(out) == 1 {
+				// A second address: the ids so far are the first's,
+				// capped so that appending to them copies them.
+				out[0].ids = r.MessageIDs[:n:n]
+			}
 			i = len(out)
 			out = append(out, st)
 		}
-		out[i].ids = append(out[i].ids, id)
+		if len(out) > 1 {
+			out[i].ids = append(out[i].ids, id)
+		}
+	}
+	if len(out) == 1 {
+		out[0].ids = r.MessageIDs
 	}
 	return out, nil
 }
