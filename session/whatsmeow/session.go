@@ -618,9 +618,12 @@ func (s *Session) privacyFresh() bool {
 // unless refetch, and records a successful fetch. It never returns nil
 // settings without an error.
 func (s *Session) fetchPrivacy(ctx context.Context, refetch bool) (types.PrivacySettings, error) {
-	s.privMu.Lock()
-	gen := s.connects
-	s.privMu.Unlock()
+	var gen uint64 // the connection a refetch is for; every receipt reads the cache
+	if refetch {
+		s.privMu.Lock()
+		gen = s.connects
+		s.privMu.Unlock()
+	}
 	var settings *types.PrivacySettings
 	err := guard("TryFetchPrivacySettings", func() (err error) {
 		settings, err = s.client.TryFetchPrivacySettings(ctx, refetch)
