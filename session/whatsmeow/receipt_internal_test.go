@@ -81,3 +81,13 @@ func BenchmarkSessionReceiptAlone(b *testing.B) {
 		i++
 	}
 }
+
+// typeArg passes each type as itself, alone.
+func TestTypeArg(t *testing.T) {
+	for _, typ := range []types.ReceiptType{types.ReceiptTypeRead, types.ReceiptTypeReadSelf,
+		types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf, types.ReceiptTypeDelivered} {
+		if got := typeArg(typ); len(got) != 1 || got[0] != typ || cap(got) != 1 {
+			t.Errorf("typeArg(%q) = %q (cap %d), want [%q] (cap 1)", typ, got, cap(got), typ)
+		}
+	}
+}

@@ -425,7 +425,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 				})
 			} else {
 				err = guard("MarkRead", func() error {
-					return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, typ)
+					return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, typeArg(typ)...)
 				})
 			}
 			if err != nil {
@@ -443,6 +443,22 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		res.Sender = sd.String()
 	}
 	return res, nil
+}
+
+// receiptTypes are the receipt types typeAsSent asks MarkRead for, each
+// to be passed as its variadic argument (see typeArg). Nothing writes them.
+var receiptTypes = [...]types.ReceiptType{
+	types.ReceiptTypeRead, types.ReceiptTypeReadSelf, types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf,
+}
+
+// typeArg returns typ as MarkRead's variadic argument, which MarkRead reads
+// and does not keep: a slice of receiptTypes, where one made for the call,
+// through the Client interface, would be allocated every time.
+func typeArg(typ types.ReceiptType) []types.ReceiptType {
+	if i := slices.Index(receiptTypes[:], typ); i >= 0 {
+		return receiptTypes[i : i+1 : i+1]
+	}
+	return []types.ReceiptType{typ}
 }
 
 // stanza is the ids of a receipt that go out with one address.
