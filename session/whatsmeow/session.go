@@ -400,7 +400,11 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		return session.Result{}, err
 	}
 	if chat.Server == types.NewsletterServer {
-		return s.viewChannel(ctx, chat, r.MessageIDs)
+		name := r.Chat // the index's name of the chat: chat.String(), without making it
+		if !isJID(chat, name) {
+			name = chat.String()
+		}
+		return s.viewChannel(ctx, chat, name, r.MessageIDs)
 	}
 	var first [1]stanza // nearly every receipt has one address: no allocation for it
 	stanzas, err := s.address(ctx, r, chat, first[:0])
@@ -731,13 +735,13 @@ func (s *Session) askGroupMode(ctx context.Context, group types.JID) (lid bool, 
 
 // viewChannel sends a channel view receipt. Channel messages are addressed
 // by numeric server ids: an id that is not one must be an indexed message
-// of the channel.
-func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string) (session.Result, error) {
+// of the channel. name is chat.String().
+func (s *Session) viewChannel(ctx context.Context, chat types.JID, name string, ids []string) (session.Result, error) {
 	serverIDs := make([]types.MessageServerID, 0, len(ids))
 	for _, id := range ids {
 		n, err := strconv.Atoi(id)
 		if err != nil || n <= 0 {
-			m, ok, err := s.index.get(ctx, chat.String(), id)
+			m, ok, err := s.index.get(ctx, name, id)
 			if err != nil {
 				return session.Result{}, err
 			}
@@ -772,7 +776,7 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 	case <-ctx.Done():
 		return session.Result{}, ctx.Err()
 	}
-	s.index.markRead(chat.String(), ids)
+	s.index.markRead(name, ids)
 	s.noteActed()
 	return session.Result{Type: session.ReceiptView}, nil
 }
