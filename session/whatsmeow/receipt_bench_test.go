@@ -16,9 +16,9 @@ import (
 // nobody indexed (the handler's skip check), then sending its read receipt
 // in a direct chat through the real client to the fake server, which
 // nothing can batch. Its allocations include whatsmeow's and the fake
-// server's; the difference between two runs is the session's. It reports
-// allocs/op, which unlike ns/op the other work on the machine does not
-// move.
+// server's, whose count moves a little with how the server's reads batch
+// the frames (BenchmarkSessionReceiptAlone counts the session's alone).
+// Last measured: ~13 µs, 6.5 KB, 150 allocs/op.
 func BenchmarkSessionReceipt(b *testing.B) {
 	ctx := context.Background()
 	srv := fakewa.Start(b, fakewa.WithCountOnly())
