@@ -36,7 +36,7 @@ func (receiptClient) TryFetchPrivacySettings(context.Context, bool) (*types.Priv
 // a Manager's session (its SQLite store, library defaults) over
 // receiptClient resolves a message nobody indexed, then sends its read
 // receipt in a direct chat. Its allocations are the Session's alone, so
-// allocs/op and B/op are exact. Last measured: ~555 ns, 101 B, 2 allocs/op
+// allocs/op and B/op are exact. Last measured: ~540 ns, 48 B, 2 allocs/op
 // (the not-indexed error and the copy of the ids given to MarkRead).
 func BenchmarkSessionReceiptAlone(b *testing.B) {
 	ctx := context.Background()
