@@ -516,13 +516,17 @@ func (req *seenRequest) decodePlain(body []byte) bool {
 			return false
 		}
 		seen |= 1 << k
-		return d.field(req, key)
+		return d.field(req, k)
 	})
 	if !ok {
 		return false
 	}
 	d.space()
-	return d.i == len(d.b) // JSON allows only space after the object
+	if d.i != len(d.b) { // JSON allows only space after the object
+		return false
+	}
+	d.own(req)
+	return true
 }
 
 // foldsToKey reports whether key equals one of requestKeys but for case.
@@ -540,66 +544,138 @@ func foldsToKey(key []byte) bool {
 type plainDecoder struct {
 	b []byte
 	i int
+	// kept are the strings decoded so far, where they go and where they
+	// are in b: own makes them strings once the body has decoded, all in
+	// one allocation rather than one each (a request's session, chat and
+	// id were three or four). When kept is full, a string is made on its
+	// own as it is decoded.
+	kept  [8]keptString
+	nkept int
 }
 
-// field decodes the value of key, one of requestKeys, into req, as
-// json.Unmarshal would (a null leaves a string as it was, and sets the
-// others to their zero value). It names the fields itself rather than
-// through requestKeys' functions: a call through a func value would make
-// req escape to the heap, an allocation per request.
-func (d *plainDecoder) field(req *seenRequest, key []byte) bool {
-	var s *string
-	switch string(key) {
+// keptString is a string of the body that decodePlain keeps: the string
+// of requestKeys[key] (of its element elem for messageIds, of its type for
+// typing_indicator; see seenRequest.stringOf), at b[start:end].
+type keptString struct {
+	key, elem, start, end int
+}
+
+// keep records that the string at b[start:end] goes to the string of
+// requestKeys[key] (element elem of messageIds), for own to make; false
+// when kept is full, for the caller to make it at once.
+func (d *plainDecoder) keep(key, elem, start, end int) bool {
+	if d.nkept == len(d.kept) {
+		return false
+	}
+	d.kept[d.nkept] = keptString{key: key, elem: elem, start: start, end: end}
+	d.nkept++
+	return true
+}
+
+// own sets the strings keep recorded in req, all made in one allocation:
+// they live as long as the request's strings together (a receipt keeps
+// its ids, and with them the few bytes of the session and the chat).
+func (d *plainDecoder) own(req *seenRequest) {
+	n := 0
+	for _, k := range d.kept[:d.nkept] {
+		n += k.end - k.start
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, k := range d.kept[:d.nkept] {
+		b.Write(d.b[k.start:k.end])
+	}
+	all := b.String()
+	for _, k := range d.kept[:d.nkept] {
+		n := k.end - k.start
+		*req.stringOf(k.key, k.elem) = all[:n]
+		all = all[n:]
+	}
+}
+
+// stringOf returns where the string of requestKeys[key] goes in req: a
+// string field, the string of messageId, of element elem of messageIds,
+// or of typing_indicator's type (which must have been set), else nil. It
+// names the fields itself rather than through requestKeys' functions: a
+// call through a func value would make req escape to the heap, an
+// allocation per request.
+func (req *seenRequest) stringOf(key, elem int) *string {
+	switch requestKeys[key].key {
 	case "session":
-		s = &req.Session
+		return &req.Session
 	case "instance_id":
-		s = &req.InstanceID
+		return &req.InstanceID
 	case "access_token":
-		s = &req.AccessToken
+		return &req.AccessToken
 	case "chatId":
-		s = &req.ChatID
+		return &req.ChatID
 	case "to":
-		s = &req.To
+		return &req.To
 	case "participant":
-		s = &req.Participant
+		return &req.Participant
 	case "type":
-		s = &req.Type
+		return &req.Type
 	case "messageId":
-		return d.optString(&req.MessageID)
+		return &req.MessageID.s
 	case "messageIds":
-		return d.optStrings(&req.MessageIDs)
+		return &req.MessageIDs[elem].s
+	case "typing_indicator":
+		return &req.TypingIndicator.Type.s
+	}
+	return nil
+}
+
+// field decodes the value of requestKeys[key] into req, as json.Unmarshal
+// would (a null leaves a string as it was, and sets the others to their
+// zero value). The strings it keeps are set once the body has decoded
+// (see own).
+func (d *plainDecoder) field(req *seenRequest, key int) bool {
+	switch requestKeys[key].key {
+	case "messageId":
+		return d.optString(&req.MessageID, key, 0)
+	case "messageIds":
+		return d.optStrings(&req.MessageIDs, key)
 	case "async":
 		return d.optBool(&req.Async)
 	case "typing":
 		return d.optBool(&req.Typing)
 	case "typing_indicator":
-		return d.typingIndicator(&req.TypingIndicator)
-	default:
+		return d.typingIndicator(&req.TypingIndicator, key)
+	}
+	s := req.stringOf(key, 0)
+	if s == nil {
 		return false
 	}
 	if d.null() {
 		return true
 	}
-	v, ok := d.str()
-	if ok {
-		*s = string(v)
+	start, end, ok := d.strAt()
+	if ok && !d.keep(key, 0, start, end) {
+		*s = string(d.b[start:end])
 	}
 	return ok
 }
 
-func (d *plainDecoder) optString(o *optString) bool {
+// optString decodes a string or null into o, the string of
+// requestKeys[key] (its element elem, for messageIds).
+func (d *plainDecoder) optString(o *optString, key, elem int) bool {
 	if d.null() {
 		*o = optString{}
 		return true
 	}
-	v, ok := d.str()
+	start, end, ok := d.strAt()
 	if ok {
-		*o = optString{s: string(v), ok: true}
+		*o = optString{ok: true}
+		if !d.keep(key, elem, start, end) {
+			o.s = string(d.b[start:end])
+		}
 	}
 	return ok
 }
 
-func (d *plainDecoder) optStrings(list *[]optString) bool {
+// optStrings decodes a list of strings (or nulls), or null, into list, the
+// value of requestKeys[key].
+func (d *plainDecoder) optStrings(list *[]optString, key int) bool {
 	if d.null() {
 		*list = nil
 		return true
@@ -610,7 +686,7 @@ func (d *plainDecoder) optStrings(list *[]optString) bool {
 	ids := []optString{} // [] is an empty list, not none
 	ok := d.elements(']', func() bool {
 		var o optString
-		if !d.optString(&o) {
+		if !d.optString(&o, key, len(ids)) {
 			return false
 		}
 		ids = append(ids, o)
@@ -640,7 +716,7 @@ func (d *plainDecoder) optBool(b **bool) bool {
 
 // typingIndicator decodes Meta's object as typingIndicator.UnmarshalJSON
 // does: its "type" matches exactly, other keys are ignored.
-func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
+func (d *plainDecoder) typingIndicator(ti **typingIndicator, key int) bool {
 	if d.null() {
 		*ti = nil
 		return true
@@ -650,15 +726,15 @@ func (d *plainDecoder) typingIndicator(ti **typingIndicator) bool {
 	}
 	v := &typingIndicator{}
 	given := false
-	ok := d.members(func(key []byte) bool {
+	ok := d.members(func(name []byte) bool {
 		switch {
-		case string(key) != "type":
+		case string(name) != "type":
 			return d.value(1)
 		case given:
 			return false
 		}
 		given = true
-		return d.optString(&v.Type)
+		return d.optString(&v.Type, key, 0)
 	})
 	if !ok {
 		return false
@@ -746,20 +822,26 @@ func (d *plainDecoder) null() bool {
 // none does, if it has an escape or a non-ASCII byte, or a control
 // character (which JSON does not allow in a string).
 func (d *plainDecoder) str() ([]byte, bool) {
+	start, end, ok := d.strAt()
+	return d.b[start:end], ok
+}
+
+// strAt is str, returning where the string is in b: b[start:end].
+func (d *plainDecoder) strAt() (start, end int, ok bool) {
 	if !d.next('"') {
-		return nil, false
+		return 0, 0, false
 	}
-	start := d.i
+	start = d.i
 	for ; d.i < len(d.b); d.i++ {
 		switch c := d.b[d.i]; {
 		case c == '"':
 			d.i++
-			return d.b[start : d.i-1], true
+			return start, d.i - 1, true
 		case c == '\\' || c >= utf8.RuneSelf || c < ' ':
-			return nil, false
+			return 0, 0, false
 		}
 	}
-	return nil, false
+	return 0, 0, false
 }
 
 // maxPlainDepth is how deep decodePlain follows values nested in the

@@ -145,6 +145,42 @@ func TestDecodePlain(t *testing.T) {
 	}
 }
 
+// decodePlain makes a body's strings in one allocation while it has room to
+// note where each goes, and each on its own beyond: either way it decodes
+// what encoding/json does, for every string key and lists of ids on both
+// sides of that room.
+func TestDecodePlainKeptStrings(t *testing.T) {
+	const head = `{"session":"demo","instance_id":"demo","access_token":"t0k","chatId":"15551234567@c.us","to":"15551234567",` +
+		`"participant":"15557654321","type":"read","typing_indicator":{"type":"text"},"messageId":"M0"`
+	for n := range 13 {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf(`"ID%d"`, i)
+		}
+		for _, body := range []string{
+			head + `,"messageIds":[` + strings.Join(ids, ",") + `]}`,
+			`{"messageIds":[` + strings.Join(ids, ",") + `],"session":"demo","chatId":"15551234567@c.us"}`,
+		} {
+			var req seenRequest
+			if !req.decodePlain([]byte(body)) {
+				t.Fatalf("decodePlain(%q) refused a plain body", body)
+			}
+			checkPlain(t, []byte(body))
+		}
+	}
+	// The request BenchmarkEndToEnd sends, whose strings were one
+	// allocation each.
+	body := []byte(`{"session":"demo","to":"15551234567@c.us","messageId":"3EB0C767D26A1D98A4"}`)
+	if n := testing.AllocsPerRun(100, func() {
+		var req seenRequest
+		if !req.decodePlain(body) {
+			t.Fatal("decodePlain refused a plain body")
+		}
+	}); n != 1 {
+		t.Errorf("decodePlain(%q): %v allocations, want 1 (its three strings together)", body, n)
+	}
+}
+
 // FuzzDecodePlain: what decodePlain decodes, json.Unmarshal and
 // unmarshalExact decode alike.
 func FuzzDecodePlain(f *testing.F) {

@@ -219,7 +219,7 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, x *exchange, bodyT
 	if h.cfg.noAuth {
 		return ctx, nil, nil // no token was checked: none is limited
 	}
-	token := requestToken(r, bodyToken)
+	token := pre.token(r, bodyToken)
 	cred := Credentials{Token: token, Session: x.asked}
 	actx := pre.ctx
 	if !pre.ok || pre.cred != cred {
@@ -255,7 +255,7 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, bodyToken, 
 	if h.cfg.noAuth {
 		return pre, nil
 	}
-	cred := Credentials{Token: requestToken(r, bodyToken), Session: name}
+	cred := Credentials{Token: pre.token(r, bodyToken), Session: name}
 	if pre.ok && pre.cred == cred {
 		return pre, nil
 	}
@@ -275,6 +275,17 @@ type preauthed struct {
 	// match is, when the Authenticator is [NewStaticAuth]'s, where it
 	// found cred.Token (see staticAuth.match).
 	match int
+}
+
+// token returns the request's token, as requestToken(r, bodyToken) does,
+// without reading r's headers again when pre checked a token: the token
+// of a header, which takes precedence over the body's (preauth checks
+// only a header's, and accepts none when there is none).
+func (pre preauthed) token(r *http.Request, bodyToken string) string {
+	if pre.ok && pre.cred.Token != "" {
+		return pre.cred.Token
+	}
+	return requestToken(r, bodyToken)
 }
 
 // ask asks the Authenticator about cred and returns what it accepted. pre

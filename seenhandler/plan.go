@@ -174,7 +174,7 @@ func sessionName(src sessionSources) (string, validate.Errors) {
 func (h *Handler) buildPlan(p *plan, room []planID, req *seenRequest, name string, names fieldNames, errs validate.Errors) (*plan, error) {
 	*p = plan{session: name, typ: session.ReceiptRead, idsField: names.ids}
 	// The chat: chatId or to, which must agree when both are given.
-	chatField := ""
+	chatField, chatGivenAs := "", ""
 	for _, c := range []struct{ field, value string }{{"chatId", req.ChatID}, {"to", req.To}} {
 		if c.value == "" {
 			continue
@@ -184,7 +184,7 @@ func (h *Handler) buildPlan(p *plan, room []planID, req *seenRequest, name strin
 		case err != nil:
 			errs = append(errs, validate.Field(c.field, validate.TagChat, err))
 		case p.chat.IsZero():
-			p.chat, chatField = jid, c.field
+			p.chat, chatField, chatGivenAs = jid, c.field, c.value
 		case jid != p.chat:
 			errs = append(errs, validate.FieldError{Field: c.field, Rule: "conflict",
 				Message: "names another chat than " + chatField})
@@ -305,8 +305,19 @@ func (h *Handler) buildPlan(p *plan, room []planID, req *seenRequest, name strin
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	p.chatID = p.chat.String()
+	p.chatID = jidString(p.chat, chatGivenAs)
 	return p, nil
+}
+
+// jidString returns j.String(): given itself when that is how the client
+// wrote it (a chat named in its normal form, as most are), rather than the
+// same string made again.
+func jidString(j validate.JID, given string) string {
+	u := len(j.User)
+	if len(given) == u+1+len(j.Server) && given[:u] == j.User && given[u] == '@' && given[u+1:] == j.Server {
+		return given
+	}
+	return j.String()
 }
 
 func errIDsRequired(field string) validate.FieldError {

@@ -48,3 +48,60 @@ func TestBoundByContextUntilStuck(t *testing.T) {
 		}
 	})
 }
+
+// With two calls running, the end of one starts the second anew; after
+// the last one ends, the next call's second counts from its start.
+func TestBoundByContextFromTheLastEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeClient()
+		block := make(chan struct{})
+		fc.markBlock = block
+		s := mustNew(t, fc, newDevice(t, true))
+		defer s.Close()
+		done := make(chan error, 3)
+		send := func(id string) {
+			go func() {
+				_, err := s.SendReceipt(context.Background(), rcpt(dm, "", session.ReceiptRead, id))
+				done <- err
+			}()
+			synctest.Wait() // it waits in MarkRead
+		}
+		bound := func(when string, want bool) {
+			t.Helper()
+			if got := s.BoundByContext(); got != want {
+				t.Errorf("%s: BoundByContext() = %v, want %v", when, got, want)
+			}
+		}
+		send("R1")
+		time.Sleep(500 * time.Millisecond)
+		send("R2")
+		time.Sleep(400 * time.Millisecond)
+		block <- struct{}{} // one of them ends, at 0.9 s
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second - time.Nanosecond)
+		bound("the other running for just under a second since the first ended", true)
+		time.Sleep(time.Nanosecond)
+		bound("the other running for a second since the first ended", false)
+		close(block)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		bound("both ended", true)
+
+		time.Sleep(5 * time.Second)
+		block = make(chan struct{})
+		fc.set(func(f *fakeClient) { f.markBlock = block })
+		send("R3")
+		time.Sleep(time.Second - time.Nanosecond)
+		bound("a call running for just under a second, after a pause", true)
+		time.Sleep(time.Nanosecond)
+		bound("a call running for a second, after a pause", false)
+		close(block)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		bound("the call ended", true)
+	})
+}

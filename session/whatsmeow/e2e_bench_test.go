@@ -18,7 +18,20 @@ package whatsmeow_test
 //   - BluetickPostgres: Bluetick on a PostgreSQL store, when
 //     $BLUETICK_TEST_POSTGRES is set;
 //   - Bare: bareGateway, ~30 lines of net/http calling MarkRead once per
-//     request on clients of its own store: the least a gateway does.
+//     request on clients of its own store: the least a gateway does;
+//   - with -e2e.peers DIR, in the one-session variants only, gateways that
+//     people run today, each its own binary from DIR, built by
+//     internal/peers/build.sh (needs the Go module proxy, and GitHub unless
+//     given their sources; CI builds none): Wuzapi (POST /chat/markread),
+//     Gowa (go-whatsapp-web-multidevice, POST /message/{id}/read, which
+//     first asks the fake by usync whether the chat's number is on
+//     WhatsApp) and GowaNoValidation (the same with
+//     --account-validation=false). Their whatsmeow is pointed at the fake
+//     through $BLUETICK_FAKEWA; each request is translated to their format
+//     (same chat and message id); their CPU time comes from /proc (their
+//     threads' schedstat, checked against their stat's clock ticks), and
+//     their barrier is the fake having counted every receipt of the round
+//     (e2e_peers_test.go).
 //
 // Two workloads, -e2e.clients HTTP clients at once (32), each request
 // marking one new message; request n goes to session n mod sessions:
@@ -36,15 +49,19 @@ package whatsmeow_test
 // <subject>-cpu-µs/req (the gateway process's user+system time over the
 // round, from its getrusage: nothing of the fake's or the clients'),
 // <subject>-p50-µs, <subject>-p99-µs, and the receipt frames and app-state
-// patches the fake saw per request; and, for each Bluetick subject, its
-// ratios to Bare in the same round: <subject>/Bare-req/s and
-// <subject>/Bare-cpu/req. Every 2xx must be matched by its message id on
-// the wire. -count gives rounds; benchstat their medians. The flags of this
-// file come after the package, where go test passes them on:
+// patches the fake saw per request; for each subject but Bare, its ratios
+// to Bare in the same round: <subject>/Bare-req/s and
+// <subject>/Bare-cpu/req; and for each Bluetick subject, its ratios to each
+// peer of the round: <subject>/<peer>-req/s and <subject>/<peer>-cpu/req.
+// Every 2xx must be matched by its message id on the wire. -count gives
+// rounds; benchstat their medians. The flags of this file come after the
+// package, where go test passes them on:
 //
 //	go test -run '^$' -bench 'EndToEnd/sessions=1$/' -benchtime 20000x -count 5 ./session/whatsmeow/ -e2e.subjects='^(Bluetick|Bare)$' | tee e2e.txt
 //	benchstat -filter '.unit:/Bare/' e2e.txt   # the ratios alone
 //	go test -run '^$' -bench 'EndToEnd/.*/spread' ./session/whatsmeow/ -e2e.sessions=1000 -e2e.subjects='^Bluetick$'   # 1,000 sessions against one
+//	session/whatsmeow/internal/peers/build.sh /tmp/peers   # the peers' binaries, outside the repository
+//	go test -run '^$' -bench 'EndToEnd/sessions=1$/' -benchtime 20000x -count 5 ./session/whatsmeow/ -e2e.subjects='^(Bluetick|Bare|Wuzapi|Gowa|GowaNoValidation)$' -e2e.peers /tmp/peers
 //
 // TestEndToEnd runs the same path briefly as a test.
 
@@ -449,13 +466,17 @@ func cpuTime() time.Duration {
 type e2eSubject struct {
 	name  string
 	srv   *fakewa.Server // the fake its clients talk to
-	url   string         // the gateway's POST endpoint
+	url   string         // the gateway's POST endpoint; a peer's base URL (http://127.0.0.1:port)
 	names []string       // its session names, in the order requests cycle through
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string   // the lines of its standard output, closed at its end
 	out   *bytes.Buffer // its standard output, then its standard error, for failures
 	outMu *sync.Mutex   // guards out
+	// peer is set for another project's gateway (e2e_peers_test.go): its
+	// process, whose CPU time comes from /proc, its request format and a
+	// barrier on the fake's counts; cmd, stdin, lines and out are unset.
+	peer *e2ePeerProcess
 }
 
 // startGateway starts g's process over a fresh store of sessions sessions
@@ -579,6 +600,9 @@ func (s *e2eSubject) ask(tb testing.TB, command string) string {
 // cpu returns the gateway process's user+system time so far.
 func (s *e2eSubject) cpu(tb testing.TB) time.Duration {
 	tb.Helper()
+	if s.peer != nil {
+		return s.peer.cpu(tb)
+	}
 	ns, err := strconv.ParseInt(s.ask(tb, "cpu"), 10, 64)
 	if err != nil {
 		tb.Fatalf("%s: cpu: %v", s.name, err)
@@ -671,11 +695,7 @@ func drive(tb testing.TB, s *e2eSubject, w e2eWorkload, clients int, n int64) e2
 				if k > n {
 					break
 				}
-				session := s.names[int(k)%len(s.names)]
-				body := `{"session":"` + session + `","chatId":"` + chats[w.chat(g, clients, i)] + `","messageIds":["3EB0E2E` + strconv.FormatInt(e2eSeq.Add(1), 16) + `"]}`
-				r, _ := http.NewRequest(http.MethodPost, s.url, strings.NewReader(body))
-				r.Header.Set("Content-Type", "application/json")
-				r.Header.Set("Authorization", "Bearer "+e2eToken)
+				r := s.request(s.names[int(k)%len(s.names)], chats[w.chat(g, clients, i)], "3EB0E2E"+strconv.FormatInt(e2eSeq.Add(1), 16))
 				start := time.Now()
 				resp, err := hc.Do(r)
 				if err != nil {
@@ -703,7 +723,9 @@ func drive(tb testing.TB, s *e2eSubject, w e2eWorkload, clients int, n int64) e2
 	if f := failed.Load(); f > 0 {
 		tb.Errorf("%s: %d of %d requests failed, the last: %v", s.name, f, n, lastErr.Load())
 	}
-	if answer := s.ask(tb, "barrier"); answer != "ok" {
+	if s.peer != nil {
+		s.waitReceipts(tb, before, res.ok2xx)
+	} else if answer := s.ask(tb, "barrier"); answer != "ok" {
 		tb.Errorf("%s: barrier round trip: %s", s.name, answer)
 	}
 	after := s.srv.Counts()
@@ -713,6 +735,19 @@ func drive(tb testing.TB, s *e2eSubject, w e2eWorkload, clients int, n int64) e2
 		tb.Errorf("%s: %d 2xx answers but %d message ids seen on the wire", s.name, res.ok2xx, res.wire.ReceiptIDs)
 	}
 	return res
+}
+
+// request is the request marking message id of chat read in session, in
+// the subject's format.
+func (s *e2eSubject) request(session, chat, id string) *http.Request {
+	if s.peer != nil {
+		return s.peer.peer.request(s.url, chat, id)
+	}
+	body := `{"session":"` + session + `","chatId":"` + chat + `","messageIds":["` + id + `"]}`
+	r, _ := http.NewRequest(http.MethodPost, s.url, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+e2eToken)
+	return r
 }
 
 func (r e2eResult) percentile(p float64) time.Duration {
@@ -745,7 +780,7 @@ func e2eSubjects(tb testing.TB, sessions int) []*e2eSubject {
 			subjects = append(subjects, startGateway(tb, g, sessions))
 		}
 	}
-	return subjects
+	return append(subjects, e2ePeerSubjects(tb, sessions, only)...)
 }
 
 // BenchmarkEndToEnd runs the end-to-end benchmark the comment at the top of
@@ -784,6 +819,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 							b.ReportMetric(res.rate()/bare.rate(), s.name+"/Bare-req/s")
 							b.ReportMetric(res.cpuPerRequest()/bare.cpuPerRequest(), s.name+"/Bare-cpu/req")
 						}
+						peerRatios(b, s.name, res, results)
 					}
 				})
 			}

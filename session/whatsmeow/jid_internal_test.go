@@ -41,3 +41,25 @@ func FuzzParseJID(f *testing.F) {
 		}
 	})
 }
+
+// isJID says what comparing whatsmeow's String with the string says, for
+// every form String has.
+func TestIsJID(t *testing.T) {
+	jids := []types.JID{
+		{}, {User: "15551234567", Server: types.DefaultUserServer}, {User: "123", Server: types.HiddenUserServer},
+		{User: "120363012345678901", Server: types.GroupServer}, {Server: types.GroupServer},
+		{User: "status", Server: types.BroadcastServer}, {User: "15551234567", Device: 12, Server: types.DefaultUserServer},
+		{User: "15551234567", RawAgent: 1, Device: 2, Server: types.DefaultUserServer}, {User: "a@b", Server: "c"},
+		{User: "a", Server: "b@c"},
+	}
+	strs := []string{"", "@", "15551234567@s.whatsapp.net", "15551234567@lid", "15551234567@s.whatsapp.ne",
+		"5551234567@s.whatsapp.net", "15551234567:12@s.whatsapp.net", "15551234567.1:2@s.whatsapp.net",
+		"123@lid", "g.us", "@g.us", "120363012345678901@g.us", "status@broadcast", "a@b@c", "15551234567#s.whatsapp.net"}
+	for _, j := range jids {
+		for _, s := range append(strs, j.String()) {
+			if got, want := isJID(j, s), j.String() == s; got != want {
+				t.Errorf("isJID(%+v, %q) = %v, want %v", j, s, got, want)
+			}
+		}
+	}
+}

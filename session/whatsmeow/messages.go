@@ -133,12 +133,17 @@ func (x *messages) get(ctx context.Context, chat, id string) (indexed, bool, err
 	if d == "" {
 		return indexed{}, false, nil
 	}
+	// absent first: a loaded filter answers nearly every lookup under one
+	// lock (each request looks its id up twice).
+	if x.stored.absent(id) {
+		return indexed{}, false, nil
+	}
 	if !x.stored.loaded() {
 		// A failure leaves it unloaded: the query below tells the caller.
 		_ = x.stored.load(ctx, func(ctx context.Context) ([]string, error) { return x.store.ids(ctx, d) })
-	}
-	if x.stored.absent(id) {
-		return indexed{}, false, nil
+		if x.stored.absent(id) {
+			return indexed{}, false, nil
+		}
 	}
 	m, ok, err := x.store.get(ctx, d, chat, id)
 	if err != nil || !ok {

@@ -277,6 +277,9 @@ func (s *Session) active(ctx context.Context) error {
 	p.mu.Lock()
 	p.last = time.Now()
 	available := p.available
+	if available { // nearly always: one hold of p.mu
+		s.countIdleLocked()
+	}
 	p.mu.Unlock()
 	if !available {
 		if err := session.Fence(ctx); err != nil {
@@ -291,16 +294,20 @@ func (s *Session) active(ctx context.Context) error {
 			}
 			return fmt.Errorf("%w: the account could not go online: %w", session.ErrNotConnected, mapError(ctx, err))
 		}
-	}
-	if s.opts.presence != PresenceReading {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.idling && p.available && s.background(s.idle) {
-		p.idling = true
+		p.mu.Lock()
+		s.countIdleLocked()
+		p.mu.Unlock()
 	}
 	return nil
+}
+
+// countIdleLocked starts, in [PresenceReading], the idle countdown of an
+// available account unless it runs. p.mu is held.
+func (s *Session) countIdleLocked() {
+	p := &s.presence
+	if s.opts.presence == PresenceReading && !p.idling && p.available && s.background(s.idle) {
+		p.idling = true
+	}
 }
 
 // idle sends "unavailable" once no activity was seen for the idle time,

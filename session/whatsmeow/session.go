@@ -175,6 +175,12 @@ func (s *Session) started() {
 }
 
 func (s *Session) ended() {
+	// The last call running leaves progressed alone: with none running
+	// BoundByContext does not read it, and the next call's started sets
+	// it. A lone request so reads the clock once, not twice.
+	if s.sending.CompareAndSwap(1, 0) {
+		return
+	}
 	s.progressed.Store(int64(sinceStart()))
 	s.sending.Add(-1)
 }
@@ -394,9 +400,14 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		return session.Result{}, err
 	}
 	if chat.Server == types.NewsletterServer {
-		return s.viewChannel(ctx, chat, r.MessageIDs)
+		name := r.Chat // the index's name of the chat: chat.String(), without making it
+		if !isJID(chat, name) {
+			name = chat.String()
+		}
+		return s.viewChannel(ctx, chat, name, r.MessageIDs)
 	}
-	stanzas, err := s.address(ctx, r, chat)
+	var first [1]stanza // nearly every receipt has one address: no allocation for it
+	stanzas, err := s.address(ctx, r, chat, first[:0])
 	if err != nil {
 		return session.Result{}, err
 	}
@@ -424,7 +435,7 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 				})
 			} else {
 				err = guard("MarkRead", func() error {
-					return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, typ)
+					return s.client.MarkRead(ctx, slices.Clone(ids), ts, st.chat, st.sender, typeArg(typ)...)
 				})
 			}
 			if err != nil {
@@ -435,15 +446,29 @@ func (s *Session) SendReceipt(ctx context.Context, r session.Receipt) (session.R
 		}
 	}
 	res := session.Result{Type: session.ReceiptType(typ)}
-	if c := stanzas[0].chat.String(); c != r.Chat {
-		res.Chat = c
+	if c := stanzas[0].chat; !isJID(c, r.Chat) {
+		res.Chat = c.String()
 	}
-	if !stanzas[0].sender.IsEmpty() {
-		if sd := stanzas[0].sender.String(); sd != r.Sender {
-			res.Sender = sd
-		}
+	if sd := stanzas[0].sender; !sd.IsEmpty() && !isJID(sd, r.Sender) {
+		res.Sender = sd.String()
 	}
 	return res, nil
+}
+
+// receiptTypes are the receipt types typeAsSent asks MarkRead for, each
+// to be passed as its variadic argument (see typeArg). Nothing writes them.
+var receiptTypes = [...]types.ReceiptType{
+	types.ReceiptTypeRead, types.ReceiptTypeReadSelf, types.ReceiptTypePlayed, types.ReceiptTypePlayedSelf,
+}
+
+// typeArg returns typ as MarkRead's variadic argument, which MarkRead reads
+// and does not keep: a slice of receiptTypes, where one made for the call,
+// through the Client interface, would be allocated every time.
+func typeArg(typ types.ReceiptType) []types.ReceiptType {
+	if i := slices.Index(receiptTypes[:], typ); i >= 0 {
+		return receiptTypes[i : i+1 : i+1]
+	}
+	return []types.ReceiptType{typ}
 }
 
 // stanza is the ids of a receipt that go out with one address.
@@ -466,15 +491,16 @@ func hasParticipant(chat types.JID) bool {
 // wins over r.Sender: a receipt naming another participant would reach
 // nobody. Other ids go to r.Chat and, in groups, to r.Sender (mapped to its
 // LID in a LID-addressed group). The stanzas keep the order of r's ids.
-func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID) ([]stanza, error) {
+// They are appended to out; when there is one, its ids are r.MessageIDs
+// itself, which nothing that sends them modifies.
+func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID, out []stanza) ([]stanza, error) {
 	group := hasParticipant(chat)
 	var (
 		asked     = types.EmptyJID
 		askedErr  error
 		askedDone bool
-		out       []stanza
 	)
-	for _, id := range r.MessageIDs {
+	for n, id := range r.MessageIDs {
 		st := stanza{chat: chat}
 		m, known, err := s.index.get(ctx, r.Chat, id)
 		if err != nil {
@@ -504,10 +530,20 @@ func (s *Session) address(ctx context.Context, r session.Receipt, chat types.JID
 		}
 		i := slices.IndexFunc(out, func(o stanza) bool { return o.chat == st.chat && o.sender == st.sender })
 		if i < 0 {
+			if len(out) == 1 {
+				// A second address: the ids so far are the first's,
+				// capped so that appending to them copies them.
+				out[0].ids = r.MessageIDs[:n:n]
+			}
 			i = len(out)
 			out = append(out, st)
 		}
-		out[i].ids = append(out[i].ids, id)
+		if len(out) > 1 {
+			out[i].ids = append(out[i].ids, id)
+		}
+	}
+	if len(out) == 1 {
+		out[0].ids = r.MessageIDs
 	}
 	return out, nil
 }
@@ -608,9 +644,12 @@ func (s *Session) privacyFresh() bool {
 // unless refetch, and records a successful fetch. It never returns nil
 // settings without an error.
 func (s *Session) fetchPrivacy(ctx context.Context, refetch bool) (types.PrivacySettings, error) {
-	s.privMu.Lock()
-	gen := s.connects
-	s.privMu.Unlock()
+	var gen uint64 // the connection a refetch is for; every receipt reads the cache
+	if refetch {
+		s.privMu.Lock()
+		gen = s.connects
+		s.privMu.Unlock()
+	}
 	var settings *types.PrivacySettings
 	err := guard("TryFetchPrivacySettings", func() (err error) {
 		settings, err = s.client.TryFetchPrivacySettings(ctx, refetch)
@@ -696,13 +735,13 @@ func (s *Session) askGroupMode(ctx context.Context, group types.JID) (lid bool, 
 
 // viewChannel sends a channel view receipt. Channel messages are addressed
 // by numeric server ids: an id that is not one must be an indexed message
-// of the channel.
-func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string) (session.Result, error) {
+// of the channel. name is chat.String().
+func (s *Session) viewChannel(ctx context.Context, chat types.JID, name string, ids []string) (session.Result, error) {
 	serverIDs := make([]types.MessageServerID, 0, len(ids))
 	for _, id := range ids {
 		n, err := strconv.Atoi(id)
 		if err != nil || n <= 0 {
-			m, ok, err := s.index.get(ctx, chat.String(), id)
+			m, ok, err := s.index.get(ctx, name, id)
 			if err != nil {
 				return session.Result{}, err
 			}
@@ -737,7 +776,7 @@ func (s *Session) viewChannel(ctx context.Context, chat types.JID, ids []string)
 	case <-ctx.Done():
 		return session.Result{}, ctx.Err()
 	}
-	s.index.markRead(chat.String(), ids)
+	s.index.markRead(name, ids)
 	s.noteActed()
 	return session.Result{Type: session.ReceiptView}, nil
 }
@@ -1046,6 +1085,22 @@ func parseJID(s string) (types.JID, error) {
 		return types.EmptyJID, err
 	}
 	return j.ToNonAD(), nil
+}
+
+// isJID reports whether j.String() is s without making the string (three
+// allocations in fmt.Sprintf): every receipt's result compares the address
+// it went out with to the request's, which nearly always names it so.
+func isJID(j types.JID, s string) bool {
+	switch {
+	case j.Server == "":
+		return s == ""
+	case j.RawAgent > 0 || j.Device > 0:
+		return j.String() == s
+	case j.User == "":
+		return s == j.Server
+	}
+	return len(s) == len(j.User)+1+len(j.Server) && s[len(j.User)] == '@' &&
+		strings.HasPrefix(s, j.User) && strings.HasSuffix(s, j.Server)
 }
 
 func isGroup(chat string) bool { return strings.HasSuffix(chat, "@"+types.GroupServer) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -534,6 +535,49 @@ func TestBadOptions(t *testing.T) {
 	} {
 		if _, err := bwm.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), opt); err == nil {
 			t.Errorf("%s: accepted by Open", name)
+		}
+	}
+}
+
+// A receipt whose ids arrived in different forms of the chat goes out as
+// one MarkRead per form, each with its ids in the request's order, the
+// first form first; the request's ids are left as they were.
+func TestSendReceiptSplitsByAddress(t *testing.T) {
+	s, fc, _ := newSession(t)
+	ctx := context.Background()
+	for _, id := range []string{"L1", "L2"} { // arrived by LID
+		fc.emit(&events.Message{Info: types.MessageInfo{
+			MessageSource: types.MessageSource{Chat: jid(dmLID), Sender: jid(dmLID), SenderAlt: jid(dm)}, ID: id, Timestamp: ts,
+		}, Message: &waE2E.Message{Conversation: proto.String("hi")}})
+	}
+	for _, tc := range []struct {
+		ids  []string
+		want []markRead // ids, chat
+	}{
+		{[]string{"U1"}, []markRead{{ids: []string{"U1"}, chat: jid(dm)}}},
+		{[]string{"U1", "U2"}, []markRead{{ids: []string{"U1", "U2"}, chat: jid(dm)}}},
+		{[]string{"L1"}, []markRead{{ids: []string{"L1"}, chat: jid(dmLID)}}},
+		{[]string{"U1", "L1", "U2", "L2", "U3"}, []markRead{
+			{ids: []string{"U1", "U2", "U3"}, chat: jid(dm)}, {ids: []string{"L1", "L2"}, chat: jid(dmLID)}}},
+		{[]string{"L1", "L2", "U1", "U2"}, []markRead{
+			{ids: []string{"L1", "L2"}, chat: jid(dmLID)}, {ids: []string{"U1", "U2"}, chat: jid(dm)}}},
+	} {
+		before, _, _ := fc.recorded()
+		r := rcpt(dm, "", session.ReceiptPlayed, tc.ids...) // played: L1 and L2 stay unread
+		asked := slices.Clone(r.MessageIDs)
+		if _, err := s.SendReceipt(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		after, _, _ := fc.recorded()
+		var got []markRead
+		for _, m := range after[len(before):] {
+			got = append(got, markRead{ids: m.ids, chat: m.chat})
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("receipt for %q: MarkRead calls %+v, want %+v", tc.ids, got, tc.want)
+		}
+		if !slices.Equal(r.MessageIDs, asked) {
+			t.Errorf("receipt for %q: its ids became %q", asked, r.MessageIDs)
 		}
 	}
 }

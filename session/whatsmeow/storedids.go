@@ -108,8 +108,11 @@ func (s *storedIDs) absentLocked(id string) bool {
 	if s.filter.TestString(id) {
 		return false
 	}
-	if len(s.missed) >= storedIDsMissed || s.missed == nil {
+	switch {
+	case s.missed == nil:
 		s.missed = make(map[string]struct{}, storedIDsMissed)
+	case len(s.missed) >= storedIDsMissed:
+		clear(s.missed) // its buckets serve again: a new map every 256 misses was ~50 B a request
 	}
 	s.missed[id] = struct{}{}
 	return true

@@ -150,3 +150,25 @@ func TestStoredIDsMissesUntilAdded(t *testing.T) {
 		}
 	}
 }
+
+// The ids remembered as absent stay within storedIDsMissed however many
+// are asked about, the latest among them.
+func TestStoredIDsMissedIsBounded(t *testing.T) {
+	var s storedIDs
+	if err := s.load(context.Background(), func(context.Context) ([]string, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 * storedIDsMissed {
+		id := fmt.Sprintf("3EB0BOUND%08X", i)
+		if !s.absent(id) {
+			t.Fatalf("%s, never added, may be stored", id)
+		}
+		s.mu.Lock()
+		n := len(s.missed)
+		_, latest := s.missed[id]
+		s.mu.Unlock()
+		if n > storedIDsMissed || !latest {
+			t.Fatalf("after %d misses: %d remembered (bound %d), the latest among them: %v", i+1, n, storedIDsMissed, latest)
+		}
+	}
+}

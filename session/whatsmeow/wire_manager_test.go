@@ -29,7 +29,7 @@ type managedWire struct {
 // newManagedWire stores a paired device in a SQLite file, opens a Manager
 // on it whose clients dial srv, and starts it. The session is called
 // "15550000001".
-func newManagedWire(t *testing.T, srv *fakewa.Server, opts ...bwm.Option) *managedWire {
+func newManagedWire(t testing.TB, srv *fakewa.Server, opts ...bwm.Option) *managedWire {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "bluetick.db")
@@ -64,7 +64,7 @@ func newManagedWire(t *testing.T, srv *fakewa.Server, opts ...bwm.Option) *manag
 	return w
 }
 
-func (w *managedWire) waitConnected(t *testing.T) {
+func (w *managedWire) waitConnected(t testing.TB) {
 	t.Helper()
 	select {
 	case <-w.connected:

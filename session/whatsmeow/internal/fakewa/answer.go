@@ -120,9 +120,15 @@ func (c *conn) ackReceipt(n waBinary.Node) (waBinary.Node, bool) {
 // usyncContacts answers the <contact>+number@c.us</contact> users of a
 // usync query (whatsmeow's IsOnWhatsApp) with each number on WhatsApp:
 // <user jid="number@s.whatsapp.net"><contact type="in">…</contact></user>.
-// Users asked for by jid are left out.
+// A query for <contact addressing_mode="lid"/> (newer whatsmeow's) is
+// answered as WhatsApp answers it, by the account's LID with its phone
+// number beside: <user jid="9number@lid" pn_jid="number@s.whatsapp.net">
+// (the LID PairDeviceAs gives an account). Users asked for by jid are
+// left out.
 func usyncContacts(n waBinary.Node) []waBinary.Node {
 	list, _ := n.GetOptionalChildByTag("usync", "list")
+	mode, _ := n.GetOptionalChildByTag("usync", "query", "contact")
+	byLID := mode.AttrGetter().OptionalString("addressing_mode") == "lid"
 	var out []waBinary.Node
 	for _, u := range list.GetChildrenByTag("user") {
 		contact, ok := u.GetOptionalChildByTag("contact")
@@ -134,7 +140,11 @@ func usyncContacts(n waBinary.Node) []waBinary.Node {
 		if !ok || number == "" {
 			continue
 		}
-		out = append(out, waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": types.NewJID(number, types.DefaultUserServer)},
+		attrs := waBinary.Attrs{"jid": types.NewJID(number, types.DefaultUserServer)}
+		if byLID {
+			attrs = waBinary.Attrs{"jid": types.NewJID("9"+number, types.HiddenUserServer), "pn_jid": attrs["jid"]}
+		}
+		out = append(out, waBinary.Node{Tag: "user", Attrs: attrs,
 			Content: []waBinary.Node{{Tag: "contact", Attrs: waBinary.Attrs{"type": "in"}, Content: []byte(query)}}})
 	}
 	return out

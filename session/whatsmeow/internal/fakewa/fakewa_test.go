@@ -3,6 +3,7 @@ package fakewa_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -332,5 +333,30 @@ func TestGroupInfo(t *testing.T) {
 	release()
 	if err := <-done; err != nil {
 		t.Errorf("after release: %v", err)
+	}
+}
+
+// WaitCounts returns once the receipts it waits for have been counted,
+// WithCountOnly too, where WaitNode sees nothing.
+func TestWaitCounts(t *testing.T) {
+	srv, cli := connect(t, fakewa.WithCountOnly())
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := cli.MarkRead(ctx, []types.MessageID{"ID1", "ID2"}, readAt, dmChat, types.EmptyJID); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitCounts(t, wait, func(c fakewa.Counts) bool { return c.ReceiptIDs == 2 })
+	if got := srv.Counts(); got.Receipts != 1 {
+		t.Errorf("Counts = %+v, want one receipt", got)
+	}
+}
+
+// Certificate is what a client in another process trusts under the name
+// HTTPClient's TLS configuration checks.
+func TestCertificate(t *testing.T) {
+	srv := fakewa.Start(t)
+	name := srv.HTTPClient().Transport.(*http.Transport).TLSClientConfig.ServerName
+	if err := srv.Certificate().VerifyHostname(name); err != nil {
+		t.Error(err)
 	}
 }

@@ -2,6 +2,7 @@ package fakewa
 
 import (
 	"context"
+	"crypto/x509"
 	"log"
 	"net"
 	"net/http"
@@ -44,6 +45,13 @@ type Server struct {
 	handlers sync.WaitGroup
 
 	receipts, receiptIDs, appStatePatches atomic.Int64 // see Counts
+
+	// countWaiters counts the WaitCounts calls waiting: only while there
+	// are some does count wake them, through countsChanged (closed and
+	// replaced under countsMu), so that counting stays two atomic adds.
+	countWaiters  atomic.Int32
+	countsMu      sync.Mutex
+	countsChanged chan struct{}
 
 	mu      sync.Mutex
 	cfg     config
@@ -95,6 +103,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		accounts: make(map[string]*accountState),
 
 		maxConcurrent: make(map[types.JID]int),
+
+		countsChanged: make(chan struct{}),
 	}
 	var err error
 	if s.chain, err = certChain(s.static); err != nil {
@@ -135,6 +145,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 // (wss://web.whatsapp.com/ws/chat), it connects to this server over TLS.
 func (s *Server) HTTPClient() *http.Client {
 	return s.client
+}
+
+// Certificate returns the server's TLS certificate, the one HTTPClient
+// trusts, for a client in another process (which must check it against the
+// name HTTPClient's TLS configuration has as ServerName).
+func (s *Server) Certificate() *x509.Certificate {
+	return s.http.Certificate()
 }
 
 // Addr returns the server's address, 127.0.0.1:port.
@@ -291,7 +308,35 @@ func (s *Server) Counts() Counts {
 	return Counts{Receipts: s.receipts.Load(), ReceiptIDs: s.receiptIDs.Load(), AppStatePatches: s.appStatePatches.Load()}
 }
 
-// count adds n to the counts.
+// WaitCounts waits until done returns true for the counts (see Counts),
+// called again each time they change; it fails the test if that does not
+// happen within timeout. Unlike WaitNode it works WithCountOnly: it is how
+// a benchmark waits for the receipts of requests another process has
+// answered.
+func (s *Server) WaitCounts(t testing.TB, timeout time.Duration, done func(Counts) bool) {
+	t.Helper()
+	s.countWaiters.Add(1)
+	defer s.countWaiters.Add(-1)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.countsMu.Lock()
+		changed := s.countsChanged
+		s.countsMu.Unlock()
+		// Read after taking the channel: a change after this read closes it.
+		got := s.Counts()
+		if done(got) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("fakewa: counts %+v after %v, still not what was waited for", got, timeout)
+		}
+	}
+}
+
+// count adds n to the counts and wakes WaitCounts.
 func (s *Server) count(n waBinary.Node) {
 	switch n.Tag {
 	case "receipt":
@@ -309,7 +354,17 @@ func (s *Server) count(n waBinary.Node) {
 	case "iq":
 		if _, ok := n.GetOptionalChildByTag("sync", "collection", "patch"); ok && n.Attrs["xmlns"] == "w:sync:app:state" {
 			s.appStatePatches.Add(1)
+		} else {
+			return
 		}
+	default:
+		return
+	}
+	if s.countWaiters.Load() > 0 {
+		s.countsMu.Lock()
+		close(s.countsChanged)
+		s.countsChanged = make(chan struct{})
+		s.countsMu.Unlock()
 	}
 }
 
