@@ -285,9 +285,11 @@ func TestIsOnWhatsApp(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("IsOnWhatsApp = %+v, want %d answers", got, len(want))
 	}
+	// whatsmeow asks for LID addressing: the answer's jid is the LID, its
+	// pn_jid the number, as WhatsApp answers.
 	for i, r := range got {
-		if r.JID.String() != want[i] || !r.IsIn {
-			t.Errorf("answer %d = %s in=%v, want %s in=true", i, r.JID, r.IsIn, want[i])
+		if r.PhoneNumber.String() != want[i] || r.JID.Server != types.HiddenUserServer || !r.IsIn {
+			t.Errorf("answer %d = %s (number %s) in=%v, want a LID for %s, in=true", i, r.JID, r.PhoneNumber, r.IsIn, want[i])
 		}
 	}
 }
