@@ -25,9 +25,7 @@ func TestMissingDriverNamesItsImport(t *testing.T) {
 
 // Importing the package to wrap one's own client links no database driver,
 // and the cluster does not import the HTTP handler above it: the program
-// chooses its drivers (database/sql style). bits-and-blooms/bloom stays a
-// dependency (the Manager's id filter), but only a Manager's session makes
-// one: a program that only calls New links none of its code.
+// chooses its drivers (database/sql style).
 func TestDependenciesLinkNoDriver(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {

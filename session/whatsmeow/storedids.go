@@ -3,22 +3,21 @@ package whatsmeow
 import (
 	"context"
 	"sync"
-
-	"github.com/bits-and-blooms/bloom/v3"
 )
 
 // Bounds of a session's storedIDs filter.
 const (
-	// storedIDsMin is the fewest ids a filter is sized for (about 4.8 KiB).
+	// storedIDsMin is the fewest ids a filter is sized for (about 5.4 KiB).
 	storedIDsMin = 4096
-	// storedIDsFP is the filter's false-positive rate at its capacity: the
-	// share of unseen ids that still cost a store query.
+	// storedIDsFP bounds the filter's false-positive rate at its capacity:
+	// the share of unseen ids that still cost a store query. idsPerBlock
+	// is chosen for it.
 	storedIDsFP = 0.01
 )
 
 // idFilter is what a session's index asks of its [storedIDs]. It is an
 // interface so that only a [Manager] (withStore) makes one: a Session made
-// by New, which has no store, links no Bloom filter.
+// by New, which has no store, keeps no Bloom filter.
 type idFilter interface {
 	add(ids ...string)
 	loaded() bool
@@ -28,11 +27,11 @@ type idFilter interface {
 }
 
 // storedIDs knows which message ids a session's rows in the store's
-// bluetick_message may hold: a Bloom filter of the ids in the store, kept
-// up to date as the session indexes messages. An id it has not got is
-// certainly not in the store, so a receipt for a message the session never
-// saw (the common case for a direct chat) costs no store query, in the
-// handler's resolution, the send or the read mark.
+// bluetick_message may hold: a Bloom filter ([blockFilter]) of the ids in
+// the store, kept up to date as the session indexes messages. An id it has
+// not got is certainly not in the store, so a receipt for a message the
+// session never saw (the common case for a direct chat) costs no store
+// query, in the handler's resolution, the send or the read mark.
 //
 // The filter is authoritative only once loaded: load flushes the store's
 // writer, reads the device's ids and adds those indexed meanwhile. Until
@@ -45,17 +44,16 @@ type storedIDs struct {
 	loading sync.Mutex // held by the one goroutine loading; others do not wait
 
 	mu       sync.Mutex
-	filter   *bloom.BloomFilter // nil until loaded
-	capacity int                // ids filter was sized for
-	n        int                // ids in filter
-	meantime []string           // ids added while loading; nil when not loading
+	filter   *blockFilter // nil until loaded
+	capacity int          // ids filter was sized for
+	n        int          // ids in filter
+	meantime []string     // ids added while loading; nil when not loading
 	// missed holds ids the filter lately said are absent, and not added
 	// since: a request asks about its id up to three times (resolving
 	// it, addressing the receipt, marking it read), and the filter's test
-	// hashes the id and reads seven words of its bits each time — 29 ns
-	// in a micro-benchmark, ~0.25 µs in the CPU profile of a busy gateway,
-	// where those words are seldom in cache. Emptied when it reaches
-	// storedIDsMissed, and when the filter changes.
+	// hashes the id and reads a cache line of its bits each time, a line
+	// seldom in cache on a busy gateway with many sessions. Emptied when
+	// it reaches storedIDsMissed, and when the filter changes.
 	missed map[string]struct{}
 }
 
@@ -77,7 +75,7 @@ func (s *storedIDs) add(ids ...string) {
 		return
 	}
 	for _, id := range ids {
-		s.filter.AddString(id)
+		s.filter.add(id)
 		delete(s.missed, id)
 	}
 	s.n += len(ids)
@@ -105,7 +103,7 @@ func (s *storedIDs) absentLocked(id string) bool {
 	if _, ok := s.missed[id]; ok {
 		return true
 	}
-	if s.filter.TestString(id) {
+	if s.filter.has(id) {
 		return false
 	}
 	switch {
@@ -163,12 +161,12 @@ func (s *storedIDs) load(ctx context.Context, list func(context.Context) ([]stri
 	}
 	n := len(ids) + len(meantime)
 	capacity := max(storedIDsMin, 2*n)
-	f := bloom.NewWithEstimates(uint(capacity), storedIDsFP)
+	f := newBlockFilter(capacity)
 	for _, id := range ids {
-		f.AddString(id)
+		f.add(id)
 	}
 	for _, id := range meantime {
-		f.AddString(id)
+		f.add(id)
 	}
 	s.filter, s.capacity, s.n, s.missed = f, capacity, n, nil
 	return nil
