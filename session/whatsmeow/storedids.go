@@ -48,17 +48,7 @@ type storedIDs struct {
 	capacity int          // ids filter was sized for
 	n        int          // ids in filter
 	meantime []string     // ids added while loading; nil when not loading
-	// missed holds ids the filter lately said are absent, and not added
-	// since: a request asks about its id up to three times (resolving
-	// it, addressing the receipt, marking it read), and the filter's test
-	// hashes the id and reads a cache line of its bits each time, a line
-	// seldom in cache on a busy gateway with many sessions. Emptied when
-	// it reaches storedIDsMissed, and when the filter changes.
-	missed map[string]struct{}
 }
-
-// storedIDsMissed bounds storedIDs.missed.
-const storedIDsMissed = 256
 
 // add records ids indexed now (queued for the store's writer).
 func (s *storedIDs) add(ids ...string) {
@@ -71,12 +61,11 @@ func (s *storedIDs) add(ids ...string) {
 		return
 	}
 	if s.n+len(ids) > s.capacity { // beyond it, false positives grow: load anew
-		s.filter, s.capacity, s.n, s.missed = nil, 0, 0, nil
+		s.filter, s.capacity, s.n = nil, 0, 0
 		return
 	}
 	for _, id := range ids {
 		s.filter.add(id)
-		delete(s.missed, id)
 	}
 	s.n += len(ids)
 }
@@ -97,23 +86,7 @@ func (s *storedIDs) absent(id string) bool {
 
 // absentLocked is absent with s.mu held.
 func (s *storedIDs) absentLocked(id string) bool {
-	if s.filter == nil {
-		return false
-	}
-	if _, ok := s.missed[id]; ok {
-		return true
-	}
-	if s.filter.has(id) {
-		return false
-	}
-	switch {
-	case s.missed == nil:
-		s.missed = make(map[string]struct{}, storedIDsMissed)
-	case len(s.missed) >= storedIDsMissed:
-		clear(s.missed) // its buckets serve again: a new map every 256 misses was ~50 B a request
-	}
-	s.missed[id] = struct{}{}
-	return true
+	return s.filter != nil && !s.filter.has(id)
 }
 
 // maybe returns those of ids that may be in the store: all of them until
@@ -168,6 +141,6 @@ func (s *storedIDs) load(ctx context.Context, list func(context.Context) ([]stri
 	for _, id := range meantime {
 		f.add(id)
 	}
-	s.filter, s.capacity, s.n, s.missed = f, capacity, n, nil
+	s.filter, s.capacity, s.n = f, capacity, n
 	return nil
 }

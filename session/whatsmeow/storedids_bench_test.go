@@ -20,8 +20,7 @@ func BenchmarkStoredIDsAbsent(b *testing.B) {
 		stored[i] = fmt.Sprintf("3EB0%016X", i)
 	}
 	// Each filter sees an id once: with 1,000 filters and 65,536 ids, an
-	// id comes back to a filter after 65,536,000 tests, long after its
-	// memo of misses has forgotten it.
+	// id comes back to a filter after 65,536,000 tests.
 	asked := make([]string, 1<<16)
 	for i := range asked {
 		asked[i] = fmt.Sprintf("3EB0NEW%013X", i)
@@ -92,7 +91,7 @@ func (f *classicFilter) has(id string) bool {
 }
 
 // BenchmarkIDFilterHas compares the filters' own test of an id never
-// added, without storedIDs' lock and memo of misses, each filter holding
+// added, without storedIDs' lock, each filter holding
 // half of storedIDsMin: the blocked filter reads one cache line, the
 // classic one up to seven (fewer when it finds a bit not set early, as it
 // does in a filter half full).

@@ -122,14 +122,14 @@ func storeOptions(w *messageStore, cache *index, owner string) options {
 	return o
 }
 
-// An id the filter ruled out is remembered as absent (a request asks about
-// it up to three times) until it is added: then it may be stored, at once.
+// An id the filter ruled out, asked about again and again (a request asks
+// about its id up to three times), may be stored as soon as it is added.
 func TestStoredIDsMissesUntilAdded(t *testing.T) {
 	var s storedIDs
 	if err := s.load(context.Background(), func(context.Context) ([]string, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
-	ids := make([]string, 3*storedIDsMissed) // more than are remembered at once
+	ids := make([]string, 768)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("3EB0MISS%08X", i)
 	}
@@ -147,28 +147,6 @@ func TestStoredIDsMissesUntilAdded(t *testing.T) {
 		}
 		if got := s.maybe([]string{id}); len(got) != 1 {
 			t.Errorf("maybe(%s) = %q after it was added", id, got)
-		}
-	}
-}
-
-// The ids remembered as absent stay within storedIDsMissed however many
-// are asked about, the latest among them.
-func TestStoredIDsMissedIsBounded(t *testing.T) {
-	var s storedIDs
-	if err := s.load(context.Background(), func(context.Context) ([]string, error) { return nil, nil }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 * storedIDsMissed {
-		id := fmt.Sprintf("3EB0BOUND%08X", i)
-		if !s.absent(id) {
-			t.Fatalf("%s, never added, may be stored", id)
-		}
-		s.mu.Lock()
-		n := len(s.missed)
-		_, latest := s.missed[id]
-		s.mu.Unlock()
-		if n > storedIDsMissed || !latest {
-			t.Fatalf("after %d misses: %d remembered (bound %d), the latest among them: %v", i+1, n, storedIDsMissed, latest)
 		}
 	}
 }
