@@ -4,9 +4,10 @@
 # Builds the peer gateways of BenchmarkEndToEnd (-e2e.peers OUTDIR) into
 # OUTDIR: wuzapi and gowa (go-whatsapp-web-multidevice), each from its own
 # source, with its own pinned whatsmeow, and with one change made at build
-# time through go build -overlay, in whatsmeow only: a file added to package
-# whatsmeow (_overlay/fakewa_http.go, or _overlay/fakewa_gorilla.go plus a
-# client.go patched to ask it first, for a whatsmeow that still dials with
+# time through go build -overlay, in whatsmeow only: files added to package
+# whatsmeow (_overlay/fakewa_target.go, which reads the variable, with
+# _overlay/fakewa_http.go, or _overlay/fakewa_gorilla.go plus a client.go
+# patched to ask it first, for a whatsmeow that still dials with
 # gorilla/websocket) that, when $BLUETICK_FAKEWA is set, trusts the fake
 # WhatsApp server's root key and dials it instead of web.whatsapp.com.
 # Without the variable the binaries behave as the originals.
@@ -70,10 +71,12 @@ build() {
 				echo "$name: whatsmeow's client.go has no single 'if cli.wsDialer != nil {' line to patch" >&2
 				exit 1
 			fi
-			printf '{"Replace":{"%s":"%s","%s":"%s"}}\n' \
-				"$wm/bluetick_fakewa.go" "$here/_overlay/fakewa_gorilla.go" "$wm/client.go" "$patched" >"$ovl"
+			printf '{"Replace":{"%s":"%s","%s":"%s","%s":"%s"}}\n' \
+				"$wm/bluetick_fakewa.go" "$here/_overlay/fakewa_gorilla.go" "$wm/client.go" "$patched" \
+				"$wm/bluetick_fakewa_target.go" "$here/_overlay/fakewa_target.go" >"$ovl"
 		else
-			printf '{"Replace":{"%s":"%s"}}\n' "$wm/bluetick_fakewa.go" "$here/_overlay/fakewa_http.go" >"$ovl"
+			printf '{"Replace":{"%s":"%s","%s":"%s"}}\n' "$wm/bluetick_fakewa.go" "$here/_overlay/fakewa_http.go" \
+				"$wm/bluetick_fakewa_target.go" "$here/_overlay/fakewa_target.go" >"$ovl"
 		fi
 		nice -n 19 go build -modfile="$mod" -overlay "$ovl" -o "$out/$name" .
 		echo "$name: $(go list -m -f '{{.Path}} {{.Version}}' go.mau.fi/whatsmeow)" >>"$out/VERSIONS"
