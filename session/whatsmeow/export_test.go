@@ -60,3 +60,10 @@ func FlushIndex(ctx context.Context, s *Session) error {
 // Quiesce waits for the Session's work for the current connection (the
 // privacy warm-up, the presence announcement) to end.
 func (s *Session) Quiesce() { s.quiesce() }
+
+// The spread workload's receipts without HTTP, and what the handler asks
+// of a session for each (see BenchmarkSessionReceiptAlone).
+var (
+	SpreadReceipts = spreadReceipts
+	SendUnknown    = sendUnknown
+)

@@ -32,6 +32,41 @@ func (receiptClient) TryFetchPrivacySettings(context.Context, bool) (*types.Priv
 	return receiptPrivacy, nil
 }
 
+// spreadReceipts is the receipts of the end-to-end benchmark's spread
+// workload, without HTTP: receipt n marks message n of the direct chat n
+// mod 64. The ids repeat after 4,096.
+func spreadReceipts() []session.Receipt {
+	receipts := make([]session.Receipt, 4096)
+	for i := range receipts {
+		receipts[i] = session.Receipt{
+			Chat:       fmt.Sprintf("1555200%04d@s.whatsapp.net", i%64),
+			Type:       session.ReceiptRead,
+			MessageIDs: []string{fmt.Sprintf("3EB0%016X", i)},
+		}
+	}
+	return receipts
+}
+
+// sendUnknown does what the handler asks of s for r, whose message s never
+// indexed: resolving it (the skip check), then sending r as is. It fails
+// tb on any other outcome.
+func sendUnknown(tb testing.TB, ctx context.Context, s session.Session, r session.Receipt) {
+	resolver, ok := session.As[session.Resolver](s)
+	if !ok {
+		tb.Fatal("the session resolves no message")
+	}
+	if _, err := resolver.ResolveMessage(ctx, r.Chat, r.MessageIDs[0]); !errors.Is(err, session.ErrMessageNotFound) {
+		tb.Fatalf("ResolveMessage: %v, want ErrMessageNotFound", err)
+	}
+	res, err := s.SendReceipt(ctx, r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.Type != session.ReceiptRead || res.Chat != "" || res.Sender != "" {
+		tb.Fatalf("SendReceipt: %+v", res)
+	}
+}
+
 // BenchmarkSessionReceiptAlone is BenchmarkSessionReceipt without the wire:
 // a Manager's session (its SQLite store, library defaults) over
 // receiptClient resolves a message nobody indexed, then sends its read
@@ -52,26 +87,8 @@ func BenchmarkSessionReceiptAlone(b *testing.B) {
 	dev.PushName = "Bench"
 	s := newSession(receiptClient{}, dev, o)
 	defer s.Close()
-	receipts := make([]session.Receipt, 4096)
-	for i := range receipts {
-		receipts[i] = session.Receipt{
-			Chat:       fmt.Sprintf("1555200%04d@s.whatsapp.net", i%64),
-			Type:       session.ReceiptRead,
-			MessageIDs: []string{fmt.Sprintf("3EB0%016X", i)},
-		}
-	}
-	send := func(r session.Receipt) {
-		if _, err := s.ResolveMessage(ctx, r.Chat, r.MessageIDs[0]); !errors.Is(err, session.ErrMessageNotFound) {
-			b.Fatalf("ResolveMessage: %v, want ErrMessageNotFound", err)
-		}
-		res, err := s.SendReceipt(ctx, r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Type != session.ReceiptRead || res.Chat != "" || res.Sender != "" {
-			b.Fatalf("SendReceipt: %+v", res)
-		}
-	}
+	receipts := spreadReceipts()
+	send := func(r session.Receipt) { sendUnknown(b, ctx, s, r) }
 	send(receipts[0]) // goes online, loads the store's ids
 	if !s.index.stored.loaded() {
 		b.Fatal("the store's ids are not loaded")
