@@ -215,7 +215,10 @@ func (h *signalOn) Handle(_ context.Context, r slog.Record) error {
 // unavailable. The message arrived while the account was not online: its
 // delivery receipt was inactive. (The typing timeout is short here: the
 // composing WhatsApp Web sends again every 10 s of a longer typing is
-// timed in TestTypingResendsComposingEvery10s, under synctest.)
+// timed in TestTypingResendsComposingEvery10s, under synctest.) The
+// chatstate names only its recipient, as whatsapp-rust's
+// (src/features/chatstate.rs) and whatsmeow's since 2026 do; Baileys
+// still adds from.
 func TestWireTypingAfterReading(t *testing.T) {
 	w := newWireWith(t, []bwm.Option{bwm.WithPresence(bwm.PresenceReading, time.Second)})
 	w.srv.WaitNode(t, wireWait, func(n waBinary.Node) bool { return n.Tag == "presence" }) // unavailable, at connection
