@@ -135,29 +135,23 @@ func (s *Server) AppStateRejections() []error {
 // test if that does not happen within timeout.
 func (s *Server) WaitAppStatePatches(t testing.TB, timeout time.Duration, n int) {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
+	var have int
+	waitFor(t, timeout, func() (<-chan struct{}, bool) {
 		s.mu.Lock()
 		changed := s.changed
 		s.mu.Unlock()
 		s.appMu.Lock()
-		have := len(s.rejected)
+		defer s.appMu.Unlock()
+		have = len(s.rejected)
 		for _, p := range s.taken {
 			if !p.FromPhone {
 				have++
 			}
 		}
-		s.appMu.Unlock()
-		if have >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("fakewa: %d app-state patches taken or refused after %v, want %d", have, timeout, n)
-		}
-	}
+		return changed, have >= n
+	}, func() string {
+		return fmt.Sprintf("%d app-state patches taken or refused after %v, want %d", have, timeout, n)
+	})
 }
 
 // wake wakes the waiters of WaitNode and WaitAppStatePatches.

@@ -3,6 +3,7 @@ package fakewa
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -221,28 +222,48 @@ func (s *Server) Receipts() []waBinary.Node {
 // with t.Fatalf, listing the nodes received so far.
 func (s *Server) WaitNode(t testing.TB, timeout time.Duration, match func(waBinary.Node) bool) waBinary.Node {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	seen := 0
-	for {
+	var found waBinary.Node
+	waitFor(t, timeout, func() (<-chan struct{}, bool) {
 		s.mu.Lock()
 		fresh := s.nodes[seen:len(s.nodes):len(s.nodes)]
 		changed := s.changed
 		s.mu.Unlock()
 		for _, n := range fresh {
 			if c := cloneNode(n); match(c) {
-				return c
+				found = c
+				return changed, true
 			}
 		}
 		seen += len(fresh)
+		return changed, false
+	}, func() string {
+		var got []string
+		for _, n := range s.Nodes() {
+			got = append(got, XML(n))
+		}
+		return fmt.Sprintf("no matching node within %v; received:\n%s", timeout, strings.Join(got, "\n"))
+	})
+	return found
+}
+
+// waitFor calls check until it reports done, again each time the channel
+// it returned last is closed; it fails t with failure's message if
+// timeout passes first. check returns the channel before reading what it
+// checks, so that a change after the read closes it.
+func waitFor(t testing.TB, timeout time.Duration, check func() (changed <-chan struct{}, done bool), failure func() string) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		changed, done := check()
+		if done {
+			return
+		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			var got []string
-			for _, n := range s.Nodes() {
-				got = append(got, XML(n))
-			}
-			t.Fatalf("fakewa: no matching node within %v; received:\n%s", timeout, strings.Join(got, "\n"))
+			t.Fatalf("fakewa: %s", failure())
 		}
 	}
 }
@@ -274,21 +295,13 @@ func (s *Server) Send(t testing.TB, n waBinary.Node) {
 // test if that does not happen within timeout.
 func (s *Server) WaitConnections(t testing.TB, timeout time.Duration, n int) {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
+	var have int
+	waitFor(t, timeout, func() (<-chan struct{}, bool) {
 		s.mu.Lock()
-		have, changed := len(s.conns), s.changed
-		s.mu.Unlock()
-		if have == n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("fakewa: %d connections after %v, want %d", have, timeout, n)
-		}
-	}
+		defer s.mu.Unlock()
+		have = len(s.conns)
+		return s.changed, have == n
+	}, func() string { return fmt.Sprintf("%d connections after %v, want %d", have, timeout, n) })
 }
 
 // Counts is what a Server has received from its clients, counted.
@@ -317,23 +330,14 @@ func (s *Server) WaitCounts(t testing.TB, timeout time.Duration, done func(Count
 	t.Helper()
 	s.countWaiters.Add(1)
 	defer s.countWaiters.Add(-1)
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
+	var got Counts
+	waitFor(t, timeout, func() (<-chan struct{}, bool) {
 		s.countsMu.Lock()
 		changed := s.countsChanged
 		s.countsMu.Unlock()
-		// Read after taking the channel: a change after this read closes it.
-		got := s.Counts()
-		if done(got) {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("fakewa: counts %+v after %v, still not what was waited for", got, timeout)
-		}
-	}
+		got = s.Counts() // read after taking the channel
+		return changed, done(got)
+	}, func() string { return fmt.Sprintf("counts %+v after %v, still not what was waited for", got, timeout) })
 }
 
 // count adds n to the counts and wakes WaitCounts.
