@@ -72,36 +72,39 @@ func TestBoundByContextFromTheLastEnd(t *testing.T) {
 				t.Errorf("%s: BoundByContext() = %v, want %v", when, got, want)
 			}
 		}
+		// edge checks both sides of a second of what runs.
+		edge := func(what string) {
+			t.Helper()
+			time.Sleep(time.Second - time.Nanosecond)
+			bound(what+" for just under a second", true)
+			time.Sleep(time.Nanosecond)
+			bound(what+" for a second", false)
+		}
+		// end waits for a call let out of MarkRead to return.
+		end := func() {
+			t.Helper()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
 		send("R1")
 		time.Sleep(500 * time.Millisecond)
 		send("R2")
 		time.Sleep(400 * time.Millisecond)
 		block <- struct{}{} // one of them ends, at 0.9 s
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second - time.Nanosecond)
-		bound("the other running for just under a second since the first ended", true)
-		time.Sleep(time.Nanosecond)
-		bound("the other running for a second since the first ended", false)
+		end()
+		edge("the other running, since the first ended,")
 		close(block)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		end()
 		bound("both ended", true)
 
 		time.Sleep(5 * time.Second)
 		block = make(chan struct{})
 		fc.set(func(f *fakeClient) { f.markBlock = block })
 		send("R3")
-		time.Sleep(time.Second - time.Nanosecond)
-		bound("a call running for just under a second, after a pause", true)
-		time.Sleep(time.Nanosecond)
-		bound("a call running for a second, after a pause", false)
+		edge("a call running, after a pause,")
 		close(block)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		end()
 		bound("the call ended", true)
 	})
 }
