@@ -256,6 +256,9 @@ func startPeer(tb testing.TB, p e2ePeer) *e2eSubject {
 	}()
 	tb.Cleanup(func() { proc.stop(tb) })
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	// The fake sees the login first; the peer says so once it has handled
+	// it.
+	srv.WaitConnections(tb, e2eConnectWait(1)+30*time.Second, 1)
 	proc.waitLoggedIn(tb, base)
 	return &e2eSubject{name: p.name, srv: srv, url: base, names: []string{session}, peer: proc}
 }
@@ -272,8 +275,9 @@ func freePort(tb testing.TB) int {
 }
 
 // waitLoggedIn asks the peer every 50 ms whether its session has logged
-// in, as its users would; the peers tell nobody when they are ready. Only
-// at startup: the measured rounds wait on events.
+// in, as its users would; the peers tell nobody when they are ready. It is
+// called once the fake has the peer's connection, so it asks only while
+// the peer handles its login; the measured rounds wait on events.
 func (p *e2ePeerProcess) waitLoggedIn(tb testing.TB, base string) {
 	tb.Helper()
 	hc := &http.Client{Timeout: time.Second}

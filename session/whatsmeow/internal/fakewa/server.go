@@ -417,6 +417,8 @@ func (s *Server) track(c *conn) bool {
 	}
 	s.conns[c] = struct{}{}
 	s.handlers.Add(1)
+	close(s.changed) // WaitConnections: WithCountOnly no node wakes it
+	s.changed = make(chan struct{})
 	return true
 }
 
