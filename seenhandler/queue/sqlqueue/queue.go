@@ -645,44 +645,17 @@ func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]queue.SessionS
 	for i, name := range sessions {
 		args[i] = name
 	}
-	rows, err := q.db.QueryContext(ctx, pendingQuery, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			name              string
-			pending, oldestMS int64
-		)
-		if err := rows.Scan(&name, &pending, &oldestMS); err != nil {
-			return nil, fmt.Errorf("sqlqueue: stats: %w", err)
-		}
+	if err := q.eachSession(ctx, pendingQuery, args, func(name string, pending, oldestMS int64) {
 		s := get(name)
 		s.Pending, s.OldestPending = pending, fromMS(oldestMS)
+	}); err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
-	}
-	rows.Close()
-	rows, err = q.db.QueryContext(ctx, countsQuery, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			name         string
-			sent, failed int64
-		)
-		if err := rows.Scan(&name, &sent, &failed); err != nil {
-			return nil, fmt.Errorf("sqlqueue: stats: %w", err)
-		}
+	if err := q.eachSession(ctx, countsQuery, args, func(name string, sent, failed int64) {
 		s := get(name)
 		s.Sent, s.Failed = sent, failed
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlqueue: stats: %w", err)
+	}); err != nil {
+		return nil, err
 	}
 	out := make([]queue.SessionStats, 0, len(bySession))
 	for _, s := range bySession {
@@ -690,6 +663,30 @@ func (q *Queue) Stats(ctx context.Context, sessions ...string) ([]queue.SessionS
 	}
 	slices.SortFunc(out, func(a, b queue.SessionStats) int { return strings.Compare(a.Session, b.Session) })
 	return out, nil
+}
+
+// eachSession runs one of statsQueries' statements and calls row with
+// each row's session and two numbers.
+func (q *Queue) eachSession(ctx context.Context, query string, args []any, row func(name string, a, b int64)) error {
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("sqlqueue: stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name string
+			a, b int64
+		)
+		if err := rows.Scan(&name, &a, &b); err != nil {
+			return fmt.Errorf("sqlqueue: stats: %w", err)
+		}
+		row(name, a, b)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlqueue: stats: %w", err)
+	}
+	return nil
 }
 
 // Pending implements queue.Queue in one statement: the session's and
