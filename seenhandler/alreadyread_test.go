@@ -2,7 +2,6 @@ package seenhandler_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/seenhandler/queue"
 	"github.com/bluetick/bluetick/session"
+	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
 // Queued read receipts are checked again when they are due: messages the
@@ -20,7 +20,7 @@ import (
 // checked: a voice note read is not played.
 func TestQueuedReceiptsSkipWhatWasReadMeanwhile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &arrivalSource{}
+		src := &sessiontest.Arrivals{}
 		h, fake, w := newAsyncHandler(t, queue.Options{MinDelay: time.Second, MaxDelay: time.Second, Arrivals: src})
 		for _, id := range []string{"Q1", "Q2", "AR1", "V1"} {
 			fake.AddMessage("demo", session.Message{Chat: user, ID: id, Sender: user})
@@ -31,7 +31,7 @@ func TestQueuedReceiptsSkipWhatWasReadMeanwhile(t *testing.T) {
 		if rec := (request{path: seenhandler.PathWawp, body: `{"session":"demo","chatId":"15551234567","messageIds":["V1"],"type":"played","async":true}`}).do(t, h); rec.Code != http.StatusAccepted {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
-		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now().Add(2 * time.Second)})
+		src.Emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now().Add(2 * time.Second)})
 		synctest.Wait()
 		if st := totalsOf(t, w); st != (totals{Accepted: 3, Pending: 3}) {
 			t.Fatalf("stats %+v", st)
@@ -55,26 +55,4 @@ func TestQueuedReceiptsSkipWhatWasReadMeanwhile(t *testing.T) {
 			t.Errorf("stats %+v", st)
 		}
 	})
-}
-
-// arrivalSource is a session.ArrivalSource a test feeds by hand.
-type arrivalSource struct {
-	mu sync.Mutex
-	f  func(string, session.Arrival)
-}
-
-func (s *arrivalSource) SubscribeArrivals(f func(string, session.Arrival)) func() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.f = f
-	return func() { s.mu.Lock(); s.f = nil; s.mu.Unlock() }
-}
-
-func (s *arrivalSource) emit(name string, a session.Arrival) {
-	s.mu.Lock()
-	f := s.f
-	s.mu.Unlock()
-	if f != nil {
-		f(name, a)
-	}
 }

@@ -20,28 +20,6 @@ import (
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
-// arrivalSource is a session.ArrivalSource a test feeds by hand.
-type arrivalSource struct {
-	mu sync.Mutex
-	f  func(string, session.Arrival)
-}
-
-func (s *arrivalSource) SubscribeArrivals(f func(string, session.Arrival)) func() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.f = f
-	return func() { s.mu.Lock(); s.f = nil; s.mu.Unlock() }
-}
-
-func (s *arrivalSource) emit(name string, a session.Arrival) {
-	s.mu.Lock()
-	f := s.f
-	s.mu.Unlock()
-	if f != nil {
-		f(name, a)
-	}
-}
-
 // autoObserver records what auto-read reports: the requests and the
 // views.
 type autoObserver struct {
@@ -86,7 +64,7 @@ func (o *autoObserver) requests() []seenhandler.RequestInfo {
 // dropped (rate_limited); a group arrival names its sender.
 func TestAutoRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &arrivalSource{}
+		src := &sessiontest.Arrivals{}
 		obs := &autoObserver{}
 		lim, err := ratelimit.NewMemory(0.01, 3)
 		if err != nil {
@@ -96,10 +74,10 @@ func TestAutoRead(t *testing.T) {
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "OWN", FromMe: true})
 		now := time.Now()
 		arrived := now.Add(-2 * time.Second)
-		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: arrived, Due: now.Add(7 * time.Second)})
-		src.emit("demo", session.Arrival{Chat: group, Sender: sender, ID: "AR2", Timestamp: arrived, Due: now.Add(9 * time.Second)})
-		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "OWN", Timestamp: arrived, Due: now.Add(time.Second)})
-		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR3", Timestamp: arrived, Due: now.Add(time.Second)}) // over the limit
+		src.Emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: arrived, Due: now.Add(7 * time.Second)})
+		src.Emit("demo", session.Arrival{Chat: group, Sender: sender, ID: "AR2", Timestamp: arrived, Due: now.Add(9 * time.Second)})
+		src.Emit("demo", session.Arrival{Chat: user, Sender: user, ID: "OWN", Timestamp: arrived, Due: now.Add(time.Second)})
+		src.Emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR3", Timestamp: arrived, Due: now.Add(time.Second)}) // over the limit
 		synctest.Wait()
 		var codes []int
 		for _, r := range obs.requests() {
@@ -166,11 +144,11 @@ func TestReadLaterNeedsLater(t *testing.T) {
 // out.
 func TestAutoReadReadsTheChat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &arrivalSource{}
+		src := &sessiontest.Arrivals{}
 		_, _, fake := startFake(t, queue.Options{Arrivals: src})
 		now := time.Now()
 		fake.AddMessage("demo", session.Message{Chat: user, ID: "AR1", Sender: user, Timestamp: now})
-		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: now, Due: now.Add(5 * time.Second)})
+		src.Emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: now, Due: now.Add(5 * time.Second)})
 		synctest.Wait()
 		for i, id := range []string{"AR2", "AR3", "AR4"} {
 			fake.AddMessage("demo", session.Message{Chat: user, ID: id, Sender: user, Timestamp: now.Add(time.Duration(i+1) * time.Second),
@@ -194,9 +172,9 @@ func TestAutoReadShutdownReturnsWhenContextEnds(t *testing.T) {
 			<-release
 			return nil, session.ErrSessionNotFound
 		})
-		src := &arrivalSource{}
+		src := &sessiontest.Arrivals{}
 		h, w := start(t, reg, queue.Options{Arrivals: src})
-		src.emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now()})
+		src.Emit("demo", session.Arrival{Chat: user, Sender: user, ID: "AR1", Timestamp: time.Now(), Due: time.Now()})
 		synctest.Wait() // the arrival is in the Lookup
 		time.AfterFunc(2*time.Second, func() { close(release) })
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -297,7 +275,7 @@ func (c *lineCounter) count(msg string) int {
 // its own (3,000 here).
 func TestAutoReadHasItsOwnBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &arrivalSource{}
+		src := &sessiontest.Arrivals{}
 		lines := &lineCounter{}
 		lim, err := ratelimit.NewMemory(2, 20)
 		if err != nil {
@@ -307,7 +285,7 @@ func TestAutoReadHasItsOwnBudget(t *testing.T) {
 			seenhandler.WithRateLimit(lim, nil), seenhandler.WithLogger(slog.New(lines)))
 		now := time.Now()
 		for i := range 3000 {
-			src.emit("demo", session.Arrival{Chat: fmt.Sprintf("1555%07d@s.whatsapp.net", i), ID: fmt.Sprintf("3EB0FLOOD%04d", i),
+			src.Emit("demo", session.Arrival{Chat: fmt.Sprintf("1555%07d@s.whatsapp.net", i), ID: fmt.Sprintf("3EB0FLOOD%04d", i),
 				Timestamp: now, Due: now.Add(time.Hour)})
 		}
 		synctest.Wait()

@@ -13,6 +13,9 @@
 // [Run] is a conformance suite that any session.Session implementation can
 // run against itself; the Fake passes it.
 //
+// [Arrivals] is a session.ArrivalSource fed by hand, for tests of
+// auto-read (seenhandler/queue's Options.Arrivals).
+//
 // # The Fake answers like the real backend
 //
 // Through the HTTP handler, the Fake answers as the whatsmeow backend
