@@ -22,14 +22,7 @@ func TestOverTheAppsClient(t *testing.T) {
 // /sessions/{session} (the status) from fake's "demo" session, for clients
 // presenting token, with the session read by gorilla/mux (mux.Vars).
 func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
-	if err != nil {
-		return nil, err
-	}
-	h, err := seenhandler.New(fake.Registry("demo"),
-		seenhandler.WithAuth(auth),
-		seenhandler.WithPathSession(func(r *http.Request) string { return mux.Vars(r)["session"] }),
-	)
+	h, err := routertest.Handler(fake, token, func(r *http.Request) string { return mux.Vars(r)["session"] })
 	if err != nil {
 		return nil, err
 	}

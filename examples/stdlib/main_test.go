@@ -6,7 +6,6 @@ import (
 
 	"github.com/bluetick/bluetick/examples/internal/crmapp"
 	"github.com/bluetick/bluetick/examples/internal/routertest"
-	"github.com/bluetick/bluetick/seenhandler"
 	"github.com/bluetick/bluetick/session/sessiontest"
 )
 
@@ -20,14 +19,7 @@ func TestOverTheAppsClient(t *testing.T) {
 // presenting token, with the session read by a method-and-wildcard
 // ServeMux pattern (r.PathValue).
 func pathSessionRouter(fake *sessiontest.Fake, token string) (http.Handler, error) {
-	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
-	if err != nil {
-		return nil, err
-	}
-	h, err := seenhandler.New(fake.Registry("demo"),
-		seenhandler.WithAuth(auth),
-		seenhandler.WithPathSession(func(r *http.Request) string { return r.PathValue("session") }),
-	)
+	h, err := routertest.Handler(fake, token, func(r *http.Request) string { return r.PathValue("session") })
 	if err != nil {
 		return nil, err
 	}

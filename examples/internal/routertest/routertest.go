@@ -79,6 +79,17 @@ func PathSession(t *testing.T, newRouter NewRouter) {
 	})
 }
 
+// Handler returns the handler a router of [PathSession] mounts: over
+// fake's sessions, for clients presenting token, with the session read
+// from the request's path by pathSession, as the router names it.
+func Handler(fake *sessiontest.Fake, token string, pathSession func(*http.Request) string) (*seenhandler.Handler, error) {
+	auth, err := seenhandler.NewStaticAuth(map[string][]string{token: {seenhandler.AllSessions}})
+	if err != nil {
+		return nil, err
+	}
+	return seenhandler.New(fake.Registry("demo"), seenhandler.WithAuth(auth), seenhandler.WithPathSession(pathSession))
+}
+
 // StatusHandler returns h's status endpoint, to register at a path of the
 // app's own: the Handler of the route [seenhandler.Routes] lists at
 // seenhandler.PathWawpStatus (nil if none, which fails the test's requests).
