@@ -82,7 +82,7 @@ func wuzapiSetup(tb testing.TB, bin, dir string, port int) ([]string, string) {
 	if err := os.Mkdir(data, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	names := e2eDevices(tb, "sqlite", "file:"+filepath.Join(data, "main.db")+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)", 1)
+	names := e2eDevices(tb, "sqlite", peerStore(filepath.Join(data, "main.db")), 1)
 	db, err := sql.Open("sqlite", filepath.Join(data, "users.db"))
 	if err != nil {
 		tb.Fatal(err)
@@ -137,7 +137,7 @@ func gowaSetup(extra ...string) func(testing.TB, string, string, int) ([]string,
 			tb.Fatal(err)
 		}
 		path := filepath.Join(storages, "whatsapp.db")
-		names := e2eDevices(tb, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)", 1)
+		names := e2eDevices(tb, "sqlite", peerStore(path), 1)
 		// Basic auth is gowa's one way to require credentials; the UI is
 		// off and not fetched (no network).
 		args := []string{bin, "rest", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
@@ -165,6 +165,12 @@ func gowaLoggedIn(hc *http.Client, base string) bool {
 		} `json:"results"`
 	}
 	return getJSON(hc, r, &status) && status.Results.LoggedIn
+}
+
+// peerStore is the DSN of the whatsmeow store at path that a peer reads
+// (WAL, as the peer opens it meanwhile).
+func peerStore(path string) string {
+	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
 }
 
 // getJSON does r and decodes a 200 answer's JSON into v.
@@ -258,8 +264,9 @@ func startPeer(tb testing.TB, p e2ePeer) *e2eSubject {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	// The fake sees the login first; the peer says so once it has handled
 	// it.
-	srv.WaitConnections(tb, e2eConnectWait(1)+30*time.Second, 1)
-	proc.waitLoggedIn(tb, base)
+	limit := e2eConnectWait(1) + 30*time.Second
+	srv.WaitConnections(tb, limit, 1)
+	proc.waitLoggedIn(tb, base, limit)
 	return &e2eSubject{name: p.name, srv: srv, url: base, names: []string{session}, peer: proc}
 }
 
@@ -274,15 +281,15 @@ func freePort(tb testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitLoggedIn asks the peer every 50 ms whether its session has logged
-// in, as its users would; the peers tell nobody when they are ready. It is
-// called once the fake has the peer's connection, so it asks only while
-// the peer handles its login; the measured rounds wait on events.
-func (p *e2ePeerProcess) waitLoggedIn(tb testing.TB, base string) {
+// waitLoggedIn asks the peer every 50 ms, for up to limit, whether its
+// session has logged in, as its users would; the peers tell nobody when
+// they are ready. It is called once the fake has the peer's connection, so
+// it asks only while the peer handles its login; the measured rounds wait
+// on events.
+func (p *e2ePeerProcess) waitLoggedIn(tb testing.TB, base string, limit time.Duration) {
 	tb.Helper()
 	hc := &http.Client{Timeout: time.Second}
 	defer hc.CloseIdleConnections()
-	limit := e2eConnectWait(1) + 30*time.Second
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
