@@ -308,35 +308,30 @@ func (q *Memory) Claim(_ context.Context, c Claim) ([]Job, time.Time, error) {
 			q.wait(j)
 		}
 	}
-	// The sessions with a job due take turns: the one whose next turn
-	// comes first (then whose earliest job was due first) gives its
-	// earliest due job.
-	var turns turnHeap
+	// The sessions with a job due take turns (Deal).
+	var turns []Turn
 	for name, h := range q.ready {
 		if h.Len() == 0 || (*h)[0].job.Due.After(c.Now) || (c.Local != nil && !c.Local(name)) {
 			continue
 		}
-		held := c.Held[name]
-		if c.PerSession > 0 && held >= c.PerSession {
-			continue
+		held, most := c.Held[name], c.Limit
+		if c.PerSession > 0 {
+			most = min(most, c.PerSession-held)
 		}
-		turns = append(turns, &sessionTurn{name: name, jobs: h, turn: held, due: (*h)[0].job.Due})
+		if most > 0 {
+			turns = append(turns, Turn{Session: name, Held: held, Left: h.countDue(c.Now, most), Due: (*h)[0].job.Due})
+		}
 	}
-	heap.Init(&turns)
 	var out []Job
-	for len(out) < c.Limit && turns.Len() > 0 {
-		t := turns[0]
-		j := heap.Pop(t.jobs).(*memJob)
-		j.claimedUntil = c.Now.Add(c.Lease)
-		q.claimed[j.job.ID] = j
-		cp := j.job
-		cp.Receipts = slices.Clone(cp.Receipts)
-		out = append(out, cp)
-		t.turn++
-		if t.jobs.Len() == 0 || (*t.jobs)[0].job.Due.After(c.Now) || (c.PerSession > 0 && t.turn >= c.PerSession) {
-			heap.Pop(&turns)
-		} else {
-			heap.Fix(&turns, 0)
+	for _, sh := range Deal(turns, c.Limit) {
+		h := q.ready[sh.Session]
+		for range sh.Jobs {
+			j := heap.Pop(h).(*memJob)
+			j.claimedUntil = c.Now.Add(c.Lease)
+			q.claimed[j.job.ID] = j
+			cp := j.job
+			cp.Receipts = slices.Clone(cp.Receipts)
+			out = append(out, cp)
 		}
 	}
 	slices.SortFunc(out, func(a, b Job) int {
@@ -442,39 +437,21 @@ func (q *Memory) Pending(_ context.Context, of PendingOf) (PendingCounts, error)
 // Durable implements [Queue]: false.
 func (q *Memory) Durable() bool { return false }
 
-// sessionTurn is a session taking turns in a fair claim: its waiting jobs,
-// the turn its next job would take (the jobs its claimer holds of it come
-// first), and when its earliest job was due as the claim began.
-type sessionTurn struct {
-	name string
-	jobs *jobHeap
-	turn int
-	due  time.Time
-}
-
-// turnHeap orders the sessions of a claim by their next turn, then by when
-// their earliest job was due, then by name.
-type turnHeap []*sessionTurn
-
-func (h turnHeap) Len() int { return len(h) }
-func (h turnHeap) Less(i, k int) bool {
-	a, b := h[i], h[k]
-	if a.turn != b.turn {
-		return a.turn < b.turn
+// countDue counts h's jobs due at now, up to most: the heap's due jobs
+// are those of the subtrees whose roots are due.
+func (h jobHeap) countDue(now time.Time, most int) int {
+	n := 0
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(h) || n >= most || h[i].job.Due.After(now) {
+			return
+		}
+		n++
+		walk(2*i + 1)
+		walk(2*i + 2)
 	}
-	if !a.due.Equal(b.due) {
-		return a.due.Before(b.due)
-	}
-	return a.name < b.name
-}
-func (h turnHeap) Swap(i, k int) { h[i], h[k] = h[k], h[i] }
-func (h *turnHeap) Push(x any)   { *h = append(*h, x.(*sessionTurn)) }
-func (h *turnHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return t
+	walk(0)
+	return n
 }
 
 // jobHeap orders waiting jobs by due time, then id.

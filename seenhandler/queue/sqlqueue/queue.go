@@ -1,7 +1,6 @@
 package sqlqueue
 
 import (
-	"container/heap"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -304,8 +303,8 @@ func (q *Queue) Claim(ctx context.Context, c queue.Claim) ([]queue.Job, time.Tim
 		}
 		parts := make([]string, len(shares))
 		for i, sh := range shares {
-			parts[i] = `SELECT id FROM (SELECT id FROM bluetick_queue WHERE session = ` + arg(sh.session) + ` AND ` + due + ` AND ` + free +
-				` ORDER BY due_ms, id LIMIT ` + strconv.Itoa(sh.jobs) + `) AS share` + strconv.Itoa(i)
+			parts[i] = `SELECT id FROM (SELECT id FROM bluetick_queue WHERE session = ` + arg(sh.Session) + ` AND ` + due + ` AND ` + free +
+				` ORDER BY due_ms, id LIMIT ` + strconv.Itoa(sh.Jobs) + `) AS share` + strconv.Itoa(i)
 		}
 		// The row locks are taken once the shares are chosen, and the
 		// claim is checked again under them.
@@ -381,18 +380,9 @@ func (q *Queue) Claim(ctx context.Context, c queue.Claim) ([]queue.Job, time.Tim
 	return jobs, next, err
 }
 
-// share is how many due jobs of a session a fair claim takes.
-type share struct {
-	session string
-	jobs    int
-}
-
-// turns deals a fair claim's jobs (see queue.Claim.PerSession): it
-// counts each session's due jobs that c may take, then gives c.Limit of
-// them out in turns, a session's first turn coming after the jobs c.Held
-// says its claimer holds, and within a turn the session whose earliest
-// job is due first going first.
-func (q *Queue) turns(ctx context.Context, c queue.Claim, now, acceptedBy int64) ([]share, error) {
+// turns counts the due jobs of each session that a fair claim c may take
+// (see queue.Claim.PerSession) and deals c.Limit of them (queue.Deal).
+func (q *Queue) turns(ctx context.Context, c queue.Claim, now, acceptedBy int64) ([]queue.Share, error) {
 	free, args := `claimed_until_ms <= $1`, []any{now, acceptedBy}
 	if c.Local != nil {
 		free = `(claimed_until_ms <= $1 OR claimed_by <> $3)` // see Claim
@@ -404,73 +394,25 @@ func (q *Queue) turns(ctx context.Context, c queue.Claim, now, acceptedBy int64)
 		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
 	defer rows.Close()
-	var cands turnHeap
+	var turns []queue.Turn
 	for rows.Next() {
-		var t turn
-		if err := rows.Scan(&t.session, &t.left, &t.due); err != nil {
+		var (
+			t   queue.Turn
+			due int64
+		)
+		if err := rows.Scan(&t.Session, &t.Left, &due); err != nil {
 			return nil, fmt.Errorf("sqlqueue: claim: %w", err)
 		}
-		t.turn = c.Held[t.session]
-		t.left = min(t.left, c.PerSession-t.turn)
-		if t.left > 0 && (c.Local == nil || c.Local(t.session)) {
-			cands = append(cands, &t)
+		t.Held, t.Due = c.Held[t.Session], fromMS(due)
+		t.Left = min(t.Left, c.PerSession-t.Held)
+		if c.Local == nil || c.Local(t.Session) {
+			turns = append(turns, t)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlqueue: claim: %w", err)
 	}
-	heap.Init(&cands)
-	taken := map[string]int{}
-	var out []share
-	for n := 0; n < c.Limit && cands.Len() > 0; n++ {
-		t := cands[0]
-		if taken[t.session] == 0 {
-			out = append(out, share{session: t.session})
-		}
-		taken[t.session]++
-		t.turn++
-		if t.left--; t.left == 0 {
-			heap.Pop(&cands)
-		} else {
-			heap.Fix(&cands, 0)
-		}
-	}
-	for i := range out {
-		out[i].jobs = taken[out[i].session]
-	}
-	return out, nil
-}
-
-// turn is a session taking turns in a fair claim: the turn its next job
-// takes, how many more it may take, and when its earliest due job is due.
-type turn struct {
-	session    string
-	turn, left int
-	due        int64
-}
-
-// turnHeap orders the sessions of a fair claim by their next turn, then by
-// their earliest due job, then by name.
-type turnHeap []*turn
-
-func (h turnHeap) Len() int { return len(h) }
-func (h turnHeap) Less(i, k int) bool {
-	a, b := h[i], h[k]
-	if a.turn != b.turn {
-		return a.turn < b.turn
-	}
-	if a.due != b.due {
-		return a.due < b.due
-	}
-	return a.session < b.session
-}
-func (h turnHeap) Swap(i, k int) { h[i], h[k] = h[k], h[i] }
-func (h *turnHeap) Push(x any)   { *h = append(*h, x.(*turn)) }
-func (h *turnHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return t
+	return queue.Deal(turns, c.Limit), nil
 }
 
 // dueSessions lists the sessions with jobs due at now, unclaimed or
