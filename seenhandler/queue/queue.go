@@ -308,30 +308,50 @@ func (q *Memory) Claim(_ context.Context, c Claim) ([]Job, time.Time, error) {
 			q.wait(j)
 		}
 	}
-	// The sessions with a job due take turns (Deal).
-	var turns []Turn
-	for name, h := range q.ready {
-		if h.Len() == 0 || (*h)[0].job.Due.After(c.Now) || (c.Local != nil && !c.Local(name)) {
-			continue
-		}
-		held, most := c.Held[name], c.Limit
-		if c.PerSession > 0 {
-			most = min(most, c.PerSession-held)
-		}
-		if most > 0 {
-			turns = append(turns, Turn{Session: name, Held: held, Left: h.countDue(c.Now, most), Due: (*h)[0].job.Due})
-		}
-	}
 	var out []Job
-	for _, sh := range Deal(turns, c.Limit) {
-		h := q.ready[sh.Session]
-		for range sh.Jobs {
-			j := heap.Pop(h).(*memJob)
-			j.claimedUntil = c.Now.Add(c.Lease)
-			q.claimed[j.job.ID] = j
-			cp := j.job
-			cp.Receipts = slices.Clone(cp.Receipts)
-			out = append(out, cp)
+	take := func(h *jobHeap) {
+		j := heap.Pop(h).(*memJob)
+		j.claimedUntil = c.Now.Add(c.Lease)
+		q.claimed[j.job.ID] = j
+		cp := j.job
+		cp.Receipts = slices.Clone(cp.Receipts)
+		out = append(out, cp)
+	}
+	due := func(h *jobHeap) bool { return h.Len() > 0 && !(*h)[0].job.Due.After(c.Now) }
+	if c.PerSession > 0 {
+		// The sessions with a job due take turns (Deal).
+		var turns []Turn
+		for name, h := range q.ready {
+			if !due(h) || (c.Local != nil && !c.Local(name)) {
+				continue
+			}
+			held := c.Held[name]
+			if most := min(c.Limit, c.PerSession-held); most > 0 {
+				turns = append(turns, Turn{Session: name, Held: held, Left: h.countDue(c.Now, most), Due: (*h)[0].job.Due})
+			}
+		}
+		for _, sh := range Deal(turns, c.Limit) {
+			for range sh.Jobs {
+				take(q.ready[sh.Session])
+			}
+		}
+	} else {
+		// The earliest due jobs, whatever their session: the sessions
+		// ordered by their earliest job.
+		var heads headHeap
+		for name, h := range q.ready {
+			if due(h) && (c.Local == nil || c.Local(name)) {
+				heads = append(heads, h)
+			}
+		}
+		heap.Init(&heads)
+		for len(out) < c.Limit && heads.Len() > 0 {
+			take(heads[0])
+			if due(heads[0]) {
+				heap.Fix(&heads, 0)
+			} else {
+				heap.Pop(&heads)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Job) int {
@@ -436,6 +456,21 @@ func (q *Memory) Pending(_ context.Context, of PendingOf) (PendingCounts, error)
 
 // Durable implements [Queue]: false.
 func (q *Memory) Durable() bool { return false }
+
+// headHeap orders session heaps, none empty, by their earliest job.
+type headHeap []*jobHeap
+
+func (h headHeap) Len() int           { return len(h) }
+func (h headHeap) Less(i, k int) bool { return earlier((*h[i])[0], (*h[k])[0]) }
+func (h headHeap) Swap(i, k int)      { h[i], h[k] = h[k], h[i] }
+func (h *headHeap) Push(x any)        { *h = append(*h, x.(*jobHeap)) }
+func (h *headHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return x
+}
 
 // countDue counts h's jobs due at now, up to most: the heap's due jobs
 // are those of the subtrees whose roots are due.

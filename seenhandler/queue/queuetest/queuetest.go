@@ -32,6 +32,7 @@ func Run(t *testing.T, newQueue func(t *testing.T) queue.Queue) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"DueOrderAndLimit", testDueOrderAndLimit},
+		{"DueOrderAcrossSessions", testDueOrderAcrossSessions},
 		{"Lease", testLease},
 		{"SettleDone", testSettleDone},
 		{"SettleRetry", testSettleRetry},
@@ -164,6 +165,21 @@ func testDueOrderAndLimit(t *testing.T, q queue.Queue) {
 	}
 	if jobs, _ := claim(t, q, queue.Claim{Now: at(4999)}); len(jobs) != 0 {
 		t.Errorf("claimed %v before it was due", ids(jobs))
+	}
+}
+
+// Without PerSession a claim takes the earliest due jobs, whatever their
+// session: a session's backlog goes before another's later job.
+func testDueOrderAcrossSessions(t *testing.T, q queue.Queue) {
+	a0, a1, a2, b0 := job("a", at(100), "A0"), job("a", at(110), "A1"), job("a", at(120), "A2"), job("b", at(200), "B0")
+	enqueue(t, q, a0, a1, a2, b0)
+	jobs, _ := claim(t, q, queue.Claim{Now: at(300), Limit: 2})
+	if !slices.Equal(ids(jobs), []int64{a0.ID, a1.ID}) {
+		t.Errorf("claimed %v, want the two due first %v", ids(jobs), []int64{a0.ID, a1.ID})
+	}
+	jobs, _ = claim(t, q, queue.Claim{Now: at(300)})
+	if !slices.Equal(ids(jobs), []int64{a2.ID, b0.ID}) {
+		t.Errorf("claimed %v, want the rest in due order %v", ids(jobs), []int64{a2.ID, b0.ID})
 	}
 }
 
