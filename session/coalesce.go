@@ -253,6 +253,18 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 	c.calls.Add(1)
 	key := batchKey{chat: r.Chat, sender: r.Sender, typ: r.Type}
 	ks, crowded := c.arrived(key)
+	if ks.pending == nil && ks.inflight == 0 && !crowded && len(r.MessageIDs) < c.opts.MaxBatch &&
+		fresh(nil, r.MessageIDs) == len(r.MessageIDs) && boundByContext(c.s) {
+		// Nothing to join, nothing in flight, nothing runnable to gather,
+		// no id twice: the receipt would open a batch, seal it at once and
+		// send it from this goroutine (see below). It goes as it is, with
+		// no batch made for it; receipts for the key arriving meanwhile
+		// open the next batch, which goes out when this call lands.
+		ks.inflight++
+		c.wg.Add(1) // done by sendAlone
+		c.mu.Unlock()
+		return c.sendAlone(ctx, ks, r)
+	}
 	b, m := c.join(ctx, key, ks, r)
 	// With nothing in flight for the key, the receipt that opened the batch
 	// sends it once the goroutines already runnable have had their turn —
@@ -280,7 +292,7 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 			// with its own context: no hand-off, no second timer.
 			r := c.seal(b)
 			c.mu.Unlock()
-			return c.sendAlone(ctx, b, m, r)
+			return c.sendAlone(ctx, b.ks, r)
 		}
 		c.dispatch(b)
 	}
@@ -312,7 +324,13 @@ func (b *batch) result(m *member) (Result, error) {
 	if b.err != nil {
 		return Result{}, b.err
 	}
-	return Result{Type: b.res.Type, Chat: b.res.Chat, Sender: b.res.Sender, Duplicates: own(b.res.Duplicates, m.ids)}, nil
+	return narrow(b.res, m.ids), nil
+}
+
+// narrow returns res as a caller whose ids were ids gets it: its
+// Duplicates narrowed to those ids.
+func narrow(res Result, ids []string) Result {
+	return Result{Type: res.Type, Chat: res.Chat, Sender: res.Sender, Duplicates: own(res.Duplicates, ids)}
 }
 
 // flush sends every pending batch now, without waiting for the results.
@@ -571,21 +589,25 @@ func (c *coalescer) send(b *batch, r Receipt) {
 	c.landed(b.ks)
 }
 
-// sendAlone makes the call for b, sealed with its opener m alone in it, on
-// the opener's goroutine and with its context ctx (see
-// [ContextBound]); then sends the batch that gathered for b's key
-// meanwhile. A failure after ctx ended is reported as [ErrInFlight], as for
-// a member of a batch sent from a goroutine of its own: the receipt may
-// have gone out before the backend stopped.
-func (c *coalescer) sendAlone(ctx context.Context, b *batch, m *member, r Receipt) (Result, error) {
+// sendAlone makes the call for a receipt r alone for its key ks, sealed
+// (see seal) or never batched, on its caller's goroutine and with its
+// context ctx (see [ContextBound]); then sends the batch that gathered for
+// the key meanwhile. It ends the call counted in ks.inflight and c.wg. A
+// failure after ctx ended is reported as [ErrInFlight], as for a member of
+// a batch sent from a goroutine of its own: the receipt may have gone out
+// before the backend stopped.
+func (c *coalescer) sendAlone(ctx context.Context, ks *keyState, r Receipt) (Result, error) {
 	c.sends.Add(1)
-	b.res, b.err = c.call(ctx, r) // b.done is nil: nobody else waits on it
-	c.landed(b.ks)
-	c.wg.Done() // added by seal
-	if b.err != nil && ctx.Err() != nil {
-		return Result{}, fmt.Errorf("%w: the caller's context ended while its receipt was being sent: %w", ErrInFlight, ctx.Err())
+	res, err := c.call(ctx, r)
+	c.landed(ks)
+	c.wg.Done()
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, fmt.Errorf("%w: the caller's context ended while its receipt was being sent: %w", ErrInFlight, ctx.Err())
+		}
+		return Result{}, err
 	}
-	return b.result(m)
+	return narrow(res, r.MessageIDs), nil
 }
 
 // call calls the wrapped Session, turning a panic into an error: it would
