@@ -54,10 +54,12 @@ package whatsmeow_test
 // <subject>/Bare-cpu/req; and for each Bluetick subject, its ratios to each
 // peer of the round: <subject>/<peer>-req/s and <subject>/<peer>-cpu/req.
 // Every 2xx must be matched by its message id on the wire. -count gives
-// rounds; benchstat their medians. The flags of this file come after the
-// package, where go test passes them on:
+// rounds; benchstat their medians. A gateway process keeps its speed for
+// its life and two processes of one binary differ by a few percent, more
+// than rounds of one process do: pool the rounds of several runs. The
+// flags of this file come after the package, where go test passes them on:
 //
-//	go test -run '^$' -bench 'EndToEnd/sessions=1$/' -benchtime 20000x -count 5 ./session/whatsmeow/ -e2e.subjects='^(Bluetick|Bare)$' | tee e2e.txt
+//	for run in 1 2 3; do go test -run '^$' -bench 'EndToEnd/sessions=1$/' -benchtime 20000x -count 5 ./session/whatsmeow/ -e2e.subjects='^(Bluetick|Bare)$'; done | tee e2e.txt
 //	benchstat -filter '.unit:/Bare/' e2e.txt   # the ratios alone
 //	go test -run '^$' -bench 'EndToEnd/.*/spread' ./session/whatsmeow/ -e2e.sessions=1000 -e2e.subjects='^Bluetick$'   # 1,000 sessions against one
 //	session/whatsmeow/internal/peers/build.sh /tmp/peers   # the peers' binaries, outside the repository
