@@ -262,8 +262,7 @@ func (c *coalescer) SendReceipt(ctx context.Context, r Receipt) (Result, error) 
 		// send it from this goroutine (see below). It goes as it is, with
 		// no batch made for it; receipts for the key arriving meanwhile
 		// open the next batch, which goes out when this call lands.
-		ks.inflight++
-		c.wg.Add(1) // done by sendAlone
+		c.takeoff(ks)
 		c.mu.Unlock()
 		return c.sendAlone(ctx, ks, r)
 	}
@@ -502,8 +501,15 @@ func (c *coalescer) leave(b *batch, m *member) {
 	}
 }
 
-// landed ends a call in flight for ks's key: the batch that gathered
-// meanwhile, if any, goes out now.
+// takeoff counts a call in flight for ks's key, for the key's next batch
+// to wait on and for close; landed ends it. c.mu must be held.
+func (c *coalescer) takeoff(ks *keyState) {
+	ks.inflight++
+	c.wg.Add(1)
+}
+
+// landed ends a call in flight for ks's key (see takeoff): the batch that
+// gathered meanwhile, if any, goes out now.
 func (c *coalescer) landed(ks *keyState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -511,6 +517,7 @@ func (c *coalescer) landed(ks *keyState) {
 	if ks.pending != nil && ks.inflight == 0 {
 		c.dispatch(ks.pending)
 	}
+	c.wg.Done() // after dispatch has counted the next batch, if any
 }
 
 // dispatch seals b and sends it on a sender goroutine: an idle one, or a
@@ -553,8 +560,7 @@ func (c *coalescer) sender(j sent) {
 func (c *coalescer) seal(b *batch) Receipt {
 	b.sealed = true
 	b.ks.pending = nil
-	b.ks.inflight++
-	c.wg.Add(1) // done by send or sendAlone
+	c.takeoff(b.ks)
 	r := Receipt{Chat: b.key.chat, Sender: b.key.sender, Type: b.key.typ}
 	if len(b.members) == 1 && b.n == len(b.members[0].ids) { // alone, no id twice: its own copy goes
 		r.MessageIDs, r.Timestamp = b.members[0].ids, b.members[0].ts
@@ -582,7 +588,6 @@ func (c *coalescer) seal(b *batch) Receipt {
 // send makes b's call to the wrapped Session, hands the outcome to b's
 // members, and sends the batch that gathered for b's key meanwhile.
 func (c *coalescer) send(b *batch, r Receipt) {
-	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.opener), c.opts.SendTimeout)
 	defer cancel()
 	c.sends.Add(1)
@@ -594,7 +599,7 @@ func (c *coalescer) send(b *batch, r Receipt) {
 // sendAlone makes the call for a receipt r alone for its key ks, sealed
 // (see seal) or never batched, on its caller's goroutine and with its
 // context ctx (see [ContextBound]); then sends the batch that gathered for
-// the key meanwhile. It ends the call counted in ks.inflight and c.wg. A
+// the key meanwhile. It ends the call takeoff counted (landed). A
 // failure after ctx ended is reported as [ErrInFlight], as for a member of
 // a batch sent from a goroutine of its own: the receipt may have gone out
 // before the backend stopped.
@@ -602,7 +607,6 @@ func (c *coalescer) sendAlone(ctx context.Context, ks *keyState, r Receipt) (Res
 	c.sends.Add(1)
 	res, err := c.call(ctx, r)
 	c.landed(ks)
-	c.wg.Done()
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{}, fmt.Errorf("%w: the caller's context ended while its receipt was being sent: %w", ErrInFlight, ctx.Err())
